@@ -1,0 +1,12 @@
+# One place that sets warnings and sanitizers the same way on every target (llama.cpp style).
+function(keel_add_compile_flags target)
+  target_compile_options(${target} PRIVATE
+    -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers -Wno-restrict -Winvalid-pch)
+  if(KEEL_WERROR)
+    target_compile_options(${target} PRIVATE -Werror)
+  endif()
+  if(KEEL_SANITIZE)
+    target_compile_options(${target} PRIVATE -fsanitize=address,undefined -fno-omit-frame-pointer)
+    target_link_options(${target} PRIVATE -fsanitize=address,undefined)
+  endif()
+endfunction()

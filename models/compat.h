@@ -1,0 +1,29 @@
+// The one place that knows LibTorch 1.13 (Debian, CPU) from LibTorch 2.x (CUDA machines).
+// Everything else in keel is written once against the helpers below.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+#include <torch/version.h>
+
+#define KEEL_TORCH_AT_LEAST(major, minor) \
+  (TORCH_VERSION_MAJOR > (major) || (TORCH_VERSION_MAJOR == (major) && TORCH_VERSION_MINOR >= (minor)))
+
+namespace keel::compat {
+
+/// "1.13.1" etc.
+inline const char* torch_version() { return TORCH_VERSION; }
+
+/// Fused scaled-dot-product attention exists from 2.0; 1.13 gets the explicit softmax(QK^T)V.
+/// q,k,v: [B, H, T, D]; mask: additive [.., T, S] float mask or undefined; causal applies when mask
+/// is undefined. Defined in compat.cpp so that only one TU sees the version switch.
+at::Tensor scaled_dot_product_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                                        const at::Tensor& attn_mask, bool is_causal, double scale);
+
+/// Whether this LibTorch was built with CUDA and a device is present.
+bool cuda_available();
+/// Number of visible CUDA devices (0 on CPU builds).
+int cuda_device_count();
+/// Whether NCCL support is compiled into this LibTorch.
+bool nccl_available();
+
+}  // namespace keel::compat

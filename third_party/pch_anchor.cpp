@@ -1,0 +1,1 @@
+// Anchor translation unit: lets a library with the shared PCH exist before it has sources.

@@ -1,0 +1,77 @@
+// The one place where subcommands are registered.
+#include "trainer/cli/app.h"
+
+#include <CLI/CLI.hpp>
+#include <iostream>
+
+#include "trainer/cli/commands.h"
+#include "trainer/common/error.h"
+#include "trainer/common/log.h"
+
+namespace keel::cli {
+
+namespace {
+
+void add_config_args(CLI::App* sub, ConfigArgs& a) {
+  sub->add_option("config", a.config, "YAML config file")->required();
+  sub->add_option("overrides", a.overrides, "dotted overrides, e.g. optim.lr=1e-6 rollout.samples_per_prompt=8");
+  sub->add_option("--world-size", a.world_size, "world size for the batch arithmetic (default: $WORLD_SIZE or 1)");
+}
+
+}  // namespace
+
+int run_cli(int argc, char** argv) {
+  CLI::App app{"keel: native C++/LibTorch RL post-training (GRPO, PPO, DPO, ...)", "keel"};
+  app.require_subcommand(1);
+  app.set_help_all_flag("--help-all", "help for every command");
+  std::string log_level = "info";
+  app.add_option("--log-level", log_level, "trace|debug|info|warn|error|off (overrides run.log_level)");
+
+  int rc = 0;
+
+  VersionArgs version;
+  auto* v = app.add_subcommand("version", "keel and LibTorch versions, CUDA/NCCL, BLAS and threads");
+  v->add_flag("--matmul", version.matmul, "also measure fp32 matmul GFLOP/s (2048x2048)");
+
+  ListArgs list;
+  auto* l = app.add_subcommand("list", "list registered names: estimators, losses, rewards, tasks, models, ...");
+  l->add_option("what", list.what, "estimators|losses|rewards|tasks|models|algorithms|templates|kl|all");
+
+  ConfigArgs validate;
+  auto* va = app.add_subcommand("validate", "check a config (and its batch arithmetic) without touching data or devices");
+  add_config_args(va, validate);
+
+  PrintConfigArgs print;
+  auto* pc = app.add_subcommand("print-config", "print the fully resolved config");
+  pc->add_option("config", print.cfg.config, "YAML config file");
+  pc->add_option("overrides", print.cfg.overrides, "dotted overrides");
+  pc->add_option("--world-size", print.cfg.world_size, "world size for the batch arithmetic");
+  pc->add_flag("--reference", print.reference, "print configs/reference.yaml (every key, default, comment)");
+  pc->add_flag("--comments", print.comments, "annotate each key with its doc line");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int code = app.exit(e);
+    return code == 0 ? 0 : 2;
+  }
+  try {
+    log::init(log::parse_level(log_level));
+    if (*v) rc = run_version(version);
+    else if (*l) rc = run_list(list);
+    else if (*va) rc = run_validate(validate);
+    else if (*pc) {
+      if (!print.reference && print.cfg.config.empty()) fail("print-config: a config file is required (or --reference)");
+      rc = run_print_config(print);
+    }
+  } catch (const Error& e) {
+    std::cerr << "keel: error: " << e.what() << "\n";
+    return 1;
+  } catch (const std::exception& e) {
+    std::cerr << "keel: internal error: " << e.what() << "\n";
+    return 3;
+  }
+  return rc;
+}
+
+}  // namespace keel::cli

@@ -1,0 +1,37 @@
+// Options structs and entry points of the subcommands (implemented in cmd_*.cpp).
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace keel::cli {
+
+struct ConfigArgs {
+  std::string config;                   ///< YAML path
+  std::vector<std::string> overrides;   ///< key.path=value
+  int world_size = 0;                   ///< 0 = WORLD_SIZE from the environment, else 1
+};
+
+struct VersionArgs {
+  bool matmul = false;                  ///< also measure fp32 matmul GFLOP/s
+};
+int run_version(const VersionArgs& a);
+
+struct ListArgs {
+  std::string what = "all";
+};
+int run_list(const ListArgs& a);
+
+int run_validate(const ConfigArgs& a);
+
+struct PrintConfigArgs {
+  ConfigArgs cfg;
+  bool reference = false;               ///< print configs/reference.yaml instead
+  bool comments = false;
+};
+int run_print_config(const PrintConfigArgs& a);
+
+/// World size for the batch arithmetic: explicit, else $WORLD_SIZE, else $SLURM_NTASKS, else 1.
+int resolve_world_size(int explicit_world_size);
+
+}  // namespace keel::cli

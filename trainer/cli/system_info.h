@@ -1,0 +1,15 @@
+// What keel runs on: versions, BLAS, threads — for `keel version` and the start-up log line.
+#pragma once
+
+#include <string>
+
+namespace keel::cli {
+
+/// "OpenBLAS (...; 2 threads)", "reference BLAS (...) -- SLOW ...", ...
+std::string blas_description();
+/// One line: keel, LibTorch, CUDA, NCCL, BLAS, threads.
+std::string system_summary();
+/// Best-of-`reps` fp32 n x n matmul throughput.
+double measure_matmul_gflops(int n, int reps);
+
+}  // namespace keel::cli

@@ -1,0 +1,238 @@
+// Section readers, batch arithmetic and the loader (see config.h).
+#include "trainer/config/config.h"
+
+#include "trainer/common/error.h"
+
+namespace keel::config {
+
+namespace {
+
+void read_run(Reader& r, RunSection& c) {
+  r.field("name", c.name, "run name; the run directory is <output_dir>/<name>").nonempty();
+  r.field("output_dir", c.output_dir, "parent directory of run directories").nonempty();
+  r.field("seed", c.seed, "seed of every RNG (data order, sampling, init)").ge(0);
+  r.field("total_steps", c.total_steps, "RL steps to train").ge(1);
+  r.field("device", c.device, "where to run").one_of({"auto", "cpu", "cuda"}, "device");
+  r.field("threads", c.threads, "intra-op CPU threads; 0 = all cores").ge(0);
+  r.field("log_level", c.log_level, "console log level").one_of({"trace", "debug", "info", "warn", "error"}, "log level");
+  r.field("log_all_ranks", c.log_all_ranks, "log from every rank, not only rank 0");
+  r.field("resume", c.resume, "none | auto (newest complete checkpoint) | a checkpoint directory").nonempty();
+}
+
+void read_model(Reader& r, ModelSection& c, const KnownNames& known) {
+  r.field("path", c.path, "HF model directory (config.json + safetensors); empty = random init from model.init");
+  r.field("tokenizer", c.tokenizer, "tokenizer file or directory; empty = the model directory's");
+  auto tmpl = r.field("chat_template", c.chat_template, "chat template");
+  if (!known.chat_templates.empty()) tmpl.one_of(known.chat_templates, "chat template");
+  r.field("dtype", c.dtype, "parameter/compute dtype; auto = bfloat16 autocast on CUDA, float32 on CPU")
+      .one_of({"auto", "float32", "bfloat16"}, "dtype");
+  r.field("activation_checkpointing", c.activation_checkpointing, "recompute activations in backward");
+  r.section("init", "random initialisation (used when path is empty)", [&](Reader& s) {
+    auto& m = c.init;
+    auto fam = s.field("family", m.family, "model family");
+    if (!known.model_families.empty()) fam.one_of(known.model_families, "model family");
+    s.field("hidden_size", m.hidden_size, "").ge(8);
+    s.field("num_layers", m.num_layers, "").ge(1);
+    s.field("num_heads", m.num_heads, "").ge(1);
+    s.field("num_kv_heads", m.num_kv_heads, "").ge(1);
+    s.field("intermediate_size", m.intermediate_size, "").ge(1);
+    s.field("max_position_embeddings", m.max_position_embeddings, "").ge(2);
+    s.field("rope_theta", m.rope_theta, "").gt(0);
+    s.field("tie_word_embeddings", m.tie_word_embeddings, "share embedding and LM head weights");
+    if (m.num_heads > 0 && m.hidden_size % m.num_heads != 0)
+      s.error("num_heads", fmt::format("must divide {} ({}), got {}", s.path_of("hidden_size"), m.hidden_size, m.num_heads));
+    if (m.num_kv_heads > 0 && m.num_heads % m.num_kv_heads != 0)
+      s.error("num_kv_heads", fmt::format("must divide {} ({}), got {}", s.path_of("num_heads"), m.num_heads, m.num_kv_heads));
+  });
+}
+
+void read_data(Reader& r, DataSection& c, const KnownNames& known) {
+  auto task = r.field("task", c.task, "built-in synthetic task (keel list tasks); used when train_file is empty");
+  if (!known.tasks.empty()) task.one_of(known.tasks, "task");
+  r.field("train_file", c.train_file, "prompt JSONL ({prompt | messages, answer, ...} per line)");
+  r.field("eval_file", c.eval_file, "held-out JSONL; empty = split eval_fraction off train_file");
+  r.field("eval_fraction", c.eval_fraction, "held-out share of train_file when eval_file is empty").ge(0).lt(1);
+  r.field("eval_size", c.eval_size, "held-out prompts of a built-in task").ge(0);
+  r.field("skip_bad_lines", c.skip_bad_lines, "skip and count malformed JSONL lines instead of failing");
+  r.field("shuffle", c.shuffle, "shuffle prompts each epoch (seeded by run.seed)");
+}
+
+void read_rollout(Reader& r, RolloutSection& c) {
+  r.field("samples_per_prompt", c.samples_per_prompt, "G: responses sampled per prompt").ge(1);
+  r.field("max_new_tokens", c.max_new_tokens, "response length limit").ge(1);
+  r.field("temperature", c.temperature, "sampling temperature; 0 = greedy").ge(0);
+  r.field("top_k", c.top_k, "keep the k most likely tokens; 0 = off").ge(0);
+  r.field("top_p", c.top_p, "nucleus sampling mass; 1 = off").gt(0).le(1);
+  r.field("stop_token_ids", c.stop_token_ids, "extra token ids that end a response (EOS always does)").ge(0);
+  r.field("batch_size", c.batch_size, "sequences decoded together").ge(1);
+  r.field("max_staleness", c.max_staleness, "async rollout: policy versions rollout may run ahead; 0 = synchronous").ge(0);
+}
+
+void read_batch(Reader& r, BatchSection& c) {
+  r.field("prompts_per_step", c.prompts_per_step, "global prompts per RL step").ge(1);
+  r.field("mini_batch_size", c.mini_batch_size, "samples per optimizer step (global)").ge(1);
+  r.field("micro_batch_size", c.micro_batch_size, "samples per forward/backward on one rank").ge(1);
+  r.field("epochs", c.epochs, "passes over each rollout batch (PPO epochs)").ge(1);
+}
+
+void read_optim(Reader& r, OptimSection& c) {
+  r.field("lr", c.lr, "peak learning rate (AdamW)").gt(0);
+  r.field("min_lr_ratio", c.min_lr_ratio, "final lr / peak lr for cosine and linear schedules").ge(0).le(1);
+  r.field("warmup_steps", c.warmup_steps, "linear warm-up steps").ge(0);
+  r.field("lr_schedule", c.lr_schedule, "learning-rate schedule after warm-up").one_of({"constant", "cosine", "linear"}, "schedule");
+  r.field("weight_decay", c.weight_decay, "AdamW decoupled weight decay").ge(0);
+  r.field("adam_beta1", c.adam_beta1, "").ge(0).lt(1);
+  r.field("adam_beta2", c.adam_beta2, "").ge(0).lt(1);
+  r.field("adam_eps", c.adam_eps, "").gt(0);
+  r.field("grad_clip", c.grad_clip, "max global gradient norm; 0 = off").ge(0);
+}
+
+void read_critic(Reader& r, CriticSection& c) {
+  r.field("mode", c.mode, "PPO critic: a value head on the policy trunk, or a separate model")
+      .one_of({"value_head", "separate"}, "critic mode");
+  r.field("lr", c.lr, "critic learning rate").gt(0);
+  r.field("cliprange_value", c.cliprange_value, "value clipping range; 0 = off").ge(0);
+  r.field("vf_coef", c.vf_coef, "value loss coefficient").ge(0);
+}
+
+void read_eval(Reader& r, EvalSection& c) {
+  r.field("every", c.every, "evaluate every N steps; 0 = never").ge(0);
+  r.field("num_prompts", c.num_prompts, "held-out prompts per evaluation").ge(1);
+  r.field("k", c.k, "samples per prompt for pass@k").ge(1);
+}
+
+void read_checkpoint(Reader& r, CheckpointSection& c) {
+  r.field("every", c.every, "checkpoint every N steps; 0 = only at the end").ge(0);
+  r.field("keep_last", c.keep_last, "complete checkpoints to keep").ge(1);
+}
+
+void read_metrics(Reader& r, MetricsSection& c) {
+  r.field("jsonl", c.jsonl, "write metrics.jsonl in the run directory");
+  r.field("tensorboard", c.tensorboard, "write TensorBoard event files");
+  r.field("console_every", c.console_every, "print a progress line every N steps").ge(1);
+}
+
+void read_dist(Reader& r, DistSection& c) {
+  r.field("placement", c.placement, "where the roles run").one_of({"colocated", "disaggregated"}, "placement");
+  r.field("rollout_ranks", c.rollout_ranks, "disaggregated: ranks that generate").ge(0);
+  r.field("reward_ranks", c.reward_ranks, "disaggregated: ranks that score").ge(0);
+  r.field("learner_ranks", c.learner_ranks, "disaggregated: data-parallel learner ranks").ge(0);
+  r.field("backend", c.backend, "collective backend; auto = nccl on CUDA, gloo on CPU").one_of({"auto", "gloo", "nccl"}, "backend");
+  r.field("timeout_s", c.timeout_s, "rendezvous and collective timeout").gt(0);
+  r.field("bucket_mb", c.bucket_mb, "weight-sync bucket size").gt(0);
+}
+
+}  // namespace
+
+void derive_batch(Reader& r, RunConfig& cfg, int world_size) {
+  auto& d = cfg.derived;
+  d.world_size = world_size;
+  const auto& b = cfg.batch;
+  if (cfg.dist.placement == "disaggregated") {
+    const int sum = cfg.dist.rollout_ranks + cfg.dist.reward_ranks + cfg.dist.learner_ranks;
+    if (cfg.dist.rollout_ranks < 1 || cfg.dist.learner_ranks < 1)
+      r.error("dist", fmt::format("disaggregated placement needs rollout_ranks >= 1 and learner_ranks >= 1, got {} and {}",
+                                  cfg.dist.rollout_ranks, cfg.dist.learner_ranks));
+    else if (sum != world_size)
+      r.error("dist", fmt::format("rollout_ranks + reward_ranks + learner_ranks = {} + {} + {} = {} must equal the world size {}",
+                                  cfg.dist.rollout_ranks, cfg.dist.reward_ranks, cfg.dist.learner_ranks, sum, world_size));
+    d.learner_ranks = std::max(1, cfg.dist.learner_ranks);
+    d.rollout_ranks = std::max(1, cfg.dist.rollout_ranks);
+  } else {
+    d.learner_ranks = world_size;
+    d.rollout_ranks = world_size;
+  }
+  d.rollout_batch = static_cast<int64_t>(b.prompts_per_step) * cfg.rollout.samples_per_prompt;
+  if (b.prompts_per_step % d.rollout_ranks != 0)
+    r.error("batch", fmt::format("prompts_per_step {} does not divide among {} rollout ranks", b.prompts_per_step, d.rollout_ranks));
+  if (cfg.learner.algorithm == "dpo" || cfg.learner.algorithm == "sft" || cfg.learner.algorithm == "rm") {
+    // Offline learners: a "step" is one mini-batch of examples.
+    d.mini_batches_per_epoch = 1;
+  } else if (b.mini_batch_size > d.rollout_batch || d.rollout_batch % b.mini_batch_size != 0) {
+    r.error("batch", fmt::format("mini_batch_size {} must divide the rollout batch (prompts_per_step {} x "
+                                 "rollout.samples_per_prompt {} = {})",
+                                 b.mini_batch_size, b.prompts_per_step, cfg.rollout.samples_per_prompt, d.rollout_batch));
+  } else {
+    d.mini_batches_per_epoch = d.rollout_batch / b.mini_batch_size;
+  }
+  const int64_t per_pass = static_cast<int64_t>(b.micro_batch_size) * d.learner_ranks;
+  if (b.mini_batch_size % per_pass != 0 || b.mini_batch_size / per_pass < 1) {
+    r.error("batch", fmt::format("mini_batch_size {} is not a whole number (>= 1) of micro_batch_size {} x {} learner "
+                                 "rank(s) = {}: it would give {} gradient-accumulation steps",
+                                 b.mini_batch_size, b.micro_batch_size, d.learner_ranks, per_pass,
+                                 format_number(static_cast<double>(b.mini_batch_size) / static_cast<double>(per_pass))));
+  } else {
+    d.grad_accum_steps = b.mini_batch_size / per_pass;
+  }
+}
+
+void read_run_config(Reader& r, RunConfig& c, const KnownNames& known) {
+  r.section("run", "run identity, length, device and logging", [&](Reader& s) { read_run(s, c.run); });
+  r.section("model", "policy model", [&](Reader& s) { read_model(s, c.model, known); });
+  r.section("data", "prompts", [&](Reader& s) { read_data(s, c.data, known); });
+  r.section("rollout", "generation", [&](Reader& s) { read_rollout(s, c.rollout); });
+  r.section("batch", "batch arithmetic (checked at load against the world size)", [&](Reader& s) { read_batch(s, c.batch); });
+  r.section("learner", "learner algorithm and policy loss", [&](Reader& s) { read_learner(s, c.learner, known); });
+  r.section("optim", "optimizer and schedule", [&](Reader& s) { read_optim(s, c.optim); });
+  r.section("advantage", "credit assignment", [&](Reader& s) { read_advantage(s, c.advantage, known); });
+  r.section("kl", "KL regularisation against the frozen reference", [&](Reader& s) { read_kl(s, c.kl, known); });
+  r.section("filter", "DAPO dynamic-sampling group filter", [&](Reader& s) { read_filter(s, c.filter); });
+  r.section("overlong", "DAPO overlong shaping", [&](Reader& s) { read_overlong(s, c.overlong); });
+  r.section("dpo", "DPO family", [&](Reader& s) { read_dpo(s, c.dpo, known); });
+  r.section("critic", "PPO critic", [&](Reader& s) { read_critic(s, c.critic); });
+  r.section("reward", "reward composition and scorer", [&](Reader& s) { read_reward(s, c.reward, known); });
+  r.section("eval", "held-out evaluation", [&](Reader& s) { read_eval(s, c.eval); });
+  r.section("checkpoint", "checkpointing", [&](Reader& s) { read_checkpoint(s, c.checkpoint); });
+  r.section("metrics", "metrics outputs", [&](Reader& s) { read_metrics(s, c.metrics); });
+  r.section("dist", "distributed placement", [&](Reader& s) { read_dist(s, c.dist); });
+
+  // Cross-section checks that need the registries' semantics stay in trainer_core; the ones
+  // here only need the config.
+  if (c.learner.algorithm == "ppo" && c.advantage.estimator != "gae" && c.advantage.estimator != "verl_rank")
+    r.error("advantage", fmt::format("learner.algorithm ppo trains a critic; use advantage.estimator gae, got '{}'",
+                                     c.advantage.estimator));
+  if (c.advantage.estimator == "gae" && c.learner.algorithm != "ppo")
+    r.error("advantage", fmt::format("advantage.estimator gae needs a critic: set learner.algorithm to ppo (got '{}')",
+                                     c.learner.algorithm));
+  static const std::vector<std::string> kGrouped = {"grpo", "dr_grpo", "rloo", "reinforce_pp_baseline", "agrae",
+                                                    "r3l_opmd", "arena_rank", "spo_winrate", "ss_grpo", "turn_grpo",
+                                                    "dcpo", "thr"};
+  const bool grouped = std::find(kGrouped.begin(), kGrouped.end(), c.advantage.estimator) != kGrouped.end();
+  const bool rl = c.learner.algorithm == "grpo" || c.learner.algorithm == "ppo";
+  if (rl && grouped && c.rollout.samples_per_prompt < 2)
+    r.error("rollout", fmt::format("advantage.estimator {} compares samples of one prompt: rollout.samples_per_prompt "
+                                   "must be >= 2, got {}", c.advantage.estimator, c.rollout.samples_per_prompt));
+}
+
+RunConfig load_config_node(Node root, const LoadOptions& opt, const KnownNames& known, Doc* doc) {
+  for (const auto& o : opt.overrides) apply_override(root, o);
+  Diagnostics diag;
+  RunConfig cfg;
+  Reader r(&root, "", diag, doc);
+  read_run_config(r, cfg, known);
+  r.finish();
+  if (opt.world_size < 1) fail("world size must be >= 1, got {}", opt.world_size);
+  if (diag.ok()) derive_batch(r, cfg, opt.world_size);
+  diag.throw_if_any();
+  return cfg;
+}
+
+RunConfig load_config(const std::string& path, const LoadOptions& opt, const KnownNames& known, Doc* doc) {
+  return load_config_node(parse_yaml_file(path, opt.display_name), opt, known, doc);
+}
+
+std::string reference_yaml(const KnownNames& known) {
+  Diagnostics diag;
+  RunConfig cfg;
+  Doc doc;
+  Node empty = Node::map(Source{});
+  Reader r(&empty, "", diag, &doc);
+  read_run_config(r, cfg, known);
+  std::string out =
+      "# keel reference config: every key with its default. GENERATED by `keel print-config --reference`\n"
+      "# (scripts/gen_reference_config.sh); a test fails when this file is stale. Do not edit by hand.\n"
+      "# Launch: keel train configs/reference.yaml\n\n";
+  return out + render_yaml(doc, /*with_comments=*/true);
+}
+
+}  // namespace keel::config

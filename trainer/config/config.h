@@ -1,0 +1,194 @@
+// The typed run configuration: one plain struct per YAML section, defaults here and nowhere else.
+// Field names equal YAML keys. Loaded (and fully validated) by load_config(); never mutated after.
+// Section docs and checks live in the read_*() functions of config.cpp / credit_config.cpp /
+// reward_config.cpp; `keel print-config` and configs/reference.yaml are rendered from them.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "trainer/config/credit_config.h"
+#include "trainer/config/reader.h"
+#include "trainer/config/reward_config.h"
+
+namespace keel::config {
+
+struct RunSection {
+  std::string name = "quickstart";      // run name; the run directory is <output_dir>/<name>
+  std::string output_dir = "runs";
+  int64_t seed = 1;
+  int64_t total_steps = 100;            // optimizer-step loop iterations (RL steps)
+  std::string device = "auto";          // auto | cpu | cuda
+  int threads = 0;                      // intra-op threads; 0 = all cores
+  std::string log_level = "info";       // trace | debug | info | warn | error
+  bool log_all_ranks = false;
+  std::string resume = "none";          // none | auto | <checkpoint dir>
+};
+
+struct ModelInitSection {  // random initialisation when model.path is empty
+  std::string family = "llama";         // llama | qwen2 | mistral
+  int hidden_size = 128;
+  int num_layers = 2;
+  int num_heads = 4;
+  int num_kv_heads = 2;
+  int intermediate_size = 352;
+  int max_position_embeddings = 256;
+  double rope_theta = 10000.0;
+  bool tie_word_embeddings = true;
+};
+
+struct ModelSection {
+  std::string path;                     // HF model directory (config.json + safetensors); "" = init
+  std::string tokenizer;                // tokenizer file/dir; "" = the model directory's
+  std::string chat_template = "plain";  // plain | chatml | llama3
+  std::string dtype = "auto";           // auto | float32 | bfloat16
+  bool activation_checkpointing = false;
+  ModelInitSection init;
+};
+
+struct DataSection {
+  std::string task = "arithmetic";      // built-in task; ignored when train_file is set
+  std::string train_file;               // prompt JSONL
+  std::string eval_file;                // held-out JSONL; "" = split eval_fraction off train
+  double eval_fraction = 0.05;
+  int64_t eval_size = 128;              // held-out prompts for built-in tasks
+  bool skip_bad_lines = false;
+  bool shuffle = true;
+};
+
+struct RolloutSection {
+  int samples_per_prompt = 8;
+  int max_new_tokens = 32;
+  double temperature = 1.0;
+  int top_k = 0;                        // 0 = off
+  double top_p = 1.0;
+  std::vector<int64_t> stop_token_ids;
+  int batch_size = 64;                  // sequences decoded together
+  int max_staleness = 0;                // async: policy versions rollout may run ahead
+};
+
+struct BatchSection {
+  int prompts_per_step = 8;             // global prompts per RL step
+  int mini_batch_size = 64;             // samples per optimizer step (global)
+  int micro_batch_size = 16;            // samples per forward/backward on one rank
+  int epochs = 1;                       // passes over each rollout batch
+};
+
+struct OptimSection {
+  double lr = 1e-5;
+  double min_lr_ratio = 0.0;
+  int64_t warmup_steps = 0;
+  std::string lr_schedule = "constant"; // constant | cosine | linear
+  double weight_decay = 0.0;
+  double adam_beta1 = 0.9;
+  double adam_beta2 = 0.999;
+  double adam_eps = 1e-8;
+  double grad_clip = 1.0;               // 0 = off
+};
+
+struct CriticSection {
+  std::string mode = "value_head";      // value_head | separate
+  double lr = 1e-5;
+  double cliprange_value = 0.2;
+  double vf_coef = 0.5;
+};
+
+struct EvalSection {
+  int64_t every = 10;                   // steps; 0 = never
+  int64_t num_prompts = 64;
+  int k = 4;                            // pass@k samples
+};
+
+struct CheckpointSection {
+  int64_t every = 50;                   // steps; 0 = only at the end
+  int keep_last = 2;
+};
+
+struct MetricsSection {
+  bool jsonl = true;
+  bool tensorboard = false;
+  int64_t console_every = 1;
+};
+
+struct DistSection {
+  std::string placement = "colocated";  // colocated | disaggregated
+  int rollout_ranks = 0;                // disaggregated only
+  int reward_ranks = 0;
+  int learner_ranks = 0;
+  std::string backend = "auto";         // auto | gloo | nccl
+  double timeout_s = 300;
+  double bucket_mb = 64;
+};
+
+struct RunConfig {
+  RunSection run;
+  ModelSection model;
+  DataSection data;
+  RolloutSection rollout;
+  BatchSection batch;
+  LearnerSection learner;
+  OptimSection optim;
+  AdvantageSection advantage;
+  KlSection kl;
+  FilterSection filter;
+  OverlongSection overlong;
+  DpoSection dpo;
+  CriticSection critic;
+  RewardSection reward;
+  EvalSection eval;
+  CheckpointSection checkpoint;
+  MetricsSection metrics;
+  DistSection dist;
+
+  /// Derived at load from the batch arithmetic (see derive_batch()).
+  struct Derived {
+    int world_size = 1;                 ///< ranks in the job
+    int learner_ranks = 1;              ///< data-parallel learner ranks
+    int rollout_ranks = 1;
+    int64_t rollout_batch = 0;          ///< prompts_per_step * samples_per_prompt
+    int64_t mini_batches_per_epoch = 0;
+    int64_t grad_accum_steps = 0;       ///< micro-batches per mini-batch on one learner rank
+  } derived;
+};
+
+/// What the registries know; filled by trainer_core from the real registries (tests pass lists).
+/// An empty list means "not checked".
+struct KnownNames {
+  std::vector<std::string> algorithms;
+  std::vector<std::string> estimators;
+  std::vector<std::string> policy_losses;
+  std::vector<std::string> dpo_losses;
+  std::vector<std::string> kl_estimators;
+  std::vector<std::string> reward_schemes;
+  std::vector<std::string> tasks;
+  std::vector<std::string> model_families;
+  std::vector<std::string> chat_templates;
+  /// Validates (reads) a reward component's scheme-specific parameters; may be empty.
+  std::function<void(Reader& params, const std::string& scheme)> reward_params;
+};
+
+struct LoadOptions {
+  std::vector<std::string> overrides;   ///< "a.b=c"
+  int world_size = 1;                   ///< the job's world size (for the batch arithmetic)
+  std::string display_name;             ///< how messages name the file ("" = the path)
+};
+
+/// Loads, overrides, reads and validates. All errors are collected and thrown together as one
+/// keel::Error (one line per error). `doc` (optional) receives the resolved config.
+RunConfig load_config(const std::string& path, const LoadOptions& opt, const KnownNames& known,
+                      Doc* doc = nullptr);
+/// Same from an already-parsed tree (tests, defaults).
+RunConfig load_config_node(Node root, const LoadOptions& opt, const KnownNames& known, Doc* doc = nullptr);
+
+/// Reads every section of `root` into `cfg` (errors into diag). Exposed for the reference generator.
+void read_run_config(Reader& r, RunConfig& cfg, const KnownNames& known);
+
+/// The batch arithmetic; reports impossible splits through `r` naming the numbers.
+void derive_batch(Reader& r, RunConfig& cfg, int world_size);
+
+/// configs/reference.yaml: every key with its default and a one-line comment.
+std::string reference_yaml(const KnownNames& known);
+
+}  // namespace keel::config

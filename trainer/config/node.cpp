@@ -1,0 +1,198 @@
+// YAML (yaml-cpp) -> config::Node, and command-line overrides. The only yaml-cpp user for configs.
+#include "trainer/config/node.h"
+
+#include <fstream>
+#include <sstream>
+
+#include <fmt/format.h>
+#include <yaml-cpp/yaml.h>
+
+#include "trainer/common/error.h"
+
+namespace keel::config {
+
+std::string Source::str() const {
+  if (!override.empty()) return "override " + override;
+  if (file.empty()) return "<defaults>";
+  if (line > 0) return fmt::format("{}:{}", file, line);
+  return file;
+}
+
+Node Node::scalar(std::string v, Source src, bool quoted) {
+  Node n;
+  n.kind_ = Kind::kScalar;
+  n.text_ = std::move(v);
+  n.quoted_ = quoted;
+  n.src_ = std::move(src);
+  return n;
+}
+Node Node::null(Source src) {
+  Node n;
+  n.src_ = std::move(src);
+  return n;
+}
+Node Node::map(Source src) {
+  Node n;
+  n.kind_ = Kind::kMap;
+  n.src_ = std::move(src);
+  return n;
+}
+Node Node::seq(Source src) {
+  Node n;
+  n.kind_ = Kind::kSeq;
+  n.src_ = std::move(src);
+  return n;
+}
+
+std::string Node::kind_name() const {
+  switch (kind_) {
+    case Kind::kNull: return "nothing";
+    case Kind::kScalar: return fmt::format("'{}'", text_);
+    case Kind::kSeq: return "a list";
+    case Kind::kMap: return "a map";
+  }
+  return "?";
+}
+
+const Node* Node::find(const std::string& key) const {
+  for (const auto& [k, v] : map_)
+    if (k == key) return &v;
+  return nullptr;
+}
+Node* Node::find(const std::string& key) {
+  for (auto& [k, v] : map_)
+    if (k == key) return &v;
+  return nullptr;
+}
+Node& Node::set(const std::string& key, Node value) {
+  if (Node* n = find(key)) {
+    *n = std::move(value);
+    return *n;
+  }
+  map_.emplace_back(key, std::move(value));
+  return map_.back().second;
+}
+
+namespace {
+
+Node convert(const YAML::Node& y, const std::string& file, const Source* override_src) {
+  Source src = override_src ? *override_src : Source{file, y.Mark().line + 1, ""};
+  switch (y.Type()) {
+    case YAML::NodeType::Undefined:
+    case YAML::NodeType::Null:
+      return Node::null(src);
+    case YAML::NodeType::Scalar:
+      // yaml-cpp tags quoted scalars "!" and plain ones "?".
+      return Node::scalar(y.Scalar(), src, y.Tag() == "!");
+    case YAML::NodeType::Sequence: {
+      Node n = Node::seq(src);
+      for (const auto& item : y) n.push_back(convert(item, file, override_src));
+      return n;
+    }
+    case YAML::NodeType::Map: {
+      Node n = Node::map(src);
+      for (const auto& kv : y) {
+        const auto& key = kv.first;
+        if (!key.IsScalar())
+          fail("{}:{}: map keys must be plain names", file, key.Mark().line + 1);
+        const std::string k = key.Scalar();
+        if (n.find(k))
+          fail("{}:{}: duplicate key '{}'", file, key.Mark().line + 1, k);
+        Node child = convert(kv.second, file, override_src);
+        // A key with no value: point messages at the key's line.
+        if (child.is_null() && !override_src) child = Node::null(Source{file, key.Mark().line + 1, ""});
+        n.set(k, std::move(child));
+      }
+      return n;
+    }
+  }
+  return Node();
+}
+
+Node load_yaml(const std::string& text, const std::string& file) {
+  YAML::Node y;
+  try {
+    y = YAML::Load(text);
+  } catch (const YAML::Exception& e) {
+    fail("{}:{}: invalid YAML: {}", file, e.mark.line + 1, e.msg);
+  }
+  if (!y || y.IsNull()) return Node::map(Source{file, 1, ""});
+  if (!y.IsMap()) fail("{}:{}: a config must be a map of sections, got {}", file, y.Mark().line + 1,
+                       y.IsSequence() ? "a list" : "a single value");
+  return convert(y, file, nullptr);
+}
+
+}  // namespace
+
+Node parse_yaml_string(const std::string& text, const std::string& file) { return load_yaml(text, file); }
+
+Node parse_yaml_file(const std::string& path, const std::string& display_name) {
+  const std::string name = display_name.empty() ? path : display_name;
+  std::ifstream in(path, std::ios::binary);
+  if (!in) fail("{}: cannot open config file (does it exist and is it readable?)", name);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return load_yaml(ss.str(), name);
+}
+
+void apply_override(Node& root, const std::string& arg) {
+  const auto eq = arg.find('=');
+  if (eq == std::string::npos || eq == 0)
+    fail("override '{}': expected key.path=value (e.g. learner.lr=1e-6)", arg);
+  const std::string path = arg.substr(0, eq);
+  const std::string value = arg.substr(eq + 1);
+  std::vector<std::string> parts;
+  {
+    size_t start = 0;
+    while (true) {
+      const auto dot = path.find('.', start);
+      parts.push_back(path.substr(start, dot - start));
+      if (dot == std::string::npos) break;
+      start = dot + 1;
+    }
+  }
+  for (const auto& p : parts)
+    if (p.empty()) fail("override '{}': empty component in key path '{}'", arg, path);
+
+  const Source src{"", 0, arg};
+  Node parsed;
+  try {
+    YAML::Node y = YAML::Load(value);
+    parsed = (!y || y.IsNull()) ? Node::null(src) : convert(y, "", &src);
+  } catch (const YAML::Exception& e) {
+    fail("override '{}': value is not valid YAML: {}", arg, e.msg);
+  }
+
+  Node* cur = &root;
+  std::string walked;
+  for (size_t i = 0; i < parts.size(); ++i) {
+    const std::string& part = parts[i];
+    const bool last = i + 1 == parts.size();
+    if (cur->is_seq()) {
+      char* end = nullptr;
+      const long idx = std::strtol(part.c_str(), &end, 10);
+      if (*end != '\0' || idx < 0 || static_cast<size_t>(idx) >= cur->items().size())
+        fail("override '{}': {} is a list of {} items, '{}' is not a valid index", arg, walked,
+             cur->items().size(), part);
+      cur = &cur->items()[static_cast<size_t>(idx)];
+    } else {
+      if (cur->is_null()) *cur = Node::map(src);
+      if (!cur->is_map())
+        fail("override '{}': {} is a single value, it has no key '{}'", arg, walked, part);
+      if (last) {
+        cur->set(part, parsed);
+        return;
+      }
+      Node* next = cur->find(part);
+      if (!next) next = &cur->set(part, Node::map(src));
+      cur = next;
+    }
+    walked += (walked.empty() ? "" : ".") + part;
+    if (last) {
+      *cur = parsed;
+      return;
+    }
+  }
+}
+
+}  // namespace keel::config

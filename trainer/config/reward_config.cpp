@@ -1,0 +1,32 @@
+// Reader of the reward section (see reward_config.h).
+#include "trainer/config/reward_config.h"
+
+#include "trainer/config/config.h"
+#include "trainer/config/reader.h"
+
+namespace keel::config {
+
+void read_reward(Reader& r, RewardSection& c, const KnownNames& known) {
+  r.list("components", "weighted reward components; empty = the task's verifier (keel list rewards)",
+         [&](Reader& item, size_t) {
+           RewardComponent comp;
+           auto s = item.required("scheme", comp.scheme, "registered reward scheme");
+           const bool scheme_ok = s.present() && (known.reward_schemes.empty() ||
+                                                  check_choice(comp.scheme, known.reward_schemes, "").empty());
+           if (s.present() && !known.reward_schemes.empty()) s.one_of(known.reward_schemes, "reward scheme");
+           item.field("name", comp.name, "metric name (default: the scheme)");
+           item.field("weight", comp.weight, "weight in the sum");
+           const Node* p = item.take("params");
+           comp.params_path = item.path_of("params");
+           if (p) comp.params = *p;
+           if (scheme_ok && known.reward_params) {
+             item.section("params", "scheme parameters", [&](Reader& pr) { known.reward_params(pr, comp.scheme); });
+           }
+           c.components.push_back(std::move(comp));
+         });
+  r.field("fallback", c.fallback, "reward when a verifier times out, throws or meets malformed text");
+  r.field("timeout_ms", c.timeout_ms, "per-sample deadline of rule-based scoring").gt(0);
+  r.field("threads", c.threads, "scorer thread pool size; 0 = all cores").ge(0);
+}
+
+}  // namespace keel::config
