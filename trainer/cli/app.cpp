@@ -65,7 +65,15 @@ int run_cli(int argc, char** argv) {
       rc = run_print_config(print);
     }
   } catch (const Error& e) {
-    std::cerr << "keel: error: " << e.what() << "\n";
+    // One "keel: error: " line per problem (config errors come all together).
+    std::string msg = e.what();
+    size_t start = 0;
+    while (start <= msg.size()) {
+      const size_t nl = msg.find('\n', start);
+      std::cerr << "keel: error: " << msg.substr(start, nl - start) << "\n";
+      if (nl == std::string::npos) break;
+      start = nl + 1;
+    }
     return 1;
   } catch (const std::exception& e) {
     std::cerr << "keel: internal error: " << e.what() << "\n";

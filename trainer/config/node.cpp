@@ -99,8 +99,9 @@ Node convert(const YAML::Node& y, const std::string& file, const Source* overrid
         if (n.find(k))
           fail("{}:{}: duplicate key '{}'", file, key.Mark().line + 1, k);
         Node child = convert(kv.second, file, override_src);
-        // A key with no value: point messages at the key's line.
-        if (child.is_null() && !override_src) child = Node::null(Source{file, key.Mark().line + 1, ""});
+        // Messages about a key's value point at the key's line (a block map's own mark is its
+        // first entry; a key with no value has no mark of its own).
+        if (!override_src && !child.is_scalar()) child.set_source(Source{file, key.Mark().line + 1, ""});
         n.set(k, std::move(child));
       }
       return n;

@@ -40,6 +40,7 @@ class Node {
   /// True when the scalar was quoted in YAML ("1" is then a string, not a number).
   bool quoted() const { return quoted_; }
   const Source& source() const { return src_; }
+  void set_source(Source src) { src_ = std::move(src); }
   /// "a map", "a list", "a value", "nothing" — for "expected X, got Y" messages.
   std::string kind_name() const;
 

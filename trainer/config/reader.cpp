@@ -11,13 +11,26 @@
 namespace keel::config {
 
 void Diagnostics::error(const Source& src, const std::string& path, const std::string& msg) {
-  errors_.push_back(fmt::format("{}: {}: {}", src.str(), path, msg));
+  entries_.push_back(Item{src, fmt::format("{}: {}: {}", src.str(), path, msg)});
+}
+
+std::vector<std::string> Diagnostics::errors() const {
+  auto sorted = entries_;
+  std::stable_sort(sorted.begin(), sorted.end(), [](const Item& a, const Item& b) {
+    const bool ao = !a.src.override.empty(), bo = !b.src.override.empty();
+    if (ao != bo) return !ao;  // file errors first, then overrides in argument order
+    if (ao) return false;
+    return a.src.line < b.src.line;
+  });
+  std::vector<std::string> out;
+  for (const auto& e : sorted) out.push_back(e.text);
+  return out;
 }
 
 void Diagnostics::throw_if_any() const {
-  if (errors_.empty()) return;
+  if (entries_.empty()) return;
   std::string all;
-  for (const auto& e : errors_) all += (all.empty() ? "" : "\n") + e;
+  for (const auto& e : errors()) all += (all.empty() ? "" : "\n") + e;
   throw Error(all);
 }
 
@@ -25,7 +38,10 @@ void Diagnostics::throw_if_any() const {
 
 namespace {
 
-std::string got(const Node& n) { return n.kind_name(); }
+std::string got(const Node& n) {
+  if (n.is_scalar() && n.quoted()) return fmt::format("the quoted string '{}' (drop the quotes for a non-string)", n.text());
+  return n.kind_name();
+}
 
 bool parse_int64(const std::string& s, int64_t& out) {
   if (s.empty()) return false;

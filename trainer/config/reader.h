@@ -28,13 +28,18 @@ namespace keel::config {
 class Diagnostics {
  public:
   void error(const Source& src, const std::string& path, const std::string& msg);
-  bool ok() const { return errors_.empty(); }
-  const std::vector<std::string>& errors() const { return errors_; }
+  bool ok() const { return entries_.empty(); }
+  /// The messages in file order (file errors by line, then command-line overrides).
+  std::vector<std::string> errors() const;
   /// Throws keel::Error with every message, one per line, when there is at least one.
   void throw_if_any() const;
 
  private:
-  std::vector<std::string> errors_;
+  struct Item {
+    Source src;
+    std::string text;
+  };
+  std::vector<Item> entries_;
 };
 
 /// What print-config and the reference generator emit: a tree of keys, values and one-line docs.

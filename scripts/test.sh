@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# The test command: installs what the build needs (Debian packages), configures, builds, runs ctest.
+#   scripts/test.sh              everything (cpu, dist, slow; gpu tests skip without CUDA)
+#   scripts/test.sh -L cpu       only the always-on gate (any ctest arguments pass through)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+scripts/build.sh
+build_dir=${KEEL_BUILD_DIR:-build}
+# Two cores: let ctest run tests in parallel, each test with one intra-op thread.
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
+cd "$build_dir"
+ctest --output-on-failure --timeout 900 -j "${KEEL_TEST_JOBS:-$(nproc)}" "$@"

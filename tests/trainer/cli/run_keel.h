@@ -1,0 +1,60 @@
+// Test helper: runs the keel binary in a scratch directory and captures exit code and output.
+#pragma once
+
+#include <sys/wait.h>
+
+#include <array>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+namespace keel::testing {
+
+struct RunResult {
+  int exit_code = -1;
+  std::string out;  ///< stdout and stderr together
+};
+
+/// Runs `keel <args>` with the working directory `cwd` (shell-quoted args are the caller's job);
+/// `env` is prepended as "VAR=value ..." assignments.
+inline RunResult run_keel(const std::string& args, const std::filesystem::path& cwd = std::filesystem::current_path(),
+                          const std::string& env = "") {
+  const std::string cmd = "cd '" + cwd.string() + "' && " + env + " '" KEEL_BINARY "' " + args + " 2>&1";
+  RunResult r;
+  FILE* p = popen(cmd.c_str(), "r");
+  if (!p) return r;
+  std::array<char, 4096> buf;
+  size_t n;
+  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), n);
+  const int status = pclose(p);
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  return r;
+}
+
+/// A fresh scratch directory under the system temp dir, removed on destruction.
+class ScratchDir {
+ public:
+  explicit ScratchDir(const std::string& tag) {
+    path_ = std::filesystem::temp_directory_path() /
+            ("keel_test_" + tag + "_" + std::to_string(::getpid()) + "_" + std::to_string(counter()++));
+    std::filesystem::remove_all(path_);
+    std::filesystem::create_directories(path_);
+  }
+  ~ScratchDir() { std::filesystem::remove_all(path_); }
+  const std::filesystem::path& path() const { return path_; }
+  std::filesystem::path write(const std::string& name, const std::string& text) const {
+    const auto p = path_ / name;
+    std::ofstream(p, std::ios::binary) << text;
+    return p;
+  }
+
+ private:
+  static int& counter() {
+    static int c = 0;
+    return c;
+  }
+  std::filesystem::path path_;
+};
+
+}  // namespace keel::testing
