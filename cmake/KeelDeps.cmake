@@ -39,11 +39,14 @@ endif()
 if(TARGET PkgConfig::SENTENCEPIECE)
   add_library(sentencepiece ALIAS PkgConfig::SENTENCEPIECE)
 else()
+  # GPU machines: the bundled Debian packages (scripts/bundle_gpu_deps.sh), found through
+  # CMAKE_PREFIX_PATH / CMAKE_LIBRARY_PATH.
   find_path(SENTENCEPIECE_INCLUDE_DIR sentencepiece_processor.h REQUIRED)
   find_library(SENTENCEPIECE_LIBRARY sentencepiece REQUIRED)
-  add_library(sentencepiece UNKNOWN IMPORTED)
-  set_target_properties(sentencepiece PROPERTIES IMPORTED_LOCATION ${SENTENCEPIECE_LIBRARY}
-    INTERFACE_INCLUDE_DIRECTORIES ${SENTENCEPIECE_INCLUDE_DIR})
+  find_library(SENTENCEPIECE_TRAIN_LIBRARY sentencepiece_train REQUIRED)
+  add_library(sentencepiece INTERFACE)
+  target_link_libraries(sentencepiece INTERFACE ${SENTENCEPIECE_LIBRARY} ${SENTENCEPIECE_TRAIN_LIBRARY})
+  target_include_directories(sentencepiece INTERFACE ${SENTENCEPIECE_INCLUDE_DIR})
 endif()
 
 # yaml-cpp 0.7's Debian package exports the target without a namespace; later ones add yaml-cpp::yaml-cpp.

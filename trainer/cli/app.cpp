@@ -5,6 +5,7 @@
 #include <iostream>
 
 #include "trainer/cli/commands.h"
+#include "trainer/cli/system_info.h"
 #include "trainer/common/error.h"
 #include "trainer/common/log.h"
 
@@ -57,6 +58,7 @@ int run_cli(int argc, char** argv) {
   }
   try {
     log::init(log::parse_level(log_level));
+    init_threads(0);
     if (*v) rc = run_version(version);
     else if (*l) rc = run_list(list);
     else if (*va) rc = run_validate(validate);

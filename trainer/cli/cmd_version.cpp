@@ -1,9 +1,6 @@
 // keel version: versions, devices, BLAS and threads (and optionally a matmul GFLOP/s probe).
-#include <dlfcn.h>
-
-#include <chrono>
-#include <fstream>
 #include <iostream>
+#include <thread>
 
 #include <torch/torch.h>
 
@@ -13,47 +10,6 @@
 
 namespace keel::cli {
 
-std::string blas_description() {
-  // OpenBLAS exports openblas_get_config / openblas_get_num_threads when it is the loaded BLAS.
-  using ConfigFn = char* (*)();
-  using ThreadsFn = int (*)();
-  if (auto cfg = reinterpret_cast<ConfigFn>(dlsym(RTLD_DEFAULT, "openblas_get_config"))) {
-    auto th = reinterpret_cast<ThreadsFn>(dlsym(RTLD_DEFAULT, "openblas_get_num_threads"));
-    return fmt::format("OpenBLAS ({}; {} threads)", cfg(), th ? th() : -1);
-  }
-  if (dlsym(RTLD_DEFAULT, "mkl_get_max_threads")) return "Intel MKL";
-  // Fall back to what the dynamic linker mapped.
-  std::ifstream maps("/proc/self/maps");
-  std::string line;
-  while (std::getline(maps, line)) {
-    if (line.find("libblas.so") != std::string::npos || line.find("libcblas.so") != std::string::npos)
-      return "reference BLAS (" + line.substr(line.find('/')) + ") -- SLOW: run scripts/setup.sh to select OpenBLAS";
-  }
-  return "unknown";
-}
-
-std::string system_summary() {
-  return fmt::format("keel {} | LibTorch {} | CUDA {} ({} device(s)) | NCCL {} | BLAS: {} | intra-op threads {}",
-                     KEEL_VERSION, compat::torch_version(), compat::cuda_available() ? "yes" : "no",
-                     compat::cuda_device_count(), compat::nccl_available() ? "yes" : "no", blas_description(),
-                     at::get_num_threads());
-}
-
-double measure_matmul_gflops(int n, int reps) {
-  torch::NoGradGuard ng;
-  auto a = torch::randn({n, n});
-  auto b = torch::randn({n, n});
-  auto c = torch::matmul(a, b);  // warm-up
-  double best = 0;
-  for (int i = 0; i < reps; ++i) {
-    const auto t0 = std::chrono::steady_clock::now();
-    c = torch::matmul(a, b);
-    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    best = std::max(best, 2.0 * n * n * static_cast<double>(n) / s / 1e9);
-  }
-  return best;
-}
-
 int run_version(const VersionArgs& a) {
   std::cout << "keel " << KEEL_VERSION << "\n"
             << "LibTorch " << compat::torch_version() << "\n"
@@ -61,7 +17,8 @@ int run_version(const VersionArgs& a) {
             << compat::cuda_device_count() << " device(s))\n"
             << "NCCL: " << (compat::nccl_available() ? "available" : "not available") << "\n"
             << "BLAS: " << blas_description() << "\n"
-            << "intra-op threads: " << at::get_num_threads() << "\n";
+            << "intra-op threads: " << at::get_num_threads() << " (hardware threads: "
+            << std::thread::hardware_concurrency() << ")\n";
   if (a.matmul) std::cout << fmt::format("fp32 matmul 2048x2048: {:.1f} GFLOP/s\n", measure_matmul_gflops(2048, 5));
   return 0;
 }

@@ -9,6 +9,9 @@ namespace keel::cli {
 std::string blas_description();
 /// One line: keel, LibTorch, CUDA, NCCL, BLAS, threads.
 std::string system_summary();
+/// Sets LibTorch's intra-op threads: `requested` if > 0, else every hardware thread unless
+/// OMP_NUM_THREADS is set (tests set it to 1).
+void init_threads(int requested);
 /// Best-of-`reps` fp32 n x n matmul throughput.
 double measure_matmul_gflops(int n, int reps);
 

@@ -1,0 +1,24 @@
+// Small file helpers with keel's error and durability rules: reads name the file in errors, and
+// writes are atomic (temporary file in the same directory, fsync, rename, fsync of the directory),
+// so a kill at any moment leaves either the old file or the new one, never a torn one.
+#pragma once
+
+#include <filesystem>
+#include <string>
+#include <string_view>
+
+namespace keel::fs {
+
+/// Whole file as bytes; a missing/unreadable file throws keel::Error naming it and `what`.
+std::string read_file(const std::filesystem::path& p, std::string_view what = "file");
+
+/// Atomically replaces `p` with `contents` (creating parent directories).
+void write_file_atomic(const std::filesystem::path& p, std::string_view contents);
+
+/// fsync a file or directory by path (errors throw keel::Error naming it).
+void fsync_path(const std::filesystem::path& p);
+
+/// Atomically renames directory `from` to `to` (which must not exist) and fsyncs the parent.
+void rename_dir_atomic(const std::filesystem::path& from, const std::filesystem::path& to);
+
+}  // namespace keel::fs
