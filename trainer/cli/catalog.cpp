@@ -1,6 +1,9 @@
 // Fills the catalog from each area's register_builtin_*() function.
 #include "trainer/cli/catalog.h"
 
+#include "trainer/config/reader.h"
+#include "trainer/data/task.h"
+
 namespace keel::cli {
 
 Catalog builtin_catalog() {
@@ -21,7 +24,11 @@ Catalog builtin_catalog() {
   c["estimators"];
   c["losses"];
   c["rewards"];
-  c["tasks"];
+  {
+    data::TaskRegistry tasks("task");
+    data::register_builtin_tasks(tasks);
+    for (const auto& n : tasks.names()) c["tasks"].push_back({n, tasks.get(n).description});
+  }
   c["models"];
   return c;
 }
@@ -41,6 +48,11 @@ config::KnownNames known_names() {
   k.reward_schemes = names("rewards");
   k.tasks = names("tasks");
   k.model_families = names("models");
+  k.task_params = [](config::Reader& r, const std::string& task) {
+    data::TaskRegistry tasks("task");
+    data::register_builtin_tasks(tasks);
+    tasks.get(task).fn(r);  // reads (and so validates) the knobs
+  };
   return k;
 }
 

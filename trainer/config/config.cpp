@@ -49,6 +49,10 @@ void read_model(Reader& r, ModelSection& c, const KnownNames& known) {
 void read_data(Reader& r, DataSection& c, const KnownNames& known) {
   auto task = r.field("task", c.task, "built-in synthetic task (keel list tasks); used when train_file is empty");
   if (!known.tasks.empty()) task.one_of(known.tasks, "task");
+  if (const Node* p = r.take("task_params")) c.task_params = *p;
+  const bool task_ok = known.tasks.empty() || check_choice(c.task, known.tasks, "").empty();
+  if (known.task_params && task_ok)
+    r.section("task_params", "knobs of the built-in task (keel list tasks)", [&](Reader& s) { known.task_params(s, c.task); });
   r.field("train_file", c.train_file, "prompt JSONL ({prompt | messages, answer, ...} per line)");
   r.field("eval_file", c.eval_file, "held-out JSONL; empty = split eval_fraction off train_file");
   r.field("eval_fraction", c.eval_fraction, "held-out share of train_file when eval_file is empty").ge(0).lt(1);

@@ -50,6 +50,7 @@ struct ModelSection {
 
 struct DataSection {
   std::string task = "arithmetic";      // built-in task; ignored when train_file is set
+  Node task_params;                     // the task's knobs, read by its factory
   std::string train_file;               // prompt JSONL
   std::string eval_file;                // held-out JSONL; "" = split eval_fraction off train
   double eval_fraction = 0.05;
@@ -167,6 +168,8 @@ struct KnownNames {
   std::vector<std::string> chat_templates;
   /// Validates (reads) a reward component's scheme-specific parameters; may be empty.
   std::function<void(Reader& params, const std::string& scheme)> reward_params;
+  /// Validates (reads) data.task_params for the named task; may be empty.
+  std::function<void(Reader& params, const std::string& task)> task_params;
 };
 
 struct LoadOptions {

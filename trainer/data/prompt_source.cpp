@@ -1,0 +1,110 @@
+#include "trainer/data/prompt_source.h"
+
+#include <cmath>
+
+#include "trainer/common/error.h"
+#include "trainer/config/config.h"
+#include "trainer/data/jsonl.h"
+
+namespace keel::data {
+
+std::vector<size_t> seeded_permutation(size_t n, uint64_t seed) {
+  std::vector<size_t> p(n);
+  for (size_t i = 0; i < n; ++i) p[i] = i;
+  SplitMix64 rng(seed);
+  for (size_t i = n; i > 1; --i) std::swap(p[i - 1], p[static_cast<size_t>(rng.uniform(0, static_cast<int64_t>(i) - 1))]);
+  return p;
+}
+
+PromptSource PromptSource::from_task(std::shared_ptr<const Task> task, uint64_t seed, int64_t eval_size) {
+  PromptSource s;
+  s.task_ = std::move(task);
+  s.seed_ = seed;
+  for (int64_t i = 0; i < eval_size; ++i) {
+    s.eval_.push_back(s.task_->make(seed, Split::kEval, static_cast<uint64_t>(i)));
+    s.eval_prompts_.insert(s.eval_.back().prompt);
+  }
+  return s;
+}
+
+PromptSource PromptSource::from_records(std::vector<PromptRecord> train, std::vector<PromptRecord> eval, uint64_t seed,
+                                        bool shuffle) {
+  if (train.empty()) fail("data: no training prompts");
+  PromptSource s;
+  s.seed_ = seed;
+  s.shuffle_ = shuffle;
+  s.train_ = std::move(train);
+  s.eval_ = std::move(eval);
+  return s;
+}
+
+PromptSource PromptSource::from_config(const config::DataSection& c, uint64_t seed, const TaskRegistry& tasks) {
+  if (c.train_file.empty()) {
+    config::Diagnostics d;
+    config::Reader r(&c.task_params, "data.task_params", d);
+    std::shared_ptr<const Task> task = tasks.get(c.task).fn(r);
+    r.finish();
+    d.throw_if_any();
+    return from_task(std::move(task), seed, c.eval_size);
+  }
+  JsonlOptions o;
+  o.skip_bad_lines = c.skip_bad_lines;
+  auto train = load_prompts(c.train_file, o);
+  std::vector<PromptRecord> eval;
+  int64_t skipped = train.skipped;
+  if (!c.eval_file.empty()) {
+    auto e = load_prompts(c.eval_file, o);
+    eval = std::move(e.records);
+    skipped += e.skipped;
+  } else if (c.eval_fraction > 0 && train.records.size() > 1) {
+    // Held-out split: a seeded permutation; the first ceil(fraction * n) records (at least one,
+    // at most n - 1) are held out.
+    const size_t n = train.records.size();
+    const size_t k = std::min(n - 1, std::max<size_t>(1, static_cast<size_t>(std::ceil(c.eval_fraction * static_cast<double>(n)))));
+    const auto perm = seeded_permutation(n, seed ^ 0xE7A1ull);
+    std::vector<bool> held(n, false);
+    for (size_t i = 0; i < k; ++i) held[perm[i]] = true;
+    std::vector<PromptRecord> kept;
+    for (size_t i = 0; i < n; ++i) (held[i] ? eval : kept).push_back(std::move(train.records[i]));
+    train.records = std::move(kept);
+  }
+  auto s = from_records(std::move(train.records), std::move(eval), seed, c.shuffle);
+  s.skipped_ = skipped;
+  return s;
+}
+
+const std::vector<size_t>& PromptSource::order_for(int64_t epoch) {
+  if (order_epoch_ != epoch) {
+    if (shuffle_) {
+      order_ = seeded_permutation(train_.size(), seed_ * 0x9E3779B97F4A7C15ull + static_cast<uint64_t>(epoch));
+    } else {
+      order_.resize(train_.size());
+      for (size_t i = 0; i < order_.size(); ++i) order_[i] = i;
+    }
+    order_epoch_ = epoch;
+  }
+  return order_;
+}
+
+std::vector<PromptRecord> PromptSource::next_batch(size_t n) {
+  std::vector<PromptRecord> out;
+  out.reserve(n);
+  if (task_) {
+    while (out.size() < n) {
+      auto r = task_->make(seed_, Split::kTrain, static_cast<uint64_t>(cursor_.position++));
+      if (!eval_prompts_.count(r.prompt)) out.push_back(std::move(r));
+    }
+    return out;
+  }
+  while (out.size() < n) {
+    if (cursor_.position >= static_cast<int64_t>(train_.size())) {
+      ++cursor_.epoch;
+      cursor_.position = 0;
+    }
+    const auto& order = order_for(cursor_.epoch);
+    out.push_back(train_[order[static_cast<size_t>(cursor_.position++)]]);
+  }
+  return out;
+}
+
+}  // namespace keel::data

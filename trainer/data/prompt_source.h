@@ -1,0 +1,72 @@
+// Where RL prompts come from: a built-in task (an endless deterministic stream) or a prompt JSONL
+// (finite; reshuffled each epoch by seed). Also the held-out split, and a cursor that checkpoints
+// save so that resume continues with exactly the next prompt.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <unordered_set>
+#include <vector>
+
+#include "trainer/data/record.h"
+#include "trainer/data/task.h"
+
+namespace keel::config {
+struct DataSection;
+}
+
+namespace keel::data {
+
+class PromptSource {
+ public:
+  /// The data cursor (checkpointed).
+  struct Cursor {
+    int64_t epoch = 0;     ///< file mode: passes completed; task mode: unused (0)
+    int64_t position = 0;  ///< next index within the epoch (file) or the stream (task)
+    bool operator==(const Cursor&) const = default;
+  };
+
+  /// From the `data` section: a task (looked up in `tasks`, knobs from data.task_params) when
+  /// data.train_file is empty, else the JSONL file(s).
+  static PromptSource from_config(const config::DataSection& c, uint64_t seed, const TaskRegistry& tasks);
+  /// Task mode, for tests and the SFT warm-up.
+  static PromptSource from_task(std::shared_ptr<const Task> task, uint64_t seed, int64_t eval_size);
+  /// File mode from records already loaded.
+  static PromptSource from_records(std::vector<PromptRecord> train, std::vector<PromptRecord> eval, uint64_t seed,
+                                   bool shuffle);
+
+  /// The next n training prompts (file mode wraps into the next epoch, reshuffled).
+  std::vector<PromptRecord> next_batch(size_t n);
+  const std::vector<PromptRecord>& eval_set() const { return eval_; }
+
+  Cursor cursor() const { return cursor_; }
+  void restore(const Cursor& c) { cursor_ = c; order_epoch_ = -1; }
+
+  /// The task in task mode, else nullptr.
+  const Task* task() const { return task_.get(); }
+  /// Malformed lines skipped while loading (file mode with skip_bad_lines).
+  int64_t skipped_lines() const { return skipped_; }
+  /// Training prompts per epoch (file mode), 0 for an endless task stream.
+  size_t train_size() const { return train_.size(); }
+
+ private:
+  PromptSource() = default;
+  const std::vector<size_t>& order_for(int64_t epoch);
+
+  std::shared_ptr<const Task> task_;
+  uint64_t seed_ = 0;
+  bool shuffle_ = true;
+  std::vector<PromptRecord> train_;
+  std::vector<PromptRecord> eval_;
+  std::unordered_set<std::string> eval_prompts_;  ///< task mode: never train on a held-out prompt
+  std::vector<size_t> order_;
+  int64_t order_epoch_ = -1;
+  Cursor cursor_;
+  int64_t skipped_ = 0;
+};
+
+/// Deterministic permutation of 0..n-1 from a seed (Fisher-Yates over SplitMix64).
+std::vector<size_t> seeded_permutation(size_t n, uint64_t seed);
+
+}  // namespace keel::data

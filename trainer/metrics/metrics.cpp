@@ -1,0 +1,206 @@
+#include "trainer/metrics/metrics.h"
+
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include <fmt/format.h>
+
+#include "trainer/common/error.h"
+#include "trainer/common/fs.h"
+
+namespace keel::metrics {
+
+namespace {
+
+double now_s() {
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+std::string json_escape(const std::string& s) {
+  std::string o;
+  for (char c : s) {
+    switch (c) {
+      case '"': o += "\\\""; break;
+      case '\\': o += "\\\\"; break;
+      case '\n': o += "\\n"; break;
+      default:
+        if (static_cast<unsigned char>(c) < 0x20) o += fmt::format("\\u{:04x}", c);
+        else o += c;
+    }
+  }
+  return o;
+}
+
+/// The "step" of a metrics line, or -1 when it has none.
+int64_t step_of(const std::string& line) {
+  const auto p = line.find("\"step\":");
+  if (p == std::string::npos) return -1;
+  return std::strtoll(line.c_str() + p + 7, nullptr, 10);
+}
+
+}  // namespace
+
+JsonlWriter::JsonlWriter(std::filesystem::path path, int64_t resume_step) : path_(std::move(path)) {
+  if (resume_step >= 0 && std::filesystem::exists(path_)) {
+    std::ifstream in(path_);
+    std::string line, kept;
+    while (std::getline(in, line))
+      if (!line.empty() && step_of(line) <= resume_step && line.back() == '}') kept += line + "\n";
+    fs::write_file_atomic(path_, kept);
+  }
+  f_ = std::fopen(path_.c_str(), resume_step >= 0 ? "a" : "w");
+  if (!f_) fail("{}: cannot open the metrics file ({})", path_.string(), std::strerror(errno));
+}
+
+JsonlWriter::~JsonlWriter() {
+  if (f_) std::fclose(f_);
+}
+
+void JsonlWriter::write(int64_t step, const Metrics& m) {
+  std::string line = fmt::format("{{\"step\": {}, \"wall_time\": {:.3f}", step, now_s());
+  for (const auto& [k, v] : m) {
+    if (std::isfinite(v)) line += fmt::format(", \"{}\": {}", json_escape(k), v);
+    else line += fmt::format(", \"{}\": null", json_escape(k));
+  }
+  line += "}\n";
+  if (std::fwrite(line.data(), 1, line.size(), f_) != line.size() || std::fflush(f_) != 0)
+    fail("{}: write failed ({})", path_.string(), std::strerror(errno));
+}
+
+// ---- CRC-32C ----------------------------------------------------------------------------------
+
+uint32_t crc32c(const void* data, size_t n) {
+  static const auto table = [] {
+    std::array<uint32_t, 256> t{};
+    for (uint32_t i = 0; i < 256; ++i) {
+      uint32_t c = i;
+      for (int k = 0; k < 8; ++k) c = (c & 1) ? (c >> 1) ^ 0x82F63B78u : c >> 1;
+      t[i] = c;
+    }
+    return t;
+  }();
+  uint32_t c = 0xFFFFFFFFu;
+  const auto* p = static_cast<const unsigned char*>(data);
+  for (size_t i = 0; i < n; ++i) c = table[(c ^ p[i]) & 0xFF] ^ (c >> 8);
+  return c ^ 0xFFFFFFFFu;
+}
+
+uint32_t masked_crc32c(const void* data, size_t n) {
+  const uint32_t c = crc32c(data, n);
+  return ((c >> 15) | (c << 17)) + 0xA282EAD8u;
+}
+
+// ---- TensorBoard --------------------------------------------------------------------------------
+
+namespace {
+
+void put_varint(std::string& s, uint64_t v) {
+  while (v >= 0x80) {
+    s += static_cast<char>((v & 0x7F) | 0x80);
+    v >>= 7;
+  }
+  s += static_cast<char>(v);
+}
+template <typename T>
+void put_fixed(std::string& s, T v) {
+  char b[sizeof(T)];
+  std::memcpy(b, &v, sizeof(T));  // little-endian hosts only (x86-64, aarch64)
+  s.append(b, sizeof(T));
+}
+void put_bytes(std::string& s, uint32_t field, const std::string& bytes) {
+  put_varint(s, (field << 3) | 2);
+  put_varint(s, bytes.size());
+  s += bytes;
+}
+
+/// Event { double wall_time = 1; int64 step = 2; string file_version = 3 | Summary summary = 5; }
+std::string event(double wall_time, int64_t step, const std::string* file_version, const std::string* summary) {
+  std::string e;
+  put_varint(e, (1 << 3) | 1);
+  put_fixed(e, wall_time);
+  put_varint(e, (2 << 3) | 0);
+  put_varint(e, static_cast<uint64_t>(step));
+  if (file_version) put_bytes(e, 3, *file_version);
+  if (summary) put_bytes(e, 5, *summary);
+  return e;
+}
+
+}  // namespace
+
+TensorBoardWriter::TensorBoardWriter(const std::filesystem::path& dir) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) fail("{}: cannot create the TensorBoard directory ({})", dir.string(), ec.message());
+  path_ = dir / fmt::format("events.out.tfevents.{}.keel.{}", static_cast<int64_t>(now_s()), ::getpid());
+  f_ = std::fopen(path_.c_str(), "wb");
+  if (!f_) fail("{}: cannot open ({})", path_.string(), std::strerror(errno));
+  const std::string version = "brain.Event:2";
+  write_record(event(now_s(), 0, &version, nullptr));
+}
+
+TensorBoardWriter::~TensorBoardWriter() {
+  if (f_) std::fclose(f_);
+}
+
+void TensorBoardWriter::write_record(const std::string& data) {
+  std::string rec;
+  const uint64_t len = data.size();
+  put_fixed(rec, len);
+  put_fixed(rec, masked_crc32c(&len, sizeof(len)));
+  rec += data;
+  put_fixed(rec, masked_crc32c(data.data(), data.size()));
+  if (std::fwrite(rec.data(), 1, rec.size(), f_) != rec.size() || std::fflush(f_) != 0)
+    fail("{}: write failed ({})", path_.string(), std::strerror(errno));
+}
+
+void TensorBoardWriter::write(int64_t step, const Metrics& m) {
+  // Summary { repeated Value value = 1; }  Value { string tag = 1; float simple_value = 2; }
+  std::string summary;
+  for (const auto& [k, v] : m) {
+    std::string value;
+    put_bytes(value, 1, k);
+    put_varint(value, (2 << 3) | 5);
+    put_fixed(value, static_cast<float>(v));
+    put_bytes(summary, 1, value);
+  }
+  write_record(event(now_s(), step, nullptr, &summary));
+}
+
+// ---- console ------------------------------------------------------------------------------------
+
+std::string format_duration(double s) {
+  if (!std::isfinite(s) || s < 0) return "?";
+  const auto t = static_cast<int64_t>(std::llround(s));
+  if (t >= 3600) return fmt::format("{}h{:02d}m", t / 3600, (t % 3600) / 60);
+  if (t >= 60) return fmt::format("{}m{:02d}s", t / 60, t % 60);
+  return fmt::format("{}s", t);
+}
+
+std::string progress_line(int64_t step, int64_t total, const Metrics& m, double elapsed_s, int64_t steps_done) {
+  std::string s = fmt::format("step {}/{}", step, total);
+  auto add = [&](const char* key, const char* label, const char* f, double scale = 1.0) {
+    auto it = m.find(key);
+    if (it == m.end()) return;
+    s += fmt::format(" | {} ", label);
+    s += fmt::format(fmt::runtime(f), it->second * scale);
+  };
+  add("reward/mean", "reward", "{:.3f}");
+  add("reward/accuracy", "acc", "{:.1f}%", 100.0);
+  add("eval/pass@1", "eval pass@1", "{:.1f}%", 100.0);
+  add("actor/kl", "kl", "{:.4f}");
+  add("actor/entropy", "entropy", "{:.3f}");
+  add("response/length_mean", "len", "{:.1f}");
+  add("perf/tokens_per_s", "tok/s", "{:.0f}");
+  if (steps_done > 0) {
+    const double per_step = elapsed_s / static_cast<double>(steps_done);
+    s += fmt::format(" | {:.2f} s/step | ETA {}", per_step, format_duration(per_step * static_cast<double>(total - step)));
+  }
+  return s;
+}
+
+}  // namespace keel::metrics
