@@ -1,0 +1,107 @@
+#include "trainer/checkpoint/checkpoint_manager.h"
+
+#include <algorithm>
+
+#include <fmt/format.h>
+
+#include "trainer/common/error.h"
+#include "trainer/common/fs.h"
+
+namespace keel::checkpoint {
+
+namespace stdfs = std::filesystem;
+
+namespace {
+constexpr const char* kPrefix = "step-";
+constexpr const char* kStaging = ".staging-step-";
+constexpr const char* kMarker = "COMPLETE";
+
+std::string dir_name(int64_t step) { return fmt::format("{}{:08d}", kPrefix, step); }
+}  // namespace
+
+CheckpointManager::CheckpointManager(stdfs::path root, int keep_last) : root_(std::move(root)), keep_last_(keep_last) {
+  if (keep_last_ < 1) fail("checkpoint.keep_last must be >= 1, got {}", keep_last_);
+}
+
+std::optional<int64_t> CheckpointManager::step_of(const stdfs::path& dir) {
+  const std::string name = dir.filename().string();
+  if (name.rfind(kPrefix, 0) != 0) return std::nullopt;
+  const std::string digits = name.substr(std::string(kPrefix).size());
+  if (digits.empty() || !std::all_of(digits.begin(), digits.end(), ::isdigit)) return std::nullopt;
+  return std::stoll(digits);
+}
+
+bool CheckpointManager::is_complete(const stdfs::path& dir) { return stdfs::is_regular_file(dir / kMarker); }
+
+stdfs::path CheckpointManager::begin(int64_t step) {
+  const auto staging = root_ / fmt::format("{}{:08d}", kStaging, step);
+  std::error_code ec;
+  stdfs::remove_all(staging, ec);
+  stdfs::create_directories(staging, ec);
+  if (ec) fail("{}: cannot create the checkpoint staging directory ({})", staging.string(), ec.message());
+  return staging;
+}
+
+stdfs::path CheckpointManager::commit(const stdfs::path& staging, int64_t step) {
+  for (const auto& e : stdfs::recursive_directory_iterator(staging)) fs::fsync_path(e.path());
+  fs::write_file_atomic(staging / kMarker, fmt::format("step {}\n", step));
+  fs::fsync_path(staging);
+  const auto final_dir = root_ / dir_name(step);
+  std::error_code ec;
+  if (stdfs::exists(final_dir)) stdfs::remove_all(final_dir, ec);
+  fs::rename_dir_atomic(staging, final_dir);
+  auto all = complete();
+  while (static_cast<int>(all.size()) > keep_last_) {
+    stdfs::remove_all(all.front(), ec);
+    all.erase(all.begin());
+  }
+  return final_dir;
+}
+
+std::vector<stdfs::path> CheckpointManager::complete() const {
+  std::vector<std::pair<int64_t, stdfs::path>> found;
+  std::error_code ec;
+  if (!stdfs::is_directory(root_, ec)) return {};
+  for (const auto& e : stdfs::directory_iterator(root_)) {
+    const auto s = step_of(e.path());
+    if (s && e.is_directory() && is_complete(e.path())) found.emplace_back(*s, e.path());
+  }
+  std::sort(found.begin(), found.end());
+  std::vector<stdfs::path> out;
+  for (auto& [s, p] : found) out.push_back(std::move(p));
+  return out;
+}
+
+std::optional<stdfs::path> CheckpointManager::latest() const {
+  auto all = complete();
+  if (all.empty()) return std::nullopt;
+  return all.back();
+}
+
+int CheckpointManager::discard_incomplete() {
+  int n = 0;
+  std::error_code ec;
+  if (!stdfs::is_directory(root_, ec)) return 0;
+  std::vector<stdfs::path> stale;
+  for (const auto& e : stdfs::directory_iterator(root_)) {
+    const std::string name = e.path().filename().string();
+    if (name.rfind(kStaging, 0) == 0 || (step_of(e.path()) && !is_complete(e.path()))) stale.push_back(e.path());
+  }
+  for (const auto& p : stale) {
+    stdfs::remove_all(p, ec);
+    ++n;
+  }
+  return n;
+}
+
+std::optional<stdfs::path> CheckpointManager::resolve_resume(const std::string& resume) const {
+  if (resume == "none") return std::nullopt;
+  if (resume == "auto") return latest();
+  const stdfs::path p(resume);
+  if (!stdfs::is_directory(p)) fail("run.resume: {} is not a directory", resume);
+  if (!is_complete(p))
+    fail("run.resume: {} is not a complete checkpoint (no {} marker; it was probably interrupted)", resume, kMarker);
+  return p;
+}
+
+}  // namespace keel::checkpoint
