@@ -89,6 +89,8 @@ void read_optim(Reader& r, OptimSection& c) {
   r.field("adam_beta2", c.adam_beta2, "").ge(0).lt(1);
   r.field("adam_eps", c.adam_eps, "").gt(0);
   r.field("grad_clip", c.grad_clip, "max global gradient norm; 0 = off").ge(0);
+  r.field("rollback_after", c.rollback_after,
+          "non-finite loss/grad steps are skipped; this many in a row roll back to the last good checkpoint").ge(1);
 }
 
 void read_critic(Reader& r, CriticSection& c) {

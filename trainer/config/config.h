@@ -87,6 +87,7 @@ struct OptimSection {
   double adam_beta2 = 0.999;
   double adam_eps = 1e-8;
   double grad_clip = 1.0;               // 0 = off
+  int rollback_after = 3;               // consecutive non-finite steps before rolling back
 };
 
 struct CriticSection {
