@@ -1,6 +1,7 @@
 // Integer-answer verifier for the arithmetic task (see arithmetic.h).
 #include "rewards/verifiers/arithmetic.h"
 
+#include <cctype>
 #include <vector>
 
 #include "rewards/verifiers/text.h"
@@ -54,7 +55,12 @@ std::optional<std::string> extract_integer_answer(std::string_view response) {
     if (auto v = canonical_integer(*r)) return v;
     // "x = 42", "42 apples": the region's only number.
     auto n = text::last_number(*r);
-    if (n && text::last_number(std::string_view(*r).substr(0, r->rfind(*n))) == std::nullopt) return canonical_integer(*n);
+    if (n) {
+      const size_t at = r->rfind(*n), after = at + n->size();
+      const bool attached = after < r->size() && (std::isalnum(static_cast<unsigned char>((*r)[after])) || (*r)[after] == '%');
+      const bool only = text::last_number(std::string_view(*r).substr(0, at)) == std::nullopt;
+      if (only && !attached) return canonical_integer(*n);  // "1e100" and "42%" are not integers
+    }
     return std::nullopt;  // a committed answer region that is not one integer: no fallback to other text
   }
   if (auto n = text::last_number(response)) return canonical_integer(*n);
