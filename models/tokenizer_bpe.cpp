@@ -43,6 +43,13 @@ struct MergeInfo {
   int64_t merged_id;
 };
 
+// Heterogeneous lookup: find() with a string_view without building a std::string.
+struct StringHash {
+  using is_transparent = void;
+  size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+};
+using PieceMap = std::unordered_map<std::string, int64_t, StringHash, std::equal_to<>>;
+
 uint64_t pair_key(int64_t a, int64_t b) { return (static_cast<uint64_t>(a) << 32) | static_cast<uint64_t>(b); }
 
 std::string read_file(const std::string& path, const char* what) {
@@ -97,7 +104,7 @@ class HfBpeTokenizer final : public Tokenizer {
     return pieces_[static_cast<size_t>(id)];
   }
   int64_t piece_to_id(std::string_view piece) const override {
-    auto it = ids_.find(std::string(piece));
+    auto it = ids_.find(piece);
     return it == ids_.end() ? kNoToken : it->second;
   }
   int64_t vocab_size() const override { return static_cast<int64_t>(pieces_.size()); }
@@ -134,7 +141,7 @@ class HfBpeTokenizer final : public Tokenizer {
   void bpe(const std::string& word, std::vector<int64_t>& out) const;
 
   std::string source_;
-  std::unordered_map<std::string, int64_t> ids_;  // piece -> id (model vocab and added tokens)
+  PieceMap ids_;                                  // piece -> id (model vocab and added tokens)
   std::vector<std::string> pieces_;               // [V] id -> piece ("" for unused ids)
   std::vector<uint8_t> special_;                  // [V] 1 for added tokens marked special
   std::unordered_map<uint64_t, MergeInfo> merges_;
@@ -225,27 +232,30 @@ void HfBpeTokenizer::load_model(const json& model) {
   const json& merges = member(model, "merges", s, "/model");
   if (!merges.is_array()) fail("{}: /model/merges must be an array", s);
   merges_.reserve(merges.size() * 2);
+  std::string ab;
   for (size_t r = 0; r < merges.size(); ++r) {
     const json& m = merges[r];
-    std::string a, b;
+    std::string_view a, b;
     if (m.is_string()) {
-      const std::string& line = m.get_ref<const std::string&>();
+      const std::string_view line = m.get_ref<const std::string&>();
       const size_t sp = line.find(' ');
       if (sp == std::string::npos || line.find(' ', sp + 1) != std::string::npos || sp == 0 || sp + 1 == line.size())
         fail("{}: /model/merges/{}: expected \"left right\" (two pieces and one space), got {}", s, r, m.dump());
       a = line.substr(0, sp);
       b = line.substr(sp + 1);
     } else if (m.is_array() && m.size() == 2 && m[0].is_string() && m[1].is_string()) {
-      a = m[0].get<std::string>();
-      b = m[1].get<std::string>();
+      a = m[0].get_ref<const std::string&>();
+      b = m[1].get_ref<const std::string&>();
     } else {
       fail("{}: /model/merges/{}: expected \"left right\" or [\"left\", \"right\"], got {}", s, r, m.dump());
     }
-    auto ia = ids_.find(a), ib = ids_.find(b), iab = ids_.find(a + b);
+    ab.assign(a);
+    ab.append(b);
+    auto ia = ids_.find(a), ib = ids_.find(b), iab = ids_.find(std::string_view(ab));
     if (ia == ids_.end() || ib == ids_.end())
       fail("{}: /model/merges/{}: piece '{}' is not in /model/vocab", s, r, ia == ids_.end() ? a : b);
     if (iab == ids_.end())
-      fail("{}: /model/merges/{}: merged piece '{}' is not in /model/vocab", s, r, a + b);
+      fail("{}: /model/merges/{}: merged piece '{}' is not in /model/vocab", s, r, ab);
     // The first occurrence of a pair keeps its (lower) rank, as in HF.
     merges_.emplace(pair_key(ia->second, ib->second), MergeInfo{static_cast<int32_t>(r), iab->second});
   }
@@ -457,7 +467,7 @@ void HfBpeTokenizer::encode_text(std::string_view text, std::vector<int64_t>& ou
   for (const PreStep& st : pre_) {
     std::vector<std::string> next;
     for (std::string& p : pieces) {
-      if (st.kind == PreStep::Kind::kByteLevel && st.add_prefix_space && (p.empty() || p[0] != ' ')) p.insert(0, " ");
+      if (st.kind == PreStep::Kind::kByteLevel && st.add_prefix_space && (p.empty() || p[0] != ' ')) p = ' ' + p;
       const bool split = st.kind == PreStep::Kind::kSplit || st.use_regex;
       if (!split) {
         next.push_back(std::move(p));
@@ -475,7 +485,7 @@ void HfBpeTokenizer::encode_text(std::string_view text, std::vector<int64_t>& ou
 
 void HfBpeTokenizer::bpe(const std::string& word, std::vector<int64_t>& out) const {
   if (ignore_merges_) {
-    if (auto it = ids_.find(word); it != ids_.end()) {
+    if (auto it = ids_.find(std::string_view(word)); it != ids_.end()) {
       out.push_back(it->second);
       return;
     }
@@ -484,7 +494,7 @@ void HfBpeTokenizer::bpe(const std::string& word, std::vector<int64_t>& out) con
   std::vector<int64_t> sym;
   sym.reserve(word.size());
   for (const unicode::CodePoint& c : unicode::decode_utf8(word)) {
-    const std::string ch = word.substr(c.offset, c.length);
+    const std::string_view ch = std::string_view(word).substr(c.offset, c.length);
     if (auto it = ids_.find(ch); it != ids_.end()) {
       sym.push_back(it->second);
       continue;
