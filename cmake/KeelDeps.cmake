@@ -31,23 +31,19 @@ find_package(spdlog REQUIRED)
 find_package(nlohmann_json REQUIRED)
 find_package(CLI11 REQUIRED)
 
-# SentencePiece ships a pkg-config file but no CMake package.
+# SentencePiece: headers only, never linked. Debian's libsentencepiece.so.0 exports its private copy
+# of protobuf-lite, which clashes with LibTorch's libprotobuf.so.32 in one process (a crash in
+# protobuf's static initialisers at startup, or a failed CHECK on first use, depending on which is
+# searched first). models/tokenizer_sentencepiece.cpp therefore dlopen()s it on first use with
+# RTLD_LOCAL | RTLD_DEEPBIND, so it binds to its own protobuf and nothing else sees it.
 find_package(PkgConfig QUIET)
 if(PkgConfig_FOUND)
-  pkg_check_modules(SENTENCEPIECE QUIET IMPORTED_TARGET sentencepiece)
+  pkg_check_modules(SENTENCEPIECE QUIET sentencepiece)
 endif()
-if(TARGET PkgConfig::SENTENCEPIECE)
-  add_library(sentencepiece ALIAS PkgConfig::SENTENCEPIECE)
-else()
-  # GPU machines: the bundled Debian packages (scripts/bundle_gpu_deps.sh), found through
-  # CMAKE_PREFIX_PATH / CMAKE_LIBRARY_PATH.
-  find_path(SENTENCEPIECE_INCLUDE_DIR sentencepiece_processor.h REQUIRED)
-  find_library(SENTENCEPIECE_LIBRARY sentencepiece REQUIRED)
-  find_library(SENTENCEPIECE_TRAIN_LIBRARY sentencepiece_train REQUIRED)
-  add_library(sentencepiece INTERFACE)
-  target_link_libraries(sentencepiece INTERFACE ${SENTENCEPIECE_LIBRARY} ${SENTENCEPIECE_TRAIN_LIBRARY})
-  target_include_directories(sentencepiece INTERFACE ${SENTENCEPIECE_INCLUDE_DIR})
-endif()
+find_path(SENTENCEPIECE_INCLUDE_DIR sentencepiece_processor.h HINTS ${SENTENCEPIECE_INCLUDE_DIRS} REQUIRED)
+add_library(sentencepiece INTERFACE)
+target_include_directories(sentencepiece SYSTEM INTERFACE ${SENTENCEPIECE_INCLUDE_DIR})
+target_link_libraries(sentencepiece INTERFACE ${CMAKE_DL_LIBS})
 
 # yaml-cpp 0.7's Debian package exports the target without a namespace; later ones add yaml-cpp::yaml-cpp.
 if(NOT TARGET yaml-cpp AND TARGET yaml-cpp::yaml-cpp)

@@ -1,0 +1,35 @@
+// Teacher-forced response log-probs. See logprobs.h.
+#include "models/logprobs.h"
+
+#include <torch/torch.h>
+
+namespace keel::models {
+
+SequenceLogprobs sequence_logprobs(Transformer& model, const at::Tensor& prompt_ids, const at::Tensor& prompt_mask,
+                                   const at::Tensor& response_ids, const at::Tensor& response_mask,
+                                   const LogprobOptions& opts) {
+  TORCH_CHECK(prompt_ids.dim() == 2 && prompt_mask.sizes() == prompt_ids.sizes(), "sequence_logprobs: prompt_ids ",
+              prompt_ids.sizes(), " and prompt_mask ", prompt_mask.sizes(), " must both be [N, P]");
+  TORCH_CHECK(response_ids.dim() == 2 && response_mask.sizes() == response_ids.sizes() &&
+                  response_ids.size(0) == prompt_ids.size(0),
+              "sequence_logprobs: response_ids ", response_ids.sizes(), " and response_mask ", response_mask.sizes(),
+              " must both be [N, R] with N = ", prompt_ids.size(0));
+  TORCH_CHECK(prompt_ids.size(1) >= 1, "sequence_logprobs: prompts must have at least one token");
+  TORCH_CHECK(prompt_mask.select(1, -1).to(torch::kBool).all().item<bool>(),
+              "sequence_logprobs: prompts must be left-padded (last prompt column all real)");
+  TORCH_CHECK(opts.temperature > 0, "sequence_logprobs: temperature must be > 0, got ", opts.temperature);
+  const int64_t p = prompt_ids.size(1), r = response_ids.size(1);
+  const auto ids = torch::cat({prompt_ids, response_ids}, 1);                                     // [N, P + R]
+  const auto mask = torch::cat({prompt_mask.to(torch::kLong), response_mask.to(torch::kLong)}, 1);  // [N, P + R]
+  // Only the positions that predict response tokens need logits: P - 1 .. P + R - 2.
+  const auto hidden = model.forward_hidden(ids, mask).narrow(1, p - 1, r);  // [N, R, H]
+  const auto logits = model.lm_logits(hidden).to(torch::kFloat) / opts.temperature;  // [N, R, V]
+  const auto logp_all = torch::log_softmax(logits, -1);
+  const auto valid = response_mask.to(torch::kFloat);
+  SequenceLogprobs out;
+  out.logprobs = logp_all.gather(-1, response_ids.to(torch::kLong).unsqueeze(-1)).squeeze(-1) * valid;
+  if (opts.entropy) out.entropy = -(logp_all.exp() * logp_all).sum(-1) * valid;
+  return out;
+}
+
+}  // namespace keel::models

@@ -1,0 +1,34 @@
+// Teacher-forced log-probs of response tokens: what the learner recomputes for the ratio
+// pi_theta / pi_old and what the sampler's log-probs are checked against (the LOG-PROB CONTRACT:
+// at the same temperature, generate()'s log-probs equal sequence_logprobs() of the same
+// sequences within 1e-5 in fp32; tests/models/generate_test.cpp).
+// Layout (as in the RolloutBatch): prompts left-padded, responses right-padded.
+// Deliberately not here: losses, KL, masking policies (trainer/learner).
+#pragma once
+
+#include <torch/types.h>
+
+#include "models/transformer.h"
+
+namespace keel::models {
+
+struct LogprobOptions {
+  /// Logits are divided by this before log_softmax (the sampler's temperature; must be > 0).
+  double temperature = 1.0;
+  /// Also compute the entropy of each position's (temperature-scaled) distribution.
+  bool entropy = false;
+};
+
+struct SequenceLogprobs {
+  at::Tensor logprobs;  ///< [N, R] log p(response_t | prompt, response_<t), 0 where response_mask is 0
+  at::Tensor entropy;   ///< [N, R] (undefined unless LogprobOptions::entropy), 0 where response_mask is 0
+};
+
+/// prompt_ids [N, P] left-padded (prompt_mask [N, P], last column all 1), response_ids [N, R]
+/// right-padded (response_mask [N, R]). One forward pass over [N, P + R] with positions from the
+/// mask (as generate() uses). Differentiable: run it under grad mode in the learner.
+SequenceLogprobs sequence_logprobs(Transformer& model, const at::Tensor& prompt_ids, const at::Tensor& prompt_mask,
+                                   const at::Tensor& response_ids, const at::Tensor& response_mask,
+                                   const LogprobOptions& opts = {});
+
+}  // namespace keel::models

@@ -1,0 +1,131 @@
+// HF model directory load / save. See pretrained.h.
+#include "models/pretrained.h"
+
+#include <unistd.h>
+
+#include <filesystem>
+#include <random>
+
+#include <fmt/ranges.h>
+#include <nlohmann/json.hpp>
+
+#include "models/safetensors.h"
+#include "trainer/common/error.h"
+
+namespace keel::models {
+namespace {
+namespace fs = std::filesystem;
+
+bool any_ends_with(const std::vector<std::string>& v, const std::string& suffix) {
+  for (const auto& s : v)
+    if (s.ends_with(suffix)) return true;
+  return false;
+}
+}  // namespace
+
+const std::vector<std::string>& tokenizer_file_names() {
+  static const std::vector<std::string> names = {
+      "tokenizer.json",  "tokenizer_config.json", "tokenizer.model",    "special_tokens_map.json",
+      "vocab.json",      "merges.txt",            "added_tokens.json",  "chat_template.jinja",
+      "chat_template.json"};
+  return names;
+}
+
+Transformer load_pretrained(const std::string& dir, const ModelRegistry& registry, const LoadOptions& opts) {
+  if (!fs::is_directory(dir)) fail("{}: not a model directory", dir);
+  const ModelConfig cfg = load_model_config(dir, registry);
+  const auto tensors = load_safetensors_dir(dir);
+  HeadOptions heads;
+  if (opts.heads) {
+    heads = *opts.heads;
+  } else {
+    const bool classifier = any_ends_with(cfg.architectures, "ForSequenceClassification");
+    heads.lm_head = !classifier;
+    heads.reward_head = classifier || tensors.count("score.weight") != 0;
+    heads.value_head = tensors.count("value_head.weight") != 0;
+  }
+  if (heads.lm_head && !cfg.tie_word_embeddings && !tensors.count("lm_head.weight"))
+    fail("{}: no lm_head.weight in the checkpoint (architectures {}); load it with HeadOptions::lm_head = false "
+         "or set tie_word_embeddings",
+         dir, fmt::format("[{}]", fmt::join(cfg.architectures, ", ")));
+  if (!opts.init_missing_heads) {
+    if (heads.reward_head && !tensors.count("score.weight"))
+      fail("{}: reward head requested but the checkpoint has no score.weight", dir);
+    if (heads.value_head && !tensors.count("value_head.weight"))
+      fail("{}: value head requested but the checkpoint has no value_head.weight", dir);
+  }
+  Transformer model(cfg, heads);
+  model.to(opts.device, opts.dtype.value_or(at::kFloat));
+  model.load_state_dict(tensors, dir, /*allow_missing_heads=*/opts.init_missing_heads);
+  model.set_source_dir(dir);
+  return model;
+}
+
+void save_pretrained(const Transformer& model, const std::string& dir, const SaveOptions& opts) {
+  const fs::path target = fs::absolute(fs::path(dir)).lexically_normal();
+  const fs::path parent = target.parent_path();
+  fs::create_directories(parent);
+  std::random_device rd;
+  const std::string tag = fmt::format("{}.{:x}", ::getpid(), rd());
+  const fs::path tmp = parent / fmt::format(".{}.tmp.{}", target.filename().string(), tag);
+  fs::create_directory(tmp);
+  try {
+    ModelConfig cfg = model.config();
+    std::map<std::string, at::Tensor> tensors = model.state_dict();
+    const at::ScalarType dtype = opts.dtype.value_or(model.dtype());
+    for (auto& [name, t] : tensors) t = t.detach().to(at::kCPU, dtype);
+    cfg.torch_dtype = dtype;
+    std::string arch;
+    if (!model.heads().lm_head && model.heads().reward_head)
+      arch = model_architecture_prefix(cfg.model_type) + "ForSequenceClassification";
+    else if (model.heads().lm_head)
+      arch = model_architecture_prefix(cfg.model_type) + "ForCausalLM";
+    cfg.architectures = arch.empty() ? cfg.architectures : std::vector<std::string>{arch};
+    std::string config_text = model_config_to_json(cfg, arch);
+    if (!arch.empty() && arch.ends_with("ForSequenceClassification")) {
+      auto j = nlohmann::json::parse(config_text);
+      j["num_labels"] = 1;
+      config_text = j.dump(2) + "\n";
+    }
+    save_safetensors((tmp / "model.safetensors").string(), tensors, {{"format", "pt"}});
+    write_file_atomic((tmp / "config.json").string(), config_text);
+    nlohmann::json gen = nlohmann::json::object();
+    if (cfg.bos_token_id) gen["bos_token_id"] = *cfg.bos_token_id;
+    if (cfg.eos_token_ids.size() == 1) gen["eos_token_id"] = cfg.eos_token_ids[0];
+    else if (!cfg.eos_token_ids.empty()) gen["eos_token_id"] = cfg.eos_token_ids;
+    if (cfg.pad_token_id) gen["pad_token_id"] = *cfg.pad_token_id;
+    write_file_atomic((tmp / "generation_config.json").string(), gen.dump(2) + "\n");
+    const std::string tok_dir = opts.tokenizer_dir.empty() ? model.source_dir() : opts.tokenizer_dir;
+    if (!tok_dir.empty()) {
+      for (const auto& name : tokenizer_file_names()) {
+        const fs::path src = fs::path(tok_dir) / name;
+        if (fs::is_regular_file(src)) {
+          std::error_code ec;
+          fs::copy_file(src, tmp / name, ec);
+          if (ec) fail("{}: cannot copy tokenizer file {}: {}", dir, src.string(), ec.message());
+        }
+      }
+    }
+    // Swap into place: the old directory (if any) is moved aside first and removed only after the
+    // new one is in place, so a crash leaves either the old or the new directory under `dir`
+    // (plus a stray hidden temp to clean up), never a half-written one.
+    if (fs::exists(target)) {
+      const fs::path old = parent / fmt::format(".{}.old.{}", target.filename().string(), tag);
+      fs::rename(target, old);
+      fs::rename(tmp, target);
+      fs::remove_all(old);
+    } else {
+      fs::rename(tmp, target);
+    }
+  } catch (const fs::filesystem_error& e) {
+    std::error_code ec;
+    fs::remove_all(tmp, ec);
+    fail("{}: saving the model failed: {}", dir, e.what());
+  } catch (...) {
+    std::error_code ec;
+    fs::remove_all(tmp, ec);
+    throw;
+  }
+}
+
+}  // namespace keel::models

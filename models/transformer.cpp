@@ -1,0 +1,398 @@
+// The decoder-only transformer: modules (transformer_impl.h) and the Transformer handle
+// (transformer.h). Follows HF's modeling_llama.py / modeling_qwen2.py / modeling_mistral.py.
+#include "models/transformer.h"
+
+#include <cmath>
+#include <limits>
+#include <numbers>
+
+#include <torch/torch.h>
+
+#include "models/compat.h"
+#include "models/transformer_impl.h"
+#include "trainer/common/error.h"
+
+namespace keel::models {
+
+// ---- RoPE and masks ----------------------------------------------------------------------------
+
+at::Tensor rope_inv_freq(const ModelConfig& cfg) {
+  const int64_t d = cfg.head_dim;
+  // inv_freq_i = 1 / theta^(2i / D), i = 0 .. D/2-1
+  auto inv_freq = 1.0 / torch::pow(cfg.rope_theta, torch::arange(0, d, 2, torch::kFloat64) / static_cast<double>(d));
+  const auto& rs = cfg.rope_scaling;
+  if (rs.type == RopeScalingType::kLinear) {
+    inv_freq = inv_freq / rs.factor;  // positions divided by factor
+  } else if (rs.type == RopeScalingType::kLlama3) {
+    // Llama 3.1: long wavelengths are slowed by `factor`, short ones kept, the band between
+    // interpolated smoothly (HF _compute_llama3_parameters).
+    const double old_ctx = static_cast<double>(rs.original_max_position_embeddings);
+    const double low_freq_wavelen = old_ctx / rs.low_freq_factor;
+    const double high_freq_wavelen = old_ctx / rs.high_freq_factor;
+    auto wavelen = 2.0 * std::numbers::pi / inv_freq;
+    auto scaled = torch::where(wavelen > low_freq_wavelen, inv_freq / rs.factor, inv_freq);
+    auto smooth = (old_ctx / wavelen - rs.low_freq_factor) / (rs.high_freq_factor - rs.low_freq_factor);
+    auto smoothed = (1.0 - smooth) * scaled / rs.factor + smooth * scaled;
+    auto is_medium = (wavelen >= high_freq_wavelen).logical_and(wavelen <= low_freq_wavelen);
+    inv_freq = torch::where(is_medium, smoothed, scaled);
+  }
+  // HF computes inv_freq in fp32 (int64 arange -> float); match that rounding.
+  return inv_freq.to(torch::kFloat);
+}
+
+std::pair<at::Tensor, at::Tensor> rope_cos_sin(const at::Tensor& inv_freq, const at::Tensor& position_ids) {
+  auto freqs = position_ids.to(torch::kFloat).unsqueeze(-1) * inv_freq.to(position_ids.device());  // [B, T, D/2]
+  auto emb = torch::cat({freqs, freqs}, -1);                                                          // [B, T, D]
+  return {emb.cos(), emb.sin()};
+}
+
+at::Tensor apply_rope(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin) {
+  const int64_t half = x.size(-1) / 2;
+  auto x1 = x.narrow(-1, 0, half);
+  auto x2 = x.narrow(-1, half, half);
+  auto rotated = torch::cat({-x2, x1}, -1);  // rotate_half
+  return x * cos + rotated * sin;
+}
+
+at::Tensor build_attention_mask(const at::Tensor& attention_mask, int64_t past, int64_t t, int64_t window,
+                                at::ScalarType dtype) {
+  const int64_t s = attention_mask.size(1);
+  const auto dev = attention_mask.device();
+  auto q_slot = torch::arange(past, past + t, torch::TensorOptions().dtype(torch::kLong).device(dev));
+  auto k_slot = torch::arange(s, torch::TensorOptions().dtype(torch::kLong).device(dev));
+  auto diff = q_slot.unsqueeze(1) - k_slot.unsqueeze(0);  // [T, S]
+  auto allowed = diff >= 0;
+  // [interp] sliding window as in transformers >= 4.48 (masking_utils): keys with q - k < window,
+  // i.e. `window` keys including the query itself.
+  if (window > 0) allowed = allowed.logical_and(diff < window);
+  auto keys = attention_mask.to(torch::kBool).unsqueeze(1);                   // [B, 1, S]
+  auto full = allowed.unsqueeze(0).logical_and(keys).logical_or((diff == 0).unsqueeze(0));  // [B, T, S]
+  auto out = torch::zeros({attention_mask.size(0), 1, t, s}, torch::TensorOptions().dtype(dtype).device(dev));
+  return out.masked_fill(full.unsqueeze(1).logical_not(), -std::numeric_limits<double>::infinity());
+}
+
+at::Tensor position_ids_from_mask(const at::Tensor& attention_mask) {
+  return (attention_mask.to(torch::kLong).cumsum(-1) - 1).clamp_min(0);
+}
+
+at::Tensor last_token_values(const at::Tensor& values, const at::Tensor& mask) {
+  TORCH_CHECK(values.dim() == 2 && mask.sizes() == values.sizes(), "last_token_values: values ", values.sizes(),
+              " and mask ", mask.sizes(), " must both be [B, T]");
+  auto pos = torch::arange(values.size(1), torch::TensorOptions().dtype(torch::kLong).device(values.device()));
+  auto last = torch::where(mask.to(torch::kBool), pos.unsqueeze(0), torch::full_like(pos, -1).unsqueeze(0)).amax(1);
+  TORCH_CHECK((last >= 0).all().item<bool>(), "last_token_values: a row of mask has no 1");
+  return values.gather(1, last.unsqueeze(1)).squeeze(1);
+}
+
+// ---- modules -----------------------------------------------------------------------------------
+
+RMSNormImpl::RMSNormImpl(int64_t dim, double eps_) : eps(eps_) {
+  weight = register_parameter("weight", torch::ones({dim}));
+}
+
+at::Tensor RMSNormImpl::forward(const at::Tensor& x) {
+  // HF LlamaRMSNorm: normalise in fp32, cast back, then scale.
+  auto xf = x.to(torch::kFloat);
+  xf = xf * torch::rsqrt(xf.pow(2).mean(-1, /*keepdim=*/true) + eps);
+  return weight * xf.to(x.scalar_type());
+}
+
+AttentionImpl::AttentionImpl(const ModelConfig& c)
+    : num_heads(c.num_attention_heads), num_kv_heads(c.num_key_value_heads), head_dim(c.head_dim) {
+  using torch::nn::LinearOptions;
+  q_proj = register_module("q_proj", torch::nn::Linear(LinearOptions(c.hidden_size, num_heads * head_dim).bias(c.attention_bias)));
+  k_proj = register_module("k_proj", torch::nn::Linear(LinearOptions(c.hidden_size, num_kv_heads * head_dim).bias(c.attention_bias)));
+  v_proj = register_module("v_proj", torch::nn::Linear(LinearOptions(c.hidden_size, num_kv_heads * head_dim).bias(c.attention_bias)));
+  o_proj = register_module("o_proj", torch::nn::Linear(LinearOptions(num_heads * head_dim, c.hidden_size).bias(c.o_proj_bias)));
+}
+
+at::Tensor AttentionImpl::forward(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,
+                                  const at::Tensor& mask, at::Tensor* k_cache, at::Tensor* v_cache, int64_t past) {
+  const int64_t b = x.size(0), t = x.size(1);
+  auto q = q_proj(x).view({b, t, num_heads, head_dim}).transpose(1, 2);     // [B, Hq, T, D]
+  auto k = k_proj(x).view({b, t, num_kv_heads, head_dim}).transpose(1, 2);  // [B, Hkv, T, D]
+  auto v = v_proj(x).view({b, t, num_kv_heads, head_dim}).transpose(1, 2);  // [B, Hkv, T, D]
+  q = apply_rope(q, cos, sin);
+  k = apply_rope(k, cos, sin);
+  if (k_cache != nullptr) {
+    k_cache->narrow(2, past, t).copy_(k);
+    v_cache->narrow(2, past, t).copy_(v);
+    k = k_cache->narrow(2, 0, past + t);  // [B, Hkv, S, D]
+    v = v_cache->narrow(2, 0, past + t);
+  }
+  const int64_t s = k.size(2);
+  if (num_heads != num_kv_heads) {
+    // GQA (HF repeat_kv): query head h reads key/value head h / (Hq / Hkv).
+    const int64_t rep = num_heads / num_kv_heads;
+    k = k.unsqueeze(2).expand({b, num_kv_heads, rep, s, head_dim}).reshape({b, num_heads, s, head_dim});
+    v = v.unsqueeze(2).expand({b, num_kv_heads, rep, s, head_dim}).reshape({b, num_heads, s, head_dim});
+  }
+  // An undefined mask means plain causal attention with T == S (no cache, no padding).
+  auto out = compat::scaled_dot_product_attention(q, k, v, mask, /*is_causal=*/!mask.defined(),
+                                                  1.0 / std::sqrt(static_cast<double>(head_dim)));  // [B, Hq, T, D]
+  return o_proj(out.transpose(1, 2).reshape({b, t, num_heads * head_dim}));
+}
+
+MLPImpl::MLPImpl(const ModelConfig& c) {
+  using torch::nn::LinearOptions;
+  gate_proj = register_module("gate_proj", torch::nn::Linear(LinearOptions(c.hidden_size, c.intermediate_size).bias(c.mlp_bias)));
+  up_proj = register_module("up_proj", torch::nn::Linear(LinearOptions(c.hidden_size, c.intermediate_size).bias(c.mlp_bias)));
+  down_proj = register_module("down_proj", torch::nn::Linear(LinearOptions(c.intermediate_size, c.hidden_size).bias(c.mlp_bias)));
+}
+
+at::Tensor MLPImpl::forward(const at::Tensor& x) { return down_proj(torch::silu(gate_proj(x)) * up_proj(x)); }
+
+DecoderLayerImpl::DecoderLayerImpl(const ModelConfig& c) {
+  self_attn = register_module("self_attn", Attention(c));
+  mlp = register_module("mlp", MLP(c));
+  input_layernorm = register_module("input_layernorm", RMSNorm(c.hidden_size, c.rms_norm_eps));
+  post_attention_layernorm = register_module("post_attention_layernorm", RMSNorm(c.hidden_size, c.rms_norm_eps));
+}
+
+at::Tensor DecoderLayerImpl::forward(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,
+                                     const at::Tensor& mask, at::Tensor* k_cache, at::Tensor* v_cache, int64_t past) {
+  auto h = x + self_attn->forward(input_layernorm(x), cos, sin, mask, k_cache, v_cache, past);
+  return h + mlp(post_attention_layernorm(h));
+}
+
+DecoderImpl::DecoderImpl(const ModelConfig& c) {
+  embed_tokens = register_module("embed_tokens", torch::nn::Embedding(c.vocab_size, c.hidden_size));
+  torch::nn::ModuleList layers;
+  for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
+    layer_list.emplace_back(c);
+    layers->push_back(layer_list.back());
+  }
+  register_module("layers", layers);
+  norm = register_module("norm", RMSNorm(c.hidden_size, c.rms_norm_eps));
+}
+
+namespace {
+// HF _init_weights: Linear / Embedding weights ~ N(0, initializer_range), biases 0 (norms stay 1).
+void init_linear(torch::nn::Linear& l, double std) {
+  torch::NoGradGuard g;
+  l->weight.normal_(0.0, std);
+  if (l->bias.defined()) l->bias.zero_();
+}
+}  // namespace
+
+TransformerImpl::TransformerImpl(const ModelConfig& c, const HeadOptions& heads) : cfg(c) {
+  validate_model_config(c, "model config");
+  model = register_module("model", Decoder(c));
+  {
+    torch::NoGradGuard g;
+    model->embed_tokens->weight.normal_(0.0, c.initializer_range);
+    for (auto& layer : model->layer_list) {
+      init_linear(layer->self_attn->q_proj, c.initializer_range);
+      init_linear(layer->self_attn->k_proj, c.initializer_range);
+      init_linear(layer->self_attn->v_proj, c.initializer_range);
+      init_linear(layer->self_attn->o_proj, c.initializer_range);
+      init_linear(layer->mlp->gate_proj, c.initializer_range);
+      init_linear(layer->mlp->up_proj, c.initializer_range);
+      init_linear(layer->mlp->down_proj, c.initializer_range);
+    }
+  }
+  if (heads.lm_head && !c.tie_word_embeddings) {
+    lm_head = register_module("lm_head", torch::nn::Linear(torch::nn::LinearOptions(c.hidden_size, c.vocab_size).bias(false)));
+    init_linear(lm_head, c.initializer_range);
+  }
+  if (heads.value_head) add_value_head();
+  if (heads.reward_head) add_reward_head();
+  inv_freq = rope_inv_freq(c);
+}
+
+void TransformerImpl::add_value_head() {
+  if (value_head) return;
+  auto w = model->embed_tokens->weight;
+  value_head = register_module("value_head", torch::nn::Linear(torch::nn::LinearOptions(cfg.hidden_size, 1).bias(false)));
+  value_head->to(w.device(), w.scalar_type());
+  init_linear(value_head, cfg.initializer_range);
+}
+
+void TransformerImpl::add_reward_head() {
+  if (score) return;
+  auto w = model->embed_tokens->weight;
+  score = register_module("score", torch::nn::Linear(torch::nn::LinearOptions(cfg.hidden_size, 1).bias(false)));
+  score->to(w.device(), w.scalar_type());
+  init_linear(score, cfg.initializer_range);
+}
+
+// ---- activation checkpointing ------------------------------------------------------------------
+// LibTorch's C++ API (1.13 and 2.x) has no torch.utils.checkpoint. This is the reentrant variant:
+// forward runs the layer without building a graph; backward recomputes it with grad enabled from
+// the saved input and calls torch::autograd::backward on it, which accumulates the layer's
+// parameter gradients into .grad directly and yields the input gradient. Like PyTorch's
+// reentrant checkpoint, it therefore supports loss.backward() but not torch::autograd::grad()
+// w.r.t. parameters. Recomputation is exact: the layer has no dropout or other randomness.
+namespace {
+struct CheckpointedLayer : public torch::autograd::Function<CheckpointedLayer> {
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, at::Tensor x, at::Tensor cos, at::Tensor sin,
+                            at::Tensor mask, int64_t layer_ptr) {
+    ctx->saved_data["layer"] = layer_ptr;
+    ctx->save_for_backward({x, cos, sin, mask});
+    auto* layer = reinterpret_cast<DecoderLayerImpl*>(layer_ptr);
+    return layer->forward(x, cos, sin, mask, nullptr, nullptr, 0);
+  }
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grad_out) {
+    auto saved = ctx->get_saved_variables();
+    auto* layer = reinterpret_cast<DecoderLayerImpl*>(ctx->saved_data["layer"].toInt());
+    auto x = saved[0].detach().requires_grad_(true);
+    at::Tensor out;
+    {
+      torch::AutoGradMode enable(true);
+      out = layer->forward(x, saved[1], saved[2], saved[3], nullptr, nullptr, 0);
+    }
+    torch::autograd::backward({out}, {grad_out[0]});
+    return {x.grad(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
+  }
+};
+}  // namespace
+
+// ---- Transformer handle ------------------------------------------------------------------------
+
+Transformer::Transformer(const ModelConfig& cfg, const HeadOptions& heads)
+    : cfg_(cfg), heads_(heads), impl_(std::make_shared<TransformerImpl>(cfg, heads)) {}
+
+at::Tensor Transformer::forward_hidden(const at::Tensor& input_ids, const at::Tensor& attention_mask,
+                                       const at::Tensor& position_ids, KVCache* cache) {
+  TORCH_CHECK(input_ids.dim() == 2, "forward: input_ids must be [B, T], got ", input_ids.sizes());
+  const int64_t b = input_ids.size(0), t = input_ids.size(1);
+  const int64_t past = cache != nullptr ? cache->length : 0;
+  const int64_t s = past + t;
+  if (cache != nullptr) {
+    TORCH_CHECK(static_cast<int64_t>(cache->k.size()) == cfg_.num_hidden_layers, "forward: cache has ",
+                cache->k.size(), " layers, model has ", cfg_.num_hidden_layers);
+    TORCH_CHECK(cache->k[0].size(0) == b, "forward: cache batch ", cache->k[0].size(0), " != input batch ", b);
+    TORCH_CHECK(s <= cache->capacity(), "forward: cache capacity ", cache->capacity(), " < ", s, " tokens");
+  }
+  if (attention_mask.defined())
+    TORCH_CHECK(attention_mask.dim() == 2 && attention_mask.size(0) == b && attention_mask.size(1) == s,
+                "forward: attention_mask must be [B, past + T] = [", b, ", ", s, "], got ", attention_mask.sizes());
+  const auto dev = input_ids.device();
+  at::Tensor pos = position_ids;
+  if (pos.defined()) {
+    TORCH_CHECK(pos.sizes() == input_ids.sizes(), "forward: position_ids ", pos.sizes(), " must match input_ids ",
+                input_ids.sizes());
+  } else if (attention_mask.defined()) {
+    pos = position_ids_from_mask(attention_mask).narrow(1, past, t);
+  } else {
+    pos = torch::arange(past, s, torch::TensorOptions().dtype(torch::kLong).device(dev)).unsqueeze(0).expand({b, t});
+  }
+
+  auto& m = *impl_;
+  auto x = m.model->embed_tokens(input_ids);  // [B, T, H]
+  auto [cos, sin] = rope_cos_sin(m.inv_freq, pos);
+  cos = cos.to(x.scalar_type()).unsqueeze(1);  // [B, 1, T, D]
+  sin = sin.to(x.scalar_type()).unsqueeze(1);
+
+  // Masks: undefined (fast causal path) only when there is no padding, no cache history and no window.
+  const bool plain = !attention_mask.defined() && past == 0;
+  at::Tensor keys = attention_mask.defined() ? attention_mask
+                                             : torch::ones({b, s}, torch::TensorOptions().dtype(torch::kLong).device(dev));
+  at::Tensor full_mask = plain ? at::Tensor() : build_attention_mask(keys, past, t, 0, x.scalar_type());
+  at::Tensor window_mask;
+  if (cfg_.sliding_window > 0) window_mask = build_attention_mask(keys, past, t, cfg_.sliding_window, x.scalar_type());
+
+  const bool ckpt = checkpointing_ && cache == nullptr && is_training() && torch::GradMode::is_enabled();
+  for (int64_t i = 0; i < cfg_.num_hidden_layers; ++i) {
+    auto& layer = m.model->layer_list[static_cast<size_t>(i)];
+    const auto& mask = cfg_.layer_uses_sliding_window(i) ? window_mask : full_mask;
+    if (ckpt) {
+      x = CheckpointedLayer::apply(x, cos, sin, mask, reinterpret_cast<int64_t>(layer.get()));
+    } else if (cache != nullptr) {
+      x = layer->forward(x, cos, sin, mask, &cache->k[static_cast<size_t>(i)], &cache->v[static_cast<size_t>(i)], past);
+    } else {
+      x = layer->forward(x, cos, sin, mask, nullptr, nullptr, 0);
+    }
+  }
+  if (cache != nullptr) cache->length = s;
+  return m.model->norm(x);
+}
+
+at::Tensor Transformer::lm_logits(const at::Tensor& hidden) const {
+  if (cfg_.tie_word_embeddings) return torch::linear(hidden, impl_->model->embed_tokens->weight);
+  TORCH_CHECK(!impl_->lm_head.is_empty(), "lm_logits: this model was built without an LM head");
+  return impl_->lm_head(hidden);
+}
+
+at::Tensor Transformer::forward(const at::Tensor& input_ids, const at::Tensor& attention_mask,
+                                const at::Tensor& position_ids, KVCache* cache) {
+  return lm_logits(forward_hidden(input_ids, attention_mask, position_ids, cache));
+}
+
+at::Tensor Transformer::values(const at::Tensor& hidden) const {
+  TORCH_CHECK(!impl_->value_head.is_empty(), "values: this model has no value head (HeadOptions::value_head)");
+  return impl_->value_head(hidden).squeeze(-1);
+}
+
+at::Tensor Transformer::rewards(const at::Tensor& hidden) const {
+  TORCH_CHECK(!impl_->score.is_empty(), "rewards: this model has no reward head (HeadOptions::reward_head)");
+  return impl_->score(hidden).squeeze(-1);
+}
+
+KVCache Transformer::make_cache(int64_t batch, int64_t capacity) const {
+  KVCache c;
+  const auto opts = torch::TensorOptions().dtype(dtype()).device(device());
+  for (int64_t i = 0; i < cfg_.num_hidden_layers; ++i) {
+    c.k.push_back(torch::zeros({batch, cfg_.num_key_value_heads, capacity, cfg_.head_dim}, opts));
+    c.v.push_back(torch::zeros({batch, cfg_.num_key_value_heads, capacity, cfg_.head_dim}, opts));
+  }
+  return c;
+}
+
+void Transformer::add_value_head() {
+  impl_->add_value_head();
+  heads_.value_head = true;
+}
+void Transformer::add_reward_head() {
+  impl_->add_reward_head();
+  heads_.reward_head = true;
+}
+
+std::vector<at::Tensor> Transformer::parameters() const { return impl_->parameters(); }
+
+std::map<std::string, at::Tensor> Transformer::named_parameters() const {
+  std::map<std::string, at::Tensor> out;
+  for (const auto& item : impl_->named_parameters()) out.emplace(item.key(), item.value());
+  return out;
+}
+
+std::map<std::string, at::Tensor> Transformer::state_dict() const { return named_parameters(); }
+
+void Transformer::load_state_dict(const std::map<std::string, at::Tensor>& tensors, const std::string& where,
+                                  bool allow_missing_heads) {
+  const auto params = named_parameters();
+  torch::NoGradGuard g;
+  for (const auto& [name, p] : params) {
+    auto it = tensors.find(name);
+    if (it == tensors.end()) {
+      if (allow_missing_heads && (name == "value_head.weight" || name == "score.weight")) continue;
+      fail("{}: missing tensor '{}' (expected shape {})", where, name, c10::str(p.sizes()));
+    }
+    if (it->second.sizes() != p.sizes())
+      fail("{}: tensor '{}' has shape {}, the config implies {}", where, name, c10::str(it->second.sizes()),
+           c10::str(p.sizes()));
+    p.copy_(it->second);
+  }
+  for (const auto& [name, t] : tensors) {
+    if (params.count(name)) continue;
+    const bool head = name == "lm_head.weight" || name == "score.weight" || name == "value_head.weight";
+    const bool rotary = name.size() >= 20 && name.ends_with("rotary_emb.inv_freq");
+    if (head || rotary) continue;
+    fail("{}: unexpected tensor '{}' (shape {}) for a {} model with this config", where, name,
+         c10::str(t.sizes()), cfg_.model_type);
+  }
+}
+
+void Transformer::to(at::Device device, std::optional<at::ScalarType> dtype) {
+  if (dtype) impl_->to(device, *dtype);
+  else impl_->to(device);
+  impl_->inv_freq = impl_->inv_freq.to(device);  // stays fp32
+}
+
+at::Device Transformer::device() const { return impl_->model->embed_tokens->weight.device(); }
+at::ScalarType Transformer::dtype() const { return impl_->model->embed_tokens->weight.scalar_type(); }
+void Transformer::train(bool on) { impl_->train(on); }
+bool Transformer::is_training() const { return impl_->is_training(); }
+
+}  // namespace keel::models

@@ -1,0 +1,123 @@
+// Transformer: keel's decoder-only model (Llama / Qwen2 / Mistral layout) behind a narrow handle.
+// RMSNorm, RoPE (HF rotate_half convention; linear and llama3 scaling), GQA, SwiGLU, optional
+// q/k/v (and o / MLP) bias, tied or untied embeddings, optional sliding window, a KV cache, and
+// left-padded batches through attention_mask + position_ids. Heads: the LM head, a scalar value
+// head (critic, "value_head.weight") and a scalar reward head ("score.weight", the name HF's
+// *ForSequenceClassification uses, so those checkpoints load into it).
+// Parameter names are HF's (model.embed_tokens.weight, model.layers.{i}.self_attn.q_proj.weight, ...).
+// The torch::nn modules live in transformer_impl.h, included only by .cpp files.
+// Loading / saving HF directories: pretrained.h. Deliberately not here: sampling (generate.h),
+// log-prob bookkeeping (logprobs.h), tokenizers.
+//
+// Shape legend: B batch, T new tokens this call, S = past + T keys, H hidden, V vocab,
+// Hkv key/value heads, D head_dim.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <torch/types.h>
+
+#include "models/model_config.h"
+
+namespace keel::models {
+
+struct TransformerImpl;  // torch::nn module, transformer_impl.h
+
+/// Per-layer key/value buffers, preallocated to `capacity` slots. Slot i of sequence b holds the
+/// token at column i of that sequence's (left-padded) attention_mask.
+struct KVCache {
+  std::vector<at::Tensor> k;  ///< per layer [B, Hkv, capacity, D]
+  std::vector<at::Tensor> v;  ///< per layer [B, Hkv, capacity, D]
+  int64_t length = 0;         ///< filled slots
+  int64_t capacity() const { return k.empty() ? 0 : k[0].size(2); }
+};
+
+/// Which heads the model carries.
+struct HeadOptions {
+  bool lm_head = true;       ///< logits; with tie_word_embeddings it reuses model.embed_tokens.weight
+  bool value_head = false;   ///< "value_head.weight" [1, H] (critic)
+  bool reward_head = false;  ///< "score.weight" [1, H] (HF *ForSequenceClassification, num_labels = 1)
+};
+
+class Transformer {
+ public:
+  /// A randomly initialised model (HF init: normal(0, initializer_range), norms 1, biases 0) in fp32 on CPU.
+  explicit Transformer(const ModelConfig& cfg, const HeadOptions& heads = {});
+
+  /// Final-normed hidden states [B, T, H].
+  /// input_ids [B, T] int64. attention_mask [B, S] (1 real / 0 pad, covering cached + new tokens;
+  /// undefined = all real). position_ids [B, T] (undefined: from the mask as cumsum - 1, which
+  /// makes left padding transparent; without a mask past + arange(T)). cache: keys/values of the
+  /// new tokens are written at slots [cache->length, +T) and cache->length advances.
+  at::Tensor forward_hidden(const at::Tensor& input_ids, const at::Tensor& attention_mask = {},
+                            const at::Tensor& position_ids = {}, KVCache* cache = nullptr);
+  /// Logits [B, T, V] for hidden [B, T, H], in the model dtype.
+  at::Tensor lm_logits(const at::Tensor& hidden) const;
+  /// forward_hidden + lm_logits.
+  at::Tensor forward(const at::Tensor& input_ids, const at::Tensor& attention_mask = {},
+                     const at::Tensor& position_ids = {}, KVCache* cache = nullptr);
+  /// Scalar value per position [B, T] (value head).
+  at::Tensor values(const at::Tensor& hidden) const;
+  /// Scalar reward per position [B, T] (score head); the sequence reward is the value at the last
+  /// real token (see last_token_values).
+  at::Tensor rewards(const at::Tensor& hidden) const;
+
+  /// Empty cache for `batch` sequences of up to `capacity` tokens, on the model's device and dtype.
+  KVCache make_cache(int64_t batch, int64_t capacity) const;
+
+  const ModelConfig& config() const { return cfg_; }
+  const HeadOptions& heads() const { return heads_; }
+  /// Adds a freshly initialised value / reward head (no-op if present).
+  void add_value_head();
+  void add_reward_head();
+
+  /// All trainable parameters (for an optimizer), HF names.
+  std::vector<at::Tensor> parameters() const;
+  std::map<std::string, at::Tensor> named_parameters() const;
+  /// Tensors as written to model.safetensors (lm_head.weight left out when tied).
+  std::map<std::string, at::Tensor> state_dict() const;
+  /// Copies `tensors` into the parameters. Every parameter must be present with its exact shape;
+  /// unexpected names are errors except rotary inv_freq buffers and a tied lm_head.weight.
+  /// Tensors of heads this model does not carry (lm_head / score / value_head) are ignored.
+  /// With allow_missing_heads, an absent value_head.weight / score.weight keeps its fresh init.
+  /// `where` (a directory or file) prefixes error messages.
+  void load_state_dict(const std::map<std::string, at::Tensor>& tensors, const std::string& where,
+                       bool allow_missing_heads = false);
+
+  void to(at::Device device, std::optional<at::ScalarType> dtype = std::nullopt);
+  at::Device device() const;
+  at::ScalarType dtype() const;
+  void train(bool on = true);
+  bool is_training() const;
+  /// Recompute each decoder layer in backward instead of storing its activations (see .cpp:
+  /// LibTorch's C++ API has no torch.utils.checkpoint; keel implements the reentrant variant).
+  void set_gradient_checkpointing(bool on) { checkpointing_ = on; }
+  bool gradient_checkpointing() const { return checkpointing_; }
+
+  /// The directory this model was loaded from ("" if built); save_pretrained copies tokenizer files from it.
+  const std::string& source_dir() const { return source_dir_; }
+  void set_source_dir(std::string dir) { source_dir_ = std::move(dir); }
+
+  /// The torch::nn module, for .cpp files that include transformer_impl.h.
+  std::shared_ptr<TransformerImpl> impl() const { return impl_; }
+
+ private:
+  ModelConfig cfg_;
+  HeadOptions heads_;
+  std::shared_ptr<TransformerImpl> impl_;
+  bool checkpointing_ = false;
+  std::string source_dir_;
+};
+
+/// values [B, T] at each row's last position where mask [B, T] is 1 -> [B]. A row with no 1 is an error.
+at::Tensor last_token_values(const at::Tensor& values, const at::Tensor& mask);
+
+/// Position ids [B, S] for a 0/1 attention mask [B, S]: cumsum - 1, clamped at 0 on padding (HF).
+at::Tensor position_ids_from_mask(const at::Tensor& attention_mask);
+
+}  // namespace keel::models

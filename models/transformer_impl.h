@@ -1,0 +1,86 @@
+// The torch::nn modules behind keel::models::Transformer. Include ONLY from .cpp files (it pulls
+// in torch/nn); the rest of keel uses transformer.h. Submodule names are chosen so that
+// named_parameters() yields HF names directly.
+// Shape legend: B batch, T new tokens, S keys (past + T), H hidden, Hq query heads,
+// Hkv key/value heads, D head_dim, I intermediate, V vocab.
+#pragma once
+
+#include <torch/nn.h>
+
+#include "models/model_config.h"
+#include "models/transformer.h"
+
+namespace keel::models {
+
+/// RoPE inverse frequencies [D/2] (fp32), with linear or llama3 scaling applied (HF's
+/// _compute_default / _compute_linear / _compute_llama3_parameters).
+at::Tensor rope_inv_freq(const ModelConfig& cfg);
+/// cos, sin [B, T, D] (fp32) for position_ids [B, T]; emb = cat(freqs, freqs) (rotate_half layout).
+std::pair<at::Tensor, at::Tensor> rope_cos_sin(const at::Tensor& inv_freq, const at::Tensor& position_ids);
+/// x [B, Hx, T, D] rotated: x * cos + rotate_half(x) * sin, cos/sin [B, 1, T, D].
+at::Tensor apply_rope(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin);
+/// Additive attention mask [B, 1, T, S] (0 allowed, -inf blocked): causal over cache slots, keys with
+/// attention_mask 0 blocked, optional sliding window (q_slot - k_slot < window). A query always
+/// sees its own slot, so padded query rows never become all -inf (no NaN); their outputs are
+/// meaningless and ignored by callers. attention_mask [B, S] 0/1.
+at::Tensor build_attention_mask(const at::Tensor& attention_mask, int64_t past, int64_t t, int64_t window,
+                                at::ScalarType dtype);
+
+struct RMSNormImpl : torch::nn::Module {
+  RMSNormImpl(int64_t dim, double eps);
+  at::Tensor forward(const at::Tensor& x);  // [..., H] -> [..., H]
+  at::Tensor weight;                        // [H]
+  double eps;
+};
+TORCH_MODULE(RMSNorm);
+
+struct AttentionImpl : torch::nn::Module {
+  explicit AttentionImpl(const ModelConfig& cfg);
+  /// x [B, T, H]; cos/sin [B, 1, T, D]; mask [B, 1, T, S] or undefined (= causal, no padding);
+  /// k_cache/v_cache [B, Hkv, capacity, D] or undefined; past = filled slots.
+  at::Tensor forward(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin, const at::Tensor& mask,
+                     at::Tensor* k_cache, at::Tensor* v_cache, int64_t past);
+  torch::nn::Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
+  int64_t num_heads, num_kv_heads, head_dim;
+};
+TORCH_MODULE(Attention);
+
+struct MLPImpl : torch::nn::Module {
+  explicit MLPImpl(const ModelConfig& cfg);
+  at::Tensor forward(const at::Tensor& x);  // down(silu(gate(x)) * up(x)), [B, T, H]
+  torch::nn::Linear gate_proj{nullptr}, up_proj{nullptr}, down_proj{nullptr};
+};
+TORCH_MODULE(MLP);
+
+struct DecoderLayerImpl : torch::nn::Module {
+  explicit DecoderLayerImpl(const ModelConfig& cfg);
+  at::Tensor forward(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin, const at::Tensor& mask,
+                     at::Tensor* k_cache, at::Tensor* v_cache, int64_t past);
+  Attention self_attn{nullptr};
+  MLP mlp{nullptr};
+  RMSNorm input_layernorm{nullptr}, post_attention_layernorm{nullptr};
+};
+TORCH_MODULE(DecoderLayer);
+
+/// HF's "model" submodule.
+struct DecoderImpl : torch::nn::Module {
+  explicit DecoderImpl(const ModelConfig& cfg);
+  torch::nn::Embedding embed_tokens{nullptr};
+  std::vector<DecoderLayer> layer_list;  // registered as "layers.{i}" through a ModuleList
+  RMSNorm norm{nullptr};
+};
+TORCH_MODULE(Decoder);
+
+struct TransformerImpl : torch::nn::Module {
+  TransformerImpl(const ModelConfig& cfg, const HeadOptions& heads);
+  void add_value_head();
+  void add_reward_head();
+  ModelConfig cfg;
+  Decoder model{nullptr};
+  torch::nn::Linear lm_head{nullptr};     // absent when tied or not requested
+  torch::nn::Linear score{nullptr};       // reward head [1, H]
+  torch::nn::Linear value_head{nullptr};  // critic head [1, H]
+  at::Tensor inv_freq;                    // [D/2] fp32, not a parameter
+};
+
+}  // namespace keel::models

@@ -1,0 +1,215 @@
+// Tests for models/model_config: the three families, rope_scaling, id fields, error messages that
+// name the file and the field, and the config.json round trip.
+#include "models/model_config.h"
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "trainer/common/error.h"
+
+namespace keel::models {
+namespace {
+
+using nlohmann::json;
+
+json base_json(const std::string& model_type) {
+  return {{"model_type", model_type},
+          {"architectures", {"LlamaForCausalLM"}},
+          {"hidden_size", 64},
+          {"num_hidden_layers", 2},
+          {"num_attention_heads", 8},
+          {"num_key_value_heads", 2},
+          {"intermediate_size", 128},
+          {"vocab_size", 100},
+          {"max_position_embeddings", 256},
+          {"rms_norm_eps", 1e-5},
+          {"rope_theta", 500000.0},
+          {"hidden_act", "silu"},
+          {"bos_token_id", 1},
+          {"eos_token_id", {2, 3}},
+          {"torch_dtype", "bfloat16"},
+          {"tie_word_embeddings", true}};
+}
+
+ModelRegistry registry() {
+  ModelRegistry r("model family");
+  register_builtin_models(r);
+  return r;
+}
+
+ModelConfig parse(const json& j) { return parse_model_config(j.dump(), "/m/config.json", registry()); }
+
+TEST(ModelConfig, RegistryHasTheThreeFamilies) {
+  const auto r = registry();
+  EXPECT_EQ(r.names(), (std::vector<std::string>{"llama", "mistral", "qwen2"}));
+  ModelRegistry r2("model family");
+  register_builtin_models(r2);
+  EXPECT_THROW(register_builtin_models(r2), Error);  // duplicates
+}
+
+TEST(ModelConfig, LlamaWithLlama3RopeScaling) {
+  auto j = base_json("llama");
+  j["rope_scaling"] = {{"rope_type", "llama3"},
+                       {"factor", 8.0},
+                       {"low_freq_factor", 1.0},
+                       {"high_freq_factor", 4.0},
+                       {"original_max_position_embeddings", 8192}};
+  const auto c = parse(j);
+  EXPECT_EQ(c.model_type, "llama");
+  EXPECT_EQ(c.hidden_size, 64);
+  EXPECT_EQ(c.num_hidden_layers, 2);
+  EXPECT_EQ(c.num_attention_heads, 8);
+  EXPECT_EQ(c.num_key_value_heads, 2);
+  EXPECT_EQ(c.head_dim, 8);  // 64 / 8
+  EXPECT_EQ(c.intermediate_size, 128);
+  EXPECT_EQ(c.vocab_size, 100);
+  EXPECT_EQ(c.max_position_embeddings, 256);
+  EXPECT_DOUBLE_EQ(c.rms_norm_eps, 1e-5);
+  EXPECT_DOUBLE_EQ(c.rope_theta, 500000.0);
+  EXPECT_EQ(c.rope_scaling.type, RopeScalingType::kLlama3);
+  EXPECT_DOUBLE_EQ(c.rope_scaling.factor, 8.0);
+  EXPECT_DOUBLE_EQ(c.rope_scaling.low_freq_factor, 1.0);
+  EXPECT_DOUBLE_EQ(c.rope_scaling.high_freq_factor, 4.0);
+  EXPECT_EQ(c.rope_scaling.original_max_position_embeddings, 8192);
+  EXPECT_TRUE(c.tie_word_embeddings);
+  EXPECT_FALSE(c.attention_bias);
+  EXPECT_EQ(c.sliding_window, 0);
+  EXPECT_EQ(c.bos_token_id, 1);
+  EXPECT_EQ(c.eos_token_ids, (std::vector<int64_t>{2, 3}));
+  EXPECT_EQ(c.torch_dtype, at::kBFloat16);
+}
+
+TEST(ModelConfig, LlamaAttentionBiasCoversOProj) {
+  auto j = base_json("llama");
+  j["attention_bias"] = true;
+  j["rope_scaling"] = {{"type", "linear"}, {"factor", 2.0}};  // the older key
+  const auto c = parse(j);
+  EXPECT_TRUE(c.attention_bias);
+  EXPECT_TRUE(c.o_proj_bias);
+  EXPECT_EQ(c.rope_scaling.type, RopeScalingType::kLinear);
+  EXPECT_DOUBLE_EQ(c.rope_scaling.factor, 2.0);
+}
+
+TEST(ModelConfig, Qwen2HasQkvBiasAndLayerWindow) {
+  auto j = base_json("qwen2");
+  j["eos_token_id"] = 5;
+  j["sliding_window"] = 32;
+  j["use_sliding_window"] = false;
+  auto c = parse(j);
+  EXPECT_TRUE(c.attention_bias);
+  EXPECT_FALSE(c.o_proj_bias);
+  EXPECT_EQ(c.sliding_window, 0);  // use_sliding_window false
+  EXPECT_EQ(c.eos_token_ids, (std::vector<int64_t>{5}));
+  j["use_sliding_window"] = true;
+  j["max_window_layers"] = 1;
+  c = parse(j);
+  EXPECT_EQ(c.sliding_window, 32);
+  EXPECT_FALSE(c.layer_uses_sliding_window(0));
+  EXPECT_TRUE(c.layer_uses_sliding_window(1));
+}
+
+TEST(ModelConfig, MistralSlidingWindow) {
+  auto j = base_json("mistral");
+  j["sliding_window"] = 16;
+  EXPECT_EQ(parse(j).sliding_window, 16);
+  EXPECT_TRUE(parse(j).layer_uses_sliding_window(0));
+  j["sliding_window"] = nullptr;
+  EXPECT_EQ(parse(j).sliding_window, 0);
+}
+
+TEST(ModelConfig, DefaultsFromHf) {
+  auto j = base_json("llama");
+  j.erase("num_key_value_heads");
+  j.erase("rope_theta");
+  j.erase("torch_dtype");
+  j.erase("tie_word_embeddings");
+  j["head_dim"] = 16;
+  const auto c = parse(j);
+  EXPECT_EQ(c.num_key_value_heads, 8);
+  EXPECT_DOUBLE_EQ(c.rope_theta, 10000.0);
+  EXPECT_EQ(c.torch_dtype, at::kFloat);
+  EXPECT_FALSE(c.tie_word_embeddings);
+  EXPECT_EQ(c.head_dim, 16);
+}
+
+struct BadCase {
+  const char* name;
+  std::function<void(json&)> edit;
+  const char* needle;
+};
+
+TEST(ModelConfig, ErrorsNameFileAndField) {
+  const std::vector<BadCase> cases = {
+      {"unknown type", [](json& j) { j["model_type"] = "gpt2"; }, "unknown model_type 'gpt2' (known: llama, mistral, qwen2)"},
+      {"no type", [](json& j) { j.erase("model_type"); }, "missing required field 'model_type'"},
+      {"no hidden", [](json& j) { j.erase("hidden_size"); }, "missing required field 'hidden_size'"},
+      {"no layers", [](json& j) { j.erase("num_hidden_layers"); }, "missing required field 'num_hidden_layers'"},
+      {"no heads", [](json& j) { j.erase("num_attention_heads"); }, "missing required field 'num_attention_heads'"},
+      {"no inter", [](json& j) { j.erase("intermediate_size"); }, "missing required field 'intermediate_size'"},
+      {"no vocab", [](json& j) { j.erase("vocab_size"); }, "missing required field 'vocab_size'"},
+      {"no eps", [](json& j) { j.erase("rms_norm_eps"); }, "missing required field 'rms_norm_eps'"},
+      {"no maxpos", [](json& j) { j.erase("max_position_embeddings"); }, "missing required field 'max_position_embeddings'"},
+      {"string size", [](json& j) { j["hidden_size"] = "64"; }, "field 'hidden_size' must be an integer"},
+      {"float size", [](json& j) { j["vocab_size"] = 1.5; }, "field 'vocab_size' must be an integer"},
+      {"negative", [](json& j) { j["num_hidden_layers"] = -1; }, "field 'num_hidden_layers' must be positive"},
+      {"kv heads", [](json& j) { j["num_key_value_heads"] = 3; }, "multiple of num_key_value_heads"},
+      {"head split", [](json& j) { j["num_attention_heads"] = 6; j["num_key_value_heads"] = 6; }, "multiple of num_attention_heads"},
+      {"rope type", [](json& j) { j["rope_scaling"] = {{"rope_type", "yarn"}, {"factor", 4.0}}; }, "'rope_scaling' has type 'yarn'"},
+      {"rope factor", [](json& j) { j["rope_scaling"] = {{"rope_type", "linear"}}; }, "missing required field 'factor'"},
+      {"llama3 field", [](json& j) { j["rope_scaling"] = {{"rope_type", "llama3"}, {"factor", 8.0}, {"low_freq_factor", 1.0}, {"high_freq_factor", 4.0}}; },
+       "missing required field 'original_max_position_embeddings'"},
+      {"act", [](json& j) { j["hidden_act"] = "gelu"; }, "field 'hidden_act' is 'gelu'"},
+      {"dtype", [](json& j) { j["torch_dtype"] = "float64"; }, "field 'torch_dtype' is 'float64'"},
+      {"eos type", [](json& j) { j["eos_token_id"] = "x"; }, "field 'eos_token_id' must be an integer or a list"},
+      {"eos range", [](json& j) { j["eos_token_id"] = 1000; }, "eos_token_id 1000 is outside the vocabulary"},
+      {"tie type", [](json& j) { j["tie_word_embeddings"] = 1; }, "field 'tie_word_embeddings' must be true or false"},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.name);
+    auto j = base_json("llama");
+    c.edit(j);
+    try {
+      parse(j);
+      ADD_FAILURE() << "no error";
+    } catch (const Error& e) {
+      const std::string msg = e.what();
+      EXPECT_NE(msg.find("/m/config.json"), std::string::npos) << msg;
+      EXPECT_NE(msg.find(c.needle), std::string::npos) << "expected '" << c.needle << "' in: " << msg;
+    }
+  }
+  EXPECT_THROW(parse_model_config("{oops", "/m/config.json", registry()), Error);
+  EXPECT_THROW(parse_model_config("[1]", "/m/config.json", registry()), Error);
+  EXPECT_THROW(load_model_config("/nonexistent/dir/config.json", registry()), Error);
+}
+
+TEST(ModelConfig, JsonRoundTrip) {
+  for (const std::string type : {"llama", "qwen2", "mistral"}) {
+    SCOPED_TRACE(type);
+    auto j = base_json(type);
+    j["custom_key"] = "kept";
+    j["sliding_window"] = 16;
+    j["use_sliding_window"] = true;
+    j["max_window_layers"] = 1;
+    j["rope_scaling"] = {{"rope_type", "linear"}, {"factor", 3.0}};
+    const auto a = parse(j);
+    const std::string text = model_config_to_json(a);
+    EXPECT_EQ(json::parse(text)["custom_key"], "kept");
+    const auto b = parse_model_config(text, "/m/config.json", registry());
+    EXPECT_EQ(b.hidden_size, a.hidden_size);
+    EXPECT_EQ(b.num_key_value_heads, a.num_key_value_heads);
+    EXPECT_EQ(b.head_dim, a.head_dim);
+    EXPECT_EQ(b.attention_bias, a.attention_bias);
+    EXPECT_EQ(b.o_proj_bias, a.o_proj_bias);
+    EXPECT_EQ(b.sliding_window, a.sliding_window);
+    EXPECT_EQ(b.sliding_window_first_layer, a.sliding_window_first_layer);
+    EXPECT_EQ(b.rope_scaling.type, a.rope_scaling.type);
+    EXPECT_DOUBLE_EQ(b.rope_scaling.factor, a.rope_scaling.factor);
+    EXPECT_EQ(b.eos_token_ids, a.eos_token_ids);
+    EXPECT_EQ(b.bos_token_id, a.bos_token_id);
+    EXPECT_EQ(b.torch_dtype, a.torch_dtype);
+    EXPECT_EQ(b.tie_word_embeddings, a.tie_word_embeddings);
+  }
+}
+
+}  // namespace
+}  // namespace keel::models

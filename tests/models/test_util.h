@@ -1,0 +1,69 @@
+// Helpers shared by the models tests: tiny configs, random weights, temp directories.
+#pragma once
+
+#include <filesystem>
+#include <random>
+#include <string>
+
+#include <torch/torch.h>
+
+#include "models/model_config.h"
+#include "models/transformer.h"
+
+namespace keel::models::testing {
+
+/// A unique directory under the system temp dir, removed with its contents on destruction.
+class TempDir {
+ public:
+  TempDir() {
+    std::random_device rd;
+    path_ = std::filesystem::temp_directory_path() / ("keel_models_test_" + std::to_string(rd()) + std::to_string(rd()));
+    std::filesystem::create_directories(path_);
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  std::string str() const { return path_.string(); }
+  std::string operator/(const std::string& name) const { return (path_ / name).string(); }
+  const std::filesystem::path& path() const { return path_; }
+
+ private:
+  std::filesystem::path path_;
+};
+
+/// A tiny config (hidden 32, 2 layers, 4 query heads, 2 kv heads, head_dim 8, vocab 50).
+inline ModelConfig tiny_config(const std::string& model_type = "llama") {
+  ModelConfig c;
+  c.model_type = model_type;
+  c.hidden_size = 32;
+  c.num_hidden_layers = 2;
+  c.num_attention_heads = 4;
+  c.num_key_value_heads = 2;
+  c.head_dim = 8;
+  c.intermediate_size = 48;
+  c.vocab_size = 50;
+  c.max_position_embeddings = 128;
+  c.rms_norm_eps = 1e-6;
+  c.rope_theta = 10000.0;
+  c.eos_token_ids = {2};
+  c.bos_token_id = 1;
+  if (model_type == "qwen2") c.attention_bias = true;
+  return c;
+}
+
+/// Every parameter re-drawn with a seed: weights ~ N(0, 0.2), norms ~ 1 + N(0, 0.1), biases ~ N(0, 0.1),
+/// so that biases and norm weights matter in comparisons.
+inline void randomize(Transformer& m, uint64_t seed) {
+  torch::NoGradGuard g;
+  auto gen = at::detail::createCPUGenerator(seed);
+  for (auto& [name, p] : m.named_parameters()) {
+    auto r = at::normal(0.0, 1.0, p.sizes(), gen, torch::TensorOptions().dtype(torch::kFloat));
+    if (name.find("norm") != std::string::npos) r = 1.0 + 0.1 * r;
+    else if (name.ends_with("bias")) r = 0.1 * r;
+    else r = 0.2 * r;
+    p.copy_(r);
+  }
+}
+
+}  // namespace keel::models::testing

@@ -1,0 +1,67 @@
+// DCPO selection (see dcpo.h).
+#include "trainer/credit/dcpo.h"
+
+#include <algorithm>
+#include <map>
+#include <numeric>
+#include <vector>
+
+#include "trainer/credit/advantage_utils.h"
+#include "trainer/credit/grpo.h"
+
+namespace keel::credit {
+
+at::Tensor dcpo_select(const at::Tensor& rewards, const at::Tensor& lengths, const at::Tensor& group_ids, int64_t k_keep) {
+  TORCH_CHECK(rewards.dim() == 1 && rewards.sizes() == group_ids.sizes() && lengths.sizes() == group_ids.sizes(),
+              "dcpo_select: rewards, lengths and group_ids must all be [N], got ", rewards.sizes(), ", ",
+              lengths.sizes(), ", ", group_ids.sizes());
+  const at::Tensor r = rewards.to(torch::kDouble).cpu(), len = lengths.to(torch::kDouble).cpu(), gid = group_ids.cpu();
+  const int64_t n = r.size(0);
+  std::map<int64_t, std::vector<int64_t>> groups;
+  for (int64_t i = 0; i < n; ++i) groups[gid[i].item<int64_t>()].push_back(i);
+  std::vector<uint8_t> keep(static_cast<size_t>(n), 0);
+  auto R = [&](int64_t i) { return r[i].item<double>(); };
+  auto L = [&](int64_t i) { return len[i].item<double>(); };
+  for (auto& [g, rows] : groups) {
+    const int64_t h = std::min<int64_t>(k_keep, static_cast<int64_t>(rows.size())) / 2;
+    const bool flat = std::all_of(rows.begin(), rows.end(), [&](int64_t i) { return R(i) == R(rows[0]) && L(i) == L(rows[0]); });
+    if (h == 0 || flat) continue;
+    std::vector<int64_t> order = rows;  // rows are ascending already
+    std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) {
+      return R(a) != R(b) ? R(a) > R(b) : L(a) < L(b);
+    });
+    std::vector<int64_t> rest(order.begin() + h, order.end());
+    for (int64_t j = 0; j < h; ++j) keep[static_cast<size_t>(order[static_cast<size_t>(j)])] = 1;
+    std::sort(rest.begin(), rest.end());
+    std::stable_sort(rest.begin(), rest.end(), [&](int64_t a, int64_t b) {
+      return R(a) != R(b) ? R(a) < R(b) : L(a) > L(b);
+    });
+    for (int64_t j = 0; j < h && j < static_cast<int64_t>(rest.size()); ++j) keep[static_cast<size_t>(rest[static_cast<size_t>(j)])] = 1;
+  }
+  return torch::tensor(std::vector<int64_t>(keep.begin(), keep.end()), torch::kLong).to(torch::kBool).to(group_ids.device());
+}
+
+AdvantageOutput advantage_dcpo(const AdvantageInputs& in, const AdvantageOptions& opts) {
+  check_core_inputs(in, "dcpo");
+  reject_kl_rewards(in, "dcpo");
+  const at::Tensor m = float_mask(in);
+  const at::Tensor r = sequence_rewards(in.token_rewards);
+  at::Tensor len = m.sum(1);
+  if (in.reasoning_lengths.defined()) {
+    require_field(in.reasoning_lengths, {r.size(0)}, "reasoning_lengths", "dcpo");
+    len = in.reasoning_lengths;
+  }
+  const at::Tensor kept = dcpo_select(r, len, in.group_ids, opts.dcpo.k_keep);
+  GrpoOptions g = opts.grpo;
+  g.singleton = "zero";  // the kept subset of a group is empty or has >= 2 rows
+  const at::Tensor a = grpo_scores(r, in.group_ids, opts.eps, opts.norm_by_std, g, "dcpo", kept);
+  AdvantageOutput out;
+  out.loss_mask = m * kept.to(m.scalar_type()).unsqueeze(1);
+  out.advantages = a.unsqueeze(1) * out.loss_mask;
+  out.returns = out.advantages;
+  out.metrics["dcpo/kept_frac"] = r.numel() ? kept.to(torch::kDouble).mean().item<double>() : 0.0;
+  add_advantage_metrics(out, out.loss_mask);
+  return out;
+}
+
+}  // namespace keel::credit

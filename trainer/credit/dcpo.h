@@ -1,0 +1,25 @@
+// DCPO contrastive trajectory selection (spec §11; ChatShopBuddy, arXiv 2603.06065 — abstract only).
+// INTERPRETATION (spec, clearly not the authors' exact rule): per group keep k_keep/2 "positives"
+// (best reward, then shortest reasoning) and k_keep/2 "negatives" from the rest (worst reward,
+// then longest reasoning); GRPO advantages over the kept subset only; the rest leave the loss.
+// Deliberately not here: the hierarchical reward model (rewards side).
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include "trainer/credit/advantage.h"
+
+namespace keel::credit {
+
+/// Kept rows [N] bool: per group of K rows, h = min(k_keep, K)/2 (floor); positives = the first h
+/// by (R desc, ℓ asc, row asc), negatives = the first h of the remainder by (R asc, ℓ desc, row
+/// asc). A group whose rewards and lengths are all equal is dropped. rewards [N], lengths [N].
+at::Tensor dcpo_select(const at::Tensor& rewards, const at::Tensor& lengths, const at::Tensor& group_ids, int64_t k_keep);
+
+/// Estimator "dcpo": dcpo.k_keep, eps, norm_by_std; reasoning_lengths [N] optional (default: the
+/// number of valid response tokens). AdvantageOutput::loss_mask drops the unselected rows.
+/// Note: when a group's rewards are all equal the selection is by length, but the GRPO advantage
+/// of the kept pair is then 0 — the spec's "length-contrast signal" does not survive GRPO.
+AdvantageOutput advantage_dcpo(const AdvantageInputs& in, const AdvantageOptions& opts);
+
+}  // namespace keel::credit

@@ -1,0 +1,24 @@
+// GRPO group-relative advantage (spec §2.1; DeepSeekMath, verl compute_grpo_outcome_advantage,
+// TRL): a_n = (R_n − mean_g)/(std_g + ε), broadcast over the row's valid tokens. Also the shared
+// group-normalisation core that dr_grpo, agrae, thr, spo_winrate, dcpo and verl_rank build on.
+// Deliberately not here: the clip loss and its aggregation (trainer/learner/).
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include "trainer/credit/advantage.h"
+
+namespace keel::credit {
+
+/// Group-normalised scores of x [N]: (x − mean_g)/(std_g + eps) (or x − mean_g when !norm_by_std),
+/// std unbiased; std_scope "batch" takes the std over all valid rows (TRL scale_rewards=batch).
+/// Rows with valid = false or non-finite x are left out of the statistics and score 0 (TRL's
+/// handling of unscorable samples). Groups of one follow o.singleton: "error" throws, "raw" uses
+/// mean 0 / std 1 (verl), "zero" scores 0 (TRL). `who` names the caller in errors. → [N]
+at::Tensor grpo_scores(const at::Tensor& x, const at::Tensor& group_ids, double eps, bool norm_by_std,
+                       const GrpoOptions& o, const char* who, const at::Tensor& valid = {});
+
+/// Estimator "grpo": uses eps, norm_by_std, grpo.{singleton,std_scope}. returns = advantages.
+AdvantageOutput advantage_grpo(const AdvantageInputs& in, const AdvantageOptions& opts);
+
+}  // namespace keel::credit

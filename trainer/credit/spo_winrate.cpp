@@ -1,0 +1,63 @@
+// SPO win rates (see spo_winrate.h).
+#include "trainer/credit/spo_winrate.h"
+
+#include <map>
+#include <vector>
+
+#include "trainer/credit/advantage_utils.h"
+#include "trainer/credit/grpo.h"
+#include "trainer/credit/rloo.h"
+
+namespace keel::credit {
+
+at::Tensor spo_win_rates(const at::Tensor& group_ids, const PreferenceOracle& preference, bool symmetric,
+                         int64_t* calls) {
+  TORCH_CHECK(static_cast<bool>(preference), "spo_winrate needs AdvantageInputs::preference (the oracle)");
+  const at::Tensor gid = group_ids.cpu();
+  const int64_t n = gid.size(0);
+  std::map<int64_t, std::vector<int64_t>> groups;
+  for (int64_t i = 0; i < n; ++i) groups[gid[i].item<int64_t>()].push_back(i);
+  std::vector<double> win(static_cast<size_t>(n), 0.0);
+  int64_t used = 0;
+  for (const auto& [g, rows] : groups) {
+    TORCH_CHECK(rows.size() >= 2, "spo_winrate: group ", g, " has a single sample; a win rate needs >= 2");
+    for (size_t a = 0; a < rows.size(); ++a)
+      for (size_t b = a + 1; b < rows.size(); ++b) {
+        double p = preference(rows[a], rows[b]);
+        ++used;
+        if (!symmetric) {
+          p = 0.5 * (p + 1.0 - preference(rows[b], rows[a]));
+          ++used;
+        }
+        TORCH_CHECK(p >= 0 && p <= 1, "spo_winrate: preference(", rows[a], ", ", rows[b], ") = ", p,
+                    " is not a probability in [0, 1]");
+        win[static_cast<size_t>(rows[a])] += p;
+        win[static_cast<size_t>(rows[b])] += 1.0 - p;
+      }
+    for (int64_t i : rows) win[static_cast<size_t>(i)] /= static_cast<double>(rows.size() - 1);
+  }
+  if (calls) *calls = used;
+  return torch::tensor(win, torch::kDouble).to(group_ids.device());
+}
+
+AdvantageOutput advantage_spo_winrate(const AdvantageInputs& in, const AdvantageOptions& opts) {
+  check_core_inputs(in, "spo_winrate");
+  reject_kl_rewards(in, "spo_winrate");
+  TORCH_CHECK(opts.spo.base == "grpo" || opts.spo.base == "rloo", "spo_winrate: unknown base '", opts.spo.base,
+              "' (known: grpo, rloo)");
+  int64_t calls = 0;
+  const at::Tensor m = float_mask(in);
+  const at::Tensor r = spo_win_rates(in.group_ids, in.preference, opts.spo.symmetric, &calls).to(m.scalar_type());
+  const at::Tensor a = opts.spo.base == "rloo" ? rloo_scores(r, in.group_ids, "spo_winrate")
+                                               : grpo_scores(r, in.group_ids, opts.eps, opts.norm_by_std, opts.grpo,
+                                                             "spo_winrate");
+  AdvantageOutput out;
+  out.advantages = a.unsqueeze(1) * m;
+  out.returns = out.advantages;
+  out.metrics["spo/oracle_calls"] = static_cast<double>(calls);
+  out.metrics["spo/win_rate_mean"] = r.numel() ? r.mean().item<double>() : 0.0;
+  add_advantage_metrics(out, m);
+  return out;
+}
+
+}  // namespace keel::credit

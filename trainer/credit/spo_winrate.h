@@ -1,0 +1,23 @@
+// SPO win-rate rewards (spec §8.4; Swamy et al., ICML 2024, arXiv 2401.04056): every sample of a
+// group is compared with every other by a preference oracle and its reward is its mean win
+// probability r_i = (1/(G−1)) Σ_{j≠i} P(y_i ≻ y_j); then a GRPO or RLOO advantage over those.
+// Deliberately not here: the oracle (PreferenceOracle, plugged in by the rewards side) and SPPO.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include "trainer/credit/advantage.h"
+
+namespace keel::credit {
+
+/// Win rates [N] of every row against the rest of its group. symmetric: one call per unordered
+/// pair with P(j≻i) = 1 − P(i≻j); else both orders, P̂(i≻j) = (P(i,j) + 1 − P(j,i))/2.
+/// Throws for a group of one. `calls` (optional) receives the number of oracle calls.
+at::Tensor spo_win_rates(const at::Tensor& group_ids, const PreferenceOracle& preference, bool symmetric,
+                         int64_t* calls = nullptr);
+
+/// Estimator "spo_winrate": needs preference; spo.base "grpo" (eps, norm_by_std, grpo.*) or "rloo".
+/// token_rewards are not read (the oracle is the reward).
+AdvantageOutput advantage_spo_winrate(const AdvantageInputs& in, const AdvantageOptions& opts);
+
+}  // namespace keel::credit
