@@ -330,6 +330,20 @@ at::Tensor Transformer::rewards(const at::Tensor& hidden) const {
   return impl_->score(hidden).squeeze(-1);
 }
 
+Transformer Transformer::clone() const {
+  Transformer out(cfg_, heads_);
+  out.to(device(), dtype());
+  out.load_state_dict(state_dict(), "clone");
+  out.checkpointing_ = checkpointing_;
+  out.source_dir_ = source_dir_;
+  out.train(is_training());
+  return out;
+}
+
+void Transformer::set_requires_grad(bool on) {
+  for (auto& p : impl_->parameters()) p.set_requires_grad(on);
+}
+
 KVCache Transformer::make_cache(int64_t batch, int64_t capacity) const {
   KVCache c;
   const auto opts = torch::TensorOptions().dtype(dtype()).device(device());

@@ -67,6 +67,12 @@ class Transformer {
   /// real token (see last_token_values).
   at::Tensor rewards(const at::Tensor& hidden) const;
 
+  /// A deep copy (own parameters, same config, heads, device, dtype). Copying a Transformer handle
+  /// instead shares the parameters, like a torch::nn ModuleHolder.
+  Transformer clone() const;
+  /// Sets requires_grad on every parameter (false: a frozen reference / reward model).
+  void set_requires_grad(bool on);
+
   /// Empty cache for `batch` sequences of up to `capacity` tokens, on the model's device and dtype.
   KVCache make_cache(int64_t batch, int64_t capacity) const;
 

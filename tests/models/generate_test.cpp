@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include "models/compat.h"
 #include "models/logprobs.h"
 #include "tests/models/test_util.h"
 
@@ -324,6 +325,35 @@ TEST(Generate, InputErrors) {
   auto right_padded = torch::tensor({{1, 1, 0}});
   EXPECT_THROW(generate(m, ids, right_padded, {}), c10::Error);
   EXPECT_THROW(generate(m, ids, torch::ones({1, 3}, torch::kLong), {.top_p = 0.0}), c10::Error);
+}
+
+}  // namespace
+}  // namespace keel::models
+
+namespace keel::models {
+namespace {
+
+// On a CUDA machine: the same seed gives the same greedy tokens as on CPU, and the log-prob
+// contract holds on the device. Skipped without CUDA.
+TEST(GenerateGpu, MatchesCpuAndKeepsLogprobContract) {
+  if (!compat::cuda_available()) GTEST_SKIP() << "no CUDA device";
+  auto cpu = make_model("qwen2", 21);
+  auto gpu = cpu.clone();
+  gpu.to(at::Device(at::kCUDA, 0));
+  const auto prompts = sample_prompts(50, 21, {4, 1, 6});
+  SamplingOptions greedy;
+  greedy.greedy = true;
+  greedy.max_new_tokens = 6;
+  EXPECT_TRUE(torch::equal(generate(cpu, prompts, greedy).response_ids, generate(gpu, prompts, greedy).response_ids));
+  SamplingOptions o;
+  o.max_new_tokens = 6;
+  o.seed = 5;
+  const auto g = generate(gpu, prompts, o);
+  torch::NoGradGuard ng;
+  auto dev = at::Device(at::kCUDA, 0);
+  const auto tf = sequence_logprobs(gpu, g.prompt_ids.to(dev), g.prompt_mask.to(dev), g.response_ids.to(dev),
+                                    g.response_mask.to(dev));
+  EXPECT_TRUE(torch::allclose(g.logprobs, tf.logprobs.cpu(), 0, 1e-4));
 }
 
 }  // namespace

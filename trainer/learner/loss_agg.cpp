@@ -44,6 +44,12 @@ torch::Tensor agg_loss(const torch::Tensor& loss_mat, const torch::Tensor& mask,
   const torch::Tensor m = mask.to(loss_mat.scalar_type());
   // where() (not ℓ·m) so that a non-finite value at a masked position cannot leak NaN into the sum.
   const torch::Tensor masked = torch::where(m > 0, loss_mat * m, torch::zeros_like(loss_mat));
+  // An empty context with valid tokens here is a forgotten AggContext (a default-constructed one),
+  // not an empty mini-batch; checked only in that rare case so the common path does not sync.
+  if (ctx.tokens <= 0 || ctx.seqs <= 0)
+    TORCH_CHECK(!(m > 0).any().item<bool>(), "agg_loss: the AggContext counts no valid token (tokens ", ctx.tokens,
+                ", seqs ", ctx.seqs, ") but this micro-batch has some; build it with AggContext::from_counts or "
+                "from_mask over the whole mini-batch");
   // A zero global denominator means nothing is valid anywhere: every numerator is 0 as well, so
   // dividing by 1 instead keeps the result an exact (differentiable) 0.
   auto denom = [](double d) { return d > 0 ? d : 1.0; };

@@ -67,7 +67,7 @@ struct AggOptions {
 ///   loss_mat [N, T] per-token loss (any floating dtype, may require grad)
 ///   mask     [N, T] response/loss mask (bool or 0/1), rows are never split across micro-batches
 /// An empty global denominator (nothing valid in the whole mini-batch) yields 0 with the graph
-/// kept. Masked positions may hold any finite value; they never reach the result or its gradient.
+/// kept; an empty context with valid tokens in this micro-batch fails a TORCH_CHECK. Masked positions may hold any finite value; they never reach the result or its gradient.
 torch::Tensor agg_loss(const torch::Tensor& loss_mat, const torch::Tensor& mask, const AggOptions& opts,
                        const AggContext& ctx);
 

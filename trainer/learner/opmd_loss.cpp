@@ -10,8 +10,8 @@ LossOutput opmd_loss(const PolicyLossInputs& in, const PolicyLossOptions& opts) 
   TORCH_CHECK(opts.opmd_tau > -1, "opmd: tau must be > -1, got ", opts.opmd_tau);
   const auto dtype = in.logp.scalar_type();
   const torch::Tensor adv = in.advantages.detach().to(dtype);  // [N, T]
-  // The spec writes token-mean (the R3L recipe's mode); the configured mode is honoured so that the
-  // loss composes with the other aggregation switches.
+  // INTERPRETATION: the spec writes token-mean (the R3L recipe's mode); the configured mode is
+  // honoured so that the loss composes with the other aggregation switches.
   const torch::Tensor pg = agg_loss(-adv * in.logp, in.response_mask, opts.agg, in.agg) / (1.0 + opts.opmd_tau);
   std::map<std::string, double> metrics;
   if (in.logp_old.defined())

@@ -5,8 +5,10 @@
 // Both work on trajectory-wise (sequence) quantities per row n:
 //   a_n      = masked mean of the row's advantages (they are broadcast, so = the sample advantage)
 //   Δlog_n   = clamp(Σ_t m·(logp − logp_old), ±20);   ρ_n = exp(Δlog_n)
-// and are averaged over pairs; with groups of G the number of pairs is taken as N'/2, which is
-// exact for G = 2 and equals "average over pairs, then over groups weighted by G/2" for larger G.
+// and are averaged over pairs. INTERPRETATION (spec §7 leaves G > 2 open): the number of pairs is
+// taken as N'/2 (global non-empty rows / 2), exact for G = 2 and equal to "mean over a group's
+// pairs, groups weighted by G/2" for larger G; the advantages are expected in the spec's pairwise
+// form (r̃_n − mean_g r̃)·G/(2(G−1)) — half the RLOO advantage, so estimator rloo doubles the step.
 #include "trainer/learner/policy_loss.h"
 
 #include <algorithm>

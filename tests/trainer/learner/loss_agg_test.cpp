@@ -79,6 +79,12 @@ TEST(LossAgg, EmptyMiniBatchGivesZeroWithGraph) {
   }
 }
 
+TEST(LossAgg, ForgottenContextIsRejected) {
+  const torch::Tensor l = torch::ones({2, 2}, torch::kDouble);
+  const torch::Tensor m = torch::ones({2, 2}, torch::kDouble);
+  EXPECT_THROW(agg_loss(l, m, {AggMode::kTokenMean, 1.0}, AggContext{}), c10::Error);
+}
+
 // The gradient of one mini-batch equals the sum of its micro-batches' gradients when every
 // micro-batch uses the mini-batch's AggContext; also for a simulated 2-rank data-parallel split in
 // which each rank counts its own rows and the counts are summed (the all-reduce).

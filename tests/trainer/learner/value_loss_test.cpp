@@ -65,6 +65,15 @@ TEST(ValueLoss, MatchesLoopReferenceGradientAndMicroBatches) {
       leaf.mutable_grad().zero_();
       for (auto [s, e] : testing::uneven_split(b.n, 3)) run(leaf.slice(0, s, e), s, e, ctx).backward();
       EXPECT_TRUE(torch::allclose(leaf.grad(), g_full, 1e-12, 1e-12)) << "seed " << seed;
+      // 2 ranks, each counting its own rows; the counts are summed (the all-reduce).
+      const int64_t k = b.n / 2;
+      const AggCounts c0 = count_for_agg(b.mask.slice(0, 0, k)), c1 = count_for_agg(b.mask.slice(0, k, b.n));
+      AggCounts global = c0;
+      global += c1;
+      leaf.mutable_grad().zero_();
+      if (k > 0) run(leaf.slice(0, 0, k), 0, k, AggContext::from_counts(global)).backward();
+      run(leaf.slice(0, k, b.n), k, b.n, AggContext::from_counts(global)).backward();
+      EXPECT_TRUE(torch::allclose(leaf.grad(), g_full, 1e-12, 1e-12)) << "2-rank seed " << seed;
     }
   }
 }
