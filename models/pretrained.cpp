@@ -11,6 +11,7 @@
 
 #include "models/safetensors.h"
 #include "trainer/common/error.h"
+#include "trainer/common/fs.h"
 
 namespace keel::models {
 namespace {
@@ -88,13 +89,13 @@ void save_pretrained(const Transformer& model, const std::string& dir, const Sav
       config_text = j.dump(2) + "\n";
     }
     save_safetensors((tmp / "model.safetensors").string(), tensors, {{"format", "pt"}});
-    write_file_atomic((tmp / "config.json").string(), config_text);
+    keel::fs::write_file_atomic(tmp / "config.json", config_text);
     nlohmann::json gen = nlohmann::json::object();
     if (cfg.bos_token_id) gen["bos_token_id"] = *cfg.bos_token_id;
     if (cfg.eos_token_ids.size() == 1) gen["eos_token_id"] = cfg.eos_token_ids[0];
     else if (!cfg.eos_token_ids.empty()) gen["eos_token_id"] = cfg.eos_token_ids;
     if (cfg.pad_token_id) gen["pad_token_id"] = *cfg.pad_token_id;
-    write_file_atomic((tmp / "generation_config.json").string(), gen.dump(2) + "\n");
+    keel::fs::write_file_atomic(tmp / "generation_config.json", gen.dump(2) + "\n");
     const std::string tok_dir = opts.tokenizer_dir.empty() ? model.source_dir() : opts.tokenizer_dir;
     if (!tok_dir.empty()) {
       for (const auto& name : tokenizer_file_names()) {

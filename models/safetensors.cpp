@@ -19,6 +19,7 @@
 #include <nlohmann/json.hpp>
 
 #include "trainer/common/error.h"
+#include "trainer/common/fs.h"
 
 static_assert(std::endian::native == std::endian::little, "keel's safetensors reader assumes a little-endian host");
 
@@ -68,54 +69,6 @@ int json_depth(const std::string& s) {
     if (max_depth > kMaxJsonDepth) break;
   }
   return max_depth;
-}
-
-// Writes all of [data, data+n) to fd or throws.
-void write_all(int fd, const char* data, size_t n, const std::string& path) {
-  while (n > 0) {
-    const ssize_t w = ::write(fd, data, n);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      fail("{}: write failed: {}", path, std::strerror(errno));
-    }
-    data += w;
-    n -= static_cast<size_t>(w);
-  }
-}
-
-void fsync_dir(const fs::path& dir) {
-  const int fd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY);
-  if (fd >= 0) {
-    ::fsync(fd);
-    ::close(fd);
-  }
-}
-
-// Creates a unique temp file next to `path`, lets `fill` write it, fsyncs, renames over `path`.
-template <typename Fill>
-void atomic_write(const std::string& path, Fill&& fill) {
-  const fs::path target(path);
-  const fs::path dir = target.parent_path();
-  std::random_device rd;
-  const std::string tmp =
-      (dir / fmt::format(".{}.tmp.{}.{:x}", target.filename().string(), ::getpid(), rd())).string();
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-  if (fd < 0) fail("{}: cannot create temp file {}: {}", path, tmp, std::strerror(errno));
-  try {
-    fill(fd, tmp);
-    if (::fsync(fd) != 0) fail("{}: fsync failed: {}", tmp, std::strerror(errno));
-  } catch (...) {
-    ::close(fd);
-    ::unlink(tmp.c_str());
-    throw;
-  }
-  ::close(fd);
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    const std::string why = std::strerror(errno);
-    ::unlink(tmp.c_str());
-    fail("{}: rename from {} failed: {}", path, tmp, why);
-  }
-  fsync_dir(dir);
 }
 
 }  // namespace
@@ -355,19 +308,15 @@ void save_safetensors(const std::string& path, const std::map<std::string, at::T
   }
   std::string header = h.dump();
   header.append((8 - header.size() % 8) % 8, ' ');
-  atomic_write(path, [&](int fd, const std::string& tmp) {
+  keel::fs::write_atomic_with(path, [&](int fd, const std::string& tmp) {
     const uint64_t hl = header.size();
     char len[8];
     std::memcpy(len, &hl, 8);
-    write_all(fd, len, 8, tmp);
-    write_all(fd, header.data(), header.size(), tmp);
+    keel::fs::write_all(fd, len, 8, tmp);
+    keel::fs::write_all(fd, header.data(), header.size(), tmp);
     for (const auto& it : items)
-      write_all(fd, static_cast<const char*>(it.t.data_ptr()), static_cast<size_t>(it.t.numel()) * it.esize, tmp);
+      keel::fs::write_all(fd, static_cast<const char*>(it.t.data_ptr()), static_cast<size_t>(it.t.numel()) * it.esize, tmp);
   });
-}
-
-void write_file_atomic(const std::string& path, const std::string& bytes) {
-  atomic_write(path, [&](int fd, const std::string& tmp) { write_all(fd, bytes.data(), bytes.size(), tmp); });
 }
 
 }  // namespace keel::models

@@ -67,8 +67,4 @@ void save_safetensors(const std::string& path, const std::map<std::string, at::T
 /// "F32" / "F16" / "BF16" for the three supported dtypes (keel::Error otherwise).
 std::string safetensors_dtype_name(at::ScalarType t);
 
-/// Writes `bytes` to `path` atomically (temp file in the same directory, fsync, rename).
-/// Shared by the model and checkpoint writers.
-void write_file_atomic(const std::string& path, const std::string& bytes);
-
 }  // namespace keel::models

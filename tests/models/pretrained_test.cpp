@@ -12,6 +12,7 @@
 #include "models/safetensors.h"
 #include "tests/models/test_util.h"
 #include "trainer/common/error.h"
+#include "trainer/common/fs.h"
 
 namespace keel::models {
 namespace {
@@ -133,7 +134,7 @@ TEST(Pretrained, SequenceClassificationCheckpointLoadsRewardHead) {
   const std::string rm = dir / "rm";
   fs::create_directories(rm);
   c.architectures = {"Qwen2ForSequenceClassification"};
-  write_file_atomic(rm + "/config.json", model_config_to_json(c));
+  keel::fs::write_file_atomic(rm + "/config.json", model_config_to_json(c));
   save_safetensors(rm + "/model.safetensors", tensors);
 
   auto m = load_pretrained(rm, registry());

@@ -11,6 +11,7 @@
 
 #include "tests/models/test_util.h"
 #include "trainer/common/error.h"
+#include "trainer/common/fs.h"
 
 namespace keel::models {
 namespace {
@@ -220,7 +221,7 @@ TEST(Safetensors, ShardedIndex) {
                            {{"x", "model-00001-of-00002.safetensors"},
                             {"y", "model-00001-of-00002.safetensors"},
                             {"z", "model-00002-of-00002.safetensors"}}}};
-  write_file_atomic(dir / "model.safetensors.index.json", index.dump());
+  keel::fs::write_file_atomic(dir / "model.safetensors.index.json", index.dump());
   const auto out = load_safetensors_dir(dir.str());
   ASSERT_EQ(out.size(), 3u);
   EXPECT_TRUE(torch::equal(out.at("x"), s1.at("x")));
@@ -228,7 +229,7 @@ TEST(Safetensors, ShardedIndex) {
   EXPECT_TRUE(torch::equal(out.at("z"), s2.at("z")));
 
   const auto expect_dir_error = [&](const nlohmann::json& idx, const std::string& needle) {
-    write_file_atomic(dir / "model.safetensors.index.json", idx.dump());
+    keel::fs::write_file_atomic(dir / "model.safetensors.index.json", idx.dump());
     try {
       load_safetensors_dir(dir.str());
       ADD_FAILURE() << "no error for " << needle;

@@ -5,6 +5,7 @@
 #include <iostream>
 
 #include "trainer/cli/commands.h"
+#include "trainer/cli/model_commands.h"
 #include "trainer/cli/system_info.h"
 #include "trainer/common/error.h"
 #include "trainer/common/log.h"
@@ -25,8 +26,8 @@ int run_cli(int argc, char** argv) {
   CLI::App app{"keel: native C++/LibTorch RL post-training (GRPO, PPO, DPO, ...)", "keel"};
   app.require_subcommand(1);
   app.set_help_all_flag("--help-all", "help for every command");
-  std::string log_level = "info";
-  app.add_option("--log-level", log_level, "trace|debug|info|warn|error|off (overrides run.log_level)");
+  std::string log_level;
+  app.add_option("--log-level", log_level, "trace|debug|info|warn|error|off (default: run.log_level, info)");
 
   int rc = 0;
 
@@ -42,6 +43,10 @@ int run_cli(int argc, char** argv) {
   auto* va = app.add_subcommand("validate", "check a config (and its batch arithmetic) without touching data or devices");
   add_config_args(va, validate);
 
+  ConfigArgs train;
+  auto* tr = app.add_subcommand("train", "train: the main job (rollout, reward, credit, update, eval, checkpoints)");
+  add_config_args(tr, train);
+
   PrintConfigArgs print;
   auto* pc = app.add_subcommand("print-config", "print the fully resolved config");
   pc->add_option("config", print.cfg.config, "YAML config file");
@@ -50,6 +55,36 @@ int run_cli(int argc, char** argv) {
   pc->add_flag("--reference", print.reference, "print configs/reference.yaml (every key, default, comment)");
   pc->add_flag("--comments", print.comments, "annotate each key with its doc line");
 
+  GenerateArgs gen;
+  auto* g = app.add_subcommand("generate", "sample completions for a prompt JSONL from an HF model directory");
+  g->add_option("model", gen.model, "HF model directory")->required();
+  g->add_option("prompts", gen.prompts, "prompt JSONL ({prompt | messages} per line)")->required();
+  g->add_option("-o,--output", gen.output, "completions JSONL (default: stdout)");
+  g->add_option("--tokenizer", gen.tokenizer, "tokenizer file or directory (default: the model's)");
+  g->add_option("--chat-template", gen.chat_template, "plain | chatml | llama3");
+  g->add_option("--max-new-tokens", gen.max_new_tokens, "response length limit")->check(CLI::PositiveNumber);
+  g->add_option("--temperature", gen.temperature, "0 = greedy")->check(CLI::NonNegativeNumber);
+  g->add_option("--top-k", gen.top_k, "0 = off")->check(CLI::NonNegativeNumber);
+  g->add_option("--top-p", gen.top_p, "1 = off")->check(CLI::Range(0.0, 1.0));
+  g->add_option("--seed", gen.seed, "sampling seed");
+  g->add_option("--samples", gen.samples, "completions per prompt")->check(CLI::PositiveNumber);
+  g->add_option("--batch-size", gen.batch_size, "sequences decoded together")->check(CLI::PositiveNumber);
+  g->add_flag("--logprobs", gen.with_logprobs, "include per-token log-probs");
+
+  LogprobsArgs lpa;
+  auto* lp = app.add_subcommand("logprobs", "teacher-forced per-token log-probs of {prompt, completion} JSONL");
+  lp->add_option("model", lpa.model, "HF model directory")->required();
+  lp->add_option("input", lpa.input, "JSONL of {prompt | messages, completion}")->required();
+  lp->add_option("-o,--output", lpa.output, "output JSONL (default: stdout)");
+  lp->add_option("--tokenizer", lpa.tokenizer, "tokenizer file or directory (default: the model's)");
+  lp->add_option("--chat-template", lpa.chat_template, "plain | chatml | llama3");
+  lp->add_option("--temperature", lpa.temperature, "logits are divided by this")->check(CLI::PositiveNumber);
+
+  TokenizeArgs tka;
+  auto* tk = app.add_subcommand("tokenize", "print the ids and pieces of a text (to debug templates)");
+  tk->add_option("tokenizer", tka.tokenizer, "tokenizer file (tokenizer.json, *.model) or model directory")->required();
+  tk->add_option("text", tka.text, "text to tokenize")->required();
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -57,11 +92,18 @@ int run_cli(int argc, char** argv) {
     return code == 0 ? 0 : 2;
   }
   try {
-    log::init(log::parse_level(log_level));
+    log::init(log::parse_level(log_level.empty() ? "info" : log_level));
     init_threads(0);
     if (*v) rc = run_version(version);
     else if (*l) rc = run_list(list);
     else if (*va) rc = run_validate(validate);
+    else if (*tr) {
+      train.log_level = log_level;
+      rc = run_train(train, std::vector<std::string>(argv, argv + argc));
+    }
+    else if (*g) rc = run_generate(gen);
+    else if (*lp) rc = run_logprobs(lpa);
+    else if (*tk) rc = run_tokenize(tka);
     else if (*pc) {
       if (!print.reference && print.cfg.config.empty()) fail("print-config: a config file is required (or --reference)");
       rc = run_print_config(print);

@@ -1,10 +1,48 @@
-// Fills the catalog from each area's register_builtin_*() function.
+// Fills the catalog from each area's register_builtin_*() function, and gives the config loader
+// the registries' names and the hooks that validate registered components' own parameters.
 #include "trainer/cli/catalog.h"
 
+#include "models/chat_template.h"
+#include "models/model_config.h"
+#include "rewards/reward.h"
 #include "trainer/config/reader.h"
+#include "trainer/credit/advantage.h"
+#include "trainer/credit/advantage_options.h"
 #include "trainer/data/task.h"
+#include "trainer/learner/dpo_loss.h"
+#include "trainer/learner/policy_loss.h"
 
 namespace keel::cli {
+
+namespace {
+
+template <typename Reg>
+std::vector<CatalogEntry> entries(const Reg& reg) {
+  std::vector<CatalogEntry> out;
+  for (const auto& n : reg.names()) out.push_back({n, reg.get(n).description});
+  return out;
+}
+
+const rewards::RewardRegistry& reward_registry() {
+  static const rewards::RewardRegistry reg = [] {
+    rewards::RewardRegistry r("reward scheme");
+    rewards::register_builtin_rewards(r);
+    // SCHEMES: rewards::register_builtin_reward_schemes(r);  (lands with the reward-glue branch)
+    return r;
+  }();
+  return reg;
+}
+
+const data::TaskRegistry& task_registry() {
+  static const data::TaskRegistry reg = [] {
+    data::TaskRegistry r("task");
+    data::register_builtin_tasks(r);
+    return r;
+  }();
+  return reg;
+}
+
+}  // namespace
 
 Catalog builtin_catalog() {
   Catalog c;
@@ -13,23 +51,35 @@ Catalog builtin_catalog() {
                      {"dpo", "direct preference optimization from preference pairs"},
                      {"sft", "supervised fine-tuning on prompt/response pairs"},
                      {"rm", "Bradley-Terry reward-model training"}};
-  c["templates"] = {{"plain", "prompt text as is, no role markers"},
-                    {"chatml", "<|im_start|>role ... <|im_end|> (Qwen)"},
-                    {"llama3", "<|start_header_id|>role<|end_header_id|> ... <|eot_id|> (Llama 3)"}};
   c["kl"] = {{"k1", "log ratio"}, {"k2", "half squared log ratio"}, {"k3", "exp(-x) - 1 + x, low variance"},
              {"k1+", "k1 value, k2 gradient (straight-through)"},
              {"k2+", "k2 value, k2 gradient"},
              {"k3+", "k3 value, k2 gradient (straight-through)"}};
-  // Areas register here as they land: estimators, losses, rewards, tasks, models.
-  c["estimators"];
-  c["losses"];
-  c["rewards"];
   {
-    data::TaskRegistry tasks("task");
-    data::register_builtin_tasks(tasks);
-    for (const auto& n : tasks.names()) c["tasks"].push_back({n, tasks.get(n).description});
+    credit::AdvantageRegistry reg = credit::make_advantage_registry();
+    credit::register_builtin_advantages(reg);
+    c["estimators"] = entries(reg);
   }
-  c["models"];
+  {
+    learner::PolicyLossRegistry pl("policy loss");
+    learner::register_builtin_policy_losses(pl);
+    c["losses"] = entries(pl);
+    learner::DpoLossRegistry dl("DPO loss");
+    learner::register_builtin_dpo_losses(dl);
+    c["dpo_losses"] = entries(dl);
+  }
+  c["rewards"] = entries(reward_registry());
+  c["tasks"] = entries(task_registry());
+  {
+    models::ModelRegistry reg("model family");
+    models::register_builtin_models(reg);
+    c["models"] = entries(reg);
+  }
+  {
+    models::ChatTemplateRegistry reg("chat template");
+    models::register_builtin_chat_templates(reg);
+    c["templates"] = entries(reg);
+  }
   return c;
 }
 
@@ -45,13 +95,18 @@ config::KnownNames known_names() {
   k.chat_templates = names("templates");
   k.kl_estimators = names("kl");
   k.estimators = names("estimators");
+  k.policy_losses = names("losses");
+  k.dpo_losses = names("dpo_losses");
   k.reward_schemes = names("rewards");
   k.tasks = names("tasks");
   k.model_families = names("models");
   k.task_params = [](config::Reader& r, const std::string& task) {
-    data::TaskRegistry tasks("task");
-    data::register_builtin_tasks(tasks);
-    tasks.get(task).fn(r);  // reads (and so validates) the knobs
+    task_registry().get(task).fn(r);  // reads (and so validates) the knobs
+  };
+  k.reward_params = [](config::Reader& r, const std::string& scheme) { reward_registry().get(scheme).fn(r); };
+  k.advantage_subsections = [](config::Reader& r) {
+    credit::AdvantageOptions o;
+    credit::read_advantage_subsections(r, o);
   };
   return k;
 }

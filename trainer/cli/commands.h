@@ -10,6 +10,7 @@ struct ConfigArgs {
   std::string config;                   ///< YAML path
   std::vector<std::string> overrides;   ///< key.path=value
   int world_size = 0;                   ///< 0 = WORLD_SIZE from the environment, else 1
+  std::string log_level;                ///< --log-level; "" = the config's run.log_level
 };
 
 struct VersionArgs {
@@ -23,6 +24,9 @@ struct ListArgs {
 int run_list(const ListArgs& a);
 
 int run_validate(const ConfigArgs& a);
+
+/// keel train: the main job. `argv` is recorded in the run directory.
+int run_train(const ConfigArgs& a, const std::vector<std::string>& argv);
 
 struct PrintConfigArgs {
   ConfigArgs cfg;

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -30,37 +31,47 @@ void fsync_path(const std::filesystem::path& p) {
   if (rc != 0) fail("{}: fsync failed ({})", p.string(), std::strerror(err));
 }
 
-void write_file_atomic(const std::filesystem::path& p, std::string_view contents) {
+void write_all(int fd, const void* data, size_t n, const std::string& what) {
+  const char* p = static_cast<const char*>(data);
+  while (n > 0) {
+    const ssize_t w = ::write(fd, p, n);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      fail("{}: write failed ({})", what, std::strerror(errno));
+    }
+    p += w;
+    n -= static_cast<size_t>(w);
+  }
+}
+
+void write_atomic_with(const std::filesystem::path& p, const std::function<void(int fd, const std::string& tmp)>& fill) {
   const auto dir = p.parent_path().empty() ? std::filesystem::path(".") : p.parent_path();
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
   if (ec) fail("{}: cannot create directory ({})", dir.string(), ec.message());
-  const auto tmp = dir / (".tmp." + p.filename().string() + "." + std::to_string(::getpid()));
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) fail("{}: cannot create ({})", tmp.string(), std::strerror(errno));
-  size_t off = 0;
-  while (off < contents.size()) {
-    const ssize_t n = ::write(fd, contents.data() + off, contents.size() - off);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      const int err = errno;
-      ::close(fd);
-      std::filesystem::remove(tmp, ec);
-      fail("{}: write failed ({})", p.string(), std::strerror(err));
-    }
-    off += static_cast<size_t>(n);
+  static std::atomic<uint64_t> counter{0};
+  const auto tmp = (dir / fmt::format(".{}.tmp.{}.{}", p.filename().string(), ::getpid(), counter++)).string();
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  if (fd < 0) fail("{}: cannot create temporary file {} ({})", p.string(), tmp, std::strerror(errno));
+  try {
+    fill(fd, tmp);
+    if (::fsync(fd) != 0) fail("{}: fsync failed ({})", tmp, std::strerror(errno));
+  } catch (...) {
+    ::close(fd);
+    ::unlink(tmp.c_str());
+    throw;
   }
-  if (::fsync(fd) != 0 || ::close(fd) != 0) {
-    const int err = errno;
-    std::filesystem::remove(tmp, ec);
-    fail("{}: fsync/close failed ({})", p.string(), std::strerror(err));
-  }
-  std::filesystem::rename(tmp, p, ec);
-  if (ec) {
-    std::filesystem::remove(tmp, ec);
-    fail("{}: rename failed ({})", p.string(), ec.message());
+  ::close(fd);
+  if (::rename(tmp.c_str(), p.c_str()) != 0) {
+    const std::string why = std::strerror(errno);
+    ::unlink(tmp.c_str());
+    fail("{}: rename from {} failed ({})", p.string(), tmp, why);
   }
   fsync_path(dir);
+}
+
+void write_file_atomic(const std::filesystem::path& p, std::string_view contents) {
+  write_atomic_with(p, [&](int fd, const std::string& tmp) { write_all(fd, contents.data(), contents.size(), tmp); });
 }
 
 void rename_dir_atomic(const std::filesystem::path& from, const std::filesystem::path& to) {

@@ -3,7 +3,9 @@
 // so a kill at any moment leaves either the old file or the new one, never a torn one.
 #pragma once
 
+#include <cstddef>
 #include <filesystem>
+#include <functional>
 #include <string>
 #include <string_view>
 
@@ -14,6 +16,13 @@ std::string read_file(const std::filesystem::path& p, std::string_view what = "f
 
 /// Atomically replaces `p` with `contents` (creating parent directories).
 void write_file_atomic(const std::filesystem::path& p, std::string_view contents);
+
+/// Atomically replaces `p` with what `fill(fd, tmp_path)` writes into a fresh temporary file next
+/// to it (for large outputs streamed piecewise, e.g. safetensors); use write_all() inside.
+void write_atomic_with(const std::filesystem::path& p, const std::function<void(int fd, const std::string& tmp)>& fill);
+
+/// Writes all of [data, data + n) to `fd` (retrying short writes); errors name `what`.
+void write_all(int fd, const void* data, size_t n, const std::string& what);
 
 /// fsync a file or directory by path (errors throw keel::Error naming it).
 void fsync_path(const std::filesystem::path& p);

@@ -169,6 +169,8 @@ struct KnownNames {
   std::vector<std::string> chat_templates;
   /// Validates (reads) a reward component's scheme-specific parameters; may be empty.
   std::function<void(Reader& params, const std::string& scheme)> reward_params;
+  /// Reads the estimator-specific subsections of `advantage:` (grpo, gae, rpp, agrae, ...); may be empty.
+  std::function<void(Reader& advantage)> advantage_subsections;
   /// Validates (reads) data.task_params for the named task; may be empty.
   std::function<void(Reader& params, const std::string& task)> task_params;
 };

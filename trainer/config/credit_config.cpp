@@ -33,6 +33,8 @@ void read_advantage(Reader& r, AdvantageSection& c, const KnownNames& known) {
   r.field("gamma", c.gamma, "discount").ge(0).le(1);
   r.field("lam", c.lam, "GAE lambda").ge(0).le(1);
   r.field("whiten", c.whiten, "whiten advantages over the batch (GAE, REINFORCE++)");
+  if (r.node()) c.raw = *r.node();
+  if (known.advantage_subsections) known.advantage_subsections(r);
 }
 
 void read_kl(Reader& r, KlSection& c, const KnownNames& known) {

@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "trainer/config/node.h"
+
 namespace keel::config {
 
 class Reader;
@@ -29,6 +31,8 @@ struct AdvantageSection {
   double gamma = 1.0;
   double lam = 0.95;
   bool whiten = true;                      // GAE / REINFORCE++
+  Node raw;                                // the whole section, for the estimator-specific subsections
+                                           // (credit::read_advantage_subsections reads them at build time)
 };
 
 struct KlSection {

@@ -155,6 +155,8 @@ class Reader {
   Diagnostics& diagnostics() { return diag_; }
   Doc* out() { return out_; }
   const Source& source() const { return src_; }
+  /// The section's node (nullptr when the section is absent).
+  const Node* node() const { return node_; }
 
  private:
   Doc* record_leaf(const std::string& key, std::string value, const std::string& doc);

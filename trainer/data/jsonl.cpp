@@ -106,7 +106,7 @@ Loaded<PromptRecord> load_prompts(const std::string& path, const JsonlOptions& o
       r.answer = as_text(a);
     }
     for (const auto& [k, v] : o.items())
-      if (k != opt.prompt_key && k != "messages" && k != opt.answer_key) r.meta[k] = as_text(v);
+      if (k != opt.prompt_key && k != "messages" && k != opt.answer_key) r.meta[k] = v.dump();
     return r;
   });
 }

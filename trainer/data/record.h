@@ -19,7 +19,7 @@ struct PromptRecord {
   std::string prompt;                       ///< plain prompt text ("" when messages are given)
   std::vector<Message> messages;            ///< chat form (rendered by the chat template)
   std::string answer;                       ///< gold answer for verifiers ("" if none)
-  std::map<std::string, std::string> meta;  ///< every other field, scalars as text, others as JSON
+  std::map<std::string, std::string> meta;  ///< every other field, as JSON text ("\"x\"", "3", "[1,2]")
 };
 
 struct PreferenceRecord {

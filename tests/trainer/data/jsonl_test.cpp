@@ -37,16 +37,17 @@ TEST_F(Jsonl, LoadsPromptsMessagesAnswersAndMeta) {
   const auto p = write(
       "{\"prompt\": \"2+2=\", \"answer\": 4, \"level\": 1}\n"
       "\n"
-      "{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}], \"answer\": \"x\", \"tags\": [1,2]}\r\n");
+      "{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}], \"answer\": \"x\", \"tags\": [1,2], \"src\": \"web\"}\r\n");
   const auto l = load_prompts(p);
   ASSERT_EQ(l.records.size(), 2u);
   EXPECT_EQ(l.records[0].prompt, "2+2=");
   EXPECT_EQ(l.records[0].answer, "4");
-  EXPECT_EQ(l.records[0].meta.at("level"), "1");
+  EXPECT_EQ(l.records[0].meta.at("level"), "1");  // JSON text
   EXPECT_EQ(l.records[0].id, p + ":1");
   EXPECT_EQ(l.records[1].messages.size(), 1u);
   EXPECT_EQ(l.records[1].messages[0].content, "hi");
   EXPECT_EQ(l.records[1].meta.at("tags"), "[1,2]");
+  EXPECT_EQ(l.records[1].meta.at("src"), "\"web\"");
   EXPECT_EQ(l.records[1].id, p + ":3");
 }
 

@@ -70,7 +70,7 @@ TEST(PromptSource, TaskModeNeverTrainsOnHeldOutPrompts) {
   EXPECT_GE(held.size(), 10u);
   for (const auto& r : src.next_batch(300)) EXPECT_FALSE(held.count(r.prompt)) << r.prompt;
   ASSERT_NE(src.task(), nullptr);
-  EXPECT_EQ(src.task()->verifier(), "arithmetic");
+  EXPECT_EQ(src.task()->verifier(), "task_arithmetic");
 }
 
 TEST(PromptSource, TaskParamsAreValidated) {

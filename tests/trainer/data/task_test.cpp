@@ -57,12 +57,13 @@ TEST(ArithmeticTask, DeterministicAndCorrect) {
     const auto a = t->make(7, Split::kTrain, i);
     const auto b = t->make(7, Split::kTrain, i);
     EXPECT_EQ(a.prompt, b.prompt);
-    const std::string expr = a.meta.at("expression");
+    const std::string quoted = a.meta.at("expression");
+    const std::string expr = quoted.substr(1, quoted.size() - 2);
     EXPECT_EQ(a.prompt, expr + "=");
     EXPECT_EQ(a.answer, std::to_string(eval_reference(expr))) << expr;
     EXPECT_EQ(t->gold_response(a), a.answer);
   }
-  EXPECT_EQ(t->verifier(), "arithmetic");
+  EXPECT_EQ(t->verifier(), "task_arithmetic");
 }
 
 TEST(ArithmeticTask, SeedsAndSplitsGiveDifferentStreams) {
@@ -146,12 +147,18 @@ TEST(CountdownTask, GoldSolutionsUseEveryNumberOnceAndHitTheTarget) {
     EXPECT_EQ(v.d, 1) << sol;
     EXPECT_EQ(std::to_string(v.n), r.meta.at("target")) << sol;
     std::vector<int64_t> given;
-    std::stringstream ss(r.meta.at("numbers"));
-    for (int64_t x; ss >> x;) given.push_back(x);
+    std::string nums = r.meta.at("numbers");  // JSON text "[3, 7, 8]", in the order shown
+    std::replace(nums.begin(), nums.end(), ',', ' ');
+    std::stringstream ss(nums.substr(1, nums.size() - 2));
+    std::string shown;
+    for (int64_t x; ss >> x;) {
+      shown += (given.empty() ? "" : " ") + std::to_string(x);
+      given.push_back(x);
+    }
+    EXPECT_EQ(r.prompt, shown + " -> " + r.meta.at("target") + ":");
     std::sort(given.begin(), given.end());
     std::sort(p.used.begin(), p.used.end());
     EXPECT_EQ(given, p.used) << sol;
-    EXPECT_EQ(r.prompt, r.meta.at("numbers") + " -> " + r.meta.at("target") + ":");
     const int64_t target = std::stoll(r.answer);
     EXPECT_GE(target, 1);
     EXPECT_LE(target, 200);

@@ -37,12 +37,12 @@ class ArithmeticTask : public Task {
     r.id = fmt::format("arithmetic/{}/{}", split == Split::kTrain ? "train" : "eval", index);
     r.prompt = expr + "=";
     r.answer = std::to_string(evaluate(nums, ops));
-    r.meta["expression"] = expr;
+    r.meta["expression"] = "\"" + expr + "\"";  // JSON text (record.h); digits and + - * only
     return r;
   }
 
   std::string gold_response(const PromptRecord& r) const override { return r.answer; }
-  std::string verifier() const override { return "arithmetic"; }
+  std::string verifier() const override { return "task_arithmetic"; }
 
   /// Precedence-aware evaluation of n0 op0 n1 op1 n2 ...
   static int64_t evaluate(const std::vector<int64_t>& nums, const std::string& ops) {

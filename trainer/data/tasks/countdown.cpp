@@ -44,22 +44,29 @@ class CountdownTask : public Task {
           e.text += (i ? "+" : "") + std::to_string(nums[i]);
         }
       }
-      std::string shown;
-      for (size_t i = 0; i < nums.size(); ++i) shown += (i ? " " : "") + std::to_string(nums[i]);
+      std::string shown, list;
+      for (size_t i = 0; i < nums.size(); ++i) {
+        shown += (i ? " " : "") + std::to_string(nums[i]);
+        list += (i ? ", " : "") + std::to_string(nums[i]);
+      }
       PromptRecord r;
       r.id = fmt::format("countdown/{}/{}", split == Split::kTrain ? "train" : "eval", index);
       r.prompt = shown + " -> " + std::to_string(e.value) + ":";
       r.answer = std::to_string(e.value);
-      r.meta["numbers"] = shown;
+      // meta values are JSON text (record.h): what the task_countdown verifier reads.
+      r.meta["numbers"] = "[" + list + "]";
       r.meta["target"] = r.answer;
       r.meta["use_all"] = "true";
-      r.meta["solution"] = e.text;
+      r.meta["solution"] = "\"" + e.text + "\"";  // digits and + - * / ( ): no escaping needed
       return r;
     }
   }
 
-  std::string gold_response(const PromptRecord& r) const override { return r.meta.at("solution"); }
-  std::string verifier() const override { return "countdown"; }
+  std::string gold_response(const PromptRecord& r) const override {
+    const std::string& s = r.meta.at("solution");
+    return s.substr(1, s.size() - 2);
+  }
+  std::string verifier() const override { return "task_countdown"; }
 
  private:
   /// Combines the numbers (in a shuffled order) pairwise with random operators until one is left.

@@ -1,0 +1,122 @@
+// keel train end to end on a tiny model: the exact-resume contract (2N steps straight equal N
+// steps + kill -9 + resume), the NaN rollback, and the run directory contents.
+#include <gtest/gtest.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <thread>
+
+#include "tests/trainer/cli/run_keel.h"
+#include "trainer/common/fs.h"
+
+namespace keel::testing {
+namespace {
+
+namespace stdfs = std::filesystem;
+
+// A tiny GRPO run: 2 prompts x 4 samples, 4 new tokens, 1-layer model, checkpoints every 2 steps.
+const char* kTinyGrpo = R"(
+run: {name: tiny, total_steps: 4, device: cpu, seed: 3, threads: 1}
+model:
+  init: {hidden_size: 32, num_layers: 1, num_heads: 2, num_kv_heads: 1, intermediate_size: 64, max_position_embeddings: 32}
+data:
+  task: arithmetic
+  task_params: {min_digits: 1, max_digits: 1}
+  eval_size: 8
+rollout: {samples_per_prompt: 4, max_new_tokens: 4}
+batch: {prompts_per_step: 2, mini_batch_size: 4, micro_batch_size: 2}
+learner: {algorithm: grpo}
+optim: {lr: 1.0e-2, lr_schedule: constant}
+kl: {in_loss: true, coef: 0.01}
+eval: {every: 2, num_prompts: 8, k: 2}
+checkpoint: {every: 2, keep_last: 3}
+)";
+
+/// metrics.jsonl lines without the keys that measure time.
+std::vector<nlohmann::json> deterministic_metrics(const stdfs::path& file) {
+  std::vector<nlohmann::json> out;
+  std::stringstream ss(fs::read_file(file));
+  for (std::string line; std::getline(ss, line);) {
+    if (line.empty()) continue;
+    auto j = nlohmann::json::parse(line);
+    nlohmann::json kept;
+    for (const auto& [k, v] : j.items())
+      if (k != "wall_time" && k.rfind("time/", 0) != 0 && k.rfind("perf/", 0) != 0) kept[k] = v;
+    out.push_back(kept);
+  }
+  return out;
+}
+
+TEST(TrainSlow, ResumeAfterKillIsExact) {
+  ScratchDir dir("resume");
+  dir.write("c.yaml", kTinyGrpo);
+  // 1) Straight run of 4 steps.
+  auto r = run_keel("train c.yaml run.output_dir=straight", dir.path());
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  const auto straight = deterministic_metrics(dir.path() / "straight/tiny/metrics.jsonl");
+  ASSERT_EQ(straight.size(), 4u);
+  EXPECT_TRUE(stdfs::exists(dir.path() / "straight/tiny/checkpoints/step-00000004/COMPLETE"));
+  EXPECT_TRUE(stdfs::exists(dir.path() / "straight/tiny/config.yaml"));
+  EXPECT_TRUE(stdfs::exists(dir.path() / "straight/tiny/git_revision"));
+
+  // 2) The same run (200 steps so it cannot finish), killed with SIGKILL once step 2 is saved.
+  const pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    if (chdir(dir.path().c_str()) != 0) _exit(127);
+    const int devnull = open("/dev/null", O_WRONLY);
+    dup2(devnull, 1);
+    dup2(devnull, 2);
+    execl(KEEL_BINARY, KEEL_BINARY, "train", "c.yaml", "run.output_dir=killed", "run.total_steps=200", nullptr);
+    _exit(127);
+  }
+  const auto ckpt2 = dir.path() / "killed/tiny/checkpoints/step-00000002/COMPLETE";
+  const auto t0 = std::chrono::steady_clock::now();
+  while (!stdfs::exists(ckpt2) && std::chrono::steady_clock::now() - t0 < std::chrono::seconds(120))
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  kill(pid, SIGKILL);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  ASSERT_TRUE(stdfs::exists(ckpt2)) << "the run never saved step 2";
+  ASSERT_TRUE(WIFSIGNALED(status));
+
+  // 3) Resume from the step-2 checkpoint and finish at step 4 (constant lr: the schedule does
+  // not depend on total_steps).
+  r = run_keel("train c.yaml run.output_dir=killed run.resume=" + (dir.path() / "killed/tiny/checkpoints/step-00000002").string(),
+               dir.path());
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_NE(r.out.find("resumed from"), std::string::npos) << r.out;
+  const auto resumed = deterministic_metrics(dir.path() / "killed/tiny/metrics.jsonl");
+  ASSERT_EQ(resumed.size(), 4u) << "metrics.jsonl must hold steps 1..4 exactly once";
+  for (size_t i = 0; i < 4; ++i) EXPECT_EQ(resumed[i], straight[i]) << "step " << i + 1;
+}
+
+TEST(TrainSlow, NonFiniteStepsRollBackToTheLastCheckpoint) {
+  ScratchDir dir("nan");
+  dir.write("c.yaml", kTinyGrpo);
+  const auto r = run_keel("train c.yaml run.total_steps=5 optim.rollback_after=1", dir.path(), "KEEL_TEST_INJECT_NAN_STEP=3");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_NE(r.out.find("poisoned the advantages of step 3"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("rolling back to"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("step-00000002"), std::string::npos) << r.out;
+  const auto m = deterministic_metrics(dir.path() / "runs/tiny/metrics.jsonl");
+  ASSERT_FALSE(m.empty());
+  EXPECT_EQ(m.back()["step"], 5);
+  for (const auto& line : m) EXPECT_TRUE(line["reward/mean"].is_number()) << line.dump();
+}
+
+TEST(Train, BadConfigFailsBeforeTraining) {
+  ScratchDir dir("badtrain");
+  dir.write("c.yaml", "learner: {algorithm: dpo}\n");
+  const auto r = run_keel("train c.yaml", dir.path());
+  EXPECT_EQ(r.exit_code, 1) << r.out;
+  EXPECT_NE(r.out.find("learner.algorithm dpo is not implemented by `keel train` yet"), std::string::npos) << r.out;
+}
+
+}  // namespace
+}  // namespace keel::testing

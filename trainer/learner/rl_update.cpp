@@ -1,0 +1,114 @@
+#include "trainer/learner/rl_update.h"
+
+#include <torch/torch.h>
+
+#include "models/logprobs.h"
+#include "models/transformer.h"
+#include "trainer/learner/loss_agg.h"
+
+namespace keel::learner {
+
+namespace {
+
+/// Rows [lo, hi) of the batch with all-padding prompt columns (left) and response columns (right)
+/// trimmed away.
+struct Slice {
+  at::Tensor pids, pmask, rids, rmask, old_lp, adv, loss_mask, ref_lp, groups;
+};
+
+Slice slice_rows(const rollout::RolloutBatch& b, int64_t lo, int64_t hi) {
+  Slice s;
+  auto pm = b.prompt_mask.slice(0, lo, hi);
+  const int64_t p0 = (pm.sum(0) > 0).to(torch::kLong).argmax().item<int64_t>();  // first used column
+  auto rm = b.response_mask.slice(0, lo, hi);
+  const int64_t r1 = std::max<int64_t>(1, rm.sum(1).max().item<int64_t>());
+  s.pids = b.prompt_ids.slice(0, lo, hi).slice(1, p0);
+  s.pmask = pm.slice(1, p0);
+  s.rids = b.response_ids.slice(0, lo, hi).slice(1, 0, r1);
+  s.rmask = rm.slice(1, 0, r1);
+  s.old_lp = b.old_logprobs.slice(0, lo, hi).slice(1, 0, r1);
+  s.adv = b.advantages.slice(0, lo, hi).slice(1, 0, r1);
+  s.loss_mask = b.loss_mask.slice(0, lo, hi).slice(1, 0, r1);
+  if (b.ref_logprobs.defined()) s.ref_lp = b.ref_logprobs.slice(0, lo, hi).slice(1, 0, r1);
+  s.groups = b.group_ids.slice(0, lo, hi);
+  return s;
+}
+
+}  // namespace
+
+RlUpdateResult rl_update(models::Transformer& policy, torch::optim::Optimizer& optimizer,
+                         const rollout::RolloutBatch& b, const PolicyLossFn& loss_fn, const RlUpdateOptions& o,
+                         NumericsGuard& guard, int64_t& opt_step) {
+  TORCH_CHECK(b.advantages.defined() && b.loss_mask.defined(), "rl_update: the batch has no advantages / loss mask");
+  const int64_t n = b.size();
+  TORCH_CHECK(n % o.mini_batch_size == 0, "rl_update: ", n, " rows do not split into mini-batches of ", o.mini_batch_size);
+  TORCH_CHECK(o.mini_batch_size % o.micro_batch_size == 0, "rl_update: mini_batch_size ", o.mini_batch_size,
+              " is not a multiple of micro_batch_size ", o.micro_batch_size);
+  policy.train(true);
+  auto params = policy.parameters();
+  RlUpdateResult res;
+  std::map<std::string, double> sums;
+  int64_t mini_batches = 0;
+  for (int epoch = 0; epoch < o.epochs; ++epoch) {
+    for (int64_t m0 = 0; m0 < n; m0 += o.mini_batch_size) {
+      const int64_t m1 = m0 + o.mini_batch_size;
+      // Global denominators of this mini-batch (one rank; trainer/dist sums counts across ranks).
+      const AggContext ctx = AggContext::from_mask(b.loss_mask.slice(0, m0, m1));
+      optimizer.zero_grad();
+      double loss_total = 0;
+      std::map<std::string, double> mb;
+      int micro = 0;
+      for (int64_t u0 = m0; u0 < m1; u0 += o.micro_batch_size) {
+        const auto s = slice_rows(b, u0, std::min(m1, u0 + o.micro_batch_size));
+        models::LogprobOptions lo;
+        lo.temperature = o.temperature;
+        lo.entropy = true;
+        const auto lp = models::sequence_logprobs(policy, s.pids, s.pmask, s.rids, s.rmask, lo);
+        PolicyLossInputs in;
+        in.logp = lp.logprobs;
+        in.logp_old = s.old_lp;
+        in.advantages = s.adv;
+        in.response_mask = s.loss_mask;
+        in.logp_ref = s.ref_lp;
+        in.group_ids = s.groups;
+        in.entropy = o.loss.entropy_coef > 0 ? lp.entropy : lp.entropy.detach();
+        in.agg = ctx;
+        auto out = loss_fn(in, o.loss);
+        out.loss.backward();
+        loss_total += out.loss.item<double>();
+        for (const auto& [k, v] : out.metrics) mb[k] += v;
+        ++micro;
+      }
+      const double max_norm = o.grad_clip > 0 ? o.grad_clip : std::numeric_limits<double>::infinity();
+      const double grad_norm = torch::nn::utils::clip_grad_norm_(params, max_norm);
+      const auto verdict = guard.check(loss_total, grad_norm);
+      if (verdict == NumericsGuard::Verdict::kOk) {
+        const double lr = lr_at(o.lr, opt_step);
+        for (auto& g : optimizer.param_groups()) static_cast<torch::optim::AdamWOptions&>(g.options()).lr(lr);
+        optimizer.step();
+        ++opt_step;
+        ++res.optimizer_steps;
+        sums["actor/lr"] += lr;
+      } else {
+        optimizer.zero_grad();
+        if (verdict == NumericsGuard::Verdict::kRollback) {
+          res.rollback = true;
+          return res;
+        }
+      }
+      // pg_loss / kl_loss are per-micro-batch shares (they add up); rates are averaged.
+      for (const auto& [k, v] : mb) sums[k] += (k == "actor/pg_loss" || k == "actor/kl_loss") ? v : v / micro;
+      sums["actor/loss"] += loss_total;
+      sums["actor/grad_norm"] += grad_norm;
+      ++mini_batches;
+    }
+  }
+  optimizer.zero_grad();
+  for (const auto& [k, v] : sums) res.metrics[k] = v / static_cast<double>(std::max<int64_t>(1, mini_batches));
+  if (res.optimizer_steps > 0 && sums.count("actor/lr"))
+    res.metrics["actor/lr"] = sums["actor/lr"] / static_cast<double>(res.optimizer_steps);
+  res.metrics["actor/skipped_steps"] = static_cast<double>(guard.skipped_total());
+  return res;
+}
+
+}  // namespace keel::learner

@@ -1,0 +1,35 @@
+// Rollout: prompts -> G sampled responses each -> a RolloutBatch (ids, masks, behaviour log-probs,
+// decoded texts, group ids). Uses the models library's KV-cache generation engine.
+// Deliberately not here: rewards (rewards/), credit (trainer/credit/), the update (trainer/learner/).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "trainer/rollout/rollout_batch.h"
+
+namespace keel::models {
+class Transformer;
+class Tokenizer;
+}
+
+namespace keel::rollout {
+
+struct RolloutOptions {
+  int samples_per_prompt = 8;
+  int64_t max_new_tokens = 32;
+  double temperature = 1.0;   ///< 0 = greedy
+  int64_t top_k = 0;
+  double top_p = 1.0;
+  std::vector<int64_t> stop_token_ids;
+  int batch_size = 64;        ///< rows decoded together
+  std::string chat_template = "plain";
+  uint64_t seed = 0;          ///< per call; rows draw from (seed, row)
+};
+
+/// Samples `samples_per_prompt` responses for each prompt. Group id g = index of the prompt.
+RolloutBatch generate_rollouts(models::Transformer& policy, const models::Tokenizer& tok,
+                               const std::vector<data::PromptRecord>& prompts, const RolloutOptions& opt);
+
+}  // namespace keel::rollout

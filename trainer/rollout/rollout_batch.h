@@ -1,0 +1,44 @@
+// RolloutBatch: the one struct that travels the data path (DESIGN.md): rollout fills the ids,
+// masks, group ids and behaviour log-probs; reward fills rewards; credit fills advantages and
+// returns; the learner reads them. No stage reaches back into an earlier one.
+//
+// Legend: N = prompts x samples_per_prompt rows (group ids say which rows share a prompt),
+// P = longest prompt (left-padded), R = longest response (right-padded).
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include <ATen/core/Tensor.h>
+
+#include "trainer/data/record.h"
+
+namespace keel::rollout {
+
+struct RolloutBatch {
+  // ---- rollout ----------------------------------------------------------------------------------
+  at::Tensor prompt_ids;       ///< [N, P] int64, left-padded
+  at::Tensor prompt_mask;      ///< [N, P] int64 1 real / 0 pad
+  at::Tensor response_ids;     ///< [N, R] int64, right-padded
+  at::Tensor response_mask;    ///< [N, R] int64 1 on generated tokens (the EOS included)
+  at::Tensor old_logprobs;     ///< [N, R] float32 behaviour log-probs of the sampled tokens
+  at::Tensor group_ids;        ///< [N] int64 prompt group of each row
+  std::vector<std::string> prompt_texts;    ///< [N] rendered prompts
+  std::vector<std::string> response_texts;  ///< [N] decoded responses (special tokens dropped)
+  std::vector<std::string> finish_reasons;  ///< [N] eos | stop_token | length
+  std::vector<const data::PromptRecord*> records;  ///< [N] the prompt record of each row
+  int64_t policy_version = 0;  ///< learner step whose weights generated the batch
+  // ---- reference / reward / credit -----------------------------------------------------------------
+  at::Tensor ref_logprobs;     ///< [N, R] float32 under the frozen reference (when a KL term is on)
+  at::Tensor rewards;          ///< [N] float32 sequence rewards
+  at::Tensor token_rewards;    ///< [N, R] float32 (sequence reward on the last valid token, + dense terms)
+  at::Tensor advantages;       ///< [N, R] float32
+  at::Tensor returns;          ///< [N, R] float32
+  at::Tensor loss_mask;        ///< [N, R] the mask the loss uses (response_mask unless credit changed it)
+
+  int64_t size() const { return group_ids.defined() ? group_ids.size(0) : 0; }
+};
+
+}  // namespace keel::rollout
