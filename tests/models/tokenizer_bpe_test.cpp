@@ -101,6 +101,17 @@ TEST(TokenizerBpe, IgnoreMergesTakesWholeWordsFromTheVocabulary) {
   EXPECT_EQ(make(tiny_tokenizer(false, /*ignore_merges=*/true))->encode("abcd", false), (Ids{15}));
 }
 
+TEST(TokenizerBpe, Gpt2StyleByteLevelWithPrefixSpace) {
+  // ByteLevel alone with use_regex (the GPT-2 pattern) and add_prefix_space: every text segment
+  // between added tokens gets a leading space, as in HF.
+  json j = tiny_tokenizer(false);
+  j["pre_tokenizer"] = {{"type", "ByteLevel"}, {"add_prefix_space", true}, {"trim_offsets", true}, {"use_regex", true}};
+  const auto tok = make(j);
+  EXPECT_EQ(tok->encode("a", false), (Ids{9}));                      // " a" -> Ġ a -> Ġa
+  EXPECT_EQ(tok->encode("ab<|x|>a", false), (Ids{4, 6, 16, 9}));     // " ab" -> Ġ ab; <|x|>; " a" -> Ġa
+  EXPECT_EQ(tok->encode(" a", false), (Ids{9}));                     // already starts with a space
+}
+
 TEST(TokenizerBpe, AddedTokensAreSplitOutFirst) {
   const auto tok = make(tiny_tokenizer(false));
   EXPECT_EQ(tok->encode("ab<|x|>cd", false), (Ids{6, 16, 10}));
