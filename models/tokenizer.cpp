@@ -68,7 +68,7 @@ std::string tokenize_debug(const Tokenizer& tokenizer, std::string_view text) {
                                 tokenizer.kind(), tokenizer.source());
   out += fmt::format("{:>5}  {:>8}  {:<24}  {}\n", "pos", "id", "piece", "bytes");
   for (size_t i = 0; i < ids.size(); ++i) {
-    const std::string piece = "\"" + escape_for_display(tokenizer.id_to_piece(ids[i])) + "\"";
+    const std::string piece = fmt::format("\"{}\"", escape_for_display(tokenizer.id_to_piece(ids[i])));
     out += fmt::format("{:>5}  {:>8}  {:<24}  \"{}\"{}\n", i, ids[i], piece,
                        escape_for_display(tokenizer.id_to_bytes(ids[i])),
                        tokenizer.is_special(ids[i]) ? "  (special)" : "");

@@ -19,6 +19,7 @@ namespace keel::models {
 /// Returned by piece_to_id and the *_id accessors when there is no such token.
 inline constexpr int64_t kNoToken = -1;
 
+/// All methods are const and keep no mutable state: one tokenizer may serve several threads.
 class Tokenizer {
  public:
   virtual ~Tokenizer() = default;

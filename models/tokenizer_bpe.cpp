@@ -433,7 +433,7 @@ std::vector<int64_t> HfBpeTokenizer::encode(std::string_view text, bool add_spec
       if (a.special && !parse_special) continue;
       if (text.compare(i, a.content.size(), a.content) != 0) continue;
       if (a.single_word) {
-        const auto before = unicode::decode_utf8(text.substr(0, i));
+        const auto before = unicode::decode_utf8(text.substr(i >= 4 ? i - 4 : 0, std::min<size_t>(i, 4)));
         const auto after = unicode::decode_utf8(text.substr(i + a.content.size(), 4));
         if ((!before.empty() && is_word(before.back().cp)) || (!after.empty() && is_word(after.front().cp))) continue;
       }

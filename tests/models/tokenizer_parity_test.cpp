@@ -5,6 +5,7 @@
 // multi-MB tokenizer.json files are not: scripts/fetch_test_tokenizers.sh puts them in
 // $KEEL_TEST_DATA or ~/.cache/keel/test-tokenizers, and the id tests skip when they are absent.
 // The pre-token split and chat-template checks need only the fixture and always run.
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>

@@ -1,6 +1,8 @@
 // Shared estimator helpers (see advantage_utils.h).
 #include "trainer/credit/advantage_utils.h"
 
+#include <torch/torch.h>
+
 namespace keel::credit {
 
 void check_core_inputs(const AdvantageInputs& in, const char* who) {

@@ -3,6 +3,8 @@
 
 #include <algorithm>
 
+#include <torch/torch.h>
+
 #include "trainer/credit/advantage_utils.h"
 #include "trainer/credit/group_stats.h"
 #include "trainer/credit/grpo.h"
@@ -23,7 +25,7 @@ AdvantageOutput advantage_agrae(const AdvantageInputs& in, const AdvantageOption
   double omega = omega_batch;
   if (auto it = in.state.find(kAgraeOmegaKey); it != in.state.end() && o.omega_momentum > 0)
     omega = o.omega_momentum * it->second + (1 - o.omega_momentum) * omega_batch;
-  omega = std::clamp(omega, 0.0, 1.0);
+  omega = std::clamp(omega, 0.0, 1.0);  // INTERPRETATION: ω is a success rate; keep it in [0, 1]
 
   at::Tensor a = grpo_scores(r, in.group_ids, opts.eps, opts.norm_by_std, opts.grpo, "agrae");
   const GroupIndex idx = group_index(in.group_ids);

@@ -6,6 +6,8 @@
 #include <map>
 #include <numeric>
 
+#include <torch/torch.h>
+
 #include "trainer/credit/advantage_utils.h"
 
 namespace keel::credit {

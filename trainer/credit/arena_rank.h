@@ -33,7 +33,7 @@ struct ArenaTournament {
 ArenaTournament arena_single_elimination(const std::vector<int64_t>& rows, size_t anchor, const PairJudge& judge);
 
 /// Estimator "arena_rank": needs pair_judge; anchor_mask [N] optional (one anchor per group, else
-/// the group's first row); arena.std "unbiased" (default) or "population"; eps. Groups of one are
+/// INTERPRETATION: the group's first row); arena.std "unbiased" (default) or "population"; eps. Groups of one are
 /// an error. token_rewards are not read (the judge is the reward).
 AdvantageOutput advantage_arena_rank(const AdvantageInputs& in, const AdvantageOptions& opts);
 

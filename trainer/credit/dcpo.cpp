@@ -6,6 +6,8 @@
 #include <numeric>
 #include <vector>
 
+#include <torch/torch.h>
+
 #include "trainer/credit/advantage_utils.h"
 #include "trainer/credit/grpo.h"
 

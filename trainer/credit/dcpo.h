@@ -16,8 +16,8 @@ namespace keel::credit {
 /// asc). A group whose rewards and lengths are all equal is dropped. rewards [N], lengths [N].
 at::Tensor dcpo_select(const at::Tensor& rewards, const at::Tensor& lengths, const at::Tensor& group_ids, int64_t k_keep);
 
-/// Estimator "dcpo": dcpo.k_keep, eps, norm_by_std; reasoning_lengths [N] optional (default: the
-/// number of valid response tokens). AdvantageOutput::loss_mask drops the unselected rows.
+/// Estimator "dcpo": dcpo.k_keep, eps, norm_by_std; reasoning_lengths [N] optional (INTERPRETATION:
+/// default = the number of valid response tokens). AdvantageOutput::loss_mask drops the unselected rows.
 /// Note: when a group's rewards are all equal the selection is by length, but the GRPO advantage
 /// of the kept pair is then 0 — the spec's "length-contrast signal" does not survive GRPO.
 AdvantageOutput advantage_dcpo(const AdvantageInputs& in, const AdvantageOptions& opts);

@@ -1,6 +1,8 @@
 // Dr. GRPO (see dr_grpo.h).
 #include "trainer/credit/dr_grpo.h"
 
+#include <torch/torch.h>
+
 #include "trainer/credit/advantage_utils.h"
 #include "trainer/credit/grpo.h"
 

@@ -1,6 +1,8 @@
 // GAE (see gae.h).
 #include "trainer/credit/gae.h"
 
+#include <torch/torch.h>
+
 #include "trainer/credit/advantage_utils.h"
 
 namespace keel::credit {

@@ -2,6 +2,8 @@
 // variance for accuracy.
 #include "trainer/credit/group_stats.h"
 
+#include <torch/torch.h>
+
 namespace keel::credit {
 
 GroupIndex group_index(const at::Tensor& group_ids) {

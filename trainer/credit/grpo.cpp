@@ -1,6 +1,8 @@
 // GRPO (see grpo.h).
 #include "trainer/credit/grpo.h"
 
+#include <torch/torch.h>
+
 #include "trainer/credit/advantage_utils.h"
 #include "trainer/credit/group_stats.h"
 

@@ -1,6 +1,8 @@
 // REINFORCE++ (see reinforce_pp.h).
 #include "trainer/credit/reinforce_pp.h"
 
+#include <torch/torch.h>
+
 #include "trainer/credit/advantage_utils.h"
 #include "trainer/credit/group_stats.h"
 

@@ -9,6 +9,9 @@
 
 namespace keel::credit {
 
+/// INTERPRETATION (spec §3.2 prefers "carry across holes" without fixing the detail): a carried
+/// return skips masked tokens entirely — neither their reward nor a discount step — like GAE.
+///
 /// Estimator "reinforce_pp": gamma, whiten (false: advantages = returns), norm_by_std (false:
 /// whitening only subtracts the mean — OpenRLHF no_std_norm), rpp.{reset_on_holes, whiten_var}.
 /// returns = the return-to-go.

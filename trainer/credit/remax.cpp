@@ -1,6 +1,8 @@
 // ReMax (see remax.h).
 #include "trainer/credit/remax.h"
 
+#include <torch/torch.h>
+
 #include "trainer/credit/advantage_utils.h"
 
 namespace keel::credit {

@@ -1,6 +1,8 @@
 // RLOO (see rloo.h).
 #include "trainer/credit/rloo.h"
 
+#include <torch/torch.h>
+
 #include "trainer/credit/advantage_utils.h"
 #include "trainer/credit/group_stats.h"
 

@@ -4,6 +4,8 @@
 #include <map>
 #include <vector>
 
+#include <torch/torch.h>
+
 #include "trainer/credit/advantage_utils.h"
 #include "trainer/credit/grpo.h"
 #include "trainer/credit/rloo.h"

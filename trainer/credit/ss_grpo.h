@@ -5,6 +5,8 @@
 // Deliberately not here: stage tagging / judging (rewards side) and the loss.
 #pragma once
 
+#include <vector>
+
 #include <ATen/core/Tensor.h>
 
 #include "trainer/credit/advantage.h"

@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <limits>
 
+#include <torch/torch.h>
+
 #include "trainer/credit/advantage_utils.h"
 #include "trainer/credit/group_stats.h"
 #include "trainer/credit/grpo.h"

@@ -33,7 +33,7 @@ at::Tensor thr_token_scores(const at::Tensor& hidden, const at::Tensor& pred_err
 ///   thr_only  A'[n,t] = A_n·[|s| > τ]
 ///   nthr      incorrect rows: A'[n,t] = η·A_n where s > τ, η = 2|0.5 − N⁺/G|
 /// Groups without a correct or without an incorrect response keep plain A. Needs token_scores
-/// [N, T], or hidden_states + pred_errors; correctness [N] optional (default R ≥ correct_threshold).
+/// [N, T], or hidden_states + pred_errors; correctness [N] optional (INTERPRETATION: default R ≥ correct_threshold).
 AdvantageOutput advantage_thr(const AdvantageInputs& in, const AdvantageOptions& opts);
 
 }  // namespace keel::credit

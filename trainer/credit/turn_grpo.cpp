@@ -3,6 +3,8 @@
 
 #include <algorithm>
 
+#include <torch/torch.h>
+
 #include "trainer/credit/advantage_utils.h"
 #include "trainer/credit/group_stats.h"
 

@@ -4,6 +4,8 @@
 #include <cmath>
 #include <vector>
 
+#include <torch/torch.h>
+
 #include "trainer/credit/advantage_utils.h"
 #include "trainer/credit/gae.h"
 #include "trainer/credit/grpo.h"
@@ -115,6 +117,7 @@ AdvantageOutput advantage_verl_rank(const AdvantageInputs& in, const AdvantageOp
     out.metrics[names[j]] = bm;
     out.state[keys[j]] = (1 - o.ema_alpha) * mid[j] + o.ema_alpha * bm;
   }
+  // INTERPRETATION: the task-reward EMA (aux_fix = false) uses the same rate as the metric baselines.
   const double perf = n ? r_task.mean().item<double>() : 0.0;
   out.state[kVerlEmaPerf] = (1 - o.ema_alpha) * ema_perf + o.ema_alpha * perf;
   out.metrics["verl_rank/aux_mean"] = n ? aux.mean().item<double>() : 0.0;

@@ -48,6 +48,49 @@ TEST(AdvantageRegistry, EntriesRunThroughTheUniformSignature) {
   EXPECT_TRUE(out.metrics.count("adv/mean"));
 }
 
+/// One batch carrying every optional field, float32 with a bool mask: 2 groups × 4 rows (rows of
+/// the groups interleaved), T = 5, an empty row and holes.
+AdvantageInputs full_batch() {
+  const Mat m{{1, 1, 0, 1, 0}, {1, 0, 1, 1, 1}, {1, 1, 1, 0, 0}, {0, 0, 0, 0, 0},
+              {1, 1, 1, 1, 1}, {1, 0, 0, 1, 1}, {1, 1, 0, 0, 0}, {1, 1, 1, 1, 0}};
+  AdvantageInputs in = inputs(outcome_at_last({1, 0, 1, 0, 0, 1, 1, 0}, m), m, {7, 3, 7, 3, 7, 3, 7, 3});
+  in.token_rewards = in.token_rewards.to(torch::kFloat);
+  in.response_mask = in.response_mask.to(torch::kBool);
+  const int64_t n = 8, t = 5;
+  in.values = torch::linspace(-1, 1, n * t).view({n, t}).to(torch::kFloat);
+  in.baseline_rewards = torch::full({n}, 0.5);
+  in.turn_ids = torch::tensor({0, 0, -1, 1, -1}, torch::kLong).repeat({n, 1});
+  in.pivot_steps = torch::tensor({1, 1, 0, 0, 0, 0, 0, 0}, torch::kLong);
+  in.stage_ids = torch::tensor({0, 0, 1, 1, -1}, torch::kLong).repeat({n, 1});
+  in.stage_rewards = torch::rand({n, 2});
+  in.token_scores = torch::randn({n, t});
+  in.rank_metrics = torch::rand({n, 3});
+  in.state = {{"verl_rank/mid_er", 0.5}, {"verl_rank/mid_erv", 0.5}, {"verl_rank/mid_era", 0.5}};
+  in.pair_judge = [](int64_t a, int64_t b) { return std::make_pair(static_cast<double>(a % 3), static_cast<double>(b % 3)); };
+  in.preference = [](int64_t a, int64_t b) { return a < b ? 0.75 : 0.25; };
+  return in;
+}
+
+TEST(AdvantageRegistry, EveryEstimatorHonoursTheOutputContract) {
+  // float32 in → float32 out, [N, T], finite, zero wherever the effective mask is 0.
+  auto reg = make_advantage_registry();
+  register_builtin_advantages(reg);
+  const auto in = full_batch();
+  AdvantageOptions o;
+  o.ss.lambda = {1, 0.5, 0, 1};
+  for (const auto& name : reg.names()) {
+    const AdvantageOutput out = reg.get(name).fn(in, o);
+    ASSERT_TRUE(out.advantages.defined() && out.returns.defined()) << name;
+    EXPECT_EQ(out.advantages.sizes(), in.token_rewards.sizes()) << name;
+    EXPECT_EQ(out.returns.sizes(), in.token_rewards.sizes()) << name;
+    EXPECT_EQ(out.advantages.scalar_type(), torch::kFloat) << name;
+    EXPECT_TRUE(torch::isfinite(out.advantages).all().item<bool>()) << name;
+    const auto eff = out.loss_mask.defined() ? out.loss_mask : in.response_mask.to(torch::kFloat);
+    EXPECT_EQ(out.advantages.masked_select(eff == 0).abs().sum().item<double>(), 0.0) << name;
+    EXPECT_TRUE(out.metrics.count("adv/mean")) << name;
+  }
+}
+
 std::vector<std::string> read_errors(const std::string& yaml, AdvantageOptions& o) {
   config::Node root = config::parse_yaml_string(yaml, "a.yaml");
   config::Diagnostics d;

@@ -55,6 +55,14 @@ TEST(Gae, NeedsValuesAndAddsKlRewards) {
   EXPECT_TRUE(close(advantage_gae(in, o).advantages, Mat{{0.5, 1.0}}));
 }
 
+TEST(Gae, FullyMaskedBatchSkipsWhitening) {
+  // Σm = 0: whitening is skipped (no NaN) and every advantage is 0.
+  auto in = inputs({{0, 0}, {0, 0}}, {{0, 0}, {0, 0}}, {0, 0});
+  in.values = mat({{0.5, 0.1}, {0.2, 0.3}});
+  const auto out = advantage_gae(in, AdvantageOptions{});
+  EXPECT_TRUE(close(out.advantages, Mat{{0, 0}, {0, 0}}));
+}
+
 TEST(Gae, MatchesLoopReferenceOnRandomBatches) {
   for (uint32_t seed = 300; seed < 360; ++seed) {
     const auto b = random_batch(seed, true, false, /*dense=*/true);
