@@ -5,7 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
+build_start=$(date +%s)
 scripts/build.sh
+echo "test.sh: build took $(( $(date +%s) - build_start )) s"
 build_dir=${KEEL_BUILD_DIR:-build}
 # Two cores: let ctest run tests in parallel, each test with one intra-op thread.
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}

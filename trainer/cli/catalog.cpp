@@ -4,6 +4,7 @@
 
 #include "models/chat_template.h"
 #include "models/model_config.h"
+#include "rewards/composite.h"
 #include "rewards/reward.h"
 #include "trainer/config/reader.h"
 #include "trainer/credit/advantage.h"
@@ -103,7 +104,9 @@ config::KnownNames known_names() {
   k.task_params = [](config::Reader& r, const std::string& task) {
     task_registry().get(task).fn(r);  // reads (and so validates) the knobs
   };
-  k.reward_params = [](config::Reader& r, const std::string& scheme) { reward_registry().get(scheme).fn(r); };
+  k.reward_params = [](config::Reader& r, const std::string& scheme) {
+    rewards::validate_reward_params(reward_registry(), r, scheme);
+  };
   k.advantage_subsections = [](config::Reader& r) {
     credit::AdvantageOptions o;
     credit::read_advantage_subsections(r, o);
