@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <chrono>
 #include <deque>
+#include <limits>
 
 namespace keel::dist {
 
@@ -17,6 +18,10 @@ struct Segment {
   int64_t len;
   int64_t bucket_off;
 };
+
+double now_s() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
 
 /// FNV-1a over the (dtype, ndim, sizes...) of every parameter, kept positive for an int64 tensor.
 int64_t layout_hash(const std::vector<at::Tensor>& params) {
@@ -55,10 +60,58 @@ void check_same_layout(Communicator& comm, const std::vector<at::Tensor>& params
   }
 }
 
+/// One broadcast: a bucket of the packed stream (staged when it spans several parameters) or a
+/// piece of a direct parameter (in place).
+struct Transfer {
+  std::vector<Segment> segments;
+  int64_t len = 0;
+  bool staged = false;
+};
+
+/// The broadcasts, identical on every rank. begin[i] = byte offset of parameter i in the list
+/// (begin.back() = total). Parameters of at least direct_min bytes are cut into bucket-size pieces
+/// broadcast in place; the others form the packed stream, cut every `bucket` bytes. Packed buckets
+/// come first, then the direct pieces, each in list order.
+std::vector<Transfer> plan_transfers(const std::vector<int64_t>& begin, int64_t bucket, int64_t direct_min) {
+  const size_t n = begin.size() - 1;
+  std::vector<Transfer> out;
+  std::vector<size_t> packed;               // parameters in the packed stream
+  std::vector<int64_t> packed_begin{0};     // their offsets in it
+  for (size_t i = 0; i < n; ++i) {
+    const int64_t bytes = begin[i + 1] - begin[i];
+    if (bytes == 0 || bytes >= direct_min) continue;
+    packed.push_back(i);
+    packed_begin.push_back(packed_begin.back() + bytes);
+  }
+  const int64_t packed_total = packed_begin.back();
+  size_t p = 0;  // first packed parameter that may overlap the current bucket
+  for (int64_t off = 0; off < packed_total; off += bucket) {
+    const int64_t end = std::min(packed_total, off + bucket);
+    Transfer t;
+    t.len = end - off;
+    while (packed_begin[p + 1] <= off) ++p;
+    for (size_t j = p; j < packed.size() && packed_begin[j] < end; ++j) {
+      const int64_t lo = std::max(off, packed_begin[j]), hi = std::min(end, packed_begin[j + 1]);
+      if (hi > lo) t.segments.push_back({packed[j], lo - packed_begin[j], hi - lo, lo - off});
+    }
+    t.staged = t.segments.size() > 1;
+    out.push_back(std::move(t));
+  }
+  for (size_t i = 0; i < n; ++i) {
+    const int64_t bytes = begin[i + 1] - begin[i];
+    if (bytes == 0 || bytes < direct_min) continue;
+    for (int64_t off = 0; off < bytes; off += bucket) {
+      const int64_t len = std::min(bucket, bytes - off);
+      out.push_back(Transfer{{Segment{i, off, len, 0}}, len, false});
+    }
+  }
+  return out;
+}
+
 }  // namespace
 
 WeightSyncStats broadcast_parameters(Communicator& comm, const std::vector<at::Tensor>& params, int src,
-                                     const WeightSyncOptions& opt) {
+                                     const WeightSyncOptions& opt, WeightSyncBuffers* buffers) {
   TORCH_CHECK(opt.bucket_mb > 0, "keel::dist::broadcast_parameters: bucket_mb must be > 0, got ", opt.bucket_mb);
   TORCH_CHECK(opt.max_in_flight >= 1, "keel::dist::broadcast_parameters: max_in_flight must be >= 1, got ",
               opt.max_in_flight);
@@ -86,47 +139,58 @@ WeightSyncStats broadcast_parameters(Communicator& comm, const std::vector<at::T
   WeightSyncStats stats;
   stats.bytes = total;
   const int64_t bucket = std::max<int64_t>(1, static_cast<int64_t>(opt.bucket_mb * 1024.0 * 1024.0));
-  const int64_t staging_len = std::min(bucket, total);
-  std::vector<at::Tensor> staging(opt.max_in_flight);  // [staging_len] uint8, allocated on first use
+  const int64_t direct_min = opt.direct_min_mb < 0 ? std::numeric_limits<int64_t>::max()
+                                                   : static_cast<int64_t>(opt.direct_min_mb * 1024.0 * 1024.0);
+  const auto transfers = plan_transfers(begin, bucket, direct_min);
+  int64_t staging_len = 0;
+  for (const auto& t : transfers)
+    if (t.staged) staging_len = std::max(staging_len, t.len);
+  WeightSyncBuffers local;
+  std::vector<at::Tensor>& staging = (buffers != nullptr ? buffers : &local)->staging;  // [>= staging_len] uint8
+  staging.resize(std::max<size_t>(staging.size(), static_cast<size_t>(opt.max_in_flight)));
 
   struct InFlight {
     std::unique_ptr<CommWork> work;
     int slot = -1;                      // staging slot, -1 when broadcast in place
-    std::vector<Segment> segments;
+    const Transfer* transfer = nullptr;
   };
   std::deque<InFlight> pending;
   const auto finish_oldest = [&] {
     InFlight f = std::move(pending.front());
     pending.pop_front();
+    const double t0 = now_s();
     f.work->wait();
-    if (f.slot >= 0 && !sending)
-      for (const auto& s : f.segments)
+    const double t1 = now_s();
+    stats.wait_seconds += t1 - t0;
+    if (f.slot >= 0 && !sending) {
+      for (const auto& s : f.transfer->segments)
         flat[s.param].narrow(0, s.param_off, s.len).copy_(staging[f.slot].narrow(0, s.bucket_off, s.len));
+      stats.copy_seconds += now_s() - t1;
+    }
   };
 
-  size_t p = 0;  // first parameter that may overlap the current bucket
-  for (int64_t off = 0; off < total; off += bucket) {
-    const int64_t end = std::min(total, off + bucket);
-    InFlight f;
-    while (begin[p + 1] <= off) ++p;
-    for (size_t i = p; i < params.size() && begin[i] < end; ++i) {
-      const int64_t lo = std::max(off, begin[i]), hi = std::min(end, begin[i + 1]);
-      if (hi > lo) f.segments.push_back({i, lo - begin[i], hi - lo, lo - off});
-    }
+  for (size_t k = 0; k < transfers.size(); ++k) {
+    const Transfer& t = transfers[k];
     if (static_cast<int>(pending.size()) == opt.max_in_flight) finish_oldest();
+    InFlight f;
+    f.transfer = &t;
     at::Tensor buf;
-    if (f.segments.size() == 1) {
-      const auto& s = f.segments[0];
+    if (!t.staged) {
+      const auto& s = t.segments[0];
       buf = flat[s.param].narrow(0, s.param_off, s.len);  // in place, no copy
     } else {
-      // The slot of the bucket max_in_flight back, finished just above.
-      f.slot = static_cast<int>(stats.buckets % opt.max_in_flight);
-      if (!staging[f.slot].defined())
-        staging[f.slot] = at::empty({staging_len}, at::TensorOptions().dtype(at::kByte).device(comm.device()));
-      buf = staging[f.slot].narrow(0, 0, end - off);
-      if (sending)
-        for (const auto& s : f.segments)
+      // The slot of transfer k - max_in_flight, finished just above (or earlier).
+      f.slot = static_cast<int>(k % opt.max_in_flight);
+      at::Tensor& slot = staging[f.slot];
+      if (!slot.defined() || slot.numel() < staging_len || slot.device() != comm.device())
+        slot = at::empty({staging_len}, at::TensorOptions().dtype(at::kByte).device(comm.device()));
+      buf = slot.narrow(0, 0, t.len);
+      if (sending) {
+        const double t0 = now_s();
+        for (const auto& s : t.segments)
           buf.narrow(0, s.bucket_off, s.len).copy_(flat[s.param].narrow(0, s.param_off, s.len));
+        stats.copy_seconds += now_s() - t0;
+      }
       ++stats.staged_buckets;
     }
     f.work = comm.broadcast_async(buf, src);

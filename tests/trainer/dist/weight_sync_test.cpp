@@ -103,6 +103,7 @@ TEST(WeightSync, BucketsCutTheByteStreamLikeTheReference) {
     WeightSyncOptions opt;
     opt.bucket_mb = static_cast<double>(bucket) / (1024.0 * 1024.0);
     opt.max_in_flight = 1 + seed % 3;
+    opt.direct_min_mb = -1;  // everything through the packed stream
 
     FakeComm src(/*rank=*/0, /*size=*/2);
     const auto stats = broadcast_parameters(src, params, /*src=*/0, opt);
@@ -125,6 +126,58 @@ TEST(WeightSync, BucketsCutTheByteStreamLikeTheReference) {
       EXPECT_EQ(dst[i].strides(), params[i].strides()) << "seed " << seed << " param " << i;
       EXPECT_TRUE(at::equal(dst[i], params[i])) << "seed " << seed << " param " << i;
     }
+  }
+}
+
+/// The slow reference of the transfer order: the packed stream (parameters under direct_min
+/// bytes, concatenated) first, then each direct parameter's bytes. Also the expected count.
+std::pair<at::Tensor, int64_t> reference_transfers(const std::vector<at::Tensor>& params, int64_t bucket,
+                                                   int64_t direct_min) {
+  std::vector<at::Tensor> small, direct;
+  int64_t count = 0;
+  for (const auto& p : params) {
+    const int64_t bytes = p.numel() * p.element_size();
+    if (bytes == 0) continue;
+    if (bytes >= direct_min) {
+      direct.push_back(p);
+      count += (bytes + bucket - 1) / bucket;
+    } else {
+      small.push_back(p);
+    }
+  }
+  const auto packed = concat_bytes(small);
+  count += (packed.numel() + bucket - 1) / bucket;
+  return {at::cat({packed, concat_bytes(direct)}), count};
+}
+
+TEST(WeightSync, LargeParametersGoDirectInBucketPieces) {
+  for (int seed = 0; seed < 60; ++seed) {
+    std::mt19937 rng(1000 + seed);
+    at::manual_seed(seed);
+    const auto params = random_params(rng, /*zeros=*/false);
+    const int64_t bucket = 1 + static_cast<int64_t>(rng() % 300);
+    const int64_t direct_min = static_cast<int64_t>(rng() % 200);  // 0: everything direct
+    WeightSyncOptions opt;
+    opt.bucket_mb = static_cast<double>(bucket) / (1024.0 * 1024.0);
+    opt.direct_min_mb = static_cast<double>(direct_min) / (1024.0 * 1024.0);
+    opt.max_in_flight = 1 + seed % 3;
+    // The MiB -> bytes conversion truncates; recompute what the implementation sees.
+    const int64_t direct_bytes = static_cast<int64_t>(opt.direct_min_mb * 1024.0 * 1024.0);
+    const auto [expect, count] = reference_transfers(params, bucket, direct_bytes);
+
+    FakeComm src(/*rank=*/0, /*size=*/3);
+    const auto stats = broadcast_parameters(src, params, /*src=*/0, opt);
+    ASSERT_EQ(static_cast<int64_t>(src.sent.size()), count) << "seed " << seed;
+    EXPECT_EQ(stats.buckets, count);
+    for (const auto& b : src.sent) EXPECT_LE(b.numel(), bucket) << "seed " << seed;
+    const auto sent = src.sent.empty() ? at::empty({0}, at::kByte) : at::cat(src.sent);
+    EXPECT_TRUE(at::equal(sent, expect)) << "seed " << seed;
+
+    std::mt19937 rng2(1000 + seed);
+    auto dst = random_params(rng2, /*zeros=*/true);
+    FakeComm recv(/*rank=*/2, /*size=*/3, sent);
+    broadcast_parameters(recv, dst, /*src=*/0, opt);
+    for (size_t i = 0; i < dst.size(); ++i) EXPECT_TRUE(at::equal(dst[i], params[i])) << "seed " << seed << " param " << i;
   }
 }
 
@@ -176,14 +229,18 @@ TEST(WeightSyncDist, Worker) {
   const auto reference = model_like(true);
   int64_t total = 0;
   for (const auto& t : reference) total += t.numel() * t.element_size();
+  WeightSyncBuffers buffers;  // reused across calls of different bucket sizes
   for (double bucket_bytes : {100.0, 4096.0, 1048576.0}) {
     for (int src : {0, w - 1}) {
       for (int in_flight : {1, 3}) {
+        // Direct (in place) for parameters of >= 1024 bytes, or everything packed.
+        const double direct_mb = in_flight == 1 ? 1024.0 / (1 << 20) : -1.0;
         auto params = r == src ? model_like(true) : model_like(false);
-        WeightSyncOptions opt{.bucket_mb = bucket_bytes / (1 << 20), .max_in_flight = in_flight};
-        const auto stats = broadcast_parameters(*comm, params, src, opt);
+        WeightSyncOptions opt{.bucket_mb = bucket_bytes / (1 << 20), .max_in_flight = in_flight, .direct_min_mb = direct_mb};
+        const auto stats = broadcast_parameters(*comm, params, src, opt, in_flight == 1 ? &buffers : nullptr);
         EXPECT_EQ(stats.bytes, total);
-        EXPECT_EQ(stats.buckets, (total + int64_t(bucket_bytes) - 1) / int64_t(bucket_bytes));
+        const int64_t direct_bytes = direct_mb < 0 ? std::numeric_limits<int64_t>::max() : 1024;
+        EXPECT_EQ(stats.buckets, reference_transfers(reference, int64_t(bucket_bytes), direct_bytes).second);
         EXPECT_GT(stats.seconds, 0);
         for (size_t i = 0; i < params.size(); ++i)
           EXPECT_TRUE(at::equal(params[i], reference[i]))
