@@ -86,7 +86,8 @@ Described read_header(const at::Tensor& header) {
   return d;
 }
 
-/// A c10d failure (timeout, peer gone) rethrown with the operation and the rank, no C++ backtrace.
+/// A c10d / Gloo failure (timeout, peer gone) rethrown with the operation and the rank, without
+/// c10's C++ backtrace.
 template <typename Fn>
 auto guarded(const char* op, int rank, int size, Fn&& fn) -> decltype(fn()) {
   try {
@@ -94,6 +95,8 @@ auto guarded(const char* op, int rank, int size, Fn&& fn) -> decltype(fn()) {
   } catch (const c10::Error& e) {
     throw std::runtime_error(fmt::format("keel::dist: {} failed on rank {} of {}: {}", op, rank, size,
                                          e.what_without_backtrace()));
+  } catch (const std::exception& e) {  // gloo::IoException (a peer died: connection closed / reset)
+    throw std::runtime_error(fmt::format("keel::dist: {} failed on rank {} of {}: {}", op, rank, size, e.what()));
   }
 }
 

@@ -207,7 +207,35 @@ TEST(SubgroupDist, Worker) {
   comm->barrier();
 }
 
+/// The last rank dies (no clean-up) right after the rendezvous; the others' next collective must
+/// fail with an error naming it, not hang.
+TEST(CollectivesDist, WorkerPeerDies) {
+  KEEL_DIST_WORKER_OR_SKIP();
+  auto comm = init_communicator(read_rendezvous_env(process_env()), CommOptions{.backend = "gloo", .timeout_s = 3});
+  comm->barrier();
+  if (comm->rank() == comm->size() - 1) std::_Exit(0);
+  const auto t0 = std::chrono::steady_clock::now();
+  auto t = at::ones({1000});
+  try {
+    comm->all_reduce(t, ReduceOp::kSum);
+    ADD_FAILURE() << "all_reduce with a dead peer must fail";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("all_reduce failed on rank " + std::to_string(comm->rank())), std::string::npos)
+        << e.what();
+  }
+  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), 3.0 + 2.0);
+}
+
 // ---- the spawning tests ------------------------------------------------------------------------
+
+TEST(CollectivesDist, DeadPeerFailsTheCollective) {
+  const auto runs = spawn_ranks(SpawnSpec{.filter = "CollectivesDist.WorkerPeerDies", .world_size = 3, .timeout_s = 30});
+  ASSERT_EQ(runs.size(), 3u);
+  for (int r = 0; r < 2; ++r) {
+    EXPECT_TRUE(runs[r].ok()) << runs[r].output;
+    EXPECT_TRUE(testing::ran_worker(runs[r])) << runs[r].output;
+  }
+}
 
 TEST(CollectivesDist, TwoRanks) {
   const auto runs = spawn_ranks(SpawnSpec{.filter = "CollectivesDist.Worker", .world_size = 2});
