@@ -7,6 +7,7 @@
 
 #include "tests/trainer/dist/dist_test_util.h"
 #include "trainer/common/error.h"
+#include "trainer/config/config.h"
 
 namespace keel::dist {
 namespace {
@@ -276,6 +277,15 @@ TEST(Communicator, WorldOfOneNeedsNoStore) {
   info.master_port = 1;
   auto comm = init_communicator(info, CommOptions{.backend = "gloo", .timeout_s = 1});
   EXPECT_EQ(comm->size(), 1);
+}
+
+TEST(Communicator, OptionsFromTheRunConfig) {
+  config::DistSection d;
+  d.backend = "gloo";
+  d.timeout_s = 7.5;
+  const auto o = comm_options(d);
+  EXPECT_EQ(o.backend, "gloo");
+  EXPECT_EQ(o.timeout_s, 7.5);
 }
 
 TEST(Communicator, RejectsBadOptions) {

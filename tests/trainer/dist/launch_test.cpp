@@ -158,18 +158,23 @@ TEST(LaunchDist, RejectsBadOptions) {
   EXPECT_THROW(run_launch(o), keel::Error);
 }
 
-/// Runs run_launch in its own process (so that the test can signal it): the ranks trap SIGTERM,
-/// print "got TERM" and exit 0; the launcher must return 128 + SIGTERM.
+/// Runs run_launch in its own process (so that the test can signal it): the ranks trap SIGTERM
+/// and SIGINT, print "got TERM" / "got INT" and exit 0; the launcher must return 128 + the signal
+/// given in KEEL_TEST_SIGNAL.
 TEST(LaunchDist, WorkerSignalledLauncher) {
   KEEL_DIST_WORKER_OR_SKIP();
   LaunchOptions o;
   o.nproc_per_node = 2;
   o.log_dir = std::getenv("KEEL_TEST_LOG_DIR");
-  o.command = {"/bin/sh", "-c", "trap 'echo got TERM; exit 0' TERM; echo ready; while :; do sleep 0.05; done"};
-  EXPECT_EQ(run_launch(o), 128 + SIGTERM);
+  o.command = {"/bin/sh", "-c",
+               "trap 'echo got TERM; exit 0' TERM; trap 'echo got INT; exit 0' INT; echo ready; "
+               "while :; do sleep 0.05; done"};
+  EXPECT_EQ(run_launch(o), 128 + std::atoi(std::getenv("KEEL_TEST_SIGNAL")));
 }
 
-TEST(LaunchDist, ForwardsSigterm) {
+/// Starts WorkerSignalledLauncher, waits for both ranks, sends `sig` to the launcher only, and
+/// checks that both ranks got it and the launcher ended within 10 s.
+void expect_forwarded(int sig, const std::string& name) {
   Scratch s;
   const std::string logs = (s.dir / "logs").string();
   // One "rank" of the spawner: the launcher process.
@@ -179,6 +184,7 @@ TEST(LaunchDist, ForwardsSigterm) {
     ::setenv("KEEL_DIST_TEST_WORKER", "1", 1);
     ::setenv("RANK", "0", 1);
     ::setenv("KEEL_TEST_LOG_DIR", logs.c_str(), 1);
+    ::setenv("KEEL_TEST_SIGNAL", std::to_string(sig).c_str(), 1);
     ::dup2(s.out_fd, 1);
     ::dup2(s.err_fd, 2);
     ::execl(exe.c_str(), exe.c_str(), "--gtest_filter=LaunchDist.WorkerSignalledLauncher", nullptr);
@@ -189,23 +195,27 @@ TEST(LaunchDist, ForwardsSigterm) {
   while (seconds_since(t0) < 20 && !(contains(s.log(0), "ready") && contains(s.log(1), "ready")))
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   ASSERT_TRUE(contains(s.log(0), "ready") && contains(s.log(1), "ready")) << s.err();
-  ::kill(pid, SIGTERM);
+  ::kill(pid, sig);
   int status = 0;
   const auto t1 = std::chrono::steady_clock::now();
   while (::waitpid(pid, &status, WNOHANG) != pid) {
     if (seconds_since(t1) > 10) {
       ::kill(pid, SIGKILL);
       ::waitpid(pid, &status, 0);
-      FAIL() << "the launcher did not stop within 10 s of SIGTERM";
+      FAIL() << "the launcher did not stop within 10 s of " << name;
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "status " << status << "\n" << s.out() << s.err();
   EXPECT_TRUE(contains(s.out(), "[  PASSED  ] 1 test")) << s.out();
-  EXPECT_TRUE(contains(s.log(0), "got TERM")) << s.log(0);
-  EXPECT_TRUE(contains(s.log(1), "got TERM")) << s.log(1);
-  EXPECT_TRUE(contains(s.err(), "received signal 15")) << s.err();
+  EXPECT_TRUE(contains(s.log(0), "got " + name)) << s.log(0);
+  EXPECT_TRUE(contains(s.log(1), "got " + name)) << s.log(1);
+  EXPECT_TRUE(contains(s.err(), "received signal " + std::to_string(sig))) << s.err();
 }
+
+TEST(LaunchDist, ForwardsSigterm) { expect_forwarded(SIGTERM, "TERM"); }
+
+TEST(LaunchDist, ForwardsSigint) { expect_forwarded(SIGINT, "INT"); }
 
 TEST(LaunchDist, RunsAGlooJob) {
   // The launcher's environment is enough for init_communicator: the collectives worker passes.
