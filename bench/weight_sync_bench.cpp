@@ -36,8 +36,8 @@ struct Args {
   int layers = 12;
   std::string backend = "gloo";
   int in_flight = 2;
-  double direct_min_mb = 1;             ///< WeightSyncOptions::direct_min_mb; -1 = pack everything
-  bool fresh_buffers = false;           ///< allocate staging buffers on every call (no reuse)
+  double direct_min_mb = 1;             // WeightSyncOptions::direct_min_mb; -1 = pack everything
+  bool fresh_buffers = false;           // allocate staging buffers on every call (no reuse)
 };
 
 Args parse(int argc, char** argv) {
@@ -69,8 +69,8 @@ Args parse(int argc, char** argv) {
   return a;
 }
 
-/// Llama-shaped parameters in HF order: embed [V, H]; per layer q,k,v,o [H, H], gate/up [I, H],
-/// down [H, I], two RMSNorm weights [H]; final norm [H]; lm_head tied to embed.
+// Llama-shaped parameters in HF order: embed [V, H]; per layer q,k,v,o [H, H], gate/up [I, H],
+// down [H, I], two RMSNorm weights [H]; final norm [H]; lm_head tied to embed.
 std::vector<at::Tensor> llama_params(int layers, at::ScalarType dtype, bool fill) {
   const int64_t h = 768, inter = 2048, vocab = 32000;
   std::vector<std::vector<int64_t>> shapes{{vocab, h}};

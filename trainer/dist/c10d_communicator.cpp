@@ -1,7 +1,7 @@
 // The Communicator over LibTorch c10d: TCPStore rendezvous with a deadline and a missing-ranks
 // report, ProcessGroupGloo (CPU) or ProcessGroupNCCL (CUDA builds only), sub-groups through
-// PrefixStores of the one TCPStore. The only translation unit besides launch.cpp's siblings that
-// includes c10d headers; 1.13 / 2.x differences go through KEEL_C10D_BACKEND (models/compat.h).
+// PrefixStores of the one TCPStore. The only translation unit that includes c10d headers;
+// 1.13 / 2.x differences go through KEEL_C10D_BACKEND (models/compat.h).
 //
 // Data that only needs to be copied (broadcast, all-gather, send/recv) travels as a byte view of
 // the tensor, so every dtype (bool, bfloat16, ...) works on every backend.
@@ -32,10 +32,10 @@ namespace {
 using Clock = std::chrono::steady_clock;
 using BackendPtr = c10::intrusive_ptr<KEEL_C10D_BACKEND>;
 using StorePtr = c10::intrusive_ptr<c10d::Store>;
-/// Builds a process group of the communicator's backend on a (prefixed) store.
+// Builds a process group of the communicator's backend on a (prefixed) store.
 using BackendFactory = std::function<BackendPtr(const StorePtr& store, int rank, int size)>;
 
-/// Shape/dtype header of point-to-point and variable-size messages: [dtype, ndim, d0..d7] (int64).
+// Shape/dtype header of point-to-point and variable-size messages: [dtype, ndim, d0..d7] (int64).
 constexpr int64_t kMaxDims = 8;
 constexpr int64_t kHeaderLen = 2 + kMaxDims;
 constexpr int kTagHeader = 0;
@@ -45,18 +45,18 @@ std::chrono::milliseconds to_ms(double seconds) {
   return std::chrono::milliseconds(static_cast<int64_t>(seconds * 1000.0));
 }
 
-/// A contiguous tensor's elements as a flat uint8 tensor sharing its storage.
+// A contiguous tensor's elements as a flat uint8 tensor sharing its storage.
 at::Tensor byte_view(const at::Tensor& contiguous) {
   return contiguous.reshape({-1}).view(at::kByte);
 }
 
-/// The inverse of byte_view: `bytes` [numel * itemsize] as `dtype` of `shape`.
+// The inverse of byte_view: `bytes` [numel * itemsize] as `dtype` of `shape`.
 at::Tensor from_bytes(const at::Tensor& bytes, at::ScalarType dtype, at::IntArrayRef shape) {
   if (bytes.numel() == 0) return at::empty(shape, bytes.options().dtype(dtype));
   return bytes.view(dtype).view(shape);
 }
 
-/// [kHeaderLen] int64 on CPU describing `t`.
+// [kHeaderLen] int64 on CPU describing `t`.
 at::Tensor make_header(const at::Tensor& t) {
   TORCH_CHECK(t.dim() <= kMaxDims, "keel::dist: tensors of at most ", kMaxDims, " dims can be sent, got ", t.sizes());
   auto h = at::full({kHeaderLen}, -1, at::kLong);
@@ -86,8 +86,8 @@ Described read_header(const at::Tensor& header) {
   return d;
 }
 
-/// A c10d / Gloo failure (timeout, peer gone) rethrown with the operation and the rank, without
-/// c10's C++ backtrace.
+// A c10d / Gloo failure (timeout, peer gone) rethrown with the operation and the rank, without
+// c10's C++ backtrace.
 template <typename Fn>
 auto guarded(const char* op, int rank, int size, Fn&& fn) -> decltype(fn()) {
   try {
@@ -284,9 +284,9 @@ class C10dCommunicator final : public Communicator {
   int64_t groups_made_ = 0;
 };
 
-/// Rank 0 hosts the TCPStore; the others connect, retrying until the deadline. The retry loop is
-/// ours: c10d's own connect loop gives up early when its back-off would cross the deadline (1.13
-/// stopped after 1 s of a 2 s timeout while rank 0 was still starting).
+// Rank 0 hosts the TCPStore; the others connect, retrying until the deadline. The retry loop is
+// ours: c10d's own connect loop gives up early when its back-off would cross the deadline (1.13
+// stopped after 1 s of a 2 s timeout while rank 0 was still starting).
 StorePtr connect_store(const RendezvousInfo& info, std::chrono::milliseconds timeout, double timeout_s) {
   c10d::TCPStoreOptions o;
   o.port = static_cast<std::uint16_t>(info.master_port);
@@ -315,10 +315,10 @@ StorePtr connect_store(const RendezvousInfo& info, std::chrono::milliseconds tim
   }
 }
 
-/// Each rank sets keel/rdzv/<rank>; everyone waits for all keys until the deadline and otherwise
-/// reports which ranks are missing. Rank 0 hosts the store, so when it gives up it first publishes
-/// its report under keel/rdzv/failed and waits (at most kReportWait) until the other arrived ranks
-/// have read it: they fail with the same list instead of with a lost connection.
+// Each rank sets keel/rdzv/<rank>; everyone waits for all keys until the deadline and otherwise
+// reports which ranks are missing. Rank 0 hosts the store, so when it gives up it first publishes
+// its report under keel/rdzv/failed and waits (at most kReportWait) until the other arrived ranks
+// have read it: they fail with the same list instead of with a lost connection.
 void wait_for_peers(c10d::Store& store, const RendezvousInfo& info, double timeout_s) {
   constexpr auto kReportWait = std::chrono::seconds(2);
   const std::string failed_key = "keel/rdzv/failed", ack_key = "keel/rdzv/failed_ack";

@@ -30,7 +30,7 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-/// The write end of the self-pipe that the signal handler writes the signal number into.
+// The write end of the self-pipe that the signal handler writes the signal number into.
 volatile sig_atomic_t g_signal_fd = -1;
 
 void on_signal(int sig) {
@@ -63,7 +63,7 @@ std::string describe_status(int status) {
   return fmt::format("ended with wait status {}", status);
 }
 
-/// One output stream of one rank: the pipe's read end and the partial line read so far.
+// One output stream of one rank: the pipe's read end and the partial line read so far.
 struct Stream {
   int fd = -1;
   bool is_err = false;
@@ -150,7 +150,7 @@ class Launcher {
     }
   }
 
-  /// The environment of local rank `local`: ours, with the torchrun variables and opt.env on top.
+  // The environment of local rank `local`: ours, with the torchrun variables and opt.env on top.
   std::vector<std::string> rank_env(int local) const {
     std::map<std::string, std::string> vars;
     for (char** e = environ; e != nullptr && *e != nullptr; ++e) {
@@ -244,7 +244,7 @@ class Launcher {
 
   void message(const std::string& m) { write_all(o_.err_fd, "keel launch: " + m + "\n"); }
 
-  /// Reads what is available; false at end of stream (the fd is closed then).
+  // Reads what is available; false at end of stream (the fd is closed then).
   void drain(Rank& r, Stream& s) {
     char buf[65536];
     const ssize_t n = ::read(s.fd, buf, sizeof(buf));

@@ -11,7 +11,7 @@ namespace keel::dist {
 
 namespace {
 
-/// Parses a whole string as a base-10 integer; nullopt on anything else (sign allowed).
+// Parses a whole string as a base-10 integer; nullopt on anything else (sign allowed).
 std::optional<long long> to_int(const std::string& s) {
   if (s.empty()) return std::nullopt;
   size_t i = (s[0] == '-' || s[0] == '+') ? 1 : 0;
@@ -25,7 +25,7 @@ std::optional<long long> to_int(const std::string& s) {
   return s[0] == '-' ? -v : v;
 }
 
-/// An integer variable: `fallback` when unset (nullopt fallback = required).
+// An integer variable: `fallback` when unset (nullopt fallback = required).
 int int_var(const EnvLookup& env, const std::string& name, std::optional<int> fallback, const char* source,
             long long lo, long long hi) {
   const auto raw = env(name);
@@ -47,7 +47,7 @@ void check_coordinates(const RendezvousInfo& info, const char* rank_var, const c
          info.local_world_size);
 }
 
-/// Splits at commas that are not inside brackets.
+// Splits at commas that are not inside brackets.
 std::vector<std::string> split_top_level(const std::string& s, const std::string& whole) {
   std::vector<std::string> parts;
   std::string cur;
@@ -69,7 +69,7 @@ std::vector<std::string> split_top_level(const std::string& s, const std::string
   return parts;
 }
 
-/// "01-04,07" -> 01 02 03 04 07 (padding from each range's first bound).
+// "01-04,07" -> 01 02 03 04 07 (padding from each range's first bound).
 std::vector<std::string> expand_ranges(const std::string& body, const std::string& whole) {
   std::vector<std::string> out;
   size_t start = 0;
@@ -97,7 +97,7 @@ std::vector<std::string> expand_ranges(const std::string& body, const std::strin
   return out;
 }
 
-/// One host expression, possibly with several bracket groups: a product of the expansions.
+// One host expression, possibly with several bracket groups: a product of the expansions.
 std::vector<std::string> expand_host(const std::string& expr, const std::string& whole) {
   std::vector<std::string> names{""};
   size_t i = 0;

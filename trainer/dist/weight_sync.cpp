@@ -10,8 +10,8 @@ namespace keel::dist {
 
 namespace {
 
-/// A piece of one parameter inside a bucket: bytes [param_off, param_off + len) of parameter
-/// `param`, at [bucket_off, bucket_off + len) of the bucket.
+// A piece of one parameter inside a bucket: bytes [param_off, param_off + len) of parameter
+// `param`, at [bucket_off, bucket_off + len) of the bucket.
 struct Segment {
   size_t param;
   int64_t param_off;
@@ -23,7 +23,7 @@ double now_s() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
-/// FNV-1a over the (dtype, ndim, sizes...) of every parameter, kept positive for an int64 tensor.
+// FNV-1a over the (dtype, ndim, sizes...) of every parameter, kept positive for an int64 tensor.
 int64_t layout_hash(const std::vector<at::Tensor>& params) {
   uint64_t h = 1469598103934665603ULL;
   const auto mix = [&](int64_t v) {
@@ -40,7 +40,7 @@ int64_t layout_hash(const std::vector<at::Tensor>& params) {
   return static_cast<int64_t>(h >> 2);
 }
 
-/// Every member's (count, bytes, layout hash) must equal src's.
+// Every member's (count, bytes, layout hash) must equal src's.
 void check_same_layout(Communicator& comm, const std::vector<at::Tensor>& params, int64_t total, int src) {
   auto sig = at::empty({3}, at::kLong);
   sig[0] = static_cast<int64_t>(params.size());
@@ -60,18 +60,18 @@ void check_same_layout(Communicator& comm, const std::vector<at::Tensor>& params
   }
 }
 
-/// One broadcast: a bucket of the packed stream (staged when it spans several parameters) or a
-/// piece of a direct parameter (in place).
+// One broadcast: a bucket of the packed stream (staged when it spans several parameters) or a
+// piece of a direct parameter (in place).
 struct Transfer {
   std::vector<Segment> segments;
   int64_t len = 0;
   bool staged = false;
 };
 
-/// The broadcasts, identical on every rank. begin[i] = byte offset of parameter i in the list
-/// (begin.back() = total). Parameters of at least direct_min bytes are cut into bucket-size pieces
-/// broadcast in place; the others form the packed stream, cut every `bucket` bytes. Packed buckets
-/// come first, then the direct pieces, each in list order.
+// The broadcasts, identical on every rank. begin[i] = byte offset of parameter i in the list
+// (begin.back() = total). Parameters of at least direct_min bytes are cut into bucket-size pieces
+// broadcast in place; the others form the packed stream, cut every `bucket` bytes. Packed buckets
+// come first, then the direct pieces, each in list order.
 std::vector<Transfer> plan_transfers(const std::vector<int64_t>& begin, int64_t bucket, int64_t direct_min) {
   const size_t n = begin.size() - 1;
   std::vector<Transfer> out;

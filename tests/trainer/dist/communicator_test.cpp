@@ -15,7 +15,7 @@ namespace {
 using testing::spawn_ranks;
 using testing::SpawnSpec;
 
-/// Rank k's input for the collective tests: deterministic in (k, shape, dtype).
+// Rank k's input for the collective tests: deterministic in (k, shape, dtype).
 at::Tensor rank_data(int k, at::IntArrayRef shape, at::ScalarType dtype = at::kFloat) {
   auto gen = at::make_generator<at::CPUGeneratorImpl>(1000 + k);
   if (dtype == at::kBool) return at::randint(0, 2, shape, gen, at::kLong).to(at::kBool);
@@ -182,8 +182,11 @@ TEST(SubgroupDist, Worker) {
     g->broadcast(b, 0);
     EXPECT_TRUE(at::equal(b, rank_data(2, {4})));
     // point to point inside the group, in group ranks.
-    if (g->rank() == 0) g->send(rank_data(3, {2, 3}), 1);
-    else EXPECT_TRUE(at::equal(g->recv(0), rank_data(3, {2, 3})));
+    if (g->rank() == 0) {
+      g->send(rank_data(3, {2, 3}), 1);
+    } else {
+      EXPECT_TRUE(at::equal(g->recv(0), rank_data(3, {2, 3})));
+    }
     // a group of the group: member 1 of g (world rank 0) alone.
     auto nested = g->new_group({1});
     if (r == 0) {
@@ -208,8 +211,8 @@ TEST(SubgroupDist, Worker) {
   comm->barrier();
 }
 
-/// The last rank dies (no clean-up) right after the rendezvous; the others' next collective must
-/// fail with an error naming it, not hang.
+// The last rank dies (no clean-up) right after the rendezvous; the others' next collective must
+// fail with an error naming it, not hang.
 TEST(CollectivesDist, WorkerPeerDies) {
   KEEL_DIST_WORKER_OR_SKIP();
   auto comm = init_communicator(read_rendezvous_env(process_env()), CommOptions{.backend = "gloo", .timeout_s = 3});

@@ -14,7 +14,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-/// A fresh directory with out.txt / err.txt for the launcher's own output.
+// A fresh directory with out.txt / err.txt for the launcher's own output.
 struct Scratch {
   Scratch() {
     char tmpl[] = "/tmp/keel_launch_XXXXXX";
@@ -158,9 +158,9 @@ TEST(LaunchDist, RejectsBadOptions) {
   EXPECT_THROW(run_launch(o), keel::Error);
 }
 
-/// Runs run_launch in its own process (so that the test can signal it): the ranks trap SIGTERM
-/// and SIGINT, print "got TERM" / "got INT" and exit 0; the launcher must return 128 + the signal
-/// given in KEEL_TEST_SIGNAL.
+// Runs run_launch in its own process (so that the test can signal it): the ranks trap SIGTERM
+// and SIGINT, print "got TERM" / "got INT" and exit 0; the launcher must return 128 + the signal
+// given in KEEL_TEST_SIGNAL.
 TEST(LaunchDist, WorkerSignalledLauncher) {
   KEEL_DIST_WORKER_OR_SKIP();
   LaunchOptions o;
@@ -172,8 +172,8 @@ TEST(LaunchDist, WorkerSignalledLauncher) {
   EXPECT_EQ(run_launch(o), 128 + std::atoi(std::getenv("KEEL_TEST_SIGNAL")));
 }
 
-/// Starts WorkerSignalledLauncher, waits for both ranks, sends `sig` to the launcher only, and
-/// checks that both ranks got it and the launcher ended within 10 s.
+// Starts WorkerSignalledLauncher, waits for both ranks, sends `sig` to the launcher only, and
+// checks that both ranks got it and the launcher ended within 10 s.
 void expect_forwarded(int sig, const std::string& name) {
   Scratch s;
   const std::string logs = (s.dir / "logs").string();

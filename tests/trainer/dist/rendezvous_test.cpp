@@ -136,8 +136,8 @@ TEST(Rendezvous, SlurmTasksPerNode) {
 
 // ---- the TCPStore arrival check, with processes ---------------------------------------------------
 
-/// Runs init_communicator with the timeout from KEEL_TEST_TIMEOUT_S and expects it to fail within
-/// that time plus a margin, naming the ranks listed in KEEL_TEST_EXPECT (e.g. "rank 2").
+// Runs init_communicator with the timeout from KEEL_TEST_TIMEOUT_S and expects it to fail within
+// that time plus a margin, naming the ranks listed in KEEL_TEST_EXPECT (e.g. "rank 2").
 TEST(RendezvousDist, WorkerExpectsTimeout) {
   KEEL_DIST_WORKER_OR_SKIP();
   const double timeout = std::atof(std::getenv("KEEL_TEST_TIMEOUT_S"));
@@ -156,7 +156,9 @@ TEST(RendezvousDist, WorkerExpectsTimeout) {
     own_deadline = own_deadline || std::string(e.what()).find("which hosts the store") != std::string::npos;
   }
   const double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  if (own_deadline) EXPECT_GE(took, timeout * 0.9);
+  if (own_deadline) {
+    EXPECT_GE(took, timeout * 0.9);
+  }
   EXPECT_LE(took, timeout + 2.0);
 }
 

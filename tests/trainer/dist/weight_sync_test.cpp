@@ -16,15 +16,15 @@ namespace {
 using testing::spawn_ranks;
 using testing::SpawnSpec;
 
-/// The slow reference: every parameter's bytes, in order, in one uint8 tensor.
+// The slow reference: every parameter's bytes, in order, in one uint8 tensor.
 at::Tensor concat_bytes(const std::vector<at::Tensor>& params) {
   std::vector<at::Tensor> parts;
   for (const auto& p : params) parts.push_back(p.contiguous().reshape({-1}).view(at::kByte).clone());
   return parts.empty() ? at::empty({0}, at::kByte) : at::cat(parts);
 }
 
-/// A fake member: on the source it records what each broadcast carries; elsewhere it fills each
-/// broadcast buffer with the next bytes of `stream` (what the source would have sent).
+// A fake member: on the source it records what each broadcast carries; elsewhere it fills each
+// broadcast buffer with the next bytes of `stream` (what the source would have sent).
 class FakeComm final : public Communicator {
  public:
   FakeComm(int rank, int size, at::Tensor stream = {}) : rank_(rank), ranks_(size), stream_(std::move(stream)) {}
@@ -69,7 +69,7 @@ class FakeComm final : public Communicator {
   int64_t offset_ = 0;
 };
 
-/// A random parameter list: mixed dtypes, empty and 0-d tensors, some non-contiguous views.
+// A random parameter list: mixed dtypes, empty and 0-d tensors, some non-contiguous views.
 std::vector<at::Tensor> random_params(std::mt19937& rng, bool zeros) {
   std::uniform_int_distribution<int> count(0, 9), dim(0, 40), kind(0, 9);
   std::vector<at::Tensor> out;
@@ -114,7 +114,9 @@ TEST(WeightSync, BucketsCutTheByteStreamLikeTheReference) {
     // Every bucket is bucket bytes except the last, and together they are the stream.
     for (int64_t b = 0; b < expect_buckets; ++b)
       EXPECT_EQ(src.sent[b].numel(), std::min(bucket, total - b * bucket)) << "seed " << seed << " bucket " << b;
-    if (total > 0) EXPECT_TRUE(at::equal(at::cat(src.sent), stream)) << "seed " << seed;
+    if (total > 0) {
+      EXPECT_TRUE(at::equal(at::cat(src.sent), stream)) << "seed " << seed;
+    }
 
     // A receiver fed the stream ends bit-equal to the source, strides untouched.
     std::mt19937 rng2(seed);
@@ -129,8 +131,8 @@ TEST(WeightSync, BucketsCutTheByteStreamLikeTheReference) {
   }
 }
 
-/// The slow reference of the transfer order: the packed stream (parameters under direct_min
-/// bytes, concatenated) first, then each direct parameter's bytes. Also the expected count.
+// The slow reference of the transfer order: the packed stream (parameters under direct_min
+// bytes, concatenated) first, then each direct parameter's bytes. Also the expected count.
 std::pair<at::Tensor, int64_t> reference_transfers(const std::vector<at::Tensor>& params, int64_t bucket,
                                                    int64_t direct_min) {
   std::vector<at::Tensor> small, direct;
@@ -205,8 +207,8 @@ TEST(WeightSync, RejectsBadOptions) {
 
 // ---- real processes ------------------------------------------------------------------------------
 
-/// Same list on every rank: values from `seed` on the source, zeros elsewhere. Sizes chosen so that
-/// a 100-byte bucket is smaller than most tensors and 1 MiB is larger than all of them.
+// Same list on every rank: values from `seed` on the source, zeros elsewhere. Sizes chosen so that
+// a 100-byte bucket is smaller than most tensors and 1 MiB is larger than all of them.
 std::vector<at::Tensor> model_like(bool values) {
   at::manual_seed(7);
   const auto make = [&](std::vector<int64_t> shape, at::ScalarType dtype) {
