@@ -8,6 +8,18 @@
 #define KEEL_TORCH_AT_LEAST(major, minor) \
   (TORCH_VERSION_MAJOR > (major) || (TORCH_VERSION_MAJOR == (major) && TORCH_VERSION_MINOR >= (minor)))
 
+// c10d: from 2.0 the process-group implementations (ProcessGroupGloo, ProcessGroupNCCL) derive
+// from c10d::Backend and c10d::ProcessGroup became a dispatching wrapper around backends; in 1.13
+// they derive from c10d::ProcessGroup itself. Both bases carry the same collective methods
+// (broadcast, allreduce, allgather, send, recv, barrier), so code that holds an implementation
+// directly (trainer/dist/c10d_communicator.cpp) names it through this macro. Needs the c10d headers
+// included first; nothing here includes them.
+#if KEEL_TORCH_AT_LEAST(2, 0)
+#define KEEL_C10D_BACKEND ::c10d::Backend
+#else
+#define KEEL_C10D_BACKEND ::c10d::ProcessGroup
+#endif
+
 namespace keel::compat {
 
 /// "1.13.1" etc.

@@ -1,0 +1,87 @@
+// The communicator: the small interface through which the rest of keel talks to other ranks.
+// Implemented over LibTorch's c10d (ProcessGroupGloo on CPU, ProcessGroupNCCL on CUDA builds) in
+// communicator.cpp, the only place that sees c10d headers. It is deliberately not a general
+// distributed framework: no reduce-scatter, no async collectives except broadcast (what bucketed
+// weight sync pipelines), no tensor-parallel helpers.
+//
+// Ranks in every call are ranks *of this communicator* (0 .. size()-1); global_ranks() maps them to
+// world ranks. Every collective must be called by every member in the same order, as in c10d.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <ATen/core/Tensor.h>
+
+#include "trainer/dist/rendezvous.h"
+
+namespace keel::config {
+struct DistSection;
+}
+
+namespace keel::dist {
+
+enum class ReduceOp { kSum, kMean };
+
+/// An in-flight operation; wait() blocks until done and rethrows its error.
+class CommWork {
+ public:
+  virtual ~CommWork() = default;
+  virtual void wait() = 0;
+};
+
+class Communicator {
+ public:
+  virtual ~Communicator() = default;
+
+  /// This process's rank in the communicator, and the number of members.
+  virtual int rank() const = 0;
+  virtual int size() const = 0;
+  /// global_ranks()[i] = world rank of member i.
+  virtual const std::vector<int>& global_ranks() const = 0;
+  /// "gloo" or "nccl".
+  virtual std::string backend() const = 0;
+  /// Where tensors passed to this communicator must live (CPU for gloo, the rank's GPU for nccl).
+  virtual at::Device device() const = 0;
+
+  /// In place. kMean = sum / size() and needs a floating dtype. t: any shape, same on all ranks.
+  virtual void all_reduce(at::Tensor& t, ReduceOp op) = 0;
+  /// In place: every rank's `t` (same shape and dtype everywhere) receives root's values.
+  virtual void broadcast(at::Tensor& t, int root) = 0;
+  /// broadcast() started without waiting; `t` must be contiguous and stay alive until wait().
+  virtual std::unique_ptr<CommWork> broadcast_async(at::Tensor& t, int root) = 0;
+  /// Same shape and dtype on every rank; returns size() tensors, [i] = member i's `t`.
+  virtual std::vector<at::Tensor> all_gather(const at::Tensor& t) = 0;
+  /// Shapes (even ranks) may differ between members, dtypes may not; [i] = member i's `t`.
+  virtual std::vector<at::Tensor> all_gather_varsize(const at::Tensor& t) = 0;
+  /// Point to point of any shape: the receiver learns dtype and shape from a header sent first.
+  virtual void send(const at::Tensor& t, int dst) = 0;
+  virtual at::Tensor recv(int src) = 0;
+  virtual void barrier() = 0;
+
+  /// A sub-communicator of `ranks` (ranks of this communicator, distinct, any order; member i of
+  /// the result is ranks[i]). Collective: every member of *this* communicator must call it with
+  /// the same list, in the same order relative to other new_group() calls (as torch's new_group).
+  /// Returns nullptr on ranks outside the list.
+  virtual std::unique_ptr<Communicator> new_group(const std::vector<int>& ranks) = 0;
+};
+
+struct CommOptions {
+  std::string backend = "auto";         ///< auto | gloo | nccl (auto: nccl when CUDA is usable)
+  double timeout_s = 300;               ///< rendezvous and per-collective timeout
+};
+
+/// dist.backend / dist.timeout_s of the run config.
+CommOptions comm_options(const config::DistSection& dist);
+
+/// Rendezvous through a TCPStore at info.master_addr:master_port (rank 0 hosts it), then the
+/// world communicator. Every rank announces itself in the store and waits for all others until
+/// opt.timeout_s; if some never arrive it throws keel::Error listing the missing ranks (a rank
+/// that cannot reach rank 0's store reports rank 0 as missing) — it never hangs.
+std::unique_ptr<Communicator> init_communicator(const RendezvousInfo& info, const CommOptions& opt);
+
+/// A one-member communicator (no sockets): every collective is the identity.
+std::unique_ptr<Communicator> make_single_process_communicator();
+
+}  // namespace keel::dist
