@@ -9,6 +9,7 @@
 #include "trainer/cli/system_info.h"
 #include "trainer/common/error.h"
 #include "trainer/common/log.h"
+#include "trainer/dist/launch.h"
 
 namespace keel::cli {
 
@@ -85,6 +86,9 @@ int run_cli(int argc, char** argv) {
   tk->add_option("tokenizer", tka.tokenizer, "tokenizer file (tokenizer.json, *.model) or model directory")->required();
   tk->add_option("text", tka.text, "text to tokenize")->required();
 
+  dist::LaunchOptions launch;
+  auto* la = dist::add_launch_command(app, launch);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -104,6 +108,7 @@ int run_cli(int argc, char** argv) {
     else if (*g) rc = run_generate(gen);
     else if (*lp) rc = run_logprobs(lpa);
     else if (*tk) rc = run_tokenize(tka);
+    else if (*la) rc = dist::run_launch(launch);
     else if (*pc) {
       if (!print.reference && print.cfg.config.empty()) fail("print-config: a config file is required (or --reference)");
       rc = run_print_config(print);
