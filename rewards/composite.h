@@ -1,0 +1,75 @@
+// CompositeReward — the reward of a run: a weighted sum of named components, each a registered
+// scheme built from the `reward.components` config section (trainer/config/reward_config.h).
+//
+//   reward.components:
+//     - {scheme: format_tags, name: format, weight: 0.1}
+//     - {scheme: math_answer, name: accuracy, weight: 1.0, params: {answer_key: answer}}
+//
+//   rewards[i] = Σ_c weight_c · rewards_c[i]            token_rewards likewise (where a component has them)
+//
+// Components are scored in config order; each later component sees the earlier ones' [N] rewards in
+// RewardInput::prior under their names (so a gate or ARLCP can read "accuracy"). Metrics:
+// reward/<name>/{mean,std,min,max}, reward/total/{mean,std,min,max}, the component's own metrics
+// under reward/<name>/..., and scorer/{timeouts,errors,malformed} summed over components.
+//
+// Not here: gating rules between components (a scheme's job: see rewards/schemes/), learned reward
+// model inference.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "rewards/reward.h"
+#include "rewards/scorer.h"
+
+namespace keel::config {
+struct RewardSection;
+}
+
+namespace keel::rewards {
+
+class CompositeReward : public RewardScheme {
+ public:
+  struct Component {
+    std::string name;    ///< metric / state / prior key (the config's name, default the scheme)
+    std::string scheme;  ///< registered scheme name
+    double weight = 1.0;
+    std::unique_ptr<RewardScheme> impl;
+  };
+
+  /// Takes the components and the options of the shared rule-based scorer it hands to them (bind).
+  CompositeReward(std::vector<Component> components, const ScorerOptions& scorer_options);
+
+  RewardOutput score(const RewardInput& in) override;
+  bool stateful() const override;
+  /// Keys are "<component name>/<scheme's key>".
+  void save_state(RewardState& out) const override;
+  void load_state(const RewardState& in) override;
+
+  const std::vector<Component>& components() const { return components_; }
+  Scorer& scorer() { return *scorer_; }
+
+ private:
+  std::vector<Component> components_;
+  std::unique_ptr<Scorer> scorer_;
+};
+
+/// Builds the run's reward from its config section. Each component's params are read through a
+/// config::Reader at params_path, so a missing, unknown or ill-typed parameter is reported with its
+/// file:line and YAML path; an unknown scheme names reward.components.<i>.scheme and lists the known
+/// ones; a duplicate component name is an error. All errors are thrown together as one keel::Error.
+/// With no components, `default_scheme` (the task's own verifier, e.g. "task_countdown") is used
+/// with default params, weight 1; an empty default then is an error.
+std::unique_ptr<CompositeReward> build_composite_reward(const config::RewardSection& section,
+                                                        const RewardRegistry& registry,
+                                                        const std::string& default_scheme = "");
+
+/// Builds one scheme from a params Reader and discards it: the hook behind
+/// config::KnownNames::reward_params, so `keel validate` checks scheme parameters at load.
+void validate_reward_params(const RewardRegistry& registry, config::Reader& params, const std::string& scheme);
+
+/// "reward/<name>/mean", "/std" (population), "/min", "/max" of an [N] tensor into `metrics`.
+void add_summary_metrics(const std::string& prefix, const torch::Tensor& values, std::map<std::string, double>& metrics);
+
+}  // namespace keel::rewards

@@ -1,0 +1,33 @@
+// VerifierReward: a VerifyFn run over the batch on the shared Scorer.
+#include "rewards/verifiers/verifier.h"
+
+#include <torch/torch.h>
+
+namespace keel::rewards {
+
+VerifierReward::VerifierReward(std::string name, VerifyFn fn) : name_(std::move(name)), fn_(std::move(fn)) {}
+
+void VerifierReward::bind(const RewardContext& ctx) {
+  if (ctx.scorer) scorer_ = ctx.scorer;
+}
+
+RewardOutput VerifierReward::score(const RewardInput& in) {
+  TORCH_CHECK(in.metadata.empty() || static_cast<int64_t>(in.metadata.size()) == in.size(), "reward scheme '",
+              name_, "': metadata has ", in.metadata.size(), " records for ", in.size(), " responses");
+  if (!scorer_) {
+    if (!own_scorer_) own_scorer_ = std::make_unique<Scorer>();
+    scorer_ = own_scorer_.get();
+  }
+  const ScoreResult r = scorer_->score(fn_, in.responses, in.metadata);
+  RewardOutput out;
+  const int64_t n = in.size();
+  std::vector<float> values(r.values.begin(), r.values.end());
+  std::vector<int64_t> status(r.status.size());
+  for (size_t i = 0; i < r.status.size(); ++i) status[i] = static_cast<int64_t>(r.status[i]);
+  out.rewards = torch::tensor(values, torch::kFloat32).reshape({n});
+  out.detail["status"] = torch::tensor(status, torch::kInt64).reshape({n});
+  add_scorer_metrics(r, out.metrics);
+  return out;
+}
+
+}  // namespace keel::rewards

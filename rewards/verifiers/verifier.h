@@ -1,0 +1,34 @@
+// VerifierReward — adapts a rule-based VerifyFn (response text + metadata -> score) into a
+// RewardScheme that runs on the shared Scorer (thread pool, per-sample deadline, fallback).
+// Every verifier in rewards/verifiers/ is registered through this adapter.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "rewards/reward.h"
+#include "rewards/scorer.h"
+
+namespace keel::rewards {
+
+class VerifierReward : public RewardScheme {
+ public:
+  /// `name` is the registered scheme name (for messages); `fn` must be self-contained (scorer.h).
+  VerifierReward(std::string name, VerifyFn fn);
+
+  /// rewards [N] float32 = fn(response_i, meta_i), fallback where the scorer settles otherwise;
+  /// metrics scorer/{timeouts,errors,malformed}; detail "status" [N] int64 (ScoreStatus values).
+  RewardOutput score(const RewardInput& in) override;
+  /// Uses ctx.scorer when given; otherwise a private Scorer with default options is made on first use.
+  void bind(const RewardContext& ctx) override;
+
+  const VerifyFn& fn() const { return fn_; }
+
+ private:
+  std::string name_;
+  VerifyFn fn_;
+  Scorer* scorer_ = nullptr;
+  std::unique_ptr<Scorer> own_scorer_;
+};
+
+}  // namespace keel::rewards
