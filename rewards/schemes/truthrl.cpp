@@ -82,6 +82,16 @@ at::Tensor truthrl_rewards(const std::vector<TruthVerdict>& verdicts, const at::
   return torch::tensor(out, torch::kFloat64);
 }
 
+at::Tensor truthrl_reasoning_enhanced(const at::Tensor& outcome, const at::Tensor& reasoning, const at::Tensor& correct,
+                                      const TruthRlOptions& o) {
+  TORCH_CHECK(outcome.dim() == 1 && reasoning.sizes() == outcome.sizes() && correct.sizes() == outcome.sizes(),
+              "truthrl_reasoning_enhanced: outcome ", outcome.sizes(), ", reasoning ", reasoning.sizes(), ", correct ",
+              correct.sizes(), " must all be [N]");
+  at::Tensor extra = o.reasoning_weight * reasoning.to(torch::kFloat64);
+  if (o.reasoning_gate_on_correct) extra = extra * correct.to(torch::kFloat64);
+  return outcome.to(torch::kFloat64) + extra;
+}
+
 double truthfulness_score(const std::vector<TruthVerdict>& verdicts) {
   if (verdicts.empty()) return 0.0;
   double correct = 0, abstain = 0;
@@ -100,6 +110,8 @@ void read_truthrl_options(config::Reader& r, TruthRlOptions& o) {
   r.field("invalid_check", o.invalid_check, "run the invalid-question check before (as released) or after gold matching")
       .one_of({"before_match", "after_match"}, "invalid_check");
   r.field("use_judge", o.use_judge, "ask the LLM judge when exact match fails");
+  r.field("reasoning_weight", o.reasoning_weight, "weight of the 0/1 reasoning judge score (0 = off)").ge(0);
+  r.field("reasoning_gate_on_correct", o.reasoning_gate_on_correct, "reasoning score only for correct answers");
 }
 
 }  // namespace keel::rewards

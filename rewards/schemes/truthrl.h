@@ -30,6 +30,9 @@ struct TruthRlOptions {
   /// suggests matching the gold first ("after_match", default — a deliberate deviation).
   std::string invalid_check = "after_match";
   bool use_judge = true;                        ///< ask the judge when exact match fails
+  /// Reasoning-enhanced variant: weight of the extra 0/1 judge score of the thinking text (0 = off).
+  double reasoning_weight = 0.0;
+  bool reasoning_gate_on_correct = true;        ///< count the reasoning score only for correct answers
 };
 
 /// SQuAD-style normalisation: lower-case, ASCII punctuation removed, articles (a, an, the) removed,
@@ -49,6 +52,11 @@ double truthrl_reward(TruthVerdict v, bool out_of_knowledge, const TruthRlOption
 /// Rewards [N] (float64) of a batch of verdicts; out_of_knowledge [N] bool may be undefined.
 at::Tensor truthrl_rewards(const std::vector<TruthVerdict>& verdicts, const at::Tensor& out_of_knowledge,
                            const TruthRlOptions& o);
+/// Reasoning-enhanced reward [N] = outcome + w·reasoning (·1[correct] when gated). The fork only
+/// says the scores are "combined" and that the combination can be gated on correctness; the
+/// additive form is an INTERPRETATION. outcome [N], reasoning [N] (0/1), correct [N] bool.
+at::Tensor truthrl_reasoning_enhanced(const at::Tensor& outcome, const at::Tensor& reasoning, const at::Tensor& correct,
+                                      const TruthRlOptions& o);
 /// Truthfulness score (2·n_correct + n_abstain − N)/N = accuracy − hallucination rate, where every
 /// non-correct, non-abstain verdict counts as a hallucination.
 double truthfulness_score(const std::vector<TruthVerdict>& verdicts);

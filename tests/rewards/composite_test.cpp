@@ -235,6 +235,9 @@ TEST(CompositeReward, UnknownOrIllTypedParamReportsFileAndLine) {
     build_composite_reward(read_section("reward:\n  components:\n    - scheme: format_regex\n      params: {mode: full}\n"), reg);
   });
   EXPECT_NE(e3.find("reward.components.0.params.pattern: missing required key"), std::string::npos) << e3;
+  // No params section at all: at config load the error points at the component's line.
+  const std::string e4 = error_of([&] { read_section("reward:\n  components:\n    - scheme: format_regex\n", &reg); });
+  EXPECT_NE(e4.find("r.yaml:3: reward.components.0.params.pattern: missing required key"), std::string::npos) << e4;
 }
 
 TEST(CompositeReward, DuplicateNamesAndEmptyComponents) {

@@ -46,7 +46,9 @@ TEST(Gated, GraTurnPlacementSumsToEpisodeReward) {
         if (j == last) e += high[i].item<double>();
         EXPECT_NEAR(turns[i][j].item<double>(), e, 1e-12);
       }
-      if (last >= 0) EXPECT_NEAR(turns[i].sum().item<double>(), gra_reward(high, low, mask, o)[i].item<double>(), 1e-12);
+      if (last >= 0) {
+        EXPECT_NEAR(turns[i].sum().item<double>(), gra_reward(high, low, mask, o)[i].item<double>(), 1e-12);
+      }
     }
   }
 }

@@ -83,6 +83,18 @@ TEST(TruthRl, TruthfulnessIdentity) {
   }
 }
 
+TEST(TruthRl, ReasoningEnhanced) {
+  // outcome [+1, −1, 0], reasoning [1, 1, 1], w = 0.5: gated -> [1.5, −1, 0]; ungated -> [1.5, −0.5, 0.5].
+  TruthRlOptions o;
+  o.reasoning_weight = 0.5;
+  auto out = testing::dt({1, -1, 0});
+  auto rs = testing::dt({1, 1, 1});
+  auto ok = torch::tensor({true, false, false});
+  EXPECT_TRUE(torch::allclose(truthrl_reasoning_enhanced(out, rs, ok, o), testing::dt({1.5, -1, 0})));
+  o.reasoning_gate_on_correct = false;
+  EXPECT_TRUE(torch::allclose(truthrl_reasoning_enhanced(out, rs, ok, o), testing::dt({1.5, -0.5, 0.5})));
+}
+
 TEST(TruthRl, Reader) {
   TruthRlOptions o;
   EXPECT_TRUE(testing::read_yaml("  variant: binary\n", o, read_truthrl_options).empty());
