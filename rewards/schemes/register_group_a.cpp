@@ -9,8 +9,10 @@
 //     "slow growth then fast converge" sibling), meanstd|clip|minmax, lsc  -> the value itself;
 //   reward.length_penalty -> length_penalty;  reward.ceil -> ceil   (the section name);
 //   reward.scheme: ssl|truthrl|arlcp -> the value;  reward.length.scheme: dapo_soft -> dapo_soft;
-//   reward.precondition.kappa (PURPLE) -> precondition (the section name; "kappa" is a parameter).
-// "vanilla" (no shaping) is not registered: it is the raw signal, i.e. no component at all.
+//   reward.precondition.kappa (PURPLE) -> precondition (the section name; "kappa" is a parameter);
+//   the PAR repo's whole pipeline (length penalty -> ceil -> one of the reward.shaping names above,
+//     plus vanilla / warm) -> shaping (the key itself, its value becoming the `shaping` parameter).
+// "vanilla" / "warm" (no transform) exist only inside `shaping`: alone they are the raw signal.
 //
 // Every shaping transform reads the reward it shapes from the `input` parameter (a signal spec,
 // default rm_scores; e.g. prior.accuracy shapes an earlier verifier component) — see register_util.h.
@@ -23,6 +25,7 @@
 #include "rewards/schemes/pre_shaping.h"
 #include "rewards/schemes/purple.h"
 #include "rewards/schemes/register_util.h"
+#include "rewards/schemes/rm_shaping.h"
 #include "rewards/schemes/running_norm.h"
 #include "rewards/schemes/ssl.h"
 #include "rewards/schemes/truthrl.h"
@@ -216,10 +219,12 @@ class SslScheme : public RewardScheme {
 /// INTERPRETATION: no LLM judge is reachable from a RewardScheme yet (RewardContext only offers the
 /// rule-based scorer), so the verdict is exact match after SQuAD normalisation; `use_judge` is kept
 /// for when a judge callback exists. The out-of-knowledge flag is metadata[ook_key] (false if absent).
+/// Reasoning-enhanced variant (reasoning_weight > 0): the 0/1 judge score of the thinking text comes
+/// from the `reasoning` signal.
 class TruthRlScheme : public RewardScheme {
  public:
-  TruthRlScheme(TruthRlOptions o, std::string answer_key, std::string ook_key)
-      : o_(std::move(o)), answer_key_(std::move(answer_key)), ook_key_(std::move(ook_key)) {}
+  TruthRlScheme(TruthRlOptions o, std::string answer_key, std::string ook_key, std::string reasoning)
+      : o_(std::move(o)), answer_key_(std::move(answer_key)), ook_key_(std::move(ook_key)), reasoning_(std::move(reasoning)) {}
   RewardOutput score(const RewardInput& in) override {
     require_metadata(in, answer_key_, "truthrl");
     const int64_t n = in.size();
@@ -236,7 +241,14 @@ class TruthRlScheme : public RewardScheme {
       }
     }
     const at::Tensor ook_t = torch::tensor(std::vector<int64_t>(ook.begin(), ook.end()), torch::kLong).to(torch::kBool);
-    RewardOutput out = make_output(truthrl_rewards(verdicts, ook_t, o_));
+    at::Tensor r = truthrl_rewards(verdicts, ook_t, o_);
+    if (o_.reasoning_weight > 0.0) {
+      std::vector<int64_t> correct;
+      for (auto v : verdicts) correct.push_back(v == TruthVerdict::kCorrect);
+      r = truthrl_reasoning_enhanced(r, fetch_vector(in, reasoning_, "truthrl", "reasoning"),
+                                     torch::tensor(correct, torch::kLong).to(torch::kBool), o_);
+    }
+    RewardOutput out = make_output(r);
     out.metrics["truthrl/truthfulness"] = truthfulness_score(verdicts);
     double counts[5] = {0, 0, 0, 0, 0};
     for (auto v : verdicts) counts[static_cast<int>(v)] += 1.0;
@@ -251,7 +263,7 @@ class TruthRlScheme : public RewardScheme {
 
  private:
   TruthRlOptions o_;
-  std::string answer_key_, ook_key_;
+  std::string answer_key_, ook_key_, reasoning_;
 };
 
 // ---- A5: ARLCP, A5b: DAPO soft overlong penalty --------------------------------------------------------
@@ -325,6 +337,40 @@ class PreconditionScheme : public RewardScheme {
   std::string input_, kind_;
 };
 
+// ---- A1–A2 as one pipeline: RmShaper ---------------------------------------------------------------------------
+
+/// length penalty (response_lengths, when enabled) -> ceil -> the one `shaping` transform; references
+/// (fetched as for par / lsc) only when the transform centres on them. Running statistics checkpointed.
+class ShapingScheme : public RewardScheme {
+ public:
+  ShapingScheme(RmShapingOptions o, std::string input, std::string refs_key)
+      : shaper_(std::move(o)), input_(std::move(input)), refs_key_(std::move(refs_key)) {}
+  RewardOutput score(const RewardInput& in) override {
+    const RmShapingOptions& o = shaper_.options();
+    const at::Tensor r = fetch_vector(in, input_, "shaping", "input");
+    const at::Tensor len = o.length_penalty.enabled ? lengths_of(in, "shaping") : at::Tensor();
+    Refs refs;
+    if (o.shaping == "lsc" || (uses_par() && o.par.centered)) refs = fetch_refs(in, refs_key_, "shaping");
+    RewardOutput out = make_output(shaper_.apply(r, len, refs.values, refs.mask));
+    out.metrics["shaping/raw_mean"] = mean_of(r);
+    return out;
+  }
+  bool stateful() const override {
+    const std::string& s = shaper_.options().shaping;
+    return s == "meanstd" || s == "clip" || s == "minmax";
+  }
+  void save_state(RewardState& out) const override { shaper_.save_state(out); }
+  void load_state(const RewardState& in) override { shaper_.load_state(in); }
+
+ private:
+  bool uses_par() const {
+    const std::string& s = shaper_.options().shaping;
+    return s != "vanilla" && s != "warm" && s != "meanstd" && s != "clip" && s != "minmax" && s != "lsc";
+  }
+  RmShaper shaper_;
+  std::string input_, refs_key_;
+};
+
 }  // namespace
 
 void register_group_a(RewardRegistry& reg) {
@@ -340,6 +386,16 @@ void register_group_a(RewardRegistry& reg) {
   };
   for (const auto& [name, doc] : par_family) reg.add(name, doc, par_factory(name));
 
+  reg.add("shaping", "PAR-repo pipeline: length penalty -> ceil -> one transform (vanilla, meanstd, par, lsc ...)",
+          [](config::Reader& r) -> std::unique_ptr<RewardScheme> {
+            RmShapingOptions o;
+            read_rm_shaping_options(r, o);
+            const std::string input = read_input(r);
+            std::string refs_key = "ref_rewards";
+            r.field("refs_key", refs_key, "extra tensor [N, M] (mask: <key>_mask) or metadata list of reference rewards")
+                .nonempty();
+            return std::make_unique<ShapingScheme>(o, input, refs_key);
+          });
   reg.add("length_penalty", "r - c * max(0, L - L0), linear penalty beyond valid_len tokens",
           [](config::Reader& r) -> std::unique_ptr<RewardScheme> {
             LengthPenaltyOptions o;
@@ -395,7 +451,9 @@ void register_group_a(RewardRegistry& reg) {
             std::string answer_key = "gold_answers", ook_key = "ook";
             r.field("answer_key", answer_key, "metadata field with the gold answer(s)").nonempty();
             r.field("ook_key", ook_key, "metadata bool: question is out of the model's knowledge (ternary_ook)").nonempty();
-            return std::make_unique<TruthRlScheme>(o, answer_key, ook_key);
+            std::string reasoning = "extra.reasoning_score";
+            read_signal(r, "reasoning", reasoning, "0/1 judge score of the thinking text (reasoning_weight > 0)");
+            return std::make_unique<TruthRlScheme>(o, answer_key, ook_key, reasoning);
           });
   reg.add("arlcp", "ARLCP: 1 - w1 s_ref - w2 s_len for correct answers (reflection + length penalty), 0 otherwise",
           [](config::Reader& r) -> std::unique_ptr<RewardScheme> {

@@ -30,6 +30,7 @@
 #include "rewards/schemes/pre_shaping.h"
 #include "rewards/schemes/purple.h"
 #include "rewards/schemes/retro_agent.h"
+#include "rewards/schemes/rm_shaping.h"
 #include "rewards/schemes/rubric.h"
 #include "rewards/schemes/running_norm.h"
 #include "rewards/schemes/ssl.h"
@@ -198,6 +199,19 @@ std::vector<Case> group_a_cases() {
                  MinMaxOptions o;
                  o.range_floor = 0.01;
                  return minmax_reward(rm64(in), s, o);
+               },
+               batch_b});
+  // The pipeline: length penalty -> ceil -> meanstd, stateful.
+  c.push_back({"shaping", "shaping: meanstd\nlength_penalty:\n  valid_len: 300\n  per_token: 0.01\nceil: 2.5\n",
+               [] { return base_batch(); },
+               [](const RewardInput& in) {
+                 RmShapingOptions o;
+                 o.shaping = "meanstd";
+                 o.length_penalty.valid_len = 300;
+                 o.length_penalty.per_token = 0.01;
+                 o.ceil.ceil = 2.5;
+                 RmShaper shaper(o);
+                 return shaper.apply(rm64(in), in.response_lengths.to(torch::kFloat64), {}, {});
                },
                batch_b});
   c.push_back({"lsc", "quantile: 0.9\n", [] { return with_meta_refs(base_batch()); },
@@ -604,7 +618,7 @@ TEST(RegisterRewardSchemes, EveryRegisteredNameHasACaseAndADescription) {
     EXPECT_FALSE(scheme_registry().get(n).description.empty()) << n;
   }
   EXPECT_EQ(cased, registered);
-  EXPECT_EQ(registered.size(), 35u);
+  EXPECT_EQ(registered.size(), 36u);
   // Beside the verifiers, without name clashes (Registry::add throws on a duplicate).
   EXPECT_EQ(full_registry().size(), registered.size() + 8u);
 }
@@ -644,7 +658,7 @@ TEST(RegisterRewardSchemes, UnknownParamIsAConfigErrorWithFileLineAndPath) {
 }
 
 TEST(RegisterRewardSchemes, StatefulSchemesRoundTripTheirState) {
-  const std::set<std::string> stateful = {"meanstd", "clip", "minmax", "retro_progress", "cost_channels"};
+  const std::set<std::string> stateful = {"meanstd", "clip", "minmax", "shaping", "retro_progress", "cost_channels"};
   for (const auto& c : all_cases()) {
     SCOPED_TRACE(c.name);
     auto s = build(c.name, c.yaml);
@@ -754,6 +768,33 @@ TEST(RegisterRewardSchemes, SpecWorkedExamplesThroughTheRegistry) {
   EXPECT_NEAR(build("cost_channels", "cost_channels: [{name: danger, lambda: 0.5}]\ntask: prior.accuracy\n")
                   ->score(e).rewards[0].item<float>(),
               0.0, 1e-6);
+}
+
+// The pipeline with a centred PAR transform reads the references; TruthRL's reasoning-enhanced variant
+// adds the weighted reasoning score of correct answers.
+TEST(RegisterRewardSchemes, ShapingPipelineAndTruthRlVariants) {
+  RewardInput in = with_meta_refs(base_batch());
+  auto s = build("shaping", "shaping: par\nlength_penalty: {enabled: false}\npar: {k: 2.0}\n");
+  EXPECT_FALSE(s->stateful());
+  ParOptions po = par_preset("par");
+  po.k = 2.0;
+  expect_equal_rewards(s->score(in), par_reward(rm64(in), meta_refs_values(), meta_refs_mask(), po), "shaping: par");
+  in.response_lengths = Tensor();
+  EXPECT_NE(error_of([&] { build("shaping", "shaping: vanilla\n")->score(in); })
+                .find("reward scheme 'shaping' needs RewardInput::response_lengths"),
+            std::string::npos);
+
+  RewardInput t = base_batch({"\\boxed{Paris}", "\\boxed{Lyon}", "\\boxed{paris}", "none"});
+  for (int i = 0; i < 4; ++i) t.metadata.push_back(json{{"gold_answers", "paris"}});
+  t.extra["think"] = f32({1, 1, 0, 1});
+  auto tr = build("truthrl", "reasoning_weight: 0.5\nreasoning: extra.think\n");
+  TruthRlOptions o;
+  o.reasoning_weight = 0.5;
+  // verdicts: correct, hallucination, correct, format failure -> [1, −1, 1, −1] + 0.5·think·correct
+  const Tensor want = truthrl_reasoning_enhanced(f64({1, -1, 1, -1}), f64({1, 1, 0, 1}),
+                                                 torch::tensor({1, 0, 1, 0}, torch::kBool), o);
+  expect_equal_rewards(tr->score(t), want, "truthrl reasoning");
+  EXPECT_FLOAT_EQ(tr->score(t).rewards[0].item<float>(), 1.5f);
 }
 
 // Dense placement: per-step values land on the step-end tokens and sum to the aggregate reward.
