@@ -67,6 +67,8 @@ RewardOutput CompositeReward::score(const RewardInput& in) {
   }
   add_summary_metrics("reward/total", out.rewards, out.metrics);
   for (const char* k : {"scorer/timeouts", "scorer/errors", "scorer/malformed"}) out.metrics.try_emplace(k, 0.0);
+  // A gauge of the shared scorer, not a per-component count: set once, never summed.
+  out.metrics["scorer/stuck_workers"] = static_cast<double>(scorer_->stuck_workers());
   return out;
 }
 

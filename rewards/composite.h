@@ -10,7 +10,8 @@
 // Components are scored in config order; each later component sees the earlier ones' [N] rewards in
 // RewardInput::prior under their names (so a gate or ARLCP can read "accuracy"). Metrics:
 // reward/<name>/{mean,std,min,max}, reward/total/{mean,std,min,max}, the component's own metrics
-// under reward/<name>/..., and scorer/{timeouts,errors,malformed} summed over components.
+// under reward/<name>/..., scorer/{timeouts,errors,malformed} summed over components, and
+// scorer/stuck_workers (threads ever retired by the shared scorer, a gauge).
 //
 // Not here: gating rules between components (a scheme's job: see rewards/schemes/), learned reward
 // model inference.

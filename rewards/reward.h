@@ -89,7 +89,9 @@ void require_metadata(const RewardInput& in, const std::string& key, const std::
 /// What a scheme returns.
 struct RewardOutput {
   torch::Tensor rewards;        ///< [N] float32, sequence-level reward (put on the last token by the learner)
-  torch::Tensor token_rewards;  ///< [N, T] float32, optional dense rewards (undefined = none), added to `rewards`' placement
+  /// [N, T] float32, optional dense per-token rewards (undefined = none), added by the learner on top of
+  /// `rewards` (which it places on the last valid token); e.g. PRM step scores at step ends.
+  torch::Tensor token_rewards;
   /// Per-component detail, [N] each (e.g. "format", "accuracy", "cost", "judge_failed"); CompositeReward
   /// re-exports them as "<component>/<key>".
   std::map<std::string, torch::Tensor> detail;

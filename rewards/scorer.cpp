@@ -229,6 +229,12 @@ ScoreResult Scorer::score(const VerifyFn& fn, const std::vector<std::string>& re
     }
   }
   if (todo.empty()) return std::move(b->result);
+  if (shared_->stuck >= opt_.max_stuck_workers) {
+    for (size_t i : todo) settle(*b, i, 0.0, ScoreStatus::kError, opt_);
+    b->result.first_error = fmt::format("{} verifier threads are stuck past the deadline (max_stuck_workers); "
+                                        "the verifier hangs and is no longer run", shared_->stuck);
+    return std::move(b->result);
+  }
   ensure_workers();
   for (size_t i : todo) shared_->queue.push_back(Job{b, i});
   shared_->work_cv.notify_all();

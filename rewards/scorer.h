@@ -11,8 +11,9 @@
 // call whenever it does, finds its sample already settled, and exits; everything it touches (the
 // job's copy of the text and metadata, the verifier function, the queue) is held by shared_ptr, so it
 // never touches freed memory even if the Scorer itself is gone by then. A verifier that never returns
-// therefore leaks one thread (counted in scorer/stuck_workers); verifiers must capture what they need
-// by value, never a pointer to an object that may die.
+// therefore leaks one thread (counted in scorer/stuck_workers, and capped by max_stuck_workers, after
+// which the scorer refuses to run verifiers); verifiers must capture what they need by value, never
+// a pointer to an object that may die.
 //
 // What this is not: a sandbox (a verifier that corrupts memory or calls exit() still takes the
 // process down) and not a process pool; run untrusted code (e.g. unit-test execution) elsewhere.
@@ -39,6 +40,10 @@ struct ScorerOptions {
   double fallback = 0.0;                   ///< reward on timeout / error / malformed text (reward.fallback)
   int threads = 0;                         ///< worker threads; 0 = std::thread::hardware_concurrency()
   int64_t max_bytes = int64_t{1} << 20;    ///< longer responses are malformed (1 MiB)
+  /// Once this many workers have been retired (stuck verifiers), the scorer stops starting
+  /// verifiers: every later sample gets the fallback as an error, so a verifier that hangs on
+  /// every input cannot leak a thread per sample forever.
+  int64_t max_stuck_workers = 64;
 };
 
 /// How one sample was settled.

@@ -44,7 +44,9 @@ std::optional<std::string> canonical_integer(std::string_view raw) {
   if (i != s.size()) return std::nullopt;
   const size_t nz = digits.find_first_not_of('0');
   if (nz == std::string::npos) return std::string("0");
-  return (neg ? "-" : "") + digits.substr(nz);
+  std::string out = neg ? "-" : "";  // (appending, not operator+: silences a GCC 12 false -Wstringop-overflow)
+  out.append(digits, nz, std::string::npos);
+  return out;
 }
 
 std::optional<std::string> extract_integer_answer(std::string_view response) {

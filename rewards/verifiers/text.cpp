@@ -86,8 +86,9 @@ std::optional<std::string> last_boxed(std::string_view s) {
 }
 
 std::optional<std::string> last_tag(std::string_view s, std::string_view tag) {
-  const std::string open = "<" + std::string(tag) + ">";
-  const std::string close = "</" + std::string(tag) + ">";
+  std::string open = "<", close = "</";  // appended, not operator+: GCC 12 false -Wstringop-overflow
+  open.append(tag).push_back('>');
+  close.append(tag).push_back('>');
   const size_t c = s.rfind(close);
   if (c == std::string_view::npos) return std::nullopt;
   const size_t o = s.substr(0, c).rfind(open);

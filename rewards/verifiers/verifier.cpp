@@ -27,6 +27,7 @@ RewardOutput VerifierReward::score(const RewardInput& in) {
   out.rewards = torch::tensor(values, torch::kFloat32).reshape({n});
   out.detail["status"] = torch::tensor(status, torch::kInt64).reshape({n});
   add_scorer_metrics(r, out.metrics);
+  out.metrics["scorer/stuck_workers"] = static_cast<double>(scorer_->stuck_workers());
   return out;
 }
 

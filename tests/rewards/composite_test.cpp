@@ -5,7 +5,11 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
+#include <thread>
+
 #include "reward_test_util.h"
+#include "rewards/verifiers/verifier.h"
 #include "trainer/common/error.h"
 #include "trainer/config/config.h"
 #include "trainer/config/reward_config.h"
@@ -51,6 +55,12 @@ RewardRegistry test_registry() {
     r.required("source", source, "earlier component");
     r.field("scale", scale, "factor");
     return std::make_unique<ScaledPrior>(source, scale);
+  });
+  reg.add("slow_verifier", "test: sleeps 300 ms on 'slow', else 1", [](config::Reader&) -> std::unique_ptr<RewardScheme> {
+    return std::make_unique<VerifierReward>("slow_verifier", [](std::string_view resp, const json&) {
+      if (resp == "slow") std::this_thread::sleep_for(std::chrono::milliseconds(300));
+      return 1.0;
+    });
   });
   return reg;
 }
@@ -124,8 +134,29 @@ TEST(CompositeReward, WeightedSumAndMetrics) {
   EXPECT_NEAR(out.metrics.at("reward/total/mean"), 0.625, 1e-6);
   EXPECT_EQ(out.metrics.at("scorer/malformed"), 2.0);  // once per verifier component
   EXPECT_EQ(out.metrics.at("scorer/timeouts"), 0.0);
+  EXPECT_EQ(out.metrics.at("scorer/stuck_workers"), 0.0);
   EXPECT_TRUE(out.detail.count("format") && out.detail.count("accuracy") && out.detail.count("accuracy/status"));
   EXPECT_FALSE(out.token_rewards.defined());
+}
+
+TEST(CompositeReward, DeadlineAndFallbackComeFromTheConfig) {
+  const RewardRegistry reg = test_registry();
+  auto c = build_composite_reward(read_section(R"(reward:
+  timeout_ms: 20
+  fallback: -1
+  threads: 2
+  components:
+    - {scheme: slow_verifier, name: slow, weight: 2}
+)"),
+                                  reg);
+  const auto t0 = std::chrono::steady_clock::now();
+  const RewardOutput out = c->score(testing::make_input({"slow", "ok", "slow"}, {}));
+  const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  EXPECT_LT(ms, 200.0);
+  // weight 2 · fallback -1 = -2 for the stuck samples, 2 · 1 = 2 for the other
+  EXPECT_TRUE(torch::equal(out.rewards, torch::tensor({-2.0f, 2.0f, -2.0f})));
+  EXPECT_EQ(out.metrics.at("scorer/timeouts"), 2.0);
+  EXPECT_EQ(out.metrics.at("scorer/stuck_workers"), 2.0);
 }
 
 TEST(CompositeReward, LaterComponentsSeePriorRewardsAndTokenRewardsAreWeighted) {
@@ -204,6 +235,9 @@ TEST(CompositeReward, UnknownOrIllTypedParamReportsFileAndLine) {
     build_composite_reward(read_section("reward:\n  components:\n    - scheme: format_regex\n      params: {mode: full}\n"), reg);
   });
   EXPECT_NE(e3.find("reward.components.0.params.pattern: missing required key"), std::string::npos) << e3;
+  // No params section at all: at config load the error points at the component's line.
+  const std::string e4 = error_of([&] { read_section("reward:\n  components:\n    - scheme: format_regex\n", &reg); });
+  EXPECT_NE(e4.find("r.yaml:3: reward.components.0.params.pattern: missing required key"), std::string::npos) << e4;
 }
 
 TEST(CompositeReward, DuplicateNamesAndEmptyComponents) {

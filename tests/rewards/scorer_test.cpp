@@ -95,6 +95,27 @@ TEST(Scorer, SlowVerifierTimesOutWithFallbackAndTheStepProceeds) {
   EXPECT_EQ(r2.timeouts, 0);
 }
 
+TEST(Scorer, StopsRunningAVerifierThatKeepsHanging) {
+  ScorerOptions o;
+  o.threads = 1;
+  o.timeout_ms = 5;
+  o.max_stuck_workers = 2;
+  Scorer s(o);
+  auto calls = std::make_shared<std::atomic<int>>(0);
+  auto hang = [calls](std::string_view, const json&) {
+    ++*calls;
+    std::this_thread::sleep_for(std::chrono::milliseconds(60));
+    return 1.0;
+  };
+  EXPECT_EQ(s.score(hang, {"a", "b"}, {}).timeouts, 2);
+  EXPECT_EQ(s.stuck_workers(), 2);
+  const ScoreResult r = s.score(hang, {"c", "d", ""}, {});
+  EXPECT_EQ(r.errors, 2);      // not started: the cap is reached
+  EXPECT_EQ(r.malformed, 1);   // malformed text is still told apart
+  EXPECT_NE(r.first_error.find("max_stuck_workers"), std::string::npos) << r.first_error;
+  EXPECT_EQ(calls->load(), 2);
+}
+
 TEST(Scorer, RetiredWorkerMayOutliveTheScorer) {
   auto calls = std::make_shared<std::atomic<int>>(0);
   {
