@@ -225,12 +225,16 @@ void TransformerImpl::add_reward_head() {
 // w.r.t. parameters. Recomputation is exact: the layer has no dropout or other randomness.
 namespace {
 struct CheckpointedLayer : public torch::autograd::Function<CheckpointedLayer> {
+  // LibTorch 1.13's Function::apply rejects undefined tensor arguments, so "no mask" travels as
+  // an empty placeholder and is turned back into an undefined tensor here.
+  static at::Tensor unwrap_mask(const at::Tensor& m) { return m.numel() == 0 ? at::Tensor() : m; }
+
   static at::Tensor forward(torch::autograd::AutogradContext* ctx, at::Tensor x, at::Tensor cos, at::Tensor sin,
                             at::Tensor mask, int64_t layer_ptr) {
     ctx->saved_data["layer"] = layer_ptr;
     ctx->save_for_backward({x, cos, sin, mask});
     auto* layer = reinterpret_cast<DecoderLayerImpl*>(layer_ptr);
-    return layer->forward(x, cos, sin, mask, nullptr, nullptr, 0);
+    return layer->forward(x, cos, sin, unwrap_mask(mask), nullptr, nullptr, 0);
   }
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
                                                  torch::autograd::variable_list grad_out) {
@@ -240,7 +244,7 @@ struct CheckpointedLayer : public torch::autograd::Function<CheckpointedLayer> {
     at::Tensor out;
     {
       torch::AutoGradMode enable(true);
-      out = layer->forward(x, saved[1], saved[2], saved[3], nullptr, nullptr, 0);
+      out = layer->forward(x, saved[1], saved[2], unwrap_mask(saved[3]), nullptr, nullptr, 0);
     }
     torch::autograd::backward({out}, {grad_out[0]});
     return {x.grad(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
@@ -298,7 +302,8 @@ at::Tensor Transformer::forward_hidden(const at::Tensor& input_ids, const at::Te
     auto& layer = m.model->layer_list[static_cast<size_t>(i)];
     const auto& mask = cfg_.layer_uses_sliding_window(i) ? window_mask : full_mask;
     if (ckpt) {
-      x = CheckpointedLayer::apply(x, cos, sin, mask, reinterpret_cast<int64_t>(layer.get()));
+      const at::Tensor mask_arg = mask.defined() ? mask : torch::empty({0}, x.options());
+      x = CheckpointedLayer::apply(x, cos, sin, mask_arg, reinterpret_cast<int64_t>(layer.get()));
     } else if (cache != nullptr) {
       x = layer->forward(x, cos, sin, mask, &cache->k[static_cast<size_t>(i)], &cache->v[static_cast<size_t>(i)], past);
     } else {

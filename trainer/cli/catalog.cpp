@@ -28,7 +28,7 @@ const rewards::RewardRegistry& reward_registry() {
   static const rewards::RewardRegistry reg = [] {
     rewards::RewardRegistry r("reward scheme");
     rewards::register_builtin_rewards(r);
-    // SCHEMES: rewards::register_builtin_reward_schemes(r);  (lands with the reward-glue branch)
+    rewards::register_builtin_reward_schemes(r);
     return r;
   }();
   return reg;

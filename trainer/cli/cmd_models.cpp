@@ -33,12 +33,6 @@ Loaded load_model_and_tokenizer(const std::string& model_dir, const std::string&
   return l;
 }
 
-std::ofstream open_output(const std::string& path) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  if (!out) fail("{}: cannot open the output file", path);
-  return out;
-}
-
 }  // namespace
 
 int run_generate(const GenerateArgs& a) {

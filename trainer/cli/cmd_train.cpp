@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
+#include "models/generate.h"
 #include "models/logprobs.h"
 #include "models/model_config.h"
 #include "models/pretrained.h"
@@ -30,6 +31,7 @@
 #include "trainer/learner/kl.h"
 #include "trainer/learner/rl_update.h"
 #include "trainer/metrics/metrics.h"
+#include "trainer/rollout/prompt_format.h"
 #include "trainer/rollout/rollout.h"
 
 namespace keel::cli {

@@ -100,7 +100,8 @@ TEST(Arlcp, ReaderCrossChecks) {
   ArlcpOptions o;
   auto e = testing::read_yaml("  thresholds: [40]\n", o, read_arlcp_options);
   ASSERT_EQ(e.size(), 1u);
-  EXPECT_EQ(e[0], "t.yaml:2: p.w1_levels: expected 2 levels (thresholds + 1), got 3");
+  // w1_levels is absent: the error points at its section's key (line 1).
+  EXPECT_EQ(e[0], "t.yaml:1: p.w1_levels: expected 2 levels (thresholds + 1), got 3");
 }
 
 }  // namespace

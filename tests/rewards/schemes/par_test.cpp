@@ -107,8 +107,9 @@ TEST(Par, ReaderValidates) {
   EXPECT_EQ(o.max_refs, 1);
   auto e = testing::read_yaml("  k: 0\n  squash: cube\n  bogus: 1\n", o, read_par_options);
   ASSERT_EQ(e.size(), 3u);
-  EXPECT_EQ(e[0], "t.yaml:3: p.squash: unknown squash 'cube' (known: sigmoid, tanh, fittedpoly, identity)");
-  EXPECT_EQ(e[1], "t.yaml:2: p.k: must be > 0.0, got 0.0");
+  // Errors come in file order.
+  EXPECT_EQ(e[0], "t.yaml:2: p.k: must be > 0.0, got 0.0");
+  EXPECT_EQ(e[1], "t.yaml:3: p.squash: unknown squash 'cube' (known: sigmoid, tanh, fittedpoly, identity)");
 }
 
 }  // namespace

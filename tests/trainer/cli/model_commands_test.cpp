@@ -26,13 +26,24 @@ std::vector<nlohmann::json> json_lines(const std::string& text) {
 /// A model directory: SentencePiece tokenizer.model + a tiny random Llama sized to its vocabulary.
 class ModelCommands : public ::testing::Test {
  protected:
+  // A throwing SetUpTestSuite would only mark the tests skipped: record the error and fail them.
   static void SetUpTestSuite() {
     dir_ = new ScratchDir("model_cmds");
+    try {
+      make_model_dir();
+    } catch (const std::exception& e) {
+      setup_error_ = e.what();
+    }
+  }
+  void SetUp() override { ASSERT_TRUE(setup_error_.empty()) << setup_error_; }
+  static void make_model_dir() {
     std::vector<std::string> corpus;
     for (int a = 0; a < 40; ++a) corpus.push_back(std::to_string(a * 7) + "+" + std::to_string(a * 13 % 97) + "=" + std::to_string(a * 20));
     const auto tok_dir = dir_->path() / "tok";
     std::filesystem::create_directories(tok_dir);
-    models::train_sentencepiece(corpus, 24, (tok_dir / "tokenizer").string());
+    models::SentencePieceTrainOptions spo;
+    spo.hard_vocab_limit = false;
+    models::train_sentencepiece(corpus, 24, (tok_dir / "tokenizer").string(), spo);
     const auto tok = models::load_tokenizer((tok_dir / "tokenizer.model").string());
     auto cfg = models::testing::tiny_config();
     cfg.vocab_size = tok->vocab_size();
@@ -46,8 +57,10 @@ class ModelCommands : public ::testing::Test {
   }
   static void TearDownTestSuite() { delete dir_; }
   static ScratchDir* dir_;
+  static std::string setup_error_;
 };
 ScratchDir* ModelCommands::dir_ = nullptr;
+std::string ModelCommands::setup_error_;
 
 TEST_F(ModelCommands, GenerateIsSeededAndWritesOneLinePerSample) {
   dir_->write("p.jsonl", "{\"prompt\": \"12+3=\"}\n{\"prompt\": \"7+70=\"}\n");
