@@ -261,6 +261,21 @@ Metrics evaluate(Components& c) {
   return m;
 }
 
+/// AdamW over the policy's parameters from the optim section, with the optimizer state of a
+/// checkpoint directory when one is given.
+std::unique_ptr<torch::optim::AdamW> make_optimizer(models::Transformer& policy, const config::OptimSection& o,
+                                                    const std::optional<stdfs::path>& checkpoint) {
+  auto opt = std::make_unique<torch::optim::AdamW>(
+      policy.parameters(),
+      torch::optim::AdamWOptions(o.lr).betas({o.adam_beta1, o.adam_beta2}).eps(o.adam_eps).weight_decay(o.weight_decay));
+  if (checkpoint) {
+    torch::serialize::InputArchive ar;
+    ar.load_from((*checkpoint / "optimizer.pt").string());
+    opt->load(ar);
+  }
+  return opt;
+}
+
 /// One supervised step (learner.algorithm sft): a mini-batch of (prompt, gold response + EOS)
 /// pairs from the task, token-mean cross-entropy over response tokens across the whole
 /// mini-batch, micro-batched; then clip, guard and an AdamW step.
@@ -392,13 +407,7 @@ int run_train(const ConfigArgs& a, const std::vector<std::string>& argv) {
   }
   c.policy->set_gradient_checkpointing(cfg.model.activation_checkpointing);
   const auto& o = cfg.optim;
-  c.optimizer = std::make_unique<torch::optim::AdamW>(
-      c.policy->parameters(), torch::optim::AdamWOptions(o.lr).betas({o.adam_beta1, o.adam_beta2}).eps(o.adam_eps).weight_decay(o.weight_decay));
-  if (resume) {
-    torch::serialize::InputArchive ar;
-    ar.load_from((*resume / "optimizer.pt").string());
-    c.optimizer->load(ar);
-  }
+  c.optimizer = make_optimizer(*c.policy, o, resume);
 
   auto& u = c.update;
   u.epochs = cfg.batch.epochs;
@@ -509,11 +518,7 @@ int run_train(const ConfigArgs& a, const std::vector<std::string>& argv) {
       if (!last) fail("{} consecutive non-finite steps and no checkpoint to roll back to", o.rollback_after);
       log::warn("{} consecutive non-finite steps: rolling back to {}", o.rollback_after, last->string());
       load_checkpoint(c, *last, model_reg);
-      c.optimizer = std::make_unique<torch::optim::AdamW>(
-          c.policy->parameters(), torch::optim::AdamWOptions(o.lr).betas({o.adam_beta1, o.adam_beta2}).eps(o.adam_eps).weight_decay(o.weight_decay));
-      torch::serialize::InputArchive ar;
-      ar.load_from((*last / "optimizer.pt").string());
-      c.optimizer->load(ar);
+      c.optimizer = make_optimizer(*c.policy, o, last);
       guard.after_rollback();
       continue;
     }
