@@ -9,16 +9,8 @@
 namespace keel::credit {
 
 AdvantageOutput advantage_dr_grpo(const AdvantageInputs& in, const AdvantageOptions& opts) {
-  check_core_inputs(in, "dr_grpo");
-  reject_kl_rewards(in, "dr_grpo");
-  const at::Tensor m = float_mask(in);
-  const at::Tensor a = grpo_scores(sequence_rewards(in.token_rewards), in.group_ids, opts.eps,
-                                   /*norm_by_std=*/false, opts.grpo, "dr_grpo");
-  AdvantageOutput out;
-  out.advantages = a.unsqueeze(1) * m;
-  out.returns = out.advantages;
-  add_advantage_metrics(out, m);
-  return out;
+  // Dr. GRPO: the GRPO body without the std normalisation, whatever advantage.norm_by_std says.
+  return grpo_outcome_advantage(in, opts, /*norm_by_std=*/false, "dr_grpo");
 }
 
 }  // namespace keel::credit

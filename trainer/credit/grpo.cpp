@@ -43,11 +43,16 @@ at::Tensor grpo_scores(const at::Tensor& x, const at::Tensor& group_ids, double 
 }
 
 AdvantageOutput advantage_grpo(const AdvantageInputs& in, const AdvantageOptions& opts) {
-  check_core_inputs(in, "grpo");
-  reject_kl_rewards(in, "grpo");
+  return grpo_outcome_advantage(in, opts, opts.norm_by_std, "grpo");
+}
+
+AdvantageOutput grpo_outcome_advantage(const AdvantageInputs& in, const AdvantageOptions& opts, bool norm_by_std,
+                                       const char* name) {
+  check_core_inputs(in, name);
+  reject_kl_rewards(in, name);
   const at::Tensor m = float_mask(in);
-  const at::Tensor a = grpo_scores(sequence_rewards(in.token_rewards), in.group_ids, opts.eps, opts.norm_by_std,
-                                   opts.grpo, "grpo");
+  const at::Tensor a =
+      grpo_scores(sequence_rewards(in.token_rewards), in.group_ids, opts.eps, norm_by_std, opts.grpo, name);
   AdvantageOutput out;
   out.advantages = a.unsqueeze(1) * m;
   out.returns = out.advantages;

@@ -21,4 +21,9 @@ at::Tensor grpo_scores(const at::Tensor& x, const at::Tensor& group_ids, double 
 /// Estimator "grpo": uses eps, norm_by_std, grpo.{singleton,std_scope}. returns = advantages.
 AdvantageOutput advantage_grpo(const AdvantageInputs& in, const AdvantageOptions& opts);
 
+/// The outcome-only GRPO body shared by grpo and dr_grpo: group scores of the sequence rewards,
+/// broadcast over the response mask. `name` labels input-check messages.
+AdvantageOutput grpo_outcome_advantage(const AdvantageInputs& in, const AdvantageOptions& opts, bool norm_by_std,
+                                       const char* name);
+
 }  // namespace keel::credit
