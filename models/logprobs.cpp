@@ -23,10 +23,15 @@ SequenceLogprobs sequence_logprobs(Transformer& model, const at::Tensor& prompt_
   const auto mask = torch::cat({prompt_mask.to(torch::kLong), response_mask.to(torch::kLong)}, 1);  // [N, P + R]
   // Only the positions that predict response tokens need logits: P - 1 .. P + R - 2.
   const auto hidden = model.forward_hidden(ids, mask).narrow(1, p - 1, r);  // [N, R, H]
-  const auto logits = model.lm_logits(hidden).to(torch::kFloat) / opts.temperature;  // [N, R, V]
-  const auto logp_all = torch::log_softmax(logits, -1);
   const auto valid = response_mask.to(torch::kFloat);
   SequenceLogprobs out;
+  if (opts.values) {
+    TORCH_CHECK(model.heads().value_head, "sequence_logprobs: values asked of a model without a value head");
+    out.values = model.values(hidden).to(torch::kFloat) * valid;
+  }
+  if (!opts.logprobs) return out;
+  const auto logits = model.lm_logits(hidden).to(torch::kFloat) / opts.temperature;  // [N, R, V]
+  const auto logp_all = torch::log_softmax(logits, -1);
   out.logprobs = logp_all.gather(-1, response_ids.to(torch::kLong).unsqueeze(-1)).squeeze(-1) * valid;
   if (opts.entropy) out.entropy = -(logp_all.exp() * logp_all).sum(-1) * valid;
   return out;

@@ -17,11 +17,17 @@ struct LogprobOptions {
   double temperature = 1.0;
   /// Also compute the entropy of each position's (temperature-scaled) distribution.
   bool entropy = false;
+  /// Also the value head's output at the same positions (the state before each response token,
+  /// verl's critic convention). The model must carry a value head.
+  bool values = false;
+  /// Skip the LM head (a separate critic has none): logprobs / entropy stay undefined.
+  bool logprobs = true;
 };
 
 struct SequenceLogprobs {
   at::Tensor logprobs;  ///< [N, R] log p(response_t | prompt, response_<t), 0 where response_mask is 0
   at::Tensor entropy;   ///< [N, R] (undefined unless LogprobOptions::entropy), 0 where response_mask is 0
+  at::Tensor values;    ///< [N, R] float32 (undefined unless LogprobOptions::values), 0 where response_mask is 0
 };
 
 /// prompt_ids [N, P] left-padded (prompt_mask [N, P], last column all 1), response_ids [N, R]

@@ -1,5 +1,7 @@
 #include "trainer/learner/rl_update.h"
 
+#include <cmath>
+
 #include <torch/torch.h>
 
 #include "models/logprobs.h"
@@ -13,7 +15,7 @@ namespace {
 /// Rows [lo, hi) of the batch with all-padding prompt columns (left) and response columns (right)
 /// trimmed away.
 struct Slice {
-  at::Tensor pids, pmask, rids, rmask, old_lp, adv, loss_mask, ref_lp, groups;
+  at::Tensor pids, pmask, rids, rmask, old_lp, adv, loss_mask, ref_lp, groups, values, returns;
 };
 
 Slice slice_rows(const rollout::RolloutBatch& b, int64_t lo, int64_t hi) {
@@ -31,6 +33,8 @@ Slice slice_rows(const rollout::RolloutBatch& b, int64_t lo, int64_t hi) {
   s.loss_mask = b.loss_mask.slice(0, lo, hi).slice(1, 0, r1);
   if (b.ref_logprobs.defined()) s.ref_lp = b.ref_logprobs.slice(0, lo, hi).slice(1, 0, r1);
   s.groups = b.group_ids.slice(0, lo, hi);
+  if (b.values.defined()) s.values = b.values.slice(0, lo, hi).slice(1, 0, r1);
+  if (b.returns.defined()) s.returns = b.returns.slice(0, lo, hi).slice(1, 0, r1);
   return s;
 }
 
@@ -38,13 +42,22 @@ Slice slice_rows(const rollout::RolloutBatch& b, int64_t lo, int64_t hi) {
 
 RlUpdateResult rl_update(models::Transformer& policy, torch::optim::Optimizer& optimizer,
                          const rollout::RolloutBatch& b, const PolicyLossFn& loss_fn, const RlUpdateOptions& o,
-                         NumericsGuard& guard, int64_t& opt_step) {
+                         NumericsGuard& guard, int64_t& opt_step, const CriticUpdate* critic) {
   TORCH_CHECK(b.advantages.defined() && b.loss_mask.defined(), "rl_update: the batch has no advantages / loss mask");
   const int64_t n = b.size();
   TORCH_CHECK(n % o.mini_batch_size == 0, "rl_update: ", n, " rows do not split into mini-batches of ", o.mini_batch_size);
   TORCH_CHECK(o.mini_batch_size % o.micro_batch_size == 0, "rl_update: mini_batch_size ", o.mini_batch_size,
               " is not a multiple of micro_batch_size ", o.micro_batch_size);
+  const bool shared_critic = critic && critic->model == &policy;
+  const bool separate_critic = critic && !shared_critic;
+  if (critic) {
+    TORCH_CHECK(critic->model && b.values.defined() && b.returns.defined(),
+                "rl_update: a critic update needs the batch's values and returns");
+    TORCH_CHECK(shared_critic || (critic->optimizer && critic->opt_step),
+                "rl_update: a separate critic needs its optimizer and step counter");
+  }
   policy.train(true);
+  if (separate_critic) critic->model->train(true);
   auto params = policy.parameters();
   RlUpdateResult res;
   std::map<std::string, double> sums;
@@ -55,6 +68,7 @@ RlUpdateResult rl_update(models::Transformer& policy, torch::optim::Optimizer& o
       // Global denominators of this mini-batch (one rank; trainer/dist sums counts across ranks).
       const AggContext ctx = AggContext::from_mask(b.loss_mask.slice(0, m0, m1));
       optimizer.zero_grad();
+      if (separate_critic) critic->optimizer->zero_grad();
       double loss_total = 0;
       std::map<std::string, double> mb;
       int micro = 0;
@@ -63,6 +77,7 @@ RlUpdateResult rl_update(models::Transformer& policy, torch::optim::Optimizer& o
         models::LogprobOptions lo;
         lo.temperature = o.temperature;
         lo.entropy = true;
+        lo.values = shared_critic;
         const auto lp = models::sequence_logprobs(policy, s.pids, s.pmask, s.rids, s.rmask, lo);
         PolicyLossInputs in;
         in.logp = lp.logprobs;
@@ -74,6 +89,28 @@ RlUpdateResult rl_update(models::Transformer& policy, torch::optim::Optimizer& o
         in.entropy = o.loss.entropy_coef > 0 ? lp.entropy : lp.entropy.detach();
         in.agg = ctx;
         auto out = loss_fn(in, o.loss);
+        if (critic) {
+          ValueLossInputs vin;
+          vin.values_old = s.values;
+          vin.returns = s.returns;
+          vin.response_mask = s.loss_mask;
+          vin.agg = ctx;
+          if (shared_critic) {
+            vin.values = lp.values;
+          } else {
+            models::LogprobOptions co;
+            co.values = true;
+            co.logprobs = false;
+            vin.values = models::sequence_logprobs(*critic->model, s.pids, s.pmask, s.rids, s.rmask, co).values;
+          }
+          auto vl = value_loss(vin, critic->loss);
+          if (shared_critic) {
+            out.loss = out.loss + critic->vf_coef * vl.loss;
+          } else {
+            vl.loss.backward();
+          }
+          for (const auto& [k, v] : vl.metrics) out.metrics[k] = v;
+        }
         out.loss.backward();
         loss_total += out.loss.item<double>();
         for (const auto& [k, v] : out.metrics) mb[k] += v;
@@ -81,6 +118,19 @@ RlUpdateResult rl_update(models::Transformer& policy, torch::optim::Optimizer& o
       }
       const double max_norm = o.grad_clip > 0 ? o.grad_clip : std::numeric_limits<double>::infinity();
       const double grad_norm = torch::nn::utils::clip_grad_norm_(params, max_norm);
+      if (separate_critic) {
+        const double cnorm = torch::nn::utils::clip_grad_norm_(critic->model->parameters(), max_norm);
+        sums["critic/grad_norm"] += cnorm;
+        if (std::isfinite(cnorm)) {
+          const double clr = lr_at(critic->lr, *critic->opt_step);
+          for (auto& g : critic->optimizer->param_groups())
+            static_cast<torch::optim::AdamWOptions&>(g.options()).lr(clr);
+          critic->optimizer->step();
+          ++*critic->opt_step;
+          sums["critic/lr"] += clr;
+        }
+        critic->optimizer->zero_grad();
+      }
       const auto verdict = guard.check(loss_total, grad_norm);
       if (verdict == NumericsGuard::Verdict::kOk) {
         const double lr = lr_at(o.lr, opt_step);
@@ -97,7 +147,8 @@ RlUpdateResult rl_update(models::Transformer& policy, torch::optim::Optimizer& o
         }
       }
       // pg_loss / kl_loss are per-micro-batch shares (they add up); rates are averaged.
-      for (const auto& [k, v] : mb) sums[k] += (k == "actor/pg_loss" || k == "actor/kl_loss") ? v : v / micro;
+      for (const auto& [k, v] : mb)
+        sums[k] += (k == "actor/pg_loss" || k == "actor/kl_loss" || k == "critic/vf_loss") ? v : v / micro;
       sums["actor/loss"] += loss_total;
       sums["actor/grad_norm"] += grad_norm;
       ++mini_batches;

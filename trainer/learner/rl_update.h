@@ -2,6 +2,7 @@
 // teacher-forced log-probs, policy loss (a registered PolicyLossFn), backward, gradient clipping,
 // the numerics guard and an AdamW step with the scheduled learning rate. Loss denominators are
 // taken over the whole mini-batch (AggContext), so the gradient does not depend on the split.
+// PPO's critic (value head or separate model) is trained in the same pass (CriticUpdate).
 // Deliberately not here: rollout, rewards, credit (already in the batch), data-parallel
 // all-reduce (trainer/dist/ wraps this for several ranks).
 #pragma once
@@ -14,6 +15,7 @@
 #include "trainer/learner/lr_schedule.h"
 #include "trainer/learner/numerics_guard.h"
 #include "trainer/learner/policy_loss.h"
+#include "trainer/learner/value_loss.h"
 #include "trainer/rollout/rollout_batch.h"
 
 namespace torch::optim {
@@ -35,6 +37,19 @@ struct RlUpdateOptions {
   LrScheduleOptions lr;
 };
 
+/// PPO's critic, trained in the same pass over the batch (batch.values = V_old, batch.returns =
+/// targets). Shared (model == the policy, a value head on its trunk): one forward gives log-probs
+/// and values and the loss is L_policy + vf_coef·L_V. Separate: its own forward, backward,
+/// gradient clipping and optimizer step per mini-batch (verl's critic; vf_coef not applied).
+struct CriticUpdate {
+  models::Transformer* model = nullptr;
+  torch::optim::Optimizer* optimizer = nullptr;  ///< separate critic only (null when shared)
+  ValueLossOptions loss;
+  double vf_coef = 0.5;
+  LrScheduleOptions lr;                          ///< separate critic's schedule
+  int64_t* opt_step = nullptr;                   ///< separate critic's optimizer-step counter
+};
+
 struct RlUpdateResult {
   std::map<std::string, double> metrics;  ///< actor/*, perf/* (averaged over optimizer steps)
   int64_t optimizer_steps = 0;            ///< steps taken (skipped ones excluded)
@@ -45,6 +60,6 @@ struct RlUpdateResult {
 /// is advanced for each step taken).
 RlUpdateResult rl_update(models::Transformer& policy, torch::optim::Optimizer& optimizer,
                          const rollout::RolloutBatch& batch, const PolicyLossFn& loss_fn, const RlUpdateOptions& o,
-                         NumericsGuard& guard, int64_t& opt_step);
+                         NumericsGuard& guard, int64_t& opt_step, const CriticUpdate* critic = nullptr);
 
 }  // namespace keel::learner

@@ -32,6 +32,7 @@ struct RolloutBatch {
   int64_t policy_version = 0;  ///< learner step whose weights generated the batch
   // ---- reference / reward / credit -----------------------------------------------------------------
   at::Tensor ref_logprobs;     ///< [N, R] float32 under the frozen reference (when a KL term is on)
+  at::Tensor values;           ///< [N, R] float32 critic values at rollout time (PPO), 0 on padding
   at::Tensor rewards;          ///< [N] float32 sequence rewards
   at::Tensor token_rewards;    ///< [N, R] float32 (sequence reward on the last valid token, + dense terms)
   at::Tensor advantages;       ///< [N, R] float32
@@ -40,5 +41,17 @@ struct RolloutBatch {
 
   int64_t size() const { return group_ids.defined() ? group_ids.size(0) : 0; }
 };
+
+}  // namespace keel::rollout
+
+namespace keel::rollout {
+
+/// Rows `rows` [K] int64 of a batch (every defined per-row field; group ids kept as they are).
+RolloutBatch select_rows(const RolloutBatch& b, const at::Tensor& rows);
+
+/// Batches stacked row-wise, prompts re-left-padded and responses re-right-padded to the widest;
+/// group ids of part i are offset past those of parts 0..i-1 so that groups stay distinct. A field
+/// must be defined in every part or in none. pad_id fills the new padding of id tensors.
+RolloutBatch concat(const std::vector<RolloutBatch>& parts, int64_t pad_id = 0);
 
 }  // namespace keel::rollout

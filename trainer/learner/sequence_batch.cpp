@@ -1,0 +1,43 @@
+#include "trainer/learner/sequence_batch.h"
+
+#include <torch/torch.h>
+
+#include "models/generate.h"
+
+namespace keel::learner {
+
+SequenceBatch SequenceBatch::rows(int64_t lo, int64_t hi) const {
+  SequenceBatch s;
+  const auto pm = prompt_mask.slice(0, lo, hi);
+  const int64_t p0 = (pm.sum(0) > 0).to(torch::kLong).argmax().item<int64_t>();  // first used column
+  const auto rm = response_mask.slice(0, lo, hi);
+  const int64_t r1 = std::max<int64_t>(1, rm.sum(1).max().item<int64_t>());
+  s.prompt_ids = prompt_ids.slice(0, lo, hi).slice(1, p0);
+  s.prompt_mask = pm.slice(1, p0);
+  s.response_ids = response_ids.slice(0, lo, hi).slice(1, 0, r1);
+  s.response_mask = rm.slice(1, 0, r1);
+  return s;
+}
+
+SequenceBatch collate(const std::vector<std::vector<int64_t>>& prompts,
+                      const std::vector<std::vector<int64_t>>& responses, int64_t pad_id) {
+  TORCH_CHECK(prompts.size() == responses.size(), "collate: ", prompts.size(), " prompts but ", responses.size(),
+              " responses");
+  SequenceBatch b;
+  std::tie(b.prompt_ids, b.prompt_mask) = models::left_pad(prompts, pad_id);
+  const auto n = static_cast<int64_t>(responses.size());
+  int64_t rmax = 1;
+  for (const auto& r : responses) rmax = std::max<int64_t>(rmax, static_cast<int64_t>(r.size()));
+  b.response_ids = torch::full({n, rmax}, pad_id, torch::kLong);
+  b.response_mask = torch::zeros({n, rmax}, torch::kLong);
+  auto ids = b.response_ids.accessor<int64_t, 2>();
+  auto m = b.response_mask.accessor<int64_t, 2>();
+  for (int64_t i = 0; i < n; ++i)
+    for (size_t t = 0; t < responses[static_cast<size_t>(i)].size(); ++t) {
+      ids[i][static_cast<int64_t>(t)] = responses[static_cast<size_t>(i)][t];
+      m[i][static_cast<int64_t>(t)] = 1;
+    }
+  return b;
+}
+
+}  // namespace keel::learner

@@ -1,0 +1,32 @@
+// SequenceBatch: fixed (prompt, response) token sequences for the teacher-forced learners (SFT,
+// DPO, reward-model training), laid out as the RolloutBatch is (prompts left-padded, responses
+// right-padded), and collate() that builds one from token lists.
+// Deliberately not here: tokenization and chat templates (trainer/rollout/prompt_format.h).
+//
+// Shape legend: N rows, P longest prompt, R longest response.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include <ATen/core/Tensor.h>
+
+namespace keel::learner {
+
+struct SequenceBatch {
+  at::Tensor prompt_ids;     ///< [N, P] int64, left-padded
+  at::Tensor prompt_mask;    ///< [N, P] int64
+  at::Tensor response_ids;   ///< [N, R] int64, right-padded
+  at::Tensor response_mask;  ///< [N, R] int64
+
+  int64_t size() const { return prompt_ids.defined() ? prompt_ids.size(0) : 0; }
+  /// Rows [lo, hi) with all-padding prompt (left) and response (right) columns trimmed away.
+  SequenceBatch rows(int64_t lo, int64_t hi) const;
+};
+
+/// Pads token lists into a batch. Prompts must be non-empty (responses may be empty: their row
+/// contributes nothing). prompts.size() == responses.size().
+SequenceBatch collate(const std::vector<std::vector<int64_t>>& prompts,
+                      const std::vector<std::vector<int64_t>>& responses, int64_t pad_id = 0);
+
+}  // namespace keel::learner

@@ -1,0 +1,98 @@
+#include "trainer/learner/supervised_update.h"
+
+#include <limits>
+
+#include <torch/torch.h>
+
+#include "models/logprobs.h"
+#include "models/transformer.h"
+
+namespace keel::learner {
+
+StepResult guarded_step(const std::vector<at::Tensor>& params, torch::optim::Optimizer& optimizer, double loss,
+                        double grad_clip, const LrScheduleOptions& lr, NumericsGuard& guard, int64_t& opt_step) {
+  StepResult r;
+  const double max_norm = grad_clip > 0 ? grad_clip : std::numeric_limits<double>::infinity();
+  const double grad_norm = torch::nn::utils::clip_grad_norm_(params, max_norm);
+  r.metrics["actor/grad_norm"] = grad_norm;
+  const auto verdict = guard.check(loss, grad_norm);
+  if (verdict == NumericsGuard::Verdict::kOk) {
+    const double l = lr_at(lr, opt_step);
+    for (auto& g : optimizer.param_groups()) static_cast<torch::optim::AdamWOptions&>(g.options()).lr(l);
+    optimizer.step();
+    ++opt_step;
+    r.stepped = true;
+    r.metrics["actor/lr"] = l;
+  }
+  r.rollback = verdict == NumericsGuard::Verdict::kRollback;
+  optimizer.zero_grad();
+  return r;
+}
+
+StepResult sft_update(models::Transformer& policy, torch::optim::Optimizer& optimizer, const SequenceBatch& batch,
+                      const SupervisedOptions& o, NumericsGuard& guard, int64_t& opt_step) {
+  TORCH_CHECK(o.micro_batch_size > 0, "sft_update: micro_batch_size must be > 0");
+  const int64_t n = batch.size();
+  const double tokens = static_cast<double>(batch.response_mask.sum().item<int64_t>());
+  policy.train(true);
+  optimizer.zero_grad();
+  double loss_total = 0;
+  for (int64_t s = 0; s < n; s += o.micro_batch_size) {
+    const auto mb = batch.rows(s, std::min(n, s + o.micro_batch_size));
+    const auto lp = models::sequence_logprobs(policy, mb.prompt_ids, mb.prompt_mask, mb.response_ids,
+                                              mb.response_mask).logprobs;
+    // Token mean over the whole mini-batch: every micro-batch divides by the global count.
+    auto loss = -(lp * mb.response_mask.to(lp.scalar_type())).sum() / std::max(1.0, tokens);
+    loss.backward();
+    loss_total += loss.item<double>();
+  }
+  auto r = guarded_step(policy.parameters(), optimizer, loss_total, o.grad_clip, o.lr, guard, opt_step);
+  r.metrics["sft/loss"] = loss_total;
+  r.metrics["sft/tokens"] = tokens;
+  return r;
+}
+
+StepResult dpo_update(models::Transformer& policy, models::Transformer* reference, torch::optim::Optimizer& optimizer,
+                      const SequenceBatch& chosen, const SequenceBatch& rejected, const DpoLossFn& loss_fn,
+                      const DpoOptions& dpo, const SupervisedOptions& o, NumericsGuard& guard, int64_t& opt_step) {
+  TORCH_CHECK(chosen.size() == rejected.size(), "dpo_update: ", chosen.size(), " chosen but ", rejected.size(),
+              " rejected rows");
+  TORCH_CHECK(o.micro_batch_size > 0, "dpo_update: micro_batch_size must be > 0");
+  const int64_t n = chosen.size();
+  const auto ctx = DpoAggContext::count(n);
+  policy.train(true);
+  optimizer.zero_grad();
+  double loss_total = 0;
+  std::map<std::string, double> sums;
+  int micro = 0;
+  for (int64_t s = 0; s < n; s += o.micro_batch_size) {
+    const int64_t e = std::min(n, s + o.micro_batch_size);
+    const auto c = chosen.rows(s, e), r = rejected.rows(s, e);
+    DpoInputs in;
+    const auto seq = [](models::Transformer& m, const SequenceBatch& b) {
+      const auto lp = models::sequence_logprobs(m, b.prompt_ids, b.prompt_mask, b.response_ids, b.response_mask);
+      return sequence_logp(lp.logprobs, b.response_mask);
+    };
+    in.chosen_logp = seq(policy, c);
+    in.rejected_logp = seq(policy, r);
+    if (reference) {
+      torch::NoGradGuard ng;
+      in.chosen_ref_logp = seq(*reference, c);
+      in.rejected_ref_logp = seq(*reference, r);
+    }
+    in.chosen_len = c.response_mask.sum(1).to(torch::kFloat);
+    in.rejected_len = r.response_mask.sum(1).to(torch::kFloat);
+    in.agg = ctx;
+    auto out = loss_fn(in, dpo);
+    out.loss.backward();
+    loss_total += out.loss.item<double>();
+    for (const auto& [k, v] : out.metrics) sums[k] += v;
+    ++micro;
+  }
+  auto res = guarded_step(policy.parameters(), optimizer, loss_total, o.grad_clip, o.lr, guard, opt_step);
+  // dpo/loss is a per-micro-batch share (they add up); the rest are per-micro-batch means.
+  for (const auto& [k, v] : sums) res.metrics[k] = k == "dpo/loss" ? v : v / micro;
+  return res;
+}
+
+}  // namespace keel::learner
