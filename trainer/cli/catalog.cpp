@@ -24,15 +24,6 @@ std::vector<CatalogEntry> entries(const Reg& reg) {
   return out;
 }
 
-const rewards::RewardRegistry& reward_registry() {
-  static const rewards::RewardRegistry reg = [] {
-    rewards::RewardRegistry r("reward scheme");
-    rewards::register_builtin_rewards(r);
-    rewards::register_builtin_reward_schemes(r);
-    return r;
-  }();
-  return reg;
-}
 
 const data::TaskRegistry& task_registry() {
   static const data::TaskRegistry reg = [] {
@@ -44,6 +35,16 @@ const data::TaskRegistry& task_registry() {
 }
 
 }  // namespace
+
+const rewards::RewardRegistry& reward_registry() {
+  static const rewards::RewardRegistry reg = [] {
+    rewards::RewardRegistry r("reward scheme");
+    rewards::register_builtin_rewards(r);
+    rewards::register_builtin_reward_schemes(r);
+    return r;
+  }();
+  return reg;
+}
 
 Catalog builtin_catalog() {
   Catalog c;

@@ -7,6 +7,7 @@
 #include <utility>
 #include <vector>
 
+#include "rewards/reward.h"
 #include "trainer/config/config.h"
 
 namespace keel::cli {
@@ -21,6 +22,9 @@ using Catalog = std::map<std::string, std::vector<CatalogEntry>>;
 
 /// Fills the catalog from the built-in registries.
 Catalog builtin_catalog();
+
+/// Every reward scheme (verifiers and the spec's schemes): what configs may name.
+const rewards::RewardRegistry& reward_registry();
 
 /// The names the config loader checks, and the reward-parameter hook.
 config::KnownNames known_names();

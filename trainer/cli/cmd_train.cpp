@@ -1,9 +1,13 @@
-// keel train: the main job (RL learners: grpo, and ppo-style clipped updates with any registered
-// critic-free estimator). Fixed lifecycle: load + validate config -> run directory -> build
-// components from registries -> optional resume -> loop (rollout, reference, reward, credit,
-// update, metrics, eval, checkpoint) -> final checkpoint.
-// Not yet here (see the issues): PPO's critic (gae), DPO/SFT/RM learners, multi-rank placement.
+// keel train: the main job. Learners (learner.algorithm): grpo (any critic-free estimator), ppo
+// (a critic — value head or separate model — and gae), dpo (offline from preference data or a
+// task's synthetic pairs; online from each step's rollouts), sft (task gold responses or SFT
+// JSONL). Fixed lifecycle: load + validate config -> run directory -> build components from
+// registries -> optional resume -> loop (one learner step; metrics, eval, checkpoint) -> final
+// checkpoint. An RL step is: rollout (with DAPO dynamic sampling when on) -> reference -> values
+// -> reward (+ overlong shaping) -> credit -> update.
+// Not here: reward-model training (keel train-rm), multi-rank placement (trainer/dist).
 #include <chrono>
+#include <deque>
 #include <iostream>
 
 #include <nlohmann/json.hpp>
@@ -29,7 +33,11 @@
 #include "trainer/credit/advantage_options.h"
 #include "trainer/data/prompt_source.h"
 #include "trainer/learner/kl.h"
+#include "trainer/credit/group_filter.h"
+#include "trainer/learner/dpo_loss.h"
+#include "trainer/learner/overlong_penalty.h"
 #include "trainer/learner/rl_update.h"
+#include "trainer/learner/supervised_update.h"
 #include "trainer/metrics/metrics.h"
 #include "trainer/rollout/prompt_format.h"
 #include "trainer/rollout/rollout.h"
@@ -45,24 +53,33 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
-/// The tokenizer: model.tokenizer, else the model directory's, else (random init on a built-in
-/// task: the embedded default) a small SentencePiece model trained on the task's own text, kept in
+/// The tokenizer: model.tokenizer, else the model directory's, else (random init: the embedded
+/// default, tests) a small SentencePiece model trained on the training data's own text — the
+/// task's problems and gold responses, or the file's prompts and responses — kept in
 /// <run dir>/tokenizer/ so that a resumed run uses the same one. Returns it and its directory.
 std::pair<std::unique_ptr<models::Tokenizer>, std::string> load_run_tokenizer(const config::ModelSection& m,
                                                                               const data::PromptSource& src,
                                                                               const stdfs::path& run_dir) {
   if (!m.tokenizer.empty()) return {models::load_tokenizer(m.tokenizer), stdfs::path(m.tokenizer).parent_path().string()};
   if (!m.path.empty()) return {models::load_tokenizer(m.path), m.path};
-  if (!src.task())
-    fail("model.tokenizer: a randomly initialised model (model.path empty) on a data file needs a tokenizer "
-         "(a SentencePiece .model or an HF tokenizer.json)");
   const auto dir = run_dir / "tokenizer";
   const auto model_file = dir / "tokenizer.model";
   if (!stdfs::exists(model_file)) {
     std::vector<std::string> corpus;
-    for (uint64_t i = 0; i < 4000; ++i) {
-      const auto r = src.task()->make(/*seed=*/0x70C, data::Split::kTrain, i);
-      corpus.push_back(r.prompt + src.task()->gold_response(r));
+    if (src.task()) {
+      for (uint64_t i = 0; i < 4000; ++i) {
+        const auto r = src.task()->make(/*seed=*/0x70C, data::Split::kTrain, i);
+        corpus.push_back(r.prompt + src.task()->gold_response(r));
+      }
+    } else {
+      for (const auto& r : src.train_records()) {
+        std::string text = r.prompt;
+        for (const auto& msg : r.messages) text += " " + msg.content;
+        if (!r.answer.empty()) text += " " + r.answer;
+        for (const char* k : {"response", "chosen", "rejected"})
+          if (r.meta.count(k)) text += " " + data::meta_string(r, k);
+        corpus.push_back(std::move(text));
+      }
     }
     std::error_code ec;
     stdfs::create_directories(dir, ec);
@@ -72,7 +89,7 @@ std::pair<std::unique_ptr<models::Tokenizer>, std::string> load_run_tokenizer(co
     const auto staged = models::train_sentencepiece(corpus, 64, (dir / "staging").string(), so);
     stdfs::rename(staged, model_file);
     stdfs::remove(dir / "staging.vocab", ec);
-    log::info("trained a SentencePiece tokenizer on the task's text: {}", model_file.string());
+    log::info("trained a SentencePiece tokenizer on the training data's text: {}", model_file.string());
   }
   return {models::load_tokenizer(model_file.string()), dir.string()};
 }
@@ -110,6 +127,22 @@ at::Tensor batch_logprobs(models::Transformer& model, const rollout::RolloutBatc
     parts.push_back(models::sequence_logprobs(model, b.prompt_ids.slice(0, s, e), b.prompt_mask.slice(0, s, e),
                                               b.response_ids.slice(0, s, e), b.response_mask.slice(0, s, e), lo)
                         .logprobs.to(torch::kFloat));
+  }
+  return torch::cat(parts);
+}
+
+/// Critic values of the batch's response positions, micro-batched, no grad.
+at::Tensor batch_values(models::Transformer& critic, const rollout::RolloutBatch& b, int micro) {
+  torch::NoGradGuard ng;
+  std::vector<at::Tensor> parts;
+  models::LogprobOptions lo;
+  lo.values = true;
+  lo.logprobs = false;
+  for (int64_t s = 0; s < b.size(); s += micro) {
+    const int64_t e = std::min(b.size(), s + micro);
+    parts.push_back(models::sequence_logprobs(critic, b.prompt_ids.slice(0, s, e), b.prompt_mask.slice(0, s, e),
+                                              b.response_ids.slice(0, s, e), b.response_mask.slice(0, s, e), lo)
+                        .values);
   }
   return torch::cat(parts);
 }
@@ -153,23 +186,81 @@ struct Components {
   config::RunConfig cfg;
   std::string resolved_yaml;
   stdfs::path run_dir;
+  std::string algorithm;  ///< learner.algorithm
   std::unique_ptr<models::Tokenizer> tok;
   std::string tokenizer_dir;  ///< copied into checkpoints
   std::optional<models::Transformer> policy;
   std::optional<models::Transformer> reference;
+  /// PPO with critic.mode separate: its own model and optimizer (value_head: the policy's head).
+  std::optional<models::Transformer> critic;
   std::unique_ptr<torch::optim::AdamW> optimizer;
+  std::unique_ptr<torch::optim::AdamW> critic_optimizer;
   std::optional<data::PromptSource> data;
   std::unique_ptr<rewards::CompositeReward> reward;
   credit::AdvantageFn estimator;
   credit::AdvantageOptions adv_opts;
   learner::PolicyLossFn loss_fn;
+  learner::DpoLossFn dpo_fn;
+  learner::DpoOptions dpo_opts;
   learner::RlUpdateOptions update;
   std::optional<learner::KlController> kl_ctl;
   credit::EstimatorState est_state;
-  int64_t step = 0;      ///< RL steps completed
-  int64_t opt_step = 0;  ///< optimizer steps taken
+  int64_t step = 0;             ///< learner steps completed
+  int64_t opt_step = 0;         ///< optimizer steps taken
+  int64_t critic_opt_step = 0;  ///< separate critic's optimizer steps
   data::TaskRegistry tasks{"task"};
+
+  bool is(const char* a) const { return algorithm == a; }
+  bool ppo() const { return is("ppo"); }
+  bool rl() const { return is("grpo") || is("ppo"); }
+  /// Learners that sample from the policy each step.
+  bool samples() const { return rl() || (is("dpo") && cfg.dpo.online); }
+  /// The critic model: the policy (value head) or the separate critic.
+  models::Transformer* critic_model() {
+    if (!ppo()) return nullptr;
+    return critic ? &*critic : &*policy;
+  }
 };
+
+/// data.format resolved: auto = sft for the SFT learner, preferences for offline DPO, else prompts.
+std::string data_format(const config::RunConfig& cfg) {
+  if (cfg.data.format != "auto") return cfg.data.format;
+  if (cfg.learner.algorithm == "sft") return "sft";
+  if (cfg.learner.algorithm == "dpo" && !cfg.dpo.online) return "preferences";
+  return "prompts";
+}
+
+/// AdamW over `params` from the optim section at learning rate `lr`, with the optimizer state
+/// saved in `state_file` when given.
+std::unique_ptr<torch::optim::AdamW> make_optimizer(const std::vector<at::Tensor>& params, double lr,
+                                                    const config::OptimSection& o,
+                                                    const std::optional<stdfs::path>& state_file) {
+  auto opt = std::make_unique<torch::optim::AdamW>(
+      params,
+      torch::optim::AdamWOptions(lr).betas({o.adam_beta1, o.adam_beta2}).eps(o.adam_eps).weight_decay(o.weight_decay));
+  if (state_file) {
+    torch::serialize::InputArchive ar;
+    ar.load_from(state_file->string());
+    opt->load(ar);
+  }
+  return opt;
+}
+
+/// The optimizers of the policy (and a separate critic), from a checkpoint directory when given.
+void make_optimizers(Components& c, const std::optional<stdfs::path>& checkpoint) {
+  const auto& o = c.cfg.optim;
+  c.optimizer = make_optimizer(c.policy->parameters(), o.lr, o,
+                               checkpoint ? std::optional(*checkpoint / "optimizer.pt") : std::nullopt);
+  if (c.critic)
+    c.critic_optimizer = make_optimizer(c.critic->parameters(), c.cfg.critic.lr, o,
+                                        checkpoint ? std::optional(*checkpoint / "critic_optimizer.pt") : std::nullopt);
+}
+
+void save_archive(const torch::optim::Optimizer& opt, const stdfs::path& file) {
+  torch::serialize::OutputArchive a;
+  opt.save(a);
+  a.save_to(file.string());
+}
 
 void save_checkpoint(Components& c, checkpoint::CheckpointManager& mgr, const learner::NumericsGuard& guard) {
   const auto staging = mgr.begin(c.step);
@@ -177,31 +268,28 @@ void save_checkpoint(Components& c, checkpoint::CheckpointManager& mgr, const le
   so.tokenizer_dir = c.tokenizer_dir;
   models::save_pretrained(*c.policy, (staging / "policy").string(), so);
   if (c.reference && c.cfg.model.path.empty()) models::save_pretrained(*c.reference, (staging / "reference").string(), so);
-  {
-    torch::serialize::OutputArchive a;
-    c.optimizer->save(a);
-    a.save_to((staging / "optimizer.pt").string());
-  }
-  if (c.reward->stateful()) {
-    rewards::RewardState rs;
-    c.reward->save_state(rs);
-    torch::serialize::OutputArchive a;
-    for (const auto& [k, v] : rs) a.write(k, v);
-    a.save_to((staging / "reward_state.pt").string());
-  }
+  if (c.critic) models::save_pretrained(*c.critic, (staging / "critic").string(), so);
+  save_archive(*c.optimizer, staging / "optimizer.pt");
+  if (c.critic_optimizer) save_archive(*c.critic_optimizer, staging / "critic_optimizer.pt");
   nlohmann::json st;
   st["step"] = c.step;
   st["opt_step"] = c.opt_step;
+  st["critic_opt_step"] = c.critic_opt_step;
   const auto cur = c.data->cursor();
   st["data_cursor"] = {{"epoch", cur.epoch}, {"position", cur.position}};
   if (c.kl_ctl) st["kl_controller"] = c.kl_ctl->state();
   st["estimator_state"] = c.est_state;
   st["skipped_steps"] = guard.skipped_total();
   st["reward_state_keys"] = nlohmann::json::array();
-  if (c.reward->stateful()) {
+  if (c.reward && c.reward->stateful()) {
     rewards::RewardState rs;
     c.reward->save_state(rs);
-    for (const auto& [k, v] : rs) st["reward_state_keys"].push_back(k);
+    torch::serialize::OutputArchive a;
+    for (const auto& [k, v] : rs) {
+      a.write(k, v);
+      st["reward_state_keys"].push_back(k);
+    }
+    a.save_to((staging / "reward_state.pt").string());
   }
   fs::write_file_atomic(staging / "trainer_state.json", st.dump(2) + "\n");
   const auto final_dir = mgr.commit(staging, c.step);
@@ -209,11 +297,20 @@ void save_checkpoint(Components& c, checkpoint::CheckpointManager& mgr, const le
 }
 
 void load_checkpoint(Components& c, const stdfs::path& dir, const models::ModelRegistry& reg) {
-  c.policy.emplace(models::load_pretrained((dir / "policy").string(), reg));
+  models::LoadOptions lo;
+  if (c.ppo() && c.cfg.critic.mode == "value_head") lo.heads = models::HeadOptions{true, true, false};
+  c.policy.emplace(models::load_pretrained((dir / "policy").string(), reg, lo));
   if (stdfs::exists(dir / "reference")) c.reference.emplace(models::load_pretrained((dir / "reference").string(), reg));
+  if (stdfs::exists(dir / "critic")) {
+    models::LoadOptions co;
+    co.heads = models::HeadOptions{true, true, false};
+    co.init_missing_heads = false;
+    c.critic.emplace(models::load_pretrained((dir / "critic").string(), reg, co));
+  }
   const auto st = nlohmann::json::parse(fs::read_file(dir / "trainer_state.json", "trainer state"));
   c.step = st.at("step").get<int64_t>();
   c.opt_step = st.at("opt_step").get<int64_t>();
+  c.critic_opt_step = st.value("critic_opt_step", int64_t{0});
   c.data->restore({st.at("data_cursor").at("epoch").get<int64_t>(), st.at("data_cursor").at("position").get<int64_t>()});
   if (c.kl_ctl && st.contains("kl_controller")) c.kl_ctl->load_state(st.at("kl_controller").get<std::map<std::string, double>>());
   c.est_state = st.at("estimator_state").get<credit::EstimatorState>();
@@ -232,6 +329,7 @@ void load_checkpoint(Components& c, const stdfs::path& dir, const models::ModelR
 
 /// pass@1 (greedy) and pass@k (k samples at the rollout temperature) on the held-out prompts.
 Metrics evaluate(Components& c) {
+  if (!c.reward) return {};
   const auto& evalset = c.data->eval_set();
   const size_t n = std::min(evalset.size(), static_cast<size_t>(c.cfg.eval.num_prompts));
   if (n == 0) return {};
@@ -243,6 +341,7 @@ Metrics evaluate(Components& c) {
   ro.batch_size = c.cfg.rollout.batch_size;
   ro.chat_template = c.cfg.model.chat_template;
   ro.stop_token_ids = c.cfg.rollout.stop_token_ids;
+  c.policy->train(false);
   const auto greedy = rollout::generate_rollouts(*c.policy, *c.tok, prompts, ro);
   auto r1 = c.reward->score(reward_input(greedy, c.step)).rewards;
   Metrics m;
@@ -256,79 +355,372 @@ Metrics evaluate(Components& c) {
     auto solved = torch::zeros({static_cast<int64_t>(n)});
     solved.index_add_(0, sampled.group_ids, (rk > 0.5).to(torch::kFloat));
     m[fmt::format("eval/pass@{}", c.cfg.eval.k)] = (solved > 0).to(torch::kFloat).mean().item<double>();
+    // pass@1 estimated from the k samples at the rollout temperature (the sampled policy's accuracy).
     m["eval/mean@k"] = (rk > 0.5).to(torch::kFloat).mean().item<double>();
   }
   return m;
 }
 
-/// AdamW over the policy's parameters from the optim section, with the optimizer state of a
-/// checkpoint directory when one is given.
-std::unique_ptr<torch::optim::AdamW> make_optimizer(models::Transformer& policy, const config::OptimSection& o,
-                                                    const std::optional<stdfs::path>& checkpoint) {
-  auto opt = std::make_unique<torch::optim::AdamW>(
-      policy.parameters(),
-      torch::optim::AdamWOptions(o.lr).betas({o.adam_beta1, o.adam_beta2}).eps(o.adam_eps).weight_decay(o.weight_decay));
-  if (checkpoint) {
-    torch::serialize::InputArchive ar;
-    ar.load_from((*checkpoint / "optimizer.pt").string());
-    opt->load(ar);
-  }
-  return opt;
+/// Offline DPO: held-out pairs' implicit-reward accuracy, β·(ℓ_c − ℓ_c,ref) > β·(ℓ_r − ℓ_r,ref).
+Metrics evaluate_pairs(Components& c);
+
+/// What one learner step reports.
+struct StepOut {
+  Metrics metrics;
+  bool rollback = false;  ///< the numerics guard asked for a rollback
+};
+
+/// Prompt token ids of records (chat template applied), leaving room for `reserve` tokens.
+std::vector<std::vector<int64_t>> encode_prompts(const Components& c, const std::vector<data::PromptRecord>& records,
+                                                 const std::vector<int64_t>& reserve) {
+  std::vector<std::vector<int64_t>> out;
+  const int64_t ctx = c.policy->config().max_position_embeddings;
+  for (size_t i = 0; i < records.size(); ++i)
+    out.push_back(rollout::encode_prompt(records[i], *c.tok, c.cfg.model.chat_template, ctx, reserve[i]));
+  return out;
 }
 
-/// One supervised step (learner.algorithm sft): a mini-batch of (prompt, gold response + EOS)
-/// pairs from the task, token-mean cross-entropy over response tokens across the whole
-/// mini-batch, micro-batched; then clip, guard and an AdamW step.
-Metrics sft_step(Components& c, learner::NumericsGuard& guard) {
-  const auto& cfg = c.cfg;
-  const auto prompts = c.data->next_batch(static_cast<size_t>(cfg.batch.mini_batch_size));
-  std::vector<std::vector<int64_t>> p_ids, r_ids;
-  const int64_t ctx = c.policy->config().max_position_embeddings;
-  for (const auto& r : prompts) {
-    auto resp = c.tok->encode(c.data->task()->gold_response(r), /*add_special=*/false);
-    if (c.tok->eos_id() != models::kNoToken) resp.push_back(c.tok->eos_id());
-    p_ids.push_back(rollout::encode_prompt(r, *c.tok, cfg.model.chat_template, ctx, static_cast<int64_t>(resp.size())));
-    r_ids.push_back(std::move(resp));
+/// Response token ids of a text + EOS.
+std::vector<int64_t> encode_response(const Components& c, const std::string& text) {
+  auto ids = c.tok->encode(text, /*add_special=*/false);
+  if (c.tok->eos_id() != models::kNoToken) ids.push_back(c.tok->eos_id());
+  return ids;
+}
+
+learner::SupervisedOptions supervised_options(const Components& c) {
+  learner::SupervisedOptions so;
+  so.micro_batch_size = c.cfg.batch.micro_batch_size;
+  so.grad_clip = c.cfg.optim.grad_clip;
+  so.lr = c.update.lr;
+  return so;
+}
+
+/// SFT: a mini-batch of (prompt, response + EOS) pairs — the task's gold responses, or the SFT
+/// file's responses.
+StepOut sft_step(Components& c, learner::NumericsGuard& guard) {
+  const auto records = c.data->next_batch(static_cast<size_t>(c.cfg.batch.mini_batch_size));
+  std::vector<std::vector<int64_t>> responses;
+  std::vector<int64_t> reserve;
+  for (const auto& r : records) {
+    responses.push_back(encode_response(c, c.data->task() ? c.data->task()->gold_response(r) : data::meta_string(r, "response")));
+    reserve.push_back(static_cast<int64_t>(responses.back().size()));
   }
-  int64_t total_tokens = 0;
-  for (const auto& r : r_ids) total_tokens += static_cast<int64_t>(r.size());
-  c.policy->train(true);
-  c.optimizer->zero_grad();
-  double loss_total = 0;
-  for (size_t s = 0; s < prompts.size(); s += static_cast<size_t>(cfg.batch.micro_batch_size)) {
-    const size_t e = std::min(prompts.size(), s + static_cast<size_t>(cfg.batch.micro_batch_size));
-    std::vector<std::vector<int64_t>> pp(p_ids.begin() + static_cast<long>(s), p_ids.begin() + static_cast<long>(e));
-    auto [pid, pm] = models::left_pad(pp, 0);
-    int64_t rmax = 0;
-    for (size_t i = s; i < e; ++i) rmax = std::max<int64_t>(rmax, static_cast<int64_t>(r_ids[i].size()));
-    auto rid = torch::zeros({static_cast<int64_t>(e - s), rmax}, torch::kLong);
-    auto rm = torch::zeros({static_cast<int64_t>(e - s), rmax}, torch::kLong);
-    for (size_t i = s; i < e; ++i)
-      for (size_t t = 0; t < r_ids[i].size(); ++t) {
-        rid[static_cast<int64_t>(i - s)][static_cast<int64_t>(t)] = r_ids[i][t];
-        rm[static_cast<int64_t>(i - s)][static_cast<int64_t>(t)] = 1;
-      }
-    const auto lp = models::sequence_logprobs(*c.policy, pid, pm, rid, rm).logprobs;
-    auto loss = -(lp * rm.to(lp.scalar_type())).sum() / static_cast<double>(total_tokens);
-    loss.backward();
-    loss_total += loss.item<double>();
+  const auto batch = learner::collate(encode_prompts(c, records, reserve), responses);
+  auto r = learner::sft_update(*c.policy, *c.optimizer, batch, supervised_options(c), guard, c.opt_step);
+  return {r.metrics, r.rollback};
+}
+
+/// Offline DPO: a mini-batch of preference pairs — from the file, or a task's synthetic pairs
+/// (gold response vs a wrong one).
+StepOut dpo_offline_step(Components& c, learner::NumericsGuard& guard) {
+  const auto records = c.data->next_batch(static_cast<size_t>(c.cfg.batch.mini_batch_size));
+  std::vector<std::vector<int64_t>> chosen, rejected;
+  std::vector<int64_t> reserve;
+  for (const auto& r : records) {
+    if (c.data->task()) {
+      chosen.push_back(encode_response(c, c.data->task()->gold_response(r)));
+      rejected.push_back(encode_response(c, c.data->task()->wrong_response(r, static_cast<uint64_t>(c.step))));
+    } else {
+      chosen.push_back(encode_response(c, data::meta_string(r, "chosen")));
+      rejected.push_back(encode_response(c, data::meta_string(r, "rejected")));
+    }
+    reserve.push_back(static_cast<int64_t>(std::max(chosen.back().size(), rejected.back().size())));
   }
-  const auto& o = cfg.optim;
-  const double grad_norm = torch::nn::utils::clip_grad_norm_(
-      c.policy->parameters(), o.grad_clip > 0 ? o.grad_clip : std::numeric_limits<double>::infinity());
+  const auto prompts = encode_prompts(c, records, reserve);
+  auto r = learner::dpo_update(*c.policy, c.reference ? &*c.reference : nullptr, *c.optimizer,
+                               learner::collate(prompts, chosen), learner::collate(prompts, rejected), c.dpo_fn,
+                               c.dpo_opts, supervised_options(c), guard, c.opt_step);
+  return {r.metrics, r.rollback};
+}
+
+Metrics evaluate_pairs(Components& c) {
+  const auto& evalset = c.data->eval_set();
+  const size_t n = std::min(evalset.size(), static_cast<size_t>(c.cfg.eval.num_prompts));
+  if (n == 0) return {};
+  const std::vector<data::PromptRecord> records(evalset.begin(), evalset.begin() + static_cast<long>(n));
+  std::vector<std::vector<int64_t>> chosen, rejected;
+  std::vector<int64_t> reserve;
+  for (size_t i = 0; i < records.size(); ++i) {
+    const auto& r = records[i];
+    if (c.data->task()) {
+      chosen.push_back(encode_response(c, c.data->task()->gold_response(r)));
+      rejected.push_back(encode_response(c, c.data->task()->wrong_response(r, i)));
+    } else {
+      chosen.push_back(encode_response(c, data::meta_string(r, "chosen")));
+      rejected.push_back(encode_response(c, data::meta_string(r, "rejected")));
+    }
+    reserve.push_back(static_cast<int64_t>(std::max(chosen.back().size(), rejected.back().size())));
+  }
+  const auto prompts = encode_prompts(c, records, reserve);
+  const auto cb = learner::collate(prompts, chosen), rb = learner::collate(prompts, rejected);
+  torch::NoGradGuard ng;
+  c.policy->train(false);
+  const auto seq = [&](models::Transformer& m, const learner::SequenceBatch& b) {
+    std::vector<at::Tensor> parts;
+    for (int64_t s = 0; s < b.size(); s += c.cfg.batch.micro_batch_size) {
+      const auto mb = b.rows(s, std::min(b.size(), s + c.cfg.batch.micro_batch_size));
+      parts.push_back(learner::sequence_logp(
+          models::sequence_logprobs(m, mb.prompt_ids, mb.prompt_mask, mb.response_ids, mb.response_mask).logprobs,
+          mb.response_mask));
+    }
+    return torch::cat(parts);
+  };
+  auto margin = seq(*c.policy, cb) - seq(*c.policy, rb);
+  if (c.reference) margin = margin - (seq(*c.reference, cb) - seq(*c.reference, rb));
   Metrics m;
-  if (guard.check(loss_total, grad_norm) == learner::NumericsGuard::Verdict::kOk) {
-    const double lr = learner::lr_at(c.update.lr, c.opt_step);
-    for (auto& g : c.optimizer->param_groups()) static_cast<torch::optim::AdamWOptions&>(g.options()).lr(lr);
-    c.optimizer->step();
-    ++c.opt_step;
-    m["actor/lr"] = lr;
-  }
-  c.optimizer->zero_grad();
-  m["sft/loss"] = loss_total;
-  m["sft/tokens"] = static_cast<double>(total_tokens);
-  m["actor/grad_norm"] = grad_norm;
+  m["eval/pair_accuracy"] = (margin > 0).to(torch::kFloat).mean().item<double>();
+  m["eval/pair_margin"] = c.dpo_opts.beta * margin.mean().item<double>();
   return m;
+}
+
+/// Rollout options of training step `step`, generation attempt `attempt` (dynamic sampling).
+rollout::RolloutOptions train_rollout_options(const Components& c, int64_t step, int attempt) {
+  const auto& cfg = c.cfg;
+  rollout::RolloutOptions ro;
+  ro.samples_per_prompt = cfg.rollout.samples_per_prompt;
+  ro.max_new_tokens = cfg.rollout.max_new_tokens;
+  ro.temperature = cfg.rollout.temperature;
+  ro.top_k = cfg.rollout.top_k;
+  ro.top_p = cfg.rollout.top_p;
+  ro.stop_token_ids = cfg.rollout.stop_token_ids;
+  ro.batch_size = cfg.rollout.batch_size;
+  ro.chat_template = cfg.model.chat_template;
+  ro.seed = static_cast<uint64_t>(cfg.run.seed) * 1000003ull + static_cast<uint64_t>(step) +
+            static_cast<uint64_t>(attempt) * 0x9E3779B97F4A7C15ull;
+  return ro;
+}
+
+/// Rollout + reward of prompts_per_step prompts. With DAPO dynamic sampling, groups whose metric
+/// is identical across their samples are dropped and more prompts are generated (up to
+/// filter.max_gen_batches batches) until prompts_per_step groups survive; if too few do, the
+/// batch is topped up with dropped groups (counted in filter/topped_up_groups) so that the batch
+/// arithmetic holds. `prompt_store` keeps the records the batch points to alive.
+rollout::RolloutBatch sample_and_score(Components& c, int64_t step, std::deque<std::vector<data::PromptRecord>>& prompt_store,
+                                       Metrics& m) {
+  const auto& cfg = c.cfg;
+  const int64_t want = cfg.batch.prompts_per_step;
+  const bool filter = cfg.filter.dynamic_sampling && c.rl();
+  std::vector<rollout::RolloutBatch> kept, dropped;
+  int64_t kept_groups = 0, gen_batches = 0, filtered = 0;
+  double t_rollout = 0, t_reward = 0;
+  Metrics reward_metrics;
+  for (int attempt = 0; attempt < (filter ? cfg.filter.max_gen_batches : 1) && kept_groups < want; ++attempt) {
+    prompt_store.push_back(c.data->next_batch(static_cast<size_t>(want)));
+    auto t = std::chrono::steady_clock::now();
+    c.policy->train(false);
+    auto b = rollout::generate_rollouts(*c.policy, *c.tok, prompt_store.back(), train_rollout_options(c, step, attempt));
+    b.policy_version = c.step;
+    t_rollout += seconds_since(t);
+    t = std::chrono::steady_clock::now();
+    auto rout = c.reward->score(reward_input(b, step));
+    b.rewards = rout.rewards.to(torch::kFloat);
+    t_reward += seconds_since(t);
+    if (attempt == 0) reward_metrics = rout.metrics;
+    ++gen_batches;
+    if (!filter) {
+      kept.push_back(std::move(b));
+      kept_groups = want;
+      break;
+    }
+    const at::Tensor metric = cfg.filter.metric == "acc" ? (b.rewards > 0.5).to(torch::kFloat) : b.rewards;
+    const auto keep_rows = credit::dynamic_sampling_row_mask(metric, b.group_ids);
+    const auto keep_idx = keep_rows.nonzero().squeeze(1);
+    const auto drop_idx = keep_rows.logical_not().nonzero().squeeze(1);
+    const int64_t groups_here = keep_idx.numel() / cfg.rollout.samples_per_prompt;
+    filtered += want - groups_here;
+    // Take only as many kept groups as still needed.
+    const int64_t take = std::min(groups_here, want - kept_groups);
+    if (take > 0) kept.push_back(rollout::select_rows(b, keep_idx.slice(0, 0, take * cfg.rollout.samples_per_prompt)));
+    kept_groups += take;
+    if (drop_idx.numel() > 0) dropped.push_back(rollout::select_rows(b, drop_idx));
+  }
+  int64_t topped_up = 0;
+  if (kept_groups < want) {
+    const int64_t need_rows = (want - kept_groups) * cfg.rollout.samples_per_prompt;
+    auto pool = rollout::concat(dropped);
+    kept.push_back(rollout::select_rows(pool, torch::arange(need_rows)));
+    topped_up = want - kept_groups;
+    log::warn("dynamic sampling: only {} of {} groups had varied {} after {} generation batches; topped up with {} "
+              "uniform group(s)", kept_groups, want, cfg.filter.metric, gen_batches, topped_up);
+  }
+  auto b = rollout::concat(kept);
+  // Renumber groups 0..want-1 in order of first appearance.
+  {
+    auto g = b.group_ids.clone();
+    std::map<int64_t, int64_t> ids;
+    auto acc = g.accessor<int64_t, 1>();
+    for (int64_t i = 0; i < g.size(0); ++i) {
+      const auto it = ids.emplace(acc[i], static_cast<int64_t>(ids.size())).first;
+      acc[i] = it->second;
+    }
+    b.group_ids = g;
+  }
+  for (const auto& [k, v] : reward_metrics) m[k] = v;
+  m["time/rollout_s"] = t_rollout;
+  m["time/reward_s"] = t_reward;
+  if (filter) {
+    m["filter/gen_batches"] = static_cast<double>(gen_batches);
+    m["filter/filtered_groups"] = static_cast<double>(filtered);
+    m["filter/topped_up_groups"] = static_cast<double>(topped_up);
+  }
+  return b;
+}
+
+/// Online DPO: each prompt's best- and worst-rewarded samples become a pair (prompts whose samples
+/// all scored the same give none). The pairs are taken from the rollout's own token ids.
+StepOut dpo_online_step(Components& c, learner::NumericsGuard& guard, int64_t step, Metrics m) {
+  std::deque<std::vector<data::PromptRecord>> store;
+  auto b = sample_and_score(c, step, store, m);
+  std::vector<int64_t> best, worst;
+  const int64_t groups = b.group_ids.max().item<int64_t>() + 1;
+  for (int64_t g = 0; g < groups; ++g) {
+    const auto rows = (b.group_ids == g).nonzero().squeeze(1);
+    const auto r = b.rewards.index_select(0, rows);
+    if ((r.max() - r.min()).item<double>() <= 0) continue;
+    best.push_back(rows[r.argmax()].item<int64_t>());
+    worst.push_back(rows[r.argmin()].item<int64_t>());
+  }
+  m["dpo/pairs"] = static_cast<double>(best.size());
+  m["reward/mean"] = b.rewards.mean().item<double>();
+  m["reward/accuracy"] = (b.rewards > 0.5).to(torch::kFloat).mean().item<double>();
+  if (best.empty()) {
+    log::warn("online DPO step {}: every prompt's samples scored the same; no pairs, no update", step);
+    return {m, false};
+  }
+  const auto to_seq = [&](const std::vector<int64_t>& rows) {
+    const auto sel = rollout::select_rows(b, torch::tensor(rows, torch::kLong));
+    learner::SequenceBatch s{sel.prompt_ids, sel.prompt_mask, sel.response_ids, sel.response_mask};
+    return s;
+  };
+  const auto t = std::chrono::steady_clock::now();
+  auto r = learner::dpo_update(*c.policy, c.reference ? &*c.reference : nullptr, *c.optimizer, to_seq(best),
+                               to_seq(worst), c.dpo_fn, c.dpo_opts, supervised_options(c), guard, c.opt_step);
+  m["time/update_s"] = seconds_since(t);
+  for (const auto& [k, v] : r.metrics) m[k] = v;
+  return {m, r.rollback};
+}
+
+/// One RL step (grpo / ppo): rollout -> reference -> values -> reward (+ overlong) -> credit -> update.
+StepOut rl_step(Components& c, learner::NumericsGuard& guard, int64_t step) {
+  const auto& cfg = c.cfg;
+  Metrics m;
+  std::deque<std::vector<data::PromptRecord>> store;
+  auto b = sample_and_score(c, step, store, m);
+  const auto& u = c.update;
+
+  auto t = std::chrono::steady_clock::now();
+  if (c.reference) b.ref_logprobs = batch_logprobs(*c.reference, b, cfg.batch.micro_batch_size, u.temperature);
+  m["time/reference_s"] = seconds_since(t);
+  if (auto* critic = c.critic_model()) {
+    t = std::chrono::steady_clock::now();
+    critic->train(false);
+    b.values = batch_values(*critic, b, cfg.batch.micro_batch_size);
+    m["time/values_s"] = seconds_since(t);
+  }
+
+  // Verifier accuracy before any shaping.
+  const auto len = b.response_mask.sum(1).to(torch::kFloat);
+  m["reward/accuracy"] = (b.rewards > 0.5).to(torch::kFloat).mean().item<double>();
+  if (cfg.overlong.enable) {
+    learner::OverlongOptions oo;
+    oo.max_len = cfg.rollout.max_new_tokens;
+    oo.buffer_len = cfg.overlong.buffer_len;
+    oo.penalty_factor = cfg.overlong.penalty_factor;
+    const auto pen = learner::overlong_penalty(len, oo).to(torch::kFloat);
+    b.rewards = b.rewards + pen;
+    m["reward/overlong_penalty_mean"] = pen.mean().item<double>();
+  }
+
+  // ---- credit ----
+  b.token_rewards = place_on_last_token(b.rewards, b.response_mask);
+  credit::AdvantageInputs ain;
+  ain.token_rewards = b.token_rewards;
+  ain.response_mask = b.response_mask;
+  ain.group_ids = b.group_ids;
+  ain.old_logprobs = b.old_logprobs;
+  ain.state = c.est_state;
+  if (b.values.defined()) ain.values = b.values;
+  if (c.reference) ain.ref_logprobs = b.ref_logprobs;
+  if (cfg.advantage.estimator == "remax") {
+    // ReMax's baseline: the verifier reward of each prompt's greedy response.
+    t = std::chrono::steady_clock::now();
+    std::vector<data::PromptRecord> firsts;
+    std::vector<int64_t> first_row;
+    const auto g = b.group_ids.accessor<int64_t, 1>();
+    for (int64_t i = 0; i < b.size(); ++i)
+      if (g[i] == static_cast<int64_t>(firsts.size())) firsts.push_back(*b.records[static_cast<size_t>(i)]);
+    auto ro = train_rollout_options(c, step, 0);
+    ro.samples_per_prompt = 1;
+    ro.temperature = 0;
+    const auto greedy = rollout::generate_rollouts(*c.policy, *c.tok, firsts, ro);
+    const auto base = c.reward->score(reward_input(greedy, step)).rewards.to(torch::kFloat);
+    ain.baseline_rewards = base.index_select(0, b.group_ids);
+    m["time/baseline_s"] = seconds_since(t);
+    m["reward/greedy_baseline_mean"] = base.mean().item<double>();
+  }
+  if (cfg.kl.in_reward) {
+    const auto kr = learner::apply_kl_in_reward(b.token_rewards, b.old_logprobs, b.ref_logprobs, b.response_mask,
+                                                learner::parse_kl_estimator(cfg.kl.estimator), c.kl_ctl->value());
+    ain.kl_rewards = kr.token_rewards - b.token_rewards;
+    for (const auto& [k, v] : kr.metrics) m[k] = v;
+    c.kl_ctl->update(kr.current_kl, b.size());
+  }
+  // Pairwise estimators compare rows by their sequence rewards. INTERPRETATION: with no learned
+  // judge, the reward is the oracle — spo_winrate's P(a > b) is 1 / 0.5 / 0 by reward order, and
+  // arena_rank's bidirectional match gives the higher-rewarded row 1 point per direction (ties
+  // half each).
+  const auto rw = b.rewards.contiguous();
+  const float* rp = rw.data_ptr<float>();
+  ain.preference = [rp](int64_t a, int64_t bb) { return rp[a] > rp[bb] ? 1.0 : rp[a] < rp[bb] ? 0.0 : 0.5; };
+  ain.pair_judge = [rp](int64_t a, int64_t bb) {
+    const double p = rp[a] > rp[bb] ? 1.0 : rp[a] < rp[bb] ? 0.0 : 0.5;
+    return std::pair<double, double>{2 * p, 2 * (1 - p)};
+  };
+  auto aout = c.estimator(ain, c.adv_opts);
+  // Fault injection for the rollback test: KEEL_TEST_INJECT_NAN_STEP=k poisons step k's
+  // advantages once per process.
+  static bool injected = false;
+  if (const char* inj = std::getenv("KEEL_TEST_INJECT_NAN_STEP"); inj && !injected && std::atoll(inj) == step) {
+    aout.advantages = aout.advantages * std::numeric_limits<float>::quiet_NaN();
+    injected = true;
+    log::warn("KEEL_TEST_INJECT_NAN_STEP: poisoned the advantages of step {}", step);
+  }
+  b.advantages = aout.advantages.to(torch::kFloat);
+  b.returns = aout.returns.defined() ? aout.returns.to(torch::kFloat) : aout.returns;
+  b.loss_mask = aout.loss_mask.defined() ? aout.loss_mask : b.response_mask;
+  c.est_state = aout.state;
+  for (const auto& [k, v] : aout.metrics) m[k] = v;
+
+  // ---- update ----
+  t = std::chrono::steady_clock::now();
+  std::optional<learner::CriticUpdate> cu;
+  if (c.ppo()) {
+    cu.emplace();
+    cu->model = c.critic_model();
+    cu->optimizer = c.critic_optimizer.get();
+    cu->loss.clip = cfg.critic.cliprange_value;
+    cu->loss.agg = u.loss.agg;
+    cu->vf_coef = cfg.critic.vf_coef;
+    cu->lr = u.lr;
+    cu->lr.lr = cfg.critic.lr;
+    cu->opt_step = &c.critic_opt_step;
+  }
+  auto upd = learner::rl_update(*c.policy, *c.optimizer, b, c.loss_fn, u, guard, c.opt_step, cu ? &*cu : nullptr);
+  m["time/update_s"] = seconds_since(t);
+  for (const auto& [k, v] : upd.metrics) m[k] = v;
+  if (upd.rollback) return {m, true};
+
+  // ---- step metrics ----
+  m["reward/mean"] = b.rewards.mean().item<double>();
+  m["reward/std"] = b.rewards.std(/*unbiased=*/false).item<double>();
+  m["response/length_mean"] = len.mean().item<double>();
+  m["response/length_max"] = len.max().item<double>();
+  int64_t truncated = 0;
+  for (const auto& r : b.finish_reasons) truncated += r == "length";
+  m["response/clip_ratio"] = static_cast<double>(truncated) / static_cast<double>(b.size());
+  m["perf/response_tokens"] = len.sum().item<double>();
+  if (c.kl_ctl) m["actor/kl_coef"] = c.kl_ctl->value();
+  return {m, false};
 }
 
 }  // namespace
@@ -342,10 +734,11 @@ int run_train(const ConfigArgs& a, const std::vector<std::string>& argv) {
   c.cfg = config::load_config(a.config, lopt, known_names(), &doc);
   c.resolved_yaml = config::render_yaml(doc, false);
   const auto& cfg = c.cfg;
+  c.algorithm = cfg.learner.algorithm;
   if (lopt.world_size > 1) fail("keel train: world size {} > 1 needs the distributed runtime (not landed yet)", lopt.world_size);
-  const bool sft = cfg.learner.algorithm == "sft";
-  if (cfg.learner.algorithm != "grpo" && !sft)
-    fail("{}: learner.algorithm {} is not implemented by `keel train` yet (grpo and sft are)", a.config, cfg.learner.algorithm);
+  if (c.is("rm")) fail("{}: learner.algorithm rm trains a reward model: run `keel train-rm {}`", a.config, a.config);
+  if (!c.rl() && !c.is("dpo") && !c.is("sft"))
+    fail("{}: learner.algorithm {} is not implemented by `keel train`", a.config, cfg.learner.algorithm);
   if (cfg.run.device == "cuda") fail("run.device: cuda training is not wired yet; use cpu or auto");
   log::init(log::parse_level(a.log_level.empty() ? cfg.run.log_level : a.log_level),
             /*rank=*/0, /*world_size=*/1, cfg.run.log_all_ranks);
@@ -354,21 +747,25 @@ int run_train(const ConfigArgs& a, const std::vector<std::string>& argv) {
 
   c.run_dir = stdfs::path(cfg.run.output_dir) / cfg.run.name;
   checkpoint::prepare_run_dir(c.run_dir, c.resolved_yaml, argv);
-  log::info("{} | device cpu | run dir {}", system_summary(), c.run_dir.string());
+  log::info("{} | device cpu | learner {} | run dir {}", system_summary(), c.algorithm, c.run_dir.string());
 
   // ---- components from registries -------------------------------------------------------------
   models::ModelRegistry model_reg("model family");
   models::register_builtin_models(model_reg);
   data::register_builtin_tasks(c.tasks);
-  c.data.emplace(data::PromptSource::from_config(cfg.data, static_cast<uint64_t>(cfg.run.seed), c.tasks));
-  if (sft && !c.data->task()) fail("data.train_file: sft from SFT JSONL is not wired yet; use a built-in task (data.task)");
+  const std::string format = data_format(cfg);
+  if (c.samples() && format != "prompts")
+    fail("data.format: learner {} samples responses to prompts; it needs prompt data, got format '{}'", c.algorithm, format);
+  if (c.is("sft") && format != "sft") fail("data.format: learner sft needs SFT data, got format '{}'", format);
+  if (c.is("dpo") && !cfg.dpo.online && format != "preferences")
+    fail("data.format: offline DPO needs preference data, got format '{}'", format);
+  c.data.emplace(data::PromptSource::from_config(cfg.data, static_cast<uint64_t>(cfg.run.seed), c.tasks, format));
   std::tie(c.tok, c.tokenizer_dir) = load_run_tokenizer(cfg.model, *c.data, c.run_dir);
   if (c.data->skipped_lines() > 0) log::warn("data: skipped {} malformed line(s)", c.data->skipped_lines());
-  {
-    rewards::RewardRegistry rr("reward scheme");
-    rewards::register_builtin_rewards(rr);
+  if (c.samples() || c.data->task() || !cfg.reward.components.empty()) {
+    // Offline learners on files need no reward (their evaluation is on held-out pairs / loss).
     const std::string default_scheme = c.data->task() ? c.data->task()->verifier() : "";
-    c.reward = rewards::build_composite_reward(cfg.reward, rr, default_scheme);
+    c.reward = rewards::build_composite_reward(cfg.reward, reward_registry(), default_scheme);
   }
   {
     auto reg = credit::make_advantage_registry();
@@ -382,20 +779,28 @@ int run_train(const ConfigArgs& a, const std::vector<std::string>& argv) {
     learner::PolicyLossRegistry pl("policy loss");
     learner::register_builtin_policy_losses(pl);
     c.loss_fn = pl.get(cfg.learner.policy_loss).fn;
+    learner::DpoLossRegistry dl("DPO loss");
+    learner::register_builtin_dpo_losses(dl);
+    c.dpo_fn = dl.get(cfg.dpo.loss).fn;
+    c.dpo_opts = learner::dpo_options(cfg.dpo);
   }
-  const bool use_ref = cfg.kl.in_reward || cfg.kl.in_loss;
-  if (use_ref) c.kl_ctl.emplace(learner::KlController::from_config(cfg.kl.controller, cfg.kl.coef, cfg.kl.target, cfg.kl.horizon));
+  const bool use_ref = (c.rl() && (cfg.kl.in_reward || cfg.kl.in_loss)) || c.is("dpo");
+  if (c.rl() && use_ref)
+    c.kl_ctl.emplace(learner::KlController::from_config(cfg.kl.controller, cfg.kl.coef, cfg.kl.target, cfg.kl.horizon));
 
   checkpoint::CheckpointManager mgr(c.run_dir / "checkpoints", cfg.checkpoint.keep_last);
   if (const int n = mgr.discard_incomplete()) log::warn("removed {} interrupted checkpoint(s)", n);
   const auto resume = mgr.resolve_resume(cfg.run.resume);
+  const bool value_head = c.ppo() && cfg.critic.mode == "value_head";
   if (resume) {
     load_checkpoint(c, *resume, model_reg);
     log::info("resumed from {} (step {})", resume->string(), c.step);
   } else if (!cfg.model.path.empty()) {
-    c.policy.emplace(models::load_pretrained(cfg.model.path, model_reg));
+    models::LoadOptions lo;
+    if (value_head) lo.heads = models::HeadOptions{true, true, false};  // a fresh value head unless the checkpoint has one
+    c.policy.emplace(models::load_pretrained(cfg.model.path, model_reg, lo));
   } else {
-    c.policy.emplace(init_config(cfg.model, *c.tok));
+    c.policy.emplace(init_config(cfg.model, *c.tok), models::HeadOptions{true, value_head, false});
   }
   if (use_ref && !c.reference) {
     c.reference.emplace(cfg.model.path.empty() || !resume ? c.policy->clone()
@@ -405,9 +810,15 @@ int run_train(const ConfigArgs& a, const std::vector<std::string>& argv) {
     c.reference->set_requires_grad(false);
     c.reference->train(false);
   }
+  if (c.ppo() && !value_head && !c.critic) {
+    // The separate critic starts as a copy of the initial policy with a fresh value head (verl).
+    c.critic.emplace(c.policy->clone());
+    c.critic->add_value_head();
+  }
   c.policy->set_gradient_checkpointing(cfg.model.activation_checkpointing);
+  if (c.critic) c.critic->set_gradient_checkpointing(cfg.model.activation_checkpointing);
   const auto& o = cfg.optim;
-  c.optimizer = make_optimizer(*c.policy, o, resume);
+  make_optimizers(c, resume);
 
   auto& u = c.update;
   u.epochs = cfg.batch.epochs;
@@ -418,7 +829,7 @@ int run_train(const ConfigArgs& a, const std::vector<std::string>& argv) {
   u.loss = learner::policy_loss_options(cfg.learner, cfg.kl);
   u.lr = learner::LrScheduleOptions{
       o.lr, o.min_lr_ratio, o.warmup_steps,
-      sft ? cfg.run.total_steps : cfg.run.total_steps * cfg.batch.epochs * c.cfg.derived.mini_batches_per_epoch,
+      c.rl() ? cfg.run.total_steps * cfg.batch.epochs * c.cfg.derived.mini_batches_per_epoch : cfg.run.total_steps,
       o.lr_schedule};
   learner::NumericsGuard guard(o.rollback_after);
 
@@ -432,116 +843,33 @@ int run_train(const ConfigArgs& a, const std::vector<std::string>& argv) {
   int64_t steps_here = 0;
   while (c.step < cfg.run.total_steps) {
     const int64_t step = c.step + 1;
-    Metrics m;
-    auto t = std::chrono::steady_clock::now();
-    if (sft) {
-      m = sft_step(c, guard);
-      m["time/step_s"] = seconds_since(t);
-      m["perf/tokens_per_s"] = m["sft/tokens"] / std::max(1e-9, m["time/step_s"]);
-      c.step = step;
-      ++steps_here;
-      if (cfg.eval.every > 0 && (step % cfg.eval.every == 0 || step == cfg.run.total_steps))
-        for (const auto& [k, v] : evaluate(c)) m[k] = v;
-      if (jsonl) jsonl->write(step, m);
-      if (tb) tb->write(step, m);
-      if (step % cfg.metrics.console_every == 0 || step == cfg.run.total_steps)
-        log::info("{} | loss {:.4f}", metrics::progress_line(step, cfg.run.total_steps, m, seconds_since(loop_t0), steps_here),
-                  m["sft/loss"]);
-      if ((cfg.checkpoint.every > 0 && step % cfg.checkpoint.every == 0) || step == cfg.run.total_steps)
-        save_checkpoint(c, mgr, guard);
-      continue;
-    }
-    const auto prompts = c.data->next_batch(static_cast<size_t>(cfg.batch.prompts_per_step));
-    rollout::RolloutOptions ro;
-    ro.samples_per_prompt = cfg.rollout.samples_per_prompt;
-    ro.max_new_tokens = cfg.rollout.max_new_tokens;
-    ro.temperature = cfg.rollout.temperature;
-    ro.top_k = cfg.rollout.top_k;
-    ro.top_p = cfg.rollout.top_p;
-    ro.stop_token_ids = cfg.rollout.stop_token_ids;
-    ro.batch_size = cfg.rollout.batch_size;
-    ro.chat_template = cfg.model.chat_template;
-    ro.seed = static_cast<uint64_t>(cfg.run.seed) * 1000003ull + static_cast<uint64_t>(step);
-    c.policy->train(false);
-    auto b = rollout::generate_rollouts(*c.policy, *c.tok, prompts, ro);
-    b.policy_version = c.step;
-    m["time/rollout_s"] = seconds_since(t);
-
-    t = std::chrono::steady_clock::now();
-    if (c.reference) b.ref_logprobs = batch_logprobs(*c.reference, b, cfg.batch.micro_batch_size, u.temperature);
-    m["time/reference_s"] = seconds_since(t);
-
-    t = std::chrono::steady_clock::now();
-    auto rout = c.reward->score(reward_input(b, step));
-    b.rewards = rout.rewards.to(torch::kFloat);
-    m["time/reward_s"] = seconds_since(t);
-    for (const auto& [k, v] : rout.metrics) m[k] = v;
-
-    // ---- credit ----
-    b.token_rewards = place_on_last_token(b.rewards, b.response_mask);
-    credit::AdvantageInputs ain;
-    ain.token_rewards = b.token_rewards;
-    ain.response_mask = b.response_mask;
-    ain.group_ids = b.group_ids;
-    ain.old_logprobs = b.old_logprobs;
-    ain.state = c.est_state;
-    if (c.reference) ain.ref_logprobs = b.ref_logprobs;
-    if (cfg.kl.in_reward) {
-      const auto kr = learner::apply_kl_in_reward(b.token_rewards, b.old_logprobs, b.ref_logprobs, b.response_mask,
-                                                  learner::parse_kl_estimator(cfg.kl.estimator), c.kl_ctl->value());
-      ain.kl_rewards = kr.token_rewards - b.token_rewards;
-      for (const auto& [k, v] : kr.metrics) m[k] = v;
-      c.kl_ctl->update(kr.current_kl, b.size());
-    }
-    auto aout = c.estimator(ain, c.adv_opts);
-    // Fault injection for the rollback test: KEEL_TEST_INJECT_NAN_STEP=k poisons step k's
-    // advantages once per process.
-    static bool injected = false;
-    if (const char* inj = std::getenv("KEEL_TEST_INJECT_NAN_STEP"); inj && !injected && std::atoll(inj) == step) {
-      aout.advantages = aout.advantages * std::numeric_limits<float>::quiet_NaN();
-      injected = true;
-      log::warn("KEEL_TEST_INJECT_NAN_STEP: poisoned the advantages of step {}", step);
-    }
-    b.advantages = aout.advantages.to(torch::kFloat);
-    b.returns = aout.returns;
-    b.loss_mask = aout.loss_mask.defined() ? aout.loss_mask : b.response_mask;
-    c.est_state = aout.state;
-    for (const auto& [k, v] : aout.metrics) m[k] = v;
-
-    // ---- update ----
-    t = std::chrono::steady_clock::now();
-    auto upd = learner::rl_update(*c.policy, *c.optimizer, b, c.loss_fn, u, guard, c.opt_step);
-    m["time/update_s"] = seconds_since(t);
-    for (const auto& [k, v] : upd.metrics) m[k] = v;
-    if (upd.rollback) {
+    const auto t0 = std::chrono::steady_clock::now();
+    StepOut out;
+    if (c.rl()) out = rl_step(c, guard, step);
+    else if (c.is("sft")) out = sft_step(c, guard);
+    else if (cfg.dpo.online) out = dpo_online_step(c, guard, step, {});
+    else out = dpo_offline_step(c, guard);
+    if (out.rollback) {
       const auto last = mgr.latest();
       if (!last) fail("{} consecutive non-finite steps and no checkpoint to roll back to", o.rollback_after);
       log::warn("{} consecutive non-finite steps: rolling back to {}", o.rollback_after, last->string());
       load_checkpoint(c, *last, model_reg);
-      c.optimizer = make_optimizer(*c.policy, o, last);
+      make_optimizers(c, last);
       guard.after_rollback();
       continue;
     }
-
-    // ---- step metrics ----
-    const auto len = b.response_mask.sum(1).to(torch::kFloat);
-    m["reward/mean"] = b.rewards.mean().item<double>();
-    m["reward/std"] = b.rewards.std(/*unbiased=*/false).item<double>();
-    m["reward/accuracy"] = (b.rewards > 0.5).to(torch::kFloat).mean().item<double>();
-    m["response/length_mean"] = len.mean().item<double>();
-    m["response/length_max"] = len.max().item<double>();
-    int64_t truncated = 0;
-    for (const auto& r : b.finish_reasons) truncated += r == "length";
-    m["response/clip_ratio"] = static_cast<double>(truncated) / static_cast<double>(b.size());
-    const double total_s = m["time/rollout_s"] + m["time/reference_s"] + m["time/reward_s"] + m["time/update_s"];
-    m["time/step_s"] = total_s;
-    m["perf/tokens_per_s"] = len.sum().item<double>() / std::max(1e-9, total_s);
-    if (c.kl_ctl) m["actor/kl_coef"] = c.kl_ctl->value();
+    Metrics& m = out.metrics;
+    m["time/step_s"] = seconds_since(t0);
+    const double tokens = m.count("perf/response_tokens") ? m["perf/response_tokens"] : m.count("sft/tokens") ? m["sft/tokens"] : 0;
+    if (tokens > 0) m["perf/tokens_per_s"] = tokens / std::max(1e-9, m["time/step_s"]);
+    m["actor/skipped_steps"] = static_cast<double>(guard.skipped_total());
     c.step = step;
     ++steps_here;
     if (cfg.eval.every > 0 && (step % cfg.eval.every == 0 || step == cfg.run.total_steps)) {
-      t = std::chrono::steady_clock::now();
+      const auto t = std::chrono::steady_clock::now();
       for (const auto& [k, v] : evaluate(c)) m[k] = v;
+      if (c.is("dpo") && !cfg.dpo.online)
+        for (const auto& [k, v] : evaluate_pairs(c)) m[k] = v;
       m["time/eval_s"] = seconds_since(t);
     }
     if (jsonl) jsonl->write(step, m);

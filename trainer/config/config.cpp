@@ -53,7 +53,10 @@ void read_data(Reader& r, DataSection& c, const KnownNames& known) {
   const bool task_ok = known.tasks.empty() || check_choice(c.task, known.tasks, "").empty();
   if (known.task_params && task_ok)
     r.section("task_params", "knobs of the built-in task (keel list tasks)", [&](Reader& s) { known.task_params(s, c.task); });
-  r.field("train_file", c.train_file, "prompt JSONL ({prompt | messages, answer, ...} per line)");
+  r.field("train_file", c.train_file, "training JSONL: prompts ({prompt | messages, answer, ...}), preferences "
+          "({prompt | messages, chosen, rejected}) or SFT ({prompt, response} | {messages})");
+  r.field("format", c.format, "train_file/eval_file format; auto = sft for learner sft, preferences for offline "
+          "dpo, else prompts").one_of({"auto", "prompts", "preferences", "sft"}, "data format");
   r.field("eval_file", c.eval_file, "held-out JSONL; empty = split eval_fraction off train_file");
   r.field("eval_fraction", c.eval_fraction, "held-out share of train_file when eval_file is empty").ge(0).lt(1);
   r.field("eval_size", c.eval_size, "held-out prompts of a built-in task").ge(0);
@@ -204,6 +207,16 @@ void read_run_config(Reader& r, RunConfig& c, const KnownNames& known) {
                                                     "r3l_opmd", "arena_rank", "spo_winrate", "ss_grpo", "turn_grpo",
                                                     "dcpo", "thr"};
   const bool grouped = std::find(kGrouped.begin(), kGrouped.end(), c.advantage.estimator) != kGrouped.end();
+  static const std::vector<std::string> kOutcomeOnly = {"grpo", "dr_grpo", "rloo", "agrae", "arena_rank", "dcpo",
+                                                        "r3l_opmd", "spo_winrate", "ss_grpo"};
+  if (c.kl.in_reward &&
+      std::find(kOutcomeOnly.begin(), kOutcomeOnly.end(), c.advantage.estimator) != kOutcomeOnly.end())
+    r.error("kl", fmt::format("kl.in_reward: advantage.estimator {} uses the sequence outcome only and would sum the "
+                              "per-token KL away; use kl.in_loss, or an estimator with token returns (gae, "
+                              "reinforce_pp, reinforce_pp_baseline, remax)", c.advantage.estimator));
+  if (c.learner.algorithm == "dpo" && c.dpo.online && c.rollout.samples_per_prompt < 2)
+    r.error("rollout", fmt::format("online DPO pairs the best and worst of each prompt's samples: "
+                                   "rollout.samples_per_prompt must be >= 2, got {}", c.rollout.samples_per_prompt));
   const bool rl = c.learner.algorithm == "grpo" || c.learner.algorithm == "ppo";
   if (rl && grouped && c.rollout.samples_per_prompt < 2)
     r.error("rollout", fmt::format("advantage.estimator {} compares samples of one prompt: rollout.samples_per_prompt "

@@ -51,7 +51,8 @@ struct ModelSection {
 struct DataSection {
   std::string task = "arithmetic";      // built-in task; ignored when train_file is set
   Node task_params;                     // the task's knobs, read by its factory
-  std::string train_file;               // prompt JSONL
+  std::string train_file;               // JSONL of `format`
+  std::string format = "auto";          // auto | prompts | preferences | sft
   std::string eval_file;                // held-out JSONL; "" = split eval_fraction off train
   double eval_fraction = 0.05;
   int64_t eval_size = 128;              // held-out prompts for built-in tasks

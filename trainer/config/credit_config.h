@@ -64,6 +64,7 @@ struct DpoSection {
   bool ipo_length_norm = true;
   bool ref_refresh_every_iter = false;
   int heads = 1;
+  bool online = false;                     // pairs from rollouts (best vs worst of each group by reward)
 };
 
 void read_learner(Reader& r, LearnerSection& c, const KnownNames& known);

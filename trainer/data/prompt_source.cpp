@@ -2,6 +2,8 @@
 
 #include <cmath>
 
+#include <nlohmann/json.hpp>
+
 #include "trainer/common/error.h"
 #include "trainer/config/config.h"
 #include "trainer/data/jsonl.h"
@@ -38,7 +40,57 @@ PromptSource PromptSource::from_records(std::vector<PromptRecord> train, std::ve
   return s;
 }
 
-PromptSource PromptSource::from_config(const config::DataSection& c, uint64_t seed, const TaskRegistry& tasks) {
+std::string meta_string(const PromptRecord& r, const std::string& key) {
+  const auto it = r.meta.find(key);
+  if (it == r.meta.end()) fail("{}: no \"{}\" field", r.id, key);
+  try {
+    const auto j = nlohmann::json::parse(it->second);
+    if (j.is_string()) return j.get<std::string>();
+  } catch (const nlohmann::json::parse_error&) {
+  }
+  fail("{}: \"{}\" must be a string", r.id, key);
+}
+
+namespace {
+
+/// Preference / SFT records as PromptRecords (the source shuffles, splits and checkpoints only
+/// PromptRecords); the extra texts travel in meta as JSON strings.
+PromptRecord as_prompt(const PreferenceRecord& p) {
+  PromptRecord r;
+  r.id = p.id;
+  r.prompt = p.prompt;
+  r.messages = p.messages;
+  r.meta["chosen"] = nlohmann::json(p.chosen).dump();
+  r.meta["rejected"] = nlohmann::json(p.rejected).dump();
+  return r;
+}
+PromptRecord as_prompt(const SftRecord& p) {
+  PromptRecord r;
+  r.id = p.id;
+  r.prompt = p.prompt;
+  r.messages = p.messages;
+  r.meta["response"] = nlohmann::json(p.response).dump();
+  return r;
+}
+
+Loaded<PromptRecord> load_as_prompts(const std::string& path, const JsonlOptions& o, const std::string& format) {
+  if (format == "prompts") return load_prompts(path, o);
+  Loaded<PromptRecord> out;
+  const auto convert = [&](auto loaded) {
+    for (const auto& rec : loaded.records) out.records.push_back(as_prompt(rec));
+    out.skipped = loaded.skipped;
+    out.skipped_reasons = std::move(loaded.skipped_reasons);
+  };
+  if (format == "preferences") convert(load_preferences(path, o));
+  else if (format == "sft") convert(load_sft(path, o));
+  else fail("data.format: unknown format '{}' (prompts | preferences | sft)", format);
+  return out;
+}
+
+}  // namespace
+
+PromptSource PromptSource::from_config(const config::DataSection& c, uint64_t seed, const TaskRegistry& tasks,
+                                       const std::string& format) {
   if (c.train_file.empty()) {
     config::Diagnostics d;
     config::Reader r(&c.task_params, "data.task_params", d);
@@ -49,11 +101,11 @@ PromptSource PromptSource::from_config(const config::DataSection& c, uint64_t se
   }
   JsonlOptions o;
   o.skip_bad_lines = c.skip_bad_lines;
-  auto train = load_prompts(c.train_file, o);
+  auto train = load_as_prompts(c.train_file, o, format);
   std::vector<PromptRecord> eval;
   int64_t skipped = train.skipped;
   if (!c.eval_file.empty()) {
-    auto e = load_prompts(c.eval_file, o);
+    auto e = load_as_prompts(c.eval_file, o, format);
     eval = std::move(e.records);
     skipped += e.skipped;
   } else if (c.eval_fraction > 0 && train.records.size() > 1) {

@@ -29,7 +29,11 @@ class PromptSource {
 
   /// From the `data` section: a task (looked up in `tasks`, knobs from data.task_params) when
   /// data.train_file is empty, else the JSONL file(s).
-  static PromptSource from_config(const config::DataSection& c, uint64_t seed, const TaskRegistry& tasks);
+  /// `format` (prompts | preferences | sft, resolved from data.format) picks the file reader:
+  /// preference and SFT records become PromptRecords whose meta carries "chosen" / "rejected" or
+  /// "response" (JSON strings; see meta_string()).
+  static PromptSource from_config(const config::DataSection& c, uint64_t seed, const TaskRegistry& tasks,
+                                  const std::string& format = "prompts");
   /// Task mode, for tests and the SFT warm-up.
   static PromptSource from_task(std::shared_ptr<const Task> task, uint64_t seed, int64_t eval_size);
   /// File mode from records already loaded.
@@ -49,6 +53,8 @@ class PromptSource {
   int64_t skipped_lines() const { return skipped_; }
   /// Training prompts per epoch (file mode), 0 for an endless task stream.
   size_t train_size() const { return train_.size(); }
+  /// File mode: the training records (unshuffled); empty in task mode.
+  const std::vector<PromptRecord>& train_records() const { return train_; }
 
  private:
   PromptSource() = default;
@@ -65,6 +71,10 @@ class PromptSource {
   Cursor cursor_;
   int64_t skipped_ = 0;
 };
+
+/// A string-valued meta field of a record (JSON text decoded); throws keel::Error naming the
+/// record id when it is missing or not a string.
+std::string meta_string(const PromptRecord& r, const std::string& key);
 
 /// Deterministic permutation of 0..n-1 from a seed (Fisher-Yates over SplitMix64).
 std::vector<size_t> seeded_permutation(size_t n, uint64_t seed);

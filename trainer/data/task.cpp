@@ -1,6 +1,23 @@
 #include "trainer/data/task.h"
 
+#include <cctype>
+#include <functional>
+
 namespace keel::data {
+
+std::string Task::wrong_response(const PromptRecord& r, uint64_t salt) const {
+  std::string g = gold_response(r);
+  size_t end = g.size();
+  while (end > 0 && !std::isdigit(static_cast<unsigned char>(g[end - 1]))) --end;
+  if (end == 0) return g + " 1";  // no number to change: any addition makes it wrong
+  size_t begin = end;
+  while (begin > 0 && std::isdigit(static_cast<unsigned char>(g[begin - 1]))) --begin;
+  const int64_t v = std::stoll(g.substr(begin, end - begin));
+  SplitMix64 rng(salt ^ problem_seed(0x3E11, Split::kTrain, std::hash<std::string>{}(r.prompt)));
+  int64_t delta = rng.uniform(1, 9);
+  if (v - delta >= 0 && rng.uniform(0, 1) == 0) delta = -delta;
+  return g.substr(0, begin) + std::to_string(v + delta) + g.substr(end);
+}
 
 std::unique_ptr<Task> make_arithmetic_task(config::Reader& r);
 std::unique_ptr<Task> make_countdown_task(config::Reader& r);

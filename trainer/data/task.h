@@ -27,6 +27,10 @@ class Task {
   virtual PromptRecord make(uint64_t seed, Split split, uint64_t index) const = 0;
   /// A correct response for SFT warm-up.
   virtual std::string gold_response(const PromptRecord& r) const = 0;
+  /// A wrong response for synthetic preference pairs (offline DPO, reward-model training on a
+  /// task): by default the gold response with its last number changed by a salt-chosen non-zero
+  /// amount in [-9, 9]. Deterministic in (r, salt).
+  virtual std::string wrong_response(const PromptRecord& r, uint64_t salt) const;
   /// The reward verifier that scores this task's responses (a name in the reward registry).
   virtual std::string verifier() const = 0;
 };

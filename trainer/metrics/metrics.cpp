@@ -192,6 +192,10 @@ std::string progress_line(int64_t step, int64_t total, const Metrics& m, double 
   add("reward/mean", "reward", "{:.3f}");
   add("reward/accuracy", "acc", "{:.1f}%", 100.0);
   add("eval/pass@1", "eval pass@1", "{:.1f}%", 100.0);
+  add("sft/loss", "loss", "{:.4f}");
+  add("dpo/loss", "dpo loss", "{:.4f}");
+  add("rewards/accuracies", "pair acc", "{:.1f}%", 100.0);
+  add("critic/vf_loss", "vf loss", "{:.4f}");
   add("actor/kl", "kl", "{:.4f}");
   add("actor/entropy", "entropy", "{:.3f}");
   add("response/length_mean", "len", "{:.1f}");

@@ -112,10 +112,26 @@ TEST(TrainSlow, NonFiniteStepsRollBackToTheLastCheckpoint) {
 
 TEST(Train, BadConfigFailsBeforeTraining) {
   ScratchDir dir("badtrain");
-  dir.write("c.yaml", "learner: {algorithm: dpo}\n");
+  dir.write("c.yaml", "learner: {algorithm: rm}\n");
   const auto r = run_keel("train c.yaml", dir.path());
   EXPECT_EQ(r.exit_code, 1) << r.out;
-  EXPECT_NE(r.out.find("learner.algorithm dpo is not implemented by `keel train` yet"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("learner.algorithm rm trains a reward model: run `keel train-rm c.yaml`"), std::string::npos) << r.out;
+}
+
+TEST(Train, DataOfTheWrongFormatIsAnError) {
+  ScratchDir dir("badformat");
+  dir.write("p.jsonl", "{\"prompt\": \"1+1=\", \"answer\": \"2\"}\n");
+  dir.write("c.yaml", "learner: {algorithm: dpo}\ndata: {train_file: p.jsonl, format: prompts}\n");
+  auto r = run_keel("train c.yaml", dir.path());
+  EXPECT_EQ(r.exit_code, 1) << r.out;
+  EXPECT_NE(r.out.find("data.format: offline DPO needs preference data, got format 'prompts'"), std::string::npos) << r.out;
+  // Auto format: offline DPO reads preferences; a line without "rejected" is an error naming file:line.
+  dir.write("prefs.jsonl", "{\"prompt\": \"a\", \"chosen\": \"b\", \"rejected\": \"c\"}\n{\"prompt\": \"a\", \"chosen\": \"b\"}\n");
+  dir.write("d.yaml", "learner: {algorithm: dpo}\ndata: {train_file: prefs.jsonl}\n");
+  r = run_keel("train d.yaml", dir.path());
+  EXPECT_EQ(r.exit_code, 1) << r.out;
+  EXPECT_NE(r.out.find("prefs.jsonl:2"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("rejected"), std::string::npos) << r.out;
 }
 
 }  // namespace
