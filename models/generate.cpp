@@ -107,7 +107,7 @@ GenerateOutput generate(Transformer& model, const at::Tensor& prompt_ids, const 
   out.finish_reasons.assign(static_cast<size_t>(n), FinishReason::kLength);
   std::vector<at::Generator> gens;
   for (int64_t i = 0; i < n; ++i)
-    gens.push_back(at::detail::createCPUGenerator(splitmix64(opts.seed ^ splitmix64(static_cast<uint64_t>(i)))));
+    gens.push_back(at::detail::createCPUGenerator(splitmix64(opts.seed ^ splitmix64(static_cast<uint64_t>(opts.first_row + i)))));
 
   auto mask = out.prompt_mask.to(dev);
   auto cache = model.make_cache(n, p + opts.max_new_tokens);

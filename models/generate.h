@@ -38,6 +38,9 @@ struct SamplingOptions {
   /// Row i draws its uniforms from its own torch::Generator seeded from (seed, i), so a row's sample
   /// depends only on its prompt, its row index and the seed — not on the other rows.
   uint64_t seed = 0;
+  /// Row i of this call draws as row first_row + i would: a batch split into chunks, or across
+  /// data-parallel ranks, samples exactly what one call over all rows would.
+  int64_t first_row = 0;
 };
 
 struct GenerateOutput {

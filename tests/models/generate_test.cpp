@@ -137,6 +137,25 @@ TEST(Generate, SeededAndReproducible) {
   EXPECT_TRUE(torch::allclose(d.logprobs[0], a.logprobs[0], 0, 1e-5));
 }
 
+// first_row: rows 1..2 generated alone with first_row = 1 sample exactly what they sample in the
+// whole batch (how chunked rollouts and data-parallel ranks stay equal to one call).
+TEST(Generate, FirstRowOffsetsTheRowSeeds) {
+  auto m = make_model("llama", 3);
+  const auto prompts = sample_prompts(50, 3, {4, 2, 5});
+  SamplingOptions o;
+  o.max_new_tokens = 6;
+  o.eos_token_ids = {999};
+  o.seed = 5;
+  const auto all = generate(m, prompts, o);
+  o.first_row = 1;
+  const auto tail = generate(m, std::vector<std::vector<int64_t>>(prompts.begin() + 1, prompts.end()), o);
+  EXPECT_TRUE(torch::equal(tail.response_ids, all.response_ids.slice(0, 1)));
+  EXPECT_TRUE(torch::allclose(tail.logprobs, all.logprobs.slice(0, 1), 0, 1e-5));
+  o.first_row = 0;
+  const auto shifted = generate(m, std::vector<std::vector<int64_t>>(prompts.begin() + 1, prompts.end()), o);
+  EXPECT_FALSE(torch::equal(shifted.response_ids, all.response_ids.slice(0, 1)));
+}
+
 // Greedy decoding picks the argmax of full recomputation at every step, and a batched, padded row
 // decodes exactly like the same prompt alone.
 TEST(Generate, GreedyMatchesFullRecomputeAndPaddingInvariant) {

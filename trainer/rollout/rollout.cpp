@@ -43,7 +43,10 @@ RolloutBatch generate_rollouts(models::Transformer& policy, const models::Tokeni
   for (size_t start = 0; start < rows.size(); start += static_cast<size_t>(opt.batch_size)) {
     const size_t end = std::min(rows.size(), start + static_cast<size_t>(opt.batch_size));
     std::vector<std::vector<int64_t>> chunk(rows.begin() + static_cast<long>(start), rows.begin() + static_cast<long>(end));
-    so.seed = opt.seed * 1000003ull + start;
+    // One seed for the whole call and global row indexes: chunking (and splitting rows across
+    // ranks) does not change what a row samples.
+    so.seed = opt.seed * 1000003ull;
+    so.first_row = opt.first_row + static_cast<int64_t>(start);
     parts.push_back(models::generate(policy, chunk, so));
     max_p = std::max(max_p, parts.back().prompt_ids.size(1));
     max_r = std::max(max_r, parts.back().response_ids.size(1));

@@ -25,7 +25,8 @@ struct RolloutOptions {
   std::vector<int64_t> stop_token_ids;
   int batch_size = 64;        ///< rows decoded together
   std::string chat_template = "plain";
-  uint64_t seed = 0;          ///< per call; rows draw from (seed, row)
+  uint64_t seed = 0;          ///< per call; rows draw from (seed, first_row + row)
+  int64_t first_row = 0;      ///< global index of this call's first row (data-parallel ranks)
 };
 
 /// Samples `samples_per_prompt` responses for each prompt. Group id g = index of the prompt.
