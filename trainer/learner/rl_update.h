@@ -2,8 +2,9 @@
 // teacher-forced log-probs, policy loss (a registered PolicyLossFn), backward, gradient clipping,
 // the numerics guard and an AdamW step with the scheduled learning rate. Loss denominators are
 // taken over the whole mini-batch (AggContext), so the gradient does not depend on the split.
-// Deliberately not here: rollout, rewards, credit (already in the batch), data-parallel
-// all-reduce (trainer/dist/ wraps this for several ranks).
+// Several ranks: RlUpdateOptions::dp (data_parallel_hooks.h, built by trainer/dist/data_parallel.h)
+// makes the denominators global, sums gradients before clipping and reduces the guard's scalars.
+// Deliberately not here: rollout, rewards, credit (already in the batch), any communicator.
 #pragma once
 
 #include <cstdint>
@@ -11,6 +12,7 @@
 #include <map>
 #include <string>
 
+#include "trainer/learner/data_parallel_hooks.h"
 #include "trainer/learner/lr_schedule.h"
 #include "trainer/learner/numerics_guard.h"
 #include "trainer/learner/policy_loss.h"
@@ -33,6 +35,9 @@ struct RlUpdateOptions {
   double temperature = 1.0;      ///< the sampler's temperature (log-probs are recomputed under it)
   PolicyLossOptions loss;
   LrScheduleOptions lr;
+  /// Data-parallel ranks: null = one process. With W ranks each rank passes its own rows and
+  /// mini_batch_size = global mini-batch / W (trainer/dist/data_parallel.h). Not owned.
+  const DataParallelHooks* dp = nullptr;
 };
 
 struct RlUpdateResult {
