@@ -65,8 +65,16 @@ RlUpdateResult rl_update(models::Transformer& policy, torch::optim::Optimizer& o
   for (int epoch = 0; epoch < o.epochs; ++epoch) {
     for (int64_t m0 = 0; m0 < n; m0 += o.mini_batch_size) {
       const int64_t m1 = m0 + o.mini_batch_size;
-      // Global denominators of this mini-batch (one rank; trainer/dist sums counts across ranks).
-      const AggContext ctx = AggContext::from_mask(b.loss_mask.slice(0, m0, m1));
+      // Global denominators of this mini-batch: with data-parallel ranks the counts are summed
+      // over them, so each rank's loss is its share of the global mean.
+      AggContext ctx;
+      if (o.dp == nullptr) {
+        ctx = AggContext::from_mask(b.loss_mask.slice(0, m0, m1));
+      } else {
+        AggCounts counts = count_for_agg(b.loss_mask.slice(0, m0, m1));
+        o.dp->reduce_counts(counts);
+        ctx = AggContext::from_counts(counts);
+      }
       optimizer.zero_grad();
       if (separate_critic) critic->optimizer->zero_grad();
       double loss_total = 0;
@@ -116,10 +124,14 @@ RlUpdateResult rl_update(models::Transformer& policy, torch::optim::Optimizer& o
         for (const auto& [k, v] : out.metrics) mb[k] += v;
         ++micro;
       }
+      // Data-parallel: gradients summed over the ranks before the norm is taken and clipped.
+      if (o.dp != nullptr) o.dp->reduce_gradients(params);
       const double max_norm = o.grad_clip > 0 ? o.grad_clip : std::numeric_limits<double>::infinity();
-      const double grad_norm = torch::nn::utils::clip_grad_norm_(params, max_norm);
+      double grad_norm = torch::nn::utils::clip_grad_norm_(params, max_norm);
       if (separate_critic) {
-        const double cnorm = torch::nn::utils::clip_grad_norm_(critic->model->parameters(), max_norm);
+        const auto cparams = critic->model->parameters();
+        if (o.dp != nullptr) o.dp->reduce_gradients(cparams);
+        const double cnorm = torch::nn::utils::clip_grad_norm_(cparams, max_norm);
         sums["critic/grad_norm"] += cnorm;
         if (std::isfinite(cnorm)) {
           const double clr = lr_at(critic->lr, *critic->opt_step);
@@ -130,6 +142,20 @@ RlUpdateResult rl_update(models::Transformer& policy, torch::optim::Optimizer& o
           sums["critic/lr"] += clr;
         }
         critic->optimizer->zero_grad();
+      }
+      // This step's scalars. pg_loss / kl_loss / vf_loss are per-micro-batch shares (they add up,
+      // over micro-batches and ranks); rates are averaged over micro-batches (and ranks).
+      std::map<std::string, double> step_sum{{"actor/loss", loss_total}};
+      std::map<std::string, double> step_mean{{"actor/grad_norm", grad_norm}};
+      for (const auto& [k, v] : mb) {
+        if (k == "actor/pg_loss" || k == "actor/kl_loss" || k == "critic/vf_loss") step_sum[k] = v;
+        else step_mean[k] = v / micro;
+      }
+      // Reduced before the guard so that every rank takes the same skip / rollback decision.
+      if (o.dp != nullptr) {
+        o.dp->reduce_scalars(step_sum, step_mean);
+        loss_total = step_sum.at("actor/loss");
+        grad_norm = step_mean.at("actor/grad_norm");
       }
       const auto verdict = guard.check(loss_total, grad_norm);
       if (verdict == NumericsGuard::Verdict::kOk) {
@@ -146,11 +172,8 @@ RlUpdateResult rl_update(models::Transformer& policy, torch::optim::Optimizer& o
           return res;
         }
       }
-      // pg_loss / kl_loss are per-micro-batch shares (they add up); rates are averaged.
-      for (const auto& [k, v] : mb)
-        sums[k] += (k == "actor/pg_loss" || k == "actor/kl_loss" || k == "critic/vf_loss") ? v : v / micro;
-      sums["actor/loss"] += loss_total;
-      sums["actor/grad_norm"] += grad_norm;
+      for (const auto& [k, v] : step_sum) sums[k] += v;
+      for (const auto& [k, v] : step_mean) sums[k] += v;
       ++mini_batches;
     }
   }

@@ -3,8 +3,9 @@
 // the numerics guard and an AdamW step with the scheduled learning rate. Loss denominators are
 // taken over the whole mini-batch (AggContext), so the gradient does not depend on the split.
 // PPO's critic (value head or separate model) is trained in the same pass (CriticUpdate).
-// Deliberately not here: rollout, rewards, credit (already in the batch), data-parallel
-// all-reduce (trainer/dist/ wraps this for several ranks).
+// Several ranks: RlUpdateOptions::dp (data_parallel_hooks.h, built by trainer/dist/data_parallel.h)
+// makes the denominators global, sums gradients before clipping and reduces the guard's scalars.
+// Deliberately not here: rollout, rewards, credit (already in the batch), any communicator.
 #pragma once
 
 #include <cstdint>
@@ -12,6 +13,7 @@
 #include <map>
 #include <string>
 
+#include "trainer/learner/data_parallel_hooks.h"
 #include "trainer/learner/lr_schedule.h"
 #include "trainer/learner/numerics_guard.h"
 #include "trainer/learner/policy_loss.h"
@@ -35,6 +37,9 @@ struct RlUpdateOptions {
   double temperature = 1.0;      ///< the sampler's temperature (log-probs are recomputed under it)
   PolicyLossOptions loss;
   LrScheduleOptions lr;
+  /// Data-parallel ranks: null = one process. With W ranks each rank passes its own rows and
+  /// mini_batch_size = global mini-batch / W (trainer/dist/data_parallel.h). Not owned.
+  const DataParallelHooks* dp = nullptr;
 };
 
 /// PPO's critic, trained in the same pass over the batch (batch.values = V_old, batch.returns =
