@@ -5,8 +5,14 @@
 // registries -> optional resume -> loop (one learner step; metrics, eval, checkpoint) -> final
 // checkpoint. An RL step is: rollout (with DAPO dynamic sampling when on) -> reference -> values
 // -> reward (+ overlong shaping) -> credit -> update.
-// Not here: reward-model training (keel train-rm), multi-rank placement (trainer/dist).
+// Several ranks (keel launch / torchrun, dist.placement colocated): each rank samples and scores
+// its share of the step's prompts, the batch is all-gathered so that credit is computed on the
+// global batch on every rank, and each rank trains on its slice of every global mini-batch with
+// gradients all-reduced (trainer/dist/data_parallel.h) — the same steps as one process. Rank 0
+// logs, evaluates and checkpoints.
+// Not here: reward-model training (keel train-rm), disaggregated placement and async rollouts.
 #include <chrono>
+#include <cmath>
 #include <deque>
 #include <iostream>
 
@@ -34,6 +40,10 @@
 #include "trainer/data/prompt_source.h"
 #include "trainer/learner/kl.h"
 #include "trainer/credit/group_filter.h"
+#include "trainer/dist/batch_gather.h"
+#include "trainer/dist/communicator.h"
+#include "trainer/dist/data_parallel.h"
+#include "trainer/dist/rendezvous.h"
 #include "trainer/learner/dpo_loss.h"
 #include "trainer/learner/overlong_penalty.h"
 #include "trainer/learner/rl_update.h"
@@ -209,6 +219,11 @@ struct Components {
   int64_t opt_step = 0;         ///< optimizer steps taken
   int64_t critic_opt_step = 0;  ///< separate critic's optimizer steps
   data::TaskRegistry tasks{"task"};
+  // ---- data-parallel ranks (colocated) ----
+  std::unique_ptr<dist::Communicator> comm;  ///< null in a single process
+  learner::DataParallelHooks dp_hooks;
+  int rank = 0;
+  int world = 1;
 
   bool is(const char* a) const { return algorithm == a; }
   bool ppo() const { return is("ppo"); }
@@ -490,6 +505,47 @@ rollout::RolloutOptions train_rollout_options(const Components& c, int64_t step,
   return ro;
 }
 
+/// The reward scorer's metrics over the ranks (equal rows per rank): means averaged, min / max
+/// over ranks, std pooled (sqrt of the mean of std² + mean² minus the global mean²), scorer
+/// counts summed. The key sets must match across ranks (all_reduce_metrics checks that first).
+void reduce_reward_metrics(dist::Communicator& comm, Metrics& m) {
+  Metrics check = m;
+  dist::all_reduce_metrics(comm, check, dist::ReduceOp::kSum);  // fails clearly on a key mismatch
+  std::vector<double> vals;
+  for (const auto& [k, v] : m) vals.push_back(v);
+  const auto all = comm.all_gather(torch::tensor(vals, torch::kDouble));
+  const auto ends = [](const std::string& k, const char* suffix) {
+    const std::string s(suffix);
+    return k.size() >= s.size() && k.compare(k.size() - s.size(), s.size(), s) == 0;
+  };
+  const double w = static_cast<double>(all.size());
+  size_t i = 0;
+  for (auto& [k, v] : m) {
+    double sum = 0, sq = 0, mn = INFINITY, mx = -INFINITY, mean_sum = 0, mean_sq = 0;
+    const std::string base = k.substr(0, k.rfind('/'));
+    const auto mean_it = m.find(base + "/mean");
+    const size_t mean_idx = mean_it == m.end() ? 0 : static_cast<size_t>(std::distance(m.begin(), mean_it));
+    for (const auto& t : all) {
+      const double x = t[static_cast<int64_t>(i)].item<double>();
+      sum += x;
+      sq += x * x;
+      mn = std::min(mn, x);
+      mx = std::max(mx, x);
+      if (mean_it != m.end()) {
+        const double mu = t[static_cast<int64_t>(mean_idx)].item<double>();
+        mean_sum += mu;
+        mean_sq += x * x + mu * mu;
+      }
+    }
+    if (ends(k, "/max")) v = mx;
+    else if (ends(k, "/min")) v = mn;
+    else if (ends(k, "/std") && mean_it != m.end()) v = std::sqrt(std::max(0.0, mean_sq / w - (mean_sum / w) * (mean_sum / w)));
+    else if (k.rfind("scorer/", 0) == 0) v = sum;
+    else v = sum / w;
+    ++i;
+  }
+}
+
 /// Rollout + reward of prompts_per_step prompts. With DAPO dynamic sampling, groups whose metric
 /// is identical across their samples are dropped and more prompts are generated (up to
 /// filter.max_gen_batches batches) until prompts_per_step groups survive; if too few do, the
@@ -506,9 +562,17 @@ rollout::RolloutBatch sample_and_score(Components& c, int64_t step, std::deque<s
   Metrics reward_metrics;
   for (int attempt = 0; attempt < (filter ? cfg.filter.max_gen_batches : 1) && kept_groups < want; ++attempt) {
     prompt_store.push_back(c.data->next_batch(static_cast<size_t>(want)));
+    auto ro = train_rollout_options(c, step, attempt);
+    if (c.world > 1) {
+      // This rank's share of the step's prompts; its rows sample as the same global rows would.
+      auto& all = prompt_store.back();
+      const int64_t per = want / c.world;
+      all = std::vector<data::PromptRecord>(all.begin() + c.rank * per, all.begin() + (c.rank + 1) * per);
+      ro.first_row = c.rank * per * cfg.rollout.samples_per_prompt;
+    }
     auto t = std::chrono::steady_clock::now();
     c.policy->train(false);
-    auto b = rollout::generate_rollouts(*c.policy, *c.tok, prompt_store.back(), train_rollout_options(c, step, attempt));
+    auto b = rollout::generate_rollouts(*c.policy, *c.tok, prompt_store.back(), ro);
     b.policy_version = c.step;
     t_rollout += seconds_since(t);
     t = std::chrono::steady_clock::now();
@@ -520,7 +584,7 @@ rollout::RolloutBatch sample_and_score(Components& c, int64_t step, std::deque<s
     if (!filter) {
       kept.push_back(std::move(b));
       kept_groups = want;
-      break;
+      break;  // (with several ranks this rank holds want / world of the groups)
     }
     const at::Tensor metric = cfg.filter.metric == "acc" ? (b.rewards > 0.5).to(torch::kFloat) : b.rewards;
     const auto keep_rows = credit::dynamic_sampling_row_mask(metric, b.group_ids);
@@ -555,6 +619,7 @@ rollout::RolloutBatch sample_and_score(Components& c, int64_t step, std::deque<s
     }
     b.group_ids = g;
   }
+  if (c.comm) reduce_reward_metrics(*c.comm, reward_metrics);
   for (const auto& [k, v] : reward_metrics) m[k] = v;
   m["time/rollout_s"] = t_rollout;
   m["time/reward_s"] = t_reward;
@@ -616,6 +681,19 @@ StepOut rl_step(Components& c, learner::NumericsGuard& guard, int64_t step) {
     critic->train(false);
     b.values = batch_values(*critic, b, cfg.batch.micro_batch_size);
     m["time/values_s"] = seconds_since(t);
+  }
+  double clip_ratio = 0;
+  for (const auto& r : b.finish_reasons) clip_ratio += r == "length";
+  clip_ratio /= static_cast<double>(std::max<int64_t>(1, b.size()));
+  rollout::RolloutBatch local;  // this rank's rows (texts, records); b becomes the global batch
+  if (c.comm) {
+    t = std::chrono::steady_clock::now();
+    local = std::move(b);
+    b = dist::all_gather_batch(*c.comm, local);
+    Metrics cm{{"response/clip_ratio", clip_ratio}};
+    dist::all_reduce_metrics(*c.comm, cm, dist::ReduceOp::kMean);
+    clip_ratio = cm["response/clip_ratio"];
+    m["time/gather_s"] = seconds_since(t);
   }
 
   // Verifier accuracy before any shaping.
@@ -705,7 +783,19 @@ StepOut rl_step(Components& c, learner::NumericsGuard& guard, int64_t step) {
     cu->lr.lr = cfg.critic.lr;
     cu->opt_step = &c.critic_opt_step;
   }
-  auto upd = learner::rl_update(*c.policy, *c.optimizer, b, c.loss_fn, u, guard, c.opt_step, cu ? &*cu : nullptr);
+  learner::RlUpdateResult upd;
+  if (c.comm) {
+    // This rank's slice of every global mini-batch; denominators, gradients and the guard's
+    // scalars are reduced over the ranks.
+    const auto rows = dist::rank_rows(b.size(), cfg.batch.mini_batch_size, c.rank, c.world);
+    const auto mine = rollout::select_rows(b, torch::tensor(rows, torch::kLong));
+    auto ur = u;
+    ur.mini_batch_size = cfg.batch.mini_batch_size / c.world;
+    ur.dp = &c.dp_hooks;
+    upd = learner::rl_update(*c.policy, *c.optimizer, mine, c.loss_fn, ur, guard, c.opt_step, cu ? &*cu : nullptr);
+  } else {
+    upd = learner::rl_update(*c.policy, *c.optimizer, b, c.loss_fn, u, guard, c.opt_step, cu ? &*cu : nullptr);
+  }
   m["time/update_s"] = seconds_since(t);
   for (const auto& [k, v] : upd.metrics) m[k] = v;
   if (upd.rollback) return {m, true};
@@ -715,9 +805,7 @@ StepOut rl_step(Components& c, learner::NumericsGuard& guard, int64_t step) {
   m["reward/std"] = b.rewards.std(/*unbiased=*/false).item<double>();
   m["response/length_mean"] = len.mean().item<double>();
   m["response/length_max"] = len.max().item<double>();
-  int64_t truncated = 0;
-  for (const auto& r : b.finish_reasons) truncated += r == "length";
-  m["response/clip_ratio"] = static_cast<double>(truncated) / static_cast<double>(b.size());
+  m["response/clip_ratio"] = clip_ratio;
   m["perf/response_tokens"] = len.sum().item<double>();
   if (c.kl_ctl) m["actor/kl_coef"] = c.kl_ctl->value();
   return {m, false};
@@ -735,18 +823,49 @@ int run_train(const ConfigArgs& a, const std::vector<std::string>& argv) {
   c.resolved_yaml = config::render_yaml(doc, false);
   const auto& cfg = c.cfg;
   c.algorithm = cfg.learner.algorithm;
-  if (lopt.world_size > 1) fail("keel train: world size {} > 1 needs the distributed runtime (not landed yet)", lopt.world_size);
+  c.world = lopt.world_size;
+  if (c.world > 1) {
+    if (!c.rl())
+      fail("{}: world size {}: data-parallel training is implemented for the grpo and ppo learners; learner {} runs "
+           "as one process", a.config, c.world, c.algorithm);
+    if (cfg.dist.placement != "colocated")
+      fail("{}: dist.placement {} is not implemented yet (colocated is)", a.config, cfg.dist.placement);
+    if (cfg.filter.dynamic_sampling)
+      fail("{}: filter.dynamic_sampling with world size {} is not implemented yet (it runs in one process)", a.config,
+           c.world);
+    if (cfg.advantage.estimator == "remax")
+      fail("{}: advantage.estimator remax with world size {} is not implemented yet (it runs in one process)", a.config,
+           c.world);
+    if (cfg.batch.prompts_per_step % c.world != 0 || cfg.batch.mini_batch_size % c.world != 0)
+      fail("{}: batch.prompts_per_step {} and batch.mini_batch_size {} must divide among {} ranks", a.config,
+           cfg.batch.prompts_per_step, cfg.batch.mini_batch_size, c.world);
+  }
   if (c.is("rm")) fail("{}: learner.algorithm rm trains a reward model: run `keel train-rm {}`", a.config, a.config);
   if (!c.rl() && !c.is("dpo") && !c.is("sft"))
     fail("{}: learner.algorithm {} is not implemented by `keel train`", a.config, cfg.learner.algorithm);
   if (cfg.run.device == "cuda") fail("run.device: cuda training is not wired yet; use cpu or auto");
-  log::init(log::parse_level(a.log_level.empty() ? cfg.run.log_level : a.log_level),
-            /*rank=*/0, /*world_size=*/1, cfg.run.log_all_ranks);
+  if (c.world > 1) {
+    const auto info = dist::read_rendezvous_env(dist::process_env());
+    if (info.world_size != c.world)
+      fail("keel train: WORLD_SIZE {} but the rendezvous environment says {}", c.world, info.world_size);
+    c.rank = info.rank;
+    c.comm = dist::init_communicator(info, dist::comm_options(cfg.dist));
+    dist::DataParallelOptions dpo;
+    dpo.bucket_mb = cfg.dist.bucket_mb;
+    c.dp_hooks = dist::learner_hooks(*c.comm, dpo);
+  }
+  const bool lead = c.rank == 0;  // logs, evaluates, writes metrics and checkpoints
+  const auto barrier = [&] {
+    if (c.comm) c.comm->barrier();
+  };
+  log::init(log::parse_level(a.log_level.empty() ? cfg.run.log_level : a.log_level), c.rank, c.world,
+            cfg.run.log_all_ranks);
   init_threads(cfg.run.threads);
   torch::manual_seed(cfg.run.seed);
 
   c.run_dir = stdfs::path(cfg.run.output_dir) / cfg.run.name;
-  checkpoint::prepare_run_dir(c.run_dir, c.resolved_yaml, argv);
+  if (lead) checkpoint::prepare_run_dir(c.run_dir, c.resolved_yaml, argv);
+  barrier();
   log::info("{} | device cpu | learner {} | run dir {}", system_summary(), c.algorithm, c.run_dir.string());
 
   // ---- components from registries -------------------------------------------------------------
@@ -760,7 +879,10 @@ int run_train(const ConfigArgs& a, const std::vector<std::string>& argv) {
   if (c.is("dpo") && !cfg.dpo.online && format != "preferences")
     fail("data.format: offline DPO needs preference data, got format '{}'", format);
   c.data.emplace(data::PromptSource::from_config(cfg.data, static_cast<uint64_t>(cfg.run.seed), c.tasks, format));
-  std::tie(c.tok, c.tokenizer_dir) = load_run_tokenizer(cfg.model, *c.data, c.run_dir);
+  // Rank 0 trains the run's tokenizer (when one is trained); the others load it.
+  if (lead) std::tie(c.tok, c.tokenizer_dir) = load_run_tokenizer(cfg.model, *c.data, c.run_dir);
+  barrier();
+  if (!lead) std::tie(c.tok, c.tokenizer_dir) = load_run_tokenizer(cfg.model, *c.data, c.run_dir);
   if (c.data->skipped_lines() > 0) log::warn("data: skipped {} malformed line(s)", c.data->skipped_lines());
   if (c.samples() || c.data->task() || !cfg.reward.components.empty()) {
     // Offline learners on files need no reward (their evaluation is on held-out pairs / loss).
@@ -789,7 +911,9 @@ int run_train(const ConfigArgs& a, const std::vector<std::string>& argv) {
     c.kl_ctl.emplace(learner::KlController::from_config(cfg.kl.controller, cfg.kl.coef, cfg.kl.target, cfg.kl.horizon));
 
   checkpoint::CheckpointManager mgr(c.run_dir / "checkpoints", cfg.checkpoint.keep_last);
-  if (const int n = mgr.discard_incomplete()) log::warn("removed {} interrupted checkpoint(s)", n);
+  if (lead)
+    if (const int n = mgr.discard_incomplete()) log::warn("removed {} interrupted checkpoint(s)", n);
+  barrier();
   const auto resume = mgr.resolve_resume(cfg.run.resume);
   const bool value_head = c.ppo() && cfg.critic.mode == "value_head";
   if (resume) {
@@ -817,6 +941,14 @@ int run_train(const ConfigArgs& a, const std::vector<std::string>& argv) {
   }
   c.policy->set_gradient_checkpointing(cfg.model.activation_checkpointing);
   if (c.critic) c.critic->set_gradient_checkpointing(cfg.model.activation_checkpointing);
+  // Every rank starts from rank 0's weights (bit-exact; a seeded init or the same checkpoint
+  // already agree — this makes it a guarantee).
+  const auto replicate = [&] {
+    if (!c.comm) return;
+    dist::replicate_parameters(*c.comm, c.policy->parameters(), 0, cfg.dist.bucket_mb);
+    if (c.critic) dist::replicate_parameters(*c.comm, c.critic->parameters(), 0, cfg.dist.bucket_mb);
+  };
+  replicate();
   const auto& o = cfg.optim;
   make_optimizers(c, resume);
 
@@ -834,15 +966,25 @@ int run_train(const ConfigArgs& a, const std::vector<std::string>& argv) {
   learner::NumericsGuard guard(o.rollback_after);
 
   std::unique_ptr<metrics::JsonlWriter> jsonl;
-  if (cfg.metrics.jsonl) jsonl = std::make_unique<metrics::JsonlWriter>(c.run_dir / "metrics.jsonl", resume ? c.step : -1);
+  if (cfg.metrics.jsonl && lead) jsonl = std::make_unique<metrics::JsonlWriter>(c.run_dir / "metrics.jsonl", resume ? c.step : -1);
   std::unique_ptr<metrics::TensorBoardWriter> tb;
-  if (cfg.metrics.tensorboard) tb = std::make_unique<metrics::TensorBoardWriter>(c.run_dir / "tensorboard");
+  if (cfg.metrics.tensorboard && lead) tb = std::make_unique<metrics::TensorBoardWriter>(c.run_dir / "tensorboard");
 
   // ---- the loop -------------------------------------------------------------------------------
   const auto loop_t0 = std::chrono::steady_clock::now();
   int64_t steps_here = 0;
   while (c.step < cfg.run.total_steps) {
     const int64_t step = c.step + 1;
+    // Fault injection for the rank-failure test: KEEL_TEST_EXIT_AT=<rank>:<step> makes that rank
+    // die (exit 3) as the step starts, mid-job for the others.
+    if (const char* e = std::getenv("KEEL_TEST_EXIT_AT")) {
+      int r = -1;
+      long long s_at = -1;
+      if (std::sscanf(e, "%d:%lld", &r, &s_at) == 2 && r == c.rank && s_at == step) {
+        log::warn("KEEL_TEST_EXIT_AT: rank {} exits at step {}", r, step);
+        std::_Exit(3);
+      }
+    }
     const auto t0 = std::chrono::steady_clock::now();
     StepOut out;
     if (c.rl()) out = rl_step(c, guard, step);
@@ -854,6 +996,7 @@ int run_train(const ConfigArgs& a, const std::vector<std::string>& argv) {
       if (!last) fail("{} consecutive non-finite steps and no checkpoint to roll back to", o.rollback_after);
       log::warn("{} consecutive non-finite steps: rolling back to {}", o.rollback_after, last->string());
       load_checkpoint(c, *last, model_reg);
+      replicate();
       make_optimizers(c, last);
       guard.after_rollback();
       continue;
@@ -865,7 +1008,7 @@ int run_train(const ConfigArgs& a, const std::vector<std::string>& argv) {
     m["actor/skipped_steps"] = static_cast<double>(guard.skipped_total());
     c.step = step;
     ++steps_here;
-    if (cfg.eval.every > 0 && (step % cfg.eval.every == 0 || step == cfg.run.total_steps)) {
+    if (lead && cfg.eval.every > 0 && (step % cfg.eval.every == 0 || step == cfg.run.total_steps)) {
       const auto t = std::chrono::steady_clock::now();
       for (const auto& [k, v] : evaluate(c)) m[k] = v;
       if (c.is("dpo") && !cfg.dpo.online)
@@ -876,8 +1019,10 @@ int run_train(const ConfigArgs& a, const std::vector<std::string>& argv) {
     if (tb) tb->write(step, m);
     if (step % cfg.metrics.console_every == 0 || step == cfg.run.total_steps)
       log::info("{}", metrics::progress_line(step, cfg.run.total_steps, m, seconds_since(loop_t0), steps_here));
-    if ((cfg.checkpoint.every > 0 && step % cfg.checkpoint.every == 0) || step == cfg.run.total_steps)
-      save_checkpoint(c, mgr, guard);
+    if ((cfg.checkpoint.every > 0 && step % cfg.checkpoint.every == 0) || step == cfg.run.total_steps) {
+      if (lead) save_checkpoint(c, mgr, guard);
+      barrier();  // a rollback on any rank must find the checkpoint complete
+    }
   }
   log::info("done: checkpoint {} | metrics {} | plot: scripts/plot_metrics {}",
             mgr.latest() ? (*mgr.latest() / "policy").string() : std::string("(none)"),

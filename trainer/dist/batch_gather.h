@@ -1,0 +1,29 @@
+// The rollout batch across data-parallel ranks (colocated placement): every rank generates and
+// scores its share of the step's prompts, then all_gather_batch() gives every rank the whole
+// batch — so that credit assignment (group statistics, batch whitening, KL controllers) is computed
+// on the global batch exactly as one process would, and each rank then trains on its slice of
+// every global mini-batch (rank_rows()).
+// Deliberately not here: texts, records and finish reasons (they stay with the rank that made
+// them: rewards are scored where the rows were sampled).
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "trainer/dist/communicator.h"
+#include "trainer/rollout/rollout_batch.h"
+
+namespace keel::dist {
+
+/// Tensors of every rank's rows, rank-major: prompts re-left-padded and responses re-right-padded to
+/// the widest rank; group ids of rank r offset by the groups of ranks < r. Defined fields:
+/// prompt_ids/mask, response_ids/mask, old_logprobs, group_ids, and ref_logprobs, values, rewards
+/// when defined on the ranks (a field must be defined on all ranks or on none).
+rollout::RolloutBatch all_gather_batch(Communicator& comm, const rollout::RolloutBatch& local, int64_t pad_id = 0);
+
+/// The global rows rank `rank` of `world` trains on, in its mini-batch order: for each global
+/// mini-batch k of `mini` rows, rows [k*mini + rank*mini/world, k*mini + (rank+1)*mini/world).
+/// rows % mini == 0 and mini % world == 0 are required.
+std::vector<int64_t> rank_rows(int64_t rows, int64_t mini, int rank, int world);
+
+}  // namespace keel::dist
