@@ -48,6 +48,10 @@ int run_cli(int argc, char** argv) {
   auto* tr = app.add_subcommand("train", "train: the main job (rollout, reward, credit, update, eval, checkpoints)");
   add_config_args(tr, train);
 
+  ConfigArgs sft;
+  auto* sf = app.add_subcommand("sft", "supervised fine-tuning: keel train with learner.algorithm=sft (task gold responses or SFT JSONL)");
+  add_config_args(sf, sft);
+
   PrintConfigArgs print;
   auto* pc = app.add_subcommand("print-config", "print the fully resolved config");
   pc->add_option("config", print.cfg.config, "YAML config file");
@@ -104,6 +108,10 @@ int run_cli(int argc, char** argv) {
     else if (*tr) {
       train.log_level = log_level;
       rc = run_train(train, std::vector<std::string>(argv, argv + argc));
+    } else if (*sf) {
+      sft.log_level = log_level;
+      sft.overrides.push_back("learner.algorithm=sft");
+      rc = run_train(sft, std::vector<std::string>(argv, argv + argc));
     }
     else if (*g) rc = run_generate(gen);
     else if (*lp) rc = run_logprobs(lpa);

@@ -136,3 +136,37 @@ TEST(Train, DataOfTheWrongFormatIsAnError) {
 
 }  // namespace
 }  // namespace keel::testing
+
+namespace keel::testing {
+namespace {
+
+TEST(TrainSlow, SftCommandTrainsFromAnSftFile) {
+  ScratchDir dir("sftcmd");
+  std::string lines;
+  for (int i = 0; i < 12; ++i)
+    lines += "{\"prompt\": \"" + std::to_string(i) + "+1=\", \"response\": \"" + std::to_string(i + 1) + "\"}\n";
+  dir.write("sft.jsonl", lines);
+  dir.write("c.yaml", R"(run: {name: s, total_steps: 3, threads: 1}
+model:
+  init: {hidden_size: 32, num_layers: 1, num_heads: 2, num_kv_heads: 1, intermediate_size: 64, max_position_embeddings: 32}
+data: {train_file: sft.jsonl, eval_fraction: 0.2}
+batch: {mini_batch_size: 4, micro_batch_size: 2}
+optim: {lr: 1.0e-3}
+)");
+  const auto r = run_keel("sft c.yaml", dir.path());
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  const auto cfg = fs::read_file(dir.path() / "runs/s/config.yaml");
+  EXPECT_NE(cfg.find("algorithm: sft"), std::string::npos) << cfg;
+  std::stringstream ss(fs::read_file(dir.path() / "runs/s/metrics.jsonl"));
+  int n = 0;
+  for (std::string line; std::getline(ss, line);)
+    if (!line.empty()) {
+      const auto j = nlohmann::json::parse(line);
+      EXPECT_GT(j.at("sft/tokens").get<double>(), 0) << line;
+      ++n;
+    }
+  EXPECT_EQ(n, 3);
+}
+
+}  // namespace
+}  // namespace keel::testing
