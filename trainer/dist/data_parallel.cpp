@@ -164,6 +164,11 @@ GradReduceStats all_reduce_gradients(Communicator& comm, const std::vector<at::T
     if (!bucket.defined() || bucket.scalar_type() != f.scalar_type()) {
       flush();
       cap = std::max<int64_t>(1, bucket_bytes / static_cast<int64_t>(f.element_size()));
+      // A run shorter than a bucket gets a buffer of its own size (same cuts, less memory).
+      int64_t run = 0;
+      for (size_t k = j; k < flat.size() && flat[k].scalar_type() == f.scalar_type() && run < cap; ++k)
+        run += flat[k].numel();
+      cap = std::max<int64_t>(1, std::min(cap, run));
       bucket = at::empty({cap}, f.options());
     }
     for (int64_t off = 0; off < f.numel();) {
