@@ -72,14 +72,15 @@ void check_same_keys(Communicator& comm, const std::string& keys, const char* wh
 }
 
 /// One all_reduce(SUM) over the values of several maps, then the maps flagged `mean` divided by
-/// the number of ranks. Keys are checked first (key lines carry the map index).
+/// the number of ranks. Keys are checked first; with several maps a key line is prefixed with
+/// its map's label ("(sum) actor/loss").
 void reduce_maps(Communicator& comm, const std::vector<std::map<std::string, double>*>& maps,
                  const std::vector<bool>& mean, const char* what) {
   std::string keys;
   std::vector<double> values;
   for (size_t i = 0; i < maps.size(); ++i)
     for (const auto& [k, v] : *maps[i]) {
-      keys += std::to_string(i) + ":" + k + "\n";
+      keys += (maps.size() == 1 ? "" : mean[i] ? "(mean) " : "(sum) ") + k + "\n";
       values.push_back(v);
     }
   check_same_keys(comm, keys, what);
@@ -163,6 +164,11 @@ GradReduceStats all_reduce_gradients(Communicator& comm, const std::vector<at::T
     if (!bucket.defined() || bucket.scalar_type() != f.scalar_type()) {
       flush();
       cap = std::max<int64_t>(1, bucket_bytes / static_cast<int64_t>(f.element_size()));
+      // A run shorter than a bucket gets a buffer of its own size (same cuts, less memory).
+      int64_t run = 0;
+      for (size_t k = j; k < flat.size() && flat[k].scalar_type() == f.scalar_type() && run < cap; ++k)
+        run += flat[k].numel();
+      cap = std::max<int64_t>(1, std::min(cap, run));
       bucket = at::empty({cap}, f.options());
     }
     for (int64_t off = 0; off < f.numel();) {

@@ -19,6 +19,10 @@
 //     (actor/*); rollout / reward metrics are per rank: all_reduce_metrics(comm, m, kMean) (or
 //     kSum for counts) on every rank before logging.
 //   * only rank 0 logs, writes metrics files and checkpoints.
+//   * every rank must pass rl_update the same number of rows (the collectives pair up per
+//     mini-batch): a filter that drops groups per rank (group_filter) has to equalise first.
+//     Batch-wide statistics outside the learner (advantage whitening of gae / reinforce_pp,
+//     the adaptive KL controller's current_kl) are rank-local unless reduced as well.
 // The equivalence: rank r's mini-batch k is rows [k*M/W, (k+1)*M/W) of its own rows, so one
 // process reproduces W ranks when its mini-batch k is the concatenation over r of those rows
 // (dp_single_process_order() gives that row order for tests and checks).
