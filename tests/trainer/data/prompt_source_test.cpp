@@ -82,7 +82,7 @@ TEST(PromptSource, TaskParamsAreValidated) {
     PromptSource::from_config(c, 1, reg);
     FAIL();
   } catch (const Error& e) {
-    EXPECT_EQ(std::string(e.what()), "t.yaml:1: data.task_params.digits: unknown key (known here: min_digits, max_digits, operands, ops)");
+    EXPECT_EQ(std::string(e.what()), "t.yaml:1: data.task_params.digits: unknown key (known here: min_digits, max_digits, operands, ops, teacher_trailing_digit)");
   }
 }
 

@@ -85,7 +85,7 @@ TEST(ArithmeticTask, KnobsAreValidatedWithPaths) {
   ASSERT_EQ(errors.size(), 3u);
   EXPECT_EQ(errors[0], "t.yaml:1: p.max_digits: must be >= p.min_digits (3), got 2");
   EXPECT_EQ(errors[1], "t.yaml:1: p.ops: may only contain + - *, got '/'");
-  EXPECT_EQ(errors[2], "t.yaml:1: p.bogus: unknown key (known here: min_digits, max_digits, operands, ops)");
+  EXPECT_EQ(errors[2], "t.yaml:1: p.bogus: unknown key (known here: min_digits, max_digits, operands, ops, teacher_trailing_digit)");
 }
 
 // Slow reference for countdown solutions: a recursive-descent evaluator over exact rationals.
@@ -135,6 +135,43 @@ struct Parser {
     return {n, 1};
   }
 };
+
+// The noisy teacher: a deterministic share of gold responses gets one stray digit after the answer;
+// the others are the answer itself.
+TEST(ArithmeticTask, TeacherTrailingDigitCorruptsThatShareOfGoldResponses) {
+  const auto clean = make("arithmetic");
+  const auto noisy = make("arithmetic", "{teacher_trailing_digit: 0.5}");
+  const auto none = make("arithmetic", "{teacher_trailing_digit: 0.0}");
+  int corrupted = 0;
+  const int n = 2000;
+  for (int i = 0; i < n; ++i) {
+    const auto r = noisy->make(1, Split::kTrain, static_cast<uint64_t>(i));
+    const auto g = noisy->gold_response(r);
+    EXPECT_EQ(g, noisy->gold_response(r)) << "deterministic";
+    EXPECT_EQ(clean->gold_response(r), r.answer);
+    EXPECT_EQ(none->gold_response(r), r.answer);
+    if (g != r.answer) {
+      ++corrupted;
+      ASSERT_EQ(g.size(), r.answer.size() + 1) << g;
+      EXPECT_EQ(g.substr(0, r.answer.size()), r.answer);
+      EXPECT_TRUE(std::isdigit(static_cast<unsigned char>(g.back()))) << g;
+    }
+  }
+  EXPECT_NEAR(static_cast<double>(corrupted) / n, 0.5, 0.05);
+}
+
+// wrong_response (synthetic DPO pairs): deterministic, never the answer, the answer's last number changed.
+TEST(ArithmeticTask, WrongResponseIsNeverTheAnswer) {
+  const auto t = make("arithmetic", "{ops: \"+-\"}");
+  for (int i = 0; i < 500; ++i) {
+    const auto r = t->make(2, Split::kTrain, static_cast<uint64_t>(i));
+    const auto w = t->wrong_response(r, 7);
+    EXPECT_NE(w, r.answer);
+    EXPECT_EQ(w, t->wrong_response(r, 7));
+    const int64_t d = std::stoll(w) - std::stoll(r.answer);
+    EXPECT_TRUE(d != 0 && std::abs(d) <= 9) << r.answer << " -> " << w;
+  }
+}
 
 TEST(CountdownTask, GoldSolutionsUseEveryNumberOnceAndHitTheTarget) {
   auto t = make("countdown", "{numbers: 4, max_number: 12, max_target: 200}");

@@ -1,6 +1,5 @@
 // Task "arithmetic": multi-digit integer arithmetic, "a+b*c=" -> "<value>".
 // Knobs: operand count, digit range, operators. Standard precedence (* before + and -).
-#include <algorithm>
 #include <functional>
 #include <stdexcept>
 
@@ -16,7 +15,6 @@ struct ArithmeticOptions {
   int max_digits = 2;
   int operands = 2;
   std::string ops = "+-";
-  double teacher_reverse = 0.0;
   double teacher_trailing_digit = 0.0;
 };
 
@@ -45,19 +43,16 @@ class ArithmeticTask : public Task {
     return r;
   }
 
-  /// The answer — or, with teacher_reverse p, for a deterministic share p of the problems, the
-  /// answer with its digits reversed: a noisy teacher whose demonstrations mix a wrong format into
-  /// SFT data (the verifier still accepts only the true value). The quickstart's SFT stage uses it
-  /// so that RL has something to fix that transfers across problems (see configs/quickstart*.yaml).
+  /// The answer — or, with teacher_trailing_digit p, for a deterministic share p of the problems,
+  /// the answer followed by a stray digit: a noisy teacher whose demonstrations mix a wrong format
+  /// into SFT data (the verifier still accepts only the true value). The quickstart's SFT stage
+  /// uses it so that RL has something to fix that transfers across problems.
   std::string gold_response(const PromptRecord& r) const override {
+    if (o_.teacher_trailing_digit <= 0) return r.answer;
     SplitMix64 rng(std::hash<std::string>{}(r.prompt) ^ 0x7EAC4E5ull);
     const double u = static_cast<double>(rng.next() >> 11) * 0x1.0p-53;
     if (u < o_.teacher_trailing_digit) return r.answer + std::to_string(rng.uniform(0, 9));
-    if (u >= o_.teacher_reverse) return r.answer;
-    const bool neg = !r.answer.empty() && r.answer[0] == '-';
-    std::string digits = r.answer.substr(neg ? 1 : 0);
-    std::reverse(digits.begin(), digits.end());
-    return (neg ? "-" : "") + digits;
+    return r.answer;
   }
   std::string verifier() const override { return "task_arithmetic"; }
 
@@ -90,9 +85,6 @@ std::unique_ptr<Task> make_arithmetic_task(config::Reader& r) {
   r.field("max_digits", o.max_digits, "most digits of an operand").ge(1).le(9);
   r.field("operands", o.operands, "numbers in the expression").ge(2).le(6);
   r.field("ops", o.ops, "operators to draw from, any of + - *").nonempty();
-  r.field("teacher_reverse", o.teacher_reverse,
-          "share of gold (SFT) responses written with reversed digits: a noisy teacher (the verifier is unchanged)")
-      .ge(0).le(1);
   r.field("teacher_trailing_digit", o.teacher_trailing_digit,
           "share of gold (SFT) responses with a stray digit appended: a noisy teacher (the verifier is unchanged)")
       .ge(0).le(1);
