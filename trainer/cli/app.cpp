@@ -48,6 +48,10 @@ int run_cli(int argc, char** argv) {
   auto* tr = app.add_subcommand("train", "train: the main job (rollout, reward, credit, update, eval, checkpoints)");
   add_config_args(tr, train);
 
+  ConfigArgs train_rm;
+  auto* trm = app.add_subcommand("train-rm", "train a Bradley-Terry reward model on preference JSONL (learner.algorithm: rm)");
+  add_config_args(trm, train_rm);
+
   PrintConfigArgs print;
   auto* pc = app.add_subcommand("print-config", "print the fully resolved config");
   pc->add_option("config", print.cfg.config, "YAML config file");
@@ -104,6 +108,10 @@ int run_cli(int argc, char** argv) {
     else if (*tr) {
       train.log_level = log_level;
       rc = run_train(train, std::vector<std::string>(argv, argv + argc));
+    }
+    else if (*trm) {
+      train_rm.log_level = log_level;
+      rc = run_train_rm(train_rm, std::vector<std::string>(argv, argv + argc));
     }
     else if (*g) rc = run_generate(gen);
     else if (*lp) rc = run_logprobs(lpa);

@@ -8,7 +8,7 @@ namespace keel::learner {
 namespace {
 
 /// logσ(z) in the stable form −softplus(−z).
-torch::Tensor log_sigmoid(const torch::Tensor& z) { return -torch::nn::functional::softplus(-z); }
+torch::Tensor stable_log_sigmoid(const torch::Tensor& z) { return -torch::nn::functional::softplus(-z); }
 
 void check_inputs(const RmLossInputs& in, const RmLossOptions& opt) {
   TORCH_CHECK(in.chosen_rewards.defined() && in.chosen_rewards.dim() == 1, "bt_loss: chosen_rewards must be [B], got ",
@@ -32,9 +32,9 @@ torch::Tensor bt_loss_per_pair(const RmLossInputs& in, const RmLossOptions& opt)
   const auto& rr = in.rejected_rewards;
   const torch::Tensor delta = rc - rr;  // [B]
   const torch::Tensor m = in.margins.defined() ? in.margins.to(delta.scalar_type()) : torch::zeros_like(delta);
-  torch::Tensor loss = -log_sigmoid(delta - m);  // −logσ(Δ − m)
+  torch::Tensor loss = -stable_log_sigmoid(delta - m);  // −logσ(Δ − m)
   if (opt.label_smoothing > 0)                   // (1−α)·BT + α·BT(swapped pair)
-    loss = (1.0 - opt.label_smoothing) * loss - opt.label_smoothing * log_sigmoid(-delta - m);
+    loss = (1.0 - opt.label_smoothing) * loss - opt.label_smoothing * stable_log_sigmoid(-delta - m);
   if (opt.reg_lambda > 0) loss = loss + opt.reg_lambda * (rc * rc + rr * rr);
   return loss;
 }
