@@ -2,6 +2,8 @@
 #include "rewards/models/master_keys.h"
 
 #include <algorithm>
+#include <cmath>
+#include <limits>
 
 #include <fmt/format.h>
 #include <torch/torch.h>
@@ -59,7 +61,9 @@ MasterKeyReport evaluate_master_keys(const std::vector<MasterKeyCase>& suite, co
   r.total = static_cast<int64_t>(suite.size());
   for (int64_t i = 0; i < r.total; ++i)
     if (!(v[i] <= fp_score)) r.failed.push_back(i);  // NaN counts as a failure
-  std::stable_sort(r.failed.begin(), r.failed.end(), [&](int64_t a, int64_t b) { return v[a] > v[b]; });
+  // Highest score first; a NaN (no verdict) sorts as +inf, the worst.
+  auto key = [&](int64_t i) { return std::isnan(v[i]) ? std::numeric_limits<double>::infinity() : v[i]; };
+  std::stable_sort(r.failed.begin(), r.failed.end(), [&](int64_t a, int64_t b) { return key(a) > key(b); });
   r.false_positives = static_cast<int64_t>(r.failed.size());
   r.rate = r.total > 0 ? static_cast<double>(r.false_positives) / static_cast<double>(r.total) : 0.0;
   return r;

@@ -6,6 +6,9 @@
 //
 // The model, data, batch, optim and checkpoint sections of the run config are shared with
 // `keel train`; this section holds only what is specific to the Bradley–Terry loss.
+// [interp] The spec suggests rm.ensemble.{size, strength_stats}: "train M RMs with different data
+// orders". Here the M members are ordinary `keel train-rm` runs (e.g. with different run.seed, which
+// sets the data order), listed in ensemble.paths; their strengths are always logged (rm/strength_*).
 #pragma once
 
 #include <string>

@@ -4,6 +4,7 @@
 // judge that always says yes (and only warning with on_master_key: warn), and params checks.
 #include "rewards/models/generative_judge.h"
 
+#include <algorithm>
 #include <cmath>
 #include <random>
 
@@ -45,7 +46,7 @@ double yes_prob_ref(const std::vector<double>& l, const std::vector<int64_t>& ye
 TEST(JudgeYesProbability, MatchesLoopReferenceOverRandomLogits) {
   for (int seed = 0; seed < 60; ++seed) {
     std::mt19937 gen(seed);
-    const int n = 1 + seed % 5, v = 3 + seed % 9;
+    const int n = 1 + seed % 5, v = 4 + seed % 9;  // v >= ny + nn
     std::normal_distribution<double> nd(0.0, seed % 4 == 0 ? 8.0 : 2.0);
     std::vector<int64_t> ids(static_cast<size_t>(v));
     for (int i = 0; i < v; ++i) ids[static_cast<size_t>(i)] = i;

@@ -121,7 +121,7 @@ TEST(RmLoss, MatchesLoopReferenceOverRandomSeeds) {
 
 TEST(RmLoss, PreferenceStrengthMatchesLoopReference) {
   for (int seed = 0; seed < 60; ++seed) {
-    std::mt19937 gen(1000 + seed);
+    torch::manual_seed(1000 + seed);
     const int mm = 1 + seed % 6, b = 1 + (seed * 7) % 11;
     const auto chosen = torch::randn({mm, b}, torch::TensorOptions().dtype(torch::kDouble)) * (1 + seed % 3);
     const auto rejected = torch::randn({mm, b}, torch::TensorOptions().dtype(torch::kDouble));
