@@ -13,6 +13,7 @@
 #include <chrono>
 #include <cmath>
 #include <filesystem>
+#include <numeric>
 
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
@@ -218,11 +219,13 @@ std::vector<size_t> next_pairs(State& s, size_t n) {
   int64_t order_epoch = -1;
   while (out.size() < n) {
     if (order_epoch != s.cursor.epoch) {
-      order = s.cfg.data.shuffle ? data::seeded_permutation(total, static_cast<uint64_t>(s.cfg.run.seed) * 0x9E3779B97F4A7C15ull +
-                                                                       static_cast<uint64_t>(s.cursor.epoch))
-                                 : std::vector<size_t>();
-      if (!s.cfg.data.shuffle)
-        for (size_t i = 0; i < total; ++i) order.push_back(i);
+      if (s.cfg.data.shuffle) {
+        const uint64_t seed = static_cast<uint64_t>(s.cfg.run.seed) * 0x9E3779B97F4A7C15ull;
+        order = data::seeded_permutation(total, seed + static_cast<uint64_t>(s.cursor.epoch));
+      } else {
+        order.resize(total);
+        std::iota(order.begin(), order.end(), size_t{0});
+      }
       order_epoch = s.cursor.epoch;
     }
     out.push_back(order[static_cast<size_t>(s.cursor.position)]);
