@@ -160,7 +160,10 @@ models::ModelConfig init_config(const config::ModelSection& m, const models::Tok
   c.tie_word_embeddings = i.tie_word_embeddings;
   if (tok.eos_id() != models::kNoToken) c.eos_token_ids = {tok.eos_id()};
   if (tok.bos_id() != models::kNoToken) c.bos_token_id = tok.bos_id();
+  // HF's *ForSequenceClassification needs a pad_token_id to find each row's last token in a batch;
+  // [interp] without a PAD token the EOS stands in (keel never appends EOS to a scored sequence).
   if (tok.pad_id() != models::kNoToken) c.pad_token_id = tok.pad_id();
+  else if (tok.eos_id() != models::kNoToken) c.pad_token_id = tok.eos_id();
   if (i.family == "qwen2") c.attention_bias = true;
   return c;
 }
