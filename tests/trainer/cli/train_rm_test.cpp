@@ -12,6 +12,7 @@
 #include "models/tokenizer.h"
 #include "models/tokenizer_sentencepiece.h"
 #include "rewards/models/reward_model.h"
+#include "tests/models/test_util.h"
 #include "tests/trainer/cli/run_keel.h"
 #include "trainer/common/fs.h"
 
@@ -133,6 +134,32 @@ TEST_F(TrainRmSlow, LearnsAKeywordPreferenceAndSavesAnHfRewardModel) {
   const auto s = scheme.score(in).rewards;
   EXPECT_GT(s[0].item<double>(), s[1].item<double>()) << s;
   EXPECT_GT(s[2].item<double>(), s[3].item<double>()) << s;
+}
+
+TEST_F(TrainRmSlow, StartsFromACausalLmWithAFreshScoreHead) {
+  // A 2-layer causal LM (model.init would build 1 layer) saved with the tokenizer.
+  const auto tok = models::load_tokenizer((dir_->path() / "tok" / "tokenizer.model").string());
+  auto cfg = models::testing::tiny_config();
+  cfg.vocab_size = tok->vocab_size();
+  cfg.eos_token_ids = {tok->eos_id()};
+  models::Transformer lm(cfg);
+  models::SaveOptions so;
+  so.tokenizer_dir = (dir_->path() / "tok").string();
+  models::save_pretrained(lm, (dir_->path() / "lm").string(), so);
+  const auto r = run_keel("train-rm c.yaml run.total_steps=2 eval.every=0 run.output_dir=from_lm model.path=lm "
+                          "'model.tokenizer=\"\"'",
+                          dir_->path());
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  const auto saved = dir_->path() / "from_lm/rm/checkpoints/step-00000002/model";
+  const auto j = nlohmann::json::parse(fs::read_file(saved / "config.json"));
+  EXPECT_EQ(j["architectures"][0], "LlamaForSequenceClassification");
+  EXPECT_EQ(j["num_hidden_layers"], 2);
+  EXPECT_TRUE(stdfs::exists(saved / "tokenizer.model"));
+  models::ModelRegistry reg("model family");
+  models::register_builtin_models(reg);
+  const auto m = models::load_pretrained(saved.string(), reg);
+  EXPECT_TRUE(m.heads().reward_head);
+  EXPECT_FALSE(m.heads().lm_head);
 }
 
 TEST_F(TrainRmSlow, ResumeContinuesExactly) {

@@ -56,15 +56,16 @@ TEST(RmConfig, BadValuesNameFileLineAndPath) {
 }
 
 TEST(RmConfig, AdaptiveMarginAndFlippingNeedAnEnsemble) {
-  RmSection c;
   for (const char* yaml : {"rm:\n  loss: {margin: adaptive}\n", "rm:\n  ensemble: {flip_negative_strength: true}\n"}) {
+    RmSection c;
     const auto errs = read(yaml, c);
     ASSERT_EQ(errs.size(), 1u) << yaml;
     EXPECT_NE(errs[0].find("rm.ensemble: margin: adaptive and flip_negative_strength need ensemble.paths"),
               std::string::npos)
         << errs[0];
   }
-  EXPECT_TRUE(read("rm:\n  loss: {margin: fixed}\n", c).empty());
+  RmSection fixed;
+  EXPECT_TRUE(read("rm:\n  loss: {margin: fixed}\n", fixed).empty());
 }
 
 }  // namespace
