@@ -138,6 +138,8 @@ std::unique_ptr<CompositeReward> build_composite_reward(const config::RewardSect
   so.timeout_ms = section.timeout_ms;
   so.fallback = section.fallback;
   so.threads = section.threads;
+  so.max_bytes = section.max_bytes;
+  so.max_stuck_workers = section.max_stuck_workers;
   return std::make_unique<CompositeReward>(std::move(built), so);
 }
 

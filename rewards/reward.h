@@ -141,5 +141,8 @@ void register_builtin_rewards(RewardRegistry& reg);
 /// Registers the shaping transforms, aggregators and process rewards (rewards/schemes/, groups A–C
 /// of spec/rewards.md). Defined in rewards/schemes/; call it beside register_builtin_rewards.
 void register_builtin_reward_schemes(RewardRegistry& reg);
+/// Registers the learned rewards that score at run time (rewards/models/, spec group D):
+/// reward_model and generative_yes. Defined in rewards/models/register.cpp; call it beside the two above.
+void register_builtin_reward_models(RewardRegistry& reg);
 
 }  // namespace keel::rewards

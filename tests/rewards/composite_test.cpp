@@ -105,6 +105,33 @@ const char* kTwoVerifiers = R"(reward:
       weight: 2.0
 )";
 
+TEST(CompositeReward, ScorerLimitsComeFromTheRewardSection) {
+  const RewardRegistry reg = test_registry();
+  auto c = build_composite_reward(read_section(R"(reward:
+  max_bytes: 9
+  max_stuck_workers: 3
+  fallback: -1
+  components:
+    - {scheme: math_answer, name: accuracy}
+)"), reg);
+  EXPECT_EQ(c->scorer().options().max_bytes, 9);
+  EXPECT_EQ(c->scorer().options().max_stuck_workers, 3);
+  const json g = json{{"answer", "4"}};
+  // "\boxed{4} " is 10 bytes > max_bytes 9: malformed, so the fallback -1 instead of 1; the
+  // 9-byte "\boxed{4}" is scored (1).
+  const RewardOutput out = c->score(testing::make_input({"\\boxed{4} ", "\\boxed{4}"}, {g, g}));
+  EXPECT_FLOAT_EQ(out.rewards[0].item<float>(), -1.0f);
+  EXPECT_FLOAT_EQ(out.rewards[1].item<float>(), 1.0f);
+  EXPECT_DOUBLE_EQ(out.metrics.at("scorer/malformed"), 1.0);
+  // Defaults when the keys are absent, and range checks.
+  auto d = build_composite_reward(read_section(kTwoVerifiers), reg);
+  EXPECT_EQ(d->scorer().options().max_bytes, int64_t{1} << 20);
+  EXPECT_EQ(d->scorer().options().max_stuck_workers, 64);
+  const std::string err = error_of([] { read_section("reward:\n  max_bytes: 0\n  max_stuck_workers: 0\n"); });
+  EXPECT_NE(err.find("reward.max_bytes: must be >= 1, got 0"), std::string::npos) << err;
+  EXPECT_NE(err.find("reward.max_stuck_workers: must be >= 1, got 0"), std::string::npos) << err;
+}
+
 TEST(CompositeReward, WeightedSumAndMetrics) {
   const RewardRegistry reg = test_registry();
   auto c = build_composite_reward(read_section(kTwoVerifiers), reg);

@@ -51,6 +51,9 @@ int run_cli(int argc, char** argv) {
   ConfigArgs sft;
   auto* sf = app.add_subcommand("sft", "supervised fine-tuning: keel train with learner.algorithm=sft (task gold responses or SFT JSONL)");
   add_config_args(sf, sft);
+  ConfigArgs train_rm;
+  auto* trm = app.add_subcommand("train-rm", "train a Bradley-Terry reward model on preference JSONL (learner.algorithm: rm)");
+  add_config_args(trm, train_rm);
 
   PrintConfigArgs print;
   auto* pc = app.add_subcommand("print-config", "print the fully resolved config");
@@ -112,6 +115,10 @@ int run_cli(int argc, char** argv) {
       sft.log_level = log_level;
       sft.overrides.push_back("learner.algorithm=sft");
       rc = run_train(sft, std::vector<std::string>(argv, argv + argc));
+    }
+    else if (*trm) {
+      train_rm.log_level = log_level;
+      rc = run_train_rm(train_rm, std::vector<std::string>(argv, argv + argc));
     }
     else if (*g) rc = run_generate(gen);
     else if (*lp) rc = run_logprobs(lpa);

@@ -41,6 +41,7 @@ const rewards::RewardRegistry& reward_registry() {
     rewards::RewardRegistry r("reward scheme");
     rewards::register_builtin_rewards(r);
     rewards::register_builtin_reward_schemes(r);
+    rewards::register_builtin_reward_models(r);
     return r;
   }();
   return reg;

@@ -32,6 +32,7 @@
 #include "trainer/cli/catalog.h"
 #include "trainer/cli/commands.h"
 #include "trainer/cli/system_info.h"
+#include "trainer/cli/train_common.h"
 #include "trainer/common/error.h"
 #include "trainer/common/fs.h"
 #include "trainer/common/log.h"
@@ -73,8 +74,7 @@ std::pair<std::unique_ptr<models::Tokenizer>, std::string> load_run_tokenizer(co
   if (!m.tokenizer.empty()) return {models::load_tokenizer(m.tokenizer), stdfs::path(m.tokenizer).parent_path().string()};
   if (!m.path.empty()) return {models::load_tokenizer(m.path), m.path};
   const auto dir = run_dir / "tokenizer";
-  const auto model_file = dir / "tokenizer.model";
-  if (!stdfs::exists(model_file)) {
+  if (!stdfs::exists(dir / "tokenizer.model")) {
     std::vector<std::string> corpus;
     if (src.task()) {
       for (uint64_t i = 0; i < 4000; ++i) {
@@ -91,39 +91,10 @@ std::pair<std::unique_ptr<models::Tokenizer>, std::string> load_run_tokenizer(co
         corpus.push_back(std::move(text));
       }
     }
-    std::error_code ec;
-    stdfs::create_directories(dir, ec);
-    models::SentencePieceTrainOptions so;
-    so.hard_vocab_limit = false;
-    // Staged next to the final name, then renamed: a kill never leaves a half-written tokenizer.
-    const auto staged = models::train_sentencepiece(corpus, 64, (dir / "staging").string(), so);
-    stdfs::rename(staged, model_file);
-    stdfs::remove(dir / "staging.vocab", ec);
-    log::info("trained a SentencePiece tokenizer on the training data's text: {}", model_file.string());
+    train_run_tokenizer(corpus, run_dir);
   }
+  const auto model_file = dir / "tokenizer.model";
   return {models::load_tokenizer(model_file.string()), dir.string()};
-}
-
-/// A random-init config from model.init sized to the tokenizer.
-models::ModelConfig init_config(const config::ModelSection& m, const models::Tokenizer& tok) {
-  models::ModelConfig c;
-  const auto& i = m.init;
-  c.model_type = i.family;
-  c.hidden_size = i.hidden_size;
-  c.num_hidden_layers = i.num_layers;
-  c.num_attention_heads = i.num_heads;
-  c.num_key_value_heads = i.num_kv_heads;
-  c.head_dim = i.hidden_size / i.num_heads;
-  c.intermediate_size = i.intermediate_size;
-  c.vocab_size = tok.vocab_size();
-  c.max_position_embeddings = i.max_position_embeddings;
-  c.rope_theta = i.rope_theta;
-  c.rms_norm_eps = 1e-6;
-  c.tie_word_embeddings = i.tie_word_embeddings;
-  if (tok.eos_id() != models::kNoToken) c.eos_token_ids = {tok.eos_id()};
-  if (tok.bos_id() != models::kNoToken) c.bos_token_id = tok.bos_id();
-  if (i.family == "qwen2") c.attention_bias = true;
-  return c;
 }
 
 /// Teacher-forced log-probs of the batch's responses under `model`, micro-batched, no grad.
@@ -245,29 +216,13 @@ std::string data_format(const config::RunConfig& cfg) {
   return "prompts";
 }
 
-/// AdamW over `params` from the optim section at learning rate `lr`, with the optimizer state
-/// saved in `state_file` when given.
-std::unique_ptr<torch::optim::AdamW> make_optimizer(const std::vector<at::Tensor>& params, double lr,
-                                                    const config::OptimSection& o,
-                                                    const std::optional<stdfs::path>& state_file) {
-  auto opt = std::make_unique<torch::optim::AdamW>(
-      params,
-      torch::optim::AdamWOptions(lr).betas({o.adam_beta1, o.adam_beta2}).eps(o.adam_eps).weight_decay(o.weight_decay));
-  if (state_file) {
-    torch::serialize::InputArchive ar;
-    ar.load_from(state_file->string());
-    opt->load(ar);
-  }
-  return opt;
-}
-
 /// The optimizers of the policy (and a separate critic), from a checkpoint directory when given.
 void make_optimizers(Components& c, const std::optional<stdfs::path>& checkpoint) {
   const auto& o = c.cfg.optim;
-  c.optimizer = make_optimizer(c.policy->parameters(), o.lr, o,
+  c.optimizer = make_adamw(c.policy->parameters(), o.lr, o,
                                checkpoint ? std::optional(*checkpoint / "optimizer.pt") : std::nullopt);
   if (c.critic)
-    c.critic_optimizer = make_optimizer(c.critic->parameters(), c.cfg.critic.lr, o,
+    c.critic_optimizer = make_adamw(c.critic->parameters(), c.cfg.critic.lr, o,
                                         checkpoint ? std::optional(*checkpoint / "critic_optimizer.pt") : std::nullopt);
 }
 

@@ -28,6 +28,9 @@ int run_validate(const ConfigArgs& a);
 /// keel train: the main job. `argv` is recorded in the run directory.
 int run_train(const ConfigArgs& a, const std::vector<std::string>& argv);
 
+/// keel train-rm: Bradley–Terry reward-model training on preference JSONL (cmd_train_rm.cpp).
+int run_train_rm(const ConfigArgs& a, const std::vector<std::string>& argv);
+
 struct PrintConfigArgs {
   ConfigArgs cfg;
   bool reference = false;               ///< print configs/reference.yaml instead

@@ -190,6 +190,7 @@ void read_run_config(Reader& r, RunConfig& c, const KnownNames& known) {
   r.section("dpo", "DPO family", [&](Reader& s) { read_dpo(s, c.dpo, known); });
   r.section("critic", "PPO critic", [&](Reader& s) { read_critic(s, c.critic); });
   r.section("reward", "reward composition and scorer", [&](Reader& s) { read_reward(s, c.reward, known); });
+  r.section("rm", "reward-model training (keel train-rm)", [&](Reader& s) { read_rm(s, c.rm); });
   r.section("eval", "held-out evaluation", [&](Reader& s) { read_eval(s, c.eval); });
   r.section("checkpoint", "checkpointing", [&](Reader& s) { read_checkpoint(s, c.checkpoint); });
   r.section("metrics", "metrics outputs", [&](Reader& s) { read_metrics(s, c.metrics); });

@@ -12,6 +12,7 @@
 #include "trainer/config/credit_config.h"
 #include "trainer/config/reader.h"
 #include "trainer/config/reward_config.h"
+#include "trainer/config/rm_config.h"
 
 namespace keel::config {
 
@@ -140,6 +141,7 @@ struct RunConfig {
   DpoSection dpo;
   CriticSection critic;
   RewardSection reward;
+  RmSection rm;                         // keel train-rm only
   EvalSection eval;
   CheckpointSection checkpoint;
   MetricsSection metrics;

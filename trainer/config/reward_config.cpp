@@ -27,6 +27,9 @@ void read_reward(Reader& r, RewardSection& c, const KnownNames& known) {
   r.field("fallback", c.fallback, "reward when a verifier times out, throws or meets malformed text");
   r.field("timeout_ms", c.timeout_ms, "per-sample deadline of rule-based scoring").gt(0);
   r.field("threads", c.threads, "scorer thread pool size; 0 = all cores").ge(0);
+  r.field("max_bytes", c.max_bytes, "responses longer than this many bytes are malformed (get the fallback)").ge(1);
+  r.field("max_stuck_workers", c.max_stuck_workers,
+          "verifier threads retired past the deadline before the scorer stops running verifiers").ge(1);
 }
 
 }  // namespace keel::config

@@ -2,6 +2,7 @@
 // each keeping its scheme-specific parameters as a raw tree for the scheme's own reader.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -25,6 +26,8 @@ struct RewardSection {
   double fallback = 0.0;                   // reward when a verifier times out / throws
   double timeout_ms = 2000;                // per-sample deadline of rule-based scoring
   int threads = 0;                         // scorer thread pool; 0 = cores
+  int64_t max_bytes = int64_t{1} << 20;    // longer responses are malformed (fallback reward)
+  int64_t max_stuck_workers = 64;          // retired (stuck) verifier threads before the scorer stops
 };
 
 void read_reward(Reader& r, RewardSection& c, const KnownNames& known);

@@ -117,6 +117,8 @@ Loaded<PreferenceRecord> load_preferences(const std::string& path, const JsonlOp
     read_prompt(o, opt, r.prompt, r.messages);
     r.chosen = string_field(o, "chosen");
     r.rejected = string_field(o, "rejected");
+    for (const auto& [k, v] : o.items())
+      if (k != opt.prompt_key && k != "messages" && k != "chosen" && k != "rejected") r.meta[k] = v.dump();
     return r;
   });
 }

@@ -60,6 +60,7 @@ PromptRecord as_prompt(const PreferenceRecord& p) {
   r.id = p.id;
   r.prompt = p.prompt;
   r.messages = p.messages;
+  r.meta = p.meta;
   r.meta["chosen"] = nlohmann::json(p.chosen).dump();
   r.meta["rejected"] = nlohmann::json(p.rejected).dump();
   return r;

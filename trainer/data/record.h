@@ -28,6 +28,7 @@ struct PreferenceRecord {
   std::vector<Message> messages;            ///< chat form of the prompt
   std::string chosen;
   std::string rejected;
+  std::map<std::string, std::string> meta;  ///< every other field, as JSON text (e.g. a "margin")
 };
 
 struct SftRecord {

@@ -45,7 +45,9 @@ class ConfigsRunSlow : public ::testing::TestWithParam<std::string> {};
 TEST_P(ConfigsRunSlow, TwoSteps) {
   ScratchDir dir("cfgrun");
   const std::string cfg = GetParam();
-  const auto r = run_keel("train " + cfg + " run.total_steps=2 run.threads=1 eval.num_prompts=4 run.output_dir=" +
+  // Reward-model configs run through keel train-rm (their checkpoints hold model/, not policy/).
+  const bool rm = fs::read_file(stdfs::path(KEEL_SOURCE_DIR) / cfg).find("algorithm: rm") != std::string::npos;
+  const auto r = run_keel(std::string(rm ? "train-rm " : "train ") + cfg + " run.total_steps=2 run.threads=1 eval.num_prompts=4 run.output_dir=" +
                               dir.path().string() + " run.name=x",
                           KEEL_SOURCE_DIR);
   ASSERT_EQ(r.exit_code, 0) << cfg << "\n" << r.out;
@@ -55,7 +57,8 @@ TEST_P(ConfigsRunSlow, TwoSteps) {
     for (const auto& [k, v] : line.items())
       if (v.is_number_float()) EXPECT_TRUE(std::isfinite(v.get<double>())) << cfg << ": " << k;
   }
-  EXPECT_TRUE(stdfs::exists(dir.path() / "x" / "checkpoints" / "step-00000002" / "policy" / "config.json")) << r.out;
+  EXPECT_TRUE(stdfs::exists(dir.path() / "x" / "checkpoints" / "step-00000002" / (rm ? "model" : "policy") / "config.json"))
+      << r.out;
 }
 
 INSTANTIATE_TEST_SUITE_P(Configs, ConfigsRunSlow, ::testing::ValuesIn(runnable_configs()),

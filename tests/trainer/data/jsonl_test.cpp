@@ -107,6 +107,16 @@ TEST_F(Jsonl, PreferencesAndSft) {
             "true to skip and count bad lines)");
 }
 
+TEST_F(Jsonl, PreferenceExtraKeysLandInMeta) {
+  auto p = write("{\"prompt\": \"q\", \"chosen\": \"good\", \"rejected\": \"bad\", \"margin\": 0.5, \"src\": \"hh\"}\n");
+  const auto prefs = load_preferences(p);
+  ASSERT_EQ(prefs.records.size(), 1u);
+  const auto& meta = prefs.records[0].meta;
+  EXPECT_EQ(meta.size(), 2u);
+  EXPECT_EQ(meta.at("margin"), "0.5");
+  EXPECT_EQ(meta.at("src"), "\"hh\"");
+}
+
 TEST_F(Jsonl, MissingFileIsAnError) {
   path_ = "/nonexistent/data.jsonl";
   EXPECT_EQ(error_of([&] { load_prompts(path_); }), ": cannot open data file (does it exist and is it readable?)");

@@ -1,0 +1,65 @@
+#include "trainer/cli/train_common.h"
+
+#include <torch/torch.h>
+
+#include "models/tokenizer.h"
+#include "models/tokenizer_sentencepiece.h"
+#include "trainer/common/log.h"
+
+namespace keel::cli {
+
+namespace stdfs = std::filesystem;
+
+models::ModelConfig init_config(const config::ModelSection& m, const models::Tokenizer& tok) {
+  models::ModelConfig c;
+  const auto& i = m.init;
+  c.model_type = i.family;
+  c.hidden_size = i.hidden_size;
+  c.num_hidden_layers = i.num_layers;
+  c.num_attention_heads = i.num_heads;
+  c.num_key_value_heads = i.num_kv_heads;
+  c.head_dim = i.hidden_size / i.num_heads;
+  c.intermediate_size = i.intermediate_size;
+  c.vocab_size = tok.vocab_size();
+  c.max_position_embeddings = i.max_position_embeddings;
+  c.rope_theta = i.rope_theta;
+  c.rms_norm_eps = 1e-6;
+  c.tie_word_embeddings = i.tie_word_embeddings;
+  if (tok.eos_id() != models::kNoToken) c.eos_token_ids = {tok.eos_id()};
+  if (tok.bos_id() != models::kNoToken) c.bos_token_id = tok.bos_id();
+  if (tok.pad_id() != models::kNoToken) c.pad_token_id = tok.pad_id();
+  else if (tok.eos_id() != models::kNoToken) c.pad_token_id = tok.eos_id();
+  if (i.family == "qwen2") c.attention_bias = true;
+  return c;
+}
+
+std::unique_ptr<torch::optim::AdamW> make_adamw(const std::vector<at::Tensor>& params, double lr,
+                                                const config::OptimSection& o,
+                                                const std::optional<stdfs::path>& state_file) {
+  auto opt = std::make_unique<torch::optim::AdamW>(
+      params,
+      torch::optim::AdamWOptions(lr).betas({o.adam_beta1, o.adam_beta2}).eps(o.adam_eps).weight_decay(o.weight_decay));
+  if (state_file) {
+    torch::serialize::InputArchive ar;
+    ar.load_from(state_file->string());
+    opt->load(ar);
+  }
+  return opt;
+}
+
+stdfs::path train_run_tokenizer(const std::vector<std::string>& corpus, const stdfs::path& run_dir) {
+  const auto dir = run_dir / "tokenizer";
+  const auto model_file = dir / "tokenizer.model";
+  if (stdfs::exists(model_file)) return model_file;
+  std::error_code ec;
+  stdfs::create_directories(dir, ec);
+  models::SentencePieceTrainOptions so;
+  so.hard_vocab_limit = false;
+  const auto staged = models::train_sentencepiece(corpus, 64, (dir / "staging").string(), so);
+  stdfs::rename(staged, model_file);
+  stdfs::remove(dir / "staging.vocab", ec);
+  log::info("trained a SentencePiece tokenizer on the training data's text: {}", model_file.string());
+  return model_file;
+}
+
+}  // namespace keel::cli

@@ -1,0 +1,42 @@
+// Pieces `keel train` and `keel train-rm` share: a random-init model config from model.init, AdamW
+// from the optim section (with a checkpoint's state), and the run tokenizer trained on the training
+// text when a randomly initialised model has none.
+// Deliberately not here: the learners' loops.
+#pragma once
+
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <ATen/core/Tensor.h>
+
+#include "models/model_config.h"
+#include "trainer/config/config.h"
+
+namespace torch::optim {
+class AdamW;
+}
+namespace keel::models {
+class Tokenizer;
+}
+
+namespace keel::cli {
+
+/// A random-init config from model.init sized to the tokenizer (EOS / BOS / PAD ids from it;
+/// [interp] without a PAD token the EOS stands in, as HF's sequence classifiers need one).
+models::ModelConfig init_config(const config::ModelSection& m, const models::Tokenizer& tok);
+
+/// AdamW over `params` at learning rate `lr` with the optim section's betas / eps / weight decay,
+/// loading the optimizer state saved in `state_file` when given.
+std::unique_ptr<torch::optim::AdamW> make_adamw(const std::vector<at::Tensor>& params, double lr,
+                                                const config::OptimSection& o,
+                                                const std::optional<std::filesystem::path>& state_file);
+
+/// <run_dir>/tokenizer/tokenizer.model: trained on `corpus` (64 pieces, SentencePiece) unless it
+/// exists already (a resumed run keeps its tokenizer). Staged and renamed: a kill never leaves a
+/// half-written tokenizer. Returns the model file.
+std::filesystem::path train_run_tokenizer(const std::vector<std::string>& corpus, const std::filesystem::path& run_dir);
+
+}  // namespace keel::cli
