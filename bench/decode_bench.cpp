@@ -16,7 +16,7 @@
 // output says when a figure is sampled this way.
 //
 //   decode_bench [--threads 2] [--batches 1,32] [--new 256] [--prompt 16] [--layers 8]
-//                [--hidden 512] [--vocab 8000] [--stride-b1 1] [--stride 8] [--reps 1]
+//                [--hidden 512] [--vocab 8000] [--stride-b1 8] [--stride 64] [--reps 1]
 // Prints one "RESULT key value" line per figure (scripts/bench_models.sh parses them) plus a
 // readable summary. Not a test: it asserts nothing.
 #include <torch/torch.h>
@@ -45,8 +45,8 @@ struct Args {
   int64_t layers = 8;
   int64_t hidden = 512;
   int64_t vocab = 8000;
-  int64_t stride_b1 = 1;  // recompute stride at batch 1 (1 = every step measured)
-  int64_t stride = 8;     // recompute stride at larger batches
+  int64_t stride_b1 = 8;  // recompute stride at batch 1 (1 = every step measured)
+  int64_t stride = 64;    // recompute stride at larger batches
   int reps = 1;           // repetitions of the cached run (median reported)
 };
 

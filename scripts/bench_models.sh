@@ -11,7 +11,7 @@
 # get the same thread count: OMP_NUM_THREADS = OPENBLAS_NUM_THREADS = THREADS and --threads.
 #
 #   scripts/bench_models.sh                      # RUNS=3 THREADS=2
-#   RUNS=5 TRAIN_ARGS="--warmup 2 --steps 5" DECODE_ARGS="--stride-b1 1 --stride 8" scripts/bench_models.sh
+#   RUNS=5 TRAIN_ARGS="--warmup 2 --steps 5" DECODE_ARGS="--stride-b1 1 --stride 1" scripts/bench_models.sh
 # Needs /usr/bin/python3 with python3-torch (apt install python3-torch). Logs: $OUT_DIR (default a temp dir).
 set -euo pipefail
 cd "$(dirname "$0")/.."
