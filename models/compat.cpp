@@ -18,32 +18,20 @@
 #endif
 
 namespace keel::compat {
+
+SingleThreadedBlas::SingleThreadedBlas(bool enable) {
+  static const auto set = reinterpret_cast<void (*)(int)>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"));
+  static const auto get = reinterpret_cast<int (*)()>(dlsym(RTLD_DEFAULT, "openblas_get_num_threads"));
+  if (!enable || set == nullptr || get == nullptr || at::in_parallel_region()) return;
+  prev_ = get();
+  if (prev_ > 1) set_ = set, set(1);
+}
+
+SingleThreadedBlas::~SingleThreadedBlas() {
+  if (set_ != nullptr) set_(prev_);
+}
+
 namespace {
-
-// OpenBLAS (pthread build) hands every sgemm to its own thread pool; a stream of small sgemms,
-// or sgemms issued from several threads at once, then mostly waits on that pool. While alive,
-// this makes OpenBLAS run each call in the calling thread (no-op for other BLAS libraries, or
-// when ATen itself runs single-threaded, i.e. there is no other parallelism to use).
-// The setting is process-wide: keel runs its math from one thread at a time.
-class SingleThreadedBlas {
- public:
-  SingleThreadedBlas() {
-    static const auto set = reinterpret_cast<void (*)(int)>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"));
-    static const auto get = reinterpret_cast<int (*)()>(dlsym(RTLD_DEFAULT, "openblas_get_num_threads"));
-    if (set == nullptr || get == nullptr || at::get_num_threads() <= 1 || at::in_parallel_region()) return;
-    prev_ = get();
-    if (prev_ > 1) set_ = set, set(1);
-  }
-  ~SingleThreadedBlas() {
-    if (set_ != nullptr) set_(prev_);
-  }
-  SingleThreadedBlas(const SingleThreadedBlas&) = delete;
-  SingleThreadedBlas& operator=(const SingleThreadedBlas&) = delete;
-
- private:
-  void (*set_)(int) = nullptr;
-  int prev_ = 0;
-};
 
 /// out[i] = alpha * a[i] @ b[i] (+ out[i] if accumulate) for i over dim 0, the batch split across
 /// ATen's intra-op threads. out [N, M, P] contiguous; a [N, M, K], b [N, K, P] (any strides with a

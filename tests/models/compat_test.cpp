@@ -5,6 +5,8 @@
 // intra-op threads.
 #include "models/compat.h"
 
+#include <dlfcn.h>
+
 #include <cmath>
 #include <limits>
 
@@ -33,9 +35,9 @@ at::Tensor slow_attention(const at::Tensor& q, const at::Tensor& k, const at::Te
 
 TEST(Compat, AttentionMatchesSlowLoopWithGradients) {
   const int prev_threads = at::get_num_threads();
-  for (int seed = 0; seed < 64; ++seed) {
+  for (int seed = 0; seed < 50; ++seed) {
     SCOPED_TRACE("seed " + std::to_string(seed));
-    at::set_num_threads(seed % 2 == 0 ? 1 : 2);
+    at::set_num_threads(seed % 5 == 1 ? 2 : 1);  // 10 seeds (every mode) exercise the thread split
     torch::manual_seed(seed);
     const int64_t b = 1 + seed % 3, h = 1 + (seed / 3) % 4, t = 1 + (seed * 7) % 7;
     const int mode = seed % 4;  // 0 causal, 1 mask [B, 1, T, S], 2 none, 3 mask [T, S]
@@ -94,6 +96,31 @@ TEST(Compat, AttentionNoGradDecodeStep) {
   EXPECT_FALSE(out.requires_grad());
   auto ref = slow_attention(q, k, v, mask.expand({2, 4, 1, 6}), 0.3);
   EXPECT_TRUE(torch::allclose(out, ref, 1e-5, 1e-6));
+}
+
+// The guard sets OpenBLAS to one thread while alive and restores the previous count, nesting
+// included; disabled it changes nothing. (Skipped where the BLAS is not OpenBLAS.)
+TEST(Compat, SingleThreadedBlasRestoresThreadCount) {
+  const auto get = reinterpret_cast<int (*)()>(dlsym(RTLD_DEFAULT, "openblas_get_num_threads"));
+  const auto set = reinterpret_cast<void (*)(int)>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"));
+  if (get == nullptr || set == nullptr) GTEST_SKIP() << "BLAS is not OpenBLAS";
+  const int before = get();
+  set(2);
+  {
+    SingleThreadedBlas outer;
+    EXPECT_EQ(get(), 1);
+    {
+      SingleThreadedBlas inner;
+      EXPECT_EQ(get(), 1);
+    }
+    EXPECT_EQ(get(), 1);  // the inner guard found 1 and leaves it
+  }
+  EXPECT_EQ(get(), 2);
+  {
+    SingleThreadedBlas off(/*enable=*/false);
+    EXPECT_EQ(get(), 2);
+  }
+  set(before);
 }
 
 }  // namespace
