@@ -8,6 +8,7 @@
 
 #include <dlfcn.h>
 
+#include <algorithm>
 #include <limits>
 
 #include <ATen/Parallel.h>
@@ -31,6 +32,17 @@ SingleThreadedBlas::~SingleThreadedBlas() {
   if (set_ != nullptr) set_(prev_);
 }
 
+SingleThreaded::SingleThreaded(bool enable) : blas_(enable) {
+  if (!enable || at::in_parallel_region()) return;
+  prev_ = at::get_num_threads();
+  if (prev_ > 1) at::set_num_threads(1);
+  else prev_ = 0;
+}
+
+SingleThreaded::~SingleThreaded() {
+  if (prev_ > 1) at::set_num_threads(prev_);
+}
+
 namespace {
 
 /// out[i] = alpha * a[i] @ b[i] (+ out[i] if accumulate) for i over dim 0, the batch split across
@@ -38,7 +50,11 @@ namespace {
 /// unit stride in the last two dims, e.g. transposed views). No autograd: tensors must be detached.
 void batched_gemm(at::Tensor& out, const at::Tensor& a, const at::Tensor& b, double alpha, bool accumulate) {
   SingleThreadedBlas blas;
-  at::parallel_for(0, a.size(0), 1, [&](int64_t begin, int64_t end) {
+  // Chunks of >= ~1M multiply-adds: a decode step's tiny products stay in this thread (a parallel
+  // region costs more than they do, and much more on a loaded machine).
+  const int64_t macs = std::max<int64_t>(1, a.size(1) * a.size(2) * b.size(2));
+  const int64_t grain = std::max<int64_t>(1, (int64_t{1} << 20) / macs);
+  at::parallel_for(0, a.size(0), grain, [&](int64_t begin, int64_t end) {
     c10::AutoGradMode no_grad(false);  // thread-local: worker threads start with grad mode on
     auto o = out.narrow(0, begin, end - begin);
     const auto ai = a.narrow(0, begin, end - begin), bi = b.narrow(0, begin, end - begin);

@@ -51,6 +51,20 @@ class SingleThreadedBlas {
   int prev_ = 0;
 };
 
+/// SingleThreadedBlas plus ATen's intra-op threads set to 1 while alive: for work so small (a
+/// decode step) that any fork/join costs more than it saves. Same caveats as above.
+class SingleThreaded {
+ public:
+  explicit SingleThreaded(bool enable = true);
+  ~SingleThreaded();
+  SingleThreaded(const SingleThreaded&) = delete;
+  SingleThreaded& operator=(const SingleThreaded&) = delete;
+
+ private:
+  SingleThreadedBlas blas_;
+  int prev_ = 0;
+};
+
 /// Whether this LibTorch was built with CUDA and a device is present.
 bool cuda_available();
 /// Number of visible CUDA devices (0 on CPU builds).
