@@ -123,5 +123,21 @@ TEST(Compat, SingleThreadedBlasRestoresThreadCount) {
   set(before);
 }
 
+// SingleThreaded also drops ATen's intra-op threads to 1 and restores them.
+TEST(Compat, SingleThreadedRestoresAtenThreads) {
+  const int before = at::get_num_threads();
+  at::set_num_threads(2);
+  {
+    SingleThreaded serial;
+    EXPECT_EQ(at::get_num_threads(), 1);
+  }
+  EXPECT_EQ(at::get_num_threads(), 2);
+  {
+    SingleThreaded off(/*enable=*/false);
+    EXPECT_EQ(at::get_num_threads(), 2);
+  }
+  at::set_num_threads(before);
+}
+
 }  // namespace
 }  // namespace keel::compat
