@@ -1,6 +1,17 @@
 // See compat.h: the LibTorch 1.13 / 2.x switches, compiled in one translation unit.
+// Before 2.1 attention is explicit softmax(QK^T)V; in fp32 it runs as a hand-written autograd
+// Function (ExplicitAttention below) whose batched matmuls are spread over ATen's intra-op
+// threads with a single-threaded BLAS each, instead of at::bmm's serial loop of small multi-
+// threaded sgemms (measured 3-4x faster for [64 x 256 x 64] x [64 x 64 x 256] on the 2-core
+// machine with OpenBLAS-pthread; see bench/train_step_bench.cpp).
 #include "models/compat.h"
 
+#include <dlfcn.h>
+
+#include <algorithm>
+#include <limits>
+
+#include <ATen/Parallel.h>
 #include <torch/torch.h>
 
 #if defined(KEEL_WITH_CUDA)
@@ -9,6 +20,115 @@
 
 namespace keel::compat {
 
+SingleThreadedBlas::SingleThreadedBlas(bool enable) {
+  static const auto set = reinterpret_cast<void (*)(int)>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"));
+  static const auto get = reinterpret_cast<int (*)()>(dlsym(RTLD_DEFAULT, "openblas_get_num_threads"));
+  if (!enable || set == nullptr || get == nullptr || at::in_parallel_region()) return;
+  prev_ = get();
+  if (prev_ > 1) set_ = set, set(1);
+}
+
+SingleThreadedBlas::~SingleThreadedBlas() {
+  if (set_ != nullptr) set_(prev_);
+}
+
+SingleThreaded::SingleThreaded(bool enable) : blas_(enable) {
+  if (!enable || at::in_parallel_region()) return;
+  prev_ = at::get_num_threads();
+  if (prev_ > 1) at::set_num_threads(1);
+  else prev_ = 0;
+}
+
+SingleThreaded::~SingleThreaded() {
+  if (prev_ > 1) at::set_num_threads(prev_);
+}
+
+namespace {
+
+/// out[i] = alpha * a[i] @ b[i] (+ out[i] if accumulate) for i over dim 0, the batch split across
+/// ATen's intra-op threads. out [N, M, P] contiguous; a [N, M, K], b [N, K, P] (any strides with a
+/// unit stride in the last two dims, e.g. transposed views). No autograd: tensors must be detached.
+void batched_gemm(at::Tensor& out, const at::Tensor& a, const at::Tensor& b, double alpha, bool accumulate) {
+  SingleThreadedBlas blas;
+  // Chunks of >= ~1M multiply-adds: a decode step's tiny products stay in this thread (a parallel
+  // region costs more than they do, and much more on a loaded machine).
+  const int64_t macs = std::max<int64_t>(1, a.size(1) * a.size(2) * b.size(2));
+  const int64_t grain = std::max<int64_t>(1, (int64_t{1} << 20) / macs);
+  at::parallel_for(0, a.size(0), grain, [&](int64_t begin, int64_t end) {
+    c10::AutoGradMode no_grad(false);  // thread-local: worker threads start with grad mode on
+    auto o = out.narrow(0, begin, end - begin);
+    const auto ai = a.narrow(0, begin, end - begin), bi = b.narrow(0, begin, end - begin);
+    if (accumulate) {
+      o.baddbmm_(ai, bi, /*beta=*/1.0, /*alpha=*/alpha);
+    } else {
+      at::bmm_out(o, ai, bi);
+      if (alpha != 1.0) o.mul_(alpha);
+    }
+  });
+}
+
+/// softmax(scale * q k^T + mask) v for fp32 q [B, H, T, D], k, v [B, H, S, D]; mask additive,
+/// broadcastable to [B, H, T, S], or an empty placeholder (1.13's Function::apply rejects
+/// undefined tensors) meaning causal (key j visible to query i iff j <= i + S - T) or nothing.
+/// Backward: dV = P^T dO, dP = dO V^T, dS = P * (dP - rowsum(dP * P)), dQ = scale dS K,
+/// dK = scale dS^T Q. Saves P [B*H, T, S] like the autograd graph of the explicit formula would.
+struct ExplicitAttention : public torch::autograd::Function<ExplicitAttention> {
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, at::Tensor q, at::Tensor k, at::Tensor v,
+                            at::Tensor mask, bool is_causal, double scale) {
+    const int64_t b = q.size(0), h = q.size(1), t = q.size(2), d = q.size(3), s = k.size(2);
+    auto q3 = q.detach().reshape({b * h, t, d});
+    auto k3 = k.detach().reshape({b * h, s, d});
+    auto v3 = v.detach().reshape({b * h, s, v.size(3)});
+    at::Tensor bias;  // additive, broadcastable to [B, H, T, S]
+    if (mask.numel() > 0) {
+      bias = mask.detach().to(at::kFloat);
+    } else if (is_causal) {
+      auto blocked = torch::ones({t, s}, q.options().dtype(torch::kBool)).tril(s - t).logical_not();
+      bias = torch::zeros({t, s}, q.options()).masked_fill_(blocked, -std::numeric_limits<float>::infinity());
+    }
+    at::Tensor scores;  // [B*H, T, S]
+    if (bias.defined()) {
+      scores = bias.expand({b, h, t, s}).contiguous().view({b * h, t, s});
+      batched_gemm(scores, q3, k3.transpose(1, 2), scale, /*accumulate=*/true);
+    } else {
+      scores = torch::empty({b * h, t, s}, q.options());
+      batched_gemm(scores, q3, k3.transpose(1, 2), scale, /*accumulate=*/false);
+    }
+    auto probs = at::_softmax(scores, -1, /*half_to_float=*/false);  // [B*H, T, S]
+    scores = at::Tensor();
+    auto out = torch::empty({b * h, t, v.size(3)}, q.options());
+    batched_gemm(out, probs, v3, 1.0, /*accumulate=*/false);
+    ctx->save_for_backward({q3, k3, v3, probs});
+    ctx->saved_data["scale"] = scale;
+    return out.view({b, h, t, v.size(3)});
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grad_out) {
+    const auto saved = ctx->get_saved_variables();
+    const auto &q3 = saved[0], &k3 = saved[1], &v3 = saved[2], &probs = saved[3];
+    const double scale = ctx->saved_data["scale"].toDouble();
+    const auto& g = grad_out[0];  // [B, H, T, Dv]
+    const int64_t b = g.size(0), h = g.size(1), t = g.size(2), dv = g.size(3);
+    const int64_t s = k3.size(1), d = q3.size(2);
+    auto go = g.reshape({b * h, t, dv});
+    auto dv3 = torch::empty({b * h, s, dv}, go.options());
+    batched_gemm(dv3, probs.transpose(1, 2), go, 1.0, false);
+    auto dp = torch::empty({b * h, t, s}, go.options());
+    batched_gemm(dp, go, v3.transpose(1, 2), 1.0, false);
+    auto ds = at::_softmax_backward_data(dp, probs, -1, at::kFloat);  // [B*H, T, S]
+    dp = at::Tensor();
+    auto dq = torch::empty({b * h, t, d}, go.options());
+    batched_gemm(dq, ds, k3, scale, false);
+    auto dk = torch::empty({b * h, s, d}, go.options());
+    batched_gemm(dk, ds.transpose(1, 2), q3, scale, false);
+    return {dq.view({b, h, t, d}), dk.view({b, h, s, d}), dv3.view({b, h, s, dv}), at::Tensor(), at::Tensor(),
+            at::Tensor()};
+  }
+};
+
+}  // namespace
+
 at::Tensor scaled_dot_product_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                                         const at::Tensor& attn_mask, bool is_causal, double scale) {
 #if KEEL_TORCH_AT_LEAST(2, 1)
@@ -16,7 +136,12 @@ at::Tensor scaled_dot_product_attention(const at::Tensor& q, const at::Tensor& k
   return at::scaled_dot_product_attention(q, k, v, attn_mask.defined() ? c10::optional<at::Tensor>(attn_mask) : c10::nullopt,
                                           /*dropout_p=*/0.0, /*is_causal=*/is_causal && !attn_mask.defined(), scale);
 #else
-  // 1.13: explicit attention in the input dtype with an fp32 softmax.
+  if (q.scalar_type() == at::kFloat && k.scalar_type() == at::kFloat && v.scalar_type() == at::kFloat &&
+      q.device().is_cpu() && q.dim() == 4 && k.dim() == 4 && v.dim() == 4) {
+    const at::Tensor mask_arg = attn_mask.defined() ? attn_mask : torch::empty({0}, q.options());
+    return ExplicitAttention::apply(q, k, v, mask_arg, is_causal && !attn_mask.defined(), scale);
+  }
+  // Other dtypes / devices: explicit attention in the input dtype with an fp32 softmax.
   auto scores = torch::matmul(q, k.transpose(-2, -1)) * scale;  // [B, H, T, S]
   if (attn_mask.defined()) {
     scores = scores + attn_mask;

@@ -31,6 +31,40 @@ inline const char* torch_version() { return TORCH_VERSION; }
 at::Tensor scaled_dot_product_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                                         const at::Tensor& attn_mask, bool is_causal, double scale);
 
+/// While alive, OpenBLAS runs each call single-threaded in the calling thread (OpenBLAS-pthread
+/// otherwise hands every sgemm/sgemv to its own thread pool). For many small matmuls (a decode
+/// step: M = batch rows) that handoff dominates, and on a loaded machine each one waits for the
+/// worker to be scheduled: measured on the shared 2-core machine (load ~8), a [1, 512] x
+/// [512, 1376] matmul took 32 ms with 2 OpenBLAS threads vs 1.9 ms with 1, [32, 512] x [512, 1376]
+/// 32 ms vs 8.9 ms. No-op for other BLAS libraries, inside an ATen parallel region, or when
+/// `enable` is false.
+/// The setting is process-wide: keel does its math from one thread at a time.
+class SingleThreadedBlas {
+ public:
+  explicit SingleThreadedBlas(bool enable = true);
+  ~SingleThreadedBlas();
+  SingleThreadedBlas(const SingleThreadedBlas&) = delete;
+  SingleThreadedBlas& operator=(const SingleThreadedBlas&) = delete;
+
+ private:
+  void (*set_)(int) = nullptr;
+  int prev_ = 0;
+};
+
+/// SingleThreadedBlas plus ATen's intra-op threads set to 1 while alive: for work so small (a
+/// decode step) that any fork/join costs more than it saves. Same caveats as above.
+class SingleThreaded {
+ public:
+  explicit SingleThreaded(bool enable = true);
+  ~SingleThreaded();
+  SingleThreaded(const SingleThreaded&) = delete;
+  SingleThreaded& operator=(const SingleThreaded&) = delete;
+
+ private:
+  SingleThreadedBlas blas_;
+  int prev_ = 0;
+};
+
 /// Whether this LibTorch was built with CUDA and a device is present.
 bool cuda_available();
 /// Number of visible CUDA devices (0 on CPU builds).

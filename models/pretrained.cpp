@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "models/safetensors.h"
+#include "models/transformer_impl.h"
 #include "trainer/common/error.h"
 #include "trainer/common/fs.h"
 
@@ -23,6 +24,31 @@ bool any_ends_with(const std::vector<std::string>& v, const std::string& suffix)
   return false;
 }
 }  // namespace
+
+std::vector<std::vector<std::string>> plan_shards(const std::vector<std::string>& names_in_order,
+                                                  const std::vector<uint64_t>& bytes, uint64_t max_shard_bytes) {
+  TORCH_CHECK(names_in_order.size() == bytes.size(), "plan_shards: ", names_in_order.size(), " names but ",
+              bytes.size(), " sizes");
+  std::vector<std::vector<std::string>> shards;
+  std::vector<std::string> current;
+  uint64_t current_bytes = 0;
+  for (size_t i = 0; i < names_in_order.size(); ++i) {
+    const uint64_t n = bytes[i];
+    if (max_shard_bytes > 0 && n > max_shard_bytes) {  // too big for any shard: alone in its own
+      shards.push_back({names_in_order[i]});
+      continue;
+    }
+    if (max_shard_bytes > 0 && !current.empty() && current_bytes + n > max_shard_bytes) {
+      shards.push_back(std::move(current));
+      current.clear();
+      current_bytes = 0;
+    }
+    current.push_back(names_in_order[i]);
+    current_bytes += n;
+  }
+  if (!current.empty()) shards.push_back(std::move(current));
+  return shards;
+}
 
 const std::vector<std::string>& tokenizer_file_names() {
   static const std::vector<std::string> names = {
@@ -62,6 +88,53 @@ Transformer load_pretrained(const std::string& dir, const ModelRegistry& registr
   return model;
 }
 
+namespace {
+// model.safetensors, or HF-style shards + model.safetensors.index.json, into the staging dir `tmp`
+// (each file is itself written atomically; the whole directory is renamed into place afterwards).
+void write_weights(const Transformer& model, const std::map<std::string, at::Tensor>& tensors, const fs::path& tmp,
+                   uint64_t max_shard_bytes) {
+  const std::map<std::string, std::string> meta{{"format", "pt"}};
+  if (max_shard_bytes == 0) {
+    save_safetensors((tmp / "model.safetensors").string(), tensors, meta);
+    return;
+  }
+  // Module (registration) order, which is HF's state_dict order for this layout.
+  std::vector<std::string> names;
+  std::vector<uint64_t> bytes;
+  uint64_t total = 0;
+  for (const auto& item : model.impl()->named_parameters()) {
+    auto it = tensors.find(item.key());
+    if (it == tensors.end()) continue;  // e.g. a tied lm_head
+    names.push_back(item.key());
+    bytes.push_back(static_cast<uint64_t>(it->second.numel()) * it->second.element_size());
+    total += bytes.back();
+  }
+  TORCH_CHECK(names.size() == tensors.size(), "save_pretrained: ", tensors.size() - names.size(),
+              " state_dict tensors are not module parameters");
+  const auto shards = plan_shards(names, bytes, max_shard_bytes);
+  if (shards.size() == 1) {  // HF writes an unsharded checkpoint when everything fits
+    save_safetensors((tmp / "model.safetensors").string(), tensors, meta);
+    return;
+  }
+  nlohmann::ordered_json weight_map = nlohmann::ordered_json::object();
+  std::map<std::string, std::string> file_of;
+  for (size_t i = 0; i < shards.size(); ++i) {
+    const std::string file = fmt::format("model-{:05d}-of-{:05d}.safetensors", i + 1, shards.size());
+    std::map<std::string, at::Tensor> part;
+    for (const auto& n : shards[i]) {
+      part.emplace(n, tensors.at(n));
+      file_of[n] = file;
+    }
+    save_safetensors((tmp / file).string(), part, meta);
+  }
+  for (const auto& [n, file] : file_of) weight_map[n] = file;  // sorted by name, as HF's json.dumps(sort_keys=True)
+  nlohmann::ordered_json index = nlohmann::ordered_json::object();
+  index["metadata"] = {{"total_size", total}};
+  index["weight_map"] = weight_map;
+  keel::fs::write_file_atomic(tmp / "model.safetensors.index.json", index.dump(2) + "\n");
+}
+}  // namespace
+
 void save_pretrained(const Transformer& model, const std::string& dir, const SaveOptions& opts) {
   const fs::path target = fs::absolute(fs::path(dir)).lexically_normal();
   const fs::path parent = target.parent_path();
@@ -88,7 +161,7 @@ void save_pretrained(const Transformer& model, const std::string& dir, const Sav
       j["num_labels"] = 1;
       config_text = j.dump(2) + "\n";
     }
-    save_safetensors((tmp / "model.safetensors").string(), tensors, {{"format", "pt"}});
+    write_weights(model, tensors, tmp, opts.max_shard_bytes);
     keel::fs::write_file_atomic(tmp / "config.json", config_text);
     nlohmann::json gen = nlohmann::json::object();
     if (cfg.bos_token_id) gen["bos_token_id"] = *cfg.bos_token_id;

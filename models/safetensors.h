@@ -4,7 +4,8 @@
 // then the data buffer. Reads are memory-mapped and zero-copy where alignment allows; every
 // header field is checked against the file size before any byte of data is touched.
 // Sharded checkpoints are read through model.safetensors.index.json.
-// Deliberately not here: dtypes other than F32/F16/BF16 (a clear error), writing shards,
+// Deliberately not here: dtypes other than F32/F16/BF16 (a clear error), splitting into shards
+// (pretrained.cpp),
 // anything about models (see transformer.h for HF parameter names).
 #pragma once
 

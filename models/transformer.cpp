@@ -254,6 +254,13 @@ struct CheckpointedLayer : public torch::autograd::Function<CheckpointedLayer> {
 
 // ---- Transformer handle ------------------------------------------------------------------------
 
+namespace {
+// [interp] Forwards over at most this many tokens (B * T) run single-threaded (BLAS and ATen,
+// compat::SingleThreaded): a decode step of up to 32 sequences. Larger ones (prefill, training)
+// keep all threads, which pay off for big matmuls.
+constexpr int64_t kSmallForwardTokens = 32;
+}  // namespace
+
 Transformer::Transformer(const ModelConfig& cfg, const HeadOptions& heads)
     : cfg_(cfg), heads_(heads), impl_(std::make_shared<TransformerImpl>(cfg, heads)) {}
 
@@ -283,6 +290,8 @@ at::Tensor Transformer::forward_hidden(const at::Tensor& input_ids, const at::Te
     pos = torch::arange(past, s, torch::TensorOptions().dtype(torch::kLong).device(dev)).unsqueeze(0).expand({b, t});
   }
 
+  // Small forwards (decode steps) run single-threaded (BLAS and ATen); see compat.h.
+  const compat::SingleThreaded serial(dev.is_cpu() && b * t <= kSmallForwardTokens);
   auto& m = *impl_;
   auto x = m.model->embed_tokens(input_ids);  // [B, T, H]
   auto [cos, sin] = rope_cos_sin(m.inv_freq, pos);
@@ -315,6 +324,8 @@ at::Tensor Transformer::forward_hidden(const at::Tensor& input_ids, const at::Te
 }
 
 at::Tensor Transformer::lm_logits(const at::Tensor& hidden) const {
+  const compat::SingleThreaded serial(hidden.device().is_cpu() &&
+                                      hidden.numel() <= kSmallForwardTokens * cfg_.hidden_size);
   if (cfg_.tie_word_embeddings) return torch::linear(hidden, impl_->model->embed_tokens->weight);
   TORCH_CHECK(!impl_->lm_head.is_empty(), "lm_logits: this model was built without an LM head");
   return impl_->lm_head(hidden);

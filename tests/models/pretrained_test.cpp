@@ -1,10 +1,13 @@
 // Tests for models/pretrained: save -> load gives identical logits, dtype handling, tied
 // embeddings, tokenizer files, atomic overwrite, reward models from *ForSequenceClassification
-// checkpoints, critics from policy checkpoints, and load errors.
+// checkpoints, critics from policy checkpoints, load errors, and sharded saving (HF shard plan,
+// file names and index.json).
 #include "models/pretrained.h"
 
+#include <algorithm>
 #include <fstream>
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
@@ -216,6 +219,92 @@ TEST(Pretrained, LoadErrorsNameDirectoryAndTensor) {
   fs::create_directories(dir / "noweights");
   fs::copy_file(dir / "ok/config.json", dir / "noweights/config.json");
   expect_load_error(dir / "noweights", "no model.safetensors");
+}
+
+
+// plan_shards follows huggingface_hub's split_state_dict_into_shards: fill in order, cut before the
+// tensor that would overflow, and put a tensor larger than the limit alone in its own shard,
+// appended at once (before the shard being filled).
+TEST(Pretrained, PlanShardsFollowsHfSplitting) {
+  using Plan = std::vector<std::vector<std::string>>;
+  // limit 8: a(4) + b(4) = 8 fits exactly; c(4) would make 12 -> new shard.
+  EXPECT_EQ(plan_shards({"a", "b", "c"}, {4, 4, 4}, 8), (Plan{{"a", "b"}, {"c"}}));
+  // b(10) > 8 goes alone and first; a(3) + c(3) = 6 share the shard being filled.
+  EXPECT_EQ(plan_shards({"a", "b", "c"}, {3, 10, 3}, 8), (Plan{{"b"}, {"a", "c"}}));
+  // limit 0 = no sharding.
+  EXPECT_EQ(plan_shards({"a", "b"}, {100, 100}, 0), (Plan{{"a", "b"}}));
+  // Everything fits: one shard.
+  EXPECT_EQ(plan_shards({"a", "b"}, {1, 2}, 3), (Plan{{"a", "b"}}));
+  EXPECT_THROW(plan_shards({"a"}, {1, 2}, 3), c10::Error);
+}
+
+// Sharded save: HF file names and index, atomic staging, identical tensors after load.
+TEST(Pretrained, ShardedSaveRoundTrip) {
+  TempDir dir;
+  auto c = tiny_config("qwen2");  // with q/k/v biases
+  Transformer m(c);
+  randomize(m, 5);
+  const std::string out = dir / "sharded";
+  // Sizes (fp32): embed 50x32 = 6400 B, lm_head 6400 B, q/o 4096 B, k/v 2048 B, gate/up/down 6144 B,
+  // norms and biases <= 128 B; total = 4 * (params) bytes. An 8192-byte limit gives many shards.
+  const uint64_t limit = 8192;
+  save_pretrained(m, out, {.max_shard_bytes = limit});
+  EXPECT_FALSE(fs::exists(out + "/model.safetensors"));
+  const auto index = nlohmann::json::parse(read_text(out + "/model.safetensors.index.json"));
+  ASSERT_TRUE(index.contains("metadata") && index.contains("weight_map"));
+  const auto params = m.named_parameters();
+  uint64_t total = 0;
+  for (const auto& [name, p] : params) total += static_cast<uint64_t>(p.numel()) * 4;
+  EXPECT_EQ(index["metadata"]["total_size"].get<uint64_t>(), total);
+  EXPECT_EQ(index["metadata"].size(), 1u);
+  const auto& wm = index["weight_map"];
+  EXPECT_EQ(wm.size(), params.size());
+  // Files: model-0000i-of-0000N.safetensors, i = 1..N, each within the limit unless it holds a
+  // single oversized tensor, and each holding exactly the tensors the index names for it.
+  std::map<std::string, std::vector<std::string>> by_file;
+  for (const auto& [name, file] : wm.items()) by_file[file.get<std::string>()].push_back(name);
+  const size_t n = by_file.size();
+  ASSERT_GT(n, 3u);
+  for (size_t i = 1; i <= n; ++i) {
+    const std::string f = fmt::format("model-{:05d}-of-{:05d}.safetensors", i, n);
+    ASSERT_TRUE(by_file.count(f)) << f;
+    const auto shard = SafetensorsFile::open(out + "/" + f);
+    auto names = shard.names();
+    std::sort(names.begin(), names.end());
+    auto expected = by_file[f];
+    std::sort(expected.begin(), expected.end());
+    EXPECT_EQ(names, expected) << f;
+    uint64_t bytes = 0;
+    for (const auto& nm : names) bytes += shard.entry(nm).end - shard.entry(nm).begin;
+    EXPECT_TRUE(bytes <= limit || names.size() == 1) << f << " holds " << bytes << " bytes";
+  }
+  // Module order: the embedding is in the first shard, the last layer's tensors after layer 0's.
+  EXPECT_EQ(wm["model.embed_tokens.weight"], fmt::format("model-00001-of-{:05d}.safetensors", n));
+  EXPECT_LT(wm["model.layers.0.mlp.down_proj.weight"].get<std::string>(),
+            wm["model.layers.1.mlp.down_proj.weight"].get<std::string>());
+  // No staging directory or stray temp file left.
+  EXPECT_EQ(std::distance(fs::directory_iterator(dir.path()), {}), 1);
+  for (const auto& e : fs::directory_iterator(out)) EXPECT_NE(e.path().filename().string()[0], '.') << e.path();
+  // Load: identical tensors and logits.
+  auto loaded = load_pretrained(out, registry());
+  for (const auto& [name, p] : params) EXPECT_TRUE(torch::equal(loaded.named_parameters().at(name), p)) << name;
+  const auto ids = sample_ids(c.vocab_size);
+  {
+    torch::NoGradGuard g;
+    EXPECT_TRUE(torch::equal(loaded.forward(ids), m.forward(ids)));
+  }
+  // A large limit writes the usual single file; saving it over the sharded directory removes the shards.
+  save_pretrained(m, out, {.max_shard_bytes = total});
+  EXPECT_TRUE(fs::exists(out + "/model.safetensors"));
+  EXPECT_FALSE(fs::exists(out + "/model.safetensors.index.json"));
+  EXPECT_FALSE(fs::exists(out + fmt::format("/model-00001-of-{:05d}.safetensors", n)));
+  // bf16 halves every size and the total.
+  save_pretrained(m, dir / "bf16", {.dtype = at::kBFloat16, .max_shard_bytes = limit});
+  const auto index16 = nlohmann::json::parse(read_text(dir / "bf16/model.safetensors.index.json"));
+  EXPECT_EQ(index16["metadata"]["total_size"].get<uint64_t>(), total / 2);
+  auto loaded16 = load_pretrained(dir / "bf16", registry());
+  EXPECT_TRUE(torch::equal(loaded16.named_parameters().at("lm_head.weight"),
+                           params.at("lm_head.weight").to(at::kBFloat16).to(at::kFloat)));
 }
 
 }  // namespace
