@@ -14,6 +14,7 @@
 #include <chrono>
 #include <cmath>
 #include <deque>
+#include <functional>
 #include <iostream>
 
 #include <nlohmann/json.hpp>
@@ -60,9 +61,6 @@ namespace {
 namespace stdfs = std::filesystem;
 using metrics::Metrics;
 
-double seconds_since(std::chrono::steady_clock::time_point t0) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-}
 
 /// The tokenizer: model.tokenizer, else the model directory's, else (random init: the embedded
 /// default, tests) a small SentencePiece model trained on the training data's own text — the
@@ -97,35 +95,9 @@ std::pair<std::unique_ptr<models::Tokenizer>, std::string> load_run_tokenizer(co
   return {models::load_tokenizer(model_file.string()), dir.string()};
 }
 
-/// Teacher-forced log-probs of the batch's responses under `model`, micro-batched, no grad.
-at::Tensor batch_logprobs(models::Transformer& model, const rollout::RolloutBatch& b, int micro, double temperature) {
-  torch::NoGradGuard ng;
-  std::vector<at::Tensor> parts;
-  models::LogprobOptions lo;
-  lo.temperature = temperature;
-  for (int64_t s = 0; s < b.size(); s += micro) {
-    const int64_t e = std::min(b.size(), s + micro);
-    parts.push_back(models::sequence_logprobs(model, b.prompt_ids.slice(0, s, e), b.prompt_mask.slice(0, s, e),
-                                              b.response_ids.slice(0, s, e), b.response_mask.slice(0, s, e), lo)
-                        .logprobs.to(torch::kFloat));
-  }
-  return torch::cat(parts);
-}
-
-/// Critic values of the batch's response positions, micro-batched, no grad.
-at::Tensor batch_values(models::Transformer& critic, const rollout::RolloutBatch& b, int micro) {
-  torch::NoGradGuard ng;
-  std::vector<at::Tensor> parts;
-  models::LogprobOptions lo;
-  lo.values = true;
-  lo.logprobs = false;
-  for (int64_t s = 0; s < b.size(); s += micro) {
-    const int64_t e = std::min(b.size(), s + micro);
-    parts.push_back(models::sequence_logprobs(critic, b.prompt_ids.slice(0, s, e), b.prompt_mask.slice(0, s, e),
-                                              b.response_ids.slice(0, s, e), b.response_mask.slice(0, s, e), lo)
-                        .values);
-  }
-  return torch::cat(parts);
+/// The batch's sequences (for the no-grad passes: reference log-probs, critic values).
+learner::SequenceBatch sequences(const rollout::RolloutBatch& b) {
+  return {b.prompt_ids, b.prompt_mask, b.response_ids, b.response_mask};
 }
 
 /// RewardInput of a batch: texts, groups, lengths, and each record's answer + meta as JSON.
@@ -331,9 +303,6 @@ Metrics evaluate(Components& c) {
   return m;
 }
 
-/// Offline DPO: held-out pairs' implicit-reward accuracy, β·(ℓ_c − ℓ_c,ref) > β·(ℓ_r − ℓ_r,ref).
-Metrics evaluate_pairs(Components& c);
-
 /// What one learner step reports.
 struct StepOut {
   Metrics metrics;
@@ -380,41 +349,17 @@ StepOut sft_step(Components& c, learner::NumericsGuard& guard) {
   return {r.metrics, r.rollback};
 }
 
-/// Offline DPO: a mini-batch of preference pairs — from the file, or a task's synthetic pairs
-/// (gold response vs a wrong one).
-StepOut dpo_offline_step(Components& c, learner::NumericsGuard& guard) {
-  const auto records = c.data->next_batch(static_cast<size_t>(c.cfg.batch.mini_batch_size));
-  std::vector<std::vector<int64_t>> chosen, rejected;
-  std::vector<int64_t> reserve;
-  for (const auto& r : records) {
-    if (c.data->task()) {
-      chosen.push_back(encode_response(c, c.data->task()->gold_response(r)));
-      rejected.push_back(encode_response(c, c.data->task()->wrong_response(r, static_cast<uint64_t>(c.step))));
-    } else {
-      chosen.push_back(encode_response(c, data::meta_string(r, "chosen")));
-      rejected.push_back(encode_response(c, data::meta_string(r, "rejected")));
-    }
-    reserve.push_back(static_cast<int64_t>(std::max(chosen.back().size(), rejected.back().size())));
-  }
-  const auto prompts = encode_prompts(c, records, reserve);
-  auto r = learner::dpo_update(*c.policy, c.reference ? &*c.reference : nullptr, *c.optimizer,
-                               learner::collate(prompts, chosen), learner::collate(prompts, rejected), c.dpo_fn,
-                               c.dpo_opts, supervised_options(c), guard, c.opt_step);
-  return {r.metrics, r.rollback};
-}
-
-Metrics evaluate_pairs(Components& c) {
-  const auto& evalset = c.data->eval_set();
-  const size_t n = std::min(evalset.size(), static_cast<size_t>(c.cfg.eval.num_prompts));
-  if (n == 0) return {};
-  const std::vector<data::PromptRecord> records(evalset.begin(), evalset.begin() + static_cast<long>(n));
+/// Chosen and rejected sequences of preference records sharing their prompts — the file's pairs,
+/// or a task's synthetic ones (gold response vs Task::wrong_response with salt(i) for record i).
+std::pair<learner::SequenceBatch, learner::SequenceBatch> encode_pairs(
+    const Components& c, const std::vector<data::PromptRecord>& records, const std::function<uint64_t(size_t)>& salt) {
   std::vector<std::vector<int64_t>> chosen, rejected;
   std::vector<int64_t> reserve;
   for (size_t i = 0; i < records.size(); ++i) {
     const auto& r = records[i];
     if (c.data->task()) {
       chosen.push_back(encode_response(c, c.data->task()->gold_response(r)));
-      rejected.push_back(encode_response(c, c.data->task()->wrong_response(r, i)));
+      rejected.push_back(encode_response(c, c.data->task()->wrong_response(r, salt(i))));
     } else {
       chosen.push_back(encode_response(c, data::meta_string(r, "chosen")));
       rejected.push_back(encode_response(c, data::meta_string(r, "rejected")));
@@ -422,18 +367,30 @@ Metrics evaluate_pairs(Components& c) {
     reserve.push_back(static_cast<int64_t>(std::max(chosen.back().size(), rejected.back().size())));
   }
   const auto prompts = encode_prompts(c, records, reserve);
-  const auto cb = learner::collate(prompts, chosen), rb = learner::collate(prompts, rejected);
-  torch::NoGradGuard ng;
+  return {learner::collate(prompts, chosen), learner::collate(prompts, rejected)};
+}
+
+/// Offline DPO: a mini-batch of preference pairs (encode_pairs).
+StepOut dpo_offline_step(Components& c, learner::NumericsGuard& guard) {
+  const auto records = c.data->next_batch(static_cast<size_t>(c.cfg.batch.mini_batch_size));
+  const auto step = static_cast<uint64_t>(c.step);
+  const auto [chosen, rejected] = encode_pairs(c, records, [step](size_t) { return step; });
+  auto r = learner::dpo_update(*c.policy, c.reference ? &*c.reference : nullptr, *c.optimizer, chosen, rejected,
+                               c.dpo_fn, c.dpo_opts, supervised_options(c), guard, c.opt_step);
+  return {r.metrics, r.rollback};
+}
+
+/// Offline DPO: held-out pairs' implicit-reward accuracy, β·(ℓ_c − ℓ_c,ref) > β·(ℓ_r − ℓ_r,ref).
+Metrics evaluate_pairs(Components& c) {
+  const auto& evalset = c.data->eval_set();
+  const size_t n = std::min(evalset.size(), static_cast<size_t>(c.cfg.eval.num_prompts));
+  if (n == 0) return {};
+  const std::vector<data::PromptRecord> records(evalset.begin(), evalset.begin() + static_cast<long>(n));
+  const auto [cb, rb] = encode_pairs(c, records, [](size_t i) { return static_cast<uint64_t>(i); });
   c.policy->train(false);
   const auto seq = [&](models::Transformer& m, const learner::SequenceBatch& b) {
-    std::vector<at::Tensor> parts;
-    for (int64_t s = 0; s < b.size(); s += c.cfg.batch.micro_batch_size) {
-      const auto mb = b.rows(s, std::min(b.size(), s + c.cfg.batch.micro_batch_size));
-      parts.push_back(learner::sequence_logp(
-          models::sequence_logprobs(m, mb.prompt_ids, mb.prompt_mask, mb.response_ids, mb.response_mask).logprobs,
-          mb.response_mask));
-    }
-    return torch::cat(parts);
+    return learner::sequence_logp(learner::no_grad_logprobs(m, b, c.cfg.batch.micro_batch_size).logprobs,
+                                  b.response_mask);
   };
   auto margin = seq(*c.policy, cb) - seq(*c.policy, rb);
   if (c.reference) margin = margin - (seq(*c.reference, cb) - seq(*c.reference, rb));
@@ -629,12 +586,19 @@ StepOut rl_step(Components& c, learner::NumericsGuard& guard, int64_t step) {
   const auto& u = c.update;
 
   auto t = std::chrono::steady_clock::now();
-  if (c.reference) b.ref_logprobs = batch_logprobs(*c.reference, b, cfg.batch.micro_batch_size, u.temperature);
+  if (c.reference) {
+    models::LogprobOptions lo;
+    lo.temperature = u.temperature;
+    b.ref_logprobs = learner::no_grad_logprobs(*c.reference, sequences(b), cfg.batch.micro_batch_size, lo).logprobs;
+  }
   m["time/reference_s"] = seconds_since(t);
   if (auto* critic = c.critic_model()) {
     t = std::chrono::steady_clock::now();
     critic->train(false);
-    b.values = batch_values(*critic, b, cfg.batch.micro_batch_size);
+    models::LogprobOptions lo;
+    lo.values = true;
+    lo.logprobs = false;
+    b.values = learner::no_grad_logprobs(*critic, sequences(b), cfg.batch.micro_batch_size, lo).values;
     m["time/values_s"] = seconds_since(t);
   }
   double clip_ratio = 0;

@@ -30,6 +30,7 @@
 #include "trainer/cli/commands.h"
 #include "trainer/cli/system_info.h"
 #include "trainer/cli/train_common.h"
+#include "trainer/learner/supervised_update.h"
 #include "trainer/common/error.h"
 #include "trainer/common/fs.h"
 #include "trainer/common/log.h"
@@ -254,23 +255,17 @@ std::pair<Metrics, learner::NumericsGuard::Verdict> train_step(State& s, learner
     margin_sum += out.metrics["rm/margin_mean"] * static_cast<double>(idx.size());
   }
   const auto& o = cfg.optim;
-  const double grad_norm = torch::nn::utils::clip_grad_norm_(
-      s.model->parameters(), o.grad_clip > 0 ? o.grad_clip : std::numeric_limits<double>::infinity());
-  Metrics m;
-  const auto verdict = guard.check(loss_total, grad_norm);
-  if (verdict == learner::NumericsGuard::Verdict::kOk) {
-    const double lr = learner::lr_at({o.lr, o.min_lr_ratio, o.warmup_steps, cfg.run.total_steps, o.lr_schedule}, s.opt_step);
-    for (auto& g : s.optimizer->param_groups()) static_cast<torch::optim::AdamWOptions&>(g.options()).lr(lr);
-    s.optimizer->step();
-    ++s.opt_step;
-    m["actor/lr"] = lr;
-  }
-  s.optimizer->zero_grad();
+  auto step = learner::guarded_step(s.model->parameters(), *s.optimizer, loss_total, o.grad_clip,
+                                    {o.lr, o.min_lr_ratio, o.warmup_steps, cfg.run.total_steps, o.lr_schedule}, guard,
+                                    s.opt_step);
+  Metrics& m = step.metrics;  // actor/grad_norm, actor/lr
+  const auto verdict = step.rollback ? learner::NumericsGuard::Verdict::kRollback
+                       : step.stepped ? learner::NumericsGuard::Verdict::kOk
+                                      : learner::NumericsGuard::Verdict::kSkip;
   const double n = static_cast<double>(batch.size());
   m["rm/loss"] = loss_total;
   m["rm/accuracy"] = wins / n;
   m["rm/margin_mean"] = margin_sum / n;
-  m["actor/grad_norm"] = grad_norm;
   m["rm/skipped_steps"] = static_cast<double>(guard.skipped_total());
   return {m, verdict};
 }
@@ -299,9 +294,6 @@ Metrics evaluate(State& s) {
           {"eval/rm_pairs", static_cast<double>(n)}};
 }
 
-double seconds_since(std::chrono::steady_clock::time_point t0) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-}
 
 }  // namespace
 

@@ -4,6 +4,7 @@
 // Deliberately not here: the learners' loops.
 #pragma once
 
+#include <chrono>
 #include <filesystem>
 #include <memory>
 #include <optional>
@@ -23,6 +24,11 @@ class Tokenizer;
 }
 
 namespace keel::cli {
+
+/// Seconds since t0 (phase timings).
+inline double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
 
 /// A random-init config from model.init sized to the tokenizer (EOS / BOS / PAD ids from it;
 /// [interp] without a PAD token the EOS stands in, as HF's sequence classifiers need one).

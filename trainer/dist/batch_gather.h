@@ -16,9 +16,9 @@
 namespace keel::dist {
 
 /// Tensors of every rank's rows, rank-major: prompts re-left-padded and responses re-right-padded to
-/// the widest rank; group ids of rank r offset by the groups of ranks < r. Defined fields:
-/// prompt_ids/mask, response_ids/mask, old_logprobs, group_ids, and ref_logprobs, values, rewards
-/// when defined on the ranks (a field must be defined on all ranks or on none).
+/// the widest rank; group ids of rank r offset by the groups of ranks < r. Every tensor field
+/// (rollout::tensor_fields()) defined on the ranks is gathered; a field must be defined on all ranks
+/// or on none.
 rollout::RolloutBatch all_gather_batch(Communicator& comm, const rollout::RolloutBatch& local, int64_t pad_id = 0);
 
 /// The global rows rank `rank` of `world` trains on, in its mini-batch order: for each global

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include <torch/torch.h>
+
 #include "trainer/common/error.h"
 
 namespace keel::learner {
@@ -17,6 +19,14 @@ double lr_at(const LrScheduleOptions& o, int64_t step) {
   if (o.schedule == "linear") return o.lr * (r + (1 - r) * (1 - p));
   if (o.schedule == "cosine") return o.lr * (r + (1 - r) * 0.5 * (1 + std::cos(M_PI * p)));
   fail("unknown lr schedule '{}' (known: constant, cosine, linear)", o.schedule);
+}
+
+double scheduled_step(torch::optim::Optimizer& optimizer, const LrScheduleOptions& o, int64_t& step) {
+  const double lr = lr_at(o, step);
+  for (auto& g : optimizer.param_groups()) static_cast<torch::optim::AdamWOptions&>(g.options()).lr(lr);
+  optimizer.step();
+  ++step;
+  return lr;
 }
 
 }  // namespace keel::learner

@@ -10,6 +10,10 @@
 #include <cstdint>
 #include <string>
 
+namespace torch::optim {
+class Optimizer;
+}
+
 namespace keel::learner {
 
 struct LrScheduleOptions {
@@ -22,5 +26,9 @@ struct LrScheduleOptions {
 
 /// The learning rate for optimizer step `step` (0-based).
 double lr_at(const LrScheduleOptions& o, int64_t step);
+
+/// One optimizer step at the scheduled rate: sets every param group's lr to lr_at(o, step) (the
+/// optimizer must be AdamW), steps it and advances `step`. Returns the rate used.
+double scheduled_step(torch::optim::Optimizer& optimizer, const LrScheduleOptions& o, int64_t& step);
 
 }  // namespace keel::learner

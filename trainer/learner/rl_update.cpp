@@ -134,12 +134,7 @@ RlUpdateResult rl_update(models::Transformer& policy, torch::optim::Optimizer& o
         const double cnorm = torch::nn::utils::clip_grad_norm_(cparams, max_norm);
         sums["critic/grad_norm"] += cnorm;
         if (std::isfinite(cnorm)) {
-          const double clr = lr_at(critic->lr, *critic->opt_step);
-          for (auto& g : critic->optimizer->param_groups())
-            static_cast<torch::optim::AdamWOptions&>(g.options()).lr(clr);
-          critic->optimizer->step();
-          ++*critic->opt_step;
-          sums["critic/lr"] += clr;
+          sums["critic/lr"] += scheduled_step(*critic->optimizer, critic->lr, *critic->opt_step);
         }
         critic->optimizer->zero_grad();
       }
@@ -159,12 +154,8 @@ RlUpdateResult rl_update(models::Transformer& policy, torch::optim::Optimizer& o
       }
       const auto verdict = guard.check(loss_total, grad_norm);
       if (verdict == NumericsGuard::Verdict::kOk) {
-        const double lr = lr_at(o.lr, opt_step);
-        for (auto& g : optimizer.param_groups()) static_cast<torch::optim::AdamWOptions&>(g.options()).lr(lr);
-        optimizer.step();
-        ++opt_step;
+        sums["actor/lr"] += scheduled_step(optimizer, o.lr, opt_step);
         ++res.optimizer_steps;
-        sums["actor/lr"] += lr;
       } else {
         optimizer.zero_grad();
         if (verdict == NumericsGuard::Verdict::kRollback) {

@@ -11,6 +11,8 @@
 
 #include <ATen/core/Tensor.h>
 
+#include "models/logprobs.h"
+
 namespace keel::learner {
 
 struct SequenceBatch {
@@ -23,6 +25,11 @@ struct SequenceBatch {
   /// Rows [lo, hi) with all-padding prompt (left) and response (right) columns trimmed away.
   SequenceBatch rows(int64_t lo, int64_t hi) const;
 };
+
+/// sequence_logprobs() of every row under no-grad, `micro` rows per forward, concatenated [N, R]
+/// (the fields `opts` asks for). For reference log-probs, critic values and evaluations.
+models::SequenceLogprobs no_grad_logprobs(models::Transformer& model, const SequenceBatch& b, int64_t micro,
+                                          const models::LogprobOptions& opts = {});
 
 /// Pads token lists into a batch. Prompts must be non-empty (responses may be empty: their row
 /// contributes nothing). prompts.size() == responses.size().

@@ -17,12 +17,8 @@ StepResult guarded_step(const std::vector<at::Tensor>& params, torch::optim::Opt
   r.metrics["actor/grad_norm"] = grad_norm;
   const auto verdict = guard.check(loss, grad_norm);
   if (verdict == NumericsGuard::Verdict::kOk) {
-    const double l = lr_at(lr, opt_step);
-    for (auto& g : optimizer.param_groups()) static_cast<torch::optim::AdamWOptions&>(g.options()).lr(l);
-    optimizer.step();
-    ++opt_step;
+    r.metrics["actor/lr"] = scheduled_step(optimizer, lr, opt_step);
     r.stepped = true;
-    r.metrics["actor/lr"] = l;
   }
   r.rollback = verdict == NumericsGuard::Verdict::kRollback;
   optimizer.zero_grad();

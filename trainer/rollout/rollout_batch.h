@@ -46,6 +46,21 @@ struct RolloutBatch {
 
 namespace keel::rollout {
 
+/// The per-row tensors of a RolloutBatch other than group_ids, with their layout: what
+/// select_rows(), concat() and the data-parallel gather (trainer/dist/batch_gather.h) walk, so a new
+/// field is added in one place.
+struct TensorField {
+  enum class Layout { kPrompt, kResponse, kRow };  ///< [N, P] left-padded, [N, R] right-padded, [N]
+  at::Tensor RolloutBatch::*member;
+  Layout layout;
+  bool token_ids;  ///< padded with the pad id (else 0)
+};
+const std::vector<TensorField>& tensor_fields();
+
+/// `t` padded to `width` columns as its layout pads (prompts on the left, responses on the right;
+/// [N] rows unchanged) with `value`.
+at::Tensor pad_columns(const at::Tensor& t, int64_t width, TensorField::Layout layout, double value);
+
 /// Rows `rows` [K] int64 of a batch (every defined per-row field; group ids kept as they are).
 RolloutBatch select_rows(const RolloutBatch& b, const at::Tensor& rows);
 

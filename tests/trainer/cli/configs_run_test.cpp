@@ -31,15 +31,6 @@ std::vector<std::string> runnable_configs() {
   return out;
 }
 
-/// The run's metrics.jsonl lines.
-std::vector<nlohmann::json> metrics_of(const stdfs::path& file) {
-  std::vector<nlohmann::json> out;
-  std::stringstream ss(fs::read_file(file));
-  for (std::string line; std::getline(ss, line);)
-    if (!line.empty()) out.push_back(nlohmann::json::parse(line));
-  return out;
-}
-
 class ConfigsRunSlow : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(ConfigsRunSlow, TwoSteps) {
@@ -51,7 +42,7 @@ TEST_P(ConfigsRunSlow, TwoSteps) {
                               dir.path().string() + " run.name=x",
                           KEEL_SOURCE_DIR);
   ASSERT_EQ(r.exit_code, 0) << cfg << "\n" << r.out;
-  const auto m = metrics_of(dir.path() / "x" / "metrics.jsonl");
+  const auto m = json_file_lines(dir.path() / "x" / "metrics.jsonl");
   ASSERT_EQ(m.size(), 2u) << r.out;
   for (const auto& line : m) {
     for (const auto& [k, v] : line.items())
@@ -82,7 +73,7 @@ TEST(ConfigsRunSlow, QuickstartGrpoStageRunsFromTheSftStage) {
                    dir.path().string() + " model.path=" + sft.string(),
                KEEL_SOURCE_DIR);
   ASSERT_EQ(r.exit_code, 0) << r.out;
-  EXPECT_EQ(metrics_of(dir.path() / "quickstart" / "metrics.jsonl").size(), 2u);
+  EXPECT_EQ(json_file_lines(dir.path() / "quickstart" / "metrics.jsonl").size(), 2u);
 }
 
 }  // namespace

@@ -15,14 +15,6 @@
 namespace keel::testing {
 namespace {
 
-std::vector<nlohmann::json> json_lines(const std::string& text) {
-  std::vector<nlohmann::json> out;
-  std::stringstream ss(text);
-  for (std::string line; std::getline(ss, line);)
-    if (!line.empty()) out.push_back(nlohmann::json::parse(line));
-  return out;
-}
-
 /// A model directory: SentencePiece tokenizer.model + a tiny random Llama sized to its vocabulary.
 class ModelCommands : public ::testing::Test {
  protected:

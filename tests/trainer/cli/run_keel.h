@@ -7,7 +7,13 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 #include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "trainer/common/fs.h"
 
 namespace keel::testing {
 
@@ -30,6 +36,20 @@ inline RunResult run_keel(const std::string& args, const std::filesystem::path& 
   const int status = pclose(p);
   r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   return r;
+}
+
+/// The JSON objects of a JSONL text (blank lines skipped).
+inline std::vector<nlohmann::json> json_lines(const std::string& text) {
+  std::vector<nlohmann::json> out;
+  std::stringstream ss(text);
+  for (std::string line; std::getline(ss, line);)
+    if (!line.empty()) out.push_back(nlohmann::json::parse(line));
+  return out;
+}
+
+/// The JSON objects of a JSONL file (a run's metrics.jsonl).
+inline std::vector<nlohmann::json> json_file_lines(const std::filesystem::path& file) {
+  return json_lines(fs::read_file(file));
 }
 
 /// A fresh scratch directory under the system temp dir, removed on destruction.

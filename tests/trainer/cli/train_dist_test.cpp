@@ -35,16 +35,8 @@ eval: {every: 0}
 checkpoint: {every: 0}
 )";
 
-std::vector<nlohmann::json> metrics_of(const stdfs::path& file) {
-  std::vector<nlohmann::json> out;
-  std::stringstream ss(fs::read_file(file));
-  for (std::string line; std::getline(ss, line);)
-    if (!line.empty()) out.push_back(nlohmann::json::parse(line));
-  return out;
-}
-
 void expect_same_run(const stdfs::path& one, const stdfs::path& two, const std::vector<std::string>& models) {
-  const auto a = metrics_of(one / "metrics.jsonl"), b = metrics_of(two / "metrics.jsonl");
+  const auto a = json_file_lines(one / "metrics.jsonl"), b = json_file_lines(two / "metrics.jsonl");
   ASSERT_EQ(a.size(), 3u);
   ASSERT_EQ(b.size(), a.size());
   int compared = 0;

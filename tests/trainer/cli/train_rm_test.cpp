@@ -21,14 +21,6 @@ namespace {
 
 namespace stdfs = std::filesystem;
 
-std::vector<nlohmann::json> json_lines(const stdfs::path& file) {
-  std::vector<nlohmann::json> out;
-  std::stringstream ss(fs::read_file(file));
-  for (std::string line; std::getline(ss, line);)
-    if (!line.empty()) out.push_back(nlohmann::json::parse(line));
-  return out;
-}
-
 /// A response of filler words with `keyword` at a random position.
 std::string response_with(std::mt19937& gen, const std::string& keyword) {
   static const std::vector<std::string> filler = {"red", "blue", "green", "cat", "dog", "sun", "tree", "fish"};
@@ -96,7 +88,7 @@ TEST_F(TrainRmSlow, LearnsAKeywordPreferenceAndSavesAnHfRewardModel) {
   const auto r = run_keel("train-rm c.yaml run.output_dir=learn", dir_->path());
   ASSERT_EQ(r.exit_code, 0) << r.out;
   const auto run = dir_->path() / "learn/rm";
-  const auto lines = json_lines(run / "metrics.jsonl");
+  const auto lines = json_file_lines(run / "metrics.jsonl");
   ASSERT_EQ(lines.size(), 40u);
   EXPECT_EQ(lines[0]["rm/train_pairs"], 180);  // 240 pairs, a quarter held out
   EXPECT_EQ(lines[0]["rm/eval_pairs"], 60);
@@ -171,8 +163,8 @@ TEST_F(TrainRmSlow, ResumeContinuesExactly) {
   r = run_keel(base + " run.output_dir=resumed run.resume=auto", dir_->path());
   ASSERT_EQ(r.exit_code, 0) << r.out;
   EXPECT_NE(r.out.find("resumed from"), std::string::npos) << r.out;
-  const auto a = json_lines(dir_->path() / "straight/rm/metrics.jsonl");
-  const auto b = json_lines(dir_->path() / "resumed/rm/metrics.jsonl");
+  const auto a = json_file_lines(dir_->path() / "straight/rm/metrics.jsonl");
+  const auto b = json_file_lines(dir_->path() / "resumed/rm/metrics.jsonl");
   ASSERT_EQ(a.size(), 8u);
   ASSERT_EQ(b.size(), 8u);
   for (size_t i = 0; i < 8; ++i)
@@ -187,8 +179,8 @@ TEST_F(TrainRmSlow, MarginsFromTheJsonlAndFromAnEnsemble) {
   ASSERT_EQ(r.exit_code, 0) << r.out;
   r = run_keel("train-rm c.yaml run.total_steps=1 eval.every=0 run.output_dir=fixed rm.loss.margin=fixed", dir_->path());
   ASSERT_EQ(r.exit_code, 0) << r.out;
-  const double plain = json_lines(dir_->path() / "nomargin/rm/metrics.jsonl")[0]["rm/loss"].get<double>();
-  const double with_m = json_lines(dir_->path() / "fixed/rm/metrics.jsonl")[0]["rm/loss"].get<double>();
+  const double plain = json_file_lines(dir_->path() / "nomargin/rm/metrics.jsonl")[0]["rm/loss"].get<double>();
+  const double with_m = json_file_lines(dir_->path() / "fixed/rm/metrics.jsonl")[0]["rm/loss"].get<double>();
   EXPECT_GT(with_m, plain + 0.1) << plain << " vs " << with_m;
   // Adaptive: an ensemble of two reward models (the same checkpoint twice: μ̂ = its gap, σ̂ = 0).
   r = run_keel("train-rm c.yaml run.total_steps=4 checkpoint.every=4 eval.every=0 run.output_dir=member", dir_->path());
@@ -198,7 +190,7 @@ TEST_F(TrainRmSlow, MarginsFromTheJsonlAndFromAnEnsemble) {
                "'rm.ensemble.paths=[" + member + ", " + member + "]'",
                dir_->path());
   ASSERT_EQ(r.exit_code, 0) << r.out;
-  const auto m = json_lines(dir_->path() / "adaptive/rm/metrics.jsonl")[0];
+  const auto m = json_file_lines(dir_->path() / "adaptive/rm/metrics.jsonl")[0];
   ASSERT_TRUE(m.contains("rm/strength_mean")) << m.dump();
   EXPECT_DOUBLE_EQ(m["rm/strength_std_mean"].get<double>(), 0.0);
   EXPECT_EQ(m["rm/flipped_pairs"], 0);

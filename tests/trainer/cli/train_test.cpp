@@ -40,10 +40,7 @@ checkpoint: {every: 2, keep_last: 3}
 /// metrics.jsonl lines without the keys that measure time.
 std::vector<nlohmann::json> deterministic_metrics(const stdfs::path& file) {
   std::vector<nlohmann::json> out;
-  std::stringstream ss(fs::read_file(file));
-  for (std::string line; std::getline(ss, line);) {
-    if (line.empty()) continue;
-    auto j = nlohmann::json::parse(line);
+  for (const auto& j : json_file_lines(file)) {
     nlohmann::json kept;
     for (const auto& [k, v] : j.items())
       if (k != "wall_time" && k.rfind("time/", 0) != 0 && k.rfind("perf/", 0) != 0) kept[k] = v;
@@ -157,15 +154,9 @@ optim: {lr: 1.0e-3}
   ASSERT_EQ(r.exit_code, 0) << r.out;
   const auto cfg = fs::read_file(dir.path() / "runs/s/config.yaml");
   EXPECT_NE(cfg.find("algorithm: sft"), std::string::npos) << cfg;
-  std::stringstream ss(fs::read_file(dir.path() / "runs/s/metrics.jsonl"));
-  int n = 0;
-  for (std::string line; std::getline(ss, line);)
-    if (!line.empty()) {
-      const auto j = nlohmann::json::parse(line);
-      EXPECT_GT(j.at("sft/tokens").get<double>(), 0) << line;
-      ++n;
-    }
-  EXPECT_EQ(n, 3);
+  const auto metrics = json_file_lines(dir.path() / "runs/s/metrics.jsonl");
+  for (const auto& j : metrics) EXPECT_GT(j.at("sft/tokens").get<double>(), 0) << j.dump();
+  EXPECT_EQ(metrics.size(), 3u);
 }
 
 }  // namespace

@@ -264,21 +264,6 @@ RolloutBatch make_global_batch(models::Transformer& policy, uint64_t seed) {
   return b;
 }
 
-RolloutBatch take_rows(const RolloutBatch& b, const at::Tensor& idx) {
-  RolloutBatch o;
-  auto sel = [&](const at::Tensor& t) { return t.defined() ? t.index_select(0, idx).contiguous() : t; };
-  o.prompt_ids = sel(b.prompt_ids);
-  o.prompt_mask = sel(b.prompt_mask);
-  o.response_ids = sel(b.response_ids);
-  o.response_mask = sel(b.response_mask);
-  o.old_logprobs = sel(b.old_logprobs);
-  o.ref_logprobs = sel(b.ref_logprobs);
-  o.advantages = sel(b.advantages);
-  o.loss_mask = sel(b.loss_mask);
-  o.group_ids = sel(b.group_ids);
-  return o;
-}
-
 at::Tensor rows_tensor(const std::vector<int64_t>& v) { return at::tensor(v, at::TensorOptions().dtype(at::kLong)); }
 
 models::Transformer tiny_policy(uint64_t seed) {
@@ -458,8 +443,8 @@ void expect_equivalent_updates(Communicator& comm, AggMode mode, bool local_deno
   const int64_t per_rank = kRows / w, mini_global = kRows / 2, mini_rank = mini_global / w;
   std::vector<int64_t> mine_rows;
   for (int64_t i = r * per_rank; i < (r + 1) * per_rank; ++i) mine_rows.push_back(i);
-  const auto mine = take_rows(global, rows_tensor(mine_rows));
-  const auto whole = take_rows(global, rows_tensor(dp_single_process_order(per_rank, mini_rank, w)));
+  const auto mine = rollout::select_rows(global, rows_tensor(mine_rows));
+  const auto whole = rollout::select_rows(global, rows_tensor(dp_single_process_order(per_rank, mini_rank, w)));
 
   auto dp_opt = adamw(dp_policy), single_opt = adamw(single);
   auto hooks = learner_hooks(comm, {.bucket_mb = 1000.0 / (1 << 20)});  // ~1 KB: many buckets
@@ -527,8 +512,8 @@ TEST(RlUpdateGuardDist, Worker) {
   global.advantages[nan_row][0] = std::numeric_limits<float>::quiet_NaN();
   std::vector<int64_t> mine_rows;
   for (int64_t i = r * per_rank; i < (r + 1) * per_rank; ++i) mine_rows.push_back(i);
-  const auto mine = take_rows(global, rows_tensor(mine_rows));
-  const auto whole = take_rows(global, rows_tensor(dp_single_process_order(per_rank, kRows / 2 / w, w)));
+  const auto mine = rollout::select_rows(global, rows_tensor(mine_rows));
+  const auto whole = rollout::select_rows(global, rows_tensor(dp_single_process_order(per_rank, kRows / 2 / w, w)));
   auto dp_opt = adamw(dp_policy), single_opt = adamw(single);
   const auto hooks = learner_hooks(*comm);
   auto u_dp = update_options(AggMode::kTokenMean, kRows / 2 / w);
