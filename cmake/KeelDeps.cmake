@@ -1,6 +1,13 @@
 # System dependencies (Debian packages on CPU machines; a CUDA LibTorch via CMAKE_PREFIX_PATH on GPU
 # machines, with the other libraries from the bundle made by scripts/bundle_gpu_deps.sh).
 
+# CUDA LibTorch (pip wheels): Caffe2's cuda.cmake looks for the NVTX3 headers only in its own source
+# tree and otherwise links CUDA::nvToolsExt, which CUDA >= 12.9 toolkits no longer ship (configure
+# then fails). Point it at the toolkit's header-only nvtx3 first. Nothing happens on CPU machines.
+find_package(CUDAToolkit QUIET)
+if(CUDAToolkit_FOUND AND NOT nvtx3_dir)
+  find_path(nvtx3_dir NAMES nvtx3 PATHS ${CUDAToolkit_INCLUDE_DIRS} NO_DEFAULT_PATH)
+endif()
 find_package(Torch REQUIRED)
 if(Torch_VERSION VERSION_LESS 1.13)
   message(FATAL_ERROR "keel needs LibTorch >= 1.13, found ${Torch_VERSION} in ${TORCH_INSTALL_PREFIX}")

@@ -12,6 +12,7 @@
 #include <limits>
 
 #include <ATen/Parallel.h>
+#include <ATen/autocast_mode.h>
 #include <torch/torch.h>
 
 #if defined(KEEL_WITH_CUDA)
@@ -159,11 +160,47 @@ bool cuda_available() { return torch::cuda::is_available(); }
 int cuda_device_count() { return static_cast<int>(torch::cuda::device_count()); }
 
 bool nccl_available() {
-#if defined(USE_C10D_NCCL) || defined(KEEL_WITH_CUDA)
+#if defined(USE_C10D_NCCL) && defined(KEEL_WITH_CUDA)
   return torch::cuda::is_available();
 #else
   return false;
 #endif
 }
+
+namespace {
+#if KEEL_TORCH_AT_LEAST(2, 4)
+bool autocast_on() { return at::autocast::is_autocast_enabled(at::kCUDA); }
+void set_autocast_on(bool on) { at::autocast::set_autocast_enabled(at::kCUDA, on); }
+at::ScalarType autocast_dtype() { return at::autocast::get_autocast_dtype(at::kCUDA); }
+void set_autocast_dtype(at::ScalarType t) { at::autocast::set_autocast_dtype(at::kCUDA, t); }
+#else
+bool autocast_on() { return at::autocast::is_enabled(); }
+void set_autocast_on(bool on) { at::autocast::set_enabled(on); }
+at::ScalarType autocast_dtype() { return at::autocast::get_autocast_gpu_dtype(); }
+void set_autocast_dtype(at::ScalarType t) { at::autocast::set_autocast_gpu_dtype(t); }
+#endif
+}  // namespace
+
+CudaAutocast::CudaAutocast(const at::Device& device, at::ScalarType dtype, bool enable) {
+  if (!enable || !device.is_cuda()) return;
+  TORCH_CHECK(dtype == at::kBFloat16 || dtype == at::kHalf, "CudaAutocast: dtype must be bfloat16 or float16, got ",
+              dtype);
+  active_ = true;
+  prev_enabled_ = autocast_on();
+  prev_dtype_ = autocast_dtype();
+  set_autocast_on(true);
+  set_autocast_dtype(dtype);
+  at::autocast::increment_nesting();
+}
+
+CudaAutocast::~CudaAutocast() {
+  if (!active_) return;
+  if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
+  set_autocast_on(prev_enabled_);
+  set_autocast_dtype(prev_dtype_);
+}
+
+bool CudaAutocast::enabled() { return autocast_on(); }
+at::ScalarType CudaAutocast::dtype() { return autocast_dtype(); }
 
 }  // namespace keel::compat

@@ -69,7 +69,30 @@ class SingleThreaded {
 bool cuda_available();
 /// Number of visible CUDA devices (0 on CPU builds).
 int cuda_device_count();
-/// Whether NCCL support is compiled into this LibTorch.
+/// Whether NCCL support is compiled into this LibTorch (USE_C10D_NCCL, which the CUDA LibTorch's
+/// CMake targets define) and a CUDA device is present.
 bool nccl_available();
+
+/// While alive and enabled, CUDA autocast runs eligible ops (matmuls, attention) in `dtype`
+/// (bfloat16 in keel) while parameters stay fp32, as torch.autocast("cuda", dtype) does. A no-op
+/// when disabled or for a CPU device (keel computes in fp32 on CPU). Restores the previous state
+/// and clears autocast's cast cache when the outermost guard ends. 1.13 spells the API
+/// at::autocast::set_enabled / set_autocast_gpu_dtype; 2.4+ takes the device type.
+class CudaAutocast {
+ public:
+  CudaAutocast(const at::Device& device, at::ScalarType dtype, bool enable = true);
+  ~CudaAutocast();
+  CudaAutocast(const CudaAutocast&) = delete;
+  CudaAutocast& operator=(const CudaAutocast&) = delete;
+
+  /// Whether CUDA autocast is on in this thread right now, and its dtype.
+  static bool enabled();
+  static at::ScalarType dtype();
+
+ private:
+  bool active_ = false;
+  bool prev_enabled_ = false;
+  at::ScalarType prev_dtype_ = at::kFloat;
+};
 
 }  // namespace keel::compat

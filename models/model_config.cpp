@@ -155,7 +155,13 @@ void parse_common_fields(const ConfigJson& j, ModelConfig& cfg) {
   cfg.max_position_embeddings = positive("max_position_embeddings");
   cfg.rms_norm_eps = j.get_number("rms_norm_eps");
   if (!(cfg.rms_norm_eps > 0)) fail("{}: field 'rms_norm_eps' must be positive", j.path());
-  cfg.rope_theta = j.get_number_or("rope_theta", 10000.0);
+  // transformers >= 5 writes "rope_parameters": {"rope_type", "rope_theta", scaling fields} in
+  // place of the top-level rope_theta and rope_scaling of earlier versions; both are read.
+  const bool rope_params = j.has("rope_parameters");
+  if (rope_params && j.has("rope_scaling"))
+    fail("{}: both 'rope_parameters' and 'rope_scaling' are set; expected one of them", j.path());
+  const std::optional<ConfigJson> rp = rope_params ? std::optional(j.object("rope_parameters")) : std::nullopt;
+  cfg.rope_theta = rp && rp->has("rope_theta") ? rp->get_number("rope_theta") : j.get_number_or("rope_theta", 10000.0);
   if (!(cfg.rope_theta > 0)) fail("{}: field 'rope_theta' must be positive", j.path());
   cfg.tie_word_embeddings = j.get_bool_or("tie_word_embeddings", false);
   cfg.initializer_range = j.get_number_or("initializer_range", 0.02);
@@ -163,8 +169,8 @@ void parse_common_fields(const ConfigJson& j, ModelConfig& cfg) {
   if (act != "silu") fail("{}: field 'hidden_act' is '{}', keel implements only 'silu' (SwiGLU)", j.path(), act);
 
   cfg.rope_scaling = {};
-  if (j.has("rope_scaling")) {
-    const ConfigJson rs = j.object("rope_scaling");
+  if (rp || j.has("rope_scaling")) {
+    const ConfigJson rs = rp ? *rp : j.object("rope_scaling");
     const std::string type = rs.has("rope_type") ? rs.get_string("rope_type") : rs.get_string_or("type", "default");
     if (type == "default") {
       cfg.rope_scaling.type = RopeScalingType::kNone;
@@ -180,7 +186,8 @@ void parse_common_fields(const ConfigJson& j, ModelConfig& cfg) {
       if (!(cfg.rope_scaling.high_freq_factor > cfg.rope_scaling.low_freq_factor))
         fail("{}: rope_scaling high_freq_factor must exceed low_freq_factor", j.path());
     } else {
-      fail("{}: field 'rope_scaling' has type '{}', keel supports default, linear, llama3", j.path(), type);
+      fail("{}: field '{}' has type '{}', keel supports default, linear, llama3", j.path(),
+           rp ? "rope_parameters" : "rope_scaling", type);
     }
     if (!(cfg.rope_scaling.factor > 0)) fail("{}: rope_scaling 'factor' must be positive", j.path());
   }

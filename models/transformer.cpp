@@ -232,6 +232,10 @@ struct CheckpointedLayer : public torch::autograd::Function<CheckpointedLayer> {
   static at::Tensor forward(torch::autograd::AutogradContext* ctx, at::Tensor x, at::Tensor cos, at::Tensor sin,
                             at::Tensor mask, int64_t layer_ptr) {
     ctx->saved_data["layer"] = layer_ptr;
+    // Backward runs outside the caller's autocast region: the recomputation re-enters it so that
+    // it reproduces the forward (torch.utils.checkpoint does the same).
+    ctx->saved_data["autocast"] = compat::CudaAutocast::enabled() && x.is_cuda();
+    ctx->saved_data["autocast_dtype"] = static_cast<int64_t>(compat::CudaAutocast::dtype());
     ctx->save_for_backward({x, cos, sin, mask});
     auto* layer = reinterpret_cast<DecoderLayerImpl*>(layer_ptr);
     return layer->forward(x, cos, sin, unwrap_mask(mask), nullptr, nullptr, 0);
@@ -244,6 +248,8 @@ struct CheckpointedLayer : public torch::autograd::Function<CheckpointedLayer> {
     at::Tensor out;
     {
       torch::AutoGradMode enable(true);
+      const compat::CudaAutocast ac(x.device(), static_cast<at::ScalarType>(ctx->saved_data["autocast_dtype"].toInt()),
+                                    ctx->saved_data["autocast"].toBool());
       out = layer->forward(x, saved[1], saved[2], unwrap_mask(saved[3]), nullptr, nullptr, 0);
     }
     torch::autograd::backward({out}, {grad_out[0]});
@@ -292,6 +298,7 @@ at::Tensor Transformer::forward_hidden(const at::Tensor& input_ids, const at::Te
 
   // Small forwards (decode steps) run single-threaded (BLAS and ATen); see compat.h.
   const compat::SingleThreaded serial(dev.is_cpu() && b * t <= kSmallForwardTokens);
+  const compat::CudaAutocast ac(dev, autocast_.value_or(at::kBFloat16), autocast_.has_value());
   auto& m = *impl_;
   auto x = m.model->embed_tokens(input_ids);  // [B, T, H]
   auto [cos, sin] = rope_cos_sin(m.inv_freq, pos);
@@ -326,6 +333,7 @@ at::Tensor Transformer::forward_hidden(const at::Tensor& input_ids, const at::Te
 at::Tensor Transformer::lm_logits(const at::Tensor& hidden) const {
   const compat::SingleThreaded serial(hidden.device().is_cpu() &&
                                       hidden.numel() <= kSmallForwardTokens * cfg_.hidden_size);
+  const compat::CudaAutocast ac(hidden.device(), autocast_.value_or(at::kBFloat16), autocast_.has_value());
   if (cfg_.tie_word_embeddings) return torch::linear(hidden, impl_->model->embed_tokens->weight);
   TORCH_CHECK(!impl_->lm_head.is_empty(), "lm_logits: this model was built without an LM head");
   return impl_->lm_head(hidden);
@@ -338,11 +346,13 @@ at::Tensor Transformer::forward(const at::Tensor& input_ids, const at::Tensor& a
 
 at::Tensor Transformer::values(const at::Tensor& hidden) const {
   TORCH_CHECK(!impl_->value_head.is_empty(), "values: this model has no value head (HeadOptions::value_head)");
+  const compat::CudaAutocast ac(hidden.device(), autocast_.value_or(at::kBFloat16), autocast_.has_value());
   return impl_->value_head(hidden).squeeze(-1);
 }
 
 at::Tensor Transformer::rewards(const at::Tensor& hidden) const {
   TORCH_CHECK(!impl_->score.is_empty(), "rewards: this model has no reward head (HeadOptions::reward_head)");
+  const compat::CudaAutocast ac(hidden.device(), autocast_.value_or(at::kBFloat16), autocast_.has_value());
   return impl_->score(hidden).squeeze(-1);
 }
 
@@ -351,6 +361,7 @@ Transformer Transformer::clone() const {
   out.to(device(), dtype());
   out.load_state_dict(state_dict(), "clone");
   out.checkpointing_ = checkpointing_;
+  out.autocast_ = autocast_;
   out.source_dir_ = source_dir_;
   out.train(is_training());
   return out;

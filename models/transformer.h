@@ -104,6 +104,13 @@ class Transformer {
   /// LibTorch's C++ API has no torch.utils.checkpoint; keel implements the reentrant variant).
   void set_gradient_checkpointing(bool on) { checkpointing_ = on; }
   bool gradient_checkpointing() const { return checkpointing_; }
+  /// Mixed precision on CUDA: forward_hidden / lm_logits / values / rewards run under CUDA autocast
+  /// in this dtype (bfloat16 or float16) while parameters, optimizer state and gradients stay in
+  /// the parameter dtype (fp32), like torch.autocast. nullopt (the default) = no autocast; ignored
+  /// on CPU, where keel computes in fp32. Callers get fp32 log-probs / values either way (see
+  /// models/logprobs.h); logits are in the autocast dtype.
+  void set_autocast(std::optional<at::ScalarType> dtype) { autocast_ = dtype; }
+  std::optional<at::ScalarType> autocast() const { return autocast_; }
 
   /// The directory this model was loaded from ("" if built); save_pretrained copies tokenizer files from it.
   const std::string& source_dir() const { return source_dir_; }
@@ -117,6 +124,7 @@ class Transformer {
   HeadOptions heads_;
   std::shared_ptr<TransformerImpl> impl_;
   bool checkpointing_ = false;
+  std::optional<at::ScalarType> autocast_;
   std::string source_dir_;
 };
 

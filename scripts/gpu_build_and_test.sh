@@ -3,19 +3,17 @@
 # builds keel against the wheel's LibTorch and the bundled Debian libraries, then runs the tests
 # (the gpu-labelled ones exercise CUDA; cpu ones must pass there too).
 #   scripts/gpu_build_and_test.sh BUNDLE_DIR [ctest args...]
+# KEEL_BUILD_DIR (default build-gpu), KEEL_BUILD_TYPE (default Release), KEEL_GPU_TARGETS (default
+# all) and KEEL_GPU_BUILD_ONLY=1 (stop after the build) adjust it; ninja keeps going past errors
+# (-k 0) so that one run reports every one of them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bundle=$(cd "${1:?usage: gpu_build_and_test.sh BUNDLE_DIR}" && pwd)
+source scripts/gpu_env.sh "${1:?usage: gpu_build_and_test.sh BUNDLE_DIR}"
 shift
-root="$bundle/root/usr"
-arch_lib="$root/lib/x86_64-linux-gnu"
-torch_prefix=$(python3 -c 'import torch; print(torch.utils.cmake_prefix_path)')
-export LD_LIBRARY_PATH="$arch_lib:$(python3 -c 'import torch, os; print(os.path.join(os.path.dirname(torch.__file__), "lib"))'):${LD_LIBRARY_PATH:-}"
-export PKG_CONFIG_PATH=/nonexistent  # the bundle's .pc files name /usr: use the find_path fallback
 build=${KEEL_BUILD_DIR:-build-gpu}
-cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DKEEL_USE_CCACHE=OFF \
-  -DCMAKE_PREFIX_PATH="$torch_prefix;$root;$arch_lib/cmake" \
-  -DCMAKE_INCLUDE_PATH="$root/include" -DCMAKE_LIBRARY_PATH="$arch_lib"
-cmake --build "$build" -j "$(nproc)"
+cmake -S . -B "$build" "${keel_cmake_args[@]}" -DCMAKE_BUILD_TYPE="${KEEL_BUILD_TYPE:-Release}"
+# shellcheck disable=SC2086
+cmake --build "$build" -j "$(nproc)" -- -k 0 ${KEEL_GPU_TARGETS:-}
+[ "${KEEL_GPU_BUILD_ONLY:-0}" = 1 ] && exit 0
 cd "$build"
 ctest --output-on-failure -j 8 "$@"

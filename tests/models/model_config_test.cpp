@@ -79,6 +79,43 @@ TEST(ModelConfig, LlamaWithLlama3RopeScaling) {
   EXPECT_EQ(c.torch_dtype, at::kBFloat16);
 }
 
+// transformers >= 5 writes rope_parameters (theta and scaling in one object) instead of the
+// top-level rope_theta / rope_scaling.
+TEST(ModelConfig, RopeParametersOfTransformers5) {
+  auto j = base_json("llama");
+  j.erase("rope_theta");
+  j["rope_parameters"] = {{"rope_type", "llama3"},
+                          {"rope_theta", 250000.0},
+                          {"factor", 8.0},
+                          {"low_freq_factor", 1.0},
+                          {"high_freq_factor", 4.0},
+                          {"original_max_position_embeddings", 8192}};
+  auto c = parse(j);
+  EXPECT_DOUBLE_EQ(c.rope_theta, 250000.0);
+  EXPECT_EQ(c.rope_scaling.type, RopeScalingType::kLlama3);
+  EXPECT_DOUBLE_EQ(c.rope_scaling.factor, 8.0);
+  EXPECT_EQ(c.rope_scaling.original_max_position_embeddings, 8192);
+  j["rope_parameters"] = {{"rope_type", "default"}, {"rope_theta", 1e6}};
+  c = parse(j);
+  EXPECT_DOUBLE_EQ(c.rope_theta, 1e6);
+  EXPECT_EQ(c.rope_scaling.type, RopeScalingType::kNone);
+  j["rope_scaling"] = {{"rope_type", "linear"}, {"factor", 2.0}};
+  try {
+    parse(j);
+    ADD_FAILURE() << "both rope_parameters and rope_scaling must be an error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("both 'rope_parameters' and 'rope_scaling'"), std::string::npos) << e.what();
+  }
+  j.erase("rope_scaling");
+  j["rope_parameters"] = {{"rope_type", "yarn"}, {"rope_theta", 1e6}, {"factor", 4.0}};
+  try {
+    parse(j);
+    ADD_FAILURE() << "yarn must be rejected";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("'rope_parameters' has type 'yarn'"), std::string::npos) << e.what();
+  }
+}
+
 TEST(ModelConfig, LlamaAttentionBiasCoversOProj) {
   auto j = base_json("llama");
   j["attention_bias"] = true;

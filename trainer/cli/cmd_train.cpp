@@ -20,6 +20,7 @@
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
+#include "models/compat.h"
 #include "models/generate.h"
 #include "models/logprobs.h"
 #include "models/model_config.h"
@@ -167,6 +168,9 @@ struct Components {
   learner::DataParallelHooks dp_hooks;
   int rank = 0;
   int world = 1;
+  // ---- where the models compute (run.device, model.dtype) ----
+  at::Device device = at::kCPU;
+  std::optional<at::ScalarType> autocast;  ///< CUDA autocast dtype; nullopt = fp32
 
   bool is(const char* a) const { return algorithm == a; }
   bool ppo() const { return is("ppo"); }
@@ -179,6 +183,32 @@ struct Components {
     return critic ? &*critic : &*policy;
   }
 };
+
+/// run.device and model.dtype resolved: auto = CUDA (this rank's LOCAL_RANK-th GPU) when usable,
+/// else CPU; on CUDA, dtype auto / bfloat16 = bf16 autocast over fp32 parameters (verl, OpenRLHF
+/// and TRL train in bf16 mixed precision), float32 = plain fp32. CPU computes in fp32 only.
+void resolve_device(Components& c, int local_rank) {
+  const auto& cfg = c.cfg;
+  const bool cuda = cfg.run.device == "cuda" || (cfg.run.device == "auto" && compat::cuda_available());
+  if (cuda) {
+    if (!compat::cuda_available())
+      fail("run.device is cuda but no CUDA device is usable (LibTorch {}; `keel version` shows what it sees)",
+           compat::torch_version());
+    c.device = at::Device(at::kCUDA, static_cast<c10::DeviceIndex>(local_rank % compat::cuda_device_count()));
+    if (cfg.model.dtype != "float32") c.autocast = at::kBFloat16;
+  } else if (cfg.model.dtype == "bfloat16") {
+    fail("model.dtype bfloat16 means bf16 autocast on CUDA; on the CPU keel computes in float32 (use auto or float32)");
+  }
+}
+
+/// Moves every model to c.device and sets its autocast dtype (after a load or a rollback).
+void place_models(Components& c) {
+  for (auto* m : {&c.policy, &c.reference, &c.critic}) {
+    if (!*m) continue;
+    (*m)->to(c.device);
+    (*m)->set_autocast(c.autocast);
+  }
+}
 
 /// data.format resolved: auto = sft for the SFT learner, preferences for offline DPO, else prompts.
 std::string data_format(const config::RunConfig& cfg) {
@@ -762,7 +792,6 @@ int run_train(const ConfigArgs& a, const std::vector<std::string>& argv) {
   if (c.is("rm")) fail("{}: learner.algorithm rm trains a reward model: run `keel train-rm {}`", a.config, a.config);
   if (!c.rl() && !c.is("dpo") && !c.is("sft"))
     fail("{}: learner.algorithm {} is not implemented by `keel train`", a.config, cfg.learner.algorithm);
-  if (cfg.run.device == "cuda") fail("run.device: cuda training is not wired yet; use cpu or auto");
   if (c.world > 1) {
     const auto info = dist::read_rendezvous_env(dist::process_env());
     if (info.world_size != c.world)
@@ -773,6 +802,7 @@ int run_train(const ConfigArgs& a, const std::vector<std::string>& argv) {
     dpo.bucket_mb = cfg.dist.bucket_mb;
     c.dp_hooks = dist::learner_hooks(*c.comm, dpo);
   }
+  resolve_device(c, c.world > 1 ? dist::read_rendezvous_env(dist::process_env()).local_rank : 0);
   const bool lead = c.rank == 0;  // logs, evaluates, writes metrics and checkpoints
   const auto barrier = [&] {
     if (c.comm) c.comm->barrier();
@@ -785,7 +815,8 @@ int run_train(const ConfigArgs& a, const std::vector<std::string>& argv) {
   c.run_dir = stdfs::path(cfg.run.output_dir) / cfg.run.name;
   if (lead) checkpoint::prepare_run_dir(c.run_dir, c.resolved_yaml, argv);
   barrier();
-  log::info("{} | device cpu | learner {} | run dir {}", system_summary(), c.algorithm, c.run_dir.string());
+  log::info("{} | device {}{} | learner {} | run dir {}", system_summary(), c.device.str(),
+            c.autocast ? " (bf16 autocast)" : "", c.algorithm, c.run_dir.string());
 
   // ---- components from registries -------------------------------------------------------------
   models::ModelRegistry model_reg("model family");
@@ -858,6 +889,7 @@ int run_train(const ConfigArgs& a, const std::vector<std::string>& argv) {
     c.critic.emplace(c.policy->clone());
     c.critic->add_value_head();
   }
+  place_models(c);
   c.policy->set_gradient_checkpointing(cfg.model.activation_checkpointing);
   if (c.critic) c.critic->set_gradient_checkpointing(cfg.model.activation_checkpointing);
   // Every rank starts from rank 0's weights (bit-exact; a seeded init or the same checkpoint
@@ -915,6 +947,9 @@ int run_train(const ConfigArgs& a, const std::vector<std::string>& argv) {
       if (!last) fail("{} consecutive non-finite steps and no checkpoint to roll back to", o.rollback_after);
       log::warn("{} consecutive non-finite steps: rolling back to {}", o.rollback_after, last->string());
       load_checkpoint(c, *last, model_reg);
+      place_models(c);
+      c.policy->set_gradient_checkpointing(cfg.model.activation_checkpointing);
+      if (c.critic) c.critic->set_gradient_checkpointing(cfg.model.activation_checkpointing);
       replicate();
       make_optimizers(c, last);
       guard.after_rollback();

@@ -41,7 +41,8 @@ std::unique_ptr<torch::optim::AdamW> make_adamw(const std::vector<at::Tensor>& p
       torch::optim::AdamWOptions(lr).betas({o.adam_beta1, o.adam_beta2}).eps(o.adam_eps).weight_decay(o.weight_decay));
   if (state_file) {
     torch::serialize::InputArchive ar;
-    ar.load_from(state_file->string());
+    // Optimizer state goes where the parameters are (a CPU checkpoint resumed on CUDA, or back).
+    ar.load_from(state_file->string(), params.empty() ? at::Device(at::kCPU) : params.front().device());
     opt->load(ar);
   }
   return opt;

@@ -17,7 +17,10 @@
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 #include <torch/torch.h>
-#if defined(KEEL_WITH_CUDA)
+// ProcessGroupNCCL.hpp is empty unless USE_C10D_NCCL is defined (the CUDA LibTorch's torch_cuda
+// target defines it); a CUDA LibTorch without it builds keel with Gloo only.
+#if defined(KEEL_WITH_CUDA) && defined(USE_C10D_NCCL)
+#define KEEL_WITH_NCCL 1
 #include <c10/cuda/CUDAFunctions.h>
 #include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
 #endif
@@ -396,7 +399,10 @@ std::unique_ptr<Communicator> init_communicator(const RendezvousInfo& info, cons
   if (opt.timeout_s <= 0) fail("dist.timeout_s must be > 0, got {}", opt.timeout_s);
   if (opt.backend != "auto" && opt.backend != "gloo" && opt.backend != "nccl")
     fail("dist.backend must be auto, gloo or nccl, got '{}'", opt.backend);
-  if (info.world_size == 1) return make_single_process_communicator();
+  // One rank needs no sockets, except that an explicit nccl backend still builds a real
+  // ProcessGroupNCCL (of one member): on a one-GPU machine that is the only way to run the NCCL
+  // path at all (the distributed issue's "NCCL built and run with world size 1").
+  if (info.world_size == 1 && opt.backend != "nccl") return make_single_process_communicator();
 
   std::string backend = opt.backend;
   if (backend == "auto") backend = compat::nccl_available() ? "nccl" : "gloo";
@@ -412,7 +418,7 @@ std::unique_ptr<Communicator> init_communicator(const RendezvousInfo& info, cons
       return c10::make_intrusive<c10d::ProcessGroupGloo>(store, rank, size, o);
     };
   } else {
-#if defined(KEEL_WITH_CUDA)
+#if defined(KEEL_WITH_NCCL)
     if (!compat::nccl_available()) fail("dist.backend is nccl but no CUDA device is usable on rank {}", info.rank);
     const int ndev = compat::cuda_device_count();
     const auto index = static_cast<c10::DeviceIndex>(info.local_rank % ndev);
@@ -424,7 +430,7 @@ std::unique_ptr<Communicator> init_communicator(const RendezvousInfo& info, cons
       return c10::make_intrusive<c10d::ProcessGroupNCCL>(store, rank, size, o);
     };
 #else
-    fail("dist.backend is nccl but this keel was built without CUDA (LibTorch {}); use dist.backend=gloo",
+    fail("dist.backend is nccl but this keel was built without NCCL (LibTorch {}); use dist.backend=gloo",
          compat::torch_version());
 #endif
   }

@@ -18,7 +18,8 @@ struct Slice {
   at::Tensor pids, pmask, rids, rmask, old_lp, adv, loss_mask, ref_lp, groups, values, returns;
 };
 
-Slice slice_rows(const rollout::RolloutBatch& b, int64_t lo, int64_t hi) {
+/// On `dev`, the policy's device (the batch itself stays on the CPU, where rollout and credit run).
+Slice slice_rows(const rollout::RolloutBatch& b, int64_t lo, int64_t hi, const at::Device& dev) {
   Slice s;
   auto pm = b.prompt_mask.slice(0, lo, hi);
   const int64_t p0 = (pm.sum(0) > 0).to(torch::kLong).argmax().item<int64_t>();  // first used column
@@ -35,6 +36,9 @@ Slice slice_rows(const rollout::RolloutBatch& b, int64_t lo, int64_t hi) {
   s.groups = b.group_ids.slice(0, lo, hi);
   if (b.values.defined()) s.values = b.values.slice(0, lo, hi).slice(1, 0, r1);
   if (b.returns.defined()) s.returns = b.returns.slice(0, lo, hi).slice(1, 0, r1);
+  for (auto* t : {&s.pids, &s.pmask, &s.rids, &s.rmask, &s.old_lp, &s.adv, &s.loss_mask, &s.ref_lp, &s.groups,
+                  &s.values, &s.returns})
+    if (t->defined()) *t = t->to(dev);
   return s;
 }
 
@@ -81,7 +85,7 @@ RlUpdateResult rl_update(models::Transformer& policy, torch::optim::Optimizer& o
       std::map<std::string, double> mb;
       int micro = 0;
       for (int64_t u0 = m0; u0 < m1; u0 += o.micro_batch_size) {
-        const auto s = slice_rows(b, u0, std::min(m1, u0 + o.micro_batch_size));
+        const auto s = slice_rows(b, u0, std::min(m1, u0 + o.micro_batch_size), policy.device());
         models::LogprobOptions lo;
         lo.temperature = o.temperature;
         lo.entropy = true;

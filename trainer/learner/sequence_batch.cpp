@@ -19,18 +19,24 @@ SequenceBatch SequenceBatch::rows(int64_t lo, int64_t hi) const {
   return s;
 }
 
+SequenceBatch SequenceBatch::to(const at::Device& device) const {
+  return {prompt_ids.to(device), prompt_mask.to(device), response_ids.to(device), response_mask.to(device)};
+}
+
 models::SequenceLogprobs no_grad_logprobs(models::Transformer& model, const SequenceBatch& b, int64_t micro,
                                           const models::LogprobOptions& opts) {
   TORCH_CHECK(micro > 0, "no_grad_logprobs: micro must be > 0");
   torch::NoGradGuard ng;
   std::vector<at::Tensor> lp, ent, val;
+  const auto dev = model.device();
   for (int64_t s = 0; s < b.size(); s += micro) {
     const int64_t e = std::min(b.size(), s + micro);
-    auto out = models::sequence_logprobs(model, b.prompt_ids.slice(0, s, e), b.prompt_mask.slice(0, s, e),
-                                         b.response_ids.slice(0, s, e), b.response_mask.slice(0, s, e), opts);
-    if (out.logprobs.defined()) lp.push_back(out.logprobs);
-    if (out.entropy.defined()) ent.push_back(out.entropy);
-    if (out.values.defined()) val.push_back(out.values);
+    const auto sl = [&](const at::Tensor& t) { return t.slice(0, s, e).to(dev); };
+    auto out = models::sequence_logprobs(model, sl(b.prompt_ids), sl(b.prompt_mask), sl(b.response_ids),
+                                         sl(b.response_mask), opts);
+    if (out.logprobs.defined()) lp.push_back(out.logprobs.cpu());
+    if (out.entropy.defined()) ent.push_back(out.entropy.cpu());
+    if (out.values.defined()) val.push_back(out.values.cpu());
   }
   const auto cat = [](const std::vector<at::Tensor>& v) { return v.empty() ? at::Tensor() : torch::cat(v); };
   return {cat(lp), cat(ent), cat(val)};

@@ -24,10 +24,13 @@ struct SequenceBatch {
   int64_t size() const { return prompt_ids.defined() ? prompt_ids.size(0) : 0; }
   /// Rows [lo, hi) with all-padding prompt (left) and response (right) columns trimmed away.
   SequenceBatch rows(int64_t lo, int64_t hi) const;
+  /// The same batch on `device` (a no-op copy-free view where it is there already).
+  SequenceBatch to(const at::Device& device) const;
 };
 
 /// sequence_logprobs() of every row under no-grad, `micro` rows per forward, concatenated [N, R]
-/// (the fields `opts` asks for). For reference log-probs, critic values and evaluations.
+/// (the fields `opts` asks for), on the CPU whatever the model's device (`b` may be anywhere). For
+/// reference log-probs, critic values and evaluations.
 models::SequenceLogprobs no_grad_logprobs(models::Transformer& model, const SequenceBatch& b, int64_t micro,
                                           const models::LogprobOptions& opts = {});
 

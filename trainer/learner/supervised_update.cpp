@@ -34,7 +34,7 @@ StepResult sft_update(models::Transformer& policy, torch::optim::Optimizer& opti
   optimizer.zero_grad();
   double loss_total = 0;
   for (int64_t s = 0; s < n; s += o.micro_batch_size) {
-    const auto mb = batch.rows(s, std::min(n, s + o.micro_batch_size));
+    const auto mb = batch.rows(s, std::min(n, s + o.micro_batch_size)).to(policy.device());
     const auto lp = models::sequence_logprobs(policy, mb.prompt_ids, mb.prompt_mask, mb.response_ids,
                                               mb.response_mask).logprobs;
     // Token mean over the whole mini-batch: every micro-batch divides by the global count.
@@ -63,7 +63,7 @@ StepResult dpo_update(models::Transformer& policy, models::Transformer* referenc
   int micro = 0;
   for (int64_t s = 0; s < n; s += o.micro_batch_size) {
     const int64_t e = std::min(n, s + o.micro_batch_size);
-    const auto c = chosen.rows(s, e), r = rejected.rows(s, e);
+    const auto c = chosen.rows(s, e).to(policy.device()), r = rejected.rows(s, e).to(policy.device());
     DpoInputs in;
     const auto seq = [](models::Transformer& m, const SequenceBatch& b) {
       const auto lp = models::sequence_logprobs(m, b.prompt_ids, b.prompt_mask, b.response_ids, b.response_mask);
