@@ -133,9 +133,17 @@ struct ExplicitAttention : public torch::autograd::Function<ExplicitAttention> {
 at::Tensor scaled_dot_product_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                                         const at::Tensor& attn_mask, bool is_causal, double scale) {
 #if KEEL_TORCH_AT_LEAST(2, 1)
-  // 2.1+ takes an explicit scale.
-  return at::scaled_dot_product_attention(q, k, v, attn_mask.defined() ? c10::optional<at::Tensor>(attn_mask) : c10::nullopt,
-                                          /*dropout_p=*/0.0, /*is_causal=*/is_causal && !attn_mask.defined(), scale);
+  // 2.1+ takes an explicit scale. Its is_causal aligns the triangle top-left (key j visible to
+  // query i iff j <= i); keel's contract, as in the 1.13 path below, is bottom-right (j <= i + S - T:
+  // the queries are the last T positions), so T != S gets an explicit mask.
+  at::Tensor mask = attn_mask;
+  const int64_t t = q.size(-2), s = k.size(-2);
+  if (!mask.defined() && is_causal && t != s) {
+    const auto allowed = torch::ones({t, s}, q.options().dtype(torch::kBool)).tril(s - t);
+    mask = torch::zeros({t, s}, q.options()).masked_fill(allowed.logical_not(), -std::numeric_limits<float>::infinity());
+  }
+  return at::scaled_dot_product_attention(q, k, v, mask.defined() ? c10::optional<at::Tensor>(mask) : c10::nullopt,
+                                          /*dropout_p=*/0.0, /*is_causal=*/is_causal && !mask.defined(), scale);
 #else
   if (q.scalar_type() == at::kFloat && k.scalar_type() == at::kFloat && v.scalar_type() == at::kFloat &&
       q.device().is_cpu() && q.dim() == 4 && k.dim() == 4 && v.dim() == 4) {
@@ -160,7 +168,7 @@ bool cuda_available() { return torch::cuda::is_available(); }
 int cuda_device_count() { return static_cast<int>(torch::cuda::device_count()); }
 
 bool nccl_available() {
-#if defined(USE_C10D_NCCL) && defined(KEEL_WITH_CUDA)
+#if defined(USE_C10D_NCCL) && defined(KEEL_WITH_CUDA) && __has_include(<nccl.h>)  // as c10d_communicator.cpp
   return torch::cuda::is_available();
 #else
   return false;

@@ -12,6 +12,11 @@ keel_torch_lib=$(python3 -c 'import torch, os; print(os.path.join(os.path.dirnam
 export LD_LIBRARY_PATH="$keel_arch_lib:$keel_torch_lib:${LD_LIBRARY_PATH:-}"
 export PKG_CONFIG_PATH=/nonexistent  # the bundle's .pc files name /usr: use the find_path fallback
 [ -d /usr/local/cuda/bin ] && export PATH="/usr/local/cuda/bin:$PATH"
+# nccl.h (for ProcessGroupNCCL.hpp) comes with the wheel's nvidia-nccl package, not with torch.
+keel_site=$(python3 -c 'import torch, os; print(os.path.dirname(os.path.dirname(torch.__file__)))')
+keel_nccl_h=$(find "$keel_site/nvidia" -name nccl.h 2>/dev/null | head -n 1)
+[ -n "$keel_nccl_h" ] && export CPLUS_INCLUDE_PATH="$(dirname "$keel_nccl_h"):${CPLUS_INCLUDE_PATH:-}"
+[ -d /usr/local/cuda/include ] && export CPLUS_INCLUDE_PATH="${CPLUS_INCLUDE_PATH:-}:/usr/local/cuda/include"
 # The architecture of the card in hand (skips Caffe2's detection build); sm_90 = H100 / H200.
 export TORCH_CUDA_ARCH_LIST=${TORCH_CUDA_ARCH_LIST:-$(python3 -c 'import torch; c = torch.cuda.get_device_capability() if torch.cuda.is_available() else (9, 0); print(f"{c[0]}.{c[1]}")')}
 keel_cmake_args=(-G Ninja -DKEEL_USE_CCACHE=OFF

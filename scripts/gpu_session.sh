@@ -52,6 +52,6 @@ if [ -x "$b/keel" ]; then
 fi
 
 step "CPU tests on this LibTorch (ctest -L cpu of the binaries built; log: ctest_cpu.log)"
-[ -d "$b" ] && (cd "$b" && timeout "${KEEL_GPU_CTEST_S:-100}" ctest -j 16 -L cpu --timeout 100 >"$out/ctest_cpu.log" 2>&1)
-grep -E "tests passed|Failed|\*\*\*|Not Run" "$out/ctest_cpu.log" | head -40
+[ -d "$b" ] && (cd "$b" && timeout "${KEEL_GPU_CTEST_S:-100}" ctest -j 16 -L cpu --timeout 100 --output-on-failure >"$out/ctest_cpu.log" 2>&1)
+grep -E "tests passed|\*\*\*Failed|Not Run|Failure|error:|Expected|Which is|what\(\)" "$out/ctest_cpu.log" | head -60
 step done

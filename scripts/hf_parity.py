@@ -119,7 +119,8 @@ def main():
             randomize(model, {"llama": 1, "qwen2": 2, "mistral": 3}[fam])
             d = os.path.join(work, "hf_" + fam)
             model.save_pretrained(d)  # safetensors
-            save_file({"input_ids": ids, "attention_mask": mask,
+            # keel's safetensors reader takes float tensors only: ids and mask travel as exact fp32.
+            save_file({"input_ids": ids.float(), "attention_mask": mask.float(),
                        "logits": hf_logits(model, ids, mask).contiguous()},
                       os.path.join(d, "parity_io.safetensors"))
             with open(os.path.join(d, "config.json")) as f:

@@ -51,7 +51,9 @@ TEST(HfParityGpu, LogitsMatchTransformersBothWays) {
     if (!fs::exists(hf_dir)) continue;
     SCOPED_TRACE(family);
     const auto io = load_safetensors((hf_dir / "parity_io.safetensors").string());
-    const auto ids = io.at("input_ids"), mask = io.at("attention_mask"), ref = io.at("logits");
+    // ids and mask are stored as exact fp32 (keel's reader takes F32 / F16 / BF16).
+    const auto ids = io.at("input_ids").to(torch::kLong), mask = io.at("attention_mask").to(torch::kLong);
+    const auto ref = io.at("logits");
     torch::NoGradGuard ng;
 
     // transformers -> keel

@@ -28,7 +28,10 @@ void fsync_path(const std::filesystem::path& p) {
   const int rc = ::fsync(fd);
   const int err = errno;
   ::close(fd);
-  if (rc != 0) fail("{}: fsync failed ({})", p.string(), std::strerror(err));
+  // Some file systems cannot fsync a directory (EINVAL / ENOTSUP, e.g. several FUSE and virtual
+  // machine shares); the rename is then as durable as that file system makes it.
+  const bool unsupported = std::filesystem::is_directory(p) && (err == EINVAL || err == ENOTSUP || err == EROFS);
+  if (rc != 0 && !unsupported) fail("{}: fsync failed ({})", p.string(), std::strerror(err));
 }
 
 void write_all(int fd, const void* data, size_t n, const std::string& what) {

@@ -14,12 +14,19 @@
 #include <fmt/ranges.h>
 
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
-#include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 #include <torch/torch.h>
+// ProcessGroupGloo.hpp needs gloo's own headers, which Debian's libtorch-dev has but pip wheels do
+// not ship (the library is inside libtorch_cpu all the same): without them keel has no Gloo backend
+// and says so when asked for one.
+#if defined(USE_C10D_GLOO) && __has_include(<gloo/algorithm.h>)
+#define KEEL_WITH_GLOO 1
+#include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
+#endif
 // ProcessGroupNCCL.hpp is empty unless USE_C10D_NCCL is defined (the CUDA LibTorch's torch_cuda
-// target defines it); a CUDA LibTorch without it builds keel with Gloo only.
-#if defined(KEEL_WITH_CUDA) && defined(USE_C10D_NCCL)
+// target defines it) and needs nccl.h (pip: the nvidia-nccl package's include/, which
+// scripts/gpu_env.sh puts on the include path); otherwise keel builds without NCCL.
+#if defined(KEEL_WITH_CUDA) && defined(USE_C10D_NCCL) && __has_include(<nccl.h>)
 #define KEEL_WITH_NCCL 1
 #include <c10/cuda/CUDAFunctions.h>
 #include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
@@ -385,6 +392,7 @@ void wait_for_peers(c10d::Store& store, const RendezvousInfo& info, double timeo
   }
 }
 
+#if defined(KEEL_WITH_GLOO)
 std::shared_ptr<::gloo::transport::Device> gloo_device(const RendezvousInfo& info) {
   if (const char* ifname = std::getenv("GLOO_SOCKET_IFNAME"); ifname != nullptr && *ifname != '\0')
     return c10d::ProcessGroupGloo::createDeviceForInterface(ifname);
@@ -392,6 +400,7 @@ std::shared_ptr<::gloo::transport::Device> gloo_device(const RendezvousInfo& inf
   if (info.local_world_size == info.world_size) return c10d::ProcessGroupGloo::createDeviceForHostname("127.0.0.1");
   return c10d::ProcessGroupGloo::createDefaultDevice();
 }
+#endif
 
 }  // namespace
 
@@ -411,12 +420,18 @@ std::unique_ptr<Communicator> init_communicator(const RendezvousInfo& info, cons
   BackendFactory factory;
   at::Device device = at::kCPU;
   if (backend == "gloo") {
+#if !defined(KEEL_WITH_GLOO)
+    fail("dist.backend is gloo but this keel was built without Gloo (LibTorch {} shipped no gloo headers); use "
+         "dist.backend=nccl, or build against a LibTorch with them (Debian's libtorch-dev)",
+         compat::torch_version());
+#else
     auto dev = gloo_device(info);
     factory = [dev, timeout](const StorePtr& store, int rank, int size) -> BackendPtr {
       auto o = c10d::ProcessGroupGloo::Options::create(timeout);
       o->devices.push_back(dev);
       return c10::make_intrusive<c10d::ProcessGroupGloo>(store, rank, size, o);
     };
+#endif
   } else {
 #if defined(KEEL_WITH_NCCL)
     if (!compat::nccl_available()) fail("dist.backend is nccl but no CUDA device is usable on rank {}", info.rank);
