@@ -291,6 +291,15 @@ std::string model_config_to_json(const ModelConfig& c, const std::string& archit
                            {"original_max_position_embeddings", c.rope_scaling.original_max_position_embeddings}};
       break;
   }
+  if (j.contains("rope_parameters")) {
+    // The source was written by transformers >= 5: keep its form (one rope_parameters object; a
+    // config with both forms is an error when read back).
+    json rp = j["rope_scaling"].is_null() ? json{{"rope_type", "default"}} : j["rope_scaling"];
+    rp["rope_theta"] = c.rope_theta;
+    j["rope_parameters"] = rp;
+    j.erase("rope_scaling");
+    j.erase("rope_theta");
+  }
   if (c.model_type == "llama") {
     if (c.attention_bias != c.o_proj_bias)
       fail("model config: llama cannot express q/k/v bias without o_proj bias in config.json");

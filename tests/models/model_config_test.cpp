@@ -95,8 +95,18 @@ TEST(ModelConfig, RopeParametersOfTransformers5) {
   EXPECT_EQ(c.rope_scaling.type, RopeScalingType::kLlama3);
   EXPECT_DOUBLE_EQ(c.rope_scaling.factor, 8.0);
   EXPECT_EQ(c.rope_scaling.original_max_position_embeddings, 8192);
+  // Written back in the same form, and read back the same.
+  const auto back = json::parse(model_config_to_json(c));
+  EXPECT_FALSE(back.contains("rope_scaling"));
+  EXPECT_FALSE(back.contains("rope_theta"));
+  EXPECT_EQ(back["rope_parameters"]["rope_type"], "llama3");
+  EXPECT_EQ(back["rope_parameters"]["rope_theta"], 250000.0);
+  const auto c2 = parse(back);
+  EXPECT_DOUBLE_EQ(c2.rope_theta, 250000.0);
+  EXPECT_EQ(c2.rope_scaling.type, RopeScalingType::kLlama3);
   j["rope_parameters"] = {{"rope_type", "default"}, {"rope_theta", 1e6}};
   c = parse(j);
+  EXPECT_EQ(json::parse(model_config_to_json(c))["rope_parameters"]["rope_type"], "default");
   EXPECT_DOUBLE_EQ(c.rope_theta, 1e6);
   EXPECT_EQ(c.rope_scaling.type, RopeScalingType::kNone);
   j["rope_scaling"] = {{"rope_type", "linear"}, {"factor", 2.0}};
