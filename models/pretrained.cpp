@@ -187,17 +187,17 @@ void save_pretrained(const Transformer& model, const std::string& dir, const Sav
       const fs::path old = parent / fmt::format(".{}.old.{}", target.filename().string(), tag);
       fs::rename(target, old);
       fs::rename(tmp, target);
-      fs::remove_all(old);
+      keel::fs::remove_tree(old);
     } else {
       fs::rename(tmp, target);
     }
   } catch (const fs::filesystem_error& e) {
     std::error_code ec;
-    fs::remove_all(tmp, ec);
+    keel::fs::remove_tree(tmp, ec);
     fail("{}: saving the model failed: {}", dir, e.what());
   } catch (...) {
     std::error_code ec;
-    fs::remove_all(tmp, ec);
+    keel::fs::remove_tree(tmp, ec);
     throw;
   }
 }

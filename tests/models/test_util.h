@@ -9,6 +9,7 @@
 
 #include "models/model_config.h"
 #include "models/transformer.h"
+#include "trainer/common/fs.h"
 
 namespace keel::models::testing {
 
@@ -22,7 +23,7 @@ class TempDir {
   }
   ~TempDir() {
     std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
+    keel::fs::remove_tree(path_, ec);
   }
   std::string str() const { return path_.string(); }
   std::string operator/(const std::string& name) const { return (path_ / name).string(); }

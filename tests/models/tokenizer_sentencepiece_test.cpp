@@ -12,6 +12,7 @@
 
 #include "models/tokenizer.h"
 #include "trainer/common/error.h"
+#include "trainer/common/fs.h"
 
 namespace keel::models {
 namespace {
@@ -28,7 +29,7 @@ class TempDir {
   }
   ~TempDir() {
     std::error_code ec;
-    fs::remove_all(path_, ec);
+    keel::fs::remove_tree(path_, ec);
   }
   std::string file(const std::string& name) const { return (path_ / name).string(); }
 

@@ -12,6 +12,7 @@
 
 #include "models/tokenizer_sentencepiece.h"
 #include "trainer/common/error.h"
+#include "trainer/common/fs.h"
 
 namespace keel::models {
 namespace {
@@ -29,7 +30,7 @@ class TokenizerLoadTest : public testing::Test {
   }
   void TearDown() override {
     std::error_code ec;
-    fs::remove_all(dir_, ec);
+    keel::fs::remove_tree(dir_, ec);
   }
   std::string write(const std::string& rel, const std::string& text) {
     const fs::path p = dir_ / rel;

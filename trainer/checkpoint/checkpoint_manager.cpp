@@ -36,7 +36,7 @@ bool CheckpointManager::is_complete(const stdfs::path& dir) { return stdfs::is_r
 stdfs::path CheckpointManager::begin(int64_t step) {
   const auto staging = root_ / fmt::format("{}{:08d}", kStaging, step);
   std::error_code ec;
-  stdfs::remove_all(staging, ec);
+  keel::fs::remove_tree(staging, ec);
   stdfs::create_directories(staging, ec);
   if (ec) fail("{}: cannot create the checkpoint staging directory ({})", staging.string(), ec.message());
   return staging;
@@ -48,11 +48,11 @@ stdfs::path CheckpointManager::commit(const stdfs::path& staging, int64_t step) 
   fs::fsync_path(staging);
   const auto final_dir = root_ / dir_name(step);
   std::error_code ec;
-  if (stdfs::exists(final_dir)) stdfs::remove_all(final_dir, ec);
+  if (stdfs::exists(final_dir)) keel::fs::remove_tree(final_dir, ec);
   fs::rename_dir_atomic(staging, final_dir);
   auto all = complete();
   while (static_cast<int>(all.size()) > keep_last_) {
-    stdfs::remove_all(all.front(), ec);
+    keel::fs::remove_tree(all.front(), ec);
     all.erase(all.begin());
   }
   return final_dir;
@@ -88,7 +88,7 @@ int CheckpointManager::discard_incomplete() {
     if (name.rfind(kStaging, 0) == 0 || (step_of(e.path()) && !is_complete(e.path()))) stale.push_back(e.path());
   }
   for (const auto& p : stale) {
-    stdfs::remove_all(p, ec);
+    keel::fs::remove_tree(p, ec);
     ++n;
   }
   return n;

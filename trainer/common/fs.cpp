@@ -1,6 +1,8 @@
 #include "trainer/common/fs.h"
 
 #include <fcntl.h>
+#include <ftw.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -32,6 +34,46 @@ void fsync_path(const std::filesystem::path& p) {
   // machine shares); the rename is then as durable as that file system makes it.
   const bool unsupported = std::filesystem::is_directory(p) && (err == EINVAL || err == ENOTSUP || err == EROFS);
   if (rc != 0 && !unsupported) fail("{}: fsync failed ({})", p.string(), std::strerror(err));
+}
+
+namespace {
+// nftw's callback takes no context: the count and the first failure of the walk in this thread.
+thread_local std::uintmax_t tl_removed = 0;
+thread_local int tl_errno = 0;
+thread_local std::string tl_failed;
+
+int remove_entry(const char* path, const struct stat*, int, struct FTW*) {
+  if (::remove(path) != 0) {
+    tl_errno = errno;
+    tl_failed = path;
+    return 1;  // stop the walk
+  }
+  ++tl_removed;
+  return 0;
+}
+}  // namespace
+
+std::uintmax_t remove_tree(const std::filesystem::path& p, std::error_code& ec) noexcept {
+  ec.clear();
+  struct stat st;
+  if (::lstat(p.c_str(), &st) != 0) {
+    if (errno != ENOENT) ec.assign(errno, std::generic_category());
+    return 0;
+  }
+  tl_removed = 0;
+  tl_errno = 0;
+  tl_failed.clear();
+  // Depth first (children before their directory), physical (a link is removed, not followed).
+  const int rc = ::nftw(p.c_str(), remove_entry, 32, FTW_DEPTH | FTW_PHYS);
+  if (rc != 0) ec.assign(tl_errno != 0 ? tl_errno : errno, std::generic_category());
+  return tl_removed;
+}
+
+std::uintmax_t remove_tree(const std::filesystem::path& p) {
+  std::error_code ec;
+  const auto n = remove_tree(p, ec);
+  if (ec) fail("{}: cannot remove {} ({})", p.string(), tl_failed.empty() ? p.string() : tl_failed, ec.message());
+  return n;
 }
 
 void write_all(int fd, const void* data, size_t n, const std::string& what) {

@@ -4,10 +4,12 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <filesystem>
 #include <functional>
 #include <string>
 #include <string_view>
+#include <system_error>
 
 namespace keel::fs {
 
@@ -26,6 +28,15 @@ void write_all(int fd, const void* data, size_t n, const std::string& what);
 
 /// fsync a file or directory by path (errors throw keel::Error naming it).
 void fsync_path(const std::filesystem::path& p);
+
+/// Removes `p` and everything below it without following symbolic links, like
+/// std::filesystem::remove_all; the number of entries removed (0 when `p` does not exist). keel
+/// never calls std::filesystem::remove_all: the pip LibTorch's libtorch.so (2.11+cu130) exports a
+/// copy of it that the dynamic linker binds keel's calls to, and that copy crashes (a jump to
+/// address 0, seen on the H100 machine). This one is nftw(3) + remove(3).
+/// The error_code form never throws; the other throws keel::Error naming the entry that failed.
+std::uintmax_t remove_tree(const std::filesystem::path& p, std::error_code& ec) noexcept;
+std::uintmax_t remove_tree(const std::filesystem::path& p);
 
 /// Atomically renames directory `from` to `to` (which must not exist) and fsyncs the parent.
 void rename_dir_atomic(const std::filesystem::path& from, const std::filesystem::path& to);

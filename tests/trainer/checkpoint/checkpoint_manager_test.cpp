@@ -15,9 +15,9 @@ class Checkpoints : public ::testing::Test {
  protected:
   void SetUp() override {
     root_ = stdfs::temp_directory_path() / ("keel_ckpt_" + std::to_string(::getpid())) / "checkpoints";
-    stdfs::remove_all(root_.parent_path());
+    keel::fs::remove_tree(root_.parent_path());
   }
-  void TearDown() override { stdfs::remove_all(root_.parent_path()); }
+  void TearDown() override { keel::fs::remove_tree(root_.parent_path()); }
   stdfs::path save(CheckpointManager& m, int64_t step) {
     const auto s = m.begin(step);
     fs::write_file_atomic(s / "state.json", "{\"step\": " + std::to_string(step) + "}");

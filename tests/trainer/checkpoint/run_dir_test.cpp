@@ -17,7 +17,7 @@ TEST(RunDir, WritesResolvedConfigRevisionAndCommand) {
   EXPECT_EQ(rev, std::string(build_git_revision()) + "\n");
   EXPECT_NE(rev, "unknown\n");  // built from this git checkout
   EXPECT_EQ(fs::read_file(dir / "command"), "keel train c.yaml\n");
-  std::filesystem::remove_all(dir.parent_path());
+  keel::fs::remove_tree(dir.parent_path());
 }
 
 }  // namespace

@@ -58,10 +58,13 @@ class ScratchDir {
   explicit ScratchDir(const std::string& tag) {
     path_ = std::filesystem::temp_directory_path() /
             ("keel_test_" + tag + "_" + std::to_string(::getpid()) + "_" + std::to_string(counter()++));
-    std::filesystem::remove_all(path_);
+    keel::fs::remove_tree(path_);
     std::filesystem::create_directories(path_);
   }
-  ~ScratchDir() { std::filesystem::remove_all(path_); }
+  ~ScratchDir() {
+    std::error_code ec;
+    keel::fs::remove_tree(path_, ec);
+  }
   const std::filesystem::path& path() const { return path_; }
   std::filesystem::path write(const std::string& name, const std::string& text) const {
     const auto p = path_ / name;

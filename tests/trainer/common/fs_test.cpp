@@ -10,14 +10,37 @@ namespace {
 
 TEST(Fs, AtomicWriteReplacesAndLeavesNoTemporaries) {
   const auto dir = std::filesystem::temp_directory_path() / ("keel_fs_" + std::to_string(::getpid()));
-  std::filesystem::remove_all(dir);
+  keel::fs::remove_tree(dir);
   write_file_atomic(dir / "sub" / "a.txt", "one");
   write_file_atomic(dir / "sub" / "a.txt", "two");
   EXPECT_EQ(read_file(dir / "sub" / "a.txt"), "two");
   int n = 0;
   for (const auto& e : std::filesystem::directory_iterator(dir / "sub")) { (void)e; ++n; }
   EXPECT_EQ(n, 1);
-  std::filesystem::remove_all(dir);
+  keel::fs::remove_tree(dir);
+}
+
+TEST(Fs, RemoveTreeRemovesEverythingAndFollowsNoLink) {
+  const auto root = std::filesystem::temp_directory_path() / ("keel_fs_tree_" + std::to_string(::getpid()));
+  const auto outside = root.string() + "_outside";
+  remove_tree(root);
+  remove_tree(outside);
+  write_file_atomic(root / "a" / "b" / "f1", "1");
+  write_file_atomic(root / "a" / "f2", "2");
+  write_file_atomic(root / "f3", "3");
+  write_file_atomic(std::filesystem::path(outside) / "keep", "k");
+  std::filesystem::create_directory_symlink(outside, root / "link");  // must be removed, not followed
+  // root, a, b, f1, f2, f3, link = 7 entries.
+  EXPECT_EQ(remove_tree(root), 7u);
+  EXPECT_FALSE(std::filesystem::exists(root));
+  EXPECT_EQ(read_file(std::filesystem::path(outside) / "keep"), "k");
+  std::error_code ec;
+  EXPECT_EQ(remove_tree(root, ec), 0u);  // absent: nothing to do, no error
+  EXPECT_FALSE(ec);
+  write_file_atomic(root / "single", "s");
+  EXPECT_EQ(remove_tree(root / "single"), 1u);  // a plain file
+  EXPECT_EQ(remove_tree(root), 1u);
+  EXPECT_EQ(remove_tree(outside), 2u);
 }
 
 TEST(Fs, ReadOfAMissingFileNamesIt) {

@@ -8,6 +8,7 @@
 
 #include "tests/trainer/dist/dist_test_util.h"
 #include "trainer/common/error.h"
+#include "trainer/common/fs.h"
 
 namespace keel::dist {
 namespace {
@@ -26,7 +27,7 @@ struct Scratch {
     ::close(out_fd);
     ::close(err_fd);
     std::error_code ec;
-    fs::remove_all(dir, ec);
+    keel::fs::remove_tree(dir, ec);
   }
   LaunchOptions options(int nproc, std::string script) const {
     LaunchOptions o;

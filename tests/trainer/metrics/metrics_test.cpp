@@ -15,7 +15,7 @@ namespace stdfs = std::filesystem;
 
 stdfs::path scratch(const std::string& tag) {
   auto p = stdfs::temp_directory_path() / ("keel_metrics_" + tag + "_" + std::to_string(::getpid()));
-  stdfs::remove_all(p);
+  keel::fs::remove_tree(p);
   stdfs::create_directories(p);
   return p;
 }
@@ -49,7 +49,7 @@ TEST(JsonlWriter, OneLinePerStepAndResumeDropsLaterSteps) {
   EXPECT_EQ(std::count(resumed.begin(), resumed.end(), '\n'), 3);
   EXPECT_EQ(resumed.find("\"reward/mean\": 1}"), std::string::npos) << resumed;
   EXPECT_NE(resumed.find("\"reward/mean\": 0.9}"), std::string::npos) << resumed;
-  stdfs::remove_all(dir);
+  keel::fs::remove_tree(dir);
 }
 
 // Reads back TFRecord framing and the fields we wrote.
@@ -93,7 +93,7 @@ TEST(TensorBoardWriter, RecordsAreFramedWithValidCrcs) {
   EXPECT_EQ(static_cast<unsigned char>(last[tag + 11]), 0x15);
   std::memcpy(&v, last.data() + tag + 12, 4);
   EXPECT_EQ(v, 0.25f);
-  stdfs::remove_all(dir);
+  keel::fs::remove_tree(dir);
 }
 
 TEST(Progress, LineShowsWhatIsKnown) {
