@@ -78,6 +78,7 @@ int run_cli(int argc, char** argv) {
   g->add_option("--samples", gen.samples, "completions per prompt")->check(CLI::PositiveNumber);
   g->add_option("--batch-size", gen.batch_size, "sequences decoded together")->check(CLI::PositiveNumber);
   g->add_flag("--logprobs", gen.with_logprobs, "include per-token log-probs");
+  g->add_option("--device", gen.device, "auto | cpu | cuda (auto: CUDA when usable)");
 
   LogprobsArgs lpa;
   auto* lp = app.add_subcommand("logprobs", "teacher-forced per-token log-probs of {prompt, completion} JSONL");
@@ -87,6 +88,7 @@ int run_cli(int argc, char** argv) {
   lp->add_option("--tokenizer", lpa.tokenizer, "tokenizer file or directory (default: the model's)");
   lp->add_option("--chat-template", lpa.chat_template, "plain | chatml | llama3");
   lp->add_option("--temperature", lpa.temperature, "logits are divided by this")->check(CLI::PositiveNumber);
+  lp->add_option("--device", lpa.device, "auto | cpu | cuda (auto: CUDA when usable)");
 
   TokenizeArgs tka;
   auto* tk = app.add_subcommand("tokenize", "print the ids and pieces of a text (to debug templates)");

@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
+#include "models/compat.h"
 #include "models/generate.h"
 #include "models/logprobs.h"
 #include "models/model_config.h"
@@ -25,10 +26,23 @@ struct Loaded {
   std::unique_ptr<models::Tokenizer> tok;
 };
 
-Loaded load_model_and_tokenizer(const std::string& model_dir, const std::string& tokenizer) {
+/// --device: auto = CUDA device 0 when usable, else CPU. The commands compute in fp32 on either, so
+/// that `keel logprobs` stays comparable with the sampler's log-probs (the log-prob contract).
+at::Device resolve_device(const std::string& device) {
+  if (device != "auto" && device != "cpu" && device != "cuda")
+    fail("--device must be auto, cpu or cuda, got '{}'", device);
+  const bool cuda = device == "cuda" || (device == "auto" && compat::cuda_available());
+  if (cuda && !compat::cuda_available())
+    fail("--device cuda: no CUDA device is usable (LibTorch {})", compat::torch_version());
+  return cuda ? at::Device(at::kCUDA, 0) : at::Device(at::kCPU);
+}
+
+Loaded load_model_and_tokenizer(const std::string& model_dir, const std::string& tokenizer, const std::string& device) {
   models::ModelRegistry reg("model family");
   models::register_builtin_models(reg);
-  Loaded l{models::load_pretrained(model_dir, reg), nullptr};
+  models::LoadOptions lo;
+  lo.device = resolve_device(device);
+  Loaded l{models::load_pretrained(model_dir, reg, lo), nullptr};
   l.tok = models::load_tokenizer(tokenizer.empty() ? model_dir : tokenizer);
   return l;
 }
@@ -37,7 +51,7 @@ Loaded load_model_and_tokenizer(const std::string& model_dir, const std::string&
 
 int run_generate(const GenerateArgs& a) {
   torch::NoGradGuard ng;
-  auto l = load_model_and_tokenizer(a.model, a.tokenizer);
+  auto l = load_model_and_tokenizer(a.model, a.tokenizer, a.device);
   data::JsonlOptions jo;
   const auto prompts = data::load_prompts(a.prompts, jo).records;
   const int64_t ctx = l.model.config().max_position_embeddings;
@@ -92,7 +106,7 @@ int run_generate(const GenerateArgs& a) {
 
 int run_logprobs(const LogprobsArgs& a) {
   torch::NoGradGuard ng;
-  auto l = load_model_and_tokenizer(a.model, a.tokenizer);
+  auto l = load_model_and_tokenizer(a.model, a.tokenizer, a.device);
   const int64_t ctx = l.model.config().max_position_embeddings;
   // {prompt | messages, completion} per line.
   std::ifstream in(a.input);
@@ -131,7 +145,9 @@ int run_logprobs(const LogprobsArgs& a) {
     auto rmask = torch::ones_like(rids);
     models::LogprobOptions lo;
     lo.temperature = a.temperature;
-    const auto lp = models::sequence_logprobs(l.model, pids, pmask, rids, rmask, lo).logprobs[0];
+    const auto dev = l.model.device();
+    const auto lp =
+        models::sequence_logprobs(l.model, pids.to(dev), pmask.to(dev), rids.to(dev), rmask.to(dev), lo).logprobs[0].cpu();
     nlohmann::json res;
     res["id"] = r.id;
     std::vector<std::string> pieces;

@@ -20,6 +20,7 @@ struct GenerateArgs {
   int samples = 1;            ///< completions per prompt
   int batch_size = 16;
   bool with_logprobs = false;
+  std::string device = "auto";  ///< auto | cpu | cuda (fp32 either way)
 };
 int run_generate(const GenerateArgs& a);
 
@@ -30,6 +31,7 @@ struct LogprobsArgs {
   std::string tokenizer;
   std::string chat_template = "plain";
   double temperature = 1.0;
+  std::string device = "auto";  ///< auto | cpu | cuda (fp32 either way)
 };
 int run_logprobs(const LogprobsArgs& a);
 

@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "models/compat.h"
 #include "models/pretrained.h"
 #include "models/tokenizer.h"
 #include "models/tokenizer_sentencepiece.h"
@@ -111,6 +112,15 @@ TEST_F(ModelCommands, BadInputsAreClearErrors) {
   r = run_keel("generate model broken.jsonl", dir_->path());
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_EQ(r.out.rfind("keel: error: broken.jsonl:1: invalid JSON", 0), 0u) << r.out;
+
+  r = run_keel("generate model long.jsonl --device tpu", dir_->path());
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(r.out, "keel: error: --device must be auto, cpu or cuda, got 'tpu'\n");
+  if (!compat::cuda_available()) {
+    r = run_keel("logprobs model bad.jsonl --device cuda", dir_->path());
+    EXPECT_EQ(r.exit_code, 1);
+    EXPECT_NE(r.out.find("--device cuda: no CUDA device is usable"), std::string::npos) << r.out;
+  }
 }
 
 TEST_F(ModelCommands, TokenizePrintsIdsAndPieces) {
