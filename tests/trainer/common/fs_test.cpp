@@ -3,6 +3,9 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <string>
+#include <vector>
+
 #include "trainer/common/error.h"
 
 namespace keel::fs {
@@ -41,6 +44,24 @@ TEST(Fs, RemoveTreeRemovesEverythingAndFollowsNoLink) {
   EXPECT_EQ(remove_tree(root / "single"), 1u);  // a plain file
   EXPECT_EQ(remove_tree(root), 1u);
   EXPECT_EQ(remove_tree(outside), 2u);
+}
+
+// keel must not call std::filesystem::remove_all (see remove_tree in fs.h: the pip LibTorch's copy
+// crashes). A lint over the sources, so that a new call fails here and not on a GPU machine.
+TEST(Fs, NoSourceCallsStdRemoveAll) {
+  std::vector<std::string> offenders;
+  for (const char* sub : {"models", "rewards", "trainer", "tests", "bench"}) {
+    const auto root = std::filesystem::path(KEEL_SOURCE_DIR) / sub;
+    for (const auto& e : std::filesystem::recursive_directory_iterator(root)) {
+      const auto ext = e.path().extension();
+      if (!e.is_regular_file() || (ext != ".cpp" && ext != ".h")) continue;
+      const std::string text = read_file(e.path());
+      // The needle is spelled in two pieces so that this file does not match itself.
+      if (text.find(std::string("remove_") + "all(") != std::string::npos) offenders.push_back(e.path().string());
+    }
+  }
+  EXPECT_TRUE(offenders.empty()) << "use keel::fs::remove_tree instead of std::filesystem::remove_all in: "
+                                 << ::testing::PrintToString(offenders);
 }
 
 TEST(Fs, ReadOfAMissingFileNamesIt) {
