@@ -15,6 +15,12 @@
 // each batch is scored with the models as they are, then up to annotate_per_step new messages
 // (pairs) are annotated and the model takes one update of grad_steps Adam steps on minibatches drawn
 // from everything annotated so far (all of it when smaller than batch_size).
+// INTERPRETATION, further: minibatches are drawn without replacement (the whole set when smaller);
+// ranking pairs are two distinct messages drawn uniformly from every message seen so far; a pair's
+// label comes from comparing the annotator's two pointwise scores (a pairwise LLM prompt is not
+// wired); the running statistics are keel's exact Chan–Welford population mean / variance
+// (running_norm.h), initialised by the first batch, where the released RunningMeanStd starts from
+// count 1e-4, mean 0, var 1 and folds in the unbiased batch variance.
 // Pure functions first (tested against loops), then the online state machine OniIntrinsic.
 // Not here: the reward combination and the per-episode counts (oni.h), the registry glue.
 //

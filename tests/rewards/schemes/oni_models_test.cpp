@@ -230,6 +230,38 @@ TEST(OniIntrinsic, HashingRewardsAMessageOnceItsLabelIsCached) {
   EXPECT_TRUE(torch::equal(slow.step({"gold"}, metrics), dt({1})));
 }
 
+TEST(OniIntrinsic, BatchedRewardsOfRepeatedMessagesMatchAPerMessageLoop) {
+  // The learned models score each distinct message once and scatter; the loop scores message by
+  // message. Ranking: the running statistics count every step (repeats included).
+  const std::vector<std::string> vocab = {"gold", "rock", "You see here a gold piece.", "", "It's a wall.", "door"};
+  for (int seed = 0; seed < 50; ++seed) {
+    torch::manual_seed(seed);
+    std::vector<std::string> msgs;
+    for (int64_t i = 0, n = seed % 9; i < n; ++i) msgs.push_back(vocab[static_cast<size_t>(torch::randint(0, 6, {1}).item<int64_t>())]);
+    OniIntrinsicOptions o = small_options(seed % 2 ? "ranking" : "classification");
+    o.net.seed = seed;
+    o.classification_threshold = 0.3 + 0.1 * (seed % 5);
+    OniIntrinsic m(o, regex_annotator("gold"));
+    std::vector<double> loop;
+    if (m.ranker()) {
+      std::vector<double> raw;
+      for (const auto& x : msgs) raw.push_back(m.ranker()->raw({x}).item<float>());
+      RunningMeanStd stats;
+      if (!raw.empty()) stats.update(torch::tensor(raw, torch::kFloat64));
+      for (double r : raw) {
+        const double z = (r - stats.mean()) / std::sqrt(std::max(stats.var(), 1e-8));
+        loop.push_back(z > -0.5 ? z : 0.0);
+      }
+    } else {
+      for (const auto& x : msgs) loop.push_back(m.classifier()->probability({x}).item<float>() > o.classification_threshold ? 1.0 : 0.0);
+    }
+    std::map<std::string, double> metrics;
+    const at::Tensor fast = m.step(msgs, metrics);
+    ASSERT_EQ(fast.numel(), static_cast<int64_t>(msgs.size()));
+    for (size_t i = 0; i < msgs.size(); ++i) EXPECT_NEAR(fast[static_cast<int64_t>(i)].item<double>(), loop[i], 1e-3) << seed << " " << i;
+  }
+}
+
 /// Scores a few batches, saves, then checks that a restored copy (built with a different seed, so
 /// nothing matches by accident) scores and keeps training bit-identically.
 void expect_round_trip(const std::string& model) {
