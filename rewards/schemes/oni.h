@@ -5,7 +5,7 @@
 // Here: the combination, per-episode message counts (vectorised over a batch of step streams, and
 // a streaming counter whose state survives checkpoints), and the retrieval/hashing label cache
 // (`online_cls`: r_int = cached LLM label, 0 for unseen messages which are queued for annotation).
-// Not here: the classification / ranking intrinsic reward models (group D, need the model library).
+// Not here: the learned intrinsic reward models and their annotator (spec D4: oni_models.h).
 //
 // Legend: N environment streams, T steps.
 #pragma once

@@ -11,7 +11,8 @@
 //          pow3r, openrs_pairwise, carr;
 //   advantage.estimator: cmo -> cmo (registered as a reward; see CmoScheme);
 //   reward.diversity -> diversity;  reward.uncertainty -> uncertainty;  reward.cost_channels ->
-//   cost_channels (section names);  reward.intrinsic.type: oni | retro_progress -> the value.
+//   cost_channels (section names);  reward.intrinsic.type: oni | retro_progress -> the value;
+//   reward.intrinsic.model: hashing | classification | ranking -> oni's `model` param (default signal).
 // "implicit" rubric aggregation (one holistic judge score) has no math to register: use the score.
 #include <algorithm>
 
@@ -26,6 +27,7 @@
 #include "rewards/schemes/gated.h"
 #include "rewards/schemes/group_ops.h"
 #include "rewards/schemes/oni.h"
+#include "rewards/schemes/oni_models.h"
 #include "rewards/schemes/openrs.h"
 #include "rewards/schemes/register_util.h"
 #include "rewards/schemes/retro_agent.h"
@@ -440,22 +442,61 @@ class DirectionalScheme : public RewardScheme {
 
 // ---- B8a: ONI ----------------------------------------------------------------------------------------------------------
 
-/// Per-step r_env, r_int [N, S] and message ids [N, S] (the same id = the same message string) from
-/// extra; episodes restart at extra[episode_start] (default: each row is one episode). The reward is the
-/// masked sum over the steps. The streaming counter and the LLM label cache of oni.h need message
-/// strings and an annotator, which the reward interface does not carry: not used here.
+/// Per-step r_env [N, S] (an [N] signal is one step per sample). model: signal (the default) reads
+/// r_int [N, S] and message ids [N, S] (the same id = the same message string) from signals; the
+/// learned models (hashing | classification | ranking, oni_models.h) take the message strings
+/// instead — `messages: response` (one step per sample, the response text) or `meta.<key>` (a string
+/// or a list of strings per sample, step j's message; steps past the list are padding) — score
+/// them, annotate new ones and train online; their state (labels, weights, Adam moments, running
+/// statistics, sampler) is checkpointed. Episodes restart at extra[episode_start] (default: each row
+/// is one episode). The reward is the masked sum over the steps.
 class OniScheme : public RewardScheme {
  public:
-  OniScheme(OniOptions o, std::string env, std::string intrinsic, std::string ids)
-      : o_(o), env_(std::move(env)), intrinsic_(std::move(intrinsic)), ids_(std::move(ids)) {}
+  OniScheme(OniOptions o, std::string env, std::string intrinsic, std::string ids, std::string messages,
+            OniModel model, std::unique_ptr<OniIntrinsic> learned)
+      : o_(o),
+        env_(std::move(env)),
+        intrinsic_(std::move(intrinsic)),
+        ids_(std::move(ids)),
+        messages_(std::move(messages)),
+        model_(model),
+        learned_(std::move(learned)) {}
   RewardOutput score(const RewardInput& in) override {
-    const at::Tensor r_env = fetch_signal(in, env_, "oni", "env");
-    TORCH_CHECK(r_env.dim() == 2, "reward scheme 'oni': env rewards must be [N, S], got ", r_env.sizes());
-    const at::Tensor r_int = fetch_signal(in, intrinsic_, "oni", "intrinsic");
-    const at::Tensor mask = step_mask_of(in, r_env, "oni");
+    at::Tensor r_env = fetch_signal(in, env_, "oni", "env");
+    if (r_env.dim() == 1) r_env = r_env.unsqueeze(1);
+    TORCH_CHECK(r_env.dim() == 2, "reward scheme 'oni': env rewards must be [N] or [N, S], got ", r_env.sizes());
+    at::Tensor mask = step_mask_of(in, r_env, "oni").clone();  // [N, S]; may be narrowed below, never the input's
+    at::Tensor r_int, ids;
+    std::map<std::string, double> metrics;
+    if (model_ == OniModel::kSignal) {
+      r_int = fetch_signal(in, intrinsic_, "oni", "intrinsic");
+      if (r_int.dim() == 1) r_int = r_int.unsqueeze(1);
+      if (o_.c_llm != 0.0) {
+        ids = fetch_signal(in, ids_, "oni", "message_ids").to(torch::kLong);
+        if (ids.dim() == 1) ids = ids.unsqueeze(1);
+      }
+    } else {
+      TORCH_CHECK(learned_, "reward scheme 'oni': the learned intrinsic model was not built (config errors?)");
+      const auto msgs = step_messages(in, r_env.size(1));
+      std::vector<std::string> flat;
+      std::map<std::string, int64_t> intern;
+      ids = torch::full(r_env.sizes(), -1, torch::kLong);  // [N, S], one id per distinct message
+      auto valid = mask.accessor<bool, 2>();
+      auto id = ids.accessor<int64_t, 2>();
+      for (int64_t i = 0; i < r_env.size(0); ++i)
+        for (int64_t j = 0; j < r_env.size(1); ++j) {
+          const auto& row = msgs[static_cast<size_t>(i)];
+          if (j >= static_cast<int64_t>(row.size())) valid[i][j] = false;
+          if (!valid[i][j]) continue;
+          const std::string& m = row[static_cast<size_t>(j)];
+          flat.push_back(m);
+          id[i][j] = intern.emplace(m, static_cast<int64_t>(intern.size())).first->second;
+        }
+      const at::Tensor r_valid = learned_->step(flat, metrics);  // [valid steps]
+      r_int = torch::zeros(r_env.sizes(), torch::kFloat64).masked_scatter_(mask, r_valid);
+    }
     at::Tensor counts = torch::ones(r_env.sizes(), torch::kLong);
-    if (o_.c_llm != 0.0) {
-      const at::Tensor ids = fetch_signal(in, ids_, "oni", "message_ids").to(torch::kLong);
+    if (ids.defined()) {
       at::Tensor start = extra_or_undefined(in, "episode_start", "oni");
       if (!start.defined()) {
         start = torch::zeros(ids.sizes(), torch::kBool);
@@ -465,13 +506,53 @@ class OniScheme : public RewardScheme {
     }
     const at::Tensor per_step = oni_reward(r_env, r_int, counts, o_);
     RewardOutput out = make_output(per_step.masked_fill(mask.logical_not(), 0.0).sum(1));
+    out.metrics = std::move(metrics);
     out.metrics["oni/intrinsic_mean"] = mean_of(r_int.masked_select(mask));
+    if (model_ != OniModel::kSignal) out.detail["intrinsic"] = r_int.masked_fill(mask.logical_not(), 0.0).sum(1).to(torch::kFloat32);
     return out;
+  }
+  bool stateful() const override { return model_ != OniModel::kSignal; }
+  void save_state(RewardState& out) const override {
+    if (learned_) learned_->save_state(out);
+  }
+  void load_state(const RewardState& in) override {
+    if (learned_) learned_->load_state(in);
+  }
+  void bind(const RewardContext& ctx) override {
+    if (learned_) learned_->bind(ctx);
   }
 
  private:
+  /// The message of every step [N][<= S]: the response (S = 1) or metadata[key] (a string or a list).
+  std::vector<std::vector<std::string>> step_messages(const RewardInput& in, int64_t s) const {
+    std::vector<std::vector<std::string>> out(static_cast<size_t>(in.size()));
+    if (messages_ == "response") {
+      TORCH_CHECK(s == 1, "reward scheme 'oni' (messages: response): one message per sample needs env rewards [N] or [N, 1], got S = ", s);
+      for (int64_t i = 0; i < in.size(); ++i) out[static_cast<size_t>(i)] = {in.responses[static_cast<size_t>(i)]};
+      return out;
+    }
+    const std::string key = messages_.substr(5);
+    require_metadata(in, key, "oni");
+    for (int64_t i = 0; i < in.size(); ++i) {
+      const nlohmann::json& v = in.meta(i).at(key);
+      auto& row = out[static_cast<size_t>(i)];
+      const auto one = [&](const nlohmann::json& x) {
+        TORCH_CHECK(x.is_string(), "reward scheme 'oni': metadata '", key, "' of sample ", i,
+                    " must be a message string or a list of them, got ", x.dump());
+        row.push_back(x.get<std::string>());
+      };
+      if (v.is_array()) for (const auto& x : v) one(x);
+      else one(v);
+      TORCH_CHECK(static_cast<int64_t>(row.size()) <= s, "reward scheme 'oni': sample ", i, " has ", row.size(),
+                  " messages in metadata '", key, "' but the env rewards have S = ", s, " steps");
+    }
+    return out;
+  }
+
   OniOptions o_;
-  std::string env_, intrinsic_, ids_;
+  std::string env_, intrinsic_, ids_, messages_;
+  OniModel model_;
+  std::unique_ptr<OniIntrinsic> learned_;
 };
 
 // ---- B8b: RetroAgent progress reward ------------------------------------------------------------------------------------
@@ -660,15 +741,28 @@ void register_group_b(RewardRegistry& reg) {
             read_signal(r, "scores", scores, "RM attribute scores [N, k], one column per attribute");
             return std::make_unique<DirectionalScheme>(o, scores);
           });
-  reg.add("oni", "ONI: sum over steps of c_ext r_env + c_llm r_int / count^beta",
+  reg.add("oni", "ONI: sum over steps of c_ext r_env + c_llm r_int / count^beta; r_int given, hashed, classified or ranked",
           [](config::Reader& r) -> std::unique_ptr<RewardScheme> {
             OniOptions o;
             read_oni_options(r, o);
             std::string env = "extra.env_rewards", intrinsic = "extra.intrinsic_rewards", ids = "extra.message_ids";
-            read_signal(r, "env", env, "per-step environment rewards [N, S]");
-            read_signal(r, "intrinsic", intrinsic, "per-step intrinsic rewards [N, S]");
-            read_signal(r, "message_ids", ids, "per-step message ids [N, S] (needed when c_llm > 0)");
-            return std::make_unique<OniScheme>(o, env, intrinsic, ids);
+            std::string messages = "response";
+            read_signal(r, "env", env, "per-step environment rewards [N, S] (or [N]: one step per sample)");
+            read_signal(r, "intrinsic", intrinsic, "per-step intrinsic rewards [N, S] (model: signal)");
+            read_signal(r, "message_ids", ids, "per-step message ids [N, S] (model: signal, needed when c_llm > 0)");
+            r.field("messages", messages, "message of each step for the learned models: response | meta.<key>");
+            if (messages != "response" && (messages.rfind("meta.", 0) != 0 || messages.size() == 5))
+              r.error("messages", fmt::format("'{}' is not a message source (expected response or meta.<key>)", messages));
+            OniIntrinsicOptions io;
+            std::unique_ptr<RewardScheme> annotator = read_oni_intrinsic_options(r, io);
+            const OniModel model = io.model == "hashing"          ? OniModel::kHashing
+                                   : io.model == "classification" ? OniModel::kClassification
+                                   : io.model == "ranking"        ? OniModel::kRanking
+                                                                  : OniModel::kSignal;
+            std::unique_ptr<OniIntrinsic> learned;
+            if (model != OniModel::kSignal && annotator && r.diagnostics().ok())
+              learned = std::make_unique<OniIntrinsic>(io, std::move(annotator));
+            return std::make_unique<OniScheme>(o, env, intrinsic, ids, messages, model, std::move(learned));
           });
   reg.add("retro_progress", "RetroAgent: c_int * max(0, subtask progress - best group success so far) (checkpointed)",
           [](config::Reader& r) -> std::unique_ptr<RewardScheme> {
