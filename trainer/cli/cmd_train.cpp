@@ -300,8 +300,30 @@ void load_checkpoint(Components& c, const stdfs::path& dir, const models::ModelR
 }
 
 /// pass@1 (greedy) and pass@k (k samples at the rollout temperature) on the held-out prompts.
+/// Evaluation scores with the training reward but must leave no trace in it: a stateful scheme
+/// (running statistics, ONI's online models and label caches) is put back, for the rest of the run
+/// and its checkpoints, to the state it had before the evaluation.
+class RewardStateRestorer {
+ public:
+  explicit RewardStateRestorer(rewards::CompositeReward* r) : reward_(r && r->stateful() ? r : nullptr) {
+    if (!reward_) return;
+    reward_->save_state(saved_);
+    for (auto& [k, t] : saved_) t = t.clone();  // a scheme may hand out its live tensors
+  }
+  ~RewardStateRestorer() {
+    if (reward_) reward_->load_state(saved_);
+  }
+  RewardStateRestorer(const RewardStateRestorer&) = delete;
+  RewardStateRestorer& operator=(const RewardStateRestorer&) = delete;
+
+ private:
+  rewards::CompositeReward* reward_;
+  rewards::RewardState saved_;
+};
+
 Metrics evaluate(Components& c) {
   if (!c.reward) return {};
+  const RewardStateRestorer restore(c.reward.get());
   const auto& evalset = c.data->eval_set();
   const size_t n = std::min(evalset.size(), static_cast<size_t>(c.cfg.eval.num_prompts));
   if (n == 0) return {};

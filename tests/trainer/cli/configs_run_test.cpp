@@ -52,6 +52,33 @@ TEST_P(ConfigsRunSlow, TwoSteps) {
       << r.out;
 }
 
+// Evaluation must not feed the reward's state (meanstd's running statistics here): a run that
+// evaluates every step checkpoints the same reward state, and trains the same, as one that never
+// evaluates.
+TEST(RewardStateSlow, EvaluationLeavesTheRewardStateUntouched) {
+  ScratchDir dir("evalstate");
+  const auto run = [&](const std::string& name, int every) {
+    const auto r = run_keel("train configs/rewards/meanstd.yaml run.total_steps=2 run.threads=1 eval.num_prompts=8 "
+                            "eval.every=" + std::to_string(every) + " run.output_dir=" + dir.path().string() +
+                                " run.name=" + name,
+                            KEEL_SOURCE_DIR);
+    EXPECT_EQ(r.exit_code, 0) << r.out;
+  };
+  run("with_eval", 1);
+  run("without_eval", 0);
+  const auto state = [&](const std::string& name) {
+    return fs::read_file(dir.path() / name / "checkpoints" / "step-00000002" / "reward_state.pt");
+  };
+  EXPECT_EQ(state("with_eval"), state("without_eval"));
+  const auto a = json_file_lines(dir.path() / "with_eval" / "metrics.jsonl");
+  const auto b = json_file_lines(dir.path() / "without_eval" / "metrics.jsonl");
+  ASSERT_EQ(a.size(), 2u);
+  ASSERT_EQ(b.size(), 2u);
+  EXPECT_TRUE(a[1].contains("eval/pass@1"));
+  for (const auto& [k, v] : b[1].items())
+    if (k.rfind("reward/", 0) == 0 || k.rfind("actor/", 0) == 0) EXPECT_EQ(a[1].at(k), v) << k;
+}
+
 INSTANTIATE_TEST_SUITE_P(Configs, ConfigsRunSlow, ::testing::ValuesIn(runnable_configs()),
                          [](const ::testing::TestParamInfo<std::string>& i) {
                            std::string n = i.param.substr(std::string("configs/").size());
