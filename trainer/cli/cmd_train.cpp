@@ -1010,9 +1010,6 @@ int run_train(const ConfigArgs& a, const std::vector<std::string>& argv) {
            cfg.batch.prompts_per_step, cfg.batch.mini_batch_size, c.world);
     }
   }
-  if (cfg.rollout.max_staleness > 0 && !disagg)
-    log::warn("{}: rollout.max_staleness {} has no effect with dist.placement colocated (rollouts are synchronous)",
-              a.config, cfg.rollout.max_staleness);
   if (c.is("rm")) fail("{}: learner.algorithm rm trains a reward model: run `keel train-rm {}`", a.config, a.config);
   if (!c.rl() && !c.is("dpo") && !c.is("sft"))
     fail("{}: learner.algorithm {} is not implemented by `keel train`", a.config, cfg.learner.algorithm);
@@ -1058,6 +1055,9 @@ int run_train(const ConfigArgs& a, const std::vector<std::string>& argv) {
             cfg.run.log_all_ranks);
   init_threads(cfg.run.threads);
   torch::manual_seed(cfg.run.seed);
+  if (cfg.rollout.max_staleness > 0 && !disagg)
+    log::warn("{}: rollout.max_staleness {} has no effect with dist.placement colocated (rollouts are synchronous)",
+              a.config, cfg.rollout.max_staleness);
 
   c.run_dir = stdfs::path(cfg.run.output_dir) / cfg.run.name;
   if (lead) checkpoint::prepare_run_dir(c.run_dir, c.resolved_yaml, argv);
