@@ -42,7 +42,8 @@ TEST_P(ConfigsRunSlow, TwoSteps) {
   // Configs for several ranks run under `keel launch` with their launch line's process count.
   const int nproc = config_nproc(fs::read_file(stdfs::path(KEEL_SOURCE_DIR) / cfg));
   const std::string launch = nproc > 1 ? "launch --nproc-per-node " + std::to_string(nproc) + " --master-port " +
-                                             std::to_string(dist::testing::free_port()) + " -- '" KEEL_BINARY "' "
+                                             std::to_string(dist::testing::free_port()) + " --log-dir " +
+                                             (dir.path() / "logs").string() + " -- '" KEEL_BINARY "' "
                                        : "";
   const auto r = run_keel(launch + std::string(rm ? "train-rm " : "train ") + cfg + " run.total_steps=2 run.threads=1 eval.num_prompts=4 run.output_dir=" +
                               dir.path().string() + " run.name=x",
