@@ -10,7 +10,15 @@
 // global batch on every rank, and each rank trains on its slice of every global mini-batch with
 // gradients all-reduced (trainer/dist/data_parallel.h) — the same steps as one process. Rank 0
 // logs, evaluates and checkpoints.
-// Not here: reward-model training (keel train-rm), disaggregated placement and async rollouts.
+// Disaggregated placement (dist.placement disaggregated; trainer/dist/placement.h): learner ranks
+// 0..L-1 (data-parallel among themselves, as colocated), rollout ranks, reward ranks (or none: the
+// rollout ranks score). Every rank derives each step's prompts from the seed; rollout ranks generate
+// their share, reward ranks score it, and every learner rank receives every share (rollout order,
+// so the batch is one process's), trains, and learner 0 broadcasts the weights to the rollout
+// ranks in dist.bucket_mb buckets. rollout.max_staleness k > 0 lets rollout run k versions ahead
+// (async); staler rows are dropped and counted. See the schedule above rollout_loop().
+// Not here: reward-model training (keel train-rm); stateful reward schemes, dynamic sampling,
+// remax and rollback with several ranks / disaggregated placement.
 #include <chrono>
 #include <cmath>
 #include <deque>
@@ -45,8 +53,11 @@
 #include "trainer/credit/group_filter.h"
 #include "trainer/dist/batch_gather.h"
 #include "trainer/dist/communicator.h"
+#include "trainer/dist/batch_transport.h"
 #include "trainer/dist/data_parallel.h"
+#include "trainer/dist/placement.h"
 #include "trainer/dist/rendezvous.h"
+#include "trainer/dist/weight_sync.h"
 #include "trainer/learner/dpo_loss.h"
 #include "trainer/learner/overlong_penalty.h"
 #include "trainer/learner/rl_update.h"
@@ -54,6 +65,7 @@
 #include "trainer/metrics/metrics.h"
 #include "trainer/rollout/prompt_format.h"
 #include "trainer/rollout/rollout.h"
+#include "trainer/rollout/staleness.h"
 
 namespace keel::cli {
 
@@ -166,8 +178,19 @@ struct Components {
   // ---- data-parallel ranks (colocated) ----
   std::unique_ptr<dist::Communicator> comm;  ///< null in a single process
   learner::DataParallelHooks dp_hooks;
-  int rank = 0;
-  int world = 1;
+  int rank = 0;   ///< index among the ranks sharing this rank's work (colocated: world rank)
+  int world = 1;  ///< how many share it (colocated: world size; disaggregated: ranks of the role)
+  // ---- disaggregated placement (null / unset when colocated) ----
+  std::optional<dist::Placement> placement;
+  dist::Role role = dist::Role::kLearner;
+  int global_rank = 0;
+  std::unique_ptr<dist::Communicator> world_comm;  ///< every rank: batches travel point to point
+  std::unique_ptr<dist::Communicator> sync_comm;   ///< {learner 0} + rollout ranks: weight broadcast
+  dist::WeightSyncBuffers sync_buffers;
+  int64_t dropped_stale_total = 0;  ///< rows dropped as too stale since this process started
+  /// Learner 0: the last weight broadcast, reported with the next step (whose batch it sampled,
+  /// when synchronous).
+  std::optional<dist::WeightSyncStats> last_sync;
   // ---- where the models compute (run.device, model.dtype) ----
   at::Device device = at::kCPU;
   std::optional<at::ScalarType> autocast;  ///< CUDA autocast dtype; nullopt = fp32
@@ -469,54 +492,83 @@ rollout::RolloutOptions train_rollout_options(const Components& c, int64_t step,
   return ro;
 }
 
-/// The reward scorer's metrics over the ranks (equal rows per rank): means averaged, min / max
-/// over ranks, std pooled (sqrt of the mean of std² + mean² minus the global mean²), scorer
-/// counts summed. The key sets must match across ranks (all_reduce_metrics checks that first).
-void reduce_reward_metrics(dist::Communicator& comm, Metrics& m) {
-  Metrics check = m;
-  dist::all_reduce_metrics(comm, check, dist::ReduceOp::kSum);  // fails clearly on a key mismatch
-  std::vector<double> vals;
-  for (const auto& [k, v] : m) vals.push_back(v);
-  const auto all = comm.all_gather(torch::tensor(vals, torch::kDouble));
+/// The reward scorer's metrics of several ranks' rows (equal rows per rank) merged: means averaged,
+/// min / max over ranks, std pooled (sqrt of the mean of std² + mean² minus the global mean²), scorer
+/// counts summed. Every map must have the keys of the first.
+Metrics combine_reward_metrics(const std::vector<Metrics>& ranks) {
+  TORCH_CHECK(!ranks.empty(), "combine_reward_metrics: no ranks");
   const auto ends = [](const std::string& k, const char* suffix) {
     const std::string s(suffix);
     return k.size() >= s.size() && k.compare(k.size() - s.size(), s.size(), s) == 0;
   };
-  const double w = static_cast<double>(all.size());
-  size_t i = 0;
-  for (auto& [k, v] : m) {
-    double sum = 0, sq = 0, mn = INFINITY, mx = -INFINITY, mean_sum = 0, mean_sq = 0;
+  const auto at = [](const Metrics& r, const std::string& k) {
+    const auto it = r.find(k);
+    if (it == r.end()) fail("reward metrics: key {} is missing on some rank", k);
+    return it->second;
+  };
+  Metrics out = ranks.front();
+  const double w = static_cast<double>(ranks.size());
+  for (auto& [k, v] : out) {
+    double sum = 0, mn = INFINITY, mx = -INFINITY, mean_sum = 0, mean_sq = 0;
     const std::string base = k.substr(0, k.rfind('/'));
-    const auto mean_it = m.find(base + "/mean");
-    const size_t mean_idx = mean_it == m.end() ? 0 : static_cast<size_t>(std::distance(m.begin(), mean_it));
-    for (const auto& t : all) {
-      const double x = t[static_cast<int64_t>(i)].item<double>();
+    const bool has_mean = ranks.front().count(base + "/mean") > 0;
+    for (const auto& r : ranks) {
+      const double x = at(r, k);
       sum += x;
-      sq += x * x;
       mn = std::min(mn, x);
       mx = std::max(mx, x);
-      if (mean_it != m.end()) {
-        const double mu = t[static_cast<int64_t>(mean_idx)].item<double>();
+      if (has_mean) {
+        const double mu = at(r, base + "/mean");
         mean_sum += mu;
         mean_sq += x * x + mu * mu;
       }
     }
     if (ends(k, "/max")) v = mx;
     else if (ends(k, "/min")) v = mn;
-    else if (ends(k, "/std") && mean_it != m.end()) v = std::sqrt(std::max(0.0, mean_sq / w - (mean_sum / w) * (mean_sum / w)));
+    else if (ends(k, "/std") && has_mean) v = std::sqrt(std::max(0.0, mean_sq / w - (mean_sum / w) * (mean_sum / w)));
     else if (k.rfind("scorer/", 0) == 0) v = sum;
     else v = sum / w;
-    ++i;
   }
+  return out;
+}
+
+/// combine_reward_metrics over the ranks of `comm` (colocated placement). The key sets must match
+/// across ranks (all_reduce_metrics checks that first).
+void reduce_reward_metrics(dist::Communicator& comm, Metrics& m) {
+  Metrics check = m;
+  dist::all_reduce_metrics(comm, check, dist::ReduceOp::kSum);  // fails clearly on a key mismatch
+  std::vector<double> vals;
+  for (const auto& [k, v] : m) vals.push_back(v);
+  std::vector<Metrics> ranks;
+  for (const auto& t : comm.all_gather(torch::tensor(vals, torch::kDouble))) {
+    Metrics r;
+    int64_t i = 0;
+    for (const auto& [k, v] : m) r[k] = t[i++].item<double>();
+    ranks.push_back(std::move(r));
+  }
+  m = combine_reward_metrics(ranks);
+}
+
+/// Group ids renumbered 0.. in order of first appearance.
+at::Tensor renumber_groups(const at::Tensor& group_ids) {
+  auto g = group_ids.clone();
+  std::map<int64_t, int64_t> ids;
+  auto acc = g.accessor<int64_t, 1>();
+  for (int64_t i = 0; i < g.size(0); ++i) {
+    const auto it = ids.emplace(acc[i], static_cast<int64_t>(ids.size())).first;
+    acc[i] = it->second;
+  }
+  return g;
 }
 
 /// Rollout + reward of prompts_per_step prompts. With DAPO dynamic sampling, groups whose metric
 /// is identical across their samples are dropped and more prompts are generated (up to
 /// filter.max_gen_batches batches) until prompts_per_step groups survive; if too few do, the
 /// batch is topped up with dropped groups (counted in filter/topped_up_groups) so that the batch
-/// arithmetic holds. `prompt_store` keeps the records the batch points to alive.
+/// arithmetic holds. `prompt_store` keeps the records the batch points to alive. score = false
+/// (a disaggregated rollout rank with reward ranks): generation only, no rewards.
 rollout::RolloutBatch sample_and_score(Components& c, int64_t step, std::deque<std::vector<data::PromptRecord>>& prompt_store,
-                                       Metrics& m) {
+                                       Metrics& m, bool score = true) {
   const auto& cfg = c.cfg;
   const int64_t want = cfg.batch.prompts_per_step;
   const bool filter = cfg.filter.dynamic_sampling && c.rl();
@@ -539,12 +591,17 @@ rollout::RolloutBatch sample_and_score(Components& c, int64_t step, std::deque<s
     auto b = rollout::generate_rollouts(*c.policy, *c.tok, prompt_store.back(), ro);
     b.policy_version = c.step;
     t_rollout += seconds_since(t);
+    ++gen_batches;
+    if (!score) {
+      kept.push_back(std::move(b));
+      kept_groups = want;
+      break;
+    }
     t = std::chrono::steady_clock::now();
     auto rout = c.reward->score(reward_input(b, step));
     b.rewards = rout.rewards.to(torch::kFloat);
     t_reward += seconds_since(t);
     if (attempt == 0) reward_metrics = rout.metrics;
-    ++gen_batches;
     if (!filter) {
       kept.push_back(std::move(b));
       kept_groups = want;
@@ -572,21 +629,11 @@ rollout::RolloutBatch sample_and_score(Components& c, int64_t step, std::deque<s
               "uniform group(s)", kept_groups, want, cfg.filter.metric, gen_batches, topped_up);
   }
   auto b = rollout::concat(kept);
-  // Renumber groups 0..want-1 in order of first appearance.
-  {
-    auto g = b.group_ids.clone();
-    std::map<int64_t, int64_t> ids;
-    auto acc = g.accessor<int64_t, 1>();
-    for (int64_t i = 0; i < g.size(0); ++i) {
-      const auto it = ids.emplace(acc[i], static_cast<int64_t>(ids.size())).first;
-      acc[i] = it->second;
-    }
-    b.group_ids = g;
-  }
+  b.group_ids = renumber_groups(b.group_ids);  // 0..want-1 in order of first appearance
   if (c.comm) reduce_reward_metrics(*c.comm, reward_metrics);
   for (const auto& [k, v] : reward_metrics) m[k] = v;
   m["time/rollout_s"] = t_rollout;
-  m["time/reward_s"] = t_reward;
+  if (score) m["time/reward_s"] = t_reward;
   if (filter) {
     m["filter/gen_batches"] = static_cast<double>(gen_batches);
     m["filter/filtered_groups"] = static_cast<double>(filtered);
@@ -629,12 +676,13 @@ StepOut dpo_online_step(Components& c, learner::NumericsGuard& guard, int64_t st
   return {m, r.rollback};
 }
 
-/// One RL step (grpo / ppo): rollout -> reference -> values -> reward (+ overlong) -> credit -> update.
-StepOut rl_step(Components& c, learner::NumericsGuard& guard, int64_t step) {
+/// The learner's part of an RL step on a scored batch: reference -> values -> (+ overlong) ->
+/// credit -> update. global = false: `b` is this rank's rows, all-gathered first when there are
+/// several ranks (colocated); true: `b` is already the step's whole batch (disaggregated learners,
+/// which receive every row).
+StepOut rl_learn(Components& c, learner::NumericsGuard& guard, int64_t step, rollout::RolloutBatch b, Metrics m,
+                 bool global) {
   const auto& cfg = c.cfg;
-  Metrics m;
-  std::deque<std::vector<data::PromptRecord>> store;
-  auto b = sample_and_score(c, step, store, m);
   const auto& u = c.update;
 
   auto t = std::chrono::steady_clock::now();
@@ -657,7 +705,7 @@ StepOut rl_step(Components& c, learner::NumericsGuard& guard, int64_t step) {
   for (const auto& r : b.finish_reasons) clip_ratio += r == "length";
   clip_ratio /= static_cast<double>(std::max<int64_t>(1, b.size()));
   rollout::RolloutBatch local;  // this rank's rows (texts, records); b becomes the global batch
-  if (c.comm) {
+  if (c.comm && !global) {
     t = std::chrono::steady_clock::now();
     local = std::move(b);
     b = dist::all_gather_batch(*c.comm, local);
@@ -782,6 +830,203 @@ StepOut rl_step(Components& c, learner::NumericsGuard& guard, int64_t step) {
   return {m, false};
 }
 
+/// One RL step (grpo / ppo): rollout -> reward -> rl_learn.
+StepOut rl_step(Components& c, learner::NumericsGuard& guard, int64_t step) {
+  Metrics m;
+  std::deque<std::vector<data::PromptRecord>> store;  // the records b points to
+  auto b = sample_and_score(c, step, store, m);
+  return rl_learn(c, guard, step, std::move(b), std::move(m), /*global=*/false);
+}
+
+// ---- disaggregated placement -------------------------------------------------------------------
+// Step s (1-based) trains on batch s; version v = learner updates done (v0 = the initial or resumed
+// weights). A rollout rank generates batch t with the newest version it holds and keeps up to
+// max_staleness (+ KEEL_TEST_ROLLOUT_LAG) batches generated ahead; before sending batch s it joins
+// the broadcast of version s-1. So with k = 0 every batch is sampled by the weights it is trained
+// on (synchronous), with k >= 1 batch s+k is generated with version s-1 while the learner trains on
+// batch s, and arrives k versions stale. Every rank runs the same sequence of sends, receives and
+// broadcasts per step, so no rank can wait on another that waits on it.
+
+/// KEEL_TEST_EXIT_AT=<world rank>:<step> makes that rank die (exit 3) as the step starts, mid-job
+/// for the others (the rank-failure tests).
+void maybe_test_exit(int global_rank, int64_t step) {
+  if (const char* e = std::getenv("KEEL_TEST_EXIT_AT")) {
+    int r = -1;
+    long long s_at = -1;
+    if (std::sscanf(e, "%d:%lld", &r, &s_at) == 2 && r == global_rank && s_at == step) {
+      log::warn("KEEL_TEST_EXIT_AT: rank {} exits at step {}", r, step);
+      std::_Exit(3);
+    }
+  }
+}
+
+/// Policy weights from learner 0 to the rollout ranks (member 0 of the sync group is learner 0).
+dist::WeightSyncStats sync_weights(Components& c) {
+  torch::NoGradGuard no_grad;
+  dist::WeightSyncOptions o;
+  o.bucket_mb = c.cfg.dist.bucket_mb;
+  return dist::broadcast_parameters(*c.sync_comm, c.policy->parameters(), /*src=*/0, o, &c.sync_buffers);
+}
+
+/// Metrics of a weight broadcast (learner 0's view).
+void weight_sync_metrics(const dist::WeightSyncStats& st, Metrics& m) {
+  m["sync/weight_s"] = st.seconds;
+  m["sync/weight_gb"] = static_cast<double>(st.bytes) / 1e9;
+  m["sync/weight_gbps"] = st.seconds > 0 ? static_cast<double>(st.bytes) / 1e9 / st.seconds : 0.0;
+  m["sync/weight_buckets"] = static_cast<double>(st.buckets);
+}
+
+/// The learner ranks' world ranks (every source sends every batch to each of them).
+std::vector<int> learner_ranks(const dist::Placement& pl) { return pl.learner_group(); }
+
+/// Sends a scored share of a step to every learner rank.
+void send_to_learners(Components& c, const dist::BatchMessage& msg) {
+  for (const int l : learner_ranks(*c.placement)) dist::send_batch(*c.world_comm, msg, l);
+}
+
+/// A rollout rank: generate (and score, without reward ranks) its share of each step's prompts,
+/// send it on, take part in the weight broadcasts. Returns when the last step's share is sent.
+void rollout_loop(Components& c) {
+  const auto& cfg = c.cfg;
+  const auto& pl = *c.placement;
+  const int64_t total = cfg.run.total_steps;
+  int64_t lag = 0;  // test hook: generate this many more batches ahead than max_staleness allows
+  if (const char* e = std::getenv("KEEL_TEST_ROLLOUT_LAG")) lag = std::max(0LL, std::atoll(e));
+  if (lag > 0) log::warn("KEEL_TEST_ROLLOUT_LAG: rollout runs {} batch(es) further ahead than max_staleness", lag);
+  struct Pending {
+    int64_t step;
+    std::deque<std::vector<data::PromptRecord>> store;  // the records the batch points to
+    dist::BatchMessage msg;
+  };
+  std::deque<Pending> queue;
+  const int64_t first = c.step + 1;
+  int64_t next = first, version = c.step;
+  double idle = 0;
+  const bool score = pl.rewards == 0;
+  const auto generate = [&](int64_t t) {
+    Pending p;
+    p.step = t;
+    Metrics m;
+    p.msg.batch = sample_and_score(c, t, p.store, m, score);
+    p.msg.step = t;
+    p.msg.batch.policy_version = version;
+    p.msg.batch.row_versions = torch::full({p.msg.batch.size()}, version, torch::kLong);
+    for (const auto& [k, v] : m) (k.rfind("time/", 0) == 0 ? p.msg.role_metrics : p.msg.reward_metrics)[k] = v;
+    queue.push_back(std::move(p));
+  };
+  for (int64_t s = first; s <= total; ++s) {
+    maybe_test_exit(c.global_rank, s);
+    auto t = std::chrono::steady_clock::now();
+    if (s > first) {
+      sync_weights(c);  // version s-1
+      version = s - 1;
+    }
+    idle += seconds_since(t);
+    while (next <= s) generate(next++);
+    Pending p = std::move(queue.front());
+    queue.pop_front();
+    if (p.step != s) fail("rollout rank {}: queued batch {} where step {} was due", c.global_rank, p.step, s);
+    p.msg.role_metrics["async/queue_depth"] = static_cast<double>(queue.size() + 1);
+    p.msg.role_metrics["time/idle_rollout_s"] = idle;  // blocked since the previous send (broadcast included)
+    t = std::chrono::steady_clock::now();
+    if (score) send_to_learners(c, p.msg);
+    else dist::send_batch(*c.world_comm, p.msg, pl.source_of_rollout(c.rank));
+    idle = seconds_since(t);
+    // Generate ahead while the learner trains on batch s (async), up to max_staleness batches.
+    while (next <= std::min(total, s + cfg.rollout.max_staleness + lag)) generate(next++);
+  }
+}
+
+/// A reward rank: score the shares of the rollout ranks it serves (i % reward_ranks == its index),
+/// step by step, and send them to every learner rank. Every rank derives the step's prompt list
+/// from the seed, so the rows' records are pointed at this rank's own copy.
+void reward_loop(Components& c) {
+  const auto& cfg = c.cfg;
+  const auto& pl = *c.placement;
+  const int64_t want = cfg.batch.prompts_per_step, per = want / pl.rollouts;
+  double idle = 0;
+  for (int64_t s = c.step + 1; s <= cfg.run.total_steps; ++s) {
+    maybe_test_exit(c.global_rank, s);
+    const auto prompts = c.data->next_batch(static_cast<size_t>(want));
+    for (const int i : pl.rollouts_of_reward(c.rank)) {
+      auto t = std::chrono::steady_clock::now();
+      auto msg = dist::recv_batch(*c.world_comm, pl.rollout_rank(i));
+      idle += seconds_since(t);
+      if (msg.step != s) fail("reward rank {}: rows of step {} from rollout rank {} where step {} was due", c.global_rank,
+                              msg.step, pl.rollout_rank(i), s);
+      auto& b = msg.batch;
+      const auto g = b.group_ids.accessor<int64_t, 1>();
+      for (int64_t r = 0; r < b.size(); ++r) b.records.push_back(&prompts[static_cast<size_t>(i * per + g[r])]);
+      t = std::chrono::steady_clock::now();
+      auto rout = c.reward->score(reward_input(b, s));
+      b.rewards = rout.rewards.to(torch::kFloat);
+      msg.reward_metrics = rout.metrics;
+      msg.role_metrics["time/reward_s"] = seconds_since(t);
+      msg.role_metrics["time/idle_reward_s"] = idle;
+      b.records.clear();
+      t = std::chrono::steady_clock::now();
+      send_to_learners(c, msg);
+      idle = seconds_since(t);
+    }
+  }
+}
+
+/// A learner rank's step: receive every rollout rank's scored share (in rollout order, so the batch
+/// has one process's row order), drop rows staler than max_staleness, then rl_learn on the whole
+/// batch (each learner rank trains on its slice of every mini-batch, as colocated).
+StepOut disaggregated_learner_step(Components& c, learner::NumericsGuard& guard, int64_t step) {
+  const auto& cfg = c.cfg;
+  const auto& pl = *c.placement;
+  Metrics m;
+  c.data->next_batch(static_cast<size_t>(cfg.batch.prompts_per_step));  // the cursor checkpoints save
+  std::vector<rollout::RolloutBatch> parts;
+  std::vector<Metrics> reward_parts;
+  Metrics role;
+  double idle = 0;
+  for (int i = 0; i < pl.rollouts; ++i) {
+    const auto t = std::chrono::steady_clock::now();
+    auto msg = dist::recv_batch(*c.world_comm, pl.source_of_rollout(i));
+    idle += seconds_since(t);
+    if (msg.step != step)
+      fail("learner rank {}: rows of step {} from rank {} where step {} was due", c.global_rank, msg.step,
+           pl.source_of_rollout(i), step);
+    parts.push_back(std::move(msg.batch));
+    reward_parts.push_back(std::move(msg.reward_metrics));
+    for (const auto& [k, v] : msg.role_metrics) role[k] += v / pl.rollouts;  // mean over the rollout shares
+  }
+  for (const auto& [k, v] : combine_reward_metrics(reward_parts)) m[k] = v;
+  for (const auto& [k, v] : role) m[k] = v;
+  m["time/idle_learner_s"] = idle;
+  if (c.last_sync) weight_sync_metrics(*c.last_sync, m);
+  c.last_sync.reset();
+  auto b = rollout::concat(parts);
+  // Staleness: rows sampled by a policy more than max_staleness updates old are dropped, and the
+  // rest cut to whole groups and mini-batches (staleness is uniform within a step's rows here, so
+  // in practice a step is kept or dropped whole).
+  const auto st = rollout::filter_stale_rows(b.row_versions, c.step, cfg.rollout.max_staleness);
+  for (const auto& [k, v] : st.metrics) m[k] = v;
+  const int64_t keep = rollout::whole_units(st.keep.numel(), cfg.rollout.samples_per_prompt, cfg.batch.mini_batch_size);
+  m["rollout/dropped_uneven"] = static_cast<double>(st.keep.numel() - keep);
+  c.dropped_stale_total += b.size() - keep;
+  m["rollout/dropped_stale_total"] = static_cast<double>(c.dropped_stale_total);
+  m["async/policy_version_min"] = b.row_versions.min().item<double>();
+  if (keep == 0) {
+    log::warn("step {}: all {} rows were sampled more than rollout.max_staleness {} versions ago; no update", step,
+              b.size(), cfg.rollout.max_staleness);
+    m["async/skipped_update"] = 1;
+    return {m, false};
+  }
+  if (keep < b.size()) {
+    b = rollout::select_rows(b, st.keep.slice(0, 0, keep));
+    b.group_ids = renumber_groups(b.group_ids);
+  }
+  m["async/skipped_update"] = 0;
+  // The policy loss's importance ratio is exp(logp_now - b.old_logprobs): old_logprobs are the
+  // behaviour log-probs the sampler recorded under the (possibly stale) version that generated the
+  // rows — never recomputed here — so the ratio corrects for the staleness.
+  return rl_learn(c, guard, step, std::move(b), std::move(m), /*global=*/true);
+}
+
 }  // namespace
 
 int run_train(const ConfigArgs& a, const std::vector<std::string>& argv) {
@@ -795,21 +1040,27 @@ int run_train(const ConfigArgs& a, const std::vector<std::string>& argv) {
   const auto& cfg = c.cfg;
   c.algorithm = cfg.learner.algorithm;
   c.world = lopt.world_size;
+  const int world_size = c.world;
+  const bool disagg = cfg.dist.placement == "disaggregated";
   if (c.world > 1) {
     if (!c.rl())
       fail("{}: world size {}: data-parallel training is implemented for the grpo and ppo learners; learner {} runs "
            "as one process", a.config, c.world, c.algorithm);
-    if (cfg.dist.placement != "colocated")
-      fail("{}: dist.placement {} is not implemented yet (colocated is)", a.config, cfg.dist.placement);
     if (cfg.filter.dynamic_sampling)
       fail("{}: filter.dynamic_sampling with world size {} is not implemented yet (it runs in one process)", a.config,
            c.world);
     if (cfg.advantage.estimator == "remax")
       fail("{}: advantage.estimator remax with world size {} is not implemented yet (it runs in one process)", a.config,
            c.world);
-    if (cfg.batch.prompts_per_step % c.world != 0 || cfg.batch.mini_batch_size % c.world != 0)
+    if (disagg) {
+      // (the rank counts against the world size and prompts_per_step % rollout_ranks are checked at load)
+      if (cfg.batch.mini_batch_size % cfg.dist.learner_ranks != 0)
+        fail("{}: batch.mini_batch_size {} must divide among {} learner ranks", a.config, cfg.batch.mini_batch_size,
+             cfg.dist.learner_ranks);
+    } else if (cfg.batch.prompts_per_step % c.world != 0 || cfg.batch.mini_batch_size % c.world != 0) {
       fail("{}: batch.prompts_per_step {} and batch.mini_batch_size {} must divide among {} ranks", a.config,
            cfg.batch.prompts_per_step, cfg.batch.mini_batch_size, c.world);
+    }
   }
   if (c.is("rm")) fail("{}: learner.algorithm rm trains a reward model: run `keel train-rm {}`", a.config, a.config);
   if (!c.rl() && !c.is("dpo") && !c.is("sft"))
@@ -819,20 +1070,46 @@ int run_train(const ConfigArgs& a, const std::vector<std::string>& argv) {
     if (info.world_size != c.world)
       fail("keel train: WORLD_SIZE {} but the rendezvous environment says {}", c.world, info.world_size);
     c.rank = info.rank;
-    c.comm = dist::init_communicator(info, dist::comm_options(cfg.dist));
+    c.global_rank = info.rank;
     dist::DataParallelOptions dpo;
     dpo.bucket_mb = cfg.dist.bucket_mb;
-    c.dp_hooks = dist::learner_hooks(*c.comm, dpo);
+    if (!disagg) {
+      c.comm = dist::init_communicator(info, dist::comm_options(cfg.dist));
+      c.dp_hooks = dist::learner_hooks(*c.comm, dpo);
+    } else {
+      // Roles by rank (trainer/dist/placement.h); every rank creates both groups, in this order.
+      c.placement = dist::make_placement(cfg.dist.learner_ranks, cfg.dist.rollout_ranks, cfg.dist.reward_ranks, c.world);
+      c.world_comm = dist::init_communicator(info, dist::comm_options(cfg.dist));
+      auto learners = c.world_comm->new_group(c.placement->learner_group());
+      c.sync_comm = c.world_comm->new_group(c.placement->sync_group());
+      c.role = c.placement->role_of(c.global_rank);
+      c.rank = c.placement->index_of(c.global_rank);
+      c.world = c.role == dist::Role::kLearner ? c.placement->learners
+                : c.role == dist::Role::kRollout ? c.placement->rollouts
+                                                  : c.placement->rewards;
+      if (c.role == dist::Role::kLearner && c.placement->learners > 1) {
+        c.comm = std::move(learners);
+        c.dp_hooks = dist::learner_hooks(*c.comm, dpo);
+      }
+    }
   }
-  resolve_device(c, c.world > 1 ? dist::read_rendezvous_env(dist::process_env()).local_rank : 0);
-  const bool lead = c.rank == 0;  // logs, evaluates, writes metrics and checkpoints
-  const auto barrier = [&] {
+  resolve_device(c, world_size > 1 ? dist::read_rendezvous_env(dist::process_env()).local_rank : 0);
+  const bool lead = c.global_rank == 0;  // logs, evaluates, writes metrics and checkpoints
+  const bool learner_role = c.role == dist::Role::kLearner;
+  dist::Communicator* const all = disagg ? c.world_comm.get() : c.comm.get();
+  const auto barrier = [&] {  // every rank
+    if (all) all->barrier();
+  };
+  const auto learner_barrier = [&] {  // the ranks that train (all of them when colocated)
     if (c.comm) c.comm->barrier();
   };
-  log::init(log::parse_level(a.log_level.empty() ? cfg.run.log_level : a.log_level), c.rank, c.world,
+  log::init(log::parse_level(a.log_level.empty() ? cfg.run.log_level : a.log_level), c.global_rank, world_size,
             cfg.run.log_all_ranks);
   init_threads(cfg.run.threads);
   torch::manual_seed(cfg.run.seed);
+  if (cfg.rollout.max_staleness > 0 && !disagg)
+    log::warn("{}: rollout.max_staleness {} has no effect with dist.placement colocated (rollouts are synchronous)",
+              a.config, cfg.rollout.max_staleness);
 
   c.run_dir = stdfs::path(cfg.run.output_dir) / cfg.run.name;
   if (lead) checkpoint::prepare_run_dir(c.run_dir, c.resolved_yaml, argv);
@@ -861,6 +1138,9 @@ int run_train(const ConfigArgs& a, const std::vector<std::string>& argv) {
     const std::string default_scheme = c.data->task() ? c.data->task()->verifier() : "";
     c.reward = rewards::build_composite_reward(cfg.reward, reward_registry(), default_scheme);
   }
+  if (disagg && c.reward && c.reward->stateful())
+    fail("{}: a stateful reward scheme with dist.placement disaggregated is not implemented yet (its state lives on "
+         "the scoring ranks and would not be checkpointed); use colocated placement", a.config);
   {
     auto reg = credit::make_advantage_registry();
     credit::register_builtin_advantages(reg);
@@ -888,7 +1168,9 @@ int run_train(const ConfigArgs& a, const std::vector<std::string>& argv) {
   barrier();
   const auto resume = mgr.resolve_resume(cfg.run.resume);
   const bool value_head = c.ppo() && cfg.critic.mode == "value_head";
-  if (resume) {
+  if (c.role == dist::Role::kReward) {
+    // Reward ranks hold no policy (they score texts; learned reward models load their own weights).
+  } else if (resume && learner_role) {
     load_checkpoint(c, *resume, model_reg);
     log::info("resumed from {} (step {})", resume->string(), c.step);
   } else if (!cfg.model.path.empty()) {
@@ -898,7 +1180,7 @@ int run_train(const ConfigArgs& a, const std::vector<std::string>& argv) {
   } else {
     c.policy.emplace(init_config(cfg.model, *c.tok), models::HeadOptions{true, value_head, false});
   }
-  if (use_ref && !c.reference) {
+  if (use_ref && !c.reference && learner_role) {
     c.reference.emplace(cfg.model.path.empty() || !resume ? c.policy->clone()
                                                           : models::load_pretrained(cfg.model.path, model_reg));
   }
@@ -906,13 +1188,13 @@ int run_train(const ConfigArgs& a, const std::vector<std::string>& argv) {
     c.reference->set_requires_grad(false);
     c.reference->train(false);
   }
-  if (c.ppo() && !value_head && !c.critic) {
+  if (c.ppo() && !value_head && !c.critic && learner_role) {
     // The separate critic starts as a copy of the initial policy with a fresh value head (verl).
     c.critic.emplace(c.policy->clone());
     c.critic->add_value_head();
   }
   place_models(c);
-  c.policy->set_gradient_checkpointing(cfg.model.activation_checkpointing);
+  if (c.policy) c.policy->set_gradient_checkpointing(cfg.model.activation_checkpointing);
   if (c.critic) c.critic->set_gradient_checkpointing(cfg.model.activation_checkpointing);
   // Every rank starts from rank 0's weights (bit-exact; a seeded init or the same checkpoint
   // already agree — this makes it a guarantee).
@@ -921,7 +1203,31 @@ int run_train(const ConfigArgs& a, const std::vector<std::string>& argv) {
     dist::replicate_parameters(*c.comm, c.policy->parameters(), 0, cfg.dist.bucket_mb);
     if (c.critic) dist::replicate_parameters(*c.comm, c.critic->parameters(), 0, cfg.dist.bucket_mb);
   };
-  replicate();
+  if (learner_role) replicate();
+  if (disagg) {
+    // The other roles start at the learners' step and data cursor (a resumed run's included), and
+    // the rollout ranks take learner 0's weights by the first broadcast.
+    const auto cur = c.data->cursor();
+    auto st = torch::tensor({c.step, cur.epoch, cur.position}, torch::kLong);
+    c.world_comm->broadcast(st, 0);
+    if (!learner_role) {
+      c.step = st[0].item<int64_t>();
+      c.data->restore({st[1].item<int64_t>(), st[2].item<int64_t>()});
+    }
+    if (c.sync_comm) {  // learner 0 and the rollout ranks
+      const auto ws = sync_weights(c);
+      if (lead) c.last_sync = ws;
+      log::info("{} rank {} of {}: initial weight sync {:.1f} MB in {:.3f} s", dist::role_name(c.role), c.rank, c.world,
+                static_cast<double>(ws.bytes) / 1e6, ws.seconds);
+    }
+    if (c.role != dist::Role::kLearner) {
+      if (c.role == dist::Role::kRollout) rollout_loop(c);
+      else reward_loop(c);
+      barrier();  // stay until the learners are done (rank 0 hosts the rendezvous store)
+      log::info("{} rank {}: done", dist::role_name(c.role), c.rank);
+      return 0;
+    }
+  }
   const auto& o = cfg.optim;
   make_optimizers(c, resume);
 
@@ -948,25 +1254,20 @@ int run_train(const ConfigArgs& a, const std::vector<std::string>& argv) {
   int64_t steps_here = 0;
   while (c.step < cfg.run.total_steps) {
     const int64_t step = c.step + 1;
-    // Fault injection for the rank-failure test: KEEL_TEST_EXIT_AT=<rank>:<step> makes that rank
-    // die (exit 3) as the step starts, mid-job for the others.
-    if (const char* e = std::getenv("KEEL_TEST_EXIT_AT")) {
-      int r = -1;
-      long long s_at = -1;
-      if (std::sscanf(e, "%d:%lld", &r, &s_at) == 2 && r == c.rank && s_at == step) {
-        log::warn("KEEL_TEST_EXIT_AT: rank {} exits at step {}", r, step);
-        std::_Exit(3);
-      }
-    }
+    maybe_test_exit(c.global_rank, step);
     const auto t0 = std::chrono::steady_clock::now();
     StepOut out;
-    if (c.rl()) out = rl_step(c, guard, step);
+    if (disagg) out = disaggregated_learner_step(c, guard, step);
+    else if (c.rl()) out = rl_step(c, guard, step);
     else if (c.is("sft")) out = sft_step(c, guard);
     else if (cfg.dpo.online) out = dpo_online_step(c, guard, step, {});
     else out = dpo_offline_step(c, guard);
     if (out.rollback) {
       const auto last = mgr.latest();
       if (!last) fail("{} consecutive non-finite steps and no checkpoint to roll back to", o.rollback_after);
+      if (disagg)
+        fail("{} consecutive non-finite steps: rolling back is not implemented with dist.placement disaggregated "
+             "(the rollout ranks' schedule runs on); resume from {} instead", o.rollback_after, last->string());
       log::warn("{} consecutive non-finite steps: rolling back to {}", o.rollback_after, last->string());
       load_checkpoint(c, *last, model_reg);
       place_models(c);
@@ -997,12 +1298,16 @@ int run_train(const ConfigArgs& a, const std::vector<std::string>& argv) {
       log::info("{}", metrics::progress_line(step, cfg.run.total_steps, m, seconds_since(loop_t0), steps_here));
     if ((cfg.checkpoint.every > 0 && step % cfg.checkpoint.every == 0) || step == cfg.run.total_steps) {
       if (lead) save_checkpoint(c, mgr, guard);
-      barrier();  // a rollback on any rank must find the checkpoint complete
+      learner_barrier();  // a rollback on any rank must find the checkpoint complete
     }
+    // Version `step` to the rollout ranks — after the checkpoint, so that a rollout rank dying here
+    // leaves this step saved. Not after the last step (the rollout ranks are done).
+    if (disagg && lead && step < cfg.run.total_steps) c.last_sync = sync_weights(c);
   }
   log::info("done: checkpoint {} | metrics {} | plot: scripts/plot_metrics {}",
             mgr.latest() ? (*mgr.latest() / "policy").string() : std::string("(none)"),
             (c.run_dir / "metrics.jsonl").string(), (c.run_dir / "metrics.jsonl").string());
+  if (disagg) barrier();  // the other roles wait for this before they exit
   return 0;
 }
 

@@ -30,6 +30,9 @@ struct RolloutBatch {
   std::vector<std::string> finish_reasons;  ///< [N] eos | stop_token | length
   std::vector<const data::PromptRecord*> records;  ///< [N] the prompt record of each row
   int64_t policy_version = 0;  ///< learner step whose weights generated the batch
+  /// [N] int64 policy version of each row (disaggregated placement: set by the rollout rank, carried
+  /// to the learner for the staleness check of async rollouts); undefined elsewhere.
+  at::Tensor row_versions;
   // ---- reference / reward / credit -----------------------------------------------------------------
   at::Tensor ref_logprobs;     ///< [N, R] float32 under the frozen reference (when a KL term is on)
   at::Tensor values;           ///< [N, R] float32 critic values at rollout time (PPO), 0 on padding

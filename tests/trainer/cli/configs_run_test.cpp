@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "tests/trainer/cli/run_keel.h"
+#include "tests/trainer/dist/dist_test_util.h"
 #include "trainer/common/fs.h"
 
 namespace keel::testing {
@@ -38,7 +39,13 @@ TEST_P(ConfigsRunSlow, TwoSteps) {
   const std::string cfg = GetParam();
   // Reward-model configs run through keel train-rm (their checkpoints hold model/, not policy/).
   const bool rm = fs::read_file(stdfs::path(KEEL_SOURCE_DIR) / cfg).find("algorithm: rm") != std::string::npos;
-  const auto r = run_keel(std::string(rm ? "train-rm " : "train ") + cfg + " run.total_steps=2 run.threads=1 eval.num_prompts=4 run.output_dir=" +
+  // Configs for several ranks run under `keel launch` with their launch line's process count.
+  const int nproc = config_nproc(fs::read_file(stdfs::path(KEEL_SOURCE_DIR) / cfg));
+  const std::string launch = nproc > 1 ? "launch --nproc-per-node " + std::to_string(nproc) + " --master-port " +
+                                             std::to_string(dist::testing::free_port()) + " --log-dir " +
+                                             (dir.path() / "logs").string() + " -- '" KEEL_BINARY "' "
+                                       : "";
+  const auto r = run_keel(launch + std::string(rm ? "train-rm " : "train ") + cfg + " run.total_steps=2 run.threads=1 eval.num_prompts=4 run.output_dir=" +
                               dir.path().string() + " run.name=x",
                           KEEL_SOURCE_DIR);
   ASSERT_EQ(r.exit_code, 0) << cfg << "\n" << r.out;

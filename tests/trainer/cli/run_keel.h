@@ -38,6 +38,18 @@ inline RunResult run_keel(const std::string& args, const std::filesystem::path& 
   return r;
 }
 
+/// The `--nproc-per-node N` of a config's "# Launch:" line (configs for several ranks open with
+/// `keel launch --nproc-per-node N -- keel train ...`); 1 when there is none.
+inline int config_nproc(const std::string& yaml_text) {
+  const auto launch = yaml_text.find("# Launch: keel launch");
+  if (launch == std::string::npos) return 1;
+  const auto eol = yaml_text.find('\n', launch);
+  const std::string line = yaml_text.substr(launch, eol == std::string::npos ? std::string::npos : eol - launch);
+  const std::string flag = "--nproc-per-node ";
+  const auto at = line.find(flag);
+  return at == std::string::npos ? 1 : std::stoi(line.substr(at + flag.size()));
+}
+
 /// The JSON objects of a JSONL text (blank lines skipped).
 inline std::vector<nlohmann::json> json_lines(const std::string& text) {
   std::vector<nlohmann::json> out;

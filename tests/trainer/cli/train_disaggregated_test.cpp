@@ -1,0 +1,214 @@
+// keel train with dist.placement disaggregated on 4 Gloo processes (keel launch), tiny model:
+// - synchronous (max_staleness 0) with 2 data-parallel learners, 1 rollout and 1 reward rank gives
+//   the same per-step metrics and final weights as one process (generation is seeded per global
+//   row: RolloutOptions.first_row), for GRPO and for PPO with a separate critic, and reports the
+//   weight broadcast;
+// - async (max_staleness 1, 1 learner, 3 rollout ranks scoring their own rows): every batch after
+//   the first arrives one version stale and is trained on, none dropped; with
+//   KEEL_TEST_ROLLOUT_LAG=1 the rollout ranks run one batch further ahead, so batches 3 and 4 arrive
+//   two versions stale and are dropped and counted;
+// - a rank killed mid-step takes the job down (non-zero, naming it); resuming from the last
+//   checkpoint finishes the run with the uninterrupted run's metrics and weights.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <chrono>
+#include <nlohmann/json.hpp>
+
+#include "models/model_config.h"
+#include "models/pretrained.h"
+#include "tests/trainer/cli/run_keel.h"
+#include "tests/trainer/dist/dist_test_util.h"
+
+namespace keel::testing {
+namespace {
+
+namespace stdfs = std::filesystem;
+
+const char* kTiny = R"(
+run: {name: tiny, total_steps: 3, device: cpu, seed: 3, threads: 1}
+model:
+  init: {hidden_size: 32, num_layers: 1, num_heads: 2, num_kv_heads: 1, intermediate_size: 64, max_position_embeddings: 32}
+data:
+  task: arithmetic
+  task_params: {min_digits: 1, max_digits: 1}
+  eval_size: 8
+rollout: {samples_per_prompt: 4, max_new_tokens: 4}
+batch: {prompts_per_step: 6, mini_batch_size: 12, micro_batch_size: 2, epochs: 2}
+learner: {algorithm: grpo}
+kl: {in_loss: true, coef: 0.01}
+optim: {lr: 1.0e-2, lr_schedule: constant}
+eval: {every: 0}
+checkpoint: {every: 0}
+)";
+
+const char* kSync = "dist.placement=disaggregated dist.learner_ranks=2 dist.rollout_ranks=1 dist.reward_ranks=1";
+const char* kAsync =
+    "dist.placement=disaggregated dist.learner_ranks=1 dist.rollout_ranks=3 dist.reward_ranks=0 rollout.max_staleness=1";
+
+RunResult launch4(const ScratchDir& dir, const std::string& train_args, const std::string& env = "") {
+  return run_keel("launch --nproc-per-node 4 --master-port " + std::to_string(dist::testing::free_port()) +
+                      " --log-dir logs -- '" + std::string(KEEL_BINARY) + "' train c.yaml " + train_args,
+                  dir.path(), env);
+}
+
+/// Every metric of the one-process run (timings aside) equals the other run's, steps from..to.
+void expect_same_metrics(const std::vector<nlohmann::json>& a, const std::vector<nlohmann::json>& b, size_t from) {
+  ASSERT_EQ(a.size(), b.size());
+  int compared = 0;
+  for (size_t i = from; i < a.size(); ++i)
+    for (const auto& [k, v] : a[i].items()) {
+      if (k == "wall_time" || k.rfind("time/", 0) == 0 || k.rfind("perf/", 0) == 0) continue;
+      ASSERT_TRUE(b[i].contains(k)) << "step " << i + 1 << ": the other run lacks " << k;
+      EXPECT_NEAR(v.get<double>(), b[i][k].get<double>(), 1e-5) << "step " << i + 1 << " " << k;
+      ++compared;
+    }
+  EXPECT_GT(compared, 10 * static_cast<int>(a.size() - from));
+}
+
+void expect_same_weights(const stdfs::path& one, const stdfs::path& two) {
+  models::ModelRegistry reg("model family");
+  models::register_builtin_models(reg);
+  const auto ckpt = stdfs::path("checkpoints") / "step-00000003" / "policy";
+  const auto pa = models::load_pretrained((one / ckpt).string(), reg).named_parameters();
+  const auto pb = models::load_pretrained((two / ckpt).string(), reg).named_parameters();
+  ASSERT_EQ(pa.size(), pb.size());
+  for (const auto& [k, t] : pa) EXPECT_TRUE(torch::allclose(t, pb.at(k), 1e-4, 1e-5)) << k;
+}
+
+TEST(TrainDisaggregatedDist, SynchronousFourRanksEqualOneProcess) {
+  ScratchDir dir("disagg");
+  dir.write("c.yaml", kTiny);
+  auto r = run_keel("train c.yaml run.output_dir=one", dir.path());
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  r = launch4(dir, std::string(kSync) + " dist.bucket_mb=0.01 run.output_dir=four");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_TRUE(stdfs::exists(dir.path() / "logs" / "rank_3.log")) << r.out;
+  const auto a = json_file_lines(dir.path() / "one/tiny/metrics.jsonl");
+  const auto b = json_file_lines(dir.path() / "four/tiny/metrics.jsonl");
+  ASSERT_EQ(a.size(), 3u);
+  expect_same_metrics(a, b, 0);
+  expect_same_weights(dir.path() / "one/tiny", dir.path() / "four/tiny");
+  // Each step reports the broadcast of the weights that sampled its batch (step 1: the initial one),
+  // in buckets of 0.01 MiB.
+  for (size_t i = 0; i < 3; ++i) {
+    EXPECT_GT(b[i].value("sync/weight_gbps", 0.0), 0) << b[i];
+    EXPECT_GT(b[i].value("sync/weight_buckets", 0.0), 1) << b[i];
+    EXPECT_EQ(b[i].value("async/staleness_0", -1.0), 24) << b[i];  // 6 prompts x 4 samples, all fresh
+    EXPECT_TRUE(b[i].contains("time/idle_learner_s") && b[i].contains("time/idle_rollout_s") &&
+                b[i].contains("time/idle_reward_s"))
+        << b[i];
+  }
+}
+
+TEST(TrainDisaggregatedDist, SynchronousPpoWithASeparateCriticEqualsOneProcess) {
+  ScratchDir dir("disaggppo");
+  dir.write("c.yaml", kTiny);
+  const std::string ppo =
+      " learner.algorithm=ppo advantage.estimator=gae critic.mode=separate critic.lr=1.0e-2 kl.in_loss=false"
+      " kl.in_reward=true kl.estimator=k1";
+  auto r = run_keel("train c.yaml run.output_dir=one" + ppo, dir.path());
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  r = launch4(dir, std::string(kSync) + ppo + " run.output_dir=four");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  expect_same_metrics(json_file_lines(dir.path() / "one/tiny/metrics.jsonl"),
+                      json_file_lines(dir.path() / "four/tiny/metrics.jsonl"), 0);
+  expect_same_weights(dir.path() / "one/tiny", dir.path() / "four/tiny");
+}
+
+TEST(TrainDisaggregatedDist, AsyncRolloutsRunOneVersionAhead) {
+  ScratchDir dir("async");
+  dir.write("c.yaml", kTiny);
+  const auto r = launch4(dir, std::string(kAsync) + " run.output_dir=out");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  const auto m = json_file_lines(dir.path() / "out/tiny/metrics.jsonl");
+  ASSERT_EQ(m.size(), 3u);
+  // Batch 1 from version 0 at version 0; batches 2, 3 from versions 0, 1 at versions 1, 2.
+  EXPECT_EQ(m[0]["async/staleness_0"].get<double>(), 24);
+  for (size_t i = 1; i < 3; ++i) {
+    EXPECT_EQ(m[i]["async/staleness_1"].get<double>(), 24) << m[i];
+    EXPECT_EQ(m[i]["async/staleness_0"].get<double>(), 0) << m[i];
+    EXPECT_EQ(m[i]["async/policy_version_min"].get<double>(), static_cast<double>(i - 1)) << m[i];
+  }
+  for (const auto& s : m) {
+    EXPECT_EQ(s["rollout/dropped_stale"].get<double>(), 0) << s;
+    EXPECT_EQ(s["async/skipped_update"].get<double>(), 0) << s;
+    EXPECT_GT(s["actor/grad_norm"].get<double>(), 0) << s;  // trained on the stale rows
+    EXPECT_TRUE(s.contains("async/queue_depth")) << s;
+  }
+  EXPECT_GE(m[0]["async/queue_depth"].get<double>(), 1);
+}
+
+TEST(TrainDisaggregatedDist, RowsStalerThanMaxStalenessAreDroppedAndCounted) {
+  ScratchDir dir("stale");
+  dir.write("c.yaml", kTiny);
+  const auto r = launch4(dir, std::string(kAsync) + " run.total_steps=4 run.output_dir=out", "KEEL_TEST_ROLLOUT_LAG=1");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  const auto m = json_file_lines(dir.path() / "out/tiny/metrics.jsonl");
+  ASSERT_EQ(m.size(), 4u);
+  // Batches 1-3 come from version 0, batch 4 from version 1: staleness 0, 1, 2, 2 (k = 1).
+  EXPECT_EQ(m[0]["rollout/dropped_stale"].get<double>(), 0);
+  EXPECT_EQ(m[1]["rollout/dropped_stale"].get<double>(), 0);
+  EXPECT_EQ(m[1]["async/staleness_1"].get<double>(), 24);
+  for (size_t i = 2; i < 4; ++i) {
+    EXPECT_EQ(m[i]["rollout/dropped_stale"].get<double>(), 24) << m[i];
+    EXPECT_EQ(m[i]["async/staleness_max"].get<double>(), 2) << m[i];
+    EXPECT_EQ(m[i]["async/skipped_update"].get<double>(), 1) << m[i];
+    EXPECT_FALSE(m[i].contains("actor/grad_norm")) << m[i];
+  }
+  EXPECT_EQ(m[3]["rollout/dropped_stale_total"].get<double>(), 48);
+}
+
+TEST(TrainDisaggregatedDist, AKilledRankTakesTheJobDownAndTheRunResumes) {
+  ScratchDir dir("dkill");
+  dir.write("c.yaml", kTiny);
+  auto r = run_keel("train c.yaml checkpoint.every=1 run.output_dir=one", dir.path());
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  // Rollout rank 2 dies as step 3 starts: learners and the reward rank are blocked on it.
+  const auto t0 = std::chrono::steady_clock::now();
+  r = launch4(dir, std::string(kSync) + " checkpoint.every=1 run.output_dir=four", "KEEL_TEST_EXIT_AT=2:3");
+  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  EXPECT_NE(r.exit_code, 0) << r.out;
+  EXPECT_NE(r.out.find("rank 2"), std::string::npos) << r.out;
+  EXPECT_LT(s, 40.0) << "start-up and two steps included; the launcher itself stops the others within 10 s";
+  // Step 1's checkpoint is complete before the rollout rank joins version 1's broadcast; step 2's
+  // may or may not be (the launcher stops the learners wherever they are in step 2).
+  ASSERT_TRUE(stdfs::exists(dir.path() / "four/tiny/checkpoints/step-00000001/COMPLETE")) << r.out;
+  EXPECT_FALSE(stdfs::exists(dir.path() / "four/tiny/checkpoints/step-00000003")) << r.out;
+  // Resume: the learners load the newest checkpoint, the rollout rank takes their weights by the
+  // first broadcast, every rank restarts the data at its cursor — the resumed steps are the
+  // uninterrupted run's (the metrics file is cut back to the checkpoint's step and continued).
+  r = launch4(dir, std::string(kSync) + " checkpoint.every=1 run.output_dir=four run.resume=auto");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_NE(r.out.find("resumed from"), std::string::npos) << r.out;
+  const auto a = json_file_lines(dir.path() / "one/tiny/metrics.jsonl");
+  const auto b = json_file_lines(dir.path() / "four/tiny/metrics.jsonl");
+  ASSERT_EQ(b.size(), 3u);
+  expect_same_metrics(a, b, 0);
+  expect_same_weights(dir.path() / "one/tiny", dir.path() / "four/tiny");
+}
+
+TEST(TrainDisaggregatedDist, AKilledRewardRankTakesTheJobDown) {
+  ScratchDir dir("dkillrw");
+  dir.write("c.yaml", kTiny);
+  const auto t0 = std::chrono::steady_clock::now();
+  const auto r = launch4(dir, std::string(kSync) + " run.total_steps=50 run.output_dir=four", "KEEL_TEST_EXIT_AT=3:2");
+  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  EXPECT_NE(r.exit_code, 0) << r.out;
+  EXPECT_NE(r.out.find("rank 3"), std::string::npos) << r.out;
+  EXPECT_LT(s, 40.0) << "start-up and a step included; the launcher itself stops the others within 10 s";
+}
+
+TEST(TrainDisaggregatedDist, UnsupportedCombinationsAreClearErrors) {
+  ScratchDir dir("dbad");
+  dir.write("c.yaml", kTiny);
+  auto r = run_keel("validate c.yaml --world-size 3 " + std::string(kSync), dir.path());
+  EXPECT_NE(r.exit_code, 0) << r.out;
+  EXPECT_NE(r.out.find("must equal the world size 3"), std::string::npos) << r.out;
+  r = run_keel("train c.yaml " + std::string(kSync) + " learner.algorithm=sft", dir.path(), "WORLD_SIZE=4 RANK=0");
+  EXPECT_EQ(r.exit_code, 1) << r.out;
+  EXPECT_NE(r.out.find("implemented for the grpo and ppo learners"), std::string::npos) << r.out;
+}
+
+}  // namespace
+}  // namespace keel::testing

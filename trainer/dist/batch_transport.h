@@ -1,0 +1,31 @@
+// Batch transport: a RolloutBatch (plus the metrics it has gathered on its way) sent point to point,
+// the rollout -> reward -> learner path of disaggregated placement. The message is a fixed sequence
+// of tensors over Communicator::send/recv: an int64 header (step, policy version, which fields are
+// defined, metric counts), a uint8 blob of length-prefixed strings (prompt / response texts, finish
+// reasons, metric keys: raw bytes, so texts arrive exactly as decoded, valid UTF-8 or not), the
+// metric values, group ids, then every defined field of rollout::tensor_fields() in table order.
+// Deliberately not carried: `records` (pointers into the sender's prompt list; every rank derives
+// the step's prompts from the seed and the receiver points its rows at its own copy).
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+
+#include "trainer/dist/communicator.h"
+#include "trainer/rollout/rollout_batch.h"
+
+namespace keel::dist {
+
+struct BatchMessage {
+  int64_t step = 0;                              ///< learner step the rows are for (1-based)
+  rollout::RolloutBatch batch;                   ///< rows; records empty on arrival
+  std::map<std::string, double> reward_metrics;  ///< the scorer's metrics of these rows
+  std::map<std::string, double> role_metrics;    ///< timings / queue depths of the ranks it passed
+};
+
+/// Sends `msg` to member `dst` of `comm`; the receiver calls recv_batch(comm, <this rank>).
+void send_batch(Communicator& comm, const BatchMessage& msg, int dst);
+BatchMessage recv_batch(Communicator& comm, int src);
+
+}  // namespace keel::dist
