@@ -45,6 +45,16 @@ SingleThreaded::~SingleThreaded() {
 }
 
 namespace {
+thread_local bool twice_differentiable_attention = false;
+}  // namespace
+
+TwiceDifferentiableAttention::TwiceDifferentiableAttention() : prev_(twice_differentiable_attention) {
+  twice_differentiable_attention = true;
+}
+TwiceDifferentiableAttention::~TwiceDifferentiableAttention() { twice_differentiable_attention = prev_; }
+bool TwiceDifferentiableAttention::active() { return twice_differentiable_attention; }
+
+namespace {
 
 /// out[i] = alpha * a[i] @ b[i] (+ out[i] if accumulate) for i over dim 0, the batch split across
 /// ATen's intra-op threads. out [N, M, P] contiguous; a [N, M, K], b [N, K, P] (any strides with a
@@ -132,25 +142,30 @@ struct ExplicitAttention : public torch::autograd::Function<ExplicitAttention> {
 
 at::Tensor scaled_dot_product_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                                         const at::Tensor& attn_mask, bool is_causal, double scale) {
+  const bool plain_ops = TwiceDifferentiableAttention::active();
 #if KEEL_TORCH_AT_LEAST(2, 1)
   // 2.1+ takes an explicit scale. Its is_causal aligns the triangle top-left (key j visible to
   // query i iff j <= i); keel's contract, as in the 1.13 path below, is bottom-right (j <= i + S - T:
   // the queries are the last T positions), so T != S gets an explicit mask.
-  at::Tensor mask = attn_mask;
-  const int64_t t = q.size(-2), s = k.size(-2);
-  if (!mask.defined() && is_causal && t != s) {
-    const auto allowed = torch::ones({t, s}, q.options().dtype(torch::kBool)).tril(s - t);
-    mask = torch::zeros({t, s}, q.options()).masked_fill(allowed.logical_not(), -std::numeric_limits<float>::infinity());
+  if (!plain_ops) {
+    at::Tensor mask = attn_mask;
+    const int64_t t = q.size(-2), s = k.size(-2);
+    if (!mask.defined() && is_causal && t != s) {
+      const auto allowed = torch::ones({t, s}, q.options().dtype(torch::kBool)).tril(s - t);
+      mask = torch::zeros({t, s}, q.options()).masked_fill(allowed.logical_not(), -std::numeric_limits<float>::infinity());
+    }
+    return at::scaled_dot_product_attention(q, k, v, mask.defined() ? c10::optional<at::Tensor>(mask) : c10::nullopt,
+                                            /*dropout_p=*/0.0, /*is_causal=*/is_causal && !mask.defined(), scale);
   }
-  return at::scaled_dot_product_attention(q, k, v, mask.defined() ? c10::optional<at::Tensor>(mask) : c10::nullopt,
-                                          /*dropout_p=*/0.0, /*is_causal=*/is_causal && !mask.defined(), scale);
 #else
-  if (q.scalar_type() == at::kFloat && k.scalar_type() == at::kFloat && v.scalar_type() == at::kFloat &&
+  if (!plain_ops && q.scalar_type() == at::kFloat && k.scalar_type() == at::kFloat && v.scalar_type() == at::kFloat &&
       q.device().is_cpu() && q.dim() == 4 && k.dim() == 4 && v.dim() == 4) {
     const at::Tensor mask_arg = attn_mask.defined() ? attn_mask : torch::empty({0}, q.options());
     return ExplicitAttention::apply(q, k, v, mask_arg, is_causal && !attn_mask.defined(), scale);
   }
-  // Other dtypes / devices: explicit attention in the input dtype with an fp32 softmax.
+#endif
+  // Other dtypes / devices (and TwiceDifferentiableAttention): explicit attention in the input
+  // dtype with an fp32 softmax, plain ATen ops all the way (differentiable any number of times).
   auto scores = torch::matmul(q, k.transpose(-2, -1)) * scale;  // [B, H, T, S]
   if (attn_mask.defined()) {
     scores = scores + attn_mask;
@@ -161,7 +176,6 @@ at::Tensor scaled_dot_product_attention(const at::Tensor& q, const at::Tensor& k
   }
   auto probs = torch::softmax(scores.to(torch::kFloat), -1).to(q.scalar_type());
   return torch::matmul(probs, v);
-#endif
 }
 
 bool cuda_available() { return torch::cuda::is_available(); }

@@ -31,6 +31,23 @@ inline const char* torch_version() { return TORCH_VERSION; }
 at::Tensor scaled_dot_product_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                                         const at::Tensor& attn_mask, bool is_causal, double scale);
 
+/// While alive (in this thread), scaled_dot_product_attention runs as plain differentiable ATen ops
+/// (matmul, softmax) instead of the fused 2.x kernel or the hand-written fp32 ExplicitAttention,
+/// whose backward is not itself differentiable. Needed when a loss differentiates a gradient
+/// (double backward: the gradient penalty of spec D6); slower and hungrier, so off by default.
+class TwiceDifferentiableAttention {
+ public:
+  TwiceDifferentiableAttention();
+  ~TwiceDifferentiableAttention();
+  TwiceDifferentiableAttention(const TwiceDifferentiableAttention&) = delete;
+  TwiceDifferentiableAttention& operator=(const TwiceDifferentiableAttention&) = delete;
+  /// Whether a guard is alive in this thread.
+  static bool active();
+
+ private:
+  bool prev_;
+};
+
 /// While alive, OpenBLAS runs each call single-threaded in the calling thread (OpenBLAS-pthread
 /// otherwise hands every sgemm/sgemv to its own thread pool). For many small matmuls (a decode
 /// step: M = batch rows) that handoff dominates, and on a loaded machine each one waits for the

@@ -19,8 +19,10 @@ void read_reward_model_options(config::Reader& r, RewardModelOptions& o) {
     r.error("path", fmt::format("'{}' has no config.json (an HF model directory is expected)", o.path));
   r.field("tokenizer", o.tokenizer, "tokenizer file or directory; empty = the model directory's");
   r.field("batch_size", o.batch_size, "sequences per forward pass").ge(1);
-  r.field("normalize", o.normalize, "none: the raw score; sigmoid: σ(score) in (0, 1)")
-      .one_of({"none", "sigmoid"}, "normalisation");
+  r.field("normalize", o.normalize,
+          "none: the raw score; sigmoid: σ(score) in (0, 1); minimax: −log(1 − σ(score)) = softplus(score), the "
+          "reward of a discriminator (train-rm rm.variant: discriminator, spec A6/D6)")
+      .one_of({"none", "sigmoid", "minimax"}, "normalisation");
   r.field("max_length", o.max_length, "longer prompt + response keep their last tokens; 0 = the model's context").ge(0);
 }
 
@@ -72,7 +74,9 @@ torch::Tensor RewardModelScheme::raw_scores(const std::vector<std::string>& prom
 RewardOutput RewardModelScheme::score(const RewardInput& in) {
   const auto raw = raw_scores(in.prompts, in.responses);
   RewardOutput out;
-  out.rewards = opt_.normalize == "sigmoid" ? torch::sigmoid(raw) : raw;
+  if (opt_.normalize == "sigmoid") out.rewards = torch::sigmoid(raw);
+  else if (opt_.normalize == "minimax") out.rewards = torch::nn::functional::softplus(raw);  // −log(1 − D), stable
+  else out.rewards = raw;
   out.detail["raw"] = raw;
   if (raw.numel() > 0) {
     out.metrics["rm/raw_mean"] = raw.mean().item<double>();

@@ -5,6 +5,7 @@
 //   ids = tokenize(prompt text as the policy saw it, with the tokenizer's BOS) ++ tokenize(response)
 //   r   = score head at the last token            normalize: none
 //   r   = σ(r)                                    normalize: sigmoid  [interp] a bounded (0, 1) reward
+//   r   = −log(1 − σ(r)) = softplus(r)            normalize: minimax  (a discriminator's reward, spec A6)
 //
 // This is the same sequence layout `keel train-rm` trains on (cmd_train_rm.cpp), so a model trained
 // there scores rollouts the way it saw pairs. The raw score is what group-A shaping (par, meanstd,
@@ -32,7 +33,7 @@ struct RewardModelOptions {
   std::string path;            ///< HF reward-model directory (score.weight)
   std::string tokenizer;       ///< "" = path
   int64_t batch_size = 16;     ///< sequences per forward pass
-  std::string normalize = "none";  ///< none | sigmoid
+  std::string normalize = "none";  ///< none | sigmoid | minimax
   int64_t max_length = 0;      ///< longer sequences keep their last tokens; 0 = the model's context
 };
 

@@ -56,6 +56,12 @@ int run_cli(int argc, char** argv) {
   add_config_args(trm, train_rm);
 
   PrintConfigArgs print;
+  AverageRmArgs avg;
+  auto* ar = app.add_subcommand("average-rm", "WARM: average the weights of reward models of one architecture into one");
+  ar->add_option("--out", avg.out, "output HF reward-model directory")->required();
+  ar->add_option("--weights", avg.weights_csv, "comma-separated weights, one per model (default: uniform)");
+  ar->add_option("models", avg.models, "reward-model directories (keel train-rm checkpoints' model/)")->required();
+
   auto* pc = app.add_subcommand("print-config", "print the fully resolved config");
   pc->add_option("config", print.cfg.config, "YAML config file");
   pc->add_option("overrides", print.cfg.overrides, "dotted overrides");
@@ -126,6 +132,7 @@ int run_cli(int argc, char** argv) {
     else if (*lp) rc = run_logprobs(lpa);
     else if (*tk) rc = run_tokenize(tka);
     else if (*la) rc = dist::run_launch(launch);
+    else if (*ar) rc = run_average_rm(avg);
     else if (*pc) {
       if (!print.reference && print.cfg.config.empty()) fail("print-config: a config file is required (or --reference)");
       rc = run_print_config(print);

@@ -1,14 +1,23 @@
-// keel train-rm: Bradley–Terry reward-model training on preference JSONL (spec/rewards.md D1–D2).
-// Fixed lifecycle: load + validate config -> run directory -> data (pairs, held-out split,
-// optional ensemble strengths) -> model with a reward head -> optional resume -> loop (mini-batch
-// of pairs, reward at the last token of prompt + response, BT loss, clip, numerics guard, AdamW +
+// keel train-rm: reward-model training on preference JSONL (spec/rewards.md D1–D3, D6).
+// Fixed lifecycle: load + validate config -> run directory -> data (pairs, held-out split) ->
+// [rm.ensemble.size: train M members, log their preference strengths] -> [ensemble strengths as
+// margins / flips] -> model with a reward head -> optional resume -> loop (mini-batch of pairs,
+// reward at the last token of prompt + response, the variant's loss, clip, numerics guard, AdamW +
 // lr schedule, metrics, held-out accuracy, atomic checkpoints) -> final checkpoint.
+//
+// Variants (rm.variant): bt (Bradley–Terry, D1), odin (a second, length head r_L beside the score
+// head r_Q, D3), discriminator (BCE with chosen = expert, rejected = agent, D6). Any but odin can add
+// the gradient penalty of D6 on interpolated input embeddings.
 //
 // The checkpoint's model/ directory is an HF *ForSequenceClassification (num_labels 1, the head
 // saved as score.weight) with the tokenizer files, so the `reward_model` reward scheme, HF
-// transformers and vLLM all load it. A pair's text is laid out exactly as reward_model scores
-// rollouts: the prompt rendered by model.chat_template (as the policy sees it) then the response.
-// Deliberately not here: ODIN's two heads (D3), online intrinsic RMs (D4), multi-rank training.
+// transformers and vLLM all load it. For odin, score.weight is the quality head r_Q (all that RL
+// scores with) and the length head is kept beside it in odin_length_head.safetensors
+// ("length_head.weight" [1, H]), which HF loaders ignore. A pair's text is laid out exactly as
+// reward_model scores rollouts: the prompt rendered by model.chat_template (as the policy sees it)
+// then the response.
+// Deliberately not here: online intrinsic RMs (D4), multi-rank training, weight averaging (WARM:
+// keel average-rm, cmd_average_rm.cpp).
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -18,8 +27,12 @@
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
+#include "models/compat.h"
+#include "models/embeds_forward.h"
+#include "models/generate.h"
 #include "models/model_config.h"
 #include "models/pretrained.h"
+#include "models/safetensors.h"
 #include "models/tokenizer.h"
 #include "models/transformer.h"
 #include "rewards/models/reward_model.h"
@@ -38,7 +51,9 @@
 #include "trainer/data/prompt_source.h"
 #include "trainer/learner/lr_schedule.h"
 #include "trainer/learner/numerics_guard.h"
+#include "trainer/learner/rm_grad_penalty.h"
 #include "trainer/learner/rm_loss.h"
+#include "trainer/learner/rm_odin_loss.h"
 #include "trainer/metrics/metrics.h"
 #include "trainer/rollout/prompt_format.h"
 
@@ -56,15 +71,24 @@ struct Pair {
   Seq chosen;      ///< prompt ++ chosen response ids
   Seq rejected;    ///< prompt ++ rejected response ids
   double margin = 0;
+  double chosen_tokens = 0;    ///< response tokens of chosen (ODIN's length), after truncation
+  double rejected_tokens = 0;  ///< response tokens of rejected
 };
 
+/// File (in a checkpoint's model/) and tensor name of ODIN's length head.
+constexpr const char* kOdinLengthFile = "odin_length_head.safetensors";
+constexpr const char* kOdinLengthTensor = "length_head.weight";
+
+/// One reward model's training: the run's data plus this model's weights, optimizer and cursor.
+/// Copyable before a model exists (ensemble members start from copies of the data-only state).
 struct State {
   config::RunConfig cfg;
   stdfs::path run_dir;
-  std::unique_ptr<models::Tokenizer> tok;
+  std::shared_ptr<models::Tokenizer> tok;
   std::string tokenizer_dir;
   std::optional<models::Transformer> model;
-  std::unique_ptr<torch::optim::AdamW> optimizer;
+  torch::Tensor length_head;  ///< [1, H] ODIN's r_L head (rm.variant: odin), else undefined
+  std::shared_ptr<torch::optim::AdamW> optimizer;
   std::vector<Pair> train, eval;
   data::PromptSource::Cursor cursor;
   int64_t step = 0, opt_step = 0;
@@ -96,6 +120,11 @@ std::vector<Pair> tokenize_pairs(const std::vector<data::PreferenceRecord>& recs
     p.chosen = rewards::reward_model_sequence(*s.tok, prompt, r.chosen, 0);
     p.rejected = rewards::reward_model_sequence(*s.tok, prompt, r.rejected, 0);
     if (p.chosen.empty() || p.rejected.empty()) fail("{}: prompt and response are both empty after tokenization", r.id);
+    // Response lengths for ODIN: the sequence minus the prompt's ids, capped by the context.
+    const auto prompt_ids = static_cast<double>(rewards::reward_model_sequence(*s.tok, prompt, "", 0).size());
+    p.chosen_tokens = std::min(std::max(0.0, static_cast<double>(p.chosen.size()) - prompt_ids), static_cast<double>(ctx));
+    p.rejected_tokens =
+        std::min(std::max(0.0, static_cast<double>(p.rejected.size()) - prompt_ids), static_cast<double>(ctx));
     truncated += static_cast<int64_t>(p.chosen.size()) > ctx;
     truncated += static_cast<int64_t>(p.rejected.size()) > ctx;
     p.chosen = rewards::keep_last_tokens(p.chosen, ctx);
@@ -106,30 +135,43 @@ std::vector<Pair> tokenize_pairs(const std::vector<data::PreferenceRecord>& recs
   return out;
 }
 
-/// Ensemble strengths (spec D2) of `pairs`: the adaptive margin and/or label flipping. Returns metrics.
-Metrics apply_ensemble(std::vector<Pair>& pairs, const State& s, const models::ModelRegistry& reg) {
-  const auto& e = s.cfg.rm.ensemble;
+/// Preference strengths μ̂, σ̂ [B] (spec D2) of `pairs` under the reward models in `paths`.
+learner::PreferenceStrength ensemble_strength(const std::vector<Pair>& pairs, const State& s,
+                                              const std::vector<std::string>& paths, const models::ModelRegistry& reg) {
   std::vector<Seq> chosen, rejected;
   for (const auto& p : pairs) chosen.push_back(p.chosen), rejected.push_back(p.rejected);
   std::vector<torch::Tensor> rc, rr;
-  for (const auto& path : e.paths) {
+  for (const auto& path : paths) {
     models::LoadOptions lo;
     lo.heads = models::HeadOptions{/*lm_head=*/false, /*value_head=*/false, /*reward_head=*/true};
     lo.init_missing_heads = false;
     auto m = models::load_pretrained(path, reg, lo);
     m.train(false);
     if (m.config().vocab_size < s.tok->vocab_size())
-      fail("rm.ensemble.paths: {} has a vocabulary of {} but the run's tokenizer has {} ids (ensemble members must "
+      fail("rm.ensemble: {} has a vocabulary of {} but the run's tokenizer has {} ids (ensemble members must "
            "share the tokenizer)", path, m.config().vocab_size, s.tok->vocab_size());
     const int64_t bs = s.cfg.batch.micro_batch_size;
     rc.push_back(rewards::score_sequences(m, chosen, bs, s.pad_id).to(torch::kDouble));
     rr.push_back(rewards::score_sequences(m, rejected, bs, s.pad_id).to(torch::kDouble));
   }
-  const auto st = learner::preference_strength(torch::stack(rc), torch::stack(rr));  // [B] each
+  return learner::preference_strength(torch::stack(rc), torch::stack(rr));  // [B] each
+}
+
+/// rm/strength_* metrics of strengths over a set of pairs.
+Metrics strength_metrics(const learner::PreferenceStrength& st) {
   Metrics m;
   m["rm/strength_mean"] = st.mean.mean().item<double>();
   m["rm/strength_std_mean"] = st.std.mean().item<double>();
   m["rm/strength_negative_frac"] = (st.mean < 0).to(torch::kDouble).mean().item<double>();
+  return m;
+}
+
+/// Ensemble strengths (spec D2) of `pairs`: the adaptive margin and/or label flipping. Returns metrics.
+Metrics apply_ensemble(std::vector<Pair>& pairs, const State& s, const std::vector<std::string>& paths,
+                       const models::ModelRegistry& reg) {
+  const auto& e = s.cfg.rm.ensemble;
+  const auto st = ensemble_strength(pairs, s, paths, reg);
+  Metrics m = strength_metrics(st);
   int64_t flipped = 0;
   for (size_t i = 0; i < pairs.size(); ++i) {
     double mu = st.mean[static_cast<int64_t>(i)].item<double>();
@@ -146,10 +188,25 @@ Metrics apply_ensemble(std::vector<Pair>& pairs, const State& s, const models::M
 
 constexpr models::HeadOptions kRewardOnly{/*lm_head=*/false, /*value_head=*/false, /*reward_head=*/true};
 
-std::unique_ptr<torch::optim::AdamW> make_optimizer(models::Transformer& model, const config::OptimSection& o,
-                                                    const std::optional<stdfs::path>& checkpoint) {
-  return make_adamw(model.parameters(), o.lr, o,
+/// What the optimizer steps: the model's parameters, then ODIN's length head if any.
+std::vector<torch::Tensor> trained_parameters(const State& s) {
+  auto params = s.model->parameters();
+  if (s.length_head.defined()) params.push_back(s.length_head);
+  return params;
+}
+
+std::shared_ptr<torch::optim::AdamW> make_optimizer(const State& s, const std::optional<stdfs::path>& checkpoint) {
+  return make_adamw(trained_parameters(s), s.cfg.optim.lr, s.cfg.optim,
                     checkpoint ? std::optional<stdfs::path>(*checkpoint / "optimizer.pt") : std::nullopt);
+}
+
+/// A fresh ODIN length head [1, H] initialised like the score head (HF init: N(0, initializer_range)).
+torch::Tensor fresh_length_head(const models::Transformer& model) {
+  torch::NoGradGuard ng;
+  const auto& c = model.config();
+  auto w = torch::empty({1, c.hidden_size}, torch::TensorOptions().dtype(model.dtype()).device(model.device()));
+  w.normal_(0.0, c.initializer_range);
+  return w.requires_grad_(true);
 }
 
 void save_checkpoint(State& s, checkpoint::CheckpointManager& mgr, const learner::NumericsGuard& guard) {
@@ -157,6 +214,9 @@ void save_checkpoint(State& s, checkpoint::CheckpointManager& mgr, const learner
   models::SaveOptions so;
   so.tokenizer_dir = s.tokenizer_dir;
   models::save_pretrained(*s.model, (staging / "model").string(), so);
+  if (s.length_head.defined())
+    models::save_safetensors((staging / "model" / kOdinLengthFile).string(), {{kOdinLengthTensor, s.length_head.detach()}},
+                             {{"format", "pt"}, {"keel", "ODIN length head r_L; score.weight is the quality head r_Q"}});
   {
     torch::serialize::OutputArchive a;
     s.optimizer->save(a);
@@ -176,11 +236,20 @@ void load_checkpoint(State& s, const stdfs::path& dir, const models::ModelRegist
   lo.heads = kRewardOnly;
   lo.init_missing_heads = false;
   s.model.emplace(models::load_pretrained((dir / "model").string(), reg, lo));
+  if (s.cfg.rm.variant == "odin") {
+    const auto file = dir / "model" / kOdinLengthFile;
+    if (!stdfs::exists(file)) fail("{}: no {} (the checkpoint was not trained with rm.variant: odin)", (dir / "model").string(), kOdinLengthFile);
+    const auto t = models::load_safetensors(file.string());
+    const auto it = t.find(kOdinLengthTensor);
+    if (it == t.end() || it->second.sizes() != torch::IntArrayRef({1, s.model->config().hidden_size}))
+      fail("{}: expected '{}' of shape [1, {}]", file.string(), kOdinLengthTensor, s.model->config().hidden_size);
+    s.length_head = it->second.to(s.model->device(), s.model->dtype()).clone().requires_grad_(true);
+  }
   const auto st = nlohmann::json::parse(fs::read_file(dir / "trainer_state.json", "trainer state"));
   s.step = st.at("step").get<int64_t>();
   s.opt_step = st.at("opt_step").get<int64_t>();
   s.cursor = {st.at("data_cursor").at("epoch").get<int64_t>(), st.at("data_cursor").at("position").get<int64_t>()};
-  s.optimizer = make_optimizer(*s.model, s.cfg.optim, dir);
+  s.optimizer = make_optimizer(s, dir);
 }
 
 /// The next n training pairs (indices), epoch by epoch in a seeded order.
@@ -206,15 +275,40 @@ std::vector<size_t> next_pairs(State& s, size_t n) {
   return out;
 }
 
-/// Rewards of the pairs `idx` of `pairs` (chosen and rejected in one forward): ([m], [m]).
-std::pair<torch::Tensor, torch::Tensor> pair_rewards(State& s, const std::vector<Pair>& pairs,
-                                                     const std::vector<size_t>& idx) {
+/// One forward over the pairs `idx` of `pairs` (chosen and rejected in one left-padded batch).
+struct PairForward {
+  torch::Tensor rc, rr;        ///< [m] score head at the last token (ODIN: r_Q), float32
+  torch::Tensor lc, lr;        ///< [m] ODIN's length head r_L, float32; undefined otherwise
+  torch::Tensor embeds, mask;  ///< [2m, P, H], [2m, P] input embeddings (kept for the gradient penalty)
+};
+
+PairForward forward_pairs(State& s, const std::vector<Pair>& pairs, const std::vector<size_t>& idx, bool keep_embeds) {
   std::vector<Seq> seqs;
   for (size_t i : idx) seqs.push_back(pairs[i].chosen);
   for (size_t i : idx) seqs.push_back(pairs[i].rejected);
-  const auto r = rewards::last_token_rewards(*s.model, seqs, s.pad_id).to(torch::kFloat);  // [2m]
+  auto [ids, mask] = models::left_pad(seqs, s.pad_id);  // [2m, P]; the last column is every row's last token
+  ids = ids.to(s.model->device());
+  mask = mask.to(s.model->device());
+  PairForward f;
+  torch::Tensor hidden;  // [2m, P, H]
+  if (keep_embeds) {
+    f.embeds = models::embed_tokens(*s.model, ids);
+    f.mask = mask;
+    hidden = models::forward_hidden_from_embeds(*s.model, f.embeds, mask);
+  } else {
+    hidden = s.model->forward_hidden(ids, mask);
+  }
+  const auto last = hidden.select(1, hidden.size(1) - 1);  // [2m, H]
   const auto m = static_cast<int64_t>(idx.size());
-  return {r.narrow(0, 0, m), r.narrow(0, m, m)};
+  const auto r = s.model->rewards(last).to(torch::kFloat);  // [2m]
+  f.rc = r.narrow(0, 0, m);
+  f.rr = r.narrow(0, m, m);
+  if (s.length_head.defined()) {
+    const auto l = torch::linear(last, s.length_head).squeeze(-1).to(torch::kFloat);  // [2m]
+    f.lc = l.narrow(0, 0, m);
+    f.lr = l.narrow(0, m, m);
+  }
+  return f;
 }
 
 torch::Tensor margins_of(const State& s, const std::vector<Pair>& pairs, const std::vector<size_t>& idx) {
@@ -231,46 +325,122 @@ learner::RmLossOptions loss_options(const config::RmSection& rm) {
   return o;
 }
 
+/// The variant's loss over one forward: Σ_pairs ℓ / denominator (+ ODIN's batch terms · term_scale).
+learner::LossOutput pair_loss(const State& s, const PairForward& f, const std::vector<Pair>& pairs,
+                              const std::vector<size_t>& idx, double denominator, double term_scale) {
+  const auto& rm = s.cfg.rm;
+  if (rm.variant == "odin") {
+    learner::OdinLossInputs in;
+    in.chosen_quality = f.rc;
+    in.rejected_quality = f.rr;
+    in.chosen_length = f.lc;
+    in.rejected_length = f.lr;
+    std::vector<double> tc, tr;
+    for (size_t i : idx) tc.push_back(pairs[i].chosen_tokens), tr.push_back(pairs[i].rejected_tokens);
+    in.chosen_tokens = torch::tensor(tc, torch::kDouble);
+    in.rejected_tokens = torch::tensor(tr, torch::kDouble);
+    in.quality_head = s.model->named_parameters().at("score.weight");
+    in.length_head = s.length_head;
+    in.margins = margins_of(s, pairs, idx);
+    in.denominator = denominator;
+    in.term_scale = term_scale;
+    learner::OdinLossOptions o;
+    o.length_weight = rm.odin.length_weight;
+    o.ortho_weight = rm.odin.ortho_weight;
+    o.bt = loss_options(rm);
+    return learner::odin_loss(in, o);
+  }
+  if (rm.variant == "discriminator") {
+    learner::LossOutput out;
+    out.loss = learner::discriminator_loss_per_pair(f.rc, f.rr).sum() / denominator;
+    torch::NoGradGuard ng;
+    const auto delta = (f.rc - f.rr).to(torch::kDouble);
+    out.metrics["rm/loss"] = out.loss.item<double>();
+    out.metrics["rm/accuracy"] = (delta > 0).to(torch::kDouble).mean().item<double>();
+    out.metrics["rm/margin_mean"] = delta.mean().item<double>();
+    out.metrics["rm/expert_prob_mean"] = torch::sigmoid(f.rc).to(torch::kDouble).mean().item<double>();
+    out.metrics["rm/agent_prob_mean"] = torch::sigmoid(f.rr).to(torch::kDouble).mean().item<double>();
+    return out;
+  }
+  learner::RmLossInputs in{f.rc, f.rr, margins_of(s, pairs, idx), denominator};
+  return learner::bt_loss(in, loss_options(rm));
+}
+
+/// The gradient penalty of spec D6 for the pairs of `f` (kept embeddings): Σ_pairs penalty and the
+/// mean gradient norm. [interp] ẑ interpolates the chosen (expert) and rejected (agent) sequences'
+/// input embeddings position by position after both are left-padded to one length (so their last
+/// tokens, where the score is read, align); a position real in only one of them interpolates with
+/// the pad token's embedding, and the interpolate's attention mask is the union of the two.
+std::pair<torch::Tensor, double> grad_penalty(State& s, const PairForward& f) {
+  const auto& gp = s.cfg.rm.loss.grad_penalty;
+  const int64_t m = f.rc.size(0);
+  const auto mask_hat = torch::maximum(f.mask.narrow(0, 0, m), f.mask.narrow(0, m, m));  // [m, P]
+  const auto eps = torch::rand({m}, torch::kDouble);                                     // ε ~ U(0, 1) per pair
+  auto score_fn = [&](const torch::Tensor& z) {
+    const compat::TwiceDifferentiableAttention plain;  // double backward through attention
+    const auto h = models::forward_hidden_from_embeds(*s.model, z, mask_hat);
+    const auto score = s.model->rewards(h.select(1, h.size(1) - 1));  // [m]
+    return gp.output == "probability" ? torch::sigmoid(score) : score;
+  };
+  learner::GradPenaltyOptions o;
+  o.lambda = gp.lambda;
+  o.target = gp.target;
+  o.one_sided = gp.one_sided;
+  const auto out = learner::interpolated_grad_penalty(score_fn, f.embeds.narrow(0, 0, m), f.embeds.narrow(0, m, m), eps, o);
+  return {out.penalty.sum().to(torch::kFloat), out.grad_norms.to(torch::kDouble).mean().item<double>()};
+}
+
 /// One optimizer step over a mini-batch of pairs, micro-batched. Returns metrics and the verdict.
 std::pair<Metrics, learner::NumericsGuard::Verdict> train_step(State& s, learner::NumericsGuard& guard) {
   const auto& cfg = s.cfg;
+  const bool gp_on = cfg.rm.loss.grad_penalty.enabled;
   const auto batch = next_pairs(s, static_cast<size_t>(cfg.batch.mini_batch_size));
-  const auto lo = loss_options(cfg.rm);
+  const double n = static_cast<double>(batch.size());
   s.model->train(true);
   s.optimizer->zero_grad();
-  double loss_total = 0, wins = 0, margin_sum = 0;
+  Metrics sums;  // per-pair metrics weighted by micro-batch size; loss-like ones summed
+  double loss_total = 0, base_total = 0, penalty_total = 0, grad_norm_sum = 0;
   for (size_t st = 0; st < batch.size(); st += static_cast<size_t>(cfg.batch.micro_batch_size)) {
     const size_t e = std::min(batch.size(), st + static_cast<size_t>(cfg.batch.micro_batch_size));
     const std::vector<size_t> idx(batch.begin() + static_cast<long>(st), batch.begin() + static_cast<long>(e));
-    auto [rc, rr] = pair_rewards(s, s.train, idx);
-    learner::RmLossInputs in;
-    in.chosen_rewards = rc;
-    in.rejected_rewards = rr;
-    in.margins = margins_of(s, s.train, idx);
-    in.denominator = static_cast<double>(batch.size());
-    auto out = learner::bt_loss(in, lo);
-    out.loss.backward();
-    loss_total += out.metrics["rm/loss"];
-    wins += out.metrics["rm/accuracy"] * static_cast<double>(idx.size());
-    margin_sum += out.metrics["rm/margin_mean"] * static_cast<double>(idx.size());
+    const double share = static_cast<double>(idx.size()) / n;
+    const auto f = forward_pairs(s, s.train, idx, gp_on);
+    auto out = pair_loss(s, f, s.train, idx, n, share);
+    auto loss = out.loss;
+    if (gp_on) {
+      auto [pen, norm_mean] = grad_penalty(s, f);
+      pen = pen / n;
+      penalty_total += pen.item<double>();
+      grad_norm_sum += norm_mean * static_cast<double>(idx.size());
+      loss = loss + pen;
+    }
+    loss.backward();
+    loss_total += loss.item<double>();
+    base_total += out.metrics.at("rm/loss");
+    for (const auto& [k, v] : out.metrics)
+      if (k != "rm/loss") sums[k] += v * share;
   }
   const auto& o = cfg.optim;
-  auto step = learner::guarded_step(s.model->parameters(), *s.optimizer, loss_total, o.grad_clip,
+  auto step = learner::guarded_step(trained_parameters(s), *s.optimizer, loss_total, o.grad_clip,
                                     {o.lr, o.min_lr_ratio, o.warmup_steps, cfg.run.total_steps, o.lr_schedule}, guard,
                                     s.opt_step);
   Metrics& m = step.metrics;  // actor/grad_norm, actor/lr
   const auto verdict = step.rollback ? learner::NumericsGuard::Verdict::kRollback
                        : step.stepped ? learner::NumericsGuard::Verdict::kOk
                                       : learner::NumericsGuard::Verdict::kSkip;
-  const double n = static_cast<double>(batch.size());
+  for (const auto& [k, v] : sums) m[k] = v;
   m["rm/loss"] = loss_total;
-  m["rm/accuracy"] = wins / n;
-  m["rm/margin_mean"] = margin_sum / n;
+  if (gp_on) {
+    m["rm/base_loss"] = base_total;  // the loss without the penalty (BT or BCE)
+    m["rm/grad_penalty"] = penalty_total;
+    m["rm/input_grad_norm_mean"] = grad_norm_sum / n;
+  }
   m["rm/skipped_steps"] = static_cast<double>(guard.skipped_total());
   return {m, verdict};
 }
 
-/// Loss, accuracy and mean margin on (up to eval.num_prompts of) the held-out pairs.
+/// Loss, accuracy and mean margin on (up to eval.num_prompts of) the held-out pairs (no gradient
+/// penalty). For odin, eval/rm_accuracy is that of the quality head r_Q alone (what RL scores with).
 Metrics evaluate(State& s) {
   const size_t n = std::min(s.eval.size(), static_cast<size_t>(s.cfg.eval.num_prompts));
   if (n == 0) return {};
@@ -278,14 +448,15 @@ Metrics evaluate(State& s) {
   s.model->train(false);
   double loss = 0, wins = 0, margin = 0;
   const size_t micro = static_cast<size_t>(s.cfg.batch.micro_batch_size);
+  const bool odin = s.cfg.rm.variant == "odin";
   for (size_t st = 0; st < n; st += micro) {
     std::vector<size_t> idx;
     for (size_t i = st; i < std::min(n, st + micro); ++i) idx.push_back(i);
-    auto [rc, rr] = pair_rewards(s, s.eval, idx);
-    learner::RmLossInputs in{rc, rr, margins_of(s, s.eval, idx), static_cast<double>(n)};
-    const auto out = learner::bt_loss(in, loss_options(s.cfg.rm));
+    const double share = static_cast<double>(idx.size()) / static_cast<double>(n);
+    const auto f = forward_pairs(s, s.eval, idx, false);
+    const auto out = pair_loss(s, f, s.eval, idx, static_cast<double>(n), share);
     loss += out.metrics.at("rm/loss");
-    wins += out.metrics.at("rm/accuracy") * static_cast<double>(idx.size());
+    wins += out.metrics.at(odin ? "rm/quality_accuracy" : "rm/accuracy") * static_cast<double>(idx.size());
     margin += out.metrics.at("rm/margin_mean") * static_cast<double>(idx.size());
   }
   return {{"eval/rm_loss", loss},
@@ -294,6 +465,82 @@ Metrics evaluate(State& s) {
           {"eval/rm_pairs", static_cast<double>(n)}};
 }
 
+/// Builds the model of `s` (the latest checkpoint under `mgr` when run.resume asks for it, else
+/// model.path or model.init) with its optimizer. Returns whether it resumed.
+bool setup_model(State& s, checkpoint::CheckpointManager& mgr, const models::ModelRegistry& reg,
+                 const std::string& tok_src) {
+  const auto& mc = s.cfg.model;
+  if (const int n = mgr.discard_incomplete()) log::warn("removed {} interrupted checkpoint(s)", n);
+  const auto resume = mgr.resolve_resume(s.cfg.run.resume);
+  if (resume) {
+    load_checkpoint(s, *resume, reg);
+    log::info("resumed from {} (step {})", resume->string(), s.step);
+  } else {
+    if (!mc.path.empty()) {
+      models::LoadOptions lo;
+      lo.heads = kRewardOnly;  // a causal LM gets a fresh score head; an RM keeps its own
+      s.model.emplace(models::load_pretrained(mc.path, reg, lo));
+    } else {
+      s.model.emplace(init_config(mc, *s.tok), kRewardOnly);
+    }
+    if (s.cfg.rm.variant == "odin") s.length_head = fresh_length_head(*s.model);
+    s.optimizer = make_optimizer(s, std::nullopt);
+  }
+  if (mc.activation_checkpointing && s.cfg.rm.loss.grad_penalty.enabled)
+    log::warn("model.activation_checkpointing: not used with rm.loss.grad_penalty (its forward runs from embeddings)");
+  s.model->set_gradient_checkpointing(mc.activation_checkpointing);
+  if (s.model->config().vocab_size < s.tok->vocab_size())
+    fail("model: the model's vocabulary ({}) is smaller than the tokenizer's ({} ids from {})", s.model->config().vocab_size,
+         s.tok->vocab_size(), tok_src);
+  return resume.has_value();
+}
+
+/// Trains `s` to run.total_steps with metrics and checkpoints in s.run_dir. Returns the final model directory.
+stdfs::path train_loop(State& s, checkpoint::CheckpointManager& mgr, const models::ModelRegistry& reg,
+                       const Metrics& data_metrics, bool resumed) {
+  const auto& cfg = s.cfg;
+  learner::NumericsGuard guard(cfg.optim.rollback_after);
+  std::unique_ptr<metrics::JsonlWriter> jsonl;
+  if (cfg.metrics.jsonl) jsonl = std::make_unique<metrics::JsonlWriter>(s.run_dir / "metrics.jsonl", resumed ? s.step : -1);
+  std::unique_ptr<metrics::TensorBoardWriter> tb;
+  if (cfg.metrics.tensorboard) tb = std::make_unique<metrics::TensorBoardWriter>(s.run_dir / "tensorboard");
+
+  // ---- the loop -------------------------------------------------------------------------------
+  const auto loop_t0 = std::chrono::steady_clock::now();
+  int64_t steps_here = 0;
+  while (s.step < cfg.run.total_steps) {
+    const int64_t step = s.step + 1;
+    const auto t = std::chrono::steady_clock::now();
+    auto [m, verdict] = train_step(s, guard);
+    if (verdict == learner::NumericsGuard::Verdict::kRollback) {
+      const auto last = mgr.latest();
+      if (!last) fail("{} consecutive non-finite steps and no checkpoint to roll back to", cfg.optim.rollback_after);
+      log::warn("{} consecutive non-finite steps: rolling back to {}", cfg.optim.rollback_after, last->string());
+      load_checkpoint(s, *last, reg);
+      guard.after_rollback();
+      continue;
+    }
+    m["time/step_s"] = seconds_since(t);
+    if (step == 1 || steps_here == 0)
+      for (const auto& [k, v] : data_metrics) m[k] = v;
+    s.step = step;
+    ++steps_here;
+    if (cfg.eval.every > 0 && (step % cfg.eval.every == 0 || step == cfg.run.total_steps))
+      for (const auto& [k, v] : evaluate(s)) m[k] = v;
+    if (jsonl) jsonl->write(step, m);
+    if (tb) tb->write(step, m);
+    if (step % cfg.metrics.console_every == 0 || step == cfg.run.total_steps)
+      log::info("{} | rm loss {:.4f} | rm acc {:.1f}%{}",
+                metrics::progress_line(step, cfg.run.total_steps, m, seconds_since(loop_t0), steps_here), m["rm/loss"],
+                100.0 * m["rm/accuracy"],
+                m.count("eval/rm_accuracy") ? fmt::format(" | eval acc {:.1f}%", 100.0 * m["eval/rm_accuracy"]) : "");
+    if ((cfg.checkpoint.every > 0 && step % cfg.checkpoint.every == 0) || step == cfg.run.total_steps)
+      save_checkpoint(s, mgr, guard);
+  }
+  const auto last = mgr.latest();
+  if (!last) fail("{}: no checkpoint after training (run.total_steps = {})", s.run_dir.string(), cfg.run.total_steps);
+  return *last / "model";
+}
 
 }  // namespace
 
@@ -362,26 +609,8 @@ int run_train_rm(const ConfigArgs& a, const std::vector<std::string>& argv) {
 
   models::ModelRegistry model_reg("model family");
   models::register_builtin_models(model_reg);
-  checkpoint::CheckpointManager mgr(s.run_dir / "checkpoints", cfg.checkpoint.keep_last);
-  if (const int n = mgr.discard_incomplete()) log::warn("removed {} interrupted checkpoint(s)", n);
-  const auto resume = mgr.resolve_resume(cfg.run.resume);
-  if (resume) {
-    load_checkpoint(s, *resume, model_reg);
-    log::info("resumed from {} (step {})", resume->string(), s.step);
-  } else {
-    if (!mc.path.empty()) {
-      models::LoadOptions lo;
-      lo.heads = kRewardOnly;  // a causal LM gets a fresh score head; an RM keeps its own
-      s.model.emplace(models::load_pretrained(mc.path, model_reg, lo));
-    } else {
-      s.model.emplace(init_config(mc, *s.tok), kRewardOnly);
-    }
-    s.optimizer = make_optimizer(*s.model, cfg.optim, std::nullopt);
-  }
-  s.model->set_gradient_checkpointing(mc.activation_checkpointing);
-  if (s.model->config().vocab_size < s.tok->vocab_size())
-    fail("model: the model's vocabulary ({}) is smaller than the tokenizer's ({} ids from {})", s.model->config().vocab_size,
-         s.tok->vocab_size(), tok_src);
+  auto mgr = std::make_unique<checkpoint::CheckpointManager>(s.run_dir / "checkpoints", cfg.checkpoint.keep_last);
+  const bool resumed = setup_model(s, *mgr, model_reg, tok_src);
 
   const int64_t ctx = s.model->config().max_position_embeddings;
   int64_t truncated = 0;
@@ -391,53 +620,63 @@ int run_train_rm(const ConfigArgs& a, const std::vector<std::string>& argv) {
   Metrics data_metrics{{"rm/train_pairs", static_cast<double>(s.train.size())},
                        {"rm/eval_pairs", static_cast<double>(s.eval.size())},
                        {"rm/truncated_sequences", static_cast<double>(truncated)}};
-  if (cfg.rm.loss.margin == "adaptive" || cfg.rm.ensemble.flip_negative_strength) {
-    for (const auto& [k, v] : apply_ensemble(s.train, s, model_reg)) data_metrics[k] = v;
-    if (cfg.rm.loss.margin == "adaptive") apply_ensemble(s.eval, s, model_reg);
-  }
-  s.use_margins = cfg.rm.loss.margin != "none";
   log::info("reward model: {} training pairs, {} held out", s.train.size(), s.eval.size());
 
-  learner::NumericsGuard guard(cfg.optim.rollback_after);
-  std::unique_ptr<metrics::JsonlWriter> jsonl;
-  if (cfg.metrics.jsonl) jsonl = std::make_unique<metrics::JsonlWriter>(s.run_dir / "metrics.jsonl", resume ? s.step : -1);
-  std::unique_ptr<metrics::TensorBoardWriter> tb;
-  if (cfg.metrics.tensorboard) tb = std::make_unique<metrics::TensorBoardWriter>(s.run_dir / "tensorboard");
-
-  // ---- the loop -------------------------------------------------------------------------------
-  const auto loop_t0 = std::chrono::steady_clock::now();
-  int64_t steps_here = 0;
-  while (s.step < cfg.run.total_steps) {
-    const int64_t step = s.step + 1;
-    const auto t = std::chrono::steady_clock::now();
-    auto [m, verdict] = train_step(s, guard);
-    if (verdict == learner::NumericsGuard::Verdict::kRollback) {
-      const auto last = mgr.latest();
-      if (!last) fail("{} consecutive non-finite steps and no checkpoint to roll back to", cfg.optim.rollback_after);
-      log::warn("{} consecutive non-finite steps: rolling back to {}", cfg.optim.rollback_after, last->string());
-      load_checkpoint(s, *last, model_reg);
-      guard.after_rollback();
-      continue;
+  // ---- ensemble members trained here (spec D2) ----------------------------------------------------
+  std::vector<std::string> members = cfg.rm.ensemble.paths;
+  if (cfg.rm.ensemble.size >= 2) {
+    members.clear();
+    for (int64_t m = 0; m < cfg.rm.ensemble.size; ++m) {
+      State ms = s;  // the data; a model of its own
+      ms.model.reset();
+      ms.length_head = torch::Tensor();
+      ms.optimizer.reset();
+      ms.step = ms.opt_step = 0;
+      ms.cursor = {};
+      ms.cfg.run.seed = cfg.run.seed + m;  // [interp] "different data orders": the seed sets order and init
+      ms.run_dir = s.run_dir / fmt::format("member_{}", m);
+      stdfs::create_directories(ms.run_dir);
+      torch::manual_seed(ms.cfg.run.seed);
+      checkpoint::CheckpointManager member_mgr(ms.run_dir / "checkpoints", cfg.checkpoint.keep_last);
+      log::info("ensemble member {}/{} (run.seed {}) in {}", m + 1, cfg.rm.ensemble.size, ms.cfg.run.seed, ms.run_dir.string());
+      const bool member_resumed = setup_model(ms, member_mgr, model_reg, tok_src);
+      members.push_back(train_loop(ms, member_mgr, model_reg, data_metrics, member_resumed).string());
     }
-    m["time/step_s"] = seconds_since(t);
-    if (step == 1 || steps_here == 0)
-      for (const auto& [k, v] : data_metrics) m[k] = v;
-    s.step = step;
-    ++steps_here;
-    if (cfg.eval.every > 0 && (step % cfg.eval.every == 0 || step == cfg.run.total_steps))
-      for (const auto& [k, v] : evaluate(s)) m[k] = v;
-    if (jsonl) jsonl->write(step, m);
-    if (tb) tb->write(step, m);
-    if (step % cfg.metrics.console_every == 0 || step == cfg.run.total_steps)
-      log::info("{} | rm loss {:.4f} | rm acc {:.1f}%{}",
-                metrics::progress_line(step, cfg.run.total_steps, m, seconds_since(loop_t0), steps_here), m["rm/loss"],
-                100.0 * m["rm/accuracy"],
-                m.count("eval/rm_accuracy") ? fmt::format(" | eval acc {:.1f}%", 100.0 * m["eval/rm_accuracy"]) : "");
-    if ((cfg.checkpoint.every > 0 && step % cfg.checkpoint.every == 0) || step == cfg.run.total_steps)
-      save_checkpoint(s, mgr, guard);
+    // Strengths of the training pairs under the members: summary metrics and one line per pair.
+    const auto st = ensemble_strength(s.train, s, members, model_reg);
+    const auto sm = strength_metrics(st);
+    nlohmann::json summary = {{"members", members}};
+    for (const auto& [k, v] : sm) summary[k] = v;
+    fs::write_file_atomic(s.run_dir / "ensemble_strength.json", summary.dump(2) + "\n");
+    std::string lines;
+    for (size_t i = 0; i < s.train.size(); ++i)
+      lines += nlohmann::json{{"id", s.train[i].id},
+                              {"strength_mean", st.mean[static_cast<int64_t>(i)].item<double>()},
+                              {"strength_std", st.std[static_cast<int64_t>(i)].item<double>()}}
+                   .dump() +
+               "\n";
+    fs::write_file_atomic(s.run_dir / "preference_strength.jsonl", lines);
+    log::info("ensemble of {}: μ̂ mean {:.4f}, σ̂ mean {:.4f}, {:.1f}% of pairs with μ̂ < 0 | {}", members.size(),
+              sm.at("rm/strength_mean"), sm.at("rm/strength_std_mean"), 100.0 * sm.at("rm/strength_negative_frac"),
+              (s.run_dir / "preference_strength.jsonl").string());
+    for (const auto& [k, v] : sm) data_metrics[k] = v;
   }
-  log::info("done: reward model {} | metrics {}", mgr.latest() ? (*mgr.latest() / "model").string() : std::string("(none)"),
-            (s.run_dir / "metrics.jsonl").string());
+
+  // ---- the run's own reward model -------------------------------------------------------------
+  const bool uses_strength = cfg.rm.loss.margin == "adaptive" || cfg.rm.ensemble.flip_negative_strength;
+  if (cfg.rm.ensemble.size >= 2 && !uses_strength) {
+    log::info("done: {} ensemble members (no margin: adaptive / flip_negative_strength, so no reward model of the run)",
+              members.size());
+    return 0;
+  }
+  if (uses_strength) {
+    for (const auto& [k, v] : apply_ensemble(s.train, s, members, model_reg)) data_metrics[k] = v;
+    if (cfg.rm.loss.margin == "adaptive") apply_ensemble(s.eval, s, members, model_reg);
+  }
+  s.use_margins = cfg.rm.loss.margin != "none";
+  torch::manual_seed(cfg.run.seed + 7919);  // the loop's own draws (gradient-penalty ε), independent of the members
+  const auto final_dir = train_loop(s, *mgr, model_reg, data_metrics, resumed);
+  log::info("done: reward model {} | metrics {}", final_dir.string(), (s.run_dir / "metrics.jsonl").string());
   return 0;
 }
 

@@ -31,6 +31,14 @@ int run_train(const ConfigArgs& a, const std::vector<std::string>& argv);
 /// keel train-rm: Bradley–Terry reward-model training on preference JSONL (cmd_train_rm.cpp).
 int run_train_rm(const ConfigArgs& a, const std::vector<std::string>& argv);
 
+struct AverageRmArgs {
+  std::string out;                      ///< output HF directory
+  std::vector<std::string> models;      ///< reward-model directories (>= 2)
+  std::string weights_csv;              ///< "0.5,0.3,0.2"; "" = uniform
+};
+/// keel average-rm: WARM weight averaging of reward models (cmd_average_rm.cpp).
+int run_average_rm(const AverageRmArgs& a);
+
 struct PrintConfigArgs {
   ConfigArgs cfg;
   bool reference = false;               ///< print configs/reference.yaml instead

@@ -2,8 +2,8 @@
 // loss with its Reg / margin / label-smoothing variants, and the preference strength of a pair
 // measured by an ensemble of reward models. Pure functions over score tensors — the model, the
 // tokenizer and the optimizer are the trainer's business (trainer/cli/cmd_train_rm.cpp).
-// Deliberately not here: ODIN's two-head loss (D3), ONI's online classifiers (D4), the gradient
-// penalty of a discriminator (D6).
+// Deliberately not here: ODIN's two-head loss (D3, rm_odin_loss.h), ONI's online classifiers (D4),
+// the gradient-penalised discriminator (D6, rm_grad_penalty.h).
 //
 // Shape legend: B preference pairs, M ensemble members.
 #pragma once
