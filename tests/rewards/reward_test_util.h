@@ -2,6 +2,7 @@
 // a batch of (response, metadata) pairs.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -23,10 +24,10 @@ inline RewardRegistry builtin_registry() {
   return reg;
 }
 
-/// Builds `scheme` with params from YAML text (e.g. "{answer_key: gold}"); throws keel::Error on
-/// any params error.
-inline std::unique_ptr<RewardScheme> build_scheme(const std::string& scheme, const std::string& params_yaml = "{}") {
-  static const RewardRegistry reg = builtin_registry();
+/// Builds `scheme` of `reg` with params from YAML text (e.g. "{answer_key: gold}"); throws
+/// keel::Error on any params error.
+inline std::unique_ptr<RewardScheme> build_scheme_from(const RewardRegistry& reg, const std::string& scheme,
+                                                       const std::string& params_yaml) {
   config::Node node = config::parse_yaml_string(params_yaml, "params.yaml");
   config::Diagnostics diag;
   config::Reader r(&node, "params", diag);
@@ -34,6 +35,22 @@ inline std::unique_ptr<RewardScheme> build_scheme(const std::string& scheme, con
   r.finish();
   diag.throw_if_any();
   return s;
+}
+
+/// build_scheme_from over the built-in verifiers.
+inline std::unique_ptr<RewardScheme> build_scheme(const std::string& scheme, const std::string& params_yaml = "{}") {
+  static const RewardRegistry reg = builtin_registry();
+  return build_scheme_from(reg, scheme, params_yaml);
+}
+
+/// The what() of the exception `f` throws; "" when it throws none.
+inline std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+  return "";
 }
 
 /// A batch with one group per sample.

@@ -20,6 +20,7 @@
 #include "trainer/config/reader.h"
 #include "trainer/config/config.h"
 #include "trainer/config/reward_config.h"
+#include "tests/rewards/reward_test_util.h"
 
 namespace keel::rewards {
 namespace {
@@ -35,24 +36,7 @@ const RewardRegistry& registry() {
   return reg;
 }
 
-std::unique_ptr<RewardScheme> build_oni(const std::string& yaml) {
-  config::Node node = config::parse_yaml_string(yaml, "params.yaml");
-  config::Diagnostics diag;
-  config::Reader r(&node, "params", diag);
-  auto s = registry().get("oni").fn(r);
-  r.finish();
-  diag.throw_if_any();
-  return s;
-}
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const std::exception& e) {
-    return e.what();
-  }
-  return "";
-}
+std::unique_ptr<RewardScheme> build_oni(const std::string& yaml) { return testing::build_scheme_from(registry(), "oni", yaml); }
 
 /// A keyword annotator: format_regex scores 1 when the message contains `word`, else 0.
 std::unique_ptr<RewardScheme> regex_annotator(const std::string& word) {
@@ -311,7 +295,7 @@ void expect_round_trip(const std::string& model) {
   }
   // A state of another model kind is refused with a clear message.
   OniIntrinsic other(small_options(model == "ranking" ? "classification" : "ranking"), regex_annotator("gold"));
-  EXPECT_NE(error_of([&] { other.load_state(st); }).find("the checkpoint holds ONI intrinsic model"), std::string::npos);
+  EXPECT_NE(testing::error_of([&] { other.load_state(st); }).find("the checkpoint holds ONI intrinsic model"), std::string::npos);
 }
 
 TEST(OniIntrinsic, StateRoundTripScoresAndTrainsBitIdentically) {
@@ -365,7 +349,7 @@ TEST(OniScheme, HashingOverMetadataMessagesWithEpisodeCounts) {
   EXPECT_EQ(out.rewards[1].item<float>(), 0.0f);
   EXPECT_EQ(out.detail.at("intrinsic")[0].item<float>(), 2.0f);
   in.metadata[1] = nlohmann::json{{"msgs", {"a", "b", "c", "d"}}};
-  EXPECT_NE(error_of([&] { s->score(in); }).find("has 4 messages in metadata 'msgs' but the env rewards have S = 3"),
+  EXPECT_NE(testing::error_of([&] { s->score(in); }).find("has 4 messages in metadata 'msgs' but the env rewards have S = 3"),
             std::string::npos);
 }
 
@@ -411,23 +395,23 @@ TEST(OniScheme, HashingMatchesAStreamingLoop) {
 }
 
 TEST(OniScheme, ConfigErrorsNameTheYamlPath) {
-  EXPECT_NE(error_of([] { build_oni("model: foo\n"); }).find("params.yaml:1: params.model:"), std::string::npos);
-  const std::string missing = error_of([] { build_oni("model: classification\n"); });
+  EXPECT_NE(testing::error_of([] { build_oni("model: foo\n"); }).find("params.yaml:1: params.model:"), std::string::npos);
+  const std::string missing = testing::error_of([] { build_oni("model: classification\n"); });
   EXPECT_NE(missing.find("params.annotator.scheme: model 'classification' needs an annotator (known:"), std::string::npos)
       << missing;
-  const std::string unknown = error_of([] { build_oni("model: hashing\nannotator: {scheme: oni}\n"); });
+  const std::string unknown = testing::error_of([] { build_oni("model: hashing\nannotator: {scheme: oni}\n"); });
   EXPECT_NE(unknown.find("params.annotator.scheme: unknown annotator scheme 'oni' (known:"), std::string::npos) << unknown;
   EXPECT_NE(unknown.find("format_regex"), std::string::npos);
-  const std::string params = error_of([] { build_oni("model: hashing\nannotator: {scheme: format_regex}\n"); });
+  const std::string params = testing::error_of([] { build_oni("model: hashing\nannotator: {scheme: format_regex}\n"); });
   EXPECT_NE(params.find("params.annotator.params.pattern: missing required key"), std::string::npos) << params;
-  const std::string net = error_of([] {
+  const std::string net = testing::error_of([] {
     build_oni("model: ranking\nannotator: {scheme: format_regex, params: {pattern: x}}\nnet: {max_chars: 100}\nranking: {bogus: 1}\n");
   });
   EXPECT_NE(net.find("params.yaml:3: params.net.max_chars: must be >= 123"), std::string::npos) << net;
   EXPECT_NE(net.find("params.yaml:4: params.ranking.bogus: unknown key"), std::string::npos) << net;
-  EXPECT_NE(error_of([] { build_oni("messages: meta.\n"); }).find("params.messages: 'meta.' is not a message source"),
+  EXPECT_NE(testing::error_of([] { build_oni("messages: meta.\n"); }).find("params.messages: 'meta.' is not a message source"),
             std::string::npos);
-  EXPECT_NE(error_of([] {
+  EXPECT_NE(testing::error_of([] {
               build_oni("model: hashing\nannotator: {scheme: format_regex, params: {pattern: x}}\nenv: rm_scores\n")
                   ->score([] {
                     RewardInput in = batch_of({"a"});

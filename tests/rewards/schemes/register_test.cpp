@@ -63,22 +63,7 @@ RewardRegistry full_registry() {
 
 /// Builds `scheme` from YAML params text; throws keel::Error with all collected errors.
 std::unique_ptr<RewardScheme> build(const std::string& scheme, const std::string& yaml) {
-  config::Node node = config::parse_yaml_string(yaml, "params.yaml");
-  config::Diagnostics diag;
-  config::Reader r(&node, "params", diag);
-  auto s = scheme_registry().get(scheme).fn(r);
-  r.finish();
-  diag.throw_if_any();
-  return s;
-}
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const std::exception& e) {
-    return e.what();
-  }
-  return "";
+  return testing::build_scheme_from(scheme_registry(), scheme, yaml);
 }
 
 Tensor f64(std::vector<double> v) { return torch::tensor(v, torch::kFloat64); }
@@ -627,7 +612,7 @@ TEST(RegisterRewardSchemes, EverySchemeScoresLikeItsPureFunction) {
   for (const auto& c : all_cases()) {
     SCOPED_TRACE(c.name);
     std::unique_ptr<RewardScheme> s;
-    ASSERT_NO_THROW(s = build(c.name, c.yaml)) << error_of([&] { build(c.name, c.yaml); });
+    ASSERT_NO_THROW(s = build(c.name, c.yaml)) << testing::error_of([&] { build(c.name, c.yaml); });
     const RewardInput in = c.input();
     in.check();
     const Tensor want = c.expected(in);
@@ -644,16 +629,16 @@ TEST(RegisterRewardSchemes, UnknownParamIsAConfigErrorWithFileLineAndPath) {
   for (const auto& c : all_cases()) {
     const std::string yaml = c.yaml + "bogus_param: 1\n";
     const int64_t line = std::count(c.yaml.begin(), c.yaml.end(), '\n') + 1;
-    const std::string e = error_of([&] { build(c.name, yaml); });
+    const std::string e = testing::error_of([&] { build(c.name, yaml); });
     EXPECT_NE(e.find("params.yaml:" + std::to_string(line) + ": params.bogus_param: unknown key"), std::string::npos)
         << c.name << ": " << e;
   }
   // Ill-typed and out-of-range values and a malformed signal spec, each at its line.
-  const std::string e = error_of([] { build("par", "k: -1\nmissing_refs: sometimes\ninput: rm\n"); });
+  const std::string e = testing::error_of([] { build("par", "k: -1\nmissing_refs: sometimes\ninput: rm\n"); });
   EXPECT_NE(e.find("params.yaml:1: params.k: must be >"), std::string::npos) << e;
   EXPECT_NE(e.find("params.yaml:2: params.missing_refs:"), std::string::npos) << e;
   EXPECT_NE(e.find("params.yaml:3: params.input: 'rm' is not an input signal"), std::string::npos) << e;
-  const std::string e2 = error_of([] { build("cost_channels", "task: none\n"); });
+  const std::string e2 = testing::error_of([] { build("cost_channels", "task: none\n"); });
   EXPECT_NE(e2.find("params.cost_channels: expected at least one cost channel"), std::string::npos) << e2;
 }
 
@@ -694,29 +679,29 @@ TEST(RegisterRewardSchemes, StatefulSchemesRoundTripTheirState) {
   }
   // A missing key is an error naming it.
   auto s = build("meanstd", "zero_std: floor\n");
-  const std::string e = error_of([&] { s->load_state(RewardState{}); });
+  const std::string e = testing::error_of([&] { s->load_state(RewardState{}); });
   EXPECT_NE(e.find("missing key 'count'"), std::string::npos) << e;
 }
 
 TEST(RegisterRewardSchemes, MissingInputsNameTheSchemeAndTheInput) {
   RewardInput in = base_batch();
   in.rm_scores = Tensor();
-  EXPECT_NE(error_of([&] { build("meanstd", "zero_std: floor\n")->score(in); }).find("reward scheme 'meanstd' (parameter input = rm_scores): the input is not set"),
+  EXPECT_NE(testing::error_of([&] { build("meanstd", "zero_std: floor\n")->score(in); }).find("reward scheme 'meanstd' (parameter input = rm_scores): the input is not set"),
             std::string::npos);
-  EXPECT_NE(error_of([&] { build("arlcp", "accuracy: prior.correct\n")->score(base_batch()); })
+  EXPECT_NE(testing::error_of([&] { build("arlcp", "accuracy: prior.correct\n")->score(base_batch()); })
                 .find("reward scheme 'arlcp' (parameter accuracy = prior.correct): no earlier reward component named 'correct' (earlier components: accuracy)"),
             std::string::npos);
-  EXPECT_NE(error_of([&] { build("par", "k: 1\n")->score(base_batch()); }).find("no reference rewards"), std::string::npos);
-  EXPECT_NE(error_of([&] { build("truthrl", "variant: binary\n")->score(base_batch()); })
+  EXPECT_NE(testing::error_of([&] { build("par", "k: 1\n")->score(base_batch()); }).find("no reference rewards"), std::string::npos);
+  EXPECT_NE(testing::error_of([&] { build("truthrl", "variant: binary\n")->score(base_batch()); })
                 .find("reward scheme 'truthrl' needs per-sample metadata with key 'gold_answers'"),
             std::string::npos);
-  EXPECT_NE(error_of([&] { build("ssl", "alpha: 0.5\n")->score(base_batch()); }).find("reward scheme 'ssl' needs RewardInput::extra['"),
+  EXPECT_NE(testing::error_of([&] { build("ssl", "alpha: 0.5\n")->score(base_batch()); }).find("reward scheme 'ssl' needs RewardInput::extra['"),
             std::string::npos);
-  EXPECT_NE(error_of([&] { build("cmo", "temperature: 1\n")->score(base_batch()); }).find("reward scheme 'cmo' needs RewardInput::criterion_scores"),
+  EXPECT_NE(testing::error_of([&] { build("cmo", "temperature: 1\n")->score(base_batch()); }).find("reward scheme 'cmo' needs RewardInput::criterion_scores"),
             std::string::npos);
   in = base_batch();
   in.response_lengths = Tensor();
-  EXPECT_NE(error_of([&] { build("dapo_soft", "factor: 1\n")->score(in); }).find("reward scheme 'dapo_soft' needs RewardInput::response_lengths"),
+  EXPECT_NE(testing::error_of([&] { build("dapo_soft", "factor: 1\n")->score(in); }).find("reward scheme 'dapo_soft' needs RewardInput::response_lengths"),
             std::string::npos);
 }
 
@@ -780,7 +765,7 @@ TEST(RegisterRewardSchemes, ShapingPipelineAndTruthRlVariants) {
   po.k = 2.0;
   expect_equal_rewards(s->score(in), par_reward(rm64(in), meta_refs_values(), meta_refs_mask(), po), "shaping: par");
   in.response_lengths = Tensor();
-  EXPECT_NE(error_of([&] { build("shaping", "shaping: vanilla\n")->score(in); })
+  EXPECT_NE(testing::error_of([&] { build("shaping", "shaping: vanilla\n")->score(in); })
                 .find("reward scheme 'shaping' needs RewardInput::response_lengths"),
             std::string::npos);
 
@@ -818,7 +803,7 @@ TEST(RegisterRewardSchemes, DenseSchemesPutStepRewardsOnStepEndTokens) {
   EXPECT_TRUE(torch::allclose(gra.token_rewards.sum(1), sum.rewards, 1e-6, 1e-6));
   // Dense without token tensors is an error naming the scheme.
   in.response_mask = Tensor();
-  EXPECT_NE(error_of([&] { build("prm", "dense: true\n")->score(in); }).find("reward scheme 'prm' (dense: true) needs"),
+  EXPECT_NE(testing::error_of([&] { build("prm", "dense: true\n")->score(in); }).find("reward scheme 'prm' (dense: true) needs"),
             std::string::npos);
 }
 
@@ -895,7 +880,7 @@ TEST(RegisterRewardSchemes, CompositeOfVerifierAndShapingFromYaml) {
   EXPECT_TRUE(torch::equal(c2->score(in).rewards, c->score(in).rewards));
   // A params error of a scheme component is reported at load with file:line and path.
   const std::string bad = "reward:\n  components:\n    - scheme: lsc\n      params:\n        quantil: 0.8\n";
-  const std::string e = error_of([&] { read_section(bad, reg); });
+  const std::string e = testing::error_of([&] { read_section(bad, reg); });
   EXPECT_NE(e.find("r.yaml:5: reward.components.0.params.quantil: unknown key"), std::string::npos) << e;
 }
 

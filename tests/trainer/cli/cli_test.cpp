@@ -23,7 +23,7 @@ std::string read_file(const fs::path& p) {
 TEST(Cli, HelpListsEverySubcommand) {
   const auto r = run_keel("--help");
   EXPECT_EQ(r.exit_code, 0);
-  for (const char* cmd : {"version", "list", "validate", "print-config", "train", "sft", "launch", "generate"})
+  for (const char* cmd : {"version", "list", "validate", "print-config", "train", "sft", "train-rm", "average-rm", "launch", "generate"})
     EXPECT_NE(r.out.find(cmd), std::string::npos) << cmd << "\n" << r.out;
 }
 

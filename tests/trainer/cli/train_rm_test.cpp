@@ -53,6 +53,24 @@ checkpoint: {every: 20, keep_last: 2}
 
 /// Scratch dir with the tokenizer, a 240-pair preference file (chosen says "good", rejected "bad",
 /// otherwise the same distribution) and the config.
+/// r("good") > r("bad") under the reward_model scheme for two held-out-like pairs.
+void expect_prefers_good(const stdfs::path& model_dir, const std::string& normalize = "none") {
+  rewards::RewardModelOptions o;
+  o.path = model_dir.string();
+  o.normalize = normalize;
+  rewards::RewardModelScheme scheme(o, "rm");
+  rewards::RewardInput in;
+  in.prompts = {"Describe item 3:", "Describe item 3:", "Describe item 9:", "Describe item 9:"};
+  in.responses = {" cat good sun", " cat bad sun", " good tree fish dog", " tree fish bad dog"};
+  in.group_ids = torch::tensor({0, 0, 1, 1}, torch::kLong);
+  const auto s = scheme.score(in).rewards;
+  EXPECT_GT(s[0].item<double>(), s[1].item<double>()) << model_dir << " " << s;
+  EXPECT_GT(s[2].item<double>(), s[3].item<double>()) << model_dir << " " << s;
+  if (normalize == "minimax") {
+    EXPECT_GT(s.min().item<double>(), 0.0) << s;  // −log(1 − D) > 0
+  }
+}
+
 class TrainRmSlow : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
@@ -119,16 +137,7 @@ TEST_F(TrainRmSlow, LearnsAKeywordPreferenceAndSavesAnHfRewardModel) {
   EXPECT_FALSE(m.heads().lm_head);
 
   // The reward_model scheme scores with it the way it was trained: "good" beats "bad" on new text.
-  rewards::RewardModelOptions o;
-  o.path = model_dir.string();
-  rewards::RewardModelScheme scheme(o, "rm");
-  rewards::RewardInput in;
-  in.prompts = {"Describe item 3:", "Describe item 3:", "Describe item 9:", "Describe item 9:"};
-  in.responses = {" cat good sun", " cat bad sun", " good tree fish dog", " tree fish bad dog"};
-  in.group_ids = torch::tensor({0, 0, 1, 1}, torch::kLong);
-  const auto s = scheme.score(in).rewards;
-  EXPECT_GT(s[0].item<double>(), s[1].item<double>()) << s;
-  EXPECT_GT(s[2].item<double>(), s[3].item<double>()) << s;
+  expect_prefers_good(model_dir);
 }
 
 TEST_F(TrainRmSlow, StartsFromACausalLmWithAFreshScoreHead) {
@@ -206,23 +215,6 @@ double mean_of(const std::vector<nlohmann::json>& lines, size_t a, size_t b, con
   return s;
 }
 
-/// r("good") > r("bad") under the reward_model scheme for two held-out-like pairs.
-void expect_prefers_good(const stdfs::path& model_dir, const std::string& normalize = "none") {
-  rewards::RewardModelOptions o;
-  o.path = model_dir.string();
-  o.normalize = normalize;
-  rewards::RewardModelScheme scheme(o, "rm");
-  rewards::RewardInput in;
-  in.prompts = {"Describe item 3:", "Describe item 3:", "Describe item 9:", "Describe item 9:"};
-  in.responses = {" cat good sun", " cat bad sun", " good tree fish dog", " tree fish bad dog"};
-  in.group_ids = torch::tensor({0, 0, 1, 1}, torch::kLong);
-  const auto s = scheme.score(in).rewards;
-  EXPECT_GT(s[0].item<double>(), s[1].item<double>()) << model_dir << " " << s;
-  EXPECT_GT(s[2].item<double>(), s[3].item<double>()) << model_dir << " " << s;
-  if (normalize == "minimax") {
-    EXPECT_GT(s.min().item<double>(), 0.0) << s;  // −log(1 − D) > 0
-  }
-}
 
 TEST_F(TrainRmSlow, OdinTrainsTwoHeadsAndScoresWithTheQualityHead) {
   const auto r = run_keel("train-rm c.yaml run.output_dir=odin rm.variant=odin", dir_->path());
