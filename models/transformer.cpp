@@ -296,11 +296,34 @@ at::Tensor Transformer::forward_hidden(const at::Tensor& input_ids, const at::Te
     pos = torch::arange(past, s, torch::TensorOptions().dtype(torch::kLong).device(dev)).unsqueeze(0).expand({b, t});
   }
 
-  // Small forwards (decode steps) run single-threaded (BLAS and ATen); see compat.h.
-  const compat::SingleThreaded serial(dev.is_cpu() && b * t <= kSmallForwardTokens);
+  const compat::SingleThreaded serial(dev.is_cpu() && b * t <= kSmallForwardTokens);  // see compat.h
   const compat::CudaAutocast ac(dev, autocast_.value_or(at::kBFloat16), autocast_.has_value());
+  return decode(impl_->model->embed_tokens(input_ids), attention_mask, pos, cache, /*allow_checkpointing=*/true);
+}
+
+at::Tensor Transformer::forward_hidden_from_embeds(const at::Tensor& embeds, const at::Tensor& attention_mask) {
+  TORCH_CHECK(embeds.dim() == 3 && embeds.size(2) == cfg_.hidden_size, "forward_hidden_from_embeds: embeds must be [B, T, ",
+              cfg_.hidden_size, "], got ", embeds.sizes());
+  const int64_t b = embeds.size(0), t = embeds.size(1);
+  if (attention_mask.defined())
+    TORCH_CHECK(attention_mask.dim() == 2 && attention_mask.size(0) == b && attention_mask.size(1) == t,
+                "forward_hidden_from_embeds: attention_mask must be [B, T] = [", b, ", ", t, "], got ",
+                attention_mask.sizes());
+  const auto dev = embeds.device();
+  const auto pos = attention_mask.defined()
+                       ? position_ids_from_mask(attention_mask)
+                       : torch::arange(t, torch::TensorOptions().dtype(torch::kLong).device(dev)).unsqueeze(0).expand({b, t});
+  const compat::CudaAutocast ac(dev, autocast_.value_or(at::kBFloat16), autocast_.has_value());
+  return decode(embeds, attention_mask, pos, nullptr, /*allow_checkpointing=*/false);
+}
+
+at::Tensor Transformer::decode(at::Tensor x, const at::Tensor& attention_mask, const at::Tensor& pos, KVCache* cache,
+                               bool allow_checkpointing) {
+  const int64_t b = x.size(0), t = x.size(1);
+  const int64_t past = cache != nullptr ? cache->length : 0;
+  const int64_t s = past + t;
+  const auto dev = x.device();
   auto& m = *impl_;
-  auto x = m.model->embed_tokens(input_ids);  // [B, T, H]
   auto [cos, sin] = rope_cos_sin(m.inv_freq, pos);
   cos = cos.to(x.scalar_type()).unsqueeze(1);  // [B, 1, T, D]
   sin = sin.to(x.scalar_type()).unsqueeze(1);
@@ -313,7 +336,7 @@ at::Tensor Transformer::forward_hidden(const at::Tensor& input_ids, const at::Te
   at::Tensor window_mask;
   if (cfg_.sliding_window > 0) window_mask = build_attention_mask(keys, past, t, cfg_.sliding_window, x.scalar_type());
 
-  const bool ckpt = checkpointing_ && cache == nullptr && is_training() && torch::GradMode::is_enabled();
+  const bool ckpt = allow_checkpointing && checkpointing_ && cache == nullptr && is_training() && torch::GradMode::is_enabled();
   for (int64_t i = 0; i < cfg_.num_hidden_layers; ++i) {
     auto& layer = m.model->layer_list[static_cast<size_t>(i)];
     const auto& mask = cfg_.layer_uses_sliding_window(i) ? window_mask : full_mask;

@@ -56,6 +56,11 @@ class Transformer {
   /// new tokens are written at slots [cache->length, +T) and cache->length advances.
   at::Tensor forward_hidden(const at::Tensor& input_ids, const at::Tensor& attention_mask = {},
                             const at::Tensor& position_ids = {}, KVCache* cache = nullptr);
+  /// forward_hidden from input embeddings [B, T, H] (e.g. embed_tokens(ids), perturbed) instead of
+  /// ids: no cache, positions from attention_mask [B, T]. For gradients w.r.t. the embeddings (the
+  /// reward model's gradient penalty); it never checkpoints layers, since the reentrant
+  /// checkpoint's backward cannot be differentiated again.
+  at::Tensor forward_hidden_from_embeds(const at::Tensor& embeds, const at::Tensor& attention_mask = {});
   /// Logits [B, T, V] for hidden [B, T, H], in the model dtype.
   at::Tensor lm_logits(const at::Tensor& hidden) const;
   /// forward_hidden + lm_logits.
@@ -120,6 +125,11 @@ class Transformer {
   std::shared_ptr<TransformerImpl> impl() const { return impl_; }
 
  private:
+  /// The decoder layers and final norm over x [B, T, H] (the one body of forward_hidden and
+  /// forward_hidden_from_embeds).
+  at::Tensor decode(at::Tensor x, const at::Tensor& attention_mask, const at::Tensor& pos, KVCache* cache,
+                    bool allow_checkpointing);
+
   ModelConfig cfg_;
   HeadOptions heads_;
   std::shared_ptr<TransformerImpl> impl_;
