@@ -138,16 +138,29 @@ at::Tensor OniAnnotator::compare(const std::vector<std::pair<std::string, std::s
 
 // ---- classification ---------------------------------------------------------------------------------
 
+OniTrainable::OniTrainable(const OniNetOptions& net_opts, int64_t n_out, double lr)
+    : net(net_opts, n_out), adam(net.parameters(), OniAdamOptions{lr}), rng(sampler_seed(net_opts.seed)) {}
+
+void OniTrainable::save_state(StateDict& out, const std::string& prefix) const {
+  net.save_state(out, prefix + "net/");
+  adam.save_state(out, prefix + "adam/");
+  rng.save_state(out, prefix + "rng");
+}
+
+void OniTrainable::load_state(const StateDict& in, const std::string& prefix) {
+  net.load_state(in, prefix + "net/");
+  adam.load_state(in, prefix + "adam/");
+  rng.load_state(in, prefix + "rng");
+}
+
 OniClassifier::OniClassifier(const OniNetOptions& net, const OniTrainOptions& train, double threshold)
     : net_opts_(net),
       train_(train),
       threshold_(threshold),
-      net_(net, /*n_out=*/2),
-      adam_(net_.parameters(), OniAdamOptions{train.lr}),
-      rng_(sampler_seed(net.seed)) {}
+      model_(net, /*n_out=*/2, train.lr) {}
 
 at::Tensor OniClassifier::probability(const std::vector<std::string>& messages) const {
-  return torch::softmax(forward_no_grad(net_, messages, net_opts_.max_chars), 1).select(1, 1).contiguous();
+  return torch::softmax(forward_no_grad(model_.net, messages, net_opts_.max_chars), 1).select(1, 1).contiguous();
 }
 
 at::Tensor OniClassifier::reward(const std::vector<std::string>& messages) const {
@@ -167,24 +180,20 @@ double OniClassifier::update(const std::map<std::string, double>& labels) {
   const at::Tensor target = torch::tensor(ys, torch::kLong);               // [D]
   double total = 0.0;
   for (int64_t s = 0; s < train_.grad_steps; ++s) {
-    const at::Tensor idx = torch::tensor(rng_.sample(static_cast<int64_t>(msgs.size()), train_.batch_size), torch::kLong);
-    const at::Tensor loss = torch::nn::functional::cross_entropy(net_.forward(codes.index_select(0, idx)), target.index_select(0, idx));
-    backward_and_step(loss, adam_, net_, train_.grad_clip);
+    const at::Tensor idx = torch::tensor(model_.rng.sample(static_cast<int64_t>(msgs.size()), train_.batch_size), torch::kLong);
+    const at::Tensor loss = torch::nn::functional::cross_entropy(model_.net.forward(codes.index_select(0, idx)), target.index_select(0, idx));
+    backward_and_step(loss, model_.adam, model_.net, train_.grad_clip);
     total += loss.item<double>();
   }
   return total / static_cast<double>(train_.grad_steps);
 }
 
 void OniClassifier::save_state(StateDict& out, const std::string& prefix) const {
-  net_.save_state(out, prefix + "net/");
-  adam_.save_state(out, prefix + "adam/");
-  rng_.save_state(out, prefix + "rng");
+  model_.save_state(out, prefix);
 }
 
 void OniClassifier::load_state(const StateDict& in, const std::string& prefix) {
-  net_.load_state(in, prefix + "net/");
-  adam_.load_state(in, prefix + "adam/");
-  rng_.load_state(in, prefix + "rng");
+  model_.load_state(in, prefix);
 }
 
 // ---- ranking ----------------------------------------------------------------------------------------------
@@ -193,12 +202,10 @@ OniRanker::OniRanker(const OniNetOptions& net, const OniTrainOptions& train, con
     : net_opts_(net),
       train_(train),
       reward_(reward),
-      net_(net, /*n_out=*/1),
-      adam_(net_.parameters(), OniAdamOptions{train.lr}),
-      rng_(sampler_seed(net.seed)) {}
+      model_(net, /*n_out=*/1, train.lr) {}
 
 at::Tensor OniRanker::raw(const std::vector<std::string>& messages) const {
-  return forward_no_grad(net_, messages, net_opts_.max_chars).select(1, 0).contiguous();
+  return forward_no_grad(model_.net, messages, net_opts_.max_chars).select(1, 0).contiguous();
 }
 
 at::Tensor OniRanker::reward(const std::vector<std::string>& messages) {
@@ -219,8 +226,8 @@ std::vector<std::pair<int64_t, int64_t>> OniRanker::sample_pairs(int64_t k) {
   const auto n = static_cast<int64_t>(pool_.size());
   if (n < 2) return out;
   for (int64_t i = 0; i < k; ++i) {
-    const int64_t a = rng_.below(n);
-    int64_t b = rng_.below(n - 1);
+    const int64_t a = model_.rng.below(n);
+    int64_t b = model_.rng.below(n - 1);
     if (b >= a) ++b;  // uniform over the n − 1 others
     out.emplace_back(a, b);
   }
@@ -247,7 +254,7 @@ double OniRanker::update() {
   torch::AutoGradMode grad(true);  // the caller may score under a NoGradGuard (rollout, evaluation)
   double total = 0.0;
   for (int64_t s = 0; s < train_.grad_steps; ++s) {
-    const std::vector<int64_t> idx = rng_.sample(p, train_.batch_size);
+    const std::vector<int64_t> idx = model_.rng.sample(p, train_.batch_size);
     std::vector<std::string> msgs(2 * idx.size());  // firsts, then seconds
     std::vector<double> q;
     for (size_t j = 0; j < idx.size(); ++j) {
@@ -256,19 +263,17 @@ double OniRanker::update() {
       msgs[idx.size() + j] = pool_[static_cast<size_t>(second_[i])];
       q.push_back(q_[i]);
     }
-    const at::Tensor r = net_.forward(oni_encode_messages(msgs, net_opts_.max_chars)).select(1, 0);  // [2B]
+    const at::Tensor r = model_.net.forward(oni_encode_messages(msgs, net_opts_.max_chars)).select(1, 0);  // [2B]
     const auto b = static_cast<int64_t>(idx.size());
     const at::Tensor loss = oni_pair_loss(r.slice(0, 0, b), r.slice(0, b), torch::tensor(q, torch::kFloat32)).mean();
-    backward_and_step(loss, adam_, net_, train_.grad_clip);
+    backward_and_step(loss, model_.adam, model_.net, train_.grad_clip);
     total += loss.item<double>();
   }
   return total / static_cast<double>(train_.grad_steps);
 }
 
 void OniRanker::save_state(StateDict& out, const std::string& prefix) const {
-  net_.save_state(out, prefix + "net/");
-  adam_.save_state(out, prefix + "adam/");
-  rng_.save_state(out, prefix + "rng");
+  model_.save_state(out, prefix);
   stats_.save_state(out, prefix + "stats/");
   put_strings(out, prefix + "pool/", pool_);
   out[prefix + "pair_first"] = torch::tensor(first_, torch::kLong);
@@ -277,9 +282,7 @@ void OniRanker::save_state(StateDict& out, const std::string& prefix) const {
 }
 
 void OniRanker::load_state(const StateDict& in, const std::string& prefix) {
-  net_.load_state(in, prefix + "net/");
-  adam_.load_state(in, prefix + "adam/");
-  rng_.load_state(in, prefix + "rng");
+  model_.load_state(in, prefix);
   stats_.load_state(in, prefix + "stats/");
   pool_ = get_strings(in, prefix + "pool/");
   pool_index_.clear();

@@ -112,6 +112,18 @@ struct OniTrainOptions {
   double grad_clip = 0.0;    ///< max global gradient norm (0 = off)
 };
 
+/// What both ONI models train: the char-CNN, its Adam and the minibatch sampler, checkpointed
+/// together under prefix + "net/", "adam/", "rng".
+struct OniTrainable {
+  OniTrainable(const OniNetOptions& net_opts, int64_t n_out, double lr);
+  void save_state(StateDict& out, const std::string& prefix) const;
+  void load_state(const StateDict& in, const std::string& prefix);
+
+  OniNet net;
+  OniAdam adam;
+  OniRng rng;
+};
+
 /// Char-CNN classifier (2 classes) trained with cross-entropy on 0/1 labels.
 class OniClassifier {
  public:
@@ -124,15 +136,13 @@ class OniClassifier {
   double update(const std::map<std::string, double>& labels);
   void save_state(StateDict& out, const std::string& prefix) const;
   void load_state(const StateDict& in, const std::string& prefix);
-  const OniNet& net() const { return net_; }
+  const OniNet& net() const { return model_.net; }
 
  private:
   OniNetOptions net_opts_;
   OniTrainOptions train_;
   double threshold_;
-  OniNet net_;
-  OniAdam adam_;
-  OniRng rng_;
+  OniTrainable model_;
 };
 
 /// Scalar reward network r_φ trained on annotated pairs of messages.
@@ -161,9 +171,7 @@ class OniRanker {
   OniNetOptions net_opts_;
   OniTrainOptions train_;
   OniRankingRewardOptions reward_;
-  OniNet net_;
-  OniAdam adam_;
-  OniRng rng_;
+  OniTrainable model_;
   RunningMeanStd stats_;
   std::vector<std::string> pool_;
   std::map<std::string, int64_t> pool_index_;

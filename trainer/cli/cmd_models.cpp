@@ -5,13 +5,13 @@
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
-#include "models/compat.h"
 #include "models/generate.h"
 #include "models/logprobs.h"
 #include "models/model_config.h"
 #include "models/pretrained.h"
 #include "models/tokenizer.h"
 #include "trainer/cli/model_commands.h"
+#include "trainer/cli/train_common.h"
 #include "trainer/common/error.h"
 #include "trainer/common/fs.h"
 #include "trainer/data/jsonl.h"
@@ -26,22 +26,13 @@ struct Loaded {
   std::unique_ptr<models::Tokenizer> tok;
 };
 
-/// --device: auto = CUDA device 0 when usable, else CPU. The commands compute in fp32 on either, so
-/// that `keel logprobs` stays comparable with the sampler's log-probs (the log-prob contract).
-at::Device resolve_device(const std::string& device) {
-  if (device != "auto" && device != "cpu" && device != "cuda")
-    fail("--device must be auto, cpu or cuda, got '{}'", device);
-  const bool cuda = device == "cuda" || (device == "auto" && compat::cuda_available());
-  if (cuda && !compat::cuda_available())
-    fail("--device cuda: no CUDA device is usable (LibTorch {})", compat::torch_version());
-  return cuda ? at::Device(at::kCUDA, 0) : at::Device(at::kCPU);
-}
-
+/// --device: the commands compute in fp32 on either device, so that `keel logprobs` stays comparable
+/// with the sampler's log-probs (the log-prob contract).
 Loaded load_model_and_tokenizer(const std::string& model_dir, const std::string& tokenizer, const std::string& device) {
   models::ModelRegistry reg("model family");
   models::register_builtin_models(reg);
   models::LoadOptions lo;
-  lo.device = resolve_device(device);
+  lo.device = select_device(device, "--device");
   Loaded l{models::load_pretrained(model_dir, reg, lo), nullptr};
   l.tok = models::load_tokenizer(tokenizer.empty() ? model_dir : tokenizer);
   return l;

@@ -212,12 +212,8 @@ struct Components {
 /// and TRL train in bf16 mixed precision), float32 = plain fp32. CPU computes in fp32 only.
 void resolve_device(Components& c, int local_rank) {
   const auto& cfg = c.cfg;
-  const bool cuda = cfg.run.device == "cuda" || (cfg.run.device == "auto" && compat::cuda_available());
-  if (cuda) {
-    if (!compat::cuda_available())
-      fail("run.device is cuda but no CUDA device is usable (LibTorch {}; `keel version` shows what it sees)",
-           compat::torch_version());
-    c.device = at::Device(at::kCUDA, static_cast<c10::DeviceIndex>(local_rank % compat::cuda_device_count()));
+  c.device = select_device(cfg.run.device, "run.device", local_rank);
+  if (c.device.is_cuda()) {
     if (cfg.model.dtype != "float32") c.autocast = at::kBFloat16;
   } else if (cfg.model.dtype == "bfloat16") {
     fail("model.dtype bfloat16 means bf16 autocast on CUDA; on the CPU keel computes in float32 (use auto or float32)");
@@ -876,12 +872,9 @@ void weight_sync_metrics(const dist::WeightSyncStats& st, Metrics& m) {
   m["sync/weight_buckets"] = static_cast<double>(st.buckets);
 }
 
-/// The learner ranks' world ranks (every source sends every batch to each of them).
-std::vector<int> learner_ranks(const dist::Placement& pl) { return pl.learner_group(); }
-
 /// Sends a scored share of a step to every learner rank.
 void send_to_learners(Components& c, const dist::BatchMessage& msg) {
-  for (const int l : learner_ranks(*c.placement)) dist::send_batch(*c.world_comm, msg, l);
+  for (const int l : c.placement->learner_group()) dist::send_batch(*c.world_comm, msg, l);
 }
 
 /// A rollout rank: generate (and score, without reward ranks) its share of each step's prompts,

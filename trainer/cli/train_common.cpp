@@ -2,6 +2,7 @@
 
 #include <torch/torch.h>
 
+#include "models/compat.h"
 #include "models/tokenizer.h"
 #include "models/tokenizer_sentencepiece.h"
 #include "trainer/common/log.h"
@@ -31,6 +32,17 @@ models::ModelConfig init_config(const config::ModelSection& m, const models::Tok
   else if (tok.eos_id() != models::kNoToken) c.pad_token_id = tok.eos_id();
   if (i.family == "qwen2") c.attention_bias = true;
   return c;
+}
+
+at::Device select_device(const std::string& device, const std::string& what, int local_rank) {
+  if (device != "auto" && device != "cpu" && device != "cuda")
+    fail("{} must be auto, cpu or cuda, got '{}'", what, device);
+  const bool cuda = device == "cuda" || (device == "auto" && compat::cuda_available());
+  if (!cuda) return at::kCPU;
+  if (!compat::cuda_available())
+    fail("{} cuda: no CUDA device is usable (LibTorch {}; `keel version` shows what it sees)", what,
+         compat::torch_version());
+  return at::Device(at::kCUDA, static_cast<c10::DeviceIndex>(local_rank % compat::cuda_device_count()));
 }
 
 std::unique_ptr<torch::optim::AdamW> make_adamw(const std::vector<at::Tensor>& params, double lr,

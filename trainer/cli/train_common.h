@@ -32,6 +32,11 @@ inline double seconds_since(std::chrono::steady_clock::time_point t0) {
 
 /// A random-init config from model.init sized to the tokenizer (EOS / BOS / PAD ids from it;
 /// [interp] without a PAD token the EOS stands in, as HF's sequence classifiers need one).
+/// `device` (auto | cpu | cuda, named `what` in errors: "run.device", "--device") resolved: auto =
+/// CUDA when usable, else CPU; CUDA is GPU local_rank % device count. Unknown names and cuda
+/// without a usable device are keel::Error.
+at::Device select_device(const std::string& device, const std::string& what, int local_rank = 0);
+
 models::ModelConfig init_config(const config::ModelSection& m, const models::Tokenizer& tok);
 
 /// AdamW over `params` at learning rate `lr` with the optim section's betas / eps / weight decay,
