@@ -17,6 +17,7 @@
 
 #include "models/model_config.h"
 #include "models/pretrained.h"
+#include "tests/trainer/cli/run_compare.h"
 #include "tests/trainer/cli/run_keel.h"
 #include "tests/trainer/dist/dist_test_util.h"
 
@@ -25,15 +26,7 @@ namespace {
 
 namespace stdfs = std::filesystem;
 
-const char* kTiny = R"(
-run: {name: tiny, total_steps: 3, device: cpu, seed: 3, threads: 1}
-model:
-  init: {hidden_size: 32, num_layers: 1, num_heads: 2, num_kv_heads: 1, intermediate_size: 64, max_position_embeddings: 32}
-data:
-  task: arithmetic
-  task_params: {min_digits: 1, max_digits: 1}
-  eval_size: 8
-rollout: {samples_per_prompt: 4, max_new_tokens: 4}
+const std::string kTiny = kTinyArithmeticRun + R"(
 batch: {prompts_per_step: 6, mini_batch_size: 12, micro_batch_size: 2, epochs: 2}
 learner: {algorithm: grpo}
 kl: {in_loss: true, coef: 0.01}
@@ -52,30 +45,6 @@ RunResult launch4(const ScratchDir& dir, const std::string& train_args, const st
                   dir.path(), env);
 }
 
-/// Every metric of the one-process run (timings aside) equals the other run's, steps from..to.
-void expect_same_metrics(const std::vector<nlohmann::json>& a, const std::vector<nlohmann::json>& b, size_t from) {
-  ASSERT_EQ(a.size(), b.size());
-  int compared = 0;
-  for (size_t i = from; i < a.size(); ++i)
-    for (const auto& [k, v] : a[i].items()) {
-      if (k == "wall_time" || k.rfind("time/", 0) == 0 || k.rfind("perf/", 0) == 0) continue;
-      ASSERT_TRUE(b[i].contains(k)) << "step " << i + 1 << ": the other run lacks " << k;
-      EXPECT_NEAR(v.get<double>(), b[i][k].get<double>(), 1e-5) << "step " << i + 1 << " " << k;
-      ++compared;
-    }
-  EXPECT_GT(compared, 10 * static_cast<int>(a.size() - from));
-}
-
-void expect_same_weights(const stdfs::path& one, const stdfs::path& two) {
-  models::ModelRegistry reg("model family");
-  models::register_builtin_models(reg);
-  const auto ckpt = stdfs::path("checkpoints") / "step-00000003" / "policy";
-  const auto pa = models::load_pretrained((one / ckpt).string(), reg).named_parameters();
-  const auto pb = models::load_pretrained((two / ckpt).string(), reg).named_parameters();
-  ASSERT_EQ(pa.size(), pb.size());
-  for (const auto& [k, t] : pa) EXPECT_TRUE(torch::allclose(t, pb.at(k), 1e-4, 1e-5)) << k;
-}
-
 TEST(TrainDisaggregatedDist, SynchronousFourRanksEqualOneProcess) {
   ScratchDir dir("disagg");
   dir.write("c.yaml", kTiny);
@@ -87,8 +56,8 @@ TEST(TrainDisaggregatedDist, SynchronousFourRanksEqualOneProcess) {
   const auto a = json_file_lines(dir.path() / "one/tiny/metrics.jsonl");
   const auto b = json_file_lines(dir.path() / "four/tiny/metrics.jsonl");
   ASSERT_EQ(a.size(), 3u);
-  expect_same_metrics(a, b, 0);
-  expect_same_weights(dir.path() / "one/tiny", dir.path() / "four/tiny");
+  expect_same_metrics(a, b, 0, 30);
+  expect_same_weights(dir.path() / "one/tiny", dir.path() / "four/tiny", "policy");
   // Each step reports the broadcast of the weights that sampled its batch (step 1: the initial one),
   // in buckets of 0.01 MiB.
   for (size_t i = 0; i < 3; ++i) {
@@ -112,8 +81,8 @@ TEST(TrainDisaggregatedDist, SynchronousPpoWithASeparateCriticEqualsOneProcess) 
   r = launch4(dir, std::string(kSync) + ppo + " run.output_dir=four");
   ASSERT_EQ(r.exit_code, 0) << r.out;
   expect_same_metrics(json_file_lines(dir.path() / "one/tiny/metrics.jsonl"),
-                      json_file_lines(dir.path() / "four/tiny/metrics.jsonl"), 0);
-  expect_same_weights(dir.path() / "one/tiny", dir.path() / "four/tiny");
+                      json_file_lines(dir.path() / "four/tiny/metrics.jsonl"), 0, 30);
+  expect_same_weights(dir.path() / "one/tiny", dir.path() / "four/tiny", "policy");
 }
 
 TEST(TrainDisaggregatedDist, AsyncRolloutsRunOneVersionAhead) {
@@ -184,8 +153,8 @@ TEST(TrainDisaggregatedDist, AKilledRankTakesTheJobDownAndTheRunResumes) {
   const auto a = json_file_lines(dir.path() / "one/tiny/metrics.jsonl");
   const auto b = json_file_lines(dir.path() / "four/tiny/metrics.jsonl");
   ASSERT_EQ(b.size(), 3u);
-  expect_same_metrics(a, b, 0);
-  expect_same_weights(dir.path() / "one/tiny", dir.path() / "four/tiny");
+  expect_same_metrics(a, b, 0, 30);
+  expect_same_weights(dir.path() / "one/tiny", dir.path() / "four/tiny", "policy");
 }
 
 TEST(TrainDisaggregatedDist, AKilledRewardRankTakesTheJobDown) {

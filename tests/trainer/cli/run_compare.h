@@ -1,0 +1,60 @@
+// Test helpers shared by the multi-process training tests: a tiny run's config head, and the
+// checks that two runs (e.g. N ranks and one process) trained the same.
+#pragma once
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+#include "models/model_config.h"
+#include "models/pretrained.h"
+
+namespace keel::testing {
+
+/// run / model / data / rollout sections of a 3-step run on the built-in arithmetic task with a
+/// 1-layer model; tests append their batch, learner, optim, eval and checkpoint sections.
+inline const std::string kTinyArithmeticRun = R"(
+run: {name: tiny, total_steps: 3, device: cpu, seed: 3, threads: 1}
+model:
+  init: {hidden_size: 32, num_layers: 1, num_heads: 2, num_kv_heads: 1, intermediate_size: 64, max_position_embeddings: 32}
+data:
+  task: arithmetic
+  task_params: {min_digits: 1, max_digits: 1}
+  eval_size: 8
+rollout: {samples_per_prompt: 4, max_new_tokens: 4}
+)";
+
+/// Every metric of `a` (timings aside) equals `b`'s within 1e-5, steps from..end; at least
+/// `min_compared` values are compared.
+inline void expect_same_metrics(const std::vector<nlohmann::json>& a, const std::vector<nlohmann::json>& b, size_t from,
+                                int min_compared) {
+  ASSERT_EQ(a.size(), b.size());
+  int compared = 0;
+  for (size_t i = from; i < a.size(); ++i)
+    for (const auto& [k, v] : a[i].items()) {
+      if (k == "wall_time" || k.rfind("time/", 0) == 0 || k.rfind("perf/", 0) == 0) continue;
+      ASSERT_TRUE(b[i].contains(k)) << "step " << i + 1 << ": the other run lacks " << k;
+      EXPECT_NEAR(v.get<double>(), b[i][k].get<double>(), 1e-5) << "step " << i + 1 << " " << k;
+      ++compared;
+    }
+  EXPECT_GT(compared, min_compared);
+}
+
+/// The `model` directory (policy, critic, ...) of checkpoint step-00000003 holds the same weights
+/// in both run directories (allclose 1e-4 / 1e-5).
+inline void expect_same_weights(const std::filesystem::path& one, const std::filesystem::path& two,
+                                const std::string& model) {
+  models::ModelRegistry reg("model family");
+  models::register_builtin_models(reg);
+  const auto ckpt = std::filesystem::path("checkpoints") / "step-00000003" / model;
+  const auto pa = models::load_pretrained((one / ckpt).string(), reg).named_parameters();
+  const auto pb = models::load_pretrained((two / ckpt).string(), reg).named_parameters();
+  ASSERT_EQ(pa.size(), pb.size());
+  for (const auto& [k, t] : pa) EXPECT_TRUE(torch::allclose(t, pb.at(k), 1e-4, 1e-5)) << model << " " << k;
+}
+
+}  // namespace keel::testing
