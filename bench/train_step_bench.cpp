@@ -20,15 +20,17 @@
 // both must then agree (a check that the two really are the same architecture).
 //
 //   train_step_bench [--threads 2] [--warmup 2] [--steps 5] [--batch 8] [--seq 256] [--layers 6]
-//                    [--init-dir DIR] [--peak-n 2048]
+//                    [--init-dir DIR] [--peak-n 2048] [--profile trace.json]
 // Prints "RESULT key value" lines (parsed by scripts/bench_models.sh) and a readable summary.
 // Not a test: it asserts nothing.
+#include <torch/csrc/autograd/profiler_legacy.h>
 #include <torch/torch.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -50,6 +52,7 @@ struct Args {
   int64_t layers = 6;
   int peak_n = 2048;
   std::string init_dir;
+  std::string profile;
 };
 
 Args parse(int argc, char** argv) {
@@ -68,6 +71,7 @@ Args parse(int argc, char** argv) {
     else if (k == "--layers") a.layers = std::stoll(v);
     else if (k == "--peak-n") a.peak_n = std::stoi(v);
     else if (k == "--init-dir") a.init_dir = v;
+    else if (k == "--profile") a.profile = v;
     else {
       std::fprintf(stderr, "unknown option %s\n", k.c_str());
       std::exit(2);
@@ -148,6 +152,9 @@ int main(int argc, char** argv) {
                           torch::optim::AdamWOptions(1e-4).betas({0.9, 0.95}).eps(1e-8).weight_decay(0.1));
   std::vector<double> times, losses;
   for (int step = 0; step < a.warmup + a.steps; ++step) {
+    // --profile FILE: a chrome://tracing trace of the last step's ATen ops (timed like the others).
+    std::optional<torch::autograd::profiler::RecordProfile> prof;
+    if (!a.profile.empty() && step + 1 == a.warmup + a.steps) prof.emplace(a.profile);
     const auto t0 = std::chrono::steady_clock::now();
     opt.zero_grad();
     auto logits = model.forward(input);  // [B, T, V]

@@ -9,7 +9,7 @@ additive causal mask built once per forward, fp32 softmax), as a plain nn.Module
 that keel's C++ step is compared with. Run it with Debian's /usr/bin/python3 (python3-torch,
 the same LibTorch 1.13 as keel). Not a reference for numerics beyond the step-0 loss check.
 
-  /usr/bin/python3 bench/py/train_step.py [--threads 2] [--warmup 2] [--steps 5] [--init DIR/init.safetensors]
+  /usr/bin/python3 bench/py/train_step.py [--threads 2] [--warmup 2] [--steps 5] [--init DIR/init.safetensors] [--profile trace.json]
 
 --init loads the weights and token batch written by `train_step_bench --init-dir DIR`, so the
 step-0 loss must equal keel's. Prints "RESULT key value" lines like the C++ bench.
@@ -166,6 +166,7 @@ def main():
     ap.add_argument("--layers", type=int, default=6)
     ap.add_argument("--peak-n", type=int, default=2048)
     ap.add_argument("--init", default="")
+    ap.add_argument("--profile", default="", help="chrome trace of the last step's ops")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
@@ -190,6 +191,10 @@ def main():
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4, betas=(0.9, 0.95), eps=1e-8, weight_decay=0.1)
     times, losses = [], []
     for step in range(a.warmup + a.steps):
+        prof = None
+        if a.profile and step + 1 == a.warmup + a.steps:
+            prof = torch.autograd.profiler.profile()
+            prof.__enter__()
         t0 = time.perf_counter()
         opt.zero_grad()
         logits = model(inp)
@@ -198,6 +203,9 @@ def main():
         opt.step()
         l = loss.item()
         s = time.perf_counter() - t0
+        if prof is not None:
+            prof.__exit__(None, None, None)
+            prof.export_chrome_trace(a.profile)
         losses.append(l)
         if step >= a.warmup:
             times.append(s)
