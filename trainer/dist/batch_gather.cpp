@@ -3,10 +3,12 @@
 #include <torch/torch.h>
 
 #include "trainer/common/error.h"
+#include "trainer/dist/string_blob.h"
 
 namespace keel::dist {
 
-rollout::RolloutBatch all_gather_batch(Communicator& comm, const rollout::RolloutBatch& local, int64_t pad_id) {
+rollout::RolloutBatch all_gather_batch(Communicator& comm, const rollout::RolloutBatch& local, int64_t pad_id,
+                                       bool with_texts) {
   using Layout = rollout::TensorField::Layout;
   const auto& fields = rollout::tensor_fields();
   // Widest prompt / response, group count and which fields are defined, of every rank.
@@ -36,6 +38,19 @@ rollout::RolloutBatch all_gather_batch(Communicator& comm, const rollout::Rollou
   for (size_t r = 0; r < gid.size(); ++r) gid[r] = gid[r] + group_offset[r];
   g.group_ids = torch::cat(gid, 0);
   g.policy_version = local.policy_version;
+  if (with_texts) {
+    std::string blob;
+    for (const auto* v : {&local.prompt_texts, &local.response_texts, &local.finish_reasons}) put_strings(blob, *v);
+    const auto blobs = comm.all_gather_varsize(bytes_tensor(blob));
+    for (size_t r = 0; r < blobs.size(); ++r) {
+      const auto bytes = tensor_bytes(blobs[r]);
+      StringBlobReader rd(bytes, "all_gather_batch: rank " + std::to_string(r) + "'s texts");
+      for (auto* v : {&g.prompt_texts, &g.response_texts, &g.finish_reasons}) {
+        const auto part = rd.strings();
+        v->insert(v->end(), part.begin(), part.end());
+      }
+    }
+  }
   return g;
 }
 

@@ -1,47 +1,13 @@
 #include "trainer/dist/batch_transport.h"
 
-#include <cstring>
-
 #include <torch/torch.h>
 
 #include "trainer/common/error.h"
+#include "trainer/dist/string_blob.h"
 
 namespace keel::dist {
 
 namespace {
-
-/// Strings as [count][len, bytes]... with 8-byte little-endian-as-host integers.
-void put_strings(std::string& blob, const std::vector<std::string>& v) {
-  const auto put = [&](int64_t x) { blob.append(reinterpret_cast<const char*>(&x), sizeof x); };
-  put(static_cast<int64_t>(v.size()));
-  for (const auto& s : v) {
-    put(static_cast<int64_t>(s.size()));
-    blob += s;
-  }
-}
-
-struct BlobReader {
-  const char* p;
-  const char* end;
-  int64_t get() {
-    int64_t x;
-    if (end - p < static_cast<std::ptrdiff_t>(sizeof x)) fail("recv_batch: truncated string blob");
-    std::memcpy(&x, p, sizeof x);
-    p += sizeof x;
-    return x;
-  }
-  std::vector<std::string> strings() {
-    const int64_t n = get();
-    std::vector<std::string> out;
-    for (int64_t i = 0; i < n; ++i) {
-      const int64_t len = get();
-      if (len < 0 || end - p < len) fail("recv_batch: truncated string blob");
-      out.emplace_back(p, static_cast<size_t>(len));
-      p += len;
-    }
-    return out;
-  }
-};
 
 std::vector<std::string> keys_of(const std::map<std::string, double>& m) {
   std::vector<std::string> k;
@@ -55,7 +21,7 @@ void send_batch(Communicator& comm, const BatchMessage& msg, int dst) {
   const auto& b = msg.batch;
   const auto& fields = rollout::tensor_fields();
   std::vector<int64_t> head{msg.step, b.policy_version, static_cast<int64_t>(msg.reward_metrics.size()),
-                            static_cast<int64_t>(msg.role_metrics.size())};
+                            static_cast<int64_t>(msg.role_metrics.size()), msg.scorer};
   for (const auto& f : fields) head.push_back(static_cast<int64_t>((b.*f.member).defined()));
   comm.send(torch::tensor(head, torch::kLong), dst);
   std::string blob;
@@ -64,9 +30,8 @@ void send_batch(Communicator& comm, const BatchMessage& msg, int dst) {
   put_strings(blob, b.finish_reasons);
   put_strings(blob, keys_of(msg.reward_metrics));
   put_strings(blob, keys_of(msg.role_metrics));
-  auto bytes = torch::empty({static_cast<int64_t>(blob.size())}, torch::kUInt8);
-  std::memcpy(bytes.data_ptr<uint8_t>(), blob.data(), blob.size());
-  comm.send(bytes, dst);
+  put_strings(blob, msg.reward_state.empty() ? std::vector<std::string>{} : std::vector<std::string>{msg.reward_state});
+  comm.send(bytes_tensor(blob), dst);
   std::vector<double> vals;
   for (const auto* m : {&msg.reward_metrics, &msg.role_metrics})
     for (const auto& [k, v] : *m) vals.push_back(v);
@@ -80,21 +45,25 @@ void send_batch(Communicator& comm, const BatchMessage& msg, int dst) {
 BatchMessage recv_batch(Communicator& comm, int src) {
   const auto& fields = rollout::tensor_fields();
   const auto head = comm.recv(src);
-  if (head.numel() != 4 + static_cast<int64_t>(fields.size()))
+  constexpr int64_t kHead = 5;  // step, version, reward / role metric counts, scorer; then the fields
+  if (head.numel() != kHead + static_cast<int64_t>(fields.size()))
     fail("recv_batch: a header of {} entries from rank {}, expected {} (mismatched keel builds?)", head.numel(), src,
-         4 + fields.size());
+         kHead + static_cast<int64_t>(fields.size()));
   const auto h = head.accessor<int64_t, 1>();
   BatchMessage msg;
   msg.step = h[0];
   msg.batch.policy_version = h[1];
-  const auto blob = comm.recv(src);
-  BlobReader rd{reinterpret_cast<const char*>(blob.data_ptr<uint8_t>()),
-                reinterpret_cast<const char*>(blob.data_ptr<uint8_t>()) + blob.numel()};
+  msg.scorer = h[4];
+  const auto blob = tensor_bytes(comm.recv(src));
+  StringBlobReader rd(blob, "recv_batch from rank " + std::to_string(src));
   msg.batch.prompt_texts = rd.strings();
   msg.batch.response_texts = rd.strings();
   msg.batch.finish_reasons = rd.strings();
   const auto reward_keys = rd.strings();
   const auto role_keys = rd.strings();
+  const auto state = rd.strings();
+  if (state.size() > 1) fail("recv_batch: {} reward states from rank {}, expected at most one", state.size(), src);
+  if (!state.empty()) msg.reward_state = state.front();
   if (static_cast<int64_t>(reward_keys.size()) != h[2] || static_cast<int64_t>(role_keys.size()) != h[3])
     fail("recv_batch: metric counts from rank {} disagree with its header", src);
   const auto vals = comm.recv(src);
@@ -105,7 +74,7 @@ BatchMessage recv_batch(Communicator& comm, int src) {
   for (const auto& k : role_keys) msg.role_metrics[k] = v[i++];
   msg.batch.group_ids = comm.recv(src);
   for (size_t f = 0; f < fields.size(); ++f)
-    if (h[4 + static_cast<int64_t>(f)] != 0) msg.batch.*fields[f].member = comm.recv(src);
+    if (h[kHead + static_cast<int64_t>(f)] != 0) msg.batch.*fields[f].member = comm.recv(src);
   return msg;
 }
 

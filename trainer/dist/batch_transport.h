@@ -2,7 +2,7 @@
 // the rollout -> reward -> learner path of disaggregated placement. The message is a fixed sequence
 // of tensors over Communicator::send/recv: an int64 header (step, policy version, which fields are
 // defined, metric counts), a uint8 blob of length-prefixed strings (prompt / response texts, finish
-// reasons, metric keys: raw bytes, so texts arrive exactly as decoded, valid UTF-8 or not), the
+// reasons, metric keys, the scorer's reward state when attached: raw bytes, so texts arrive exactly as decoded, valid UTF-8 or not), the
 // metric values, group ids, then every defined field of rollout::tensor_fields() in table order.
 // Deliberately not carried: `records` (pointers into the sender's prompt list; every rank derives
 // the step's prompts from the seed and the receiver points its rows at its own copy).
@@ -22,6 +22,10 @@ struct BatchMessage {
   rollout::RolloutBatch batch;                   ///< rows; records empty on arrival
   std::map<std::string, double> reward_metrics;  ///< the scorer's metrics of these rows
   std::map<std::string, double> role_metrics;    ///< timings / queue depths of the ranks it passed
+  /// A stateful reward's state after scoring these rows (checkpoint steps only; else empty), as
+  /// checkpoint::encode_reward_state bytes, and the index of the scorer it belongs to.
+  std::string reward_state;
+  int64_t scorer = -1;
 };
 
 /// Sends `msg` to member `dst` of `comm`; the receiver calls recv_batch(comm, <this rank>).
