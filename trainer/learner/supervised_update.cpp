@@ -25,11 +25,24 @@ StepResult guarded_step(const std::vector<at::Tensor>& params, torch::optim::Opt
   return r;
 }
 
+namespace {
+/// When data-parallel: `sum` summed and `mean` averaged over the ranks, in place.
+void reduce_scalars(const SupervisedOptions& o, std::map<std::string, double>& sum, std::map<std::string, double>& mean) {
+  if (o.dp != nullptr) o.dp->reduce_scalars(sum, mean);
+}
+
+double sum_over_ranks(const SupervisedOptions& o, const std::string& key, double v) {
+  std::map<std::string, double> sum{{key, v}}, mean;
+  reduce_scalars(o, sum, mean);
+  return sum.at(key);
+}
+}  // namespace
+
 StepResult sft_update(models::Transformer& policy, torch::optim::Optimizer& optimizer, const SequenceBatch& batch,
                       const SupervisedOptions& o, NumericsGuard& guard, int64_t& opt_step) {
   TORCH_CHECK(o.micro_batch_size > 0, "sft_update: micro_batch_size must be > 0");
   const int64_t n = batch.size();
-  const double tokens = static_cast<double>(batch.response_mask.sum().item<int64_t>());
+  const double tokens = sum_over_ranks(o, "tokens", static_cast<double>(batch.response_mask.sum().item<int64_t>()));
   policy.train(true);
   optimizer.zero_grad();
   double loss_total = 0;
@@ -42,6 +55,8 @@ StepResult sft_update(models::Transformer& policy, torch::optim::Optimizer& opti
     loss.backward();
     loss_total += loss.item<double>();
   }
+  if (o.dp != nullptr) o.dp->reduce_gradients(policy.parameters());
+  loss_total = sum_over_ranks(o, "loss", loss_total);
   auto r = guarded_step(policy.parameters(), optimizer, loss_total, o.grad_clip, o.lr, guard, opt_step);
   r.metrics["sft/loss"] = loss_total;
   r.metrics["sft/tokens"] = tokens;
@@ -55,7 +70,7 @@ StepResult dpo_update(models::Transformer& policy, models::Transformer* referenc
               " rejected rows");
   TORCH_CHECK(o.micro_batch_size > 0, "dpo_update: micro_batch_size must be > 0");
   const int64_t n = chosen.size();
-  const auto ctx = DpoAggContext::count(n);
+  const auto ctx = DpoAggContext::count(static_cast<int64_t>(sum_over_ranks(o, "pairs", static_cast<double>(n))));
   policy.train(true);
   optimizer.zero_grad();
   double loss_total = 0;
@@ -85,9 +100,16 @@ StepResult dpo_update(models::Transformer& policy, models::Transformer* referenc
     for (const auto& [k, v] : out.metrics) sums[k] += v;
     ++micro;
   }
-  auto res = guarded_step(policy.parameters(), optimizer, loss_total, o.grad_clip, o.lr, guard, opt_step);
-  // dpo/loss is a per-micro-batch share (they add up); the rest are per-micro-batch means.
-  for (const auto& [k, v] : sums) res.metrics[k] = k == "dpo/loss" ? v : v / micro;
+  // dpo/loss is a per-micro-batch share (they add up, over micro-batches and ranks); the rest are
+  // per-micro-batch means (averaged over the ranks).
+  std::map<std::string, double> add{{"loss", loss_total}}, avg;
+  for (const auto& [k, v] : sums) (k == "dpo/loss" ? add : avg)[k] = k == "dpo/loss" ? v : v / std::max(1, micro);
+  if (o.dp != nullptr) o.dp->reduce_gradients(policy.parameters());
+  reduce_scalars(o, add, avg);
+  auto res = guarded_step(policy.parameters(), optimizer, add.at("loss"), o.grad_clip, o.lr, guard, opt_step);
+  add.erase("loss");
+  for (const auto* m : {&add, &avg})
+    for (const auto& [k, v] : *m) res.metrics[k] = v;
   return res;
 }
 

@@ -2,7 +2,10 @@
 // responses) and DPO (a registered DPO loss over chosen / rejected pairs against a frozen
 // reference). Each call is one optimizer step over a mini-batch, micro-batched; loss denominators
 // are the whole mini-batch's, so the gradient does not depend on the micro-batch split. Gradient
-// clipping, the numerics guard and the scheduled learning rate as in rl_update.
+// clipping, the numerics guard and the scheduled learning rate as in rl_update. With
+// SupervisedOptions::dp each rank passes its rows of the global mini-batch: token / pair counts,
+// gradients and the guard's scalars are reduced over the ranks, so every rank takes the step one
+// process would take on the whole mini-batch.
 // Deliberately not here: data loading, tokenization, pair construction (the trainer builds the
 // SequenceBatches), reward-model training (its own loss).
 #pragma once
@@ -11,6 +14,7 @@
 #include <map>
 #include <string>
 
+#include "trainer/learner/data_parallel_hooks.h"
 #include "trainer/learner/dpo_loss.h"
 #include "trainer/learner/lr_schedule.h"
 #include "trainer/learner/numerics_guard.h"
@@ -29,6 +33,7 @@ struct SupervisedOptions {
   int micro_batch_size = 16;  ///< rows (SFT) or pairs (DPO) per forward/backward
   double grad_clip = 1.0;     ///< 0 = off (the norm is still measured)
   LrScheduleOptions lr;
+  const DataParallelHooks* dp = nullptr;  ///< several ranks, each with its rows (null: one process)
 };
 
 struct StepResult {
