@@ -17,8 +17,10 @@
 // so the batch is one process's), trains, and learner 0 broadcasts the weights to the rollout
 // ranks in dist.bucket_mb buckets. rollout.max_staleness k > 0 lets rollout run k versions ahead
 // (async); staler rows are dropped and counted. See the schedule above rollout_loop().
-// Not here: reward-model training (keel train-rm); stateful reward schemes, dynamic sampling,
-// remax and rollback with several ranks / disaggregated placement.
+// SFT and offline DPO run data-parallel too (each rank takes its share of every mini-batch). A
+// stateful reward keeps one state per scoring rank; each is checkpointed (reward_state_io.h).
+// Not here: reward-model training (keel train-rm); online DPO with several ranks; dynamic sampling
+// and remax with disaggregated placement.
 #include <chrono>
 #include <cmath>
 #include <deque>
@@ -38,6 +40,7 @@
 #include "models/transformer.h"
 #include "rewards/composite.h"
 #include "trainer/checkpoint/checkpoint_manager.h"
+#include "trainer/checkpoint/reward_state_io.h"
 #include "trainer/checkpoint/run_dir.h"
 #include "trainer/cli/catalog.h"
 #include "trainer/cli/commands.h"
@@ -57,6 +60,7 @@
 #include "trainer/dist/data_parallel.h"
 #include "trainer/dist/placement.h"
 #include "trainer/dist/rendezvous.h"
+#include "trainer/dist/string_blob.h"
 #include "trainer/dist/weight_sync.h"
 #include "trainer/learner/dpo_loss.h"
 #include "trainer/learner/overlong_penalty.h"
@@ -191,6 +195,9 @@ struct Components {
   /// Learner 0: the last weight broadcast, reported with the next step (whose batch it sampled,
   /// when synchronous).
   std::optional<dist::WeightSyncStats> last_sync;
+  /// Learner 0: the scorers' reward states (encoded, by scorer index) that arrived with this
+  /// step's batch, for its checkpoint (stateful rewards, checkpoint steps).
+  std::vector<std::string> scorer_states;
   // ---- where the models compute (run.device, model.dtype) ----
   at::Device device = at::kCPU;
   std::optional<at::ScalarType> autocast;  ///< CUDA autocast dtype; nullopt = fp32
@@ -253,7 +260,73 @@ void save_archive(const torch::optim::Optimizer& opt, const stdfs::path& file) {
   a.save_to(file.string());
 }
 
-void save_checkpoint(Components& c, checkpoint::CheckpointManager& mgr, const learner::NumericsGuard& guard) {
+/// How many ranks score rows, each holding its own state of a stateful reward: every rank when
+/// colocated (one process: 1); the reward ranks, or the rollout ranks when there are none, when
+/// disaggregated. INTERPRETATION: a stateful scheme's statistics are per scorer (each sees its
+/// share of the rows), like one reward worker per rank; each scorer's state is checkpointed.
+int scorer_count(const Components& c) {
+  if (!c.placement) return c.world;
+  return c.placement->rewards > 0 ? c.placement->rewards : c.placement->rollouts;
+}
+
+/// This rank's index among the scorers, or -1 when it scores nothing (disaggregated learners;
+/// rollout ranks when there are reward ranks).
+int scorer_index(const Components& c) {
+  if (!c.placement) return c.rank;
+  if (c.role == dist::Role::kReward || (c.role == dist::Role::kRollout && c.placement->rewards == 0)) return c.rank;
+  return -1;
+}
+
+bool stateful_reward(const Components& c) { return c.reward && c.reward->stateful(); }
+
+std::string encoded_reward_state(const Components& c) {
+  rewards::RewardState rs;
+  c.reward->save_state(rs);
+  return checkpoint::encode_reward_state(rs);
+}
+
+/// Whether learner step `s` ends with a checkpoint.
+bool checkpoint_step(const config::RunConfig& cfg, int64_t s) {
+  return (cfg.checkpoint.every > 0 && s % cfg.checkpoint.every == 0) || s == cfg.run.total_steps;
+}
+
+/// Every scorer's reward state (encoded, by scorer index) for the checkpoint rank 0 is about to
+/// write; empty for a stateless reward. Colocated ranks all-gather theirs (a collective: every rank
+/// calls it); disaggregated learners take what arrived with the step's batch.
+std::vector<std::string> checkpoint_reward_states(Components& c) {
+  if (!stateful_reward(c)) return {};
+  if (c.placement) {
+    const auto states = std::move(c.scorer_states);
+    c.scorer_states.clear();
+    return states;
+  }
+  const auto mine = encoded_reward_state(c);
+  if (!c.comm) return {mine};
+  std::vector<std::string> out;
+  for (const auto& t : c.comm->all_gather_varsize(dist::bytes_tensor(mine))) out.push_back(dist::tensor_bytes(t));
+  return out;
+}
+
+/// Restores this rank's scorer state from checkpoint `dir` (trainer state `st`), when it scores
+/// with a stateful reward. The scorer count must be the one the checkpoint was written with.
+void load_reward_state(Components& c, const stdfs::path& dir, const nlohmann::json& st) {
+  const int index = scorer_index(c);
+  if (!stateful_reward(c) || index < 0) return;
+  const int saved = st.value("reward_state_scorers", 0);
+  if (saved == 0) {
+    log::warn("{}: the checkpoint holds no reward state; the stateful reward scheme starts afresh", dir.string());
+    return;
+  }
+  if (saved != scorer_count(c))
+    fail("{}: the checkpoint holds the reward states of {} scoring rank(s), this run has {} (the world size or "
+         "dist placement changed); a stateful reward scheme's per-rank state cannot be split or merged",
+         dir.string(), saved, scorer_count(c));
+  const auto file = dir / checkpoint::reward_state_file(index);
+  c.reward->load_state(checkpoint::decode_reward_state(fs::read_file(file, "reward state"), file.string()));
+}
+
+void save_checkpoint(Components& c, checkpoint::CheckpointManager& mgr, const learner::NumericsGuard& guard,
+                     const std::vector<std::string>& reward_states) {
   const auto staging = mgr.begin(c.step);
   models::SaveOptions so;
   so.tokenizer_dir = c.tokenizer_dir;
@@ -271,17 +344,11 @@ void save_checkpoint(Components& c, checkpoint::CheckpointManager& mgr, const le
   if (c.kl_ctl) st["kl_controller"] = c.kl_ctl->state();
   st["estimator_state"] = c.est_state;
   st["skipped_steps"] = guard.skipped_total();
-  st["reward_state_keys"] = nlohmann::json::array();
-  if (c.reward && c.reward->stateful()) {
-    rewards::RewardState rs;
-    c.reward->save_state(rs);
-    torch::serialize::OutputArchive a;
-    for (const auto& [k, v] : rs) {
-      a.write(k, v);
-      st["reward_state_keys"].push_back(k);
-    }
-    a.save_to((staging / "reward_state.pt").string());
-  }
+  if (stateful_reward(c) && static_cast<int>(reward_states.size()) != scorer_count(c))
+    fail("checkpoint of step {}: {} of {} scorer reward states arrived", c.step, reward_states.size(), scorer_count(c));
+  st["reward_state_scorers"] = reward_states.size();
+  for (size_t i = 0; i < reward_states.size(); ++i)
+    fs::write_file_atomic(staging / checkpoint::reward_state_file(static_cast<int>(i)), reward_states[i]);
   fs::write_file_atomic(staging / "trainer_state.json", st.dump(2) + "\n");
   const auto final_dir = mgr.commit(staging, c.step);
   log::info("checkpoint: {}", final_dir.string());
@@ -305,17 +372,7 @@ void load_checkpoint(Components& c, const stdfs::path& dir, const models::ModelR
   c.data->restore({st.at("data_cursor").at("epoch").get<int64_t>(), st.at("data_cursor").at("position").get<int64_t>()});
   if (c.kl_ctl && st.contains("kl_controller")) c.kl_ctl->load_state(st.at("kl_controller").get<std::map<std::string, double>>());
   c.est_state = st.at("estimator_state").get<credit::EstimatorState>();
-  if (st.contains("reward_state_keys") && !st.at("reward_state_keys").empty()) {
-    torch::serialize::InputArchive a;
-    a.load_from((dir / "reward_state.pt").string());
-    rewards::RewardState rs;
-    for (const auto& k : st.at("reward_state_keys")) {
-      at::Tensor t;
-      a.read(k.get<std::string>(), t);
-      rs[k.get<std::string>()] = t;
-    }
-    c.reward->load_state(rs);
-  }
+  load_reward_state(c, dir, st);
 }
 
 /// pass@1 (greedy) and pass@k (k samples at the rollout temperature) on the held-out prompts.
@@ -402,13 +459,23 @@ learner::SupervisedOptions supervised_options(const Components& c) {
   so.micro_batch_size = c.cfg.batch.micro_batch_size;
   so.grad_clip = c.cfg.optim.grad_clip;
   so.lr = c.update.lr;
+  if (c.comm) so.dp = &c.dp_hooks;
   return so;
+}
+
+/// The next mini-batch of records — with several ranks, this rank's contiguous share of it (every
+/// rank advances the data cursor by the whole mini-batch).
+std::vector<data::PromptRecord> next_mini_batch(Components& c) {
+  auto records = c.data->next_batch(static_cast<size_t>(c.cfg.batch.mini_batch_size));
+  if (c.world == 1) return records;
+  const auto per = records.size() / static_cast<size_t>(c.world), first = static_cast<size_t>(c.rank) * per;
+  return {records.begin() + static_cast<long>(first), records.begin() + static_cast<long>(first + per)};
 }
 
 /// SFT: a mini-batch of (prompt, response + EOS) pairs — the task's gold responses, or the SFT
 /// file's responses.
 StepOut sft_step(Components& c, learner::NumericsGuard& guard) {
-  const auto records = c.data->next_batch(static_cast<size_t>(c.cfg.batch.mini_batch_size));
+  const auto records = next_mini_batch(c);
   std::vector<std::vector<int64_t>> responses;
   std::vector<int64_t> reserve;
   for (const auto& r : records) {
@@ -443,7 +510,7 @@ std::pair<learner::SequenceBatch, learner::SequenceBatch> encode_pairs(
 
 /// Offline DPO: a mini-batch of preference pairs (encode_pairs).
 StepOut dpo_offline_step(Components& c, learner::NumericsGuard& guard) {
-  const auto records = c.data->next_batch(static_cast<size_t>(c.cfg.batch.mini_batch_size));
+  const auto records = next_mini_batch(c);
   const auto step = static_cast<uint64_t>(c.step);
   const auto [chosen, rejected] = encode_pairs(c, records, [step](size_t) { return step; });
   auto r = learner::dpo_update(*c.policy, c.reference ? &*c.reference : nullptr, *c.optimizer, chosen, rejected,
@@ -574,12 +641,12 @@ rollout::RolloutBatch sample_and_score(Components& c, int64_t step, std::deque<s
   Metrics reward_metrics;
   for (int attempt = 0; attempt < (filter ? cfg.filter.max_gen_batches : 1) && kept_groups < want; ++attempt) {
     prompt_store.push_back(c.data->next_batch(static_cast<size_t>(want)));
+    const auto& all = prompt_store.back();  // (deque: stays valid as more are stored)
     auto ro = train_rollout_options(c, step, attempt);
     if (c.world > 1) {
       // This rank's share of the step's prompts; its rows sample as the same global rows would.
-      auto& all = prompt_store.back();
       const int64_t per = want / c.world;
-      all = std::vector<data::PromptRecord>(all.begin() + c.rank * per, all.begin() + (c.rank + 1) * per);
+      prompt_store.emplace_back(all.begin() + c.rank * per, all.begin() + (c.rank + 1) * per);
       ro.first_row = c.rank * per * cfg.rollout.samples_per_prompt;
     }
     auto t = std::chrono::steady_clock::now();
@@ -602,6 +669,14 @@ rollout::RolloutBatch sample_and_score(Components& c, int64_t step, std::deque<s
       kept.push_back(std::move(b));
       kept_groups = want;
       break;  // (with several ranks this rank holds want / world of the groups)
+    }
+    if (c.comm) {
+      // Several ranks: every rank filters the attempt's global rows (rank-major = one process's
+      // order), so they keep the same groups one process would; each takes its share at the end.
+      auto g = dist::all_gather_batch(*c.comm, b, /*pad_id=*/0, /*with_texts=*/true);
+      const auto gid = g.group_ids.accessor<int64_t, 1>();
+      for (int64_t r = 0; r < g.size(); ++r) g.records.push_back(&all[static_cast<size_t>(gid[r])]);
+      b = std::move(g);
     }
     const at::Tensor metric = cfg.filter.metric == "acc" ? (b.rewards > 0.5).to(torch::kFloat) : b.rewards;
     const auto keep_rows = credit::dynamic_sampling_row_mask(metric, b.group_ids);
@@ -626,6 +701,11 @@ rollout::RolloutBatch sample_and_score(Components& c, int64_t step, std::deque<s
   }
   auto b = rollout::concat(kept);
   b.group_ids = renumber_groups(b.group_ids);  // 0..want-1 in order of first appearance
+  if (filter && c.comm) {  // this rank's share of the kept global groups (rows of a group are contiguous)
+    const int64_t rows = want / c.world * cfg.rollout.samples_per_prompt;
+    b = rollout::select_rows(b, torch::arange(c.rank * rows, (c.rank + 1) * rows));
+    b.group_ids = renumber_groups(b.group_ids);
+  }
   if (c.comm) reduce_reward_metrics(*c.comm, reward_metrics);
   for (const auto& [k, v] : reward_metrics) m[k] = v;
   m["time/rollout_s"] = t_rollout;
@@ -672,6 +752,21 @@ StepOut dpo_online_step(Components& c, learner::NumericsGuard& guard, int64_t st
   return {m, r.rollback};
 }
 
+/// ReMax's baseline for every row of `b`: the verifier reward of its prompt's greedy response
+/// (one greedy generation per group; `b` must hold records).
+at::Tensor remax_baseline(Components& c, const rollout::RolloutBatch& b, int64_t step) {
+  std::vector<data::PromptRecord> firsts;
+  const auto g = b.group_ids.accessor<int64_t, 1>();
+  for (int64_t i = 0; i < b.size(); ++i)
+    if (g[i] == static_cast<int64_t>(firsts.size())) firsts.push_back(*b.records[static_cast<size_t>(i)]);
+  auto ro = train_rollout_options(c, step, 0);
+  ro.samples_per_prompt = 1;
+  ro.temperature = 0;
+  const auto greedy = rollout::generate_rollouts(*c.policy, *c.tok, firsts, ro);
+  const auto base = c.reward->score(reward_input(greedy, step)).rewards.to(torch::kFloat);
+  return base.index_select(0, b.group_ids);
+}
+
 /// The learner's part of an RL step on a scored batch: reference -> values -> (+ overlong) ->
 /// credit -> update. global = false: `b` is this rank's rows, all-gathered first when there are
 /// several ranks (colocated); true: `b` is already the step's whole batch (disaggregated learners,
@@ -700,6 +795,13 @@ StepOut rl_learn(Components& c, learner::NumericsGuard& guard, int64_t step, rol
   double clip_ratio = 0;
   for (const auto& r : b.finish_reasons) clip_ratio += r == "length";
   clip_ratio /= static_cast<double>(std::max<int64_t>(1, b.size()));
+  // ReMax's greedy baselines, of this rank's groups (before the gather: they need the records).
+  at::Tensor baseline;
+  if (cfg.advantage.estimator == "remax") {
+    t = std::chrono::steady_clock::now();
+    baseline = remax_baseline(c, b, step);
+    m["time/baseline_s"] = seconds_since(t);
+  }
   rollout::RolloutBatch local;  // this rank's rows (texts, records); b becomes the global batch
   if (c.comm && !global) {
     t = std::chrono::steady_clock::now();
@@ -708,6 +810,7 @@ StepOut rl_learn(Components& c, learner::NumericsGuard& guard, int64_t step, rol
     Metrics cm{{"response/clip_ratio", clip_ratio}};
     dist::all_reduce_metrics(*c.comm, cm, dist::ReduceOp::kMean);
     clip_ratio = cm["response/clip_ratio"];
+    if (baseline.defined()) baseline = torch::cat(c.comm->all_gather_varsize(baseline), 0);
     m["time/gather_s"] = seconds_since(t);
   }
 
@@ -734,22 +837,10 @@ StepOut rl_learn(Components& c, learner::NumericsGuard& guard, int64_t step, rol
   ain.state = c.est_state;
   if (b.values.defined()) ain.values = b.values;
   if (c.reference) ain.ref_logprobs = b.ref_logprobs;
-  if (cfg.advantage.estimator == "remax") {
-    // ReMax's baseline: the verifier reward of each prompt's greedy response.
-    t = std::chrono::steady_clock::now();
-    std::vector<data::PromptRecord> firsts;
-    std::vector<int64_t> first_row;
-    const auto g = b.group_ids.accessor<int64_t, 1>();
-    for (int64_t i = 0; i < b.size(); ++i)
-      if (g[i] == static_cast<int64_t>(firsts.size())) firsts.push_back(*b.records[static_cast<size_t>(i)]);
-    auto ro = train_rollout_options(c, step, 0);
-    ro.samples_per_prompt = 1;
-    ro.temperature = 0;
-    const auto greedy = rollout::generate_rollouts(*c.policy, *c.tok, firsts, ro);
-    const auto base = c.reward->score(reward_input(greedy, step)).rewards.to(torch::kFloat);
-    ain.baseline_rewards = base.index_select(0, b.group_ids);
-    m["time/baseline_s"] = seconds_since(t);
-    m["reward/greedy_baseline_mean"] = base.mean().item<double>();
+  if (baseline.defined()) {
+    ain.baseline_rewards = baseline;
+    // Every group has samples_per_prompt rows, so the row mean is the mean over prompts.
+    m["reward/greedy_baseline_mean"] = baseline.mean().item<double>();
   }
   if (cfg.kl.in_reward) {
     const auto kr = learner::apply_kl_in_reward(b.token_rewards, b.old_logprobs, b.ref_logprobs, b.response_mask,
@@ -904,6 +995,10 @@ void rollout_loop(Components& c) {
     p.msg.step = t;
     p.msg.batch.policy_version = version;
     p.msg.batch.row_versions = torch::full({p.msg.batch.size()}, version, torch::kLong);
+    if (score && stateful_reward(c) && checkpoint_step(cfg, t)) {  // the state after scoring batch t
+      p.msg.reward_state = encoded_reward_state(c);
+      p.msg.scorer = c.rank;
+    }
     for (const auto& [k, v] : m) (k.rfind("time/", 0) == 0 ? p.msg.role_metrics : p.msg.reward_metrics)[k] = v;
     queue.push_back(std::move(p));
   };
@@ -941,7 +1036,8 @@ void reward_loop(Components& c) {
   for (int64_t s = c.step + 1; s <= cfg.run.total_steps; ++s) {
     maybe_test_exit(c.global_rank, s);
     const auto prompts = c.data->next_batch(static_cast<size_t>(want));
-    for (const int i : pl.rollouts_of_reward(c.rank)) {
+    const auto served = pl.rollouts_of_reward(c.rank);
+    for (const int i : served) {
       auto t = std::chrono::steady_clock::now();
       auto msg = dist::recv_batch(*c.world_comm, pl.rollout_rank(i));
       idle += seconds_since(t);
@@ -957,6 +1053,10 @@ void reward_loop(Components& c) {
       msg.role_metrics["time/reward_s"] = seconds_since(t);
       msg.role_metrics["time/idle_reward_s"] = idle;
       b.records.clear();
+      if (i == served.back() && stateful_reward(c) && checkpoint_step(cfg, s)) {  // after its last share of step s
+        msg.reward_state = encoded_reward_state(c);
+        msg.scorer = c.rank;
+      }
       t = std::chrono::steady_clock::now();
       send_to_learners(c, msg);
       idle = seconds_since(t);
@@ -983,6 +1083,13 @@ StepOut disaggregated_learner_step(Components& c, learner::NumericsGuard& guard,
     if (msg.step != step)
       fail("learner rank {}: rows of step {} from rank {} where step {} was due", c.global_rank, msg.step,
            pl.source_of_rollout(i), step);
+    if (!msg.reward_state.empty()) {
+      if (msg.scorer < 0 || msg.scorer >= scorer_count(c))
+        fail("learner rank {}: a reward state of scorer {} (of {}) from rank {}", c.global_rank, msg.scorer,
+             scorer_count(c), pl.source_of_rollout(i));
+      c.scorer_states.resize(static_cast<size_t>(scorer_count(c)));
+      c.scorer_states[static_cast<size_t>(msg.scorer)] = std::move(msg.reward_state);
+    }
     parts.push_back(std::move(msg.batch));
     reward_parts.push_back(std::move(msg.reward_metrics));
     for (const auto& [k, v] : msg.role_metrics) role[k] += v / pl.rollouts;  // mean over the rollout shares
@@ -1036,21 +1143,25 @@ int run_train(const ConfigArgs& a, const std::vector<std::string>& argv) {
   const int world_size = c.world;
   const bool disagg = cfg.dist.placement == "disaggregated";
   if (c.world > 1) {
-    if (!c.rl())
-      fail("{}: world size {}: data-parallel training is implemented for the grpo and ppo learners; learner {} runs "
-           "as one process", a.config, c.world, c.algorithm);
-    if (cfg.filter.dynamic_sampling)
-      fail("{}: filter.dynamic_sampling with world size {} is not implemented yet (it runs in one process)", a.config,
-           c.world);
-    if (cfg.advantage.estimator == "remax")
-      fail("{}: advantage.estimator remax with world size {} is not implemented yet (it runs in one process)", a.config,
-           c.world);
+    if (!c.rl() && !c.is("sft") && !(c.is("dpo") && !cfg.dpo.online))
+      fail("{}: world size {}: data-parallel training is implemented for the grpo, ppo, sft and offline dpo "
+           "learners; learner {}{} runs as one process", a.config, c.world, c.algorithm,
+           c.is("dpo") ? " (online)" : "");
+    if (disagg && !c.rl())
+      fail("{}: dist.placement disaggregated needs a learner that samples rollouts (grpo, ppo), not {}", a.config,
+           c.algorithm);
+    if (disagg && cfg.filter.dynamic_sampling)
+      fail("{}: filter.dynamic_sampling with dist.placement disaggregated is not implemented (rollout ranks would "
+           "need the rewards before the learners); use colocated placement", a.config);
+    if (disagg && cfg.advantage.estimator == "remax")
+      fail("{}: advantage.estimator remax with dist.placement disaggregated is not implemented (the learners would "
+           "generate the greedy baselines); use colocated placement", a.config);
     if (disagg) {
       // (the rank counts against the world size and prompts_per_step % rollout_ranks are checked at load)
       if (cfg.batch.mini_batch_size % cfg.dist.learner_ranks != 0)
         fail("{}: batch.mini_batch_size {} must divide among {} learner ranks", a.config, cfg.batch.mini_batch_size,
              cfg.dist.learner_ranks);
-    } else if (cfg.batch.prompts_per_step % c.world != 0 || cfg.batch.mini_batch_size % c.world != 0) {
+    } else if (c.rl() && (cfg.batch.prompts_per_step % c.world != 0 || cfg.batch.mini_batch_size % c.world != 0)) {
       fail("{}: batch.prompts_per_step {} and batch.mini_batch_size {} must divide among {} ranks", a.config,
            cfg.batch.prompts_per_step, cfg.batch.mini_batch_size, c.world);
     }
@@ -1131,9 +1242,6 @@ int run_train(const ConfigArgs& a, const std::vector<std::string>& argv) {
     const std::string default_scheme = c.data->task() ? c.data->task()->verifier() : "";
     c.reward = rewards::build_composite_reward(cfg.reward, reward_registry(), default_scheme);
   }
-  if (disagg && c.reward && c.reward->stateful())
-    fail("{}: a stateful reward scheme with dist.placement disaggregated is not implemented yet (its state lives on "
-         "the scoring ranks and would not be checkpointed); use colocated placement", a.config);
   {
     auto reg = credit::make_advantage_registry();
     credit::register_builtin_advantages(reg);
@@ -1161,6 +1269,8 @@ int run_train(const ConfigArgs& a, const std::vector<std::string>& argv) {
   barrier();
   const auto resume = mgr.resolve_resume(cfg.run.resume);
   const bool value_head = c.ppo() && cfg.critic.mode == "value_head";
+  if (resume && !learner_role)  // scoring ranks restore their reward state (learners in load_checkpoint)
+    load_reward_state(c, *resume, nlohmann::json::parse(fs::read_file(*resume / "trainer_state.json", "trainer state")));
   if (c.role == dist::Role::kReward) {
     // Reward ranks hold no policy (they score texts; learned reward models load their own weights).
   } else if (resume && learner_role) {
@@ -1258,10 +1368,8 @@ int run_train(const ConfigArgs& a, const std::vector<std::string>& argv) {
     if (out.rollback) {
       const auto last = mgr.latest();
       if (!last) fail("{} consecutive non-finite steps and no checkpoint to roll back to", o.rollback_after);
-      if (disagg)
-        fail("{} consecutive non-finite steps: rolling back is not implemented with dist.placement disaggregated "
-             "(the rollout ranks' schedule runs on); resume from {} instead", o.rollback_after, last->string());
       log::warn("{} consecutive non-finite steps: rolling back to {}", o.rollback_after, last->string());
+      const auto cursor = c.data->cursor();
       load_checkpoint(c, *last, model_reg);
       place_models(c);
       c.policy->set_gradient_checkpointing(cfg.model.activation_checkpointing);
@@ -1269,7 +1377,13 @@ int run_train(const ConfigArgs& a, const std::vector<std::string>& argv) {
       replicate();
       make_optimizers(c, last);
       guard.after_rollback();
-      continue;
+      if (!disagg) continue;  // the steps after the checkpoint run again
+      // INTERPRETATION: disaggregated, the rollout and reward ranks are not rewound. The learners
+      // take the checkpoint's weights, optimizer and estimator state but keep the step count and
+      // data cursor; this step's broadcast hands the restored weights to the rollout ranks, and
+      // the batches of the failed steps are consumed, not replayed.
+      c.data->restore(cursor);
+      out.metrics["actor/rolled_back"] = 1;
     }
     Metrics& m = out.metrics;
     m["time/step_s"] = seconds_since(t0);
@@ -1289,8 +1403,9 @@ int run_train(const ConfigArgs& a, const std::vector<std::string>& argv) {
     if (tb) tb->write(step, m);
     if (step % cfg.metrics.console_every == 0 || step == cfg.run.total_steps)
       log::info("{}", metrics::progress_line(step, cfg.run.total_steps, m, seconds_since(loop_t0), steps_here));
-    if ((cfg.checkpoint.every > 0 && step % cfg.checkpoint.every == 0) || step == cfg.run.total_steps) {
-      if (lead) save_checkpoint(c, mgr, guard);
+    if (checkpoint_step(cfg, step)) {
+      const auto reward_states = checkpoint_reward_states(c);  // colocated: a collective
+      if (lead) save_checkpoint(c, mgr, guard, reward_states);
       learner_barrier();  // a rollback on any rank must find the checkpoint complete
     }
     // Version `step` to the rollout ranks — after the checkpoint, so that a rollout rank dying here

@@ -28,6 +28,15 @@ data:
 rollout: {samples_per_prompt: 4, max_new_tokens: 4}
 )";
 
+/// A stateful reward section: the verifier's reward standardised by running mean / std (meanstd's
+/// statistics are the reward state that checkpoints must carry).
+inline const std::string kStatefulReward = R"(
+reward:
+  components:
+    - {scheme: task_arithmetic, name: correct, weight: 0.0}
+    - {scheme: meanstd, name: normed, weight: 1.0, params: {input: prior.correct}}
+)";
+
 /// Every metric of `a` (timings aside) equals `b`'s within 1e-5, steps from..end; at least
 /// `min_compared` values are compared.
 inline void expect_same_metrics(const std::vector<nlohmann::json>& a, const std::vector<nlohmann::json>& b, size_t from,
@@ -44,13 +53,13 @@ inline void expect_same_metrics(const std::vector<nlohmann::json>& a, const std:
   EXPECT_GT(compared, min_compared);
 }
 
-/// The `model` directory (policy, critic, ...) of checkpoint step-00000003 holds the same weights
-/// in both run directories (allclose 1e-4 / 1e-5).
+/// The `model` directory (policy, critic, ...) of checkpoint `step` holds the same weights in both
+/// run directories (allclose 1e-4 / 1e-5).
 inline void expect_same_weights(const std::filesystem::path& one, const std::filesystem::path& two,
-                                const std::string& model) {
+                                const std::string& model, const std::string& step = "step-00000003") {
   models::ModelRegistry reg("model family");
   models::register_builtin_models(reg);
-  const auto ckpt = std::filesystem::path("checkpoints") / "step-00000003" / model;
+  const auto ckpt = std::filesystem::path("checkpoints") / step / model;
   const auto pa = models::load_pretrained((one / ckpt).string(), reg).named_parameters();
   const auto pb = models::load_pretrained((two / ckpt).string(), reg).named_parameters();
   ASSERT_EQ(pa.size(), pb.size());

@@ -8,11 +8,15 @@
 //   KEEL_TEST_ROLLOUT_LAG=1 the rollout ranks run one batch further ahead, so batches 3 and 4 arrive
 //   two versions stale and are dropped and counted;
 // - a rank killed mid-step takes the job down (non-zero, naming it); resuming from the last
-//   checkpoint finishes the run with the uninterrupted run's metrics and weights.
+//   checkpoint finishes the run with the uninterrupted run's metrics and weights; a non-finite
+//   step rolls the learners back to the last checkpoint and the run goes on;
+// - a stateful reward's state is checkpointed where it is scored (the reward rank, or each rollout
+//   rank that scores its own rows) and restored there on resume.
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
 #include <chrono>
+#include <cmath>
 #include <nlohmann/json.hpp>
 
 #include "models/model_config.h"
@@ -157,6 +161,67 @@ TEST(TrainDisaggregatedDist, AKilledRankTakesTheJobDownAndTheRunResumes) {
   expect_same_weights(dir.path() / "one/tiny", dir.path() / "four/tiny", "policy");
 }
 
+// meanstd on the one reward rank sees the rows of one process in the same order; its state reaches
+// learner 0 with each checkpoint step's batch, so a run killed at step 3 resumes to the one-process
+// run. Three rollout ranks that score their own rows give three states; a run with one scorer
+// cannot resume from them.
+TEST(TrainDisaggregatedDist, StatefulRewardStatesAreCheckpointedWhereTheyAreScored) {
+  ScratchDir dir("dstate");
+  dir.write("c.yaml", kTiny + kStatefulReward);
+  auto r = run_keel("train c.yaml checkpoint.every=1 run.output_dir=one", dir.path());
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  r = launch4(dir, std::string(kSync) + " checkpoint.every=1 run.output_dir=four", "KEEL_TEST_EXIT_AT=2:3");
+  ASSERT_NE(r.exit_code, 0) << r.out;
+  r = launch4(dir, std::string(kSync) + " checkpoint.every=1 run.output_dir=four run.resume=auto");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_NE(r.out.find("resumed from"), std::string::npos) << r.out;
+  const auto a = json_file_lines(dir.path() / "one/tiny/metrics.jsonl");
+  const auto b = json_file_lines(dir.path() / "four/tiny/metrics.jsonl");
+  ASSERT_EQ(b.size(), 3u);
+  expect_same_metrics(a, b, 0, 30);
+  expect_same_weights(dir.path() / "one/tiny", dir.path() / "four/tiny", "policy");
+  const auto last = dir.path() / "four/tiny/checkpoints/step-00000003";
+  EXPECT_TRUE(stdfs::exists(last / "reward_state.pt"));
+  EXPECT_FALSE(stdfs::exists(last / "reward_state.scorer1.pt"));
+
+  r = launch4(dir, std::string(kAsync) + " run.output_dir=async");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  for (const char* f : {"reward_state.pt", "reward_state.scorer1.pt", "reward_state.scorer2.pt"})
+    EXPECT_TRUE(stdfs::exists(dir.path() / "async/tiny/checkpoints/step-00000003" / f)) << f;
+  r = launch4(dir, std::string(kSync) + " run.output_dir=async run.resume=auto run.total_steps=4");
+  EXPECT_NE(r.exit_code, 0) << r.out;
+  EXPECT_NE(r.out.find("cannot be split or merged"), std::string::npos) << r.out;
+}
+
+// A non-finite step (poisoned advantages at step 3, rollback_after 1) rolls the learners back to the
+// step-2 checkpoint; the rollout ranks take the restored weights by the step's broadcast and the run
+// finishes. Step 3's checkpoint holds step 2's weights (the failed step trained nothing).
+TEST(TrainDisaggregatedDist, NonFiniteStepsRollTheLearnersBack) {
+  ScratchDir dir("dnan");
+  dir.write("c.yaml", kTiny);
+  const auto r = launch4(dir, std::string(kSync) + " checkpoint.every=1 checkpoint.keep_last=5 optim.rollback_after=1 "
+                              "run.total_steps=4 run.output_dir=four", "KEEL_TEST_INJECT_NAN_STEP=3");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_NE(r.out.find("rolling back to"), std::string::npos) << r.out;
+  const auto m = json_file_lines(dir.path() / "four/tiny/metrics.jsonl");
+  ASSERT_EQ(m.size(), 4u);
+  EXPECT_EQ(m[2].value("actor/rolled_back", 0.0), 1.0) << m[2];
+  EXPECT_FALSE(m[3].contains("actor/rolled_back")) << m[3];
+  EXPECT_TRUE(std::isfinite(m[3].value("actor/grad_norm", NAN))) << m[3];
+  models::ModelRegistry reg("model family");
+  models::register_builtin_models(reg);
+  const auto ckpt = dir.path() / "four/tiny/checkpoints";
+  const auto p2 = models::load_pretrained((ckpt / "step-00000002/policy").string(), reg).named_parameters();
+  const auto p3 = models::load_pretrained((ckpt / "step-00000003/policy").string(), reg).named_parameters();
+  const auto p4 = models::load_pretrained((ckpt / "step-00000004/policy").string(), reg).named_parameters();
+  bool moved = false;
+  for (const auto& [k, t] : p2) {
+    EXPECT_TRUE(torch::equal(t, p3.at(k))) << k;
+    moved = moved || !torch::equal(t, p4.at(k));
+  }
+  EXPECT_TRUE(moved) << "step 4 trains again";
+}
+
 TEST(TrainDisaggregatedDist, AKilledRewardRankTakesTheJobDown) {
   ScratchDir dir("dkillrw");
   dir.write("c.yaml", kTiny);
@@ -176,7 +241,7 @@ TEST(TrainDisaggregatedDist, UnsupportedCombinationsAreClearErrors) {
   EXPECT_NE(r.out.find("must equal the world size 3"), std::string::npos) << r.out;
   r = run_keel("train c.yaml " + std::string(kSync) + " learner.algorithm=sft", dir.path(), "WORLD_SIZE=4 RANK=0");
   EXPECT_EQ(r.exit_code, 1) << r.out;
-  EXPECT_NE(r.out.find("implemented for the grpo and ppo learners"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("needs a learner that samples rollouts"), std::string::npos) << r.out;
 }
 
 }  // namespace

@@ -1,7 +1,8 @@
 // keel train on several ranks (colocated data parallel over Gloo, launched by `keel launch`): the
 // same global batch and seed on 2 ranks give the same per-step metrics and weights as 1 rank, for
 // GRPO and for PPO with a separate critic; a rank that dies mid-job takes the job down with a
-// non-zero exit naming it, within 10 s.
+// non-zero exit naming it, within 10 s; a stateful reward keeps a state per rank, and every rank's
+// is checkpointed and resumed.
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
@@ -14,6 +15,7 @@
 #include "tests/trainer/cli/run_compare.h"
 #include "tests/trainer/cli/run_keel.h"
 #include "tests/trainer/dist/dist_test_util.h"
+#include "trainer/checkpoint/reward_state_io.h"
 #include "trainer/common/fs.h"
 
 namespace keel::testing {
@@ -28,14 +30,15 @@ eval: {every: 0}
 checkpoint: {every: 0}
 )";
 
-void expect_same_run(const stdfs::path& one, const stdfs::path& two, const std::vector<std::string>& models) {
+void expect_same_run(const stdfs::path& one, const stdfs::path& two, const std::vector<std::string>& models,
+                     int min_compared) {
   const auto a = json_file_lines(one / "metrics.jsonl"), b = json_file_lines(two / "metrics.jsonl");
   ASSERT_EQ(a.size(), 3u);
-  expect_same_metrics(a, b, 0, 30);
+  expect_same_metrics(a, b, 0, min_compared);
   for (const auto& m : models) expect_same_weights(one, two, m);
 }
 
-void dp_equivalence(const std::string& learner_yaml, const std::vector<std::string>& models) {
+void dp_equivalence(const std::string& learner_yaml, const std::vector<std::string>& models, int min_compared = 30) {
   ScratchDir dir("dp");
   dir.write("c.yaml", kTiny + learner_yaml);
   auto r = run_keel("train c.yaml run.output_dir=one", dir.path());
@@ -45,7 +48,7 @@ void dp_equivalence(const std::string& learner_yaml, const std::vector<std::stri
                dir.path());
   ASSERT_EQ(r.exit_code, 0) << r.out;
   EXPECT_TRUE(stdfs::exists(dir.path() / "logs" / "rank_1.log")) << r.out;
-  expect_same_run(dir.path() / "one/tiny", dir.path() / "two/tiny", models);
+  expect_same_run(dir.path() / "one/tiny", dir.path() / "two/tiny", models, min_compared);
 }
 
 TEST(TrainDist, TwoRanksEqualOneRankGrpo) {
@@ -56,6 +59,30 @@ TEST(TrainDist, TwoRanksEqualOneRankPpoWithASeparateCritic) {
   dp_equivalence("learner: {algorithm: ppo}\nadvantage: {estimator: gae}\ncritic: {mode: separate, lr: 1.0e-2}\n"
                  "kl: {in_reward: true, estimator: k1, coef: 0.01}\n",
                  {"policy", "critic"});
+}
+
+// DAPO's dynamic sampling: every rank filters each generation attempt's global rows, so the ranks
+// keep (and top up with) the groups one process would. The length penalty makes some groups' rewards
+// vary and others not (samples all of one length), so both paths run.
+TEST(TrainDist, TwoRanksEqualOneRankDynamicSampling) {
+  dp_equivalence("learner: {algorithm: grpo}\nfilter: {dynamic_sampling: true, metric: score, max_gen_batches: 3}\n"
+                 "reward:\n  components:\n    - {scheme: task_arithmetic, name: correct, weight: 0.0}\n"
+                 "    - {scheme: length_penalty, name: penalised, weight: 1.0, params: {input: prior.correct, "
+                 "valid_len: 1, per_token: 0.1}}\n",
+                 {"policy"});
+}
+
+// ReMax: each rank generates the greedy baselines of its own groups; they are gathered with the batch.
+TEST(TrainDist, TwoRanksEqualOneRankRemax) {
+  dp_equivalence("learner: {algorithm: grpo}\nadvantage: {estimator: remax}\n", {"policy"});
+}
+
+// SFT on the task's gold responses and offline DPO on its synthetic pairs: each rank takes its half
+// of every mini-batch; token / pair counts, gradients and the guard's scalars are reduced.
+TEST(TrainDist, TwoRanksEqualOneRankSft) { dp_equivalence("learner: {algorithm: sft}\n", {"policy"}, 10); }
+
+TEST(TrainDist, TwoRanksEqualOneRankOfflineDpo) {
+  dp_equivalence("learner: {algorithm: dpo}\ndpo: {loss: sigmoid, beta: 0.1}\n", {"policy"}, 15);
 }
 
 TEST(TrainDist, ARankThatDiesTakesTheJobDown) {
@@ -72,13 +99,56 @@ TEST(TrainDist, ARankThatDiesTakesTheJobDown) {
   EXPECT_LT(s, 30.0) << "start-up included; the launcher itself must stop the others within 10 s";
 }
 
+// meanstd's running statistics live on each rank (each scores its own rows); the checkpoint holds
+// both ranks' states, and a job killed at step 3 resumes from step 2 to the uninterrupted run's
+// metrics. One process cannot take over two ranks' states.
+TEST(TrainDist, EveryRanksRewardStateIsCheckpointedAndResumed) {
+  ScratchDir dir("dpstate");
+  dir.write("c.yaml", kTiny + "learner: {algorithm: grpo}\n" + kStatefulReward);
+  const auto launch = [&](const std::string& args, const std::string& env) {
+    return run_keel("launch --nproc-per-node 2 --master-port " + std::to_string(dist::testing::free_port()) +
+                        " --log-dir logs -- '" + std::string(KEEL_BINARY) +
+                        "' train c.yaml checkpoint.every=1 run.total_steps=4 " + args,
+                    dir.path(), env);
+  };
+  auto r = launch("run.output_dir=straight", "");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  const auto ckpt = dir.path() / "straight/tiny/checkpoints/step-00000004";
+  const auto state = [&](const char* file) {
+    return checkpoint::decode_reward_state(fs::read_file(ckpt / file), file);
+  };
+  const auto s0 = state("reward_state.pt"), s1 = state("reward_state.scorer1.pt");
+  ASSERT_FALSE(s0.empty());
+  ASSERT_EQ(s0.size(), s1.size());
+  bool differ = false;
+  for (const auto& [k, t] : s0) differ = differ || !torch::equal(t, s1.at(k));
+  EXPECT_TRUE(differ) << "each rank's statistics are of its own rows";
+
+  r = launch("run.output_dir=killed", "KEEL_TEST_EXIT_AT=1:3");
+  ASSERT_NE(r.exit_code, 0) << r.out;
+  r = launch("run.output_dir=killed run.resume=auto", "");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_NE(r.out.find("resumed from"), std::string::npos) << r.out;
+  const auto a = json_file_lines(dir.path() / "straight/tiny/metrics.jsonl");
+  const auto b = json_file_lines(dir.path() / "killed/tiny/metrics.jsonl");
+  ASSERT_EQ(a.size(), 4u);
+  expect_same_metrics(a, b, 0, 40);
+  expect_same_weights(dir.path() / "straight/tiny", dir.path() / "killed/tiny", "policy", "step-00000004");
+
+  r = run_keel("train c.yaml run.total_steps=5 run.output_dir=straight run.resume=auto", dir.path());
+  EXPECT_EQ(r.exit_code, 1) << r.out;
+  EXPECT_NE(r.out.find("cannot be split or merged"), std::string::npos) << r.out;
+}
+
 TEST(TrainDist, UnsupportedMultiRankCombinationsAreClearErrors) {
   ScratchDir dir("dpbad");
-  dir.write("c.yaml", std::string(kTiny) + "learner: {algorithm: sft}\n");
-  const auto r = run_keel("train c.yaml", dir.path(), "WORLD_SIZE=2 RANK=0");
+  dir.write("c.yaml", std::string(kTiny) + "learner: {algorithm: dpo}\ndpo: {online: true}\n");
+  auto r = run_keel("train c.yaml", dir.path(), "WORLD_SIZE=2 RANK=0");
   EXPECT_EQ(r.exit_code, 1) << r.out;
-  EXPECT_NE(r.out.find("data-parallel training is implemented for the grpo and ppo learners"), std::string::npos)
-      << r.out;
+  EXPECT_NE(r.out.find("learner dpo (online) runs as one process"), std::string::npos) << r.out;
+  r = run_keel("train c.yaml learner.algorithm=sft batch.mini_batch_size=6", dir.path(), "WORLD_SIZE=4 RANK=0");
+  EXPECT_EQ(r.exit_code, 1) << r.out;
+  EXPECT_NE(r.out.find("mini_batch_size 6 is not a whole number"), std::string::npos) << r.out;
 }
 
 }  // namespace
