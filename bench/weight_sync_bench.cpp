@@ -6,7 +6,7 @@
 // them (less disturbed by other load on a shared machine).
 //
 //   weight_sync_bench [--nproc 2] [--reps 5] [--buckets 4,16,64,256] [--dtype float32|bfloat16]
-//                     [--layers 12] [--backend gloo] [--in-flight 2]
+//                     [--layers 12] [--backend gloo] [--in-flight 4]
 //                     [--fresh-buffers 0|1] [--direct-min-mb 1 (-1: pack everything)]
 // Started without RANK it launches itself with --nproc ranks through run_launch (keel launch);
 // with RANK set (torchrun, keel launch) it is one rank.
@@ -35,7 +35,7 @@ struct Args {
   std::string dtype = "float32";
   int layers = 12;
   std::string backend = "gloo";
-  int in_flight = 2;
+  int in_flight = keel::dist::WeightSyncOptions{}.max_in_flight;
   double direct_min_mb = 1;             // WeightSyncOptions::direct_min_mb; -1 = pack everything
   bool fresh_buffers = false;           // allocate staging buffers on every call (no reuse)
 };

@@ -21,7 +21,9 @@ namespace keel::dist {
 
 struct WeightSyncOptions {
   double bucket_mb = 64;                ///< bucket size in MiB (dist.bucket_mb); > 0
-  int max_in_flight = 2;                ///< buckets broadcast concurrently; >= 1
+  /// broadcasts in flight at once; >= 1. 4: 109.5M fp32 parameters (86 direct broadcasts) between 2
+  /// Gloo ranks reached 0.87 of one raw broadcast vs 0.76-0.82 with 2 (scripts/bench_weight_sync.sh).
+  int max_in_flight = 4;
   /// Parameters of at least this many MiB skip the staging copy: they are broadcast straight
   /// from / into their own storage, in bucket_mb pieces. < 0 = never (everything is packed).
   /// INTERPRETATION: the issue asks for flatten -> broadcast -> unflatten; on CPU a memcpy costs
