@@ -20,7 +20,9 @@
 // both must then agree (a check that the two really are the same architecture).
 //
 //   train_step_bench [--threads 2] [--warmup 2] [--steps 5] [--batch 8] [--seq 256] [--layers 6]
-//                    [--init-dir DIR] [--peak-n 2048] [--profile trace.json]
+//                    [--init-dir DIR] [--peak-n 2048] [--profile trace.json] [--lockstep 1]
+// --lockstep 1: each step waits for a line on stdin (bench/py/lockstep.py alternates the steps of
+// this bench and its Python twin, so that both see the same machine load).
 // Prints "RESULT key value" lines (parsed by scripts/bench_models.sh) and a readable summary.
 // Not a test: it asserts nothing.
 #include <torch/csrc/autograd/profiler_legacy.h>
@@ -30,6 +32,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <iostream>
 #include <optional>
 #include <string>
 #include <vector>
@@ -53,6 +56,7 @@ struct Args {
   int peak_n = 2048;
   std::string init_dir;
   std::string profile;
+  bool lockstep = false;
 };
 
 Args parse(int argc, char** argv) {
@@ -72,6 +76,7 @@ Args parse(int argc, char** argv) {
     else if (k == "--peak-n") a.peak_n = std::stoi(v);
     else if (k == "--init-dir") a.init_dir = v;
     else if (k == "--profile") a.profile = v;
+    else if (k == "--lockstep") a.lockstep = v == "1";
     else {
       std::fprintf(stderr, "unknown option %s\n", k.c_str());
       std::exit(2);
@@ -153,6 +158,10 @@ int main(int argc, char** argv) {
   std::vector<double> times, losses;
   for (int step = 0; step < a.warmup + a.steps; ++step) {
     // --profile FILE: a chrome://tracing trace of the last step's ATen ops (timed like the others).
+    if (a.lockstep) {  // bench/py/lockstep.py: one line on stdin starts each step
+      std::string go;
+      if (!std::getline(std::cin, go)) break;
+    }
     std::optional<torch::autograd::profiler::RecordProfile> prof;
     if (!a.profile.empty() && step + 1 == a.warmup + a.steps) prof.emplace(a.profile);
     const auto t0 = std::chrono::steady_clock::now();

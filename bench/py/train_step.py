@@ -9,7 +9,7 @@ additive causal mask built once per forward, fp32 softmax), as a plain nn.Module
 that keel's C++ step is compared with. Run it with Debian's /usr/bin/python3 (python3-torch,
 the same LibTorch 1.13 as keel). Not a reference for numerics beyond the step-0 loss check.
 
-  /usr/bin/python3 bench/py/train_step.py [--threads 2] [--warmup 2] [--steps 5] [--init DIR/init.safetensors] [--profile trace.json]
+  /usr/bin/python3 bench/py/train_step.py [--threads 2] [--warmup 2] [--steps 5] [--init DIR/init.safetensors] [--profile trace.json] [--lockstep 1]
 
 --init loads the weights and token batch written by `train_step_bench --init-dir DIR`, so the
 step-0 loss must equal keel's. Prints "RESULT key value" lines like the C++ bench.
@@ -18,6 +18,7 @@ import argparse
 import json
 import math
 import struct
+import sys
 import time
 
 import torch
@@ -167,6 +168,7 @@ def main():
     ap.add_argument("--peak-n", type=int, default=2048)
     ap.add_argument("--init", default="")
     ap.add_argument("--profile", default="", help="chrome trace of the last step's ops")
+    ap.add_argument("--lockstep", type=int, default=0, help="1: each step waits for a line on stdin")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
@@ -191,6 +193,8 @@ def main():
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4, betas=(0.9, 0.95), eps=1e-8, weight_decay=0.1)
     times, losses = [], []
     for step in range(a.warmup + a.steps):
+        if a.lockstep and not sys.stdin.readline():
+            break
         prof = None
         if a.profile and step + 1 == a.warmup + a.steps:
             prof = torch.autograd.profiler.profile()
