@@ -12,6 +12,7 @@
 
 #include "models/model_config.h"
 #include "models/pretrained.h"
+#include "tests/trainer/cli/run_keel.h"
 
 namespace keel::testing {
 
@@ -64,6 +65,21 @@ inline void expect_same_weights(const std::filesystem::path& one, const std::fil
   const auto pb = models::load_pretrained((two / ckpt).string(), reg).named_parameters();
   ASSERT_EQ(pa.size(), pb.size());
   for (const auto& [k, t] : pa) EXPECT_TRUE(torch::allclose(t, pb.at(k), 1e-4, 1e-5)) << model << " " << k;
+}
+
+/// `r` resumed a killed run into `resumed`, which now equals the uninterrupted run `straight`: the
+/// resume was logged, metrics.jsonl holds `steps` lines whose metrics equal straight's, and the
+/// policy of checkpoint `step` agrees.
+inline void expect_resumed_equals(const RunResult& r, const std::filesystem::path& straight,
+                                  const std::filesystem::path& resumed, size_t steps, int min_compared,
+                                  const std::string& step) {
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_NE(r.out.find("resumed from"), std::string::npos) << r.out;
+  const auto a = json_file_lines(straight / "metrics.jsonl");
+  const auto b = json_file_lines(resumed / "metrics.jsonl");
+  ASSERT_EQ(b.size(), steps);
+  expect_same_metrics(a, b, 0, min_compared);
+  expect_same_weights(straight, resumed, "policy", step);
 }
 
 }  // namespace keel::testing

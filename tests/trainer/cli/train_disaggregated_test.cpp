@@ -152,13 +152,7 @@ TEST(TrainDisaggregatedDist, AKilledRankTakesTheJobDownAndTheRunResumes) {
   // first broadcast, every rank restarts the data at its cursor — the resumed steps are the
   // uninterrupted run's (the metrics file is cut back to the checkpoint's step and continued).
   r = launch4(dir, std::string(kSync) + " checkpoint.every=1 run.output_dir=four run.resume=auto");
-  ASSERT_EQ(r.exit_code, 0) << r.out;
-  EXPECT_NE(r.out.find("resumed from"), std::string::npos) << r.out;
-  const auto a = json_file_lines(dir.path() / "one/tiny/metrics.jsonl");
-  const auto b = json_file_lines(dir.path() / "four/tiny/metrics.jsonl");
-  ASSERT_EQ(b.size(), 3u);
-  expect_same_metrics(a, b, 0, 30);
-  expect_same_weights(dir.path() / "one/tiny", dir.path() / "four/tiny", "policy");
+  expect_resumed_equals(r, dir.path() / "one/tiny", dir.path() / "four/tiny", 3, 30, "step-00000003");
 }
 
 // meanstd on the one reward rank sees the rows of one process in the same order; its state reaches
@@ -173,13 +167,7 @@ TEST(TrainDisaggregatedDist, StatefulRewardStatesAreCheckpointedWhereTheyAreScor
   r = launch4(dir, std::string(kSync) + " checkpoint.every=1 run.output_dir=four", "KEEL_TEST_EXIT_AT=2:3");
   ASSERT_NE(r.exit_code, 0) << r.out;
   r = launch4(dir, std::string(kSync) + " checkpoint.every=1 run.output_dir=four run.resume=auto");
-  ASSERT_EQ(r.exit_code, 0) << r.out;
-  EXPECT_NE(r.out.find("resumed from"), std::string::npos) << r.out;
-  const auto a = json_file_lines(dir.path() / "one/tiny/metrics.jsonl");
-  const auto b = json_file_lines(dir.path() / "four/tiny/metrics.jsonl");
-  ASSERT_EQ(b.size(), 3u);
-  expect_same_metrics(a, b, 0, 30);
-  expect_same_weights(dir.path() / "one/tiny", dir.path() / "four/tiny", "policy");
+  expect_resumed_equals(r, dir.path() / "one/tiny", dir.path() / "four/tiny", 3, 30, "step-00000003");
   const auto last = dir.path() / "four/tiny/checkpoints/step-00000003";
   EXPECT_TRUE(stdfs::exists(last / "reward_state.pt"));
   EXPECT_FALSE(stdfs::exists(last / "reward_state.scorer1.pt"));
