@@ -26,6 +26,7 @@
 #include <deque>
 #include <functional>
 #include <iostream>
+#include <utility>
 
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
@@ -290,16 +291,18 @@ bool checkpoint_step(const config::RunConfig& cfg, int64_t s) {
   return (cfg.checkpoint.every > 0 && s % cfg.checkpoint.every == 0) || s == cfg.run.total_steps;
 }
 
+/// A disaggregated scorer: attaches its reward state to the message carrying its (last) scored
+/// rows of step `s` when that step ends with a checkpoint.
+void attach_reward_state(const Components& c, dist::BatchMessage& msg, int64_t s) {
+  if (stateful_reward(c) && checkpoint_step(c.cfg, s)) msg.reward_state = encoded_reward_state(c);
+}
+
 /// Every scorer's reward state (encoded, by scorer index) for the checkpoint rank 0 is about to
 /// write; empty for a stateless reward. Colocated ranks all-gather theirs (a collective: every rank
 /// calls it); disaggregated learners take what arrived with the step's batch.
 std::vector<std::string> checkpoint_reward_states(Components& c) {
   if (!stateful_reward(c)) return {};
-  if (c.placement) {
-    const auto states = std::move(c.scorer_states);
-    c.scorer_states.clear();
-    return states;
-  }
+  if (c.placement) return std::exchange(c.scorer_states, {});
   const auto mine = encoded_reward_state(c);
   if (!c.comm) return {mine};
   std::vector<std::string> out;
@@ -995,10 +998,7 @@ void rollout_loop(Components& c) {
     p.msg.step = t;
     p.msg.batch.policy_version = version;
     p.msg.batch.row_versions = torch::full({p.msg.batch.size()}, version, torch::kLong);
-    if (score && stateful_reward(c) && checkpoint_step(cfg, t)) {  // the state after scoring batch t
-      p.msg.reward_state = encoded_reward_state(c);
-      p.msg.scorer = c.rank;
-    }
+    if (score) attach_reward_state(c, p.msg, t);  // the state after scoring batch t
     for (const auto& [k, v] : m) (k.rfind("time/", 0) == 0 ? p.msg.role_metrics : p.msg.reward_metrics)[k] = v;
     queue.push_back(std::move(p));
   };
@@ -1053,10 +1053,7 @@ void reward_loop(Components& c) {
       msg.role_metrics["time/reward_s"] = seconds_since(t);
       msg.role_metrics["time/idle_reward_s"] = idle;
       b.records.clear();
-      if (i == served.back() && stateful_reward(c) && checkpoint_step(cfg, s)) {  // after its last share of step s
-        msg.reward_state = encoded_reward_state(c);
-        msg.scorer = c.rank;
-      }
+      if (i == served.back()) attach_reward_state(c, msg, s);  // after its last share of step s
       t = std::chrono::steady_clock::now();
       send_to_learners(c, msg);
       idle = seconds_since(t);
@@ -1083,12 +1080,9 @@ StepOut disaggregated_learner_step(Components& c, learner::NumericsGuard& guard,
     if (msg.step != step)
       fail("learner rank {}: rows of step {} from rank {} where step {} was due", c.global_rank, msg.step,
            pl.source_of_rollout(i), step);
-    if (!msg.reward_state.empty()) {
-      if (msg.scorer < 0 || msg.scorer >= scorer_count(c))
-        fail("learner rank {}: a reward state of scorer {} (of {}) from rank {}", c.global_rank, msg.scorer,
-             scorer_count(c), pl.source_of_rollout(i));
+    if (!msg.reward_state.empty()) {  // from a scorer: its index is the sender's among its role
       c.scorer_states.resize(static_cast<size_t>(scorer_count(c)));
-      c.scorer_states[static_cast<size_t>(msg.scorer)] = std::move(msg.reward_state);
+      c.scorer_states[static_cast<size_t>(pl.index_of(pl.source_of_rollout(i)))] = std::move(msg.reward_state);
     }
     parts.push_back(std::move(msg.batch));
     reward_parts.push_back(std::move(msg.reward_metrics));

@@ -21,7 +21,7 @@ void send_batch(Communicator& comm, const BatchMessage& msg, int dst) {
   const auto& b = msg.batch;
   const auto& fields = rollout::tensor_fields();
   std::vector<int64_t> head{msg.step, b.policy_version, static_cast<int64_t>(msg.reward_metrics.size()),
-                            static_cast<int64_t>(msg.role_metrics.size()), msg.scorer};
+                            static_cast<int64_t>(msg.role_metrics.size())};
   for (const auto& f : fields) head.push_back(static_cast<int64_t>((b.*f.member).defined()));
   comm.send(torch::tensor(head, torch::kLong), dst);
   std::string blob;
@@ -45,7 +45,7 @@ void send_batch(Communicator& comm, const BatchMessage& msg, int dst) {
 BatchMessage recv_batch(Communicator& comm, int src) {
   const auto& fields = rollout::tensor_fields();
   const auto head = comm.recv(src);
-  constexpr int64_t kHead = 5;  // step, version, reward / role metric counts, scorer; then the fields
+  constexpr int64_t kHead = 4;  // step, version, reward / role metric counts; then the fields
   if (head.numel() != kHead + static_cast<int64_t>(fields.size()))
     fail("recv_batch: a header of {} entries from rank {}, expected {} (mismatched keel builds?)", head.numel(), src,
          kHead + static_cast<int64_t>(fields.size()));
@@ -53,7 +53,6 @@ BatchMessage recv_batch(Communicator& comm, int src) {
   BatchMessage msg;
   msg.step = h[0];
   msg.batch.policy_version = h[1];
-  msg.scorer = h[4];
   const auto blob = tensor_bytes(comm.recv(src));
   StringBlobReader rd(blob, "recv_batch from rank " + std::to_string(src));
   msg.batch.prompt_texts = rd.strings();

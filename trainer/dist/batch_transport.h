@@ -22,10 +22,9 @@ struct BatchMessage {
   rollout::RolloutBatch batch;                   ///< rows; records empty on arrival
   std::map<std::string, double> reward_metrics;  ///< the scorer's metrics of these rows
   std::map<std::string, double> role_metrics;    ///< timings / queue depths of the ranks it passed
-  /// A stateful reward's state after scoring these rows (checkpoint steps only; else empty), as
-  /// checkpoint::encode_reward_state bytes, and the index of the scorer it belongs to.
+  /// The sending scorer's stateful-reward state after scoring these rows (checkpoint steps only;
+  /// else empty), as checkpoint::encode_reward_state bytes.
   std::string reward_state;
-  int64_t scorer = -1;
 };
 
 /// Sends `msg` to member `dst` of `comm`; the receiver calls recv_batch(comm, <this rank>).

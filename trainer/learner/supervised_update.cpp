@@ -103,7 +103,10 @@ StepResult dpo_update(models::Transformer& policy, models::Transformer* referenc
   // dpo/loss is a per-micro-batch share (they add up, over micro-batches and ranks); the rest are
   // per-micro-batch means (averaged over the ranks).
   std::map<std::string, double> add{{"loss", loss_total}}, avg;
-  for (const auto& [k, v] : sums) (k == "dpo/loss" ? add : avg)[k] = k == "dpo/loss" ? v : v / std::max(1, micro);
+  for (const auto& [k, v] : sums) {
+    if (k == "dpo/loss") add[k] = v;
+    else avg[k] = v / std::max(1, micro);
+  }
   if (o.dp != nullptr) o.dp->reduce_gradients(policy.parameters());
   reduce_scalars(o, add, avg);
   auto res = guarded_step(policy.parameters(), optimizer, add.at("loss"), o.grad_clip, o.lr, guard, opt_step);
