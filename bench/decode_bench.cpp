@@ -28,6 +28,7 @@
 #include <string>
 #include <vector>
 
+#include "trainer/common/startup_env.h"
 #include "models/generate.h"
 #include "models/model_config.h"
 #include "models/transformer.h"
@@ -152,6 +153,7 @@ RecomputeResult recompute(Transformer& model, const at::Tensor& prompt /*[B, P]*
 }  // namespace
 
 int main(int argc, char** argv) {
+  keel::startup::use_fast_library_settings(argv);  // as keel's own main() does
   const Args a = parse(argc, argv);
   at::set_num_threads(a.threads);
   const ModelConfig cfg = bench_config(a);

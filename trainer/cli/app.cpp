@@ -35,6 +35,8 @@ int run_cli(int argc, char** argv) {
   VersionArgs version;
   auto* v = app.add_subcommand("version", "keel and LibTorch versions, CUDA/NCCL, BLAS and threads");
   v->add_flag("--matmul", version.matmul, "also measure fp32 matmul GFLOP/s (2048x2048)");
+  v->add_flag("--library-env", version.library_env,
+              "print only the library settings keel starts with (OPENBLAS_CORETYPE, OMP_WAIT_POLICY) as shell exports");
 
   ListArgs list;
   auto* l = app.add_subcommand("list", "list registered names: estimators, losses, rewards, tasks, models, ...");

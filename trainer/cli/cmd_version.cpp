@@ -1,4 +1,5 @@
 // keel version: versions, devices, BLAS and threads (and optionally a matmul GFLOP/s probe).
+#include <cstdlib>
 #include <iostream>
 #include <thread>
 
@@ -6,11 +7,17 @@
 
 #include "models/compat.h"
 #include "trainer/cli/commands.h"
+#include "trainer/common/startup_env.h"
 #include "trainer/cli/system_info.h"
 
 namespace keel::cli {
 
 int run_version(const VersionArgs& a) {
+  if (a.library_env) {  // scripts/test.sh exports these once, so that test binaries need not re-run
+    for (const char* k : {"OPENBLAS_CORETYPE", "OMP_WAIT_POLICY"})
+      if (const char* v = std::getenv(k); v != nullptr && *v != '\0') std::cout << "export " << k << "=" << v << "\n";
+    return 0;
+  }
   std::cout << "keel " << KEEL_VERSION << "\n"
             << "LibTorch " << compat::torch_version() << "\n"
             << "CUDA: " << (compat::cuda_available() ? "available" : "not available") << " ("

@@ -15,6 +15,7 @@ struct ConfigArgs {
 
 struct VersionArgs {
   bool matmul = false;                  ///< also measure fp32 matmul GFLOP/s
+  bool library_env = false;             ///< print the startup library settings as shell exports
 };
 int run_version(const VersionArgs& a);
 

@@ -11,6 +11,7 @@
 #include <torch/torch.h>
 
 #include "models/compat.h"
+#include "trainer/common/startup_env.h"
 
 namespace keel::cli {
 
@@ -20,7 +21,8 @@ std::string blas_description() {
   using ThreadsFn = int (*)();
   if (auto cfg = reinterpret_cast<ConfigFn>(dlsym(RTLD_DEFAULT, "openblas_get_config"))) {
     auto th = reinterpret_cast<ThreadsFn>(dlsym(RTLD_DEFAULT, "openblas_get_num_threads"));
-    return fmt::format("OpenBLAS ({}; {} threads)", cfg(), th ? th() : -1);
+    const std::string note = startup::library_env_note();
+    return fmt::format("OpenBLAS ({}; {} threads{}{})", cfg(), th ? th() : -1, note.empty() ? "" : "; keel set ", note);
   }
   if (dlsym(RTLD_DEFAULT, "mkl_get_max_threads")) return "Intel MKL";
   // Fall back to what the dynamic linker mapped.
