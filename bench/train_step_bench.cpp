@@ -37,6 +37,7 @@
 #include <string>
 #include <vector>
 
+#include "trainer/common/startup_env.h"
 #include "models/model_config.h"
 #include "models/safetensors.h"
 #include "models/transformer.h"
@@ -124,6 +125,7 @@ double matmul_peak_gflops(int n, int reps) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  keel::startup::use_fast_library_settings(argv);  // as keel's own main() does
   const Args a = parse(argc, argv);
   at::set_num_threads(a.threads);
   const ModelConfig cfg = bench_config(a);
@@ -194,6 +196,10 @@ int main(int argc, char** argv) {
               "%.1f GFLOP/s = %.1f%% of the measured %d^3 sgemm peak %.1f GFLOP/s\n",
               median * 1e3, sorted.front() * 1e3, a.steps, flops / 1e9, flops_mm / 1e9, flops_attn / 1e9, achieved,
               100.0 * achieved / peak, a.peak_n, peak);
+  const std::string set = keel::startup::library_env_note();
+  std::printf("  BLAS: OpenBLAS %s kernels; OMP_WAIT_POLICY %s%s%s\n", keel::startup::openblas_core().c_str(),
+              std::getenv("OMP_WAIT_POLICY") ? std::getenv("OMP_WAIT_POLICY") : "(unset)",
+              set.empty() ? "" : "; keel set ", set.c_str());
   std::printf("RESULT train/params %lld\n", (long long)n_params);
   std::printf("RESULT train/ms_per_step %.3f\n", median * 1e3);
   std::printf("RESULT train/gflop_per_step %.3f\n", flops / 1e9);
