@@ -9,6 +9,7 @@
 #include <torch/torch.h>
 
 #include "models/compat.h"
+#include "models/fused_cpu.h"
 #include "models/transformer_impl.h"
 #include "trainer/common/error.h"
 
@@ -44,14 +45,6 @@ std::pair<at::Tensor, at::Tensor> rope_cos_sin(const at::Tensor& inv_freq, const
   auto freqs = position_ids.to(torch::kFloat).unsqueeze(-1) * inv_freq.to(position_ids.device());  // [B, T, D/2]
   auto emb = torch::cat({freqs, freqs}, -1);                                                          // [B, T, D]
   return {emb.cos(), emb.sin()};
-}
-
-at::Tensor apply_rope(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin) {
-  const int64_t half = x.size(-1) / 2;
-  auto x1 = x.narrow(-1, 0, half);
-  auto x2 = x.narrow(-1, half, half);
-  auto rotated = torch::cat({-x2, x1}, -1);  // rotate_half
-  return x * cos + rotated * sin;
 }
 
 at::Tensor build_attention_mask(const at::Tensor& attention_mask, int64_t past, int64_t t, int64_t window,
@@ -90,12 +83,7 @@ RMSNormImpl::RMSNormImpl(int64_t dim, double eps_) : eps(eps_) {
   weight = register_parameter("weight", torch::ones({dim}));
 }
 
-at::Tensor RMSNormImpl::forward(const at::Tensor& x) {
-  // HF LlamaRMSNorm: normalise in fp32, cast back, then scale.
-  auto xf = x.to(torch::kFloat);
-  xf = xf * torch::rsqrt(xf.pow(2).mean(-1, /*keepdim=*/true) + eps);
-  return weight * xf.to(x.scalar_type());
-}
+at::Tensor RMSNormImpl::forward(const at::Tensor& x) { return rms_norm(x, weight, eps); }
 
 AttentionImpl::AttentionImpl(const ModelConfig& c)
     : num_heads(c.num_attention_heads), num_kv_heads(c.num_key_value_heads), head_dim(c.head_dim) {
@@ -109,11 +97,11 @@ AttentionImpl::AttentionImpl(const ModelConfig& c)
 at::Tensor AttentionImpl::forward(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,
                                   const at::Tensor& mask, at::Tensor* k_cache, at::Tensor* v_cache, int64_t past) {
   const int64_t b = x.size(0), t = x.size(1);
-  auto q = q_proj(x).view({b, t, num_heads, head_dim}).transpose(1, 2);     // [B, Hq, T, D]
-  auto k = k_proj(x).view({b, t, num_kv_heads, head_dim}).transpose(1, 2);  // [B, Hkv, T, D]
-  auto v = v_proj(x).view({b, t, num_kv_heads, head_dim}).transpose(1, 2);  // [B, Hkv, T, D]
-  q = apply_rope(q, cos, sin);
-  k = apply_rope(k, cos, sin);
+  // Rotary on [B, T, H, D] (the projections' own layout, so the fused kernel reads it in order),
+  // then heads in front of time.
+  auto q = rotary(q_proj(x).view({b, t, num_heads, head_dim}), cos, sin).transpose(1, 2);     // [B, Hq, T, D]
+  auto k = rotary(k_proj(x).view({b, t, num_kv_heads, head_dim}), cos, sin).transpose(1, 2);  // [B, Hkv, T, D]
+  auto v = v_proj(x).view({b, t, num_kv_heads, head_dim}).transpose(1, 2);                    // [B, Hkv, T, D]
   if (k_cache != nullptr) {
     k_cache->narrow(2, past, t).copy_(k);
     v_cache->narrow(2, past, t).copy_(v);
@@ -325,8 +313,8 @@ at::Tensor Transformer::decode(at::Tensor x, const at::Tensor& attention_mask, c
   const auto dev = x.device();
   auto& m = *impl_;
   auto [cos, sin] = rope_cos_sin(m.inv_freq, pos);
-  cos = cos.to(x.scalar_type()).unsqueeze(1);  // [B, 1, T, D]
-  sin = sin.to(x.scalar_type()).unsqueeze(1);
+  cos = cos.to(x.scalar_type());  // [B, T, D]
+  sin = sin.to(x.scalar_type());
 
   // Masks: undefined (fast causal path) only when there is no padding, no cache history and no window.
   const bool plain = !attention_mask.defined() && past == 0;

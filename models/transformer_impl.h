@@ -17,8 +17,6 @@ namespace keel::models {
 at::Tensor rope_inv_freq(const ModelConfig& cfg);
 /// cos, sin [B, T, D] (fp32) for position_ids [B, T]; emb = cat(freqs, freqs) (rotate_half layout).
 std::pair<at::Tensor, at::Tensor> rope_cos_sin(const at::Tensor& inv_freq, const at::Tensor& position_ids);
-/// x [B, Hx, T, D] rotated: x * cos + rotate_half(x) * sin, cos/sin [B, 1, T, D].
-at::Tensor apply_rope(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin);
 /// Additive attention mask [B, 1, T, S] (0 allowed, -inf blocked): causal over cache slots, keys with
 /// attention_mask 0 blocked, optional sliding window (q_slot - k_slot < window). A query always
 /// sees its own slot, so padded query rows never become all -inf (no NaN); their outputs are
@@ -36,7 +34,7 @@ TORCH_MODULE(RMSNorm);
 
 struct AttentionImpl : torch::nn::Module {
   explicit AttentionImpl(const ModelConfig& cfg);
-  /// x [B, T, H]; cos/sin [B, 1, T, D]; mask [B, 1, T, S] or undefined (= causal, no padding);
+  /// x [B, T, H]; cos/sin [B, T, D]; mask [B, 1, T, S] or undefined (= causal, no padding);
   /// k_cache/v_cache [B, Hkv, capacity, D] or undefined; past = filled slots.
   at::Tensor forward(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin, const at::Tensor& mask,
                      at::Tensor* k_cache, at::Tensor* v_cache, int64_t past);

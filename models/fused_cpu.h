@@ -1,0 +1,29 @@
+// Fused CPU kernels for the transformer's elementwise blocks RMSNorm and rotary embedding, each one
+// pass forward and one pass backward as an autograd Function (fp32, CPU, contiguous). Eager ATen
+// runs each block as 4-8 separate passes over the activations; once the
+// matmuls use the right BLAS kernels (trainer/common/startup_env.h), those passes are a third of
+// a CPU training step (bench/train_step_bench.cpp).
+//
+// Every function falls back to the plain ATen composite (the reference the fused kernels are
+// tested against, models/fused_cpu_test.cpp) for other devices and dtypes, non-contiguous inputs,
+// and while a compat::TwiceDifferentiableAttention guard is alive: the fused backwards are not
+// themselves differentiable.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+namespace keel::models {
+
+/// HF LlamaRMSNorm: weight * (x * rsqrt(mean(x^2, -1) + eps)), computed in fp32 and cast back.
+/// x [..., H], weight [H].
+at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps);
+
+/// Rotary embedding (HF rotate_half): x * cos + rotate_half(x) * sin, rotate_half(x) = cat(-x2, x1).
+/// x [B, T, H, D] (heads not yet moved in front of time); cos, sin [B, T, D].
+at::Tensor rotary(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin);
+
+/// The plain ATen composites (what the fused kernels must equal; also the fallback).
+at::Tensor rms_norm_reference(const at::Tensor& x, const at::Tensor& weight, double eps);
+at::Tensor rotary_reference(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin);
+
+}  // namespace keel::models
