@@ -78,6 +78,40 @@ void batched_gemm(at::Tensor& out, const at::Tensor& a, const at::Tensor& b, dou
   });
 }
 
+/// A block of query rows [row0, row1) of causal attention and the keys it can see: [0, keys).
+/// Queries are the last T of S positions (query i sees key j iff j <= i + S - T).
+struct CausalBlock {
+  int64_t row0, row1, keys;
+  int64_t rows() const { return row1 - row0; }
+};
+
+/// Query blocks of 128 rows (one block when T <= 128, e.g. decoding): with T = S = 256 the two
+/// blocks skip a quarter of QK^T and PV and of their gradients; smaller blocks would skip more but
+/// run smaller, slower GEMMs.
+std::vector<CausalBlock> causal_blocks(int64_t t, int64_t s) {
+  constexpr int64_t kRows = 128;
+  std::vector<CausalBlock> out;
+  for (int64_t r0 = 0; r0 < t; r0 += kRows) {
+    const int64_t r1 = std::min(t, r0 + kRows);
+    out.push_back({r0, r1, std::min(s, r1 + s - t)});
+  }
+  return out;
+}
+
+/// scores[n, i, j] = value for every key j after query i's last visible key i + S - T.
+/// scores [N, T, S] contiguous fp32.
+void mask_above_causal_diagonal(at::Tensor& scores, float value) {
+  const int64_t n = scores.size(0), t = scores.size(1), s = scores.size(2);
+  float* p = scores.data_ptr<float>();
+  at::parallel_for(0, n * t, std::max<int64_t>(1, (int64_t{1} << 14) / std::max<int64_t>(1, s)),
+                   [&](int64_t begin, int64_t end) {
+                     for (int64_t r = begin; r < end; ++r) {
+                       const int64_t first = std::max<int64_t>(0, r % t + s - t + 1);
+                       std::fill(p + r * s + std::min(first, s), p + (r + 1) * s, value);
+                     }
+                   });
+}
+
 /// softmax(scale * q k^T + mask) v for fp32 q [B, H, T, D], k, v [B, H, S, D]; mask additive,
 /// broadcastable to [B, H, T, S], or an empty placeholder (1.13's Function::apply rejects
 /// undefined tensors) meaning causal (key j visible to query i iff j <= i + S - T) or nothing.
@@ -90,27 +124,41 @@ struct ExplicitAttention : public torch::autograd::Function<ExplicitAttention> {
     auto q3 = q.detach().reshape({b * h, t, d});
     auto k3 = k.detach().reshape({b * h, s, d});
     auto v3 = v.detach().reshape({b * h, s, v.size(3)});
-    at::Tensor bias;  // additive, broadcastable to [B, H, T, S]
-    if (mask.numel() > 0) {
-      bias = mask.detach().to(at::kFloat);
-    } else if (is_causal) {
-      auto blocked = torch::ones({t, s}, q.options().dtype(torch::kBool)).tril(s - t).logical_not();
-      bias = torch::zeros({t, s}, q.options()).masked_fill_(blocked, -std::numeric_limits<float>::infinity());
-    }
-    at::Tensor scores;  // [B*H, T, S]
-    if (bias.defined()) {
-      scores = bias.expand({b, h, t, s}).contiguous().view({b * h, t, s});
-      batched_gemm(scores, q3, k3.transpose(1, 2), scale, /*accumulate=*/true);
-    } else {
-      scores = torch::empty({b * h, t, s}, q.options());
-      batched_gemm(scores, q3, k3.transpose(1, 2), scale, /*accumulate=*/false);
-    }
-    auto probs = at::_softmax(scores, -1, /*half_to_float=*/false);  // [B*H, T, S]
-    scores = at::Tensor();
+    const bool causal = mask.numel() == 0 && is_causal;
+    at::Tensor probs;  // [B*H, T, S]
     auto out = torch::empty({b * h, t, v.size(3)}, q.options());
-    batched_gemm(out, probs, v3, 1.0, /*accumulate=*/false);
+    if (causal) {
+      // Causal: each block of query rows multiplies only the keys it can see (the products of the
+      // masked upper-right blocks are skipped, not computed and then masked).
+      auto scores = torch::empty({b * h, t, s}, q.options());
+      for (const auto& blk : causal_blocks(t, s)) {
+        auto sc = scores.narrow(1, blk.row0, blk.rows()).narrow(2, 0, blk.keys);
+        batched_gemm(sc, q3.narrow(1, blk.row0, blk.rows()), k3.narrow(1, 0, blk.keys).transpose(1, 2), scale, false);
+      }
+      mask_above_causal_diagonal(scores, -std::numeric_limits<float>::infinity());
+      probs = at::_softmax(scores, -1, /*half_to_float=*/false);
+      scores = at::Tensor();
+      for (const auto& blk : causal_blocks(t, s)) {
+        auto o = out.narrow(1, blk.row0, blk.rows());
+        batched_gemm(o, probs.narrow(1, blk.row0, blk.rows()).narrow(2, 0, blk.keys), v3.narrow(1, 0, blk.keys), 1.0,
+                     false);
+      }
+    } else {
+      at::Tensor scores;  // [B*H, T, S]
+      if (mask.numel() > 0) {  // additive, broadcastable to [B, H, T, S]
+        scores = mask.detach().to(at::kFloat).expand({b, h, t, s}).contiguous().view({b * h, t, s});
+        batched_gemm(scores, q3, k3.transpose(1, 2), scale, /*accumulate=*/true);
+      } else {
+        scores = torch::empty({b * h, t, s}, q.options());
+        batched_gemm(scores, q3, k3.transpose(1, 2), scale, /*accumulate=*/false);
+      }
+      probs = at::_softmax(scores, -1, /*half_to_float=*/false);
+      scores = at::Tensor();
+      batched_gemm(out, probs, v3, 1.0, /*accumulate=*/false);
+    }
     ctx->save_for_backward({q3, k3, v3, probs});
     ctx->saved_data["scale"] = scale;
+    ctx->saved_data["causal"] = causal;
     return out.view({b, h, t, v.size(3)});
   }
 
@@ -124,15 +172,43 @@ struct ExplicitAttention : public torch::autograd::Function<ExplicitAttention> {
     const int64_t s = k3.size(1), d = q3.size(2);
     auto go = g.reshape({b * h, t, dv});
     auto dv3 = torch::empty({b * h, s, dv}, go.options());
-    batched_gemm(dv3, probs.transpose(1, 2), go, 1.0, false);
     auto dp = torch::empty({b * h, t, s}, go.options());
-    batched_gemm(dp, go, v3.transpose(1, 2), 1.0, false);
-    auto ds = at::_softmax_backward_data(dp, probs, -1, at::kFloat);  // [B*H, T, S]
-    dp = at::Tensor();
     auto dq = torch::empty({b * h, t, d}, go.options());
-    batched_gemm(dq, ds, k3, scale, false);
     auto dk = torch::empty({b * h, s, d}, go.options());
-    batched_gemm(dk, ds.transpose(1, 2), q3, scale, false);
+    if (ctx->saved_data["causal"].toBool()) {
+      // The blocks of the forward; P is 0 right of each block's keys, so those parts of dV, dP
+      // (zero-filled: softmax's backward multiplies it by P = 0), dQ and dK are skipped. The last
+      // block sees every key and writes dV and dK whole; the others add to their leading keys.
+      auto blocks = causal_blocks(t, s);
+      std::reverse(blocks.begin(), blocks.end());
+      for (size_t i = 0; i < blocks.size(); ++i) {
+        const auto& blk = blocks[i];
+        auto dvi = dv3.narrow(1, 0, blk.keys);
+        batched_gemm(dvi, probs.narrow(1, blk.row0, blk.rows()).narrow(2, 0, blk.keys).transpose(1, 2),
+                     go.narrow(1, blk.row0, blk.rows()), 1.0, /*accumulate=*/i > 0);
+        auto dpi = dp.narrow(1, blk.row0, blk.rows());
+        auto dpk = dpi.narrow(2, 0, blk.keys);
+        batched_gemm(dpk, go.narrow(1, blk.row0, blk.rows()), v3.narrow(1, 0, blk.keys).transpose(1, 2), 1.0, false);
+        if (blk.keys < s) dpi.narrow(2, blk.keys, s - blk.keys).zero_();
+      }
+      auto ds = at::_softmax_backward_data(dp, probs, -1, at::kFloat);  // [B*H, T, S]
+      dp = at::Tensor();
+      for (size_t i = 0; i < blocks.size(); ++i) {
+        const auto& blk = blocks[i];
+        auto dsi = ds.narrow(1, blk.row0, blk.rows()).narrow(2, 0, blk.keys);
+        auto dqi = dq.narrow(1, blk.row0, blk.rows());
+        batched_gemm(dqi, dsi, k3.narrow(1, 0, blk.keys), scale, false);
+        auto dki = dk.narrow(1, 0, blk.keys);
+        batched_gemm(dki, dsi.transpose(1, 2), q3.narrow(1, blk.row0, blk.rows()), scale, /*accumulate=*/i > 0);
+      }
+    } else {
+      batched_gemm(dv3, probs.transpose(1, 2), go, 1.0, false);
+      batched_gemm(dp, go, v3.transpose(1, 2), 1.0, false);
+      auto ds = at::_softmax_backward_data(dp, probs, -1, at::kFloat);  // [B*H, T, S]
+      dp = at::Tensor();
+      batched_gemm(dq, ds, k3, scale, false);
+      batched_gemm(dk, ds.transpose(1, 2), q3, scale, false);
+    }
     return {dq.view({b, h, t, d}), dk.view({b, h, s, d}), dv3.view({b, h, s, dv}), at::Tensor(), at::Tensor(),
             at::Tensor()};
   }

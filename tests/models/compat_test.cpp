@@ -83,6 +83,37 @@ TEST(Compat, AttentionMatchesSlowLoopWithGradients) {
   at::set_num_threads(prev_threads);
 }
 
+// Causal attention over more than one block of 128 query rows skips the masked products; values
+// and gradients still equal the slow loop, with T = S and with T < S (queries are the last T).
+TEST(Compat, CausalAttentionOverSeveralQueryBlocksMatchesSlowLoop) {
+  const int prev_threads = at::get_num_threads();
+  const std::vector<std::pair<int64_t, int64_t>> shapes = {{129, 129}, {256, 256}, {300, 310}, {130, 400}};
+  for (size_t c = 0; c < shapes.size(); ++c) {
+    const auto [t, s] = shapes[c];
+    SCOPED_TRACE("T " + std::to_string(t) + ", S " + std::to_string(s));
+    at::set_num_threads(c % 2 == 0 ? 2 : 1);
+    torch::manual_seed(static_cast<uint64_t>(c));
+    const int64_t b = 2, h = 2, d = 8;
+    auto q = torch::randn({b, t, h, d}).transpose(1, 2).requires_grad_(true);
+    auto k = torch::randn({b, h, s, d}).requires_grad_(true);
+    auto v = torch::randn({b, h, s, d}).requires_grad_(true);
+    const double scale = 1.0 / std::sqrt(static_cast<double>(d));
+    auto out = scaled_dot_product_attention(q, k, v, at::Tensor(), /*is_causal=*/true, scale);
+    auto go = torch::randn(out.sizes());
+    auto grads = torch::autograd::grad({out}, {q, k, v}, {go});
+    auto causal = torch::ones({t, s}, torch::kBool).tril(s - t);
+    auto bias4 = torch::zeros({t, s}).masked_fill(causal.logical_not(), -kInf).expand({b, h, t, s});
+    auto ref = slow_attention(q, k, v, bias4, scale);
+    auto ref_grads = torch::autograd::grad({ref}, {q, k, v}, {go});
+    EXPECT_TRUE(torch::allclose(out, ref, 1e-5, 1e-5)) << (out - ref).abs().max().item<double>();
+    const char* names[] = {"dq", "dk", "dv"};
+    for (int i = 0; i < 3; ++i)
+      EXPECT_TRUE(torch::allclose(grads[i], ref_grads[i], 1e-4, 1e-5))
+          << names[i] << " max diff " << (grads[i] - ref_grads[i]).abs().max().item<double>();
+  }
+  at::set_num_threads(prev_threads);
+}
+
 // Without grad (the decode path) the same values come out, and nothing keeps a graph.
 TEST(Compat, AttentionNoGradDecodeStep) {
   torch::manual_seed(3);
