@@ -4,10 +4,12 @@
 #include <torch/torch.h>
 
 #include <algorithm>
+#include <initializer_list>
 #include <cmath>
 #include <vector>
 
 #include "models/compat.h"
+#include "models/fused_cpu_kernels.h"
 
 namespace keel::models {
 
@@ -27,90 +29,6 @@ at::Tensor rotary_reference(const at::Tensor& x, const at::Tensor& cos, const at
 
 
 namespace {
-
-// ---- kernels: plain loops over rows, compiled for AVX-512, AVX2 + FMA and baseline x86-64 --------
-// (fused_cpu.cpp is built with -O3 so that the loops vectorize; see CMakeLists.txt).
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define KEEL_VECTOR_CLONES __attribute__((target_clones("arch=skylake-avx512", "arch=haswell", "default")))
-#else
-#define KEEL_VECTOR_CLONES
-#endif
-
-constexpr int kLanes = 16;  // independent partial sums, so that a float reduction vectorizes
-
-/// sum_i a[i] * b[i] over n floats.
-inline float dot(const float* a, const float* b, int64_t n) {
-  float acc[kLanes] = {};
-  int64_t i = 0;
-  for (; i + kLanes <= n; i += kLanes)
-    for (int l = 0; l < kLanes; ++l) acc[l] += a[i + l] * b[i + l];
-  float s = 0;
-  for (int l = 0; l < kLanes; ++l) s += acc[l];
-  for (; i < n; ++i) s += a[i] * b[i];
-  return s;
-}
-
-KEEL_VECTOR_CLONES
-void rms_norm_forward_rows(const float* x, const float* w, float* y, float* rstd, int64_t rows, int64_t h,
-                           float eps) {
-  for (int64_t r = 0; r < rows; ++r, x += h, y += h) {
-    const float rs = 1.0f / std::sqrt(dot(x, x, h) / static_cast<float>(h) + eps);
-    rstd[r] = rs;
-    for (int64_t i = 0; i < h; ++i) y[i] = w[i] * (x[i] * rs);
-  }
-}
-
-// y = w * x * rs, rs = (mean(x^2) + eps)^-1/2, xn = x * rs:
-//   dx = rs * (g * w - xn * mean(g * w * xn)),  dw = sum over rows of g * xn.
-KEEL_VECTOR_CLONES
-void rms_norm_backward_rows(const float* g, const float* x, const float* w, const float* rstd, float* dx, float* dw,
-                            int64_t rows, int64_t h) {
-  for (int64_t r = 0; r < rows; ++r, g += h, x += h, dx += h) {
-    const float rs = rstd[r];
-    float acc[kLanes] = {};
-    int64_t i = 0;
-    for (; i + kLanes <= h; i += kLanes)
-      for (int l = 0; l < kLanes; ++l) acc[l] += g[i + l] * w[i + l] * x[i + l];
-    float gwx = 0;
-    for (int l = 0; l < kLanes; ++l) gwx += acc[l];
-    for (; i < h; ++i) gwx += g[i] * w[i] * x[i];
-    const float m = gwx * rs / static_cast<float>(h);  // mean(g * w * xn)
-    for (int64_t j = 0; j < h; ++j) {
-      const float xn = x[j] * rs;
-      dx[j] = rs * (g[j] * w[j] - xn * m);
-      dw[j] += g[j] * xn;
-    }
-  }
-}
-
-// out[i] = x[i] * c[i] - x[i + half] * s[i] (i < half), x[i] * c[i] + x[i - half] * s[i] (i >= half).
-KEEL_VECTOR_CLONES
-void rotary_forward_rows(const float* x, const float* cos, const float* sin, float* y, int64_t rows, int64_t heads,
-                         int64_t d, int64_t first_row) {
-  const int64_t half = d / 2;
-  for (int64_t r = 0; r < rows; ++r, x += d, y += d) {
-    const int64_t bt = (first_row + r) / heads;
-    const float* c = cos + bt * d;
-    const float* s = sin + bt * d;
-    for (int64_t i = 0; i < half; ++i) y[i] = x[i] * c[i] + (-x[i + half]) * s[i];
-    for (int64_t i = half; i < d; ++i) y[i] = x[i] * c[i] + x[i - half] * s[i];
-  }
-}
-
-// The transpose of the above: dx[j] = g[j] c[j] + g[j + half] s[j + half] (j < half),
-//                             dx[j] = g[j] c[j] - g[j - half] s[j - half] (j >= half).
-KEEL_VECTOR_CLONES
-void rotary_backward_rows(const float* g, const float* cos, const float* sin, float* dx, int64_t rows, int64_t heads,
-                          int64_t d, int64_t first_row) {
-  const int64_t half = d / 2;
-  for (int64_t r = 0; r < rows; ++r, g += d, dx += d) {
-    const int64_t bt = (first_row + r) / heads;
-    const float* c = cos + bt * d;
-    const float* s = sin + bt * d;
-    for (int64_t j = 0; j < half; ++j) dx[j] = g[j] * c[j] + g[j + half] * s[j + half];
-    for (int64_t j = half; j < d; ++j) dx[j] = g[j] * c[j] - g[j - half] * s[j - half];
-  }
-}
 
 /// Rows per parallel chunk for row kernels of `width` floats: about 64K floats a chunk.
 int64_t grain_rows(int64_t width) { return std::max<int64_t>(1, (int64_t{1} << 16) / std::max<int64_t>(1, width)); }
@@ -135,7 +53,7 @@ struct RmsNormFn : public torch::autograd::Function<RmsNormFn> {
     float* yp = y.data_ptr<float>();
     float* rp = rstd.data_ptr<float>();
     at::parallel_for(0, rows, grain_rows(h), [&](int64_t b, int64_t e) {
-      rms_norm_forward_rows(xp + b * h, wp, yp + b * h, rp + b, e - b, h, static_cast<float>(eps));
+      kernels::rms_norm_forward_rows(xp + b * h, wp, yp + b * h, rp + b, e - b, h, static_cast<float>(eps));
     });
     ctx->save_for_backward({x, weight, rstd});
     return y;
@@ -160,7 +78,7 @@ struct RmsNormFn : public torch::autograd::Function<RmsNormFn> {
     at::parallel_for(0, chunks, 1, [&](int64_t cb, int64_t ce) {
       for (int64_t c = cb; c < ce; ++c) {
         const int64_t b = c * chunk, e = std::min(rows, b + chunk);
-        rms_norm_backward_rows(gp + b * h, xp + b * h, wp, rp + b, dxp + b * h, dwp + c * h, e - b, h);
+        kernels::rms_norm_backward_rows(gp + b * h, xp + b * h, wp, rp + b, dxp + b * h, dwp + c * h, e - b, h);
       }
     });
     return {dx, dw_parts.sum(0), at::Tensor()};
@@ -175,7 +93,7 @@ struct RotaryFn : public torch::autograd::Function<RotaryFn> {
     const float *xp = x.data_ptr<float>(), *cp = cos.data_ptr<float>(), *sp = sin.data_ptr<float>();
     float* yp = y.data_ptr<float>();
     at::parallel_for(0, rows, grain_rows(d), [&](int64_t b, int64_t e) {
-      rotary_forward_rows(xp + b * d, cp, sp, yp + b * d, e - b, heads, d, b);
+      kernels::rotary_forward_rows(xp + b * d, cp, sp, yp + b * d, e - b, heads, d, b);
     });
     ctx->save_for_backward({cos, sin});
     return y;
@@ -191,13 +109,26 @@ struct RotaryFn : public torch::autograd::Function<RotaryFn> {
     const float *gp = g.data_ptr<float>(), *cp = cos.data_ptr<float>(), *sp = sin.data_ptr<float>();
     float* dxp = dx.data_ptr<float>();
     at::parallel_for(0, rows, grain_rows(d), [&](int64_t b, int64_t e) {
-      rotary_backward_rows(gp + b * d, cp, sp, dxp + b * d, e - b, heads, d, b);
+      kernels::rotary_backward_rows(gp + b * d, cp, sp, dxp + b * d, e - b, heads, d, b);
     });
     return {dx, at::Tensor(), at::Tensor()};
   }
 };
 
 }  // namespace
+
+void adamw_update(at::Tensor& p, const at::Tensor& g, at::Tensor& m, at::Tensor& v, const AdamWCoefficients& c) {
+  for (const at::Tensor* t : std::initializer_list<const at::Tensor*>{&p, &g, &m, &v})
+    TORCH_CHECK(t->device().is_cpu() && t->scalar_type() == at::kFloat && t->is_contiguous() &&
+                    t->numel() == p.numel(),
+                "adamw_update: p, grad, exp_avg and exp_avg_sq must be contiguous fp32 CPU tensors of ", p.numel(),
+                " elements");
+  float *pp = p.data_ptr<float>(), *mp = m.data_ptr<float>(), *vp = v.data_ptr<float>();
+  const float* gp = g.data_ptr<float>();
+  at::parallel_for(0, p.numel(), int64_t{1} << 15, [&](int64_t b, int64_t e) {
+    kernels::adamw_elements(pp + b, gp + b, mp + b, vp + b, e - b, c);
+  });
+}
 
 at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps) {
   if (!fusable({&x, &weight}) || x.dim() < 1 || weight.dim() != 1 || weight.size(0) != x.size(-1))

@@ -1,5 +1,6 @@
 // Fused CPU kernels for the transformer's elementwise blocks RMSNorm and rotary embedding, each one
-// pass forward and one pass backward as an autograd Function (fp32, CPU, contiguous). Eager ATen
+// pass forward and one pass backward as an autograd Function (fp32, CPU, contiguous), and for the
+// AdamW update (learner/fused_adamw.h). Eager ATen
 // runs each block as 4-8 separate passes over the activations; once the
 // matmuls use the right BLAS kernels (trainer/common/startup_env.h), those passes are a third of
 // a CPU training step (bench/train_step_bench.cpp).
@@ -12,6 +13,8 @@
 
 #include <ATen/core/Tensor.h>
 
+#include "models/fused_cpu_kernels.h"  // AdamWCoefficients
+
 namespace keel::models {
 
 /// HF LlamaRMSNorm: weight * (x * rsqrt(mean(x^2, -1) + eps)), computed in fp32 and cast back.
@@ -21,6 +24,10 @@ at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps);
 /// Rotary embedding (HF rotate_half): x * cos + rotate_half(x) * sin, rotate_half(x) = cat(-x2, x1).
 /// x [B, T, H, D] (heads not yet moved in front of time); cos, sin [B, T, D].
 at::Tensor rotary(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin);
+
+/// One AdamW update of one fp32 CPU tensor in one pass (see AdamWCoefficients); all four
+/// contiguous, same number of elements (checked).
+void adamw_update(at::Tensor& p, const at::Tensor& g, at::Tensor& m, at::Tensor& v, const AdamWCoefficients& c);
 
 /// The plain ATen composites (what the fused kernels must equal; also the fallback).
 at::Tensor rms_norm_reference(const at::Tensor& x, const at::Tensor& weight, double eps);
