@@ -6,6 +6,7 @@
 #include "models/tokenizer.h"
 #include "models/tokenizer_sentencepiece.h"
 #include "trainer/common/log.h"
+#include "trainer/learner/fused_adamw.h"
 
 namespace keel::cli {
 
@@ -48,7 +49,7 @@ at::Device select_device(const std::string& device, const std::string& what, int
 std::unique_ptr<torch::optim::AdamW> make_adamw(const std::vector<at::Tensor>& params, double lr,
                                                 const config::OptimSection& o,
                                                 const std::optional<stdfs::path>& state_file) {
-  auto opt = std::make_unique<torch::optim::AdamW>(
+  auto opt = std::make_unique<learner::FusedAdamW>(
       params,
       torch::optim::AdamWOptions(lr).betas({o.adam_beta1, o.adam_beta2}).eps(o.adam_eps).weight_decay(o.weight_decay));
   if (state_file) {
