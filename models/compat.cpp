@@ -56,15 +56,58 @@ bool TwiceDifferentiableAttention::active() { return twice_differentiable_attent
 
 namespace {
 
+using SgemmFn = void (*)(const char* transa, const char* transb, const int* m, const int* n, const int* k,
+                        const float* alpha, const float* a, const int* lda, const float* b, const int* ldb,
+                        const float* beta, float* c, const int* ldc);
+
+/// The BLAS's Fortran sgemm_ when the loaded BLAS exports it (Debian's OpenBLAS does; otherwise
+/// null and batched_gemm goes through ATen).
+SgemmFn blas_sgemm() {
+  static const auto fn = reinterpret_cast<SgemmFn>(dlsym(RTLD_DEFAULT, "sgemm_"));
+  return fn;
+}
+
+/// A [.., R, C] fp32 operand as BLAS sees it: row-major rows (unit column stride) or a transposed
+/// view (unit row stride), with its leading dimension; false for other layouts.
+bool blas_layout(const at::Tensor& t, bool& transposed, int& ld) {
+  const int64_t r = t.size(-2), c = t.size(-1), sr = t.stride(-2), sc = t.stride(-1);
+  if (sc == 1 && sr >= std::max<int64_t>(1, c)) return transposed = false, ld = static_cast<int>(sr), true;
+  if (sr == 1 && sc >= std::max<int64_t>(1, r)) return transposed = true, ld = static_cast<int>(sc), true;
+  return false;
+}
+
 /// out[i] = alpha * a[i] @ b[i] (+ out[i] if accumulate) for i over dim 0, the batch split across
-/// ATen's intra-op threads. out [N, M, P] contiguous; a [N, M, K], b [N, K, P] (any strides with a
-/// unit stride in the last two dims, e.g. transposed views). No autograd: tensors must be detached.
+/// ATen's intra-op threads. out [N, M, P], a [N, M, K], b [N, K, P]: fp32 views with a unit stride
+/// in one of the last two dims (e.g. transposed or narrowed views). One single-threaded sgemm per
+/// matrix, called directly: ATen's bmm costs ~100 us of dispatch per matrix (select, resolve_conj,
+/// addmm_) on top of it, a third of the attention's GEMM time at head_dim 64. Without an sgemm_
+/// symbol or for other layouts, ATen's bmm. No autograd: tensors must be detached.
 void batched_gemm(at::Tensor& out, const at::Tensor& a, const at::Tensor& b, double alpha, bool accumulate) {
   SingleThreadedBlas blas;
   // Chunks of >= ~1M multiply-adds: a decode step's tiny products stay in this thread (a parallel
   // region costs more than they do, and much more on a loaded machine).
   const int64_t macs = std::max<int64_t>(1, a.size(1) * a.size(2) * b.size(2));
   const int64_t grain = std::max<int64_t>(1, (int64_t{1} << 20) / macs);
+  bool ta = false, tb = false, tc = false;
+  int lda = 0, ldb = 0, ldc = 0;
+  const SgemmFn sgemm = blas_sgemm();
+  const bool direct = sgemm != nullptr && out.scalar_type() == at::kFloat && a.scalar_type() == at::kFloat &&
+                      b.scalar_type() == at::kFloat && blas_layout(a, ta, lda) && blas_layout(b, tb, ldb) &&
+                      blas_layout(out, tc, ldc) && !tc && a.size(1) > 0 && b.size(2) > 0 && a.size(2) > 0;
+  if (direct) {
+    // Row-major C = A B is column-major C^T = B^T A^T: pass B first, then A, with m = P, n = M.
+    const int m = static_cast<int>(b.size(2)), n = static_cast<int>(a.size(1)), k = static_cast<int>(a.size(2));
+    const char opb = tb ? 'T' : 'N', opa = ta ? 'T' : 'N';
+    const float fa = static_cast<float>(alpha), fb = accumulate ? 1.0f : 0.0f;
+    const float *ap = a.data_ptr<float>(), *bp = b.data_ptr<float>();
+    float* cp = out.data_ptr<float>();
+    const int64_t sa = a.stride(0), sb = b.stride(0), sc = out.stride(0);
+    at::parallel_for(0, a.size(0), grain, [&](int64_t begin, int64_t end) {
+      for (int64_t i = begin; i < end; ++i)
+        sgemm(&opb, &opa, &m, &n, &k, &fa, bp + i * sb, &ldb, ap + i * sa, &lda, &fb, cp + i * sc, &ldc);
+    });
+    return;
+  }
   at::parallel_for(0, a.size(0), grain, [&](int64_t begin, int64_t end) {
     c10::AutoGradMode no_grad(false);  // thread-local: worker threads start with grad mode on
     auto o = out.narrow(0, begin, end - begin);
