@@ -1,11 +1,14 @@
 #include "models/fused_cpu_kernels.h"
 
+#include <algorithm>
+#include <bit>
 #include <cmath>
+#include <cstdint>
 
 namespace keel::models::kernels {
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define KEEL_VECTOR_CLONES __attribute__((target_clones("arch=skylake-avx512", "arch=haswell", "default")))
+#define KEEL_VECTOR_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 #else
 #define KEEL_VECTOR_CLONES
 #endif
@@ -15,7 +18,7 @@ constexpr int kLanes = 16;  // independent partial sums, so that a float reducti
 namespace {
 
 /// sum_i a[i] * b[i] over n floats.
-inline float dot(const float* a, const float* b, int64_t n) {
+[[gnu::always_inline]] inline float dot(const float* a, const float* b, int64_t n) {
   float acc[kLanes] = {};
   int64_t i = 0;
   for (; i + kLanes <= n; i += kLanes)
@@ -24,6 +27,27 @@ inline float dot(const float* a, const float* b, int64_t n) {
   for (int l = 0; l < kLanes; ++l) s += acc[l];
   for (; i < n; ++i) s += a[i] * b[i];
   return s;
+}
+
+/// e^x, Cephes expf: x = n ln2 + r, |r| <= ln2 / 2, e^r by a degree-6 polynomial, 2^n by the
+/// exponent bits. Clamped to [-87.3, 88.3] so that n + 127 stays in [1, 254].
+[[gnu::always_inline]] inline float exp_poly(float x) {
+  x = x < -87.3f ? -87.3f : x;  // NaN compares false and passes through both clamps
+  x = x > 88.3f ? 88.3f : x;
+  // n = round(x / ln2): adding and subtracting 1.5 * 2^23 rounds to an integer (|x / ln2| < 128),
+  // plain arithmetic where floor() would keep GCC from vectorizing.
+  const float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
+  const float r = x - n * 0.693359375f + n * 2.12194440e-4f;
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  const float e = p * r * r + r + 1.0f;
+  // n is a small integer here (NaN converts to some integer; e is NaN then anyway).
+  const auto bits = static_cast<uint32_t>(static_cast<int32_t>(n) + 127) << 23;
+  return e * std::bit_cast<float>(bits);
 }
 
 }  // namespace
@@ -87,6 +111,98 @@ void rotary_backward_rows(const float* g, const float* cos, const float* sin, fl
     const float* s = sin + bt * d;
     for (int64_t j = 0; j < half; ++j) dx[j] = g[j] * c[j] + g[j + half] * s[j + half];
     for (int64_t j = half; j < d; ++j) dx[j] = g[j] * c[j] - g[j - half] * s[j - half];
+  }
+}
+
+KEEL_VECTOR_CLONES
+void exp_elements(const float* x, float* y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] = exp_poly(x[i]);
+}
+
+KEEL_VECTOR_CLONES
+void token_logprob_forward_rows(const float* x, const int64_t* target, float* out, float* lse, int64_t rows,
+                                int64_t v, float s) {
+  for (int64_t r = 0; r < rows; ++r, x += v) {
+    float mx[kLanes];
+    for (int l = 0; l < kLanes; ++l) mx[l] = -INFINITY;
+    int64_t i = 0;
+    for (; i + kLanes <= v; i += kLanes)
+      for (int l = 0; l < kLanes; ++l) mx[l] = x[i + l] > mx[l] ? x[i + l] : mx[l];
+    float m = -INFINITY;
+    for (int l = 0; l < kLanes; ++l) m = mx[l] > m ? mx[l] : m;
+    for (; i < v; ++i) m = x[i] > m ? x[i] : m;
+    m *= s;  // s > 0: the max of s * x
+    if (m == -INFINITY) m = 0;  // every logit -inf: lse = -inf below, not NaN from -inf - -inf
+    float acc[kLanes] = {};
+    i = 0;
+    for (; i + kLanes <= v; i += kLanes)
+      for (int l = 0; l < kLanes; ++l) acc[l] += exp_poly(s * x[i + l] - m);
+    float sum = 0;
+    for (int l = 0; l < kLanes; ++l) sum += acc[l];
+    for (; i < v; ++i) sum += exp_poly(s * x[i] - m);
+    lse[r] = m + std::log(sum);
+    out[r] = s * x[target[r]] - lse[r];
+  }
+}
+
+KEEL_VECTOR_CLONES
+void token_logprob_backward_rows(const float* x, const int64_t* target, const float* lse, const float* g, float* dx,
+                                 int64_t rows, int64_t v, float s) {
+  for (int64_t r = 0; r < rows; ++r, x += v, dx += v) {
+    const float gs = g[r] * s, l = lse[r];
+    for (int64_t i = 0; i < v; ++i) dx[i] = -gs * exp_poly(s * x[i] - l);
+    dx[target[r]] += gs;
+  }
+}
+
+KEEL_VECTOR_CLONES
+void swiglu_forward_elements(const float* a, const float* b, float* y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] = a[i] / (1.0f + exp_poly(-a[i])) * b[i];
+}
+
+KEEL_VECTOR_CLONES
+void swiglu_backward_elements(const float* a, const float* b, const float* g, float* da, float* db, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    const float s = 1.0f / (1.0f + exp_poly(-a[i]));
+    da[i] = g[i] * b[i] * s * (1.0f + a[i] * (1.0f - s));
+    db[i] = g[i] * a[i] * s;
+  }
+}
+
+KEEL_VECTOR_CLONES
+void causal_softmax_rows(float* x, int64_t rows, int64_t t, int64_t s, int64_t first_row) {
+  for (int64_t r = 0; r < rows; ++r, x += s) {
+    const int64_t i = (first_row + r) % t;
+    const int64_t n = std::min(s, std::max<int64_t>(0, i + s - t + 1));  // visible keys
+    float mx[kLanes];
+    for (int l = 0; l < kLanes; ++l) mx[l] = -INFINITY;
+    int64_t j = 0;
+    for (; j + kLanes <= n; j += kLanes)
+      for (int l = 0; l < kLanes; ++l) mx[l] = x[j + l] > mx[l] ? x[j + l] : mx[l];
+    float m = -INFINITY;
+    for (int l = 0; l < kLanes; ++l) m = mx[l] > m ? mx[l] : m;
+    for (; j < n; ++j) m = x[j] > m ? x[j] : m;
+    if (m == -INFINITY) m = 0;
+    float sum = 0;
+    for (j = 0; j < n; ++j) {
+      x[j] = exp_poly(x[j] - m);
+      sum += x[j];
+    }
+    const float inv = 1.0f / sum;
+    for (j = 0; j < n; ++j) x[j] *= inv;
+    for (j = n; j < s; ++j) x[j] = 0.0f;
+  }
+}
+
+KEEL_VECTOR_CLONES
+void causal_softmax_backward_rows(const float* p, const float* dp, float* ds, int64_t rows, int64_t t, int64_t s,
+                                  int64_t first_row) {
+  for (int64_t r = 0; r < rows; ++r, p += s, dp += s, ds += s) {
+    const int64_t i = (first_row + r) % t;
+    const int64_t n = std::min(s, std::max<int64_t>(0, i + s - t + 1));
+    const float d = dot(p, dp, n);
+    for (int64_t j = 0; j < n; ++j) ds[j] = p[j] * (dp[j] - d);
+    for (int64_t j = n; j < s; ++j) ds[j] = 0.0f;
   }
 }
 

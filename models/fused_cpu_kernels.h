@@ -1,8 +1,11 @@
 // The raw loops behind models/fused_cpu.h: plain C++ over float pointers, no LibTorch, so this
-// file builds in a second with its own flags (-O3 -fno-math-errno: GCC's -O2 cost model does not
-// vectorize these loops, and with errno a sqrt cannot be a vector instruction; keel never reads
-// errno after math functions). Each kernel is compiled for AVX-512, AVX2 + FMA and baseline x86-64
-// (target_clones; the loader picks one for the CPU). Callers split rows / elements over threads.
+// file builds in a second with its own flags: -O3 (GCC's -O2 cost model does not vectorize these
+// loops), -fno-math-errno and -fno-trapping-math (with them a sqrt is a vector instruction and
+// the clamps of exp_elements if-convert; keel reads neither errno nor FP exception flags). Each
+// kernel is compiled for AVX-512F, AVX2 and baseline x86-64 (target_clones), dispatched on ISA
+// features: GCC 12's "arch=" clones dispatch on the CPU model, and this project's CPU (Intel
+// model 207) is as unknown to GCC as to OpenBLAS, so they silently ran the SSE2 clone (exp
+// 1.98 ns/element vs 0.77). Callers split rows / elements over threads.
 #pragma once
 
 #include <cstdint>
@@ -31,6 +34,31 @@ void rotary_forward_rows(const float* x, const float* cos, const float* sin, flo
                          int64_t d, int64_t first_row);
 void rotary_backward_rows(const float* g, const float* cos, const float* sin, float* dx, int64_t rows, int64_t heads,
                           int64_t d, int64_t first_row);
+/// y[i] = e^x[i] by range reduction and a degree-6 polynomial (Cephes expf): within 2 ulp of
+/// std::exp for x in [-87.3, 88.3], inputs beyond clamped (so tiny results are ~1e-38, not 0);
+/// NaN stays NaN. Pure arithmetic, so the loops that use it vectorize.
+void exp_elements(const float* x, float* y, int64_t n);
+
+/// Rows of width v: lse[r] = logsumexp(s * x_r), out[r] = s * x_r[target[r]] - lse[r].
+void token_logprob_forward_rows(const float* x, const int64_t* target, float* out, float* lse, int64_t rows,
+                                int64_t v, float s);
+/// dx_r = g[r] * s * (onehot(target[r]) - exp(s * x_r - lse[r])).
+void token_logprob_backward_rows(const float* x, const int64_t* target, const float* lse, const float* g, float* dx,
+                                 int64_t rows, int64_t v, float s);
+
+/// SwiGLU: y = silu(a) * b = a * sigmoid(a) * b over n elements.
+void swiglu_forward_elements(const float* a, const float* b, float* y, int64_t n);
+/// da = g * b * s * (1 + a * (1 - s)), db = g * a * s, s = sigmoid(a).
+void swiglu_backward_elements(const float* a, const float* b, const float* g, float* da, float* db, int64_t n);
+
+/// Causal softmax in place over rows of width s of [N, T, S] scores, rows first_row .. first_row +
+/// rows - 1 counted over N * T: row i of each T sees keys 0 .. i + S - T (queries are the last T
+/// positions); those get the softmax, the keys after get 0.
+void causal_softmax_rows(float* x, int64_t rows, int64_t t, int64_t s, int64_t first_row);
+/// Its backward: ds = p * (dp - sum(p * dp)) over the visible keys, 0 after (dp there is not read).
+void causal_softmax_backward_rows(const float* p, const float* dp, float* ds, int64_t rows, int64_t t, int64_t s,
+                                  int64_t first_row);
+
 /// n elements of one AdamW update (see AdamWCoefficients).
 void adamw_elements(float* p, const float* g, float* m, float* v, int64_t n, const AdamWCoefficients& c);
 
