@@ -41,6 +41,7 @@
 #include "trainer/common/startup_env.h"
 #include "models/model_config.h"
 #include "models/safetensors.h"
+#include "models/fused_cpu.h"
 #include "models/transformer.h"
 #include "trainer/learner/fused_adamw.h"
 
@@ -171,7 +172,9 @@ int main(int argc, char** argv) {
     const auto t0 = std::chrono::steady_clock::now();
     opt.zero_grad();
     auto logits = model.forward(input);  // [B, T, V]
-    auto loss = torch::nn::functional::cross_entropy(logits.view({-1, cfg.vocab_size}), target.view({-1}));
+    // Next-token cross-entropy as keel's learners compute it (token log-probs, models/fused_cpu.h);
+    // the Python twin uses F.cross_entropy, the same value.
+    auto loss = -keel::models::token_logprobs(logits.view({-1, cfg.vocab_size}), target.view({-1}), 1.0).mean();
     loss.backward();
     opt.step();
     const double l = loss.item<double>();

@@ -21,6 +21,12 @@ at::Tensor rms_norm_reference(const at::Tensor& x, const at::Tensor& weight, dou
   return weight * xf.to(x.scalar_type());
 }
 
+at::Tensor swiglu_reference(const at::Tensor& gate, const at::Tensor& up) { return torch::silu(gate) * up; }
+
+at::Tensor token_logprobs_reference(const at::Tensor& logits, const at::Tensor& targets, double temperature) {
+  return torch::log_softmax(logits / temperature, -1).gather(-1, targets.unsqueeze(-1)).squeeze(-1);
+}
+
 at::Tensor rotary_reference(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin) {
   const int64_t half = x.size(-1) / 2;
   auto rotated = torch::cat({-x.narrow(-1, half, half), x.narrow(-1, 0, half)}, -1);
@@ -115,7 +121,91 @@ struct RotaryFn : public torch::autograd::Function<RotaryFn> {
   }
 };
 
+/// Elements per parallel chunk of the elementwise kernels.
+constexpr int64_t kElementGrain = int64_t{1} << 15;
+
+struct SwigluFn : public torch::autograd::Function<SwigluFn> {
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& a, const at::Tensor& b) {
+    auto y = torch::empty_like(a);
+    const float *ap = a.data_ptr<float>(), *bp = b.data_ptr<float>();
+    float* yp = y.data_ptr<float>();
+    at::parallel_for(0, a.numel(), kElementGrain, [&](int64_t s, int64_t e) {
+      kernels::swiglu_forward_elements(ap + s, bp + s, yp + s, e - s);
+    });
+    ctx->save_for_backward({a, b});
+    return y;
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grad_out) {
+    const auto saved = ctx->get_saved_variables();
+    const auto &a = saved[0], &b = saved[1];
+    const auto g = grad_out[0].contiguous();
+    auto da = torch::empty_like(a), db = torch::empty_like(b);
+    const float *ap = a.data_ptr<float>(), *bp = b.data_ptr<float>(), *gp = g.data_ptr<float>();
+    float *dap = da.data_ptr<float>(), *dbp = db.data_ptr<float>();
+    at::parallel_for(0, a.numel(), kElementGrain, [&](int64_t s, int64_t e) {
+      kernels::swiglu_backward_elements(ap + s, bp + s, gp + s, dap + s, dbp + s, e - s);
+    });
+    return {da, db};
+  }
+};
+
+struct TokenLogprobFn : public torch::autograd::Function<TokenLogprobFn> {
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& logits, const at::Tensor& targets,
+                            double temperature) {
+    const int64_t v = logits.size(-1), rows = logits.numel() / std::max<int64_t>(1, v);
+    auto out = torch::empty(targets.sizes(), logits.options());
+    auto lse = torch::empty({rows}, logits.options());
+    const float* xp = logits.data_ptr<float>();
+    const int64_t* tp = targets.data_ptr<int64_t>();
+    float *op = out.data_ptr<float>(), *lp = lse.data_ptr<float>();
+    const auto s = static_cast<float>(1.0 / temperature);
+    at::parallel_for(0, rows, grain_rows(v), [&](int64_t b, int64_t e) {
+      kernels::token_logprob_forward_rows(xp + b * v, tp + b, op + b, lp + b, e - b, v, s);
+    });
+    ctx->save_for_backward({logits, targets, lse});
+    ctx->saved_data["temperature"] = temperature;
+    return out;
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grad_out) {
+    const auto saved = ctx->get_saved_variables();
+    const auto &logits = saved[0], &targets = saved[1], &lse = saved[2];
+    const auto g = grad_out[0].contiguous();
+    const int64_t v = logits.size(-1), rows = logits.numel() / std::max<int64_t>(1, v);
+    auto dx = torch::empty_like(logits);
+    const float *xp = logits.data_ptr<float>(), *lp = lse.data_ptr<float>(), *gp = g.data_ptr<float>();
+    const int64_t* tp = targets.data_ptr<int64_t>();
+    float* dp = dx.data_ptr<float>();
+    const auto s = static_cast<float>(1.0 / ctx->saved_data["temperature"].toDouble());
+    at::parallel_for(0, rows, grain_rows(v), [&](int64_t b, int64_t e) {
+      kernels::token_logprob_backward_rows(xp + b * v, tp + b, lp + b, gp + b, dp + b * v, e - b, v, s);
+    });
+    return {dx, at::Tensor(), at::Tensor()};
+  }
+};
+
 }  // namespace
+
+at::Tensor swiglu(const at::Tensor& gate, const at::Tensor& up) {
+  if (!fusable({&gate, &up}) || gate.sizes() != up.sizes()) return swiglu_reference(gate, up);
+  return SwigluFn::apply(gate, up);
+}
+
+at::Tensor token_logprobs(const at::Tensor& logits, const at::Tensor& targets, double temperature) {
+  TORCH_CHECK(temperature > 0, "token_logprobs: temperature must be > 0, got ", temperature);
+  TORCH_CHECK(logits.dim() >= 1 && targets.dim() == logits.dim() - 1 &&
+                  targets.sizes() == logits.sizes().slice(0, logits.dim() - 1),
+              "token_logprobs: targets ", targets.sizes(), " must be logits ", logits.sizes(), " without the last dim");
+  if (!fusable({&logits}) || targets.scalar_type() != at::kLong || !targets.device().is_cpu() || logits.size(-1) == 0)
+    return token_logprobs_reference(logits, targets.to(at::kLong), temperature);
+  const auto t = targets.contiguous();
+  TORCH_CHECK(t.numel() == 0 || (t.min().item<int64_t>() >= 0 && t.max().item<int64_t>() < logits.size(-1)),
+              "token_logprobs: targets must be in [0, ", logits.size(-1), ")");
+  return TokenLogprobFn::apply(logits, t, temperature);
+}
 
 void adamw_update(at::Tensor& p, const at::Tensor& g, at::Tensor& m, at::Tensor& v, const AdamWCoefficients& c) {
   for (const at::Tensor* t : std::initializer_list<const at::Tensor*>{&p, &g, &m, &v})
@@ -125,7 +215,7 @@ void adamw_update(at::Tensor& p, const at::Tensor& g, at::Tensor& m, at::Tensor&
                 " elements");
   float *pp = p.data_ptr<float>(), *mp = m.data_ptr<float>(), *vp = v.data_ptr<float>();
   const float* gp = g.data_ptr<float>();
-  at::parallel_for(0, p.numel(), int64_t{1} << 15, [&](int64_t b, int64_t e) {
+  at::parallel_for(0, p.numel(), kElementGrain, [&](int64_t b, int64_t e) {
     kernels::adamw_elements(pp + b, gp + b, mp + b, vp + b, e - b, c);
   });
 }

@@ -1,6 +1,6 @@
-// Fused CPU kernels for the transformer's elementwise blocks RMSNorm and rotary embedding, each one
-// pass forward and one pass backward as an autograd Function (fp32, CPU, contiguous), and for the
-// AdamW update (learner/fused_adamw.h). Eager ATen
+// Fused CPU kernels for the transformer's elementwise blocks (RMSNorm, rotary embedding, the SwiGLU
+// gate) and for the token log-probs of the LM head's logits, each one pass forward and one pass backward as an
+// autograd Function (fp32, CPU, contiguous), and for the AdamW update (learner/fused_adamw.h). Eager ATen
 // runs each block as 4-8 separate passes over the activations; once the
 // matmuls use the right BLAS kernels (trainer/common/startup_env.h), those passes are a third of
 // a CPU training step (bench/train_step_bench.cpp).
@@ -25,12 +25,23 @@ at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps);
 /// x [B, T, H, D] (heads not yet moved in front of time); cos, sin [B, T, D].
 at::Tensor rotary(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin);
 
+/// SwiGLU gate: silu(gate) * up (same shapes), one pass forward, one backward.
+at::Tensor swiglu(const at::Tensor& gate, const at::Tensor& up);
+
+/// log softmax(logits / temperature)[target] over the last dim, without the [..., V] log-softmax:
+/// one pass forward (logsumexp and the target's logit per row), one pass backward
+/// (g * (onehot - softmax) / temperature). logits [..., V] fp32, targets [...] int64 in [0, V).
+/// What sequence_logprobs computes for the learner.
+at::Tensor token_logprobs(const at::Tensor& logits, const at::Tensor& targets, double temperature);
+
 /// One AdamW update of one fp32 CPU tensor in one pass (see AdamWCoefficients); all four
 /// contiguous, same number of elements (checked).
 void adamw_update(at::Tensor& p, const at::Tensor& g, at::Tensor& m, at::Tensor& v, const AdamWCoefficients& c);
 
 /// The plain ATen composites (what the fused kernels must equal; also the fallback).
 at::Tensor rms_norm_reference(const at::Tensor& x, const at::Tensor& weight, double eps);
+at::Tensor swiglu_reference(const at::Tensor& gate, const at::Tensor& up);
+at::Tensor token_logprobs_reference(const at::Tensor& logits, const at::Tensor& targets, double temperature);
 at::Tensor rotary_reference(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin);
 
 }  // namespace keel::models

@@ -3,6 +3,8 @@
 
 #include <torch/torch.h>
 
+#include "models/fused_cpu.h"
+
 namespace keel::models {
 
 SequenceLogprobs sequence_logprobs(Transformer& model, const at::Tensor& prompt_ids, const at::Tensor& prompt_mask,
@@ -30,10 +32,14 @@ SequenceLogprobs sequence_logprobs(Transformer& model, const at::Tensor& prompt_
     out.values = model.values(hidden).to(torch::kFloat) * valid;
   }
   if (!opts.logprobs) return out;
-  const auto logits = model.lm_logits(hidden).to(torch::kFloat) / opts.temperature;  // [N, R, V]
-  const auto logp_all = torch::log_softmax(logits, -1);
+  const auto logits = model.lm_logits(hidden).to(torch::kFloat);  // [N, R, V]
+  if (!opts.entropy) {  // the fused one-pass path on CPU (models/fused_cpu.h), no [N, R, V] log-softmax
+    out.logprobs = token_logprobs(logits, response_ids.to(torch::kLong), opts.temperature) * valid;
+    return out;
+  }
+  const auto logp_all = torch::log_softmax(logits / opts.temperature, -1);
   out.logprobs = logp_all.gather(-1, response_ids.to(torch::kLong).unsqueeze(-1)).squeeze(-1) * valid;
-  if (opts.entropy) out.entropy = -(logp_all.exp() * logp_all).sum(-1) * valid;
+  out.entropy = -(logp_all.exp() * logp_all).sum(-1) * valid;
   return out;
 }
 

@@ -6,9 +6,12 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <cmath>
 #include <string>
+#include <vector>
 
 #include "models/compat.h"
+#include "models/fused_cpu_kernels.h"
 
 namespace keel::models {
 namespace {
@@ -81,6 +84,77 @@ TEST(FusedCpu, RotaryEqualsTheCompositeOverRandomShapes) {
   }
   auto y = rotary(torch::randn({1, 2, 2, 4}).requires_grad_(true), torch::ones({1, 2, 4}), torch::zeros({1, 2, 4}));
   EXPECT_NE(grad_fn_name(y).find("Rotary"), std::string::npos) << grad_fn_name(y);
+}
+
+TEST(FusedCpu, SwigluEqualsTheCompositeOverRandomShapes) {
+  torch::manual_seed(2);
+  for (const auto& s : std::vector<std::vector<int64_t>>{{1, 1}, {3, 37}, {2, 16, 1376}}) {
+    auto a = torch::randn(s) * 4, b = torch::randn(s);
+    expect_same([](const at::Tensor& x, const at::Tensor& y) { return swiglu(x, y); },
+                [](const at::Tensor& x, const at::Tensor& y) { return swiglu_reference(x, y); }, a, b, true,
+                "swiglu " + c10::str(a.sizes()));
+  }
+  // silu(-100) * 1 is ~-4e-42 (0 to fp32 tolerance), silu(100) * 2 = 200; NaN stays NaN.
+  auto y = swiglu(torch::tensor({-100.0f, 100.0f, NAN}), torch::tensor({1.0f, 2.0f, 1.0f}));
+  EXPECT_NEAR(y[0].item<float>(), 0.0f, 1e-30);
+  EXPECT_FLOAT_EQ(y[1].item<float>(), 200.0f);
+  EXPECT_TRUE(std::isnan(y[2].item<float>()));
+}
+
+TEST(FusedCpu, ExpPolynomialIsWithinTwoUlpOfStdExp) {
+  std::vector<float> x;
+  for (float v = -87.0f; v <= 88.0f; v += 0.0137f) x.push_back(v);
+  for (float v : {0.0f, -0.0f, 1e-30f, -1e-30f, 0.34657359f, -0.34657359f, 1.0f}) x.push_back(v);
+  std::vector<float> y(x.size());
+  kernels::exp_elements(x.data(), y.data(), static_cast<int64_t>(x.size()));
+  double worst = 0;
+  for (size_t i = 0; i < x.size(); ++i) {
+    const double want = std::exp(static_cast<double>(x[i]));
+    worst = std::max(worst, std::abs(y[i] - want) / want);
+  }
+  EXPECT_LT(worst, 2.5e-7);  // 2 ulp of fp32 is 2.4e-7 relative
+  const float special[] = {NAN, -INFINITY, -1000.0f, 1000.0f};
+  float out[4];
+  kernels::exp_elements(special, out, 4);
+  EXPECT_TRUE(std::isnan(out[0]));
+  EXPECT_LT(out[1], 1e-37f);  // clamped: ~1e-38 instead of 0
+  EXPECT_LT(out[2], 1e-37f);
+  EXPECT_GT(out[3], 1e38f);
+}
+
+TEST(FusedCpu, TokenLogprobsHandValues) {
+  // log softmax([0, ln 3])[1] = ln(3 / 4) = -0.2876821; at temperature 2: logits [0, ln 3 / 2],
+  // log(sqrt 3 / (1 + sqrt 3)) = log(0.6339746) = -0.4557464.
+  auto logits = torch::tensor({0.0f, std::log(3.0f)}).view({1, 2});
+  auto target = torch::tensor({int64_t{1}});
+  EXPECT_NEAR(token_logprobs(logits, target, 1.0).item<float>(), -0.2876821f, 1e-6);
+  EXPECT_NEAR(token_logprobs(logits, target, 2.0).item<float>(), -0.4557464f, 1e-6);
+}
+
+TEST(FusedCpu, TokenLogprobsEqualTheCompositeOverRandomShapes) {
+  torch::manual_seed(4);
+  for (const auto& s : std::vector<std::vector<int64_t>>{{1, 1}, {3, 37}, {2, 5, 100}, {4, 16, 8192}}) {
+    for (double temperature : {1.0, 0.7}) {
+      auto logits = torch::randn(s) * 6;
+      std::vector<int64_t> rows(s.begin(), s.end() - 1);
+      auto targets = torch::randint(0, s.back(), rows, torch::kLong);
+      expect_same([&](const at::Tensor& a, const at::Tensor&) { return token_logprobs(a, targets, temperature); },
+                  [&](const at::Tensor& a, const at::Tensor&) { return token_logprobs_reference(a, targets, temperature); },
+                  logits, logits, false, "token_logprobs " + c10::str(logits.sizes()) + " T " + std::to_string(temperature));
+    }
+  }
+  // Large logits and masked (-inf) entries: finite results equal to the composite's.
+  auto logits = torch::randn({3, 50}) * 80;
+  logits.index_put_({0, torch::indexing::Slice(0, 10)}, -INFINITY);
+  auto targets = torch::tensor(std::vector<int64_t>{20, 3, 49});
+  auto a = token_logprobs(logits, targets, 1.0), b = token_logprobs_reference(logits, targets, 1.0);
+  EXPECT_TRUE(torch::allclose(a, b, 1e-5, 1e-5)) << a << b;
+  // NaN logits give NaN log-probs (the numerics guard must see them).
+  logits[1][7] = NAN;
+  EXPECT_TRUE(std::isnan(token_logprobs(logits, targets, 1.0)[1].item<float>()));
+  auto y = token_logprobs(torch::randn({2, 8}).requires_grad_(true), torch::tensor(std::vector<int64_t>{1, 2}), 1.0);
+  EXPECT_NE(grad_fn_name(y).find("TokenLogprob"), std::string::npos) << grad_fn_name(y);
+  EXPECT_THROW(token_logprobs(torch::randn({2, 8}), torch::tensor(std::vector<int64_t>{1, 8}), 1.0), c10::Error);
 }
 
 TEST(FusedCpu, OtherDtypesLayoutsAndTheDoubleBackwardGuardUseTheComposite) {
