@@ -5,6 +5,7 @@
 // threaded sgemms (measured 3-4x faster for [64 x 256 x 64] x [64 x 64 x 256] on the 2-core
 // machine with OpenBLAS-pthread; see bench/train_step_bench.cpp).
 #include "models/compat.h"
+#include "models/fused_cpu_kernels.h"
 
 #include <dlfcn.h>
 
@@ -141,18 +142,23 @@ std::vector<CausalBlock> causal_blocks(int64_t t, int64_t s) {
   return out;
 }
 
-/// scores[n, i, j] = value for every key j after query i's last visible key i + S - T.
-/// scores [N, T, S] contiguous fp32.
-void mask_above_causal_diagonal(at::Tensor& scores, float value) {
+/// Causal softmax of scores [N, T, S] in place (fused_cpu_kernels.h), and its backward.
+void causal_softmax_(at::Tensor& scores) {
   const int64_t n = scores.size(0), t = scores.size(1), s = scores.size(2);
   float* p = scores.data_ptr<float>();
   at::parallel_for(0, n * t, std::max<int64_t>(1, (int64_t{1} << 14) / std::max<int64_t>(1, s)),
-                   [&](int64_t begin, int64_t end) {
-                     for (int64_t r = begin; r < end; ++r) {
-                       const int64_t first = std::max<int64_t>(0, r % t + s - t + 1);
-                       std::fill(p + r * s + std::min(first, s), p + (r + 1) * s, value);
-                     }
-                   });
+                   [&](int64_t b, int64_t e) { models::kernels::causal_softmax_rows(p + b * s, e - b, t, s, b); });
+}
+
+at::Tensor causal_softmax_backward(const at::Tensor& dp, const at::Tensor& probs) {
+  const int64_t n = probs.size(0), t = probs.size(1), s = probs.size(2);
+  auto ds = torch::empty_like(probs);
+  const float *pp = probs.data_ptr<float>(), *dpp = dp.data_ptr<float>();
+  float* dsp = ds.data_ptr<float>();
+  at::parallel_for(0, n * t, std::max<int64_t>(1, (int64_t{1} << 14) / std::max<int64_t>(1, s)), [&](int64_t b, int64_t e) {
+    models::kernels::causal_softmax_backward_rows(pp + b * s, dpp + b * s, dsp + b * s, e - b, t, s, b);
+  });
+  return ds;
 }
 
 /// softmax(scale * q k^T + mask) v for fp32 q [B, H, T, D], k, v [B, H, S, D]; mask additive,
@@ -178,9 +184,8 @@ struct ExplicitAttention : public torch::autograd::Function<ExplicitAttention> {
         auto sc = scores.narrow(1, blk.row0, blk.rows()).narrow(2, 0, blk.keys);
         batched_gemm(sc, q3.narrow(1, blk.row0, blk.rows()), k3.narrow(1, 0, blk.keys).transpose(1, 2), scale, false);
       }
-      mask_above_causal_diagonal(scores, -std::numeric_limits<float>::infinity());
-      probs = at::_softmax(scores, -1, /*half_to_float=*/false);
-      scores = at::Tensor();
+      causal_softmax_(scores);  // in place: scores become the probabilities
+      probs = std::move(scores);
       for (const auto& blk : causal_blocks(t, s)) {
         auto o = out.narrow(1, blk.row0, blk.rows());
         batched_gemm(o, probs.narrow(1, blk.row0, blk.rows()).narrow(2, 0, blk.keys), v3.narrow(1, 0, blk.keys), 1.0,
@@ -220,8 +225,9 @@ struct ExplicitAttention : public torch::autograd::Function<ExplicitAttention> {
     auto dk = torch::empty({b * h, s, d}, go.options());
     if (ctx->saved_data["causal"].toBool()) {
       // The blocks of the forward; P is 0 right of each block's keys, so those parts of dV, dP
-      // (zero-filled: softmax's backward multiplies it by P = 0), dQ and dK are skipped. The last
-      // block sees every key and writes dV and dK whole; the others add to their leading keys.
+      // (never read: the causal softmax backward stops at each row's last visible key), dQ and
+      // dK are skipped. The last block sees every key and writes dV and dK whole; the others add
+      // to their leading keys.
       auto blocks = causal_blocks(t, s);
       std::reverse(blocks.begin(), blocks.end());
       for (size_t i = 0; i < blocks.size(); ++i) {
@@ -229,12 +235,10 @@ struct ExplicitAttention : public torch::autograd::Function<ExplicitAttention> {
         auto dvi = dv3.narrow(1, 0, blk.keys);
         batched_gemm(dvi, probs.narrow(1, blk.row0, blk.rows()).narrow(2, 0, blk.keys).transpose(1, 2),
                      go.narrow(1, blk.row0, blk.rows()), 1.0, /*accumulate=*/i > 0);
-        auto dpi = dp.narrow(1, blk.row0, blk.rows());
-        auto dpk = dpi.narrow(2, 0, blk.keys);
+        auto dpk = dp.narrow(1, blk.row0, blk.rows()).narrow(2, 0, blk.keys);
         batched_gemm(dpk, go.narrow(1, blk.row0, blk.rows()), v3.narrow(1, 0, blk.keys).transpose(1, 2), 1.0, false);
-        if (blk.keys < s) dpi.narrow(2, blk.keys, s - blk.keys).zero_();
       }
-      auto ds = at::_softmax_backward_data(dp, probs, -1, at::kFloat);  // [B*H, T, S]
+      auto ds = causal_softmax_backward(dp, probs);  // [B*H, T, S]
       dp = at::Tensor();
       for (size_t i = 0; i < blocks.size(); ++i) {
         const auto& blk = blocks[i];
