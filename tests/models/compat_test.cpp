@@ -33,6 +33,23 @@ at::Tensor slow_attention(const at::Tensor& q, const at::Tensor& k, const at::Te
   return torch::stack(blocks).view({b, h, t, v.size(3)});
 }
 
+/// compat's attention (output and the gradients of q, k, v for one random output gradient) equals
+/// slow_attention with the additive bias4 [B, H, T, S].
+void expect_matches_slow_loop(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& mask,
+                              bool is_causal, const at::Tensor& bias4, double scale) {
+  auto out = scaled_dot_product_attention(q, k, v, mask, is_causal, scale);
+  ASSERT_EQ(out.sizes(), (std::vector<int64_t>{q.size(0), q.size(1), q.size(2), v.size(3)}));
+  auto go = torch::randn(out.sizes());
+  auto grads = torch::autograd::grad({out}, {q, k, v}, {go});
+  auto ref = slow_attention(q, k, v, bias4, scale);
+  auto ref_grads = torch::autograd::grad({ref}, {q, k, v}, {go});
+  EXPECT_TRUE(torch::allclose(out, ref, 1e-5, 1e-5)) << (out - ref).abs().max().item<double>();
+  const char* names[] = {"dq", "dk", "dv"};
+  for (int i = 0; i < 3; ++i)
+    EXPECT_TRUE(torch::allclose(grads[i], ref_grads[i], 1e-4, 1e-5))
+        << names[i] << " max diff " << (grads[i] - ref_grads[i]).abs().max().item<double>();
+}
+
 TEST(Compat, AttentionMatchesSlowLoopWithGradients) {
   const int prev_threads = at::get_num_threads();
   for (int seed = 0; seed < 50; ++seed) {
@@ -67,18 +84,7 @@ TEST(Compat, AttentionMatchesSlowLoopWithGradients) {
     }
     const bool is_causal = mode == 0;
 
-    auto out = scaled_dot_product_attention(q, k, v, mask, is_causal, scale);
-    ASSERT_EQ(out.sizes(), (std::vector<int64_t>{b, h, t, dv}));
-    auto go = torch::randn(out.sizes());
-    auto grads = torch::autograd::grad({out}, {q, k, v}, {go});
-
-    auto ref = slow_attention(q, k, v, bias4, scale);
-    auto ref_grads = torch::autograd::grad({ref}, {q, k, v}, {go});
-    EXPECT_TRUE(torch::allclose(out, ref, 1e-5, 1e-5)) << (out - ref).abs().max().item<double>();
-    const char* names[] = {"dq", "dk", "dv"};
-    for (int i = 0; i < 3; ++i)
-      EXPECT_TRUE(torch::allclose(grads[i], ref_grads[i], 1e-4, 1e-5))
-          << names[i] << " max diff " << (grads[i] - ref_grads[i]).abs().max().item<double>();
+    expect_matches_slow_loop(q, k, v, mask, is_causal, bias4, scale);
   }
   at::set_num_threads(prev_threads);
 }
@@ -98,18 +104,9 @@ TEST(Compat, CausalAttentionOverSeveralQueryBlocksMatchesSlowLoop) {
     auto k = torch::randn({b, h, s, d}).requires_grad_(true);
     auto v = torch::randn({b, h, s, d}).requires_grad_(true);
     const double scale = 1.0 / std::sqrt(static_cast<double>(d));
-    auto out = scaled_dot_product_attention(q, k, v, at::Tensor(), /*is_causal=*/true, scale);
-    auto go = torch::randn(out.sizes());
-    auto grads = torch::autograd::grad({out}, {q, k, v}, {go});
     auto causal = torch::ones({t, s}, torch::kBool).tril(s - t);
     auto bias4 = torch::zeros({t, s}).masked_fill(causal.logical_not(), -kInf).expand({b, h, t, s});
-    auto ref = slow_attention(q, k, v, bias4, scale);
-    auto ref_grads = torch::autograd::grad({ref}, {q, k, v}, {go});
-    EXPECT_TRUE(torch::allclose(out, ref, 1e-5, 1e-5)) << (out - ref).abs().max().item<double>();
-    const char* names[] = {"dq", "dk", "dv"};
-    for (int i = 0; i < 3; ++i)
-      EXPECT_TRUE(torch::allclose(grads[i], ref_grads[i], 1e-4, 1e-5))
-          << names[i] << " max diff " << (grads[i] - ref_grads[i]).abs().max().item<double>();
+    expect_matches_slow_loop(q, k, v, at::Tensor(), /*is_causal=*/true, bias4, scale);
   }
   at::set_num_threads(prev_threads);
 }

@@ -11,6 +11,8 @@
 #include <filesystem>
 #include <vector>
 
+#include "trainer/common/fs.h"
+
 namespace keel::learner {
 namespace {
 
@@ -87,7 +89,7 @@ TEST(FusedAdamW, CheckpointsLoadIntoEitherOptimizer) {
   run_steps(fused, pa, 3, 5);
   run_steps(plain, pb, 3, 5);
   expect_close(pa, pb);
-  std::filesystem::remove_all(dir);
+  keel::fs::remove_tree(dir);
 }
 
 TEST(FusedAdamW, NonFp32ParametersTakeTorchsStep) {
