@@ -16,9 +16,10 @@
 // output says when a figure is sampled this way.
 //
 //   decode_bench [--threads 2] [--batches 1,32] [--new 256] [--prompt 16] [--layers 8]
-//                [--hidden 512] [--vocab 8000] [--stride-b1 8] [--stride 64] [--reps 1]
+//                [--hidden 512] [--vocab 8000] [--stride-b1 8] [--stride 64] [--reps 1] [--profile trace.json]
 // Prints one "RESULT key value" line per figure (scripts/bench_models.sh parses them) plus a
 // readable summary. Not a test: it asserts nothing.
+#include <torch/csrc/autograd/profiler_legacy.h>
 #include <torch/torch.h>
 
 #include <algorithm>
@@ -26,6 +27,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <string>
+#include <optional>
 #include <vector>
 
 #include "trainer/common/startup_env.h"
@@ -49,6 +51,7 @@ struct Args {
   int64_t stride_b1 = 8;  // recompute stride at batch 1 (1 = every step measured)
   int64_t stride = 64;    // recompute stride at larger batches
   int reps = 1;           // repetitions of the cached run (median reported)
+  std::string profile;    // --profile FILE: chrome trace of the first batch's last cached run
 };
 
 std::vector<int64_t> parse_list(const std::string& v) {
@@ -77,6 +80,7 @@ Args parse(int argc, char** argv) {
     else if (k == "--stride-b1") a.stride_b1 = std::stoll(v);
     else if (k == "--stride") a.stride = std::stoll(v);
     else if (k == "--reps") a.reps = std::stoi(v);
+    else if (k == "--profile") a.profile = v;
     else {
       std::fprintf(stderr, "unknown option %s\n", k.c_str());
       std::exit(2);
@@ -184,6 +188,8 @@ int main(int argc, char** argv) {
     std::vector<double> cached;
     at::Tensor response;
     for (int rep = 0; rep < a.reps; ++rep) {
+      std::optional<torch::autograd::profiler::RecordProfile> prof;
+      if (!a.profile.empty() && b == a.batches.front() && rep + 1 == a.reps) prof.emplace(a.profile);
       const auto t0 = std::chrono::steady_clock::now();
       auto out = keel::models::generate(model, prompt, mask, so);
       cached.push_back(seconds_since(t0));
