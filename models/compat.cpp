@@ -5,7 +5,6 @@
 // threaded sgemms (measured 3-4x faster for [64 x 256 x 64] x [64 x 64 x 256] on the 2-core
 // machine with OpenBLAS-pthread; see bench/train_step_bench.cpp).
 #include "models/compat.h"
-#include "models/fused_cpu_kernels.h"
 
 #include <dlfcn.h>
 
@@ -15,6 +14,8 @@
 #include <ATen/Parallel.h>
 #include <ATen/autocast_mode.h>
 #include <torch/torch.h>
+
+#include "models/fused_cpu.h"
 
 #if defined(KEEL_WITH_CUDA)
 #include <torch/cuda.h>
@@ -142,25 +143,6 @@ std::vector<CausalBlock> causal_blocks(int64_t t, int64_t s) {
   return out;
 }
 
-/// Causal softmax of scores [N, T, S] in place (fused_cpu_kernels.h), and its backward.
-void causal_softmax_(at::Tensor& scores) {
-  const int64_t n = scores.size(0), t = scores.size(1), s = scores.size(2);
-  float* p = scores.data_ptr<float>();
-  at::parallel_for(0, n * t, std::max<int64_t>(1, (int64_t{1} << 14) / std::max<int64_t>(1, s)),
-                   [&](int64_t b, int64_t e) { models::kernels::causal_softmax_rows(p + b * s, e - b, t, s, b); });
-}
-
-at::Tensor causal_softmax_backward(const at::Tensor& dp, const at::Tensor& probs) {
-  const int64_t n = probs.size(0), t = probs.size(1), s = probs.size(2);
-  auto ds = torch::empty_like(probs);
-  const float *pp = probs.data_ptr<float>(), *dpp = dp.data_ptr<float>();
-  float* dsp = ds.data_ptr<float>();
-  at::parallel_for(0, n * t, std::max<int64_t>(1, (int64_t{1} << 14) / std::max<int64_t>(1, s)), [&](int64_t b, int64_t e) {
-    models::kernels::causal_softmax_backward_rows(pp + b * s, dpp + b * s, dsp + b * s, e - b, t, s, b);
-  });
-  return ds;
-}
-
 /// softmax(scale * q k^T + mask) v for fp32 q [B, H, T, D], k, v [B, H, S, D]; mask additive,
 /// broadcastable to [B, H, T, S], or an empty placeholder (1.13's Function::apply rejects
 /// undefined tensors) meaning causal (key j visible to query i iff j <= i + S - T) or nothing.
@@ -179,14 +161,15 @@ struct ExplicitAttention : public torch::autograd::Function<ExplicitAttention> {
     if (causal) {
       // Causal: each block of query rows multiplies only the keys it can see (the products of the
       // masked upper-right blocks are skipped, not computed and then masked).
+      const auto blocks = causal_blocks(t, s);
       auto scores = torch::empty({b * h, t, s}, q.options());
-      for (const auto& blk : causal_blocks(t, s)) {
+      for (const auto& blk : blocks) {
         auto sc = scores.narrow(1, blk.row0, blk.rows()).narrow(2, 0, blk.keys);
         batched_gemm(sc, q3.narrow(1, blk.row0, blk.rows()), k3.narrow(1, 0, blk.keys).transpose(1, 2), scale, false);
       }
-      causal_softmax_(scores);  // in place: scores become the probabilities
+      models::causal_softmax_(scores);  // in place (models/fused_cpu.h): scores become the probabilities
       probs = std::move(scores);
-      for (const auto& blk : causal_blocks(t, s)) {
+      for (const auto& blk : blocks) {
         auto o = out.narrow(1, blk.row0, blk.rows());
         batched_gemm(o, probs.narrow(1, blk.row0, blk.rows()).narrow(2, 0, blk.keys), v3.narrow(1, 0, blk.keys), 1.0,
                      false);
@@ -238,7 +221,7 @@ struct ExplicitAttention : public torch::autograd::Function<ExplicitAttention> {
         auto dpk = dp.narrow(1, blk.row0, blk.rows()).narrow(2, 0, blk.keys);
         batched_gemm(dpk, go.narrow(1, blk.row0, blk.rows()), v3.narrow(1, 0, blk.keys).transpose(1, 2), 1.0, false);
       }
-      auto ds = causal_softmax_backward(dp, probs);  // [B*H, T, S]
+      auto ds = models::causal_softmax_backward(dp, probs);  // [B*H, T, S]
       dp = at::Tensor();
       for (size_t i = 0; i < blocks.size(); ++i) {
         const auto& blk = blocks[i];

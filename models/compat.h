@@ -33,8 +33,10 @@ at::Tensor scaled_dot_product_attention(const at::Tensor& q, const at::Tensor& k
 
 /// While alive (in this thread), scaled_dot_product_attention runs as plain differentiable ATen ops
 /// (matmul, softmax) instead of the fused 2.x kernel or the hand-written fp32 ExplicitAttention,
-/// whose backward is not itself differentiable. Needed when a loss differentiates a gradient
-/// (double backward: the gradient penalty of spec D6); slower and hungrier, so off by default.
+/// whose backward is not itself differentiable; the fused CPU kernels of models/fused_cpu.h
+/// (RMSNorm, rotary, SwiGLU, token log-probs) likewise fall back to ATen composites. Needed when
+/// a loss differentiates a gradient (double backward: the gradient penalty of spec D6); slower and
+/// hungrier, so off by default.
 class TwiceDifferentiableAttention {
  public:
   TwiceDifferentiableAttention();

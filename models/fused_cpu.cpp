@@ -4,8 +4,8 @@
 #include <torch/torch.h>
 
 #include <algorithm>
-#include <initializer_list>
 #include <cmath>
+#include <initializer_list>
 #include <vector>
 
 #include "models/compat.h"
@@ -32,7 +32,6 @@ at::Tensor rotary_reference(const at::Tensor& x, const at::Tensor& cos, const at
   auto rotated = torch::cat({-x.narrow(-1, half, half), x.narrow(-1, 0, half)}, -1);
   return x * cos.unsqueeze(2) + rotated * sin.unsqueeze(2);  // cos, sin [B, T, D] -> [B, T, 1, D]
 }
-
 
 namespace {
 
@@ -205,6 +204,24 @@ at::Tensor token_logprobs(const at::Tensor& logits, const at::Tensor& targets, d
   TORCH_CHECK(t.numel() == 0 || (t.min().item<int64_t>() >= 0 && t.max().item<int64_t>() < logits.size(-1)),
               "token_logprobs: targets must be in [0, ", logits.size(-1), ")");
   return TokenLogprobFn::apply(logits, t, temperature);
+}
+
+void causal_softmax_(at::Tensor& scores) {
+  const int64_t n = scores.size(0), t = scores.size(1), s = scores.size(2);
+  float* p = scores.data_ptr<float>();
+  at::parallel_for(0, n * t, grain_rows(s),
+                   [&](int64_t b, int64_t e) { kernels::causal_softmax_rows(p + b * s, e - b, t, s, b); });
+}
+
+at::Tensor causal_softmax_backward(const at::Tensor& dp, const at::Tensor& probs) {
+  const int64_t n = probs.size(0), t = probs.size(1), s = probs.size(2);
+  auto ds = torch::empty_like(probs);
+  const float *pp = probs.data_ptr<float>(), *dpp = dp.data_ptr<float>();
+  float* dsp = ds.data_ptr<float>();
+  at::parallel_for(0, n * t, grain_rows(s), [&](int64_t b, int64_t e) {
+    kernels::causal_softmax_backward_rows(pp + b * s, dpp + b * s, dsp + b * s, e - b, t, s, b);
+  });
+  return ds;
 }
 
 void adamw_update(at::Tensor& p, const at::Tensor& g, at::Tensor& m, at::Tensor& v, const AdamWCoefficients& c) {

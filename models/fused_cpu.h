@@ -34,6 +34,13 @@ at::Tensor swiglu(const at::Tensor& gate, const at::Tensor& up);
 /// What sequence_logprobs computes for the learner.
 at::Tensor token_logprobs(const at::Tensor& logits, const at::Tensor& targets, double temperature);
 
+/// Causal softmax over the last dim of fp32 CPU scores [N, T, S], in place: row i of each T sees
+/// keys 0 .. i + S - T (queries are the last T of S positions), the keys after become 0. Its
+/// backward returns dS = P * (dP - rowsum(P * dP)) over the visible keys, 0 after; dP there is not
+/// read. The causal path of 1.13's CPU attention (compat.cpp ExplicitAttention). Contiguous only.
+void causal_softmax_(at::Tensor& scores);
+at::Tensor causal_softmax_backward(const at::Tensor& dp, const at::Tensor& probs);
+
 /// One AdamW update of one fp32 CPU tensor in one pass (see AdamWCoefficients); all four
 /// contiguous, same number of elements (checked).
 void adamw_update(at::Tensor& p, const at::Tensor& g, at::Tensor& m, at::Tensor& v, const AdamWCoefficients& c);
