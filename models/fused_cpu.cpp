@@ -206,6 +206,28 @@ at::Tensor token_logprobs(const at::Tensor& logits, const at::Tensor& targets, d
   return TokenLogprobFn::apply(logits, t, temperature);
 }
 
+at::Tensor linear(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias) {
+  const int64_t in = weight.dim() == 2 ? weight.size(1) : -1;
+  const int64_t rows = x.dim() >= 1 && x.size(-1) == in && in > 0 ? x.numel() / in : -1;
+  const bool grad = torch::GradMode::is_enabled() &&
+                    (x.requires_grad() || weight.requires_grad() || (bias.defined() && bias.requires_grad()));
+  if (grad || rows < 1 || rows > kernels::kSmallLinearMaxRows || !fusable({&x, &weight}) ||
+      (bias.defined() && (!fusable({&bias}) || bias.dim() != 1 || bias.size(0) != weight.size(0))))
+    return torch::linear(x, weight, bias);
+  const int64_t out = weight.size(0);
+  std::vector<int64_t> sizes(x.sizes().begin(), x.sizes().end());
+  sizes.back() = out;
+  auto y = torch::empty(sizes, x.options());
+  const float *xp = x.data_ptr<float>(), *wp = weight.data_ptr<float>();
+  const float* bp = bias.defined() ? bias.data_ptr<float>() : nullptr;
+  float* yp = y.data_ptr<float>();
+  // ~64K weight floats (256 KB) per chunk.
+  at::parallel_for(0, out, grain_rows(in), [&](int64_t b, int64_t e) {
+    kernels::small_linear_rows(xp, wp, bp, yp, rows, in, out, b, e);
+  });
+  return y;
+}
+
 void causal_softmax_(at::Tensor& scores) {
   const int64_t n = scores.size(0), t = scores.size(1), s = scores.size(2);
   float* p = scores.data_ptr<float>();

@@ -41,6 +41,13 @@ at::Tensor token_logprobs(const at::Tensor& logits, const at::Tensor& targets, d
 void causal_softmax_(at::Tensor& scores);
 at::Tensor causal_softmax_backward(const at::Tensor& dp, const at::Tensor& probs);
 
+/// torch::linear(x, weight, bias) (bias may be undefined), x [..., in], weight [out, in]. For at
+/// most kernels::kSmallLinearMaxRows rows of fp32 CPU contiguous input with nothing to
+/// differentiate (a decode step under no-grad) it is one streaming pass over the weight
+/// (kernels::small_linear_rows, about twice OpenBLAS's sgemv here), split over the intra-op
+/// threads by output; everything else is torch::linear.
+at::Tensor linear(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias);
+
 /// One AdamW update of one fp32 CPU tensor in one pass (see AdamWCoefficients); all four
 /// contiguous, same number of elements (checked).
 void adamw_update(at::Tensor& p, const at::Tensor& g, at::Tensor& m, at::Tensor& v, const AdamWCoefficients& c);

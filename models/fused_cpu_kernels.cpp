@@ -4,6 +4,7 @@
 #include <bit>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 
 namespace keel::models::kernels {
 
@@ -50,7 +51,65 @@ namespace {
   return e * std::bit_cast<float>(bits);
 }
 
+/// 16 floats in one vector (GCC's vector extension: a zmm in the AVX-512 clone, two ymm or four
+/// xmm in the others). The small linear layer keeps its accumulators in these; float arrays
+/// there stayed on the stack.
+typedef float Vec16 __attribute__((vector_size(64)));
+
+[[gnu::always_inline]] inline Vec16 load16(const float* p) {
+  Vec16 v;
+  std::memcpy(&v, p, sizeof v);  // unaligned load
+  return v;
+}
+
+/// Outputs o .. o + R - 1 for all M rows of x: the R weight rows are read once, each multiplying
+/// every x row (M * R independent accumulators); the tail of `in` past a multiple of 16 is scalar.
+template <int M, int R>
+[[gnu::always_inline]] inline void small_linear_block(const float* x, const float* w, const float* bias, float* y,
+                                                      int64_t in, int64_t out, int64_t o) {
+  Vec16 acc[R][M];
+  for (int r = 0; r < R; ++r)
+    for (int m = 0; m < M; ++m) acc[r][m] = Vec16{};
+  int64_t i = 0;
+  for (; i + 16 <= in; i += 16) {
+    Vec16 xv[M];
+    for (int m = 0; m < M; ++m) xv[m] = load16(x + m * in + i);
+    for (int r = 0; r < R; ++r) {
+      const Vec16 wv = load16(w + (o + r) * in + i);
+      for (int m = 0; m < M; ++m) acc[r][m] += wv * xv[m];
+    }
+  }
+  for (int r = 0; r < R; ++r)
+    for (int m = 0; m < M; ++m) {
+      float s = 0;
+      for (int l = 0; l < 16; ++l) s += acc[r][m][l];
+      for (int64_t j = i; j < in; ++j) s += w[(o + r) * in + j] * x[m * in + j];
+      y[m * out + o + r] = bias != nullptr ? s + bias[o + r] : s;
+    }
+}
+
+template <int M>
+[[gnu::always_inline]] inline void small_linear_outputs(const float* x, const float* w, const float* bias, float* y,
+                                                        int64_t in, int64_t out, int64_t o_begin, int64_t o_end) {
+  constexpr int R = M <= 2 ? 4 : 2;  // weight rows per block: R * M accumulators fit the registers
+  int64_t o = o_begin;
+  for (; o + R <= o_end; o += R) small_linear_block<M, R>(x, w, bias, y, in, out, o);
+  for (; o < o_end; ++o) small_linear_block<M, 1>(x, w, bias, y, in, out, o);
+}
+
 }  // namespace
+
+KEEL_VECTOR_CLONES
+void small_linear_rows(const float* x, const float* w, const float* bias, float* y, int64_t rows, int64_t in,
+                       int64_t out, int64_t o_begin, int64_t o_end) {
+  switch (rows) {
+    case 1: small_linear_outputs<1>(x, w, bias, y, in, out, o_begin, o_end); break;
+    case 2: small_linear_outputs<2>(x, w, bias, y, in, out, o_begin, o_end); break;
+    case 3: small_linear_outputs<3>(x, w, bias, y, in, out, o_begin, o_end); break;
+    case 4: small_linear_outputs<4>(x, w, bias, y, in, out, o_begin, o_end); break;
+    default: break;  // callers keep rows in 1 .. kSmallLinearMaxRows (fused_cpu.cpp linear)
+  }
+}
 
 KEEL_VECTOR_CLONES
 void rms_norm_forward_rows(const float* x, const float* w, float* y, float* rstd, int64_t rows, int64_t h,

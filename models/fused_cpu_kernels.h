@@ -59,6 +59,16 @@ void causal_softmax_rows(float* x, int64_t rows, int64_t t, int64_t s, int64_t f
 void causal_softmax_backward_rows(const float* p, const float* dp, float* ds, int64_t rows, int64_t t, int64_t s,
                                   int64_t first_row);
 
+/// Linear layer over a few rows (a decode step): y[r, o] = sum_i x[r, i] * w[o, i] (+ bias[o] when
+/// bias is not null) for r < rows (1 .. kSmallLinearMaxRows) and the outputs o_begin .. o_end - 1;
+/// x [rows, in], w [out, in], y [rows, out], all row-major. One streaming pass over those rows of
+/// w with every x row in registers. At batch 1 a matrix-vector product is bound by reading the
+/// weight: this runs at ~14.5 GB/s on one core here, OpenBLAS 0.3.21's sgemv (SkylakeX kernels)
+/// at ~7.5 (tests/models/fused_cpu_test.cpp, bench/decode_bench.cpp).
+inline constexpr int64_t kSmallLinearMaxRows = 4;
+void small_linear_rows(const float* x, const float* w, const float* bias, float* y, int64_t rows, int64_t in,
+                       int64_t out, int64_t o_begin, int64_t o_end);
+
 /// n elements of one AdamW update (see AdamWCoefficients).
 void adamw_elements(float* p, const float* g, float* m, float* v, int64_t n, const AdamWCoefficients& c);
 

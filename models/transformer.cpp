@@ -94,14 +94,19 @@ AttentionImpl::AttentionImpl(const ModelConfig& c)
   o_proj = register_module("o_proj", torch::nn::Linear(LinearOptions(num_heads * head_dim, c.hidden_size).bias(c.o_proj_bias)));
 }
 
+namespace {
+/// A Linear module's forward through models::linear (the decode-step fast path, fused_cpu.h).
+at::Tensor apply_linear(const torch::nn::Linear& l, const at::Tensor& x) { return linear(x, l->weight, l->bias); }
+}  // namespace
+
 at::Tensor AttentionImpl::forward(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,
                                   const at::Tensor& mask, at::Tensor* k_cache, at::Tensor* v_cache, int64_t past) {
   const int64_t b = x.size(0), t = x.size(1);
   // Rotary on [B, T, H, D] (the projections' own layout, so the fused kernel reads it in order),
   // then heads in front of time.
-  auto q = rotary(q_proj(x).view({b, t, num_heads, head_dim}), cos, sin).transpose(1, 2);     // [B, Hq, T, D]
-  auto k = rotary(k_proj(x).view({b, t, num_kv_heads, head_dim}), cos, sin).transpose(1, 2);  // [B, Hkv, T, D]
-  auto v = v_proj(x).view({b, t, num_kv_heads, head_dim}).transpose(1, 2);                    // [B, Hkv, T, D]
+  auto q = rotary(apply_linear(q_proj, x).view({b, t, num_heads, head_dim}), cos, sin).transpose(1, 2);     // [B, Hq, T, D]
+  auto k = rotary(apply_linear(k_proj, x).view({b, t, num_kv_heads, head_dim}), cos, sin).transpose(1, 2);  // [B, Hkv, T, D]
+  auto v = apply_linear(v_proj, x).view({b, t, num_kv_heads, head_dim}).transpose(1, 2);                    // [B, Hkv, T, D]
   if (k_cache != nullptr) {
     k_cache->narrow(2, past, t).copy_(k);
     v_cache->narrow(2, past, t).copy_(v);
@@ -109,16 +114,27 @@ at::Tensor AttentionImpl::forward(const at::Tensor& x, const at::Tensor& cos, co
     v = v_cache->narrow(2, 0, past + t);
   }
   const int64_t s = k.size(2);
-  if (num_heads != num_kv_heads) {
-    // GQA (HF repeat_kv): query head h reads key/value head h / (Hq / Hkv).
-    const int64_t rep = num_heads / num_kv_heads;
-    k = k.unsqueeze(2).expand({b, num_kv_heads, rep, s, head_dim}).reshape({b, num_heads, s, head_dim});
-    v = v.unsqueeze(2).expand({b, num_kv_heads, rep, s, head_dim}).reshape({b, num_heads, s, head_dim});
+  const double scale = 1.0 / std::sqrt(static_cast<double>(head_dim));
+  const int64_t rep = num_heads / num_kv_heads;
+  at::Tensor out;  // [B, Hq, T, D]
+  if (rep > 1 && mask.defined() && x.device().is_cpu()) {
+    // GQA with an explicit mask on CPU (every cached decode step): the rep query heads that share
+    // a key/value head attend as rep * T rows of that head, so the keys and values are read in
+    // place (from the cache) instead of copied rep times. Same products as repeat_kv below.
+    auto qg = q.reshape({b, num_kv_heads, rep * t, head_dim});  // query head h = g * rep + r
+    auto mg = mask.unsqueeze(2).expand({b, mask.size(1), rep, t, s}).reshape({b, mask.size(1), rep * t, s});
+    out = compat::scaled_dot_product_attention(qg, k, v, mg, /*is_causal=*/false, scale)
+              .reshape({b, num_heads, t, head_dim});
+  } else {
+    if (rep > 1) {
+      // GQA (HF repeat_kv): query head h reads key/value head h / (Hq / Hkv).
+      k = k.unsqueeze(2).expand({b, num_kv_heads, rep, s, head_dim}).reshape({b, num_heads, s, head_dim});
+      v = v.unsqueeze(2).expand({b, num_kv_heads, rep, s, head_dim}).reshape({b, num_heads, s, head_dim});
+    }
+    // An undefined mask means plain causal attention with T == S (no cache, no padding).
+    out = compat::scaled_dot_product_attention(q, k, v, mask, /*is_causal=*/!mask.defined(), scale);
   }
-  // An undefined mask means plain causal attention with T == S (no cache, no padding).
-  auto out = compat::scaled_dot_product_attention(q, k, v, mask, /*is_causal=*/!mask.defined(),
-                                                  1.0 / std::sqrt(static_cast<double>(head_dim)));  // [B, Hq, T, D]
-  return o_proj(out.transpose(1, 2).reshape({b, t, num_heads * head_dim}));
+  return apply_linear(o_proj, out.transpose(1, 2).reshape({b, t, num_heads * head_dim}));
 }
 
 MLPImpl::MLPImpl(const ModelConfig& c) {
@@ -128,7 +144,9 @@ MLPImpl::MLPImpl(const ModelConfig& c) {
   down_proj = register_module("down_proj", torch::nn::Linear(LinearOptions(c.intermediate_size, c.hidden_size).bias(c.mlp_bias)));
 }
 
-at::Tensor MLPImpl::forward(const at::Tensor& x) { return down_proj(swiglu(gate_proj(x), up_proj(x))); }
+at::Tensor MLPImpl::forward(const at::Tensor& x) {
+  return apply_linear(down_proj, swiglu(apply_linear(gate_proj, x), apply_linear(up_proj, x)));
+}
 
 DecoderLayerImpl::DecoderLayerImpl(const ModelConfig& c) {
   self_attn = register_module("self_attn", Attention(c));
@@ -345,9 +363,9 @@ at::Tensor Transformer::lm_logits(const at::Tensor& hidden) const {
   const compat::SingleThreaded serial(hidden.device().is_cpu() &&
                                       hidden.numel() <= kSmallForwardTokens * cfg_.hidden_size);
   const compat::CudaAutocast ac(hidden.device(), autocast_.value_or(at::kBFloat16), autocast_.has_value());
-  if (cfg_.tie_word_embeddings) return torch::linear(hidden, impl_->model->embed_tokens->weight);
+  if (cfg_.tie_word_embeddings) return linear(hidden, impl_->model->embed_tokens->weight, at::Tensor());
   TORCH_CHECK(!impl_->lm_head.is_empty(), "lm_logits: this model was built without an LM head");
-  return impl_->lm_head(hidden);
+  return apply_linear(impl_->lm_head, hidden);
 }
 
 at::Tensor Transformer::forward(const at::Tensor& input_ids, const at::Tensor& attention_mask,

@@ -178,5 +178,70 @@ TEST(FusedCpu, OtherDtypesLayoutsAndTheDoubleBackwardGuardUseTheComposite) {
   EXPECT_EQ(grad_fn_name(r).find("Rotary"), std::string::npos) << grad_fn_name(r);
 }
 
+TEST(FusedCpu, SmallLinearHandValues) {
+  // W = [[1, 0, 1], [2, 1, 0]], b = [0.5, -1]: [1, 2, 3] -> [1 + 3 + 0.5, 2 + 2 - 1] = [4.5, 3];
+  // [0, 1, -1] -> [-1 + 0.5, 1 - 1] = [-0.5, 0].
+  torch::NoGradGuard no_grad;
+  auto w = torch::tensor({1.0f, 0.0f, 1.0f, 2.0f, 1.0f, 0.0f}).view({2, 3});
+  auto b = torch::tensor({0.5f, -1.0f});
+  auto x = torch::tensor({1.0f, 2.0f, 3.0f, 0.0f, 1.0f, -1.0f}).view({2, 3});
+  auto y = linear(x, w, b);
+  ASSERT_EQ(y.sizes(), (std::vector<int64_t>{2, 2}));
+  const float want[] = {4.5f, 3.0f, -0.5f, 0.0f};
+  for (int i = 0; i < 4; ++i) EXPECT_FLOAT_EQ(y.flatten()[i].item<float>(), want[i]) << i;
+  auto y_no_bias = linear(x, w, at::Tensor());
+  EXPECT_FLOAT_EQ(y_no_bias[0][0].item<float>(), 4.0f);
+  EXPECT_FLOAT_EQ(y_no_bias[1][1].item<float>(), 1.0f);
+}
+
+// The small-row kernel against an fp64 product over shapes with odd widths (the scalar tail past
+// a multiple of 16, a partial block of weight rows), 1 .. 4 rows as [rows, in] and [1, rows, in],
+// with and without bias; splitting the outputs over threads changes no bit.
+TEST(FusedCpu, SmallLinearEqualsTheDoubleProductOverRandomShapes) {
+  torch::manual_seed(11);
+  torch::NoGradGuard no_grad;
+  for (int64_t rows = 1; rows <= kernels::kSmallLinearMaxRows; ++rows)
+    for (int64_t in : {1, 15, 16, 17, 64, 130})
+      for (int64_t out : {1, 3, 5, 33, 700})
+        for (bool with_bias : {false, true}) {
+          const std::string what = "rows " + std::to_string(rows) + " in " + std::to_string(in) + " out " +
+                                   std::to_string(out) + (with_bias ? " bias" : "");
+          auto w = torch::randn({out, in});
+          auto b = with_bias ? torch::randn({out}) : at::Tensor();
+          auto x = rows % 2 == 0 ? torch::randn({rows, in}) : torch::randn({1, rows, in});
+          auto want = torch::linear(x.to(torch::kDouble), w.to(torch::kDouble),
+                                    with_bias ? b.to(torch::kDouble) : at::Tensor());
+          at::set_num_threads(1);
+          auto y1 = linear(x, w, b);
+          at::set_num_threads(2);
+          auto y2 = linear(x, w, b);
+          ASSERT_EQ(y1.sizes(), want.sizes()) << what;
+          EXPECT_TRUE(torch::allclose(y1.to(torch::kDouble), want, 1e-5, 1e-5))
+              << what << ": max diff " << (y1.to(torch::kDouble) - want).abs().max().item<double>();
+          EXPECT_TRUE(torch::equal(y1, y2)) << what << ": 1 vs 2 threads";
+        }
+}
+
+// Anything to differentiate, more rows than the kernel takes, or other dtypes and layouts:
+// torch::linear itself (same bits, and a gradient when one is wanted).
+TEST(FusedCpu, SmallLinearFallsBackToTorchLinear) {
+  torch::manual_seed(12);
+  auto w = torch::randn({6, 8}, torch::requires_grad());
+  auto x = torch::randn({2, 8});
+  auto y = linear(x, w, at::Tensor());
+  ASSERT_TRUE(y.requires_grad());
+  y.sum().backward();
+  EXPECT_TRUE(torch::allclose(w.grad(), x.sum(0).expand({6, 8})));
+  torch::NoGradGuard no_grad;
+  auto wd = w.detach();
+  auto many = torch::randn({kernels::kSmallLinearMaxRows + 1, 8});
+  EXPECT_TRUE(torch::equal(linear(many, wd, at::Tensor()), torch::linear(many, wd)));
+  auto xt = torch::randn({8, 2}).t();  // not contiguous
+  EXPECT_TRUE(torch::equal(linear(xt, wd, at::Tensor()), torch::linear(xt, wd)));
+  auto xd = torch::randn({1, 8}, torch::kDouble);
+  EXPECT_TRUE(torch::equal(linear(xd, wd.to(torch::kDouble), at::Tensor()), torch::linear(xd, wd.to(torch::kDouble))));
+  EXPECT_THROW(linear(torch::randn({1, 7}), wd, at::Tensor()), c10::Error);  // width mismatch: torch's error
+}
+
 }  // namespace
 }  // namespace keel::models
