@@ -35,15 +35,51 @@ SingleThreadedBlas::~SingleThreadedBlas() {
   if (set_ != nullptr) set_(prev_);
 }
 
+namespace {
+using OmpSetFn = void (*)(int);
+using OmpGetFn = int (*)();
+OmpSetFn omp_set() {
+  static const auto fn = reinterpret_cast<OmpSetFn>(dlsym(RTLD_DEFAULT, "omp_set_num_threads"));
+  return fn;
+}
+OmpGetFn omp_get() {
+  static const auto fn = reinterpret_cast<OmpGetFn>(dlsym(RTLD_DEFAULT, "omp_get_max_threads"));
+  return fn;
+}
+}  // namespace
+
 SingleThreaded::SingleThreaded(bool enable) : blas_(enable) {
   if (!enable || at::in_parallel_region()) return;
   prev_ = at::get_num_threads();
-  if (prev_ > 1) at::set_num_threads(1);
-  else prev_ = 0;
+  if (prev_ <= 1) {
+    prev_ = 0;
+    return;
+  }
+  // With ATen's OpenMP backend, at::get_num_threads() is the calling thread's omp_get_max_threads(),
+  // so setting that is enough, and costs nanoseconds. at::set_num_threads also rebuilds caffe2's
+  // pthreadpool (for QNNPACK) on every call, whose new worker then spins on the other core: 1.4 ms
+  // per set-and-restore here, twice per decode step. The check after the set proves that this
+  // OpenMP runtime is the one ATen reads (a second copy of libgomp would not be); if not, ATen's way.
+  const OmpSetFn set = omp_set();
+  const OmpGetFn get = omp_get();
+  if (set != nullptr && get != nullptr && get() == prev_) {
+    set(1);
+    if (at::get_num_threads() == 1) {
+      omp_only_ = true;
+      return;
+    }
+    set(prev_);
+  }
+  at::set_num_threads(1);
 }
 
 SingleThreaded::~SingleThreaded() {
-  if (prev_ > 1) at::set_num_threads(prev_);
+  if (prev_ <= 1) return;
+  if (omp_only_) {
+    omp_set()(prev_);
+  } else {
+    at::set_num_threads(prev_);
+  }
 }
 
 namespace {

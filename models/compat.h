@@ -82,6 +82,7 @@ class SingleThreaded {
  private:
   SingleThreadedBlas blas_;
   int prev_ = 0;
+  bool omp_only_ = false;  // set through the calling thread's OpenMP setting (compat.cpp)
 };
 
 /// Whether this LibTorch was built with CUDA and a device is present.

@@ -164,6 +164,15 @@ TEST(Compat, SingleThreadedRestoresAtenThreads) {
     SingleThreaded off(/*enable=*/false);
     EXPECT_EQ(at::get_num_threads(), 2);
   }
+  {  // nested: the inner guard finds 1 thread and leaves it; the outer restores 2
+    SingleThreaded outer;
+    {
+      SingleThreaded inner;
+      EXPECT_EQ(at::get_num_threads(), 1);
+    }
+    EXPECT_EQ(at::get_num_threads(), 1);
+  }
+  EXPECT_EQ(at::get_num_threads(), 2);
   at::set_num_threads(before);
 }
 
