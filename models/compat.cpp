@@ -140,13 +140,13 @@ void batched_gemm(at::Tensor& out, const at::Tensor& a, const at::Tensor& b, dou
     const float *ap = a.data_ptr<float>(), *bp = b.data_ptr<float>();
     float* cp = out.data_ptr<float>();
     const int64_t sa = a.stride(0), sb = b.stride(0), sc = out.stride(0);
-    at::parallel_for(0, a.size(0), grain, [&](int64_t begin, int64_t end) {
+    models::parallel_for(0, a.size(0), grain, [&](int64_t begin, int64_t end) {
       for (int64_t i = begin; i < end; ++i)
         sgemm(&opb, &opa, &m, &n, &k, &fa, bp + i * sb, &ldb, ap + i * sa, &lda, &fb, cp + i * sc, &ldc);
     });
     return;
   }
-  at::parallel_for(0, a.size(0), grain, [&](int64_t begin, int64_t end) {
+  models::parallel_for(0, a.size(0), grain, [&](int64_t begin, int64_t end) {
     c10::AutoGradMode no_grad(false);  // thread-local: worker threads start with grad mode on
     auto o = out.narrow(0, begin, end - begin);
     const auto ai = a.narrow(0, begin, end - begin), bi = b.narrow(0, begin, end - begin);

@@ -10,6 +10,7 @@
 
 #include "models/compat.h"
 #include "models/fused_cpu_kernels.h"
+#include "models/parallel.h"
 
 namespace keel::models {
 
@@ -57,7 +58,7 @@ struct RmsNormFn : public torch::autograd::Function<RmsNormFn> {
     const float* wp = weight.data_ptr<float>();
     float* yp = y.data_ptr<float>();
     float* rp = rstd.data_ptr<float>();
-    at::parallel_for(0, rows, grain_rows(h), [&](int64_t b, int64_t e) {
+    parallel_for(0, rows, grain_rows(h), [&](int64_t b, int64_t e) {
       kernels::rms_norm_forward_rows(xp + b * h, wp, yp + b * h, rp + b, e - b, h, static_cast<float>(eps));
     });
     ctx->save_for_backward({x, weight, rstd});
@@ -80,7 +81,7 @@ struct RmsNormFn : public torch::autograd::Function<RmsNormFn> {
     const float* rp = rstd.data_ptr<float>();
     float* dxp = dx.data_ptr<float>();
     float* dwp = dw_parts.data_ptr<float>();
-    at::parallel_for(0, chunks, 1, [&](int64_t cb, int64_t ce) {
+    parallel_for(0, chunks, 1, [&](int64_t cb, int64_t ce) {
       for (int64_t c = cb; c < ce; ++c) {
         const int64_t b = c * chunk, e = std::min(rows, b + chunk);
         kernels::rms_norm_backward_rows(gp + b * h, xp + b * h, wp, rp + b, dxp + b * h, dwp + c * h, e - b, h);
@@ -97,7 +98,7 @@ struct RotaryFn : public torch::autograd::Function<RotaryFn> {
     auto y = torch::empty_like(x);
     const float *xp = x.data_ptr<float>(), *cp = cos.data_ptr<float>(), *sp = sin.data_ptr<float>();
     float* yp = y.data_ptr<float>();
-    at::parallel_for(0, rows, grain_rows(d), [&](int64_t b, int64_t e) {
+    parallel_for(0, rows, grain_rows(d), [&](int64_t b, int64_t e) {
       kernels::rotary_forward_rows(xp + b * d, cp, sp, yp + b * d, e - b, heads, d, b);
     });
     ctx->save_for_backward({cos, sin});
@@ -113,7 +114,7 @@ struct RotaryFn : public torch::autograd::Function<RotaryFn> {
     auto dx = torch::empty_like(g);
     const float *gp = g.data_ptr<float>(), *cp = cos.data_ptr<float>(), *sp = sin.data_ptr<float>();
     float* dxp = dx.data_ptr<float>();
-    at::parallel_for(0, rows, grain_rows(d), [&](int64_t b, int64_t e) {
+    parallel_for(0, rows, grain_rows(d), [&](int64_t b, int64_t e) {
       kernels::rotary_backward_rows(gp + b * d, cp, sp, dxp + b * d, e - b, heads, d, b);
     });
     return {dx, at::Tensor(), at::Tensor()};
@@ -128,7 +129,7 @@ struct SwigluFn : public torch::autograd::Function<SwigluFn> {
     auto y = torch::empty_like(a);
     const float *ap = a.data_ptr<float>(), *bp = b.data_ptr<float>();
     float* yp = y.data_ptr<float>();
-    at::parallel_for(0, a.numel(), kElementGrain, [&](int64_t s, int64_t e) {
+    parallel_for(0, a.numel(), kElementGrain, [&](int64_t s, int64_t e) {
       kernels::swiglu_forward_elements(ap + s, bp + s, yp + s, e - s);
     });
     ctx->save_for_backward({a, b});
@@ -143,7 +144,7 @@ struct SwigluFn : public torch::autograd::Function<SwigluFn> {
     auto da = torch::empty_like(a), db = torch::empty_like(b);
     const float *ap = a.data_ptr<float>(), *bp = b.data_ptr<float>(), *gp = g.data_ptr<float>();
     float *dap = da.data_ptr<float>(), *dbp = db.data_ptr<float>();
-    at::parallel_for(0, a.numel(), kElementGrain, [&](int64_t s, int64_t e) {
+    parallel_for(0, a.numel(), kElementGrain, [&](int64_t s, int64_t e) {
       kernels::swiglu_backward_elements(ap + s, bp + s, gp + s, dap + s, dbp + s, e - s);
     });
     return {da, db};
@@ -160,7 +161,7 @@ struct TokenLogprobFn : public torch::autograd::Function<TokenLogprobFn> {
     const int64_t* tp = targets.data_ptr<int64_t>();
     float *op = out.data_ptr<float>(), *lp = lse.data_ptr<float>();
     const auto s = static_cast<float>(1.0 / temperature);
-    at::parallel_for(0, rows, grain_rows(v), [&](int64_t b, int64_t e) {
+    parallel_for(0, rows, grain_rows(v), [&](int64_t b, int64_t e) {
       kernels::token_logprob_forward_rows(xp + b * v, tp + b, op + b, lp + b, e - b, v, s);
     });
     ctx->save_for_backward({logits, targets, lse});
@@ -179,7 +180,7 @@ struct TokenLogprobFn : public torch::autograd::Function<TokenLogprobFn> {
     const int64_t* tp = targets.data_ptr<int64_t>();
     float* dp = dx.data_ptr<float>();
     const auto s = static_cast<float>(1.0 / ctx->saved_data["temperature"].toDouble());
-    at::parallel_for(0, rows, grain_rows(v), [&](int64_t b, int64_t e) {
+    parallel_for(0, rows, grain_rows(v), [&](int64_t b, int64_t e) {
       kernels::token_logprob_backward_rows(xp + b * v, tp + b, lp + b, gp + b, dp + b * v, e - b, v, s);
     });
     return {dx, at::Tensor(), at::Tensor()};
@@ -206,6 +207,10 @@ at::Tensor token_logprobs(const at::Tensor& logits, const at::Tensor& targets, d
   return TokenLogprobFn::apply(logits, t, temperature);
 }
 
+void parallel_for(int64_t begin, int64_t end, int64_t grain, const std::function<void(int64_t, int64_t)>& f) {
+  parallel_chunks(begin, end, grain, at::in_parallel_region() ? 1 : at::get_num_threads(), f);
+}
+
 at::Tensor linear(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias) {
   const int64_t in = weight.dim() == 2 ? weight.size(1) : -1;
   const int64_t rows = x.dim() >= 1 && x.size(-1) == in && in > 0 ? x.numel() / in : -1;
@@ -222,7 +227,7 @@ at::Tensor linear(const at::Tensor& x, const at::Tensor& weight, const at::Tenso
   const float* bp = bias.defined() ? bias.data_ptr<float>() : nullptr;
   float* yp = y.data_ptr<float>();
   // ~64K weight floats (256 KB) per chunk.
-  at::parallel_for(0, out, grain_rows(in), [&](int64_t b, int64_t e) {
+  parallel_for(0, out, grain_rows(in), [&](int64_t b, int64_t e) {
     kernels::small_linear_rows(xp, wp, bp, yp, rows, in, out, b, e);
   });
   return y;
@@ -231,7 +236,7 @@ at::Tensor linear(const at::Tensor& x, const at::Tensor& weight, const at::Tenso
 void causal_softmax_(at::Tensor& scores) {
   const int64_t n = scores.size(0), t = scores.size(1), s = scores.size(2);
   float* p = scores.data_ptr<float>();
-  at::parallel_for(0, n * t, grain_rows(s),
+  parallel_for(0, n * t, grain_rows(s),
                    [&](int64_t b, int64_t e) { kernels::causal_softmax_rows(p + b * s, e - b, t, s, b); });
 }
 
@@ -240,7 +245,7 @@ at::Tensor causal_softmax_backward(const at::Tensor& dp, const at::Tensor& probs
   auto ds = torch::empty_like(probs);
   const float *pp = probs.data_ptr<float>(), *dpp = dp.data_ptr<float>();
   float* dsp = ds.data_ptr<float>();
-  at::parallel_for(0, n * t, grain_rows(s), [&](int64_t b, int64_t e) {
+  parallel_for(0, n * t, grain_rows(s), [&](int64_t b, int64_t e) {
     kernels::causal_softmax_backward_rows(pp + b * s, dpp + b * s, dsp + b * s, e - b, t, s, b);
   });
   return ds;
@@ -254,7 +259,7 @@ void adamw_update(at::Tensor& p, const at::Tensor& g, at::Tensor& m, at::Tensor&
                 " elements");
   float *pp = p.data_ptr<float>(), *mp = m.data_ptr<float>(), *vp = v.data_ptr<float>();
   const float* gp = g.data_ptr<float>();
-  at::parallel_for(0, p.numel(), kElementGrain, [&](int64_t b, int64_t e) {
+  parallel_for(0, p.numel(), kElementGrain, [&](int64_t b, int64_t e) {
     kernels::adamw_elements(pp + b, gp + b, mp + b, vp + b, e - b, c);
   });
 }

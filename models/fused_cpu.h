@@ -13,6 +13,9 @@
 
 #include <ATen/core/Tensor.h>
 
+#include <cstdint>
+#include <functional>
+
 #include "models/fused_cpu_kernels.h"  // AdamWCoefficients
 
 namespace keel::models {
@@ -47,6 +50,11 @@ at::Tensor causal_softmax_backward(const at::Tensor& dp, const at::Tensor& probs
 /// (kernels::small_linear_rows, about twice OpenBLAS's sgemv here), split over the intra-op
 /// threads by output; everything else is torch::linear.
 at::Tensor linear(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias);
+
+/// at::parallel_for's split over ATen's intra-op threads (at::get_num_threads(); one inside a
+/// parallel region), run by models/parallel.h: in keel's sources, which are not compiled with
+/// OpenMP, at::parallel_for itself runs every range on the calling thread.
+void parallel_for(int64_t begin, int64_t end, int64_t grain, const std::function<void(int64_t, int64_t)>& f);
 
 /// One AdamW update of one fp32 CPU tensor in one pass (see AdamWCoefficients); all four
 /// contiguous, same number of elements (checked).

@@ -6,7 +6,12 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <cmath>
+#include <mutex>
+#include <set>
+#include <stdexcept>
+#include <thread>
 #include <string>
 #include <vector>
 
@@ -241,6 +246,47 @@ TEST(FusedCpu, SmallLinearFallsBackToTorchLinear) {
   auto xd = torch::randn({1, 8}, torch::kDouble);
   EXPECT_TRUE(torch::equal(linear(xd, wd.to(torch::kDouble), at::Tensor()), torch::linear(xd, wd.to(torch::kDouble))));
   EXPECT_THROW(linear(torch::randn({1, 7}), wd, at::Tensor()), c10::Error);  // width mismatch: torch's error
+}
+
+// keel's parallel_for really runs on ATen's intra-op threads (at::parallel_for, compiled into keel's
+// non-OpenMP sources, ran everything on the calling thread), in at::parallel_for's chunks, serially
+// inside a compat::SingleThreaded guard, and rethrows a chunk's exception.
+TEST(FusedCpu, ParallelForUsesAtensThreads) {
+  const int before = at::get_num_threads();
+  at::set_num_threads(2);
+  std::mutex mu;
+  std::vector<std::pair<int64_t, int64_t>> chunks;
+  std::set<std::thread::id> threads;
+  auto record = [&](int64_t b, int64_t e) {
+    std::lock_guard<std::mutex> lock(mu);
+    chunks.emplace_back(b, e);
+    threads.insert(std::this_thread::get_id());
+  };
+  parallel_for(0, 1001, 1, record);
+  std::sort(chunks.begin(), chunks.end());
+  EXPECT_EQ(chunks, (std::vector<std::pair<int64_t, int64_t>>{{0, 501}, {501, 1001}}));
+  EXPECT_EQ(threads.size(), 2u);
+  chunks.clear();
+  threads.clear();
+  parallel_for(0, 1001, 600, record);  // chunks of at least the grain: still two
+  EXPECT_EQ(chunks.size(), 2u);
+  chunks.clear();
+  parallel_for(0, 1001, 2000, record);  // one grain: inline
+  EXPECT_EQ(chunks, (std::vector<std::pair<int64_t, int64_t>>{{0, 1001}}));
+  chunks.clear();
+  threads.clear();
+  {
+    compat::SingleThreaded serial;
+    parallel_for(0, 1001, 1, record);
+  }
+  EXPECT_EQ(chunks, (std::vector<std::pair<int64_t, int64_t>>{{0, 1001}}));
+  EXPECT_EQ(threads, std::set<std::thread::id>{std::this_thread::get_id()});
+  EXPECT_THROW(parallel_for(0, 10, 1,
+                            [](int64_t b, int64_t) {
+                              if (b > 0) throw std::runtime_error("chunk failed");
+                            }),
+               std::runtime_error);
+  at::set_num_threads(before);
 }
 
 }  // namespace

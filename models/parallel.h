@@ -1,0 +1,20 @@
+// keel's intra-op parallel loop. ATen's at::parallel_for is a header template whose OpenMP
+// backend exists only in code compiled with -fopenmp; keel's sources are not (one precompiled
+// header for every target), so in keel's code at::parallel_for silently ran every range on the
+// calling thread. This one file is compiled with OpenMP instead, against the libgomp that
+// LibTorch itself uses, so its threads are ATen's own OpenMP pool.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+
+namespace keel::models {
+
+/// Calls f(b, e) over [begin, end) split as at::parallel_for's OpenMP backend splits it: at most
+/// `threads` contiguous chunks, each of at least `grain` elements, on OpenMP threads. Runs
+/// f(begin, end) on the calling thread when threads <= 1, when the range is at most one grain, or
+/// inside a parallel region. An exception thrown by f is rethrown here (the first one).
+void parallel_chunks(int64_t begin, int64_t end, int64_t grain, int threads,
+                     const std::function<void(int64_t, int64_t)>& f);
+
+}  // namespace keel::models
