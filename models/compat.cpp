@@ -46,7 +46,10 @@ OmpGetFn omp_get() {
   static const auto fn = reinterpret_cast<OmpGetFn>(dlsym(RTLD_DEFAULT, "omp_get_max_threads"));
   return fn;
 }
+thread_local int held_by_guards = 0;
 }  // namespace
+
+int SingleThreaded::held_threads() { return held_by_guards; }
 
 SingleThreaded::SingleThreaded(bool enable) : blas_(enable) {
   if (!enable || at::in_parallel_region()) return;
@@ -55,6 +58,8 @@ SingleThreaded::SingleThreaded(bool enable) : blas_(enable) {
     prev_ = 0;
     return;
   }
+  prev_held_ = held_by_guards;
+  held_by_guards = prev_;
   // With ATen's OpenMP backend, at::get_num_threads() is the calling thread's omp_get_max_threads(),
   // so setting that is enough, and costs nanoseconds. at::set_num_threads also rebuilds caffe2's
   // pthreadpool (for QNNPACK) on every call, whose new worker then spins on the other core: 1.4 ms
@@ -75,6 +80,7 @@ SingleThreaded::SingleThreaded(bool enable) : blas_(enable) {
 
 SingleThreaded::~SingleThreaded() {
   if (prev_ <= 1) return;
+  held_by_guards = prev_held_;
   if (omp_only_) {
     omp_set()(prev_);
   } else {

@@ -78,10 +78,14 @@ class SingleThreaded {
   ~SingleThreaded();
   SingleThreaded(const SingleThreaded&) = delete;
   SingleThreaded& operator=(const SingleThreaded&) = delete;
+  /// The ATen thread count the guards alive in this thread took away (0 when none did): what a
+  /// kernel that may still split its work inside the guard (models::linear) could use.
+  static int held_threads();
 
  private:
   SingleThreadedBlas blas_;
   int prev_ = 0;
+  int prev_held_ = 0;
   bool omp_only_ = false;  // set through the calling thread's OpenMP setting (compat.cpp)
 };
 

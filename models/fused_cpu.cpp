@@ -226,8 +226,14 @@ at::Tensor linear(const at::Tensor& x, const at::Tensor& weight, const at::Tenso
   const float *xp = x.data_ptr<float>(), *wp = weight.data_ptr<float>();
   const float* bp = bias.defined() ? bias.data_ptr<float>() : nullptr;
   float* yp = y.data_ptr<float>();
-  // ~64K weight floats (256 KB) per chunk.
-  parallel_for(0, out, grain_rows(in), [&](int64_t b, int64_t e) {
+  // Reading the weight is the whole cost, so a second thread pays (~1.4x here) when it has an
+  // idle core, also inside a decode step's SingleThreaded guard; when it would wait for a busy
+  // core, it costs far more. Split by outputs (~64K weight floats a chunk), so the bits do not
+  // depend on the thread count.
+  const int threads = at::in_parallel_region()
+                          ? 1
+                          : threads_with_idle_cores(std::max(at::get_num_threads(), compat::SingleThreaded::held_threads()));
+  parallel_chunks(0, out, grain_rows(in), threads, [&](int64_t b, int64_t e) {
     kernels::small_linear_rows(xp, wp, bp, yp, rows, in, out, b, e);
   });
   return y;

@@ -1,9 +1,12 @@
 #include "models/parallel.h"
 
 #include <omp.h>
+#include <sched.h>
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
+#include <cstdio>
 #include <exception>
 
 namespace keel::models {
@@ -32,6 +35,48 @@ void parallel_chunks(int64_t begin, int64_t end, int64_t grain, int threads,
     }
   }
   if (error) std::rethrow_exception(error);
+}
+
+int threads_with_idle_cores(int wanted, int cpus, int runnable) {
+  return std::max(1, std::min(wanted, 1 + cpus - runnable));
+}
+
+namespace {
+
+int allowed_cpus() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(0, sizeof set, &set) != 0) return 0;
+  return CPU_COUNT(&set);
+}
+
+/// The runnable count of /proc/loadavg ("0.44 1.02 1.42 1/123 4567": the 1), or -1.
+int runnable_threads() {
+  std::FILE* f = std::fopen("/proc/loadavg", "r");
+  if (f == nullptr) return -1;
+  double l1 = 0, l5 = 0, l15 = 0;
+  int running = -1, total = 0;
+  const int got = std::fscanf(f, "%lf %lf %lf %d/%d", &l1, &l5, &l15, &running, &total);
+  std::fclose(f);
+  return got == 5 ? running : -1;
+}
+
+}  // namespace
+
+int threads_with_idle_cores(int wanted) {
+  if (wanted <= 1) return 1;
+  static const int cpus = allowed_cpus();
+  static std::atomic<int64_t> sampled_ns{0};
+  static std::atomic<int> runnable{-1};
+  const int64_t now = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                          std::chrono::steady_clock::now().time_since_epoch()).count();
+  if (now - sampled_ns.load(std::memory_order_relaxed) > 2'000'000) {
+    runnable.store(runnable_threads(), std::memory_order_relaxed);
+    sampled_ns.store(now, std::memory_order_relaxed);
+  }
+  const int r = runnable.load(std::memory_order_relaxed);
+  if (cpus <= 0 || r < 1) return wanted;
+  return threads_with_idle_cores(wanted, cpus, r);
 }
 
 }  // namespace keel::models

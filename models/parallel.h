@@ -17,4 +17,14 @@ namespace keel::models {
 void parallel_chunks(int64_t begin, int64_t end, int64_t grain, int threads,
                      const std::function<void(int64_t, int64_t)>& f);
 
+/// How many of `wanted` threads would each have a core to themselves: 1 + the CPUs this process
+/// may run on (its affinity mask) that are not running anything now, at most `wanted`. "Now" is
+/// the kernel's count of runnable threads (/proc/loadavg, which includes the calling thread),
+/// sampled at most every 2 ms; `wanted` where it cannot be read. For bandwidth-bound work that
+/// is split only when another core is idle: a fork/join whose second thread waits for a busy
+/// core costs a scheduler time slice.
+int threads_with_idle_cores(int wanted);
+/// The rule itself: clamp(1 + cpus - runnable, 1, wanted).
+int threads_with_idle_cores(int wanted, int cpus, int runnable);
+
 }  // namespace keel::models

@@ -269,7 +269,9 @@ struct CheckpointedLayer : public torch::autograd::Function<CheckpointedLayer> {
 namespace {
 // [interp] Forwards over at most this many tokens (B * T) run single-threaded (BLAS and ATen,
 // compat::SingleThreaded): a decode step of up to 32 sequences. Larger ones (prefill, training)
-// keep all threads, which pay off for big matmuls.
+// keep all threads, which pay off for big matmuls. The exception is the weight-bound linear
+// layer of up to 4 rows (models::linear), which still splits over the held-back threads while
+// other cores are idle.
 constexpr int64_t kSmallForwardTokens = 32;
 }  // namespace
 

@@ -17,6 +17,7 @@
 
 #include "models/compat.h"
 #include "models/fused_cpu_kernels.h"
+#include "models/parallel.h"
 
 namespace keel::models {
 namespace {
@@ -205,26 +206,32 @@ TEST(FusedCpu, SmallLinearHandValues) {
 TEST(FusedCpu, SmallLinearEqualsTheDoubleProductOverRandomShapes) {
   torch::manual_seed(11);
   torch::NoGradGuard no_grad;
+  struct Case {
+    std::string what;
+    at::Tensor x, w, b, y1;
+  };
+  std::vector<Case> cases;
   for (int64_t rows = 1; rows <= kernels::kSmallLinearMaxRows; ++rows)
     for (int64_t in : {1, 15, 16, 17, 64, 130})
       for (int64_t out : {1, 3, 5, 33, 700})
-        for (bool with_bias : {false, true}) {
-          const std::string what = "rows " + std::to_string(rows) + " in " + std::to_string(in) + " out " +
-                                   std::to_string(out) + (with_bias ? " bias" : "");
-          auto w = torch::randn({out, in});
-          auto b = with_bias ? torch::randn({out}) : at::Tensor();
-          auto x = rows % 2 == 0 ? torch::randn({rows, in}) : torch::randn({1, rows, in});
-          auto want = torch::linear(x.to(torch::kDouble), w.to(torch::kDouble),
-                                    with_bias ? b.to(torch::kDouble) : at::Tensor());
-          at::set_num_threads(1);
-          auto y1 = linear(x, w, b);
-          at::set_num_threads(2);
-          auto y2 = linear(x, w, b);
-          ASSERT_EQ(y1.sizes(), want.sizes()) << what;
-          EXPECT_TRUE(torch::allclose(y1.to(torch::kDouble), want, 1e-5, 1e-5))
-              << what << ": max diff " << (y1.to(torch::kDouble) - want).abs().max().item<double>();
-          EXPECT_TRUE(torch::equal(y1, y2)) << what << ": 1 vs 2 threads";
-        }
+        for (bool with_bias : {false, true})
+          cases.push_back({"rows " + std::to_string(rows) + " in " + std::to_string(in) + " out " +
+                               std::to_string(out) + (with_bias ? " bias" : ""),
+                           rows % 2 == 0 ? torch::randn({rows, in}) : torch::randn({1, rows, in}),
+                           torch::randn({out, in}), with_bias ? torch::randn({out}) : at::Tensor(), at::Tensor()});
+  const int before = at::get_num_threads();
+  at::set_num_threads(1);
+  for (auto& c : cases) {
+    c.y1 = linear(c.x, c.w, c.b);
+    auto want = torch::linear(c.x.to(torch::kDouble), c.w.to(torch::kDouble),
+                              c.b.defined() ? c.b.to(torch::kDouble) : at::Tensor());
+    ASSERT_EQ(c.y1.sizes(), want.sizes()) << c.what;
+    EXPECT_TRUE(torch::allclose(c.y1.to(torch::kDouble), want, 1e-5, 1e-5))
+        << c.what << ": max diff " << (c.y1.to(torch::kDouble) - want).abs().max().item<double>();
+  }
+  at::set_num_threads(2);  // split over two threads where a core is idle: the same bits
+  for (const auto& c : cases) EXPECT_TRUE(torch::equal(linear(c.x, c.w, c.b), c.y1)) << c.what << ": 1 vs 2 threads";
+  at::set_num_threads(before);
 }
 
 // Anything to differentiate, more rows than the kernel takes, or other dtypes and layouts:
@@ -286,6 +293,36 @@ TEST(FusedCpu, ParallelForUsesAtensThreads) {
                               if (b > 0) throw std::runtime_error("chunk failed");
                             }),
                std::runtime_error);
+  at::set_num_threads(before);
+}
+
+// The small linear layer's second thread only where a core is idle: clamp(1 + cpus - runnable, 1,
+// wanted), runnable counting the caller. And the count a SingleThreaded guard holds back.
+TEST(FusedCpu, ThreadsWithIdleCores) {
+  EXPECT_EQ(threads_with_idle_cores(2, 2, 1), 2);  // only this thread runs: the other core is idle
+  EXPECT_EQ(threads_with_idle_cores(2, 2, 2), 1);  // something else runs on the other core
+  EXPECT_EQ(threads_with_idle_cores(2, 2, 5), 1);
+  EXPECT_EQ(threads_with_idle_cores(8, 16, 3), 8);
+  EXPECT_EQ(threads_with_idle_cores(8, 16, 12), 5);
+  EXPECT_EQ(threads_with_idle_cores(1, 16, 1), 1);
+  const int live = threads_with_idle_cores(2);
+  EXPECT_GE(live, 1);
+  EXPECT_LE(live, 2);
+  EXPECT_EQ(threads_with_idle_cores(1), 1);
+
+  const int before = at::get_num_threads();
+  at::set_num_threads(2);
+  EXPECT_EQ(compat::SingleThreaded::held_threads(), 0);
+  {
+    compat::SingleThreaded serial;
+    EXPECT_EQ(compat::SingleThreaded::held_threads(), 2);
+    {
+      compat::SingleThreaded inner;  // finds 1 thread: holds nothing more
+      EXPECT_EQ(compat::SingleThreaded::held_threads(), 2);
+    }
+    EXPECT_EQ(compat::SingleThreaded::held_threads(), 2);
+  }
+  EXPECT_EQ(compat::SingleThreaded::held_threads(), 0);
   at::set_num_threads(before);
 }
 
