@@ -1,6 +1,8 @@
 #include "models/parallel.h"
 
+#ifdef _OPENMP
 #include <omp.h>
+#endif
 #include <sched.h>
 
 #include <algorithm>
@@ -17,14 +19,21 @@ void parallel_chunks(int64_t begin, int64_t end, int64_t grain, int threads,
   const int64_t n = end - begin;
   grain = std::max<int64_t>(1, grain);
   const int64_t chunks = std::min<int64_t>(threads, (n + grain - 1) / grain);
-  if (chunks <= 1 || omp_in_parallel()) {
+#ifdef _OPENMP
+  const bool nested = omp_in_parallel() != 0;
+#else
+  const bool nested = true;  // built without OpenMP (CMakeLists.txt warns): every range inline
+#endif
+  if (chunks <= 1 || nested) {
     f(begin, end);
     return;
   }
   const int64_t size = (n + chunks - 1) / chunks;
   std::atomic_flag failed = ATOMIC_FLAG_INIT;
   std::exception_ptr error;
+#ifdef _OPENMP
 #pragma omp parallel for num_threads(static_cast<int>(chunks)) schedule(static, 1)
+#endif
   for (int64_t c = 0; c < chunks; ++c) {
     const int64_t b = begin + c * size, e = std::min(end, b + size);
     if (b >= e) continue;
@@ -35,6 +44,14 @@ void parallel_chunks(int64_t begin, int64_t end, int64_t grain, int threads,
     }
   }
   if (error) std::rethrow_exception(error);
+}
+
+bool parallel_chunks_run_in_parallel() {
+#ifdef _OPENMP
+  return true;
+#else
+  return false;
+#endif
 }
 
 int threads_with_idle_cores(int wanted, int cpus, int runnable) {

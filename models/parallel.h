@@ -17,6 +17,10 @@ namespace keel::models {
 void parallel_chunks(int64_t begin, int64_t end, int64_t grain, int threads,
                      const std::function<void(int64_t, int64_t)>& f);
 
+/// False where this file was built without OpenMP (CMake found none): parallel_chunks then runs
+/// every range on the calling thread.
+bool parallel_chunks_run_in_parallel();
+
 /// How many of `wanted` threads would each have a core to themselves: 1 + the CPUs this process
 /// may run on (its affinity mask) that are not running anything now, at most `wanted`. "Now" is
 /// the kernel's count of runnable threads (/proc/loadavg, which includes the calling thread),

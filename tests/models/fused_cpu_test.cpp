@@ -259,6 +259,7 @@ TEST(FusedCpu, SmallLinearFallsBackToTorchLinear) {
 // non-OpenMP sources, ran everything on the calling thread), in at::parallel_for's chunks, serially
 // inside a compat::SingleThreaded guard, and rethrows a chunk's exception.
 TEST(FusedCpu, ParallelForUsesAtensThreads) {
+  if (!parallel_chunks_run_in_parallel()) GTEST_SKIP() << "keel was built without OpenMP (CMake found none)";
   const int before = at::get_num_threads();
   at::set_num_threads(2);
   std::mutex mu;
