@@ -230,9 +230,8 @@ at::Tensor linear(const at::Tensor& x, const at::Tensor& weight, const at::Tenso
   // idle core, also inside a decode step's SingleThreaded guard; when it would wait for a busy
   // core, it costs far more. Split by outputs (~64K weight floats a chunk), so the bits do not
   // depend on the thread count.
-  const int threads = at::in_parallel_region()
-                          ? 1
-                          : threads_with_idle_cores(std::max(at::get_num_threads(), compat::SingleThreaded::held_threads()));
+  const int held = std::max(at::get_num_threads(), compat::SingleThreaded::held_threads());
+  const int threads = at::in_parallel_region() ? 1 : threads_with_idle_cores(held);
   parallel_chunks(0, out, grain_rows(in), threads, [&](int64_t b, int64_t e) {
     kernels::small_linear_rows(xp, wp, bp, yp, rows, in, out, b, e);
   });

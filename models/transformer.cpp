@@ -104,9 +104,10 @@ at::Tensor AttentionImpl::forward(const at::Tensor& x, const at::Tensor& cos, co
   const int64_t b = x.size(0), t = x.size(1);
   // Rotary on [B, T, H, D] (the projections' own layout, so the fused kernel reads it in order),
   // then heads in front of time.
-  auto q = rotary(apply_linear(q_proj, x).view({b, t, num_heads, head_dim}), cos, sin).transpose(1, 2);     // [B, Hq, T, D]
-  auto k = rotary(apply_linear(k_proj, x).view({b, t, num_kv_heads, head_dim}), cos, sin).transpose(1, 2);  // [B, Hkv, T, D]
-  auto v = apply_linear(v_proj, x).view({b, t, num_kv_heads, head_dim}).transpose(1, 2);                    // [B, Hkv, T, D]
+  auto q = rotary(apply_linear(q_proj, x).view({b, t, num_heads, head_dim}), cos, sin).transpose(1, 2);  // [B, Hq, T, D]
+  auto k = rotary(apply_linear(k_proj, x).view({b, t, num_kv_heads, head_dim}), cos, sin)
+               .transpose(1, 2);                                                   // [B, Hkv, T, D]
+  auto v = apply_linear(v_proj, x).view({b, t, num_kv_heads, head_dim}).transpose(1, 2);  // [B, Hkv, T, D]
   if (k_cache != nullptr) {
     k_cache->narrow(2, past, t).copy_(k);
     v_cache->narrow(2, past, t).copy_(v);
