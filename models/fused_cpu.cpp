@@ -42,7 +42,7 @@ int64_t grain_rows(int64_t width) { return std::max<int64_t>(1, (int64_t{1} << 1
 bool fusable(std::initializer_list<const at::Tensor*> ts) {
   if (compat::TwiceDifferentiableAttention::active()) return false;
   for (const auto* t : ts)
-    if (!t->defined() || !t->device().is_cpu() || t->scalar_type() != at::kFloat || !t->is_contiguous()) return false;
+    if (!t->defined() || !fused_cpu_tensor(*t)) return false;
   return true;
 }
 
@@ -207,6 +207,10 @@ at::Tensor token_logprobs(const at::Tensor& logits, const at::Tensor& targets, d
   return TokenLogprobFn::apply(logits, t, temperature);
 }
 
+bool fused_cpu_tensor(const at::Tensor& t) {
+  return t.device().is_cpu() && t.scalar_type() == at::kFloat && t.is_contiguous();
+}
+
 void parallel_for(int64_t begin, int64_t end, int64_t grain, const std::function<void(int64_t, int64_t)>& f) {
   parallel_chunks(begin, end, grain, at::in_parallel_region() ? 1 : at::get_num_threads(), f);
 }
@@ -258,8 +262,7 @@ at::Tensor causal_softmax_backward(const at::Tensor& dp, const at::Tensor& probs
 
 void adamw_update(at::Tensor& p, const at::Tensor& g, at::Tensor& m, at::Tensor& v, const AdamWCoefficients& c) {
   for (const at::Tensor* t : std::initializer_list<const at::Tensor*>{&p, &g, &m, &v})
-    TORCH_CHECK(t->device().is_cpu() && t->scalar_type() == at::kFloat && t->is_contiguous() &&
-                    t->numel() == p.numel(),
+    TORCH_CHECK(fused_cpu_tensor(*t) && t->numel() == p.numel(),
                 "adamw_update: p, grad, exp_avg and exp_avg_sq must be contiguous fp32 CPU tensors of ", p.numel(),
                 " elements");
   float *pp = p.data_ptr<float>(), *mp = m.data_ptr<float>(), *vp = v.data_ptr<float>();

@@ -56,6 +56,9 @@ at::Tensor linear(const at::Tensor& x, const at::Tensor& weight, const at::Tenso
 /// OpenMP, at::parallel_for itself runs every range on the calling thread.
 void parallel_for(int64_t begin, int64_t end, int64_t grain, const std::function<void(int64_t, int64_t)>& f);
 
+/// fp32, CPU, contiguous: the tensors the fused kernels take (and FusedAdamW's test for its own path).
+bool fused_cpu_tensor(const at::Tensor& t);
+
 /// One AdamW update of one fp32 CPU tensor in one pass (see AdamWCoefficients); all four
 /// contiguous, same number of elements (checked).
 void adamw_update(at::Tensor& p, const at::Tensor& g, at::Tensor& m, at::Tensor& v, const AdamWCoefficients& c);

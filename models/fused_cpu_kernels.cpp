@@ -30,6 +30,19 @@ namespace {
   return s;
 }
 
+/// max_i x[i] over n floats (-inf for n = 0), in kLanes running maxima so that it vectorizes.
+[[gnu::always_inline]] inline float row_max(const float* x, int64_t n) {
+  float mx[kLanes];
+  for (int l = 0; l < kLanes; ++l) mx[l] = -INFINITY;
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes)
+    for (int l = 0; l < kLanes; ++l) mx[l] = x[i + l] > mx[l] ? x[i + l] : mx[l];
+  float m = -INFINITY;
+  for (int l = 0; l < kLanes; ++l) m = mx[l] > m ? mx[l] : m;
+  for (; i < n; ++i) m = x[i] > m ? x[i] : m;
+  return m;
+}
+
 /// e^x, Cephes expf: x = n ln2 + r, |r| <= ln2 / 2, e^r by a degree-6 polynomial, 2^n by the
 /// exponent bits. Clamped to [-87.3, 88.3] so that n + 127 stays in [1, 254].
 [[gnu::always_inline]] inline float exp_poly(float x) {
@@ -182,18 +195,10 @@ KEEL_VECTOR_CLONES
 void token_logprob_forward_rows(const float* x, const int64_t* target, float* out, float* lse, int64_t rows,
                                 int64_t v, float s) {
   for (int64_t r = 0; r < rows; ++r, x += v) {
-    float mx[kLanes];
-    for (int l = 0; l < kLanes; ++l) mx[l] = -INFINITY;
-    int64_t i = 0;
-    for (; i + kLanes <= v; i += kLanes)
-      for (int l = 0; l < kLanes; ++l) mx[l] = x[i + l] > mx[l] ? x[i + l] : mx[l];
-    float m = -INFINITY;
-    for (int l = 0; l < kLanes; ++l) m = mx[l] > m ? mx[l] : m;
-    for (; i < v; ++i) m = x[i] > m ? x[i] : m;
-    m *= s;  // s > 0: the max of s * x
+    float m = row_max(x, v) * s;  // s > 0: the max of s * x
     if (m == -INFINITY) m = 0;  // every logit -inf: lse = -inf below, not NaN from -inf - -inf
     float acc[kLanes] = {};
-    i = 0;
+    int64_t i = 0;
     for (; i + kLanes <= v; i += kLanes)
       for (int l = 0; l < kLanes; ++l) acc[l] += exp_poly(s * x[i + l] - m);
     float sum = 0;
@@ -233,23 +238,16 @@ void causal_softmax_rows(float* x, int64_t rows, int64_t t, int64_t s, int64_t f
   for (int64_t r = 0; r < rows; ++r, x += s) {
     const int64_t i = (first_row + r) % t;
     const int64_t n = std::min(s, std::max<int64_t>(0, i + s - t + 1));  // visible keys
-    float mx[kLanes];
-    for (int l = 0; l < kLanes; ++l) mx[l] = -INFINITY;
-    int64_t j = 0;
-    for (; j + kLanes <= n; j += kLanes)
-      for (int l = 0; l < kLanes; ++l) mx[l] = x[j + l] > mx[l] ? x[j + l] : mx[l];
-    float m = -INFINITY;
-    for (int l = 0; l < kLanes; ++l) m = mx[l] > m ? mx[l] : m;
-    for (; j < n; ++j) m = x[j] > m ? x[j] : m;
+    float m = row_max(x, n);
     if (m == -INFINITY) m = 0;
     float sum = 0;
-    for (j = 0; j < n; ++j) {
+    for (int64_t j = 0; j < n; ++j) {
       x[j] = exp_poly(x[j] - m);
       sum += x[j];
     }
     const float inv = 1.0f / sum;
-    for (j = 0; j < n; ++j) x[j] *= inv;
-    for (j = n; j < s; ++j) x[j] = 0.0f;
+    for (int64_t j = 0; j < n; ++j) x[j] *= inv;
+    for (int64_t j = n; j < s; ++j) x[j] = 0.0f;
   }
 }
 
