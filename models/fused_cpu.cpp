@@ -242,6 +242,46 @@ at::Tensor linear(const at::Tensor& x, const at::Tensor& weight, const at::Tenso
   return y;
 }
 
+at::Tensor small_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& mask,
+                           double scale) {
+  const auto fp32_rows = [](const at::Tensor& t) {
+    return t.defined() && t.dim() == 4 && t.device().is_cpu() && t.scalar_type() == at::kFloat && t.stride(3) == 1;
+  };
+  if (compat::TwiceDifferentiableAttention::active() || !fp32_rows(q) || !fp32_rows(k) || !fp32_rows(v) ||
+      !fp32_rows(mask))
+    return {};
+  if (torch::GradMode::is_enabled() && (q.requires_grad() || k.requires_grad() || v.requires_grad() ||
+                                        mask.requires_grad()))
+    return {};
+  const int64_t b = q.size(0), hq = q.size(1), t = q.size(2), d = q.size(3);
+  const int64_t hkv = k.size(1), s = k.size(2);
+  if (t < 1 || t > kSmallAttentionMaxRows || s < 1 || hkv < 1 || hq % hkv != 0 || k.size(0) != b ||
+      k.size(3) != d || v.sizes() != k.sizes() || (mask.size(0) != b && mask.size(0) != 1) || mask.size(1) != 1 ||
+      mask.size(2) != t || mask.size(3) != s)
+    return {};
+  const int64_t rep = hq / hkv;
+  auto out = torch::empty({b, t, hq, d}, q.options());
+  const float *qp = q.data_ptr<float>(), *kp = k.data_ptr<float>(), *vp = v.data_ptr<float>();
+  const float* mp = mask.data_ptr<float>();
+  float* op = out.data_ptr<float>();
+  const int64_t mask_b = mask.size(0) == 1 ? 0 : mask.stride(0);
+  const auto f = static_cast<float>(scale);
+  // One (batch row, query head) pair per unit: its T rows against its key/value head. About 64K
+  // multiply-adds a chunk, so that a decode step stays on its thread.
+  const int64_t grain = std::max<int64_t>(1, (int64_t{1} << 16) / std::max<int64_t>(1, 2 * t * s * d));
+  parallel_for(0, b * hq, grain, [&](int64_t begin, int64_t end) {
+    std::vector<float> scores(static_cast<size_t>(s));
+    for (int64_t u = begin; u < end; ++u) {
+      const int64_t bi = u / hq, h = u % hq, g = h / rep;
+      kernels::attention_rows(qp + bi * q.stride(0) + h * q.stride(1), q.stride(2),
+                              kp + bi * k.stride(0) + g * k.stride(1), k.stride(2),
+                              vp + bi * v.stride(0) + g * v.stride(1), v.stride(2), mp + bi * mask_b, mask.stride(2),
+                              op + (bi * t * hq + h) * d, hq * d, scores.data(), t, s, d, f);
+    }
+  });
+  return out;
+}
+
 void causal_softmax_(at::Tensor& scores) {
   const int64_t n = scores.size(0), t = scores.size(1), s = scores.size(2);
   float* p = scores.data_ptr<float>();

@@ -51,6 +51,18 @@ at::Tensor causal_softmax_backward(const at::Tensor& dp, const at::Tensor& probs
 /// threads by output; everything else is torch::linear.
 at::Tensor linear(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias);
 
+/// Attention of a decode step with nothing to differentiate: softmax(scale * q k^T + mask) v for
+/// q [B, Hq, T, D], k, v [B, Hkv, S, D] (query head h reads key/value head h / (Hq / Hkv), as
+/// HF's repeat_kv), mask additive [B or 1, 1, T, S]; returns [B, T, Hq, D] contiguous (heads after
+/// time: o_proj's input). One pass per query row (kernels::attention_rows), reading q, k, v and the
+/// mask in place: a cached step's keys and values straight from the cache, where the general path
+/// copies the mask per head and runs two GEMMs and a softmax as separate ATen ops. Applies to fp32
+/// CPU tensors with a unit last stride, T <= kSmallAttentionMaxRows and no autograd; otherwise it
+/// returns an undefined tensor and the caller takes the general path.
+inline constexpr int64_t kSmallAttentionMaxRows = 8;
+at::Tensor small_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& mask,
+                           double scale);
+
 /// at::parallel_for's split over ATen's intra-op threads (at::get_num_threads(); one inside a
 /// parallel region), run by models/parallel.h: in keel's sources, which are not compiled with
 /// OpenMP, at::parallel_for itself runs every range on the calling thread.

@@ -64,64 +64,137 @@ namespace {
   return e * std::bit_cast<float>(bits);
 }
 
-/// 16 floats in one vector (GCC's vector extension: a zmm in the AVX-512 clone, two ymm or four
-/// xmm in the others). The small linear layer keeps its accumulators in these; float arrays
-/// there stayed on the stack.
+/// L floats in one vector (GCC's vector extension), one machine register wide in the small linear
+/// layer's clone for each ISA: Vec16 a zmm (AVX-512), Vec8 a ymm (AVX2), Vec4 an xmm (x86-64). The
+/// accumulators live in these; float arrays there stayed on the stack, and so does a vector wider
+/// than the ISA's registers: GCC 12 moves a Vec16 through the stack in 64-bit pieces on AVX2, which
+/// held the AVX2 clone to ~4.4 GB/s on a Zen 3 core that streams ~15.
 typedef float Vec16 __attribute__((vector_size(64)));
+typedef float Vec8 __attribute__((vector_size(32)));
+typedef float Vec4 __attribute__((vector_size(16)));
 
-[[gnu::always_inline]] inline Vec16 load16(const float* p) {
-  Vec16 v;
+template <class V>
+[[gnu::always_inline]] inline V load_vec(const float* p) {
+  V v;
   std::memcpy(&v, p, sizeof v);  // unaligned load
   return v;
 }
 
 /// Outputs o .. o + R - 1 for all M rows of x: the R weight rows are read once, each multiplying
-/// every x row (M * R independent accumulators); the tail of `in` past a multiple of 16 is scalar.
-template <int M, int R>
+/// every x row; U vectors of each row per step (M * R * U independent accumulators); the tail of
+/// `in` past a multiple of L * U is scalar.
+template <class V, int M, int R, int U>
 [[gnu::always_inline]] inline void small_linear_block(const float* x, const float* w, const float* bias, float* y,
                                                       int64_t in, int64_t out, int64_t o) {
-  Vec16 acc[R][M];
+  constexpr int L = sizeof(V) / sizeof(float);
+  V acc[R][M][U];
   for (int r = 0; r < R; ++r)
-    for (int m = 0; m < M; ++m) acc[r][m] = Vec16{};
+    for (int m = 0; m < M; ++m)
+      for (int u = 0; u < U; ++u) acc[r][m][u] = V{};
   int64_t i = 0;
-  for (; i + 16 <= in; i += 16) {
-    Vec16 xv[M];
-    for (int m = 0; m < M; ++m) xv[m] = load16(x + m * in + i);
-    for (int r = 0; r < R; ++r) {
-      const Vec16 wv = load16(w + (o + r) * in + i);
-      for (int m = 0; m < M; ++m) acc[r][m] += wv * xv[m];
+  for (; i + L * U <= in; i += L * U)
+    for (int u = 0; u < U; ++u) {
+      V xv[M];
+      for (int m = 0; m < M; ++m) xv[m] = load_vec<V>(x + m * in + i + u * L);
+      for (int r = 0; r < R; ++r) {
+        const V wv = load_vec<V>(w + (o + r) * in + i + u * L);
+        for (int m = 0; m < M; ++m) acc[r][m][u] += wv * xv[m];
+      }
     }
-  }
   for (int r = 0; r < R; ++r)
     for (int m = 0; m < M; ++m) {
+      V a = acc[r][m][0];
+      for (int u = 1; u < U; ++u) a += acc[r][m][u];
       float s = 0;
-      for (int l = 0; l < 16; ++l) s += acc[r][m][l];
+      for (int l = 0; l < L; ++l) s += a[l];
       for (int64_t j = i; j < in; ++j) s += w[(o + r) * in + j] * x[m * in + j];
       y[m * out + o + r] = bias != nullptr ? s + bias[o + r] : s;
     }
 }
 
-template <int M>
+template <class V, int M, int R, int U>
 [[gnu::always_inline]] inline void small_linear_outputs(const float* x, const float* w, const float* bias, float* y,
                                                         int64_t in, int64_t out, int64_t o_begin, int64_t o_end) {
-  constexpr int R = M <= 2 ? 4 : 2;  // weight rows per block: R * M accumulators fit the registers
   int64_t o = o_begin;
-  for (; o + R <= o_end; o += R) small_linear_block<M, R>(x, w, bias, y, in, out, o);
-  for (; o < o_end; ++o) small_linear_block<M, 1>(x, w, bias, y, in, out, o);
+  for (; o + R <= o_end; o += R) small_linear_block<V, M, R, U>(x, w, bias, y, in, out, o);
+  for (; o < o_end; ++o) small_linear_block<V, M, 1, U>(x, w, bias, y, in, out, o);
+}
+
+/// The blockings, measured: AVX-512 (Intel model 207), 4 (M <= 2) or 2 weight rows a block, one
+/// zmm each: 13.6-15.6 GB/s on one core, where OpenBLAS 0.3.21's sgemv reads 7-8. AVX2 and x86-64
+/// (16 vector registers; Zen 3): one weight row, a strictly sequential stream, 4 (M <= 2) or 2
+/// vectors a step: 15-17 GB/s at M = 1, where a block of 4 rows of one ymm each read 11-16.
+template <class V, int M>
+[[gnu::always_inline]] inline void small_linear_rows_as(const float* x, const float* w, const float* bias, float* y,
+                                                        int64_t in, int64_t out, int64_t o_begin, int64_t o_end) {
+  if constexpr (sizeof(V) == 64)
+    small_linear_outputs<V, M, M <= 2 ? 4 : 2, 1>(x, w, bias, y, in, out, o_begin, o_end);
+  else
+    small_linear_outputs<V, M, 1, M <= 2 ? 4 : 2>(x, w, bias, y, in, out, o_begin, o_end);
+}
+
+template <class V>
+[[gnu::always_inline]] inline void small_linear_dispatch(const float* x, const float* w, const float* bias, float* y,
+                                                         int64_t rows, int64_t in, int64_t out, int64_t o_begin,
+                                                         int64_t o_end) {
+  switch (rows) {
+    case 1: small_linear_rows_as<V, 1>(x, w, bias, y, in, out, o_begin, o_end); break;
+    case 2: small_linear_rows_as<V, 2>(x, w, bias, y, in, out, o_begin, o_end); break;
+    case 3: small_linear_rows_as<V, 3>(x, w, bias, y, in, out, o_begin, o_end); break;
+    case 4: small_linear_rows_as<V, 4>(x, w, bias, y, in, out, o_begin, o_end); break;
+    default: break;  // callers keep rows in 1 .. kSmallLinearMaxRows (fused_cpu.cpp linear)
+  }
+}
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+[[gnu::target("avx512f")]] void small_linear_avx512(const float* x, const float* w, const float* bias, float* y,
+                                                    int64_t rows, int64_t in, int64_t out, int64_t b, int64_t e) {
+  small_linear_dispatch<Vec16>(x, w, bias, y, rows, in, out, b, e);
+}
+[[gnu::target("avx2,fma")]] void small_linear_avx2(const float* x, const float* w, const float* bias, float* y,
+                                                   int64_t rows, int64_t in, int64_t out, int64_t b, int64_t e) {
+  small_linear_dispatch<Vec8>(x, w, bias, y, rows, in, out, b, e);
+}
+#endif
+void small_linear_baseline(const float* x, const float* w, const float* bias, float* y, int64_t rows, int64_t in,
+                           int64_t out, int64_t b, int64_t e) {
+  small_linear_dispatch<Vec4>(x, w, bias, y, rows, in, out, b, e);
 }
 
 }  // namespace
 
-KEEL_VECTOR_CLONES
+bool isa_supported(Isa isa) {
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+  switch (isa) {
+    case Isa::kAvx512: return __builtin_cpu_supports("avx512f");
+    case Isa::kAvx2: return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    case Isa::kBaseline: return true;
+  }
+  return false;
+#else
+  return isa == Isa::kBaseline;
+#endif
+}
+
+Isa best_isa() {
+  static const Isa best = isa_supported(Isa::kAvx512) ? Isa::kAvx512
+                          : isa_supported(Isa::kAvx2) ? Isa::kAvx2
+                                                      : Isa::kBaseline;
+  return best;
+}
+
+void small_linear_rows(const float* x, const float* w, const float* bias, float* y, int64_t rows, int64_t in,
+                       int64_t out, int64_t o_begin, int64_t o_end, Isa isa) {
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+  if (isa == Isa::kAvx512) return small_linear_avx512(x, w, bias, y, rows, in, out, o_begin, o_end);
+  if (isa == Isa::kAvx2) return small_linear_avx2(x, w, bias, y, rows, in, out, o_begin, o_end);
+#endif
+  small_linear_baseline(x, w, bias, y, rows, in, out, o_begin, o_end);
+}
+
 void small_linear_rows(const float* x, const float* w, const float* bias, float* y, int64_t rows, int64_t in,
                        int64_t out, int64_t o_begin, int64_t o_end) {
-  switch (rows) {
-    case 1: small_linear_outputs<1>(x, w, bias, y, in, out, o_begin, o_end); break;
-    case 2: small_linear_outputs<2>(x, w, bias, y, in, out, o_begin, o_end); break;
-    case 3: small_linear_outputs<3>(x, w, bias, y, in, out, o_begin, o_end); break;
-    case 4: small_linear_outputs<4>(x, w, bias, y, in, out, o_begin, o_end); break;
-    default: break;  // callers keep rows in 1 .. kSmallLinearMaxRows (fused_cpu.cpp linear)
-  }
+  small_linear_rows(x, w, bias, y, rows, in, out, o_begin, o_end, best_isa());
 }
 
 KEEL_VECTOR_CLONES
@@ -260,6 +333,34 @@ void causal_softmax_backward_rows(const float* p, const float* dp, float* ds, in
     const float d = dot(p, dp, n);
     for (int64_t j = 0; j < n; ++j) ds[j] = p[j] * (dp[j] - d);
     for (int64_t j = n; j < s; ++j) ds[j] = 0.0f;
+  }
+}
+
+KEEL_VECTOR_CLONES
+void attention_rows(const float* q, int64_t q_stride, const float* k, int64_t k_stride, const float* v,
+                    int64_t v_stride, const float* mask, int64_t mask_stride, float* out, int64_t out_stride,
+                    float* scores, int64_t rows, int64_t s, int64_t d, float scale) {
+  for (int64_t r = 0; r < rows; ++r, q += q_stride, out += out_stride) {
+    const float* m_row = mask != nullptr ? mask + r * mask_stride : nullptr;
+    for (int64_t j = 0; j < s; ++j) {
+      const float sc = dot(q, k + j * k_stride, d) * scale;
+      scores[j] = m_row != nullptr ? sc + m_row[j] : sc;
+    }
+    const float m = row_max(scores, s);  // -inf only when every key is masked: NaN below, as ATen
+    float sum = 0;
+    for (int64_t j = 0; j < s; ++j) {
+      const float e = scores[j] == -INFINITY ? 0.0f : exp_poly(scores[j] - m);
+      scores[j] = e;
+      sum += e;
+    }
+    const float inv = 1.0f / sum;
+    for (int64_t i = 0; i < d; ++i) out[i] = 0.0f;
+    for (int64_t j = 0; j < s; ++j) {
+      const float p = scores[j] * inv;
+      if (p == 0.0f) continue;  // masked keys (padding, the sliding window's far past)
+      const float* vj = v + j * v_stride;
+      for (int64_t i = 0; i < d; ++i) out[i] += p * vj[i];
+    }
   }
 }
 

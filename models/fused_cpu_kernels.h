@@ -59,15 +59,35 @@ void causal_softmax_rows(float* x, int64_t rows, int64_t t, int64_t s, int64_t f
 void causal_softmax_backward_rows(const float* p, const float* dp, float* ds, int64_t rows, int64_t t, int64_t s,
                                   int64_t first_row);
 
+/// The instruction sets a kernel is built for where its vector width is chosen by hand (the small
+/// linear layer); the others are target_clones.
+enum class Isa { kBaseline, kAvx2, kAvx512 };
+bool isa_supported(Isa isa);
+Isa best_isa();  // the widest this CPU supports
+
 /// Linear layer over a few rows (a decode step): y[r, o] = sum_i x[r, i] * w[o, i] (+ bias[o] when
 /// bias is not null) for r < rows (1 .. kSmallLinearMaxRows) and the outputs o_begin .. o_end - 1;
 /// x [rows, in], w [out, in], y [rows, out], all row-major. One streaming pass over those rows of
 /// w with every x row in registers. At batch 1 a matrix-vector product is bound by reading the
-/// weight: this runs at ~14.5 GB/s on one core here, OpenBLAS 0.3.21's sgemv (SkylakeX kernels)
-/// at ~7.5 (tests/models/fused_cpu_test.cpp, bench/decode_bench.cpp).
+/// weight: this reads 14-17 GB/s on one core (Intel model 207 with AVX-512, AMD Zen 3 with AVX2),
+/// OpenBLAS 0.3.21's sgemv 7-8 (tests/models/fused_cpu_test.cpp, bench/decode_bench.cpp). The
+/// overload without `isa` runs best_isa(); one with it runs that build (it must be supported).
 inline constexpr int64_t kSmallLinearMaxRows = 4;
 void small_linear_rows(const float* x, const float* w, const float* bias, float* y, int64_t rows, int64_t in,
                        int64_t out, int64_t o_begin, int64_t o_end);
+void small_linear_rows(const float* x, const float* w, const float* bias, float* y, int64_t rows, int64_t in,
+                       int64_t out, int64_t o_begin, int64_t o_end, Isa isa);
+
+/// Attention of a few query rows (a decode step) over s keys, one row at a time:
+///   out_r = sum_j p_j v_j,  p = softmax_j(scale * q_r . k_j + mask_r[j]),
+/// q, out rows of width d (row strides q_stride, out_stride), keys and values rows of width d
+/// (row strides k_stride, v_stride: a KV cache read in place), mask rows of width s (row stride
+/// mask_stride; null: no mask). A key whose score is -inf gets probability exactly 0, as in a
+/// softmax; a row with every key masked gets NaN, as ATen's softmax does. scores: scratch of s
+/// floats.
+void attention_rows(const float* q, int64_t q_stride, const float* k, int64_t k_stride, const float* v,
+                    int64_t v_stride, const float* mask, int64_t mask_stride, float* out, int64_t out_stride,
+                    float* scores, int64_t rows, int64_t s, int64_t d, float scale);
 
 /// n elements of one AdamW update (see AdamWCoefficients).
 void adamw_elements(float* p, const float* g, float* m, float* v, int64_t n, const AdamWCoefficients& c);

@@ -117,6 +117,12 @@ at::Tensor AttentionImpl::forward(const at::Tensor& x, const at::Tensor& cos, co
   const int64_t s = k.size(2);
   const double scale = 1.0 / std::sqrt(static_cast<double>(head_dim));
   const int64_t rep = num_heads / num_kv_heads;
+  if (mask.defined()) {
+    // A decode step (a few query rows, the keys and values read from the cache in place; no
+    // autograd): one fused pass per row, already in o_proj's layout [B, T, Hq, D].
+    auto fused = small_attention(q, k, v, mask, scale);
+    if (fused.defined()) return apply_linear(o_proj, fused.view({b, t, num_heads * head_dim}));
+  }
   at::Tensor out;  // [B, Hq, T, D]
   if (rep > 1 && mask.defined() && x.device().is_cpu()) {
     // GQA with an explicit mask on CPU (every cached decode step): the rep query heads that share

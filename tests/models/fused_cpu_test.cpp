@@ -7,6 +7,8 @@
 #include <torch/torch.h>
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <cmath>
 #include <mutex>
 #include <set>
@@ -234,6 +236,37 @@ TEST(FusedCpu, SmallLinearEqualsTheDoubleProductOverRandomShapes) {
   at::set_num_threads(before);
 }
 
+// Each instruction-set build of the small-row kernel this CPU can run (baseline x86-64 always, AVX2
+// and AVX-512 where supported; each has its own vector width and blocking) against an fp64
+// product, over widths around its step (16, 32 or 64 floats) and a slice of the outputs.
+TEST(FusedCpu, SmallLinearEveryIsaBuildEqualsTheDoubleProduct) {
+  torch::manual_seed(13);
+  int isas = 0;
+  for (auto isa : {kernels::Isa::kBaseline, kernels::Isa::kAvx2, kernels::Isa::kAvx512}) {
+    if (!kernels::isa_supported(isa)) continue;
+    ++isas;
+    for (int64_t rows = 1; rows <= kernels::kSmallLinearMaxRows; ++rows)
+      for (int64_t in : {1, 15, 16, 17, 31, 32, 33, 63, 64, 65, 130})
+        for (int64_t out : {1, 3, 5, 33}) {
+          auto x = torch::randn({rows, in}), w = torch::randn({out, in}), b = torch::randn({out});
+          auto y = torch::full({rows, out}, 1234.0f);
+          const int64_t o_begin = out > 3 ? 1 : 0, o_end = out;  // a slice, as one thread's chunk
+          kernels::small_linear_rows(x.data_ptr<float>(), w.data_ptr<float>(), b.data_ptr<float>(), y.data_ptr<float>(),
+                                     rows, in, out, o_begin, o_end, isa);
+          auto want = torch::linear(x.to(torch::kDouble), w.to(torch::kDouble), b.to(torch::kDouble));
+          const std::string what = "isa " + std::to_string(static_cast<int>(isa)) + " rows " + std::to_string(rows) +
+                                   " in " + std::to_string(in) + " out " + std::to_string(out);
+          auto got = y.narrow(1, o_begin, o_end - o_begin).to(torch::kDouble);
+          EXPECT_TRUE(torch::allclose(got, want.narrow(1, o_begin, o_end - o_begin), 1e-5, 1e-5)) << what;
+          if (o_begin > 0) {
+            EXPECT_EQ(y[0][0].item<float>(), 1234.0f) << what << ": wrote outside its slice";
+          }
+        }
+  }
+  EXPECT_GE(isas, 1);
+  EXPECT_TRUE(kernels::isa_supported(kernels::best_isa()));
+}
+
 // Anything to differentiate, more rows than the kernel takes, or other dtypes and layouts:
 // torch::linear itself (same bits, and a gradient when one is wanted).
 TEST(FusedCpu, SmallLinearFallsBackToTorchLinear) {
@@ -253,6 +286,96 @@ TEST(FusedCpu, SmallLinearFallsBackToTorchLinear) {
   auto xd = torch::randn({1, 8}, torch::kDouble);
   EXPECT_TRUE(torch::equal(linear(xd, wd.to(torch::kDouble), at::Tensor()), torch::linear(xd, wd.to(torch::kDouble))));
   EXPECT_THROW(linear(torch::randn({1, 7}), wd, at::Tensor()), c10::Error);  // width mismatch: torch's error
+}
+
+TEST(FusedCpu, SmallAttentionHandValues) {
+  // One batch row, 2 query heads sharing 1 key/value head, T = 1, S = 3, D = 2, scale 0.5; key 2
+  // masked. Head 0: q = [2, 0] -> scores 0.5 * [2 * 0, 2 * ln 3] = [0, ln 3] -> p = [1/4, 3/4, 0]
+  // -> out = 1/4 [4, 0] + 3/4 [0, 8] = [1, 6]. Head 1: q = 0 -> p = [1/2, 1/2, 0] -> out = [2, 4].
+  torch::NoGradGuard no_grad;
+  const float ln3 = std::log(3.0f);
+  auto q = torch::tensor({2.0f, 0.0f, 0.0f, 0.0f}).view({1, 2, 1, 2});
+  auto k = torch::tensor({0.0f, 5.0f, ln3, 7.0f, 9.0f, 0.0f}).view({1, 1, 3, 2});
+  auto v = torch::tensor({4.0f, 0.0f, 0.0f, 8.0f, 100.0f, 100.0f}).view({1, 1, 3, 2});
+  auto mask = torch::tensor({0.0f, 0.0f, -INFINITY}).view({1, 1, 1, 3});
+  auto out = small_attention(q, k, v, mask, 0.5);
+  ASSERT_TRUE(out.defined());
+  ASSERT_EQ(out.sizes(), (std::vector<int64_t>{1, 1, 2, 2}));  // [B, T, Hq, D]
+  const float want[] = {1.0f, 6.0f, 2.0f, 4.0f};
+  for (int i = 0; i < 4; ++i) EXPECT_NEAR(out.flatten()[i].item<float>(), want[i], 1e-5) << i;
+}
+
+namespace {
+/// softmax(scale q k^T + mask) v in fp64 with HF's repeat_kv, as [B, T, Hq, D].
+at::Tensor attention_in_double(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& mask,
+                               double scale) {
+  const int64_t rep = q.size(1) / k.size(1);
+  auto kd = k.to(torch::kDouble).repeat_interleave(rep, 1), vd = v.to(torch::kDouble).repeat_interleave(rep, 1);
+  auto scores = torch::matmul(q.to(torch::kDouble), kd.transpose(-2, -1)) * scale + mask.to(torch::kDouble);
+  return torch::matmul(torch::softmax(scores, -1), vd).transpose(1, 2);
+}
+}  // namespace
+
+// The decode-step attention against fp64 over random shapes: GQA and MHA, 1 .. 8 query rows, keys
+// and values read from a wider cache (strided), a transposed query (the projection's layout),
+// odd head sizes, masks with -inf holes (padding, a window) per batch row or broadcast over it.
+TEST(FusedCpu, SmallAttentionEqualsTheDoubleFormulaOverRandomShapes) {
+  torch::manual_seed(21);
+  torch::NoGradGuard no_grad;
+  int cases = 0;
+  for (int64_t b : {1, 3})
+    for (int64_t hkv : {1, 2})
+      for (int64_t rep : {1, 4})
+        for (int64_t t : {1, 2, 8})
+          for (int64_t d : {1, 17, 64})
+            for (int64_t s : {t, t + 5, t + 300})
+              for (bool per_row_mask : {true, false}) {
+                const int64_t hq = hkv * rep, cap = s + 7;
+                auto q = torch::randn({b, t, hq, d}).transpose(1, 2);  // [B, Hq, T, D], strided
+                auto k = torch::randn({b, hkv, cap, d}).narrow(2, 0, s);
+                auto v = torch::randn({b, hkv, cap, d}).narrow(2, 0, s);
+                auto holes = torch::rand({per_row_mask ? b : 1, 1, t, s}) < 0.3;
+                holes.select(3, s - 1).fill_(false);  // every query sees at least its own key
+                auto mask = torch::zeros(holes.sizes()).masked_fill(holes, -INFINITY);
+                const double scale = 1.0 / std::sqrt(static_cast<double>(d));
+                auto got = small_attention(q, k, v, mask, scale);
+                const std::string what = "b " + std::to_string(b) + " hkv " + std::to_string(hkv) + " rep " +
+                                         std::to_string(rep) + " t " + std::to_string(t) + " d " + std::to_string(d) +
+                                         " s " + std::to_string(s);
+                ASSERT_TRUE(got.defined()) << what;
+                auto want = attention_in_double(q, k, v, mask.expand({b, 1, t, s}), scale);
+                EXPECT_LT((got.to(torch::kDouble) - want).abs().max().item<double>(), 1e-5) << what;
+                ++cases;
+              }
+  EXPECT_EQ(cases, 2 * 2 * 2 * 3 * 3 * 3 * 2);
+  // A row whose keys are all masked is NaN, as ATen's softmax makes it.
+  auto q = torch::randn({1, 1, 1, 4});
+  auto kv = torch::randn({1, 1, 2, 4});
+  auto all_masked = torch::full({1, 1, 1, 2}, -INFINITY);
+  EXPECT_TRUE(small_attention(q, kv, kv, all_masked, 0.5).isnan().all().item<bool>());
+}
+
+TEST(FusedCpu, SmallAttentionLeavesOtherCasesToTheGeneralPath) {
+  torch::manual_seed(22);
+  auto q = torch::randn({1, 2, 1, 4}), kv = torch::randn({1, 1, 3, 4}), mask = torch::zeros({1, 1, 1, 3});
+  {
+    torch::NoGradGuard no_grad;
+    EXPECT_TRUE(small_attention(q, kv, kv, mask, 0.5).defined());
+    EXPECT_FALSE(small_attention(q, kv, kv, at::Tensor(), 0.5).defined());  // no mask: plain causal
+    EXPECT_FALSE(small_attention(q.to(torch::kDouble), kv.to(torch::kDouble), kv.to(torch::kDouble),
+                                 mask.to(torch::kDouble), 0.5).defined());
+    auto many = torch::randn({1, 2, kSmallAttentionMaxRows + 1, 4});
+    EXPECT_FALSE(small_attention(many, kv, kv, torch::zeros({1, 1, kSmallAttentionMaxRows + 1, 3}), 0.5).defined());
+    auto q_cols = torch::randn({1, 2, 1, 8}).slice(3, 0, 8, 2);  // last stride 2
+    EXPECT_FALSE(small_attention(q_cols, kv, kv, mask, 0.5).defined());
+    EXPECT_FALSE(small_attention(q, kv, kv, torch::zeros({1, 1, 1, 2}), 0.5).defined());  // mask width
+    EXPECT_FALSE(small_attention(torch::randn({1, 3, 1, 4}), torch::randn({1, 2, 3, 4}), torch::randn({1, 2, 3, 4}),
+                                 mask, 0.5).defined());  // 3 query heads over 2 key/value heads
+    compat::TwiceDifferentiableAttention twice;
+    EXPECT_FALSE(small_attention(q, kv, kv, mask, 0.5).defined());
+  }
+  auto qg = q.clone().requires_grad_(true);
+  EXPECT_FALSE(small_attention(qg, kv, kv, mask, 0.5).defined());  // autograd: the general path
 }
 
 // keel's parallel_for really runs on ATen's intra-op threads (at::parallel_for, compiled into keel's
