@@ -233,10 +233,11 @@ at::Tensor linear(const at::Tensor& x, const at::Tensor& weight, const at::Tenso
   // Reading the weight is the whole cost, so a second thread pays (~1.4x here) when it has an
   // idle core, also inside a decode step's SingleThreaded guard; when it would wait for a busy
   // core, it costs far more. Split by outputs (~64K weight floats a chunk), so the bits do not
-  // depend on the thread count.
+  // depend on the thread count. On helpers that spin between a decode step's layers
+  // (spinning_chunks): waking an OpenMP thread per layer cost more than it saved on Zen 3 VMs.
   const int held = std::max(at::get_num_threads(), compat::SingleThreaded::held_threads());
   const int threads = at::in_parallel_region() ? 1 : threads_with_idle_cores(held);
-  parallel_chunks(0, out, grain_rows(in), threads, [&](int64_t b, int64_t e) {
+  spinning_chunks(0, out, grain_rows(in), threads, [&](int64_t b, int64_t e) {
     kernels::small_linear_rows(xp, wp, bp, yp, rows, in, out, b, e);
   });
   return y;

@@ -17,6 +17,20 @@ namespace keel::models {
 void parallel_chunks(int64_t begin, int64_t end, int64_t grain, int threads,
                      const std::function<void(int64_t, int64_t)>& f);
 
+/// parallel_chunks for short jobs that come in quick succession (the few-row linear layers of a
+/// decode step, one every 20-200 us): the same chunks, run on keel's own helper threads, which
+/// spin for kSpinMicros after each job before they sleep. A job that finds its helpers still
+/// spinning starts at once; an OpenMP fork/join with passive waiting (what keel's processes run
+/// with, startup_env.h) wakes each thread through the kernel, which on this project's VMs cost
+/// more than the second thread saved. Helpers are started on first use (at most threads - 1 of
+/// them); a call from a helper, or while another thread's job runs, runs inline. The bits do not
+/// depend on which thread runs a chunk.
+inline constexpr int kSpinMicros = 200;
+void spinning_chunks(int64_t begin, int64_t end, int64_t grain, int threads,
+                     const std::function<void(int64_t, int64_t)>& f);
+/// How many of spinning_chunks' helpers are awake (spinning or working) now.
+int spinning_helpers_awake();
+
 /// False where this file was built without OpenMP (CMake found none): parallel_chunks then runs
 /// every range on the calling thread.
 bool parallel_chunks_run_in_parallel();
@@ -24,7 +38,8 @@ bool parallel_chunks_run_in_parallel();
 /// How many of `wanted` threads would each have a core to themselves: 1 + the CPUs this process
 /// may run on (its affinity mask) that are not running anything now, at most `wanted`. "Now" is
 /// the kernel's count of runnable threads (/proc/loadavg, which includes the calling thread),
-/// sampled at most every 2 ms; `wanted` where it cannot be read. For bandwidth-bound work that
+/// less spinning_chunks' helpers awake at that moment (they yield their core to a job), sampled at
+/// most every 2 ms; `wanted` where it cannot be read. For bandwidth-bound work that
 /// is split only when another core is idle: a fork/join whose second thread waits for a busy
 /// core costs a scheduler time slice.
 int threads_with_idle_cores(int wanted);

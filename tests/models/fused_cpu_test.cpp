@@ -420,6 +420,76 @@ TEST(FusedCpu, ParallelForUsesAtensThreads) {
   at::set_num_threads(before);
 }
 
+// spinning_chunks: parallel_chunks' chunks on keel's spinning helpers (3 threads: 2 helpers), the
+// same bits whatever runs them; a call from a helper, or while another thread's job runs, runs
+// inline; exceptions from any chunk are rethrown; idle helpers go to sleep after kSpinMicros and
+// wake for the next job.
+TEST(FusedCpu, SpinningChunksSplitLikeParallelChunks) {
+  std::mutex mu;
+  std::vector<std::pair<int64_t, int64_t>> chunks;
+  std::set<std::thread::id> threads;
+  auto record = [&](int64_t b, int64_t e) {
+    std::lock_guard<std::mutex> lock(mu);
+    chunks.emplace_back(b, e);
+    threads.insert(std::this_thread::get_id());
+  };
+  spinning_chunks(0, 1001, 1, 3, record);
+  std::sort(chunks.begin(), chunks.end());
+  EXPECT_EQ(chunks, (std::vector<std::pair<int64_t, int64_t>>{{0, 334}, {334, 668}, {668, 1001}}));
+  EXPECT_EQ(threads.size(), 3u);
+  EXPECT_TRUE(threads.count(std::this_thread::get_id()));
+  chunks.clear();
+  spinning_chunks(10, 15, 1, 4, record);  // 4 chunks of 2 over 5 elements: the last one is empty
+  std::sort(chunks.begin(), chunks.end());
+  EXPECT_EQ(chunks, (std::vector<std::pair<int64_t, int64_t>>{{10, 12}, {12, 14}, {14, 15}}));
+  chunks.clear();
+  spinning_chunks(0, 1001, 2000, 3, record);  // one grain: inline
+  EXPECT_EQ(chunks, (std::vector<std::pair<int64_t, int64_t>>{{0, 1001}}));
+  chunks.clear();
+
+  // A chunk that calls spinning_chunks runs the inner range inline, on its own thread.
+  std::atomic<int> inner_inline{0};
+  spinning_chunks(0, 2, 1, 2, [&](int64_t, int64_t) {
+    const auto me = std::this_thread::get_id();
+    bool same = true;
+    spinning_chunks(0, 100, 1, 2, [&](int64_t, int64_t) { same = same && std::this_thread::get_id() == me; });
+    if (same) ++inner_inline;
+  });
+  EXPECT_EQ(inner_inline.load(), 2);
+
+  // Two callers at once: both complete, each range covered exactly once.
+  std::vector<int> hits(2000, 0);
+  auto count_hits = [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) ++hits[static_cast<size_t>(i)];  // disjoint ranges: no race
+  };
+  std::thread other([&] {
+    for (int k = 0; k < 200; ++k) spinning_chunks(1000, 2000, 1, 2, count_hits);
+  });
+  for (int k = 0; k < 200; ++k) spinning_chunks(0, 1000, 1, 2, count_hits);
+  other.join();
+  EXPECT_TRUE(std::all_of(hits.begin(), hits.end(), [](int h) { return h == 200; }));
+
+  EXPECT_THROW(spinning_chunks(0, 10, 1, 2,
+                               [](int64_t b, int64_t) {
+                                 if (b > 0) throw std::runtime_error("helper's chunk failed");
+                               }),
+               std::runtime_error);
+  EXPECT_THROW(spinning_chunks(0, 10, 1, 2,
+                               [](int64_t b, int64_t) {
+                                 if (b == 0) throw std::runtime_error("caller's chunk failed");
+                               }),
+               std::runtime_error);
+
+  // Idle helpers sleep after kSpinMicros (allowing for a loaded machine); a job wakes them.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (spinning_helpers_awake() > 0 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::microseconds(kSpinMicros));
+  EXPECT_EQ(spinning_helpers_awake(), 0);
+  threads.clear();
+  spinning_chunks(0, 1001, 1, 3, record);
+  EXPECT_EQ(threads.size(), 3u);
+}
+
 // The small linear layer's second thread only where a core is idle: clamp(1 + cpus - runnable, 1,
 // wanted), runnable counting the caller. And the count a SingleThreaded guard holds back.
 TEST(FusedCpu, ThreadsWithIdleCores) {
