@@ -3,8 +3,11 @@
 #include <ATen/Parallel.h>
 #include <torch/torch.h>
 
+#include <sys/mman.h>
+
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <initializer_list>
 #include <vector>
 
@@ -281,6 +284,37 @@ at::Tensor small_attention(const at::Tensor& q, const at::Tensor& k, const at::T
     }
   });
   return out;
+}
+
+bool pack_on_huge_pages(const std::vector<at::Tensor>& params, int64_t min_bytes) {
+  if (params.empty()) return false;
+  const auto dtype = params.front().scalar_type();
+  const int64_t esize = static_cast<int64_t>(params.front().element_size());
+  constexpr int64_t kAlign = 64, kPage = int64_t{2} << 20;
+  int64_t bytes = 0;
+  std::vector<int64_t> offsets;
+  for (const auto& p : params) {
+    if (!p.defined() || !p.device().is_cpu() || p.scalar_type() != dtype) return false;
+    offsets.push_back(bytes);
+    bytes += (p.numel() * esize + kAlign - 1) / kAlign * kAlign;
+  }
+  if (bytes < min_bytes) return false;
+  const int64_t arena_bytes = (bytes + kPage - 1) / kPage * kPage;
+  void* mem = std::aligned_alloc(static_cast<size_t>(kPage), static_cast<size_t>(arena_bytes));
+  if (mem == nullptr) return false;
+#ifdef MADV_HUGEPAGE
+  madvise(mem, static_cast<size_t>(arena_bytes), MADV_HUGEPAGE);  // advice only: no error if refused
+#endif
+  auto arena = torch::from_blob(mem, {arena_bytes / esize}, [](void* q) { std::free(q); },
+                                torch::TensorOptions().dtype(dtype));
+  torch::NoGradGuard no_grad;
+  for (size_t i = 0; i < params.size(); ++i) {
+    const auto& p = params[i];
+    auto slot = arena.narrow(0, offsets[i] / esize, p.numel()).view(p.sizes());
+    slot.copy_(p);
+    p.set_data(slot);
+  }
+  return true;
 }
 
 void causal_softmax_(at::Tensor& scores) {

@@ -211,6 +211,7 @@ TransformerImpl::TransformerImpl(const ModelConfig& c, const HeadOptions& heads)
   if (heads.value_head) add_value_head();
   if (heads.reward_head) add_reward_head();
   inv_freq = rope_inv_freq(c);
+  pack_on_huge_pages(parameters());  // CPU models of 8 MB or more: decode streams the weights
 }
 
 void TransformerImpl::add_value_head() {

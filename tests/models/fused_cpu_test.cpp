@@ -378,6 +378,49 @@ TEST(FusedCpu, SmallAttentionLeavesOtherCasesToTheGeneralPath) {
   EXPECT_FALSE(small_attention(qg, kv, kv, mask, 0.5).defined());  // autograd: the general path
 }
 
+// Packing moves the values, not the tensors: the same TensorImpls (what modules and optimizers
+// hold), equal values, contiguous, 64-byte aligned, laid out one after another from a 2 MiB
+// boundary; autograd and in-place updates work on the packed tensors. Mixed dtypes and small
+// sets are left alone.
+TEST(FusedCpu, PackOnHugePagesKeepsTheTensorsAndTheirValues) {
+  torch::manual_seed(23);
+  std::vector<at::Tensor> params{torch::randn({300, 7}, torch::requires_grad()), torch::randn({5}),
+                                 torch::randn({1000, 1000}, torch::requires_grad())};
+  std::vector<at::Tensor> before;
+  std::vector<const void*> impls;
+  for (const auto& p : params) before.push_back(p.detach().clone()), impls.push_back(p.unsafeGetTensorImpl());
+  ASSERT_TRUE(pack_on_huge_pages(params, /*min_bytes=*/1));
+  const auto base = reinterpret_cast<uintptr_t>(params[0].data_ptr());
+  EXPECT_EQ(base % (uintptr_t{2} << 20), 0u);
+  uintptr_t expect = base;
+  for (size_t i = 0; i < params.size(); ++i) {
+    const auto& p = params[i];
+    EXPECT_EQ(p.unsafeGetTensorImpl(), impls[i]) << i;
+    EXPECT_TRUE(torch::equal(p, before[i])) << i;
+    EXPECT_TRUE(p.is_contiguous()) << i;
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(p.data_ptr()), expect) << i;
+    expect += (static_cast<uintptr_t>(p.numel()) * 4 + 63) / 64 * 64;
+  }
+  EXPECT_TRUE(params[0].requires_grad());
+  EXPECT_FALSE(params[1].requires_grad());
+  auto x = torch::randn({2, 300});
+  torch::mm(x, params[0]).sum().backward();
+  EXPECT_TRUE(torch::allclose(params[0].grad(), x.sum(0).unsqueeze(1).expand({300, 7})));
+  {
+    torch::NoGradGuard no_grad;
+    params[2].add_(1.0);  // an optimizer's in-place step lands in the arena
+  }
+  EXPECT_TRUE(torch::allclose(params[2], before[2] + 1.0));
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(params[2].data_ptr()), expect - 1000 * 1000 * 4);
+
+  EXPECT_FALSE(pack_on_huge_pages({torch::randn({4}), torch::randn({4}, torch::kDouble)}, 1));  // mixed dtypes
+  auto small = torch::randn({4});
+  const void* small_ptr = small.data_ptr();
+  EXPECT_FALSE(pack_on_huge_pages({small}));  // under the default 8 MB
+  EXPECT_EQ(small.data_ptr(), small_ptr);
+  EXPECT_FALSE(pack_on_huge_pages({}));
+}
+
 // keel's parallel_for really runs on ATen's intra-op threads (at::parallel_for, compiled into keel's
 // non-OpenMP sources, ran everything on the calling thread), in at::parallel_for's chunks, serially
 // inside a compat::SingleThreaded guard, and rethrows a chunk's exception.

@@ -308,6 +308,29 @@ TEST(Transformer, ValueAndRewardHeads) {
   EXPECT_THROW(bare.rewards(h), c10::Error);
 }
 
+// A CPU model of 8 MB or more keeps its parameters in one arena of 2 MiB pages (fused_cpu.h
+// pack_on_huge_pages: decode streams every weight), consecutive in registration order; a smaller
+// one keeps ATen's allocations. Loading weights copies into the arena.
+TEST(Transformer, LargeCpuModelsKeepTheirParametersInOneArena) {
+  ModelConfig big = tiny_config();
+  big.hidden_size = 256, big.intermediate_size = 688, big.num_hidden_layers = 4, big.vocab_size = 2048;
+  Transformer model(big);
+  auto params = model.parameters();
+  int64_t bytes = 0;
+  for (const auto& p : params) bytes += p.numel() * 4;
+  ASSERT_GE(bytes, int64_t{8} << 20);
+  const auto base = reinterpret_cast<uintptr_t>(params.front().data_ptr());
+  EXPECT_EQ(base % (uintptr_t{2} << 20), 0u);
+  for (size_t i = 1; i < params.size(); ++i)
+    EXPECT_GT(reinterpret_cast<uintptr_t>(params[i].data_ptr()), reinterpret_cast<uintptr_t>(params[i - 1].data_ptr()));
+  const auto last = reinterpret_cast<uintptr_t>(params.back().data_ptr()) + params.back().numel() * 4;
+  EXPECT_LE(last - base, static_cast<uintptr_t>(bytes + 64 * static_cast<int64_t>(params.size())));
+  Transformer copy = model.clone();  // load_state_dict copies into the clone's own arena
+  EXPECT_NE(copy.parameters().front().data_ptr(), params.front().data_ptr());
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(copy.parameters().front().data_ptr()) % (uintptr_t{2} << 20), 0u);
+  for (size_t i = 0; i < params.size(); ++i) EXPECT_TRUE(torch::equal(copy.parameters()[i], params[i])) << i;
+}
+
 TEST(Transformer, CloneIsDeepAndFreezeWorks) {
   auto c = tiny_config();
   Transformer m(c, {.lm_head = true, .value_head = true});
