@@ -19,12 +19,19 @@
 
 namespace keel::models {
 
+namespace {
+/// How many chunks both loops split n elements into: at most `threads`, each of >= `grain`.
+int64_t chunk_count(int64_t n, int64_t grain, int threads) {
+  grain = std::max<int64_t>(1, grain);
+  return std::min<int64_t>(threads, (n + grain - 1) / grain);
+}
+}  // namespace
+
 void parallel_chunks(int64_t begin, int64_t end, int64_t grain, int threads,
                      const std::function<void(int64_t, int64_t)>& f) {
   if (begin >= end) return;
   const int64_t n = end - begin;
-  grain = std::max<int64_t>(1, grain);
-  const int64_t chunks = std::min<int64_t>(threads, (n + grain - 1) / grain);
+  const int64_t chunks = chunk_count(n, grain, threads);
 #ifdef _OPENMP
   const bool nested = omp_in_parallel() != 0;
 #else
@@ -175,8 +182,7 @@ void spinning_chunks(int64_t begin, int64_t end, int64_t grain, int threads,
                      const std::function<void(int64_t, int64_t)>& f) {
   if (begin >= end) return;
   const int64_t n = end - begin;
-  grain = std::max<int64_t>(1, grain);
-  const int64_t chunks = std::min<int64_t>(threads, (n + grain - 1) / grain);
+  const int64_t chunks = chunk_count(n, grain, threads);
   if (chunks <= 1) {
     f(begin, end);
     return;

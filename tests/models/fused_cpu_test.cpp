@@ -421,6 +421,22 @@ TEST(FusedCpu, PackOnHugePagesKeepsTheTensorsAndTheirValues) {
   EXPECT_FALSE(pack_on_huge_pages({}));
 }
 
+namespace {
+/// The (begin, end) chunks a parallel loop ran and the threads that ran them.
+struct ChunkLog {
+  std::mutex mu;
+  std::vector<std::pair<int64_t, int64_t>> chunks;
+  std::set<std::thread::id> threads;
+  std::function<void(int64_t, int64_t)> recorder() {
+    return [this](int64_t b, int64_t e) {
+      std::lock_guard<std::mutex> lock(mu);
+      chunks.emplace_back(b, e);
+      threads.insert(std::this_thread::get_id());
+    };
+  }
+};
+}  // namespace
+
 // keel's parallel_for really runs on ATen's intra-op threads (at::parallel_for, compiled into keel's
 // non-OpenMP sources, ran everything on the calling thread), in at::parallel_for's chunks, serially
 // inside a compat::SingleThreaded guard, and rethrows a chunk's exception.
@@ -428,14 +444,10 @@ TEST(FusedCpu, ParallelForUsesAtensThreads) {
   if (!parallel_chunks_run_in_parallel()) GTEST_SKIP() << "keel was built without OpenMP (CMake found none)";
   const int before = at::get_num_threads();
   at::set_num_threads(2);
-  std::mutex mu;
-  std::vector<std::pair<int64_t, int64_t>> chunks;
-  std::set<std::thread::id> threads;
-  auto record = [&](int64_t b, int64_t e) {
-    std::lock_guard<std::mutex> lock(mu);
-    chunks.emplace_back(b, e);
-    threads.insert(std::this_thread::get_id());
-  };
+  ChunkLog log;
+  auto& chunks = log.chunks;
+  auto& threads = log.threads;
+  const auto record = log.recorder();
   parallel_for(0, 1001, 1, record);
   std::sort(chunks.begin(), chunks.end());
   EXPECT_EQ(chunks, (std::vector<std::pair<int64_t, int64_t>>{{0, 501}, {501, 1001}}));
@@ -468,14 +480,10 @@ TEST(FusedCpu, ParallelForUsesAtensThreads) {
 // inline; exceptions from any chunk are rethrown; idle helpers go to sleep after kSpinMicros and
 // wake for the next job.
 TEST(FusedCpu, SpinningChunksSplitLikeParallelChunks) {
-  std::mutex mu;
-  std::vector<std::pair<int64_t, int64_t>> chunks;
-  std::set<std::thread::id> threads;
-  auto record = [&](int64_t b, int64_t e) {
-    std::lock_guard<std::mutex> lock(mu);
-    chunks.emplace_back(b, e);
-    threads.insert(std::this_thread::get_id());
-  };
+  ChunkLog log;
+  auto& chunks = log.chunks;
+  auto& threads = log.threads;
+  const auto record = log.recorder();
   spinning_chunks(0, 1001, 1, 3, record);
   std::sort(chunks.begin(), chunks.end());
   EXPECT_EQ(chunks, (std::vector<std::pair<int64_t, int64_t>>{{0, 334}, {334, 668}, {668, 1001}}));
