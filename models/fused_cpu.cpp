@@ -42,6 +42,15 @@ namespace {
 /// Rows per parallel chunk for row kernels of `width` floats: about 64K floats a chunk.
 int64_t grain_rows(int64_t width) { return std::max<int64_t>(1, (int64_t{1} << 16) / std::max<int64_t>(1, width)); }
 
+/// Whether grad mode is on and any defined one of these requires grad: the no-grad kernels
+/// (linear, small_attention) leave those calls to autograd-aware ATen.
+bool needs_autograd(std::initializer_list<const at::Tensor*> ts) {
+  if (!torch::GradMode::is_enabled()) return false;
+  for (const auto* t : ts)
+    if (t->defined() && t->requires_grad()) return true;
+  return false;
+}
+
 bool fusable(std::initializer_list<const at::Tensor*> ts) {
   if (compat::TwiceDifferentiableAttention::active()) return false;
   for (const auto* t : ts)
@@ -221,9 +230,7 @@ void parallel_for(int64_t begin, int64_t end, int64_t grain, const std::function
 at::Tensor linear(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias) {
   const int64_t in = weight.dim() == 2 ? weight.size(1) : -1;
   const int64_t rows = x.dim() >= 1 && x.size(-1) == in && in > 0 ? x.numel() / in : -1;
-  const bool grad = torch::GradMode::is_enabled() &&
-                    (x.requires_grad() || weight.requires_grad() || (bias.defined() && bias.requires_grad()));
-  if (grad || rows < 1 || rows > kernels::kSmallLinearMaxRows || !fusable({&x, &weight}) ||
+  if (needs_autograd({&x, &weight, &bias}) || rows < 1 || rows > kernels::kSmallLinearMaxRows || !fusable({&x, &weight}) ||
       (bias.defined() && (!fusable({&bias}) || bias.dim() != 1 || bias.size(0) != weight.size(0))))
     return torch::linear(x, weight, bias);
   const int64_t out = weight.size(0);
@@ -254,9 +261,7 @@ at::Tensor small_attention(const at::Tensor& q, const at::Tensor& k, const at::T
   if (compat::TwiceDifferentiableAttention::active() || !fp32_rows(q) || !fp32_rows(k) || !fp32_rows(v) ||
       !fp32_rows(mask))
     return {};
-  if (torch::GradMode::is_enabled() && (q.requires_grad() || k.requires_grad() || v.requires_grad() ||
-                                        mask.requires_grad()))
-    return {};
+  if (needs_autograd({&q, &k, &v, &mask})) return {};
   const int64_t b = q.size(0), hq = q.size(1), t = q.size(2), d = q.size(3);
   const int64_t hkv = k.size(1), s = k.size(2);
   if (t < 1 || t > kSmallAttentionMaxRows || s < 1 || hkv < 1 || hq % hkv != 0 || k.size(0) != b ||

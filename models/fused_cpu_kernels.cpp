@@ -341,11 +341,8 @@ void attention_rows(const float* q, int64_t q_stride, const float* k, int64_t k_
                     int64_t v_stride, const float* mask, int64_t mask_stride, float* out, int64_t out_stride,
                     float* scores, int64_t rows, int64_t s, int64_t d, float scale) {
   for (int64_t r = 0; r < rows; ++r, q += q_stride, out += out_stride) {
-    const float* m_row = mask != nullptr ? mask + r * mask_stride : nullptr;
-    for (int64_t j = 0; j < s; ++j) {
-      const float sc = dot(q, k + j * k_stride, d) * scale;
-      scores[j] = m_row != nullptr ? sc + m_row[j] : sc;
-    }
+    const float* m_row = mask + r * mask_stride;
+    for (int64_t j = 0; j < s; ++j) scores[j] = dot(q, k + j * k_stride, d) * scale + m_row[j];
     const float m = row_max(scores, s);  // -inf only when every key is masked: NaN below, as ATen
     float sum = 0;
     for (int64_t j = 0; j < s; ++j) {

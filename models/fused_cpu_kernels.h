@@ -81,8 +81,8 @@ void small_linear_rows(const float* x, const float* w, const float* bias, float*
 /// Attention of a few query rows (a decode step) over s keys, one row at a time:
 ///   out_r = sum_j p_j v_j,  p = softmax_j(scale * q_r . k_j + mask_r[j]),
 /// q, out rows of width d (row strides q_stride, out_stride), keys and values rows of width d
-/// (row strides k_stride, v_stride: a KV cache read in place), mask rows of width s (row stride
-/// mask_stride; null: no mask). A key whose score is -inf gets probability exactly 0, as in a
+/// (row strides k_stride, v_stride: a KV cache read in place), additive mask rows of width s (row
+/// stride mask_stride). A key whose score is -inf gets probability exactly 0, as in a
 /// softmax; a row with every key masked gets NaN, as ATen's softmax does. scores: scratch of s
 /// floats.
 void attention_rows(const float* q, int64_t q_stride, const float* k, int64_t k_stride, const float* v,

@@ -27,7 +27,8 @@ torch::Tensor FusedAdamW::step(LossClosure closure) {
   for (auto& group : param_groups()) {
     if (static_cast<torch::optim::AdamWOptions&>(group.options()).amsgrad()) return AdamW::step(std::move(closure));
     for (auto& p : group.params())
-      if (p.grad().defined() && (!models::fused_cpu_tensor(p) || p.grad().is_sparse() || !models::fused_cpu_tensor(p.grad())))
+      if (p.grad().defined() &&
+          (!models::fused_cpu_tensor(p) || p.grad().is_sparse() || !models::fused_cpu_tensor(p.grad())))
         return AdamW::step(std::move(closure));
   }
   torch::NoGradGuard no_grad;
@@ -64,7 +65,8 @@ torch::Tensor FusedAdamW::step(LossClosure closure) {
       c.eps = static_cast<float>(o.eps());
       c.neg_step_size = static_cast<float>(-o.lr() / bias_correction1);
       auto m = st.exp_avg(), v = st.exp_avg_sq();
-      if (!models::fused_cpu_tensor(m) || !models::fused_cpu_tensor(v)) {  // e.g. state loaded from a checkpoint in another layout
+      // e.g. state loaded from a checkpoint in another layout
+      if (!models::fused_cpu_tensor(m) || !models::fused_cpu_tensor(v)) {
         m = m.contiguous();
         v = v.contiguous();
         st.exp_avg(m);
