@@ -37,6 +37,10 @@ find_package(fmt REQUIRED)
 find_package(spdlog REQUIRED)
 find_package(nlohmann_json REQUIRED)
 find_package(CLI11 REQUIRED)
+# Protobuf (Debian's libprotobuf-dev + protobuf-compiler) for TensorBoard's Event messages, generated
+# from trainer/metrics/tensorboard_event.proto at build time. It is the libprotobuf.so that Debian's
+# LibTorch already links, so the process holds one protobuf; a pip LibTorch keeps its own hidden.
+find_package(Protobuf REQUIRED)
 
 # SentencePiece: headers only, never linked. Debian's libsentencepiece.so.0 exports its private copy
 # of protobuf-lite, which clashes with LibTorch's libprotobuf.so.32 in one process (a crash in

@@ -13,6 +13,7 @@ pkgs=(
   libspdlog-dev libspdlog1.10
   libfmt-dev libfmt9
   libsentencepiece-dev libsentencepiece0 libprotobuf-lite32
+  libprotobuf-dev libprotobuf32 protobuf-compiler libprotoc32
   nlohmann-json3-dev libcli11-dev
   libgtest-dev libgmock-dev googletest
 )

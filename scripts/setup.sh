@@ -8,6 +8,7 @@ pkgs=(
   libtorch-dev libopenblas0-pthread libopenblas-pthread-dev
   libyaml-cpp-dev libspdlog-dev libfmt-dev libsentencepiece-dev sentencepiece
   nlohmann-json3-dev libcli11-dev libgtest-dev libgmock-dev libbenchmark-dev libgloo-dev
+  libprotobuf-dev protobuf-compiler
   python3-torch python3-matplotlib python3-numpy
 )
 

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <array>
 #include <chrono>
 #include <cmath>
 #include <cstring>
@@ -12,6 +13,7 @@
 
 #include "trainer/common/error.h"
 #include "trainer/common/fs.h"
+#include "trainer/metrics/tensorboard_event.h"
 
 namespace keel::metrics {
 
@@ -99,35 +101,11 @@ uint32_t masked_crc32c(const void* data, size_t n) {
 
 namespace {
 
-void put_varint(std::string& s, uint64_t v) {
-  while (v >= 0x80) {
-    s += static_cast<char>((v & 0x7F) | 0x80);
-    v >>= 7;
-  }
-  s += static_cast<char>(v);
-}
 template <typename T>
-void put_fixed(std::string& s, T v) {
+void put_le(std::string& s, T v) {
   char b[sizeof(T)];
-  std::memcpy(b, &v, sizeof(T));  // little-endian hosts only (x86-64, aarch64)
+  std::memcpy(b, &v, sizeof(T));  // little-endian hosts only (x86-64, aarch64), as TFRecord wants
   s.append(b, sizeof(T));
-}
-void put_bytes(std::string& s, uint32_t field, const std::string& bytes) {
-  put_varint(s, (field << 3) | 2);
-  put_varint(s, bytes.size());
-  s += bytes;
-}
-
-/// Event { double wall_time = 1; int64 step = 2; string file_version = 3 | Summary summary = 5; }
-std::string event(double wall_time, int64_t step, const std::string* file_version, const std::string* summary) {
-  std::string e;
-  put_varint(e, (1 << 3) | 1);
-  put_fixed(e, wall_time);
-  put_varint(e, (2 << 3) | 0);
-  put_varint(e, static_cast<uint64_t>(step));
-  if (file_version) put_bytes(e, 3, *file_version);
-  if (summary) put_bytes(e, 5, *summary);
-  return e;
 }
 
 }  // namespace
@@ -139,8 +117,7 @@ TensorBoardWriter::TensorBoardWriter(const std::filesystem::path& dir) {
   path_ = dir / fmt::format("events.out.tfevents.{}.keel.{}", static_cast<int64_t>(now_s()), ::getpid());
   f_ = std::fopen(path_.c_str(), "wb");
   if (!f_) fail("{}: cannot open ({})", path_.string(), std::strerror(errno));
-  const std::string version = "brain.Event:2";
-  write_record(event(now_s(), 0, &version, nullptr));
+  write_record(tensorboard_file_version_event(now_s(), "brain.Event:2"));
 }
 
 TensorBoardWriter::~TensorBoardWriter() {
@@ -150,25 +127,16 @@ TensorBoardWriter::~TensorBoardWriter() {
 void TensorBoardWriter::write_record(const std::string& data) {
   std::string rec;
   const uint64_t len = data.size();
-  put_fixed(rec, len);
-  put_fixed(rec, masked_crc32c(&len, sizeof(len)));
+  put_le(rec, len);
+  put_le(rec, masked_crc32c(&len, sizeof(len)));
   rec += data;
-  put_fixed(rec, masked_crc32c(data.data(), data.size()));
+  put_le(rec, masked_crc32c(data.data(), data.size()));
   if (std::fwrite(rec.data(), 1, rec.size(), f_) != rec.size() || std::fflush(f_) != 0)
     fail("{}: write failed ({})", path_.string(), std::strerror(errno));
 }
 
 void TensorBoardWriter::write(int64_t step, const Metrics& m) {
-  // Summary { repeated Value value = 1; }  Value { string tag = 1; float simple_value = 2; }
-  std::string summary;
-  for (const auto& [k, v] : m) {
-    std::string value;
-    put_bytes(value, 1, k);
-    put_varint(value, (2 << 3) | 5);
-    put_fixed(value, static_cast<float>(v));
-    put_bytes(summary, 1, value);
-  }
-  write_record(event(now_s(), step, nullptr, &summary));
+  write_record(tensorboard_scalars_event(now_s(), step, m));
 }
 
 // ---- console ------------------------------------------------------------------------------------

@@ -30,13 +30,18 @@ class JsonlWriter {
   std::FILE* f_ = nullptr;
 };
 
-/// TensorBoard event file (events.out.tfevents.<secs>.keel) with one scalar summary per metric.
-/// The record framing (length, masked CRC-32C) and the Event/Summary protobuf fields are written by
-/// hand: no protobuf or TensorFlow dependency.
+/// A TensorBoard event file, <dir>/events.out.tfevents.<secs>.keel.<pid>: a first Event with
+/// file_version "brain.Event:2", then one Event per step whose Summary holds one scalar
+/// (simple_value, as float) per metric, tagged with the metric's key as in metrics.jsonl. Each
+/// Event is a TFRecord: uint64 length, masked CRC-32C of the length, the serialized Event (protobuf,
+/// see tensorboard_event.proto), masked CRC-32C of the data; all little-endian. Every record is
+/// flushed. The trainer keeps one writer, on rank 0.
 class TensorBoardWriter {
  public:
   explicit TensorBoardWriter(const std::filesystem::path& dir);
   ~TensorBoardWriter();
+  TensorBoardWriter(const TensorBoardWriter&) = delete;
+  TensorBoardWriter& operator=(const TensorBoardWriter&) = delete;
   void write(int64_t step, const Metrics& m);
   const std::filesystem::path& path() const { return path_; }
 
@@ -46,9 +51,9 @@ class TensorBoardWriter {
   std::FILE* f_ = nullptr;
 };
 
-/// CRC-32C (Castagnoli), as TFRecord framing uses.
+/// CRC-32C (Castagnoli, reflected polynomial 0x82F63B78), as TFRecord framing uses.
 uint32_t crc32c(const void* data, size_t n);
-/// TFRecord's masked CRC.
+/// TFRecord's masked CRC: ((crc >> 15) | (crc << 17)) + 0xA282EAD8.
 uint32_t masked_crc32c(const void* data, size_t n);
 
 /// One readable console line for a step, e.g.
