@@ -1,8 +1,11 @@
-// Test helpers shared by the multi-process training tests: a tiny run's config head, and the
-// checks that two runs (e.g. N ranks and one process) trained the same.
+// Test helpers shared by the multi-process training tests: a tiny run's config head, the checks
+// that two runs (e.g. N ranks and one process) trained the same, and that a run's TensorBoard file
+// mirrors its metrics.jsonl.
 #pragma once
 
+#include <cmath>
 #include <filesystem>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -13,6 +16,7 @@
 #include "models/model_config.h"
 #include "models/pretrained.h"
 #include "tests/trainer/cli/run_keel.h"
+#include "tests/trainer/metrics/tfevents_reader.h"
 
 namespace keel::testing {
 
@@ -80,6 +84,48 @@ inline void expect_resumed_equals(const RunResult& r, const std::filesystem::pat
   ASSERT_EQ(b.size(), steps);
   expect_same_metrics(a, b, 0, min_compared);
   expect_same_weights(straight, resumed, "policy", step);
+}
+
+/// `run_dir`/tensorboard holds exactly one event file (one writer, on rank 0) and it mirrors
+/// `run_dir`/metrics.jsonl: the file_version event, then for every line an Event of the same step
+/// whose scalars carry exactly the line's keys (step and wall_time aside) with the line's values as
+/// float (a null in the JSONL is a non-finite value). Returns the number of scalars compared.
+inline size_t expect_tfevents_mirror_jsonl(const std::filesystem::path& run_dir) {
+  const auto files = tfevents_files(run_dir / "tensorboard");
+  EXPECT_EQ(files.size(), 1u) << (run_dir / "tensorboard");
+  if (files.size() != 1) return 0;
+  std::vector<TfEvent> events;
+  EXPECT_NO_THROW(events = read_tfevents(files[0])) << files[0];
+  const auto lines = json_file_lines(run_dir / "metrics.jsonl");
+  EXPECT_EQ(events.size(), lines.size() + 1) << files[0];
+  if (events.size() != lines.size() + 1) return 0;
+  EXPECT_EQ(events[0].file_version, "brain.Event:2");
+  size_t compared = 0;
+  for (size_t i = 0; i < lines.size(); ++i) {
+    const auto& e = events[i + 1];
+    const auto step = lines[i].at("step").get<int64_t>();
+    EXPECT_EQ(e.step, step);
+    std::map<std::string, float> scalars;
+    for (const auto& s : e.scalars) {
+      EXPECT_TRUE(s.simple_value.has_value()) << "step " << step << " " << s.tag;
+      EXPECT_TRUE(scalars.emplace(s.tag, s.simple_value.value_or(0)).second) << "step " << step << " repeats " << s.tag;
+    }
+    size_t keys = 0;
+    for (const auto& [k, v] : lines[i].items()) {
+      if (k == "step" || k == "wall_time") continue;
+      ++keys;
+      const auto it = scalars.find(k);
+      if (it == scalars.end()) {
+        ADD_FAILURE() << "step " << step << ": " << k << " is in metrics.jsonl but not in " << files[0];
+        continue;
+      }
+      if (v.is_null()) EXPECT_FALSE(std::isfinite(it->second)) << "step " << step << " " << k;
+      else EXPECT_EQ(it->second, static_cast<float>(v.get<double>())) << "step " << step << " " << k;
+      ++compared;
+    }
+    EXPECT_EQ(scalars.size(), keys) << "step " << step << ": the event file has tags metrics.jsonl lacks";
+  }
+  return compared;
 }
 
 }  // namespace keel::testing

@@ -44,11 +44,13 @@ void dp_equivalence(const std::string& learner_yaml, const std::vector<std::stri
   auto r = run_keel("train c.yaml run.output_dir=one", dir.path());
   ASSERT_EQ(r.exit_code, 0) << r.out;
   r = run_keel("launch --nproc-per-node 2 --master-port " + std::to_string(dist::testing::free_port()) + " --log-dir logs -- '" +
-                   std::string(KEEL_BINARY) + "' train c.yaml run.output_dir=two",
+                   std::string(KEEL_BINARY) + "' train c.yaml run.output_dir=two metrics.tensorboard=true",
                dir.path());
   ASSERT_EQ(r.exit_code, 0) << r.out;
   EXPECT_TRUE(stdfs::exists(dir.path() / "logs" / "rank_1.log")) << r.out;
   expect_same_run(dir.path() / "one/tiny", dir.path() / "two/tiny", models, min_compared);
+  // One TensorBoard writer, on rank 0, with metrics.jsonl's keys and values.
+  EXPECT_GT(expect_tfevents_mirror_jsonl(dir.path() / "two/tiny"), 0u);
 }
 
 TEST(TrainDist, TwoRanksEqualOneRankGrpo) {

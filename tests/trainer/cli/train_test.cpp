@@ -1,5 +1,5 @@
 // keel train end to end on a tiny model: the exact-resume contract (2N steps straight equal N
-// steps + kill -9 + resume), the NaN rollback, and the run directory contents.
+// steps + kill -9 + resume), the NaN rollback, the run directory contents and its TensorBoard file.
 #include <gtest/gtest.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -11,6 +11,7 @@
 #include <sstream>
 #include <thread>
 
+#include "tests/trainer/cli/run_compare.h"
 #include "tests/trainer/cli/run_keel.h"
 #include "trainer/common/fs.h"
 
@@ -105,6 +106,17 @@ TEST(TrainSlow, NonFiniteStepsRollBackToTheLastCheckpoint) {
   ASSERT_FALSE(m.empty());
   EXPECT_EQ(m.back()["step"], 5);
   for (const auto& line : m) EXPECT_TRUE(line["reward/mean"].is_number()) << line.dump();
+}
+
+// metrics.tensorboard: the event file in the run directory carries every metrics.jsonl key at every
+// step (eval keys included), through the real training loop.
+TEST(TrainSlow, TensorBoardEventsMirrorMetricsJsonl) {
+  ScratchDir dir("tensorboard");
+  dir.write("c.yaml", kTinyGrpo);
+  const auto r = run_keel("train c.yaml run.total_steps=2 checkpoint.every=0 metrics.tensorboard=true", dir.path());
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  ASSERT_EQ(json_file_lines(dir.path() / "runs/tiny/metrics.jsonl").size(), 2u);
+  EXPECT_GT(expect_tfevents_mirror_jsonl(dir.path() / "runs/tiny"), 20u);
 }
 
 TEST(Train, BadConfigFailsBeforeTraining) {

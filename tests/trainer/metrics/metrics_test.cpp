@@ -1,11 +1,16 @@
+// The metrics writers: metrics.jsonl (with resume), TensorBoard event files (read back by the
+// independent reader in tfevents_reader.h), CRC-32C, and the console progress line.
 #include "trainer/metrics/metrics.h"
 
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <chrono>
+#include <cmath>
 #include <cstring>
 #include <filesystem>
 
+#include "tests/trainer/metrics/tfevents_reader.h"
 #include "trainer/common/fs.h"
 
 namespace keel::metrics {
@@ -52,47 +57,88 @@ TEST(JsonlWriter, OneLinePerStepAndResumeDropsLaterSteps) {
   keel::fs::remove_tree(dir);
 }
 
-// Reads back TFRecord framing and the fields we wrote.
-TEST(TensorBoardWriter, RecordsAreFramedWithValidCrcs) {
+TEST(TfeventsReader, OwnCrc32cMatchesTheCheckValueAndTheWriters) {
+  // The reader's bitwise CRC-32C against the standard check value, then against the writer's table.
+  EXPECT_EQ(keel::testing::tf_crc32c("123456789"), 0xE3069283u);
+  std::string bytes;
+  for (int i = 0; i < 300; ++i) bytes += static_cast<char>((i * 131 + 7) & 0xFF);
+  for (size_t n : {0, 1, 7, 8, 63, 300}) {
+    EXPECT_EQ(keel::testing::tf_crc32c(std::string_view(bytes).substr(0, n)), crc32c(bytes.data(), n)) << n;
+    EXPECT_EQ(keel::testing::tf_masked_crc32c(std::string_view(bytes).substr(0, n)), masked_crc32c(bytes.data(), n))
+        << n;
+  }
+}
+
+// Several steps with several keys, read back by the independent reader: frames and both CRCs,
+// the file_version event, then one Summary per step with every key as a float scalar.
+TEST(TensorBoardWriter, StepsAndKeysReadBackByAnIndependentParser) {
   const auto dir = scratch("tb");
-  std::string path;
+  const std::vector<std::pair<int64_t, Metrics>> steps = {
+      {1, {{"reward/mean", 0.25}, {"actor/pg_clipfrac", 0.0}, {"actor/kl", -1.5e-3}, {"time/step_s", 2.0}}},
+      {2, {{"reward/mean", 0.75}, {"actor/pg_clipfrac", 0.125}, {"eval/pass@1", 1.0 / 3.0}}},
+      {10'000'000'000, {{"reward/mean", std::nan("")}, {"perf/tokens_per_s", 1e30}}},  // a step past 2^32
+  };
+  std::filesystem::path path;
+  const auto now_s = [] {
+    return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+  };
+  const double t0 = std::floor(now_s());
   {
     TensorBoardWriter w(dir);
-    w.write(7, {{"reward/mean", 0.25}});
+    path = w.path();
+    for (const auto& [step, m] : steps) w.write(step, m);
+  }
+  const double t1 = now_s();
+  EXPECT_EQ(path.parent_path(), dir);
+  EXPECT_EQ(path.filename().string().rfind("events.out.tfevents.", 0), 0u) << path;
+
+  std::vector<keel::testing::TfEvent> events;
+  ASSERT_NO_THROW(events = keel::testing::read_tfevents(path));
+  ASSERT_EQ(events.size(), 1 + steps.size());
+  EXPECT_EQ(events[0].file_version, "brain.Event:2");
+  EXPECT_EQ(events[0].step, 0);
+  EXPECT_FALSE(events[0].has_summary);
+  for (size_t i = 0; i < steps.size(); ++i) {
+    const auto& e = events[i + 1];
+    const auto& [step, m] = steps[i];
+    SCOPED_TRACE("step " + std::to_string(step));
+    EXPECT_EQ(e.step, step);
+    EXPECT_FALSE(e.file_version.has_value());
+    EXPECT_GE(e.wall_time, t0);
+    EXPECT_LE(e.wall_time, t1 + 1);
+    ASSERT_TRUE(e.has_summary);
+    ASSERT_EQ(e.scalars.size(), m.size());
+    size_t j = 0;
+    for (const auto& [key, value] : m) {  // the map's (sorted) order
+      const auto& s = e.scalars[j++];
+      EXPECT_EQ(s.tag, key);
+      ASSERT_TRUE(s.simple_value.has_value()) << key << ": a scalar without a value (0.0 must be written)";
+      if (std::isnan(value)) EXPECT_TRUE(std::isnan(*s.simple_value)) << key;
+      else EXPECT_EQ(*s.simple_value, static_cast<float>(value)) << key;
+    }
+  }
+  keel::fs::remove_tree(dir);
+}
+
+TEST(TfeventsReader, RejectsACorruptedByte) {
+  const auto dir = scratch("tbcorrupt");
+  std::filesystem::path path;
+  {
+    TensorBoardWriter w(dir);
+    w.write(3, {{"reward/mean", 0.5}});
     path = w.path();
   }
-  const std::string b = fs::read_file(path);
-  size_t off = 0;
-  int records = 0;
-  std::string last;
-  while (off < b.size()) {
-    uint64_t len;
-    uint32_t lcrc, dcrc;
-    ASSERT_LE(off + 12, b.size());
-    std::memcpy(&len, b.data() + off, 8);
-    std::memcpy(&lcrc, b.data() + off + 8, 4);
-    EXPECT_EQ(lcrc, masked_crc32c(&len, 8));
-    ASSERT_LE(off + 12 + len + 4, b.size());
-    last = b.substr(off + 12, len);
-    std::memcpy(&dcrc, b.data() + off + 12 + len, 4);
-    EXPECT_EQ(dcrc, masked_crc32c(last.data(), last.size()));
-    off += 12 + len + 4;
-    ++records;
+  const std::string good = fs::read_file(path);
+  ASSERT_NO_THROW(keel::testing::read_tfrecords(good));
+  // One flipped bit in the length, in the payload and in each stored CRC of the last record.
+  const size_t last = good.rfind("reward/mean");
+  ASSERT_NE(last, std::string::npos);
+  for (size_t at : {size_t{0}, size_t{8}, last, good.size() - 1}) {
+    std::string bad = good;
+    bad[at] = static_cast<char>(bad[at] ^ 0x10);
+    EXPECT_THROW(keel::testing::read_tfrecords(bad), std::runtime_error) << "byte " << at;
   }
-  EXPECT_EQ(records, 2);
-  EXPECT_NE(b.find("brain.Event:2"), std::string::npos);
-  // Event: wall_time (0x09 + 8 bytes), step (0x10, varint 7), summary (0x2A ...).
-  ASSERT_GE(last.size(), 12u);
-  EXPECT_EQ(static_cast<unsigned char>(last[0]), 0x09);
-  EXPECT_EQ(static_cast<unsigned char>(last[9]), 0x10);
-  EXPECT_EQ(static_cast<unsigned char>(last[10]), 7);
-  EXPECT_EQ(static_cast<unsigned char>(last[11]), 0x2A);
-  float v;
-  const auto tag = last.find("reward/mean");
-  ASSERT_NE(tag, std::string::npos);
-  EXPECT_EQ(static_cast<unsigned char>(last[tag + 11]), 0x15);
-  std::memcpy(&v, last.data() + tag + 12, 4);
-  EXPECT_EQ(v, 0.25f);
+  EXPECT_THROW(keel::testing::read_tfrecords(good.substr(0, good.size() - 2)), std::runtime_error);
   keel::fs::remove_tree(dir);
 }
 
