@@ -117,7 +117,7 @@ void read_checkpoint(Reader& r, CheckpointSection& c) {
 
 void read_metrics(Reader& r, MetricsSection& c) {
   r.field("jsonl", c.jsonl, "write metrics.jsonl in the run directory");
-  r.field("tensorboard", c.tensorboard, "write TensorBoard event files");
+  r.field("tensorboard", c.tensorboard, "write TensorBoard scalars (metrics.jsonl's keys) to tensorboard/ in the run directory");
   r.field("console_every", c.console_every, "print a progress line every N steps").ge(1);
 }
 
