@@ -62,8 +62,8 @@ std::string escape_for_display(std::string_view bytes) {
   return out;
 }
 
-std::string tokenize_debug(const Tokenizer& tokenizer, std::string_view text) {
-  const std::vector<int64_t> ids = tokenizer.encode(text, /*add_special=*/false, /*parse_special=*/true);
+std::string tokenize_debug(const Tokenizer& tokenizer, std::string_view text, bool add_special) {
+  const std::vector<int64_t> ids = tokenizer.encode(text, add_special, /*parse_special=*/true);
   std::string out = fmt::format("{} tokens ({} bytes of text, tokenizer {} '{}')\n", ids.size(), text.size(),
                                 tokenizer.kind(), tokenizer.source());
   out += fmt::format("{:>5}  {:>8}  {:<24}  {}\n", "pos", "id", "piece", "bytes");

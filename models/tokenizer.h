@@ -73,8 +73,8 @@ std::unique_ptr<Tokenizer> load_tokenizer(const std::string& path);
 
 /// A human-readable table of how `text` tokenizes (the `keel tokenize` command): a header line
 /// with the count, then one line per token: position, id, piece and the bytes it decodes to,
-/// both as escaped string literals. Encodes with add_special=false, parse_special=true.
-std::string tokenize_debug(const Tokenizer& tokenizer, std::string_view text);
+/// both as escaped string literals. Encodes with parse_special=true and the given `add_special`.
+std::string tokenize_debug(const Tokenizer& tokenizer, std::string_view text, bool add_special = false);
 
 /// Escapes a byte string for display: printable ASCII as is, \n \t \r \\ \" escaped, every other
 /// byte of valid multi-byte UTF-8 kept, invalid bytes as \xNN.

@@ -74,7 +74,7 @@ int run_cli(int argc, char** argv) {
   GenerateArgs gen;
   auto* g = app.add_subcommand("generate", "sample completions for a prompt JSONL from an HF model directory");
   g->add_option("model", gen.model, "HF model directory")->required();
-  g->add_option("prompts", gen.prompts, "prompt JSONL ({prompt | messages} per line)")->required();
+  g->add_option("prompts", gen.prompts, "prompt JSONL ({prompt | messages | prompt_ids, id?} per line)")->required();
   g->add_option("-o,--output", gen.output, "completions JSONL (default: stdout)");
   g->add_option("--tokenizer", gen.tokenizer, "tokenizer file or directory (default: the model's)");
   g->add_option("--chat-template", gen.chat_template, "plain | chatml | llama3");
@@ -86,22 +86,31 @@ int run_cli(int argc, char** argv) {
   g->add_option("--samples", gen.samples, "completions per prompt")->check(CLI::PositiveNumber);
   g->add_option("--batch-size", gen.batch_size, "sequences decoded together")->check(CLI::PositiveNumber);
   g->add_flag("--logprobs", gen.with_logprobs, "include per-token log-probs");
+  g->add_flag("--skip-bad-lines", gen.skip_bad_lines, "skip (and count) malformed or too-long records instead of failing");
   g->add_option("--device", gen.device, "auto | cpu | cuda (auto: CUDA when usable)");
 
   LogprobsArgs lpa;
   auto* lp = app.add_subcommand("logprobs", "teacher-forced per-token log-probs of {prompt, completion} JSONL");
   lp->add_option("model", lpa.model, "HF model directory")->required();
-  lp->add_option("input", lpa.input, "JSONL of {prompt | messages, completion}")->required();
+  lp->add_option("input", lpa.input, "JSONL of {prompt | messages | prompt_ids, completion | completion_ids, id?}")
+      ->required();
   lp->add_option("-o,--output", lpa.output, "output JSONL (default: stdout)");
   lp->add_option("--tokenizer", lpa.tokenizer, "tokenizer file or directory (default: the model's)");
   lp->add_option("--chat-template", lpa.chat_template, "plain | chatml | llama3");
   lp->add_option("--temperature", lpa.temperature, "logits are divided by this")->check(CLI::PositiveNumber);
+  lp->add_flag("--skip-bad-lines", lpa.skip_bad_lines, "skip (and count) malformed or too-long records instead of failing");
   lp->add_option("--device", lpa.device, "auto | cpu | cuda (auto: CUDA when usable)");
 
   TokenizeArgs tka;
-  auto* tk = app.add_subcommand("tokenize", "print the ids and pieces of a text (to debug templates)");
+  auto* tk = app.add_subcommand("tokenize", "print the ids and pieces of a text, or tokenize a JSONL file of texts");
   tk->add_option("tokenizer", tka.tokenizer, "tokenizer file (tokenizer.json, *.model) or model directory")->required();
-  tk->add_option("text", tka.text, "text to tokenize")->required();
+  auto* tk_text = tk->add_option("text", tka.text, "one text: prints a table of ids and pieces");
+  tk->add_option("--jsonl", tka.jsonl, "JSONL of {text, id?} ('-' = stdin): prints {id, ids, tokens} per line")
+      ->excludes(tk_text);
+  tk->add_option("-o,--output", tka.output, "output file (default: stdout)");
+  tk->add_flag("--add-special", tka.add_special, "add the tokenizer's special tokens around each text (BOS), as "
+               "transformers' add_special_tokens=True");
+  tk->add_flag("--skip-bad-lines", tka.skip_bad_lines, "skip (and count) malformed --jsonl lines instead of failing");
 
   dist::LaunchOptions launch;
   auto* la = dist::add_launch_command(app, launch);
@@ -132,7 +141,10 @@ int run_cli(int argc, char** argv) {
     }
     else if (*g) rc = run_generate(gen);
     else if (*lp) rc = run_logprobs(lpa);
-    else if (*tk) rc = run_tokenize(tka);
+    else if (*tk) {
+      tka.has_text = tk_text->count() > 0;
+      rc = run_tokenize(tka);
+    }
     else if (*la) rc = dist::run_launch(launch);
     else if (*ar) rc = run_average_rm(avg);
     else if (*pc) {
