@@ -33,6 +33,11 @@ void read_advantage(Reader& r, AdvantageSection& c, const KnownNames& known) {
   r.field("gamma", c.gamma, "discount").ge(0).le(1);
   r.field("lam", c.lam, "GAE lambda").ge(0).le(1);
   r.field("whiten", c.whiten, "whiten advantages over the batch (GAE, REINFORCE++)");
+  r.field("singleton", c.singleton,
+          "groups with one sample, every grouped estimator: error | zero (a = 0) | raw (the estimator's "
+          "no-baseline rule: grpo family R/(1+eps), rloo R, reinforce_pp_baseline and r3l_opmd baseline 0, "
+          "ss_grpo/turn_grpo the return; arena_rank and spo_winrate refuse raw)")
+      .one_of({"error", "zero", "raw"}, "singleton policy");
   if (r.node()) c.raw = *r.node();
   if (known.advantage_subsections) known.advantage_subsections(r);
 }

@@ -31,6 +31,7 @@ struct AdvantageSection {
   double gamma = 1.0;
   double lam = 0.95;
   bool whiten = true;                      // GAE / REINFORCE++
+  std::string singleton = "error";         // groups of one in grouped estimators: error | zero | raw
   Node raw;                                // the whole section, for the estimator-specific subsections
                                            // (credit::read_advantage_subsections reads them at build time)
 };

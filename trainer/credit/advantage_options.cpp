@@ -17,12 +17,14 @@ AdvantageOptions advantage_options_from(const config::AdvantageSection& s) {
   o.gamma = s.gamma;
   o.lam = s.lam;
   o.whiten = s.whiten;
+  o.singleton = s.singleton;
   return o;
 }
 
 void read_grpo_options(config::Reader& r, GrpoOptions& o) {
-  r.field("singleton", o.singleton, "groups of one sample: error | raw (verl, a = R) | zero (TRL)")
-      .one_of({"error", "raw", "zero"}, "singleton policy");
+  if (r.take("singleton"))  // moved: one rule for every grouped estimator
+    r.error("singleton", "moved to advantage.singleton, one rule for every grouped estimator (error | zero | raw): "
+                         "write the key under advantage instead of advantage.grpo");
   r.field("std_scope", o.std_scope, "std over the group or the whole batch (TRL scale_rewards)")
       .one_of({"group", "batch"}, "std scope");
 }

@@ -17,10 +17,8 @@ struct AdvantageSection;
 namespace keel::credit {
 
 /// GRPO-family group normalisation (grpo, dr_grpo, and the GRPO base of agrae/thr/spo/dcpo/verl_rank).
+/// Groups of one are AdvantageOptions::singleton (it was grpo.singleton; that key is now an error).
 struct GrpoOptions {
-  /// Groups of one sample (§2.1): "error" (spec default), "raw" (verl: mean 0, std 1 → a = R),
-  /// "zero" (TRL: a = 0).
-  std::string singleton = "error";
   /// TRL scale_rewards: "group" std (default) or "batch" std (still the group mean).
   std::string std_scope = "group";
 };
@@ -106,7 +104,7 @@ struct VerlRankOptions {
   bool add_reward = false;     ///< add aux to the last-token reward before the base estimator
 };
 
-/// Everything an estimator may read. The first five fields are the `advantage:` section's common
+/// Everything an estimator may read. The first six fields are the `advantage:` section's common
 /// keys (config::AdvantageSection); the sub-structs are its per-estimator subsections.
 struct AdvantageOptions {
   double eps = 1e-6;        ///< std epsilon
@@ -114,6 +112,12 @@ struct AdvantageOptions {
   double gamma = 1.0;       ///< discount
   double lam = 0.95;        ///< GAE λ
   bool whiten = true;       ///< batch whitening (gae, reinforce_pp*)
+  /// Groups with a single (valid) sample, one rule for every grouped estimator (spec §2.1, §3.1):
+  /// "error" (spec default) throws; "zero" gives them a = 0; "raw" applies the estimator's own
+  /// no-baseline rule, stated in its header (grpo family: verl's mean 0, std 1 → a = R/(1+eps);
+  /// rloo: a = R; reinforce_pp_baseline: baseline 0; r3l_opmd: b = 0; ss_grpo / turn_grpo: the
+  /// return itself). arena_rank and spo_winrate have no reward for a lone sample and refuse "raw".
+  std::string singleton = "error";
   GrpoOptions grpo;
   GaeOptions gae;
   ReinforcePpOptions rpp;

@@ -30,6 +30,15 @@ void reject_kl_rewards(const AdvantageInputs& in, const char* who) {
               " uses the sequence outcome only; KL-in-reward (kl_rewards) would be summed away — use kl.in_loss");
 }
 
+void check_singletons(const at::Tensor& single, const AdvantageOptions& opts, const char* who) {
+  TORCH_CHECK(opts.singleton == "error" || opts.singleton == "zero" || opts.singleton == "raw", who,
+              ": unknown advantage.singleton '", opts.singleton, "' (known: error, zero, raw)");
+  if (opts.singleton != "error") return;
+  TORCH_CHECK(!single.any().item<bool>(), who,
+              ": a group has a single sample; group-relative advantages need >= 2 samples per prompt "
+              "(set advantage.singleton to zero or raw to accept it)");
+}
+
 at::Tensor float_mask(const AdvantageInputs& in) {
   return (in.response_mask != 0).to(in.token_rewards.scalar_type());
 }

@@ -20,6 +20,11 @@ void require_field(const at::Tensor& t, at::IntArrayRef sizes, const char* field
 /// TORCH_CHECKs that kl_rewards is absent (outcome-only estimators put KL in the loss instead).
 void reject_kl_rewards(const AdvantageInputs& in, const char* who);
 
+/// advantage.singleton (spec §2.1 edge cases, §3.1): `single` [N] bool marks the rows whose group
+/// has a single (valid) sample. TORCH_CHECKs that opts.singleton is error | zero | raw and, for
+/// "error", that no row is marked, naming `who`. The zero / raw rule itself is the estimator's.
+void check_singletons(const at::Tensor& single, const AdvantageOptions& opts, const char* who);
+
 /// response_mask as the dtype of token_rewards, values in {0, 1}. [N, T]
 at::Tensor float_mask(const AdvantageInputs& in);
 /// R[n] = Σ_t r_tok[n,t] over all t (verl's outcome score). [N]

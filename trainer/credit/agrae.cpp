@@ -27,7 +27,7 @@ AdvantageOutput advantage_agrae(const AdvantageInputs& in, const AdvantageOption
     omega = o.omega_momentum * it->second + (1 - o.omega_momentum) * omega_batch;
   omega = std::clamp(omega, 0.0, 1.0);  // INTERPRETATION: ω is a success rate; keep it in [0, 1]
 
-  at::Tensor a = grpo_scores(r, in.group_ids, opts.eps, opts.norm_by_std, opts.grpo, "agrae");
+  at::Tensor a = grpo_scores(r, in.group_ids, opts, opts.norm_by_std, "agrae");
   const GroupIndex idx = group_index(in.group_ids);
   const at::Tensor p = (group_stats(r, idx).mean.index_select(0, idx.inverse) / o.r_max).clamp(0, 1);
   const at::Tensor inside = (p > 0) & (p < 1);  // p ∈ {0,1}: A is 0 anyway, never evaluate 1/√0

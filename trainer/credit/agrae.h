@@ -12,7 +12,8 @@ namespace keel::credit {
 /// State key of the curriculum: the ω used this step (AdvantageOutput::state → next step's input).
 inline constexpr const char* kAgraeOmegaKey = "agrae/omega";
 
-/// Estimator "agrae": eps, norm_by_std (off = the Dr.GRPO base), grpo.singleton, agrae.*.
+/// Estimator "agrae": eps, norm_by_std (off = the Dr.GRPO base), agrae.*, and singleton as grpo's
+/// (raw: the lone row's GRPO raw score R/(1+eps), then reweighted like any row; zero: 0).
 ///   ω_batch = mean R over all rows / r_max;  ω = momentum·ω_prev + (1−momentum)·ω_batch (ω_prev
 ///   from state, when present);  per group p = clamp(mean_g R / r_max, 0, 1);  A = GRPO score;
 ///   if 0 < p < 1:  paper  A ← (ω/2)·A/√p + ((1−ω)/2)·A/√(1−p)

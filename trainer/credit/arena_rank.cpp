@@ -124,7 +124,11 @@ AdvantageOutput advantage_arena_rank(const AdvantageInputs& in, const AdvantageO
   int64_t calls = 0;
   for (const auto& [g, rows] : groups) {
     const size_t k = rows.size();
-    TORCH_CHECK(k >= 2, "arena_rank: group ", g, " has a single trajectory; a tournament needs >= 2");
+    if (k < 2) {  // advantage.singleton: error throws, zero leaves a = 0, raw has no reward to use
+      TORCH_CHECK(opts.singleton == "zero", "arena_rank: group ", g, " has a single trajectory; a tournament needs "
+                  ">= 2 (advantage.singleton zero accepts it with a = 0; raw has no tournament reward to use)");
+      continue;
+    }
     size_t anchor = 0, anchors = 0;
     for (size_t j = 0; j < k; ++j)
       if (is_anchor[static_cast<size_t>(rows[j])]) {

@@ -33,8 +33,9 @@ struct ArenaTournament {
 ArenaTournament arena_single_elimination(const std::vector<int64_t>& rows, size_t anchor, const PairJudge& judge);
 
 /// Estimator "arena_rank": needs pair_judge; anchor_mask [N] optional (one anchor per group, else
-/// INTERPRETATION: the group's first row); arena.std "unbiased" (default) or "population"; eps. Groups of one are
-/// an error. token_rewards are not read (the judge is the reward).
+/// INTERPRETATION: the group's first row); arena.std "unbiased" (default) or "population"; eps. A group of
+/// one follows advantage.singleton: error throws, zero gives a = 0 without a judge call, raw is refused
+/// (a lone trajectory has no rank reward, r = 1 − rank/(N−1) needs N ≥ 2). token_rewards are not read.
 AdvantageOutput advantage_arena_rank(const AdvantageInputs& in, const AdvantageOptions& opts);
 
 }  // namespace keel::credit

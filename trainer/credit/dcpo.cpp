@@ -9,6 +9,7 @@
 #include <torch/torch.h>
 
 #include "trainer/credit/advantage_utils.h"
+#include "trainer/credit/group_stats.h"
 #include "trainer/credit/grpo.h"
 
 namespace keel::credit {
@@ -53,10 +54,19 @@ AdvantageOutput advantage_dcpo(const AdvantageInputs& in, const AdvantageOptions
     require_field(in.reasoning_lengths, {r.size(0)}, "reasoning_lengths", "dcpo");
     len = in.reasoning_lengths;
   }
-  const at::Tensor kept = dcpo_select(r, len, in.group_ids, opts.dcpo.k_keep);
-  GrpoOptions g = opts.grpo;
-  g.singleton = "zero";  // the kept subset of a group is empty or has >= 2 rows
-  const at::Tensor a = grpo_scores(r, in.group_ids, opts.eps, opts.norm_by_std, g, "dcpo", kept);
+  // A group of one has nothing to contrast: singleton error throws, zero leaves it unselected
+  // (a = 0, out of the loss), raw keeps it with GRPO's raw score R/(1+eps).
+  const GroupIndex idx = group_index(in.group_ids);
+  const at::Tensor sizes = torch::zeros({idx.num_groups}, torch::kDouble)
+                               .index_add_(0, idx.inverse, torch::ones({r.size(0)}, torch::kDouble));
+  const at::Tensor single = sizes.index_select(0, idx.inverse) < 2;
+  check_singletons(single, opts, "dcpo");
+  at::Tensor kept = dcpo_select(r, len, in.group_ids, opts.dcpo.k_keep);
+  if (opts.singleton == "raw") kept = kept | single;
+  AdvantageOptions g = opts;
+  // Apart from lone rows kept by raw, the kept subset of a group is empty or has >= 2 rows.
+  if (g.singleton == "error") g.singleton = "zero";
+  const at::Tensor a = grpo_scores(r, in.group_ids, g, opts.norm_by_std, "dcpo", kept);
   AdvantageOutput out;
   out.loss_mask = m * kept.to(m.scalar_type()).unsqueeze(1);
   out.advantages = a.unsqueeze(1) * out.loss_mask;

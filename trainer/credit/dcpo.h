@@ -18,6 +18,8 @@ at::Tensor dcpo_select(const at::Tensor& rewards, const at::Tensor& lengths, con
 
 /// Estimator "dcpo": dcpo.k_keep, eps, norm_by_std; reasoning_lengths [N] optional (INTERPRETATION:
 /// default = the number of valid response tokens). AdvantageOutput::loss_mask drops the unselected rows.
+/// advantage.singleton for a group of one row: error throws; zero leaves it unselected (a = 0, out
+/// of the loss); raw keeps it with GRPO's raw score R/(1+eps) (R without norm_by_std).
 /// Note: when a group's rewards are all equal the selection is by length, but the GRPO advantage
 /// of the kept pair is then 0 — the spec's "length-contrast signal" does not survive GRPO.
 AdvantageOutput advantage_dcpo(const AdvantageInputs& in, const AdvantageOptions& opts);

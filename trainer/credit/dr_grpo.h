@@ -7,7 +7,8 @@
 
 namespace keel::credit {
 
-/// Estimator "dr_grpo": GRPO with norm_by_std forced off; grpo.singleton applies. returns = advantages.
+/// Estimator "dr_grpo": GRPO with norm_by_std forced off; advantage.singleton as grpo's (raw: a = R).
+/// returns = advantages.
 AdvantageOutput advantage_dr_grpo(const AdvantageInputs& in, const AdvantageOptions& opts);
 
 }  // namespace keel::credit

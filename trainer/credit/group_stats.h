@@ -1,7 +1,12 @@
 // Per-group statistics over the flattened rows of a batch (spec §0.2), the one helper every
 // estimator uses: dense group index from arbitrary int64 ids (groups need not be contiguous), then
 // count / mean / std per group. std is unbiased (Bessel, torch.std) unless asked otherwise.
-// Deliberately not here: what an estimator does with a group of one — each one states it.
+// Always accumulated in float64, whatever the input dtype, and exact for a group whose valid
+// values are all bit-identical: mean is then that value and std exactly 0, so x − mean is exactly
+// 0 and such a group gets a zero advantage (spec §2.1 "std = 0 → a = 0"), even where the float64
+// sum is inexact (0.1 × 3) or a float32 mean would round (0.7f × 8).
+// Deliberately not here: what an estimator does with a group of one (advantage.singleton, see
+// advantage_utils.h check_singletons; each estimator states its rule).
 #pragma once
 
 #include <cstdint>
@@ -19,10 +24,12 @@ struct GroupIndex {
 /// Builds the dense index of `group_ids` [N] (int64, any order, any values).
 GroupIndex group_index(const at::Tensor& group_ids);
 
+/// Statistics of one call; count, mean and std have the dtype of x (computed in float64).
 struct GroupStats {
-  at::Tensor count;  ///< [G] rows counted (valid rows), dtype of x
-  at::Tensor mean;   ///< [G] Σx/K (0 for a group without valid rows)
-  at::Tensor std;    ///< [G] sqrt(Σ(x−mean)²/(K−1)) (or /K); 0 where K < 2 — callers check count
+  at::Tensor count;    ///< [G] rows counted (valid rows)
+  at::Tensor mean;     ///< [G] Σx/K (0 for a group without valid rows); exactly x for a uniform group
+  at::Tensor std;      ///< [G] sqrt(Σ(x−mean)²/(K−1)) (or /K); 0 where K < 2 — callers check count
+  at::Tensor uniform;  ///< [G] bool: K ≥ 1 and every valid value bit-identical (then std is exactly 0)
 };
 
 /// Statistics of x [N] (floating) per group. `valid` [N] bool (optional) excludes rows; invalid

@@ -11,14 +11,16 @@
 namespace keel::credit {
 
 /// Group-normalised scores of x [N]: (x − mean_g)/(std_g + eps) (or x − mean_g when !norm_by_std),
-/// std unbiased; std_scope "batch" takes the std over all valid rows (TRL scale_rewards=batch).
-/// Rows with valid = false or non-finite x are left out of the statistics and score 0 (TRL's
-/// handling of unscorable samples). Groups of one follow o.singleton: "error" throws, "raw" uses
-/// mean 0 / std 1 (verl), "zero" scores 0 (TRL). `who` names the caller in errors. → [N]
-at::Tensor grpo_scores(const at::Tensor& x, const at::Tensor& group_ids, double eps, bool norm_by_std,
-                       const GrpoOptions& o, const char* who, const at::Tensor& valid = {});
+/// std unbiased; grpo.std_scope "batch" takes the std over all valid rows (TRL scale_rewards=batch).
+/// Computed in float64 and returned in x's dtype; a group whose valid values are all equal scores
+/// exactly 0 (§2.1 "std = 0 → a = 0"). Rows with valid = false or non-finite x are left out of the
+/// statistics and score 0 (TRL's handling of unscorable samples). Groups with one valid row follow
+/// opts.singleton: "error" throws, "zero" scores 0 (TRL), "raw" uses mean 0 / std 1 (verl, so
+/// a = x/(1+eps), or x without the std). `who` names the caller in errors. → [N]
+at::Tensor grpo_scores(const at::Tensor& x, const at::Tensor& group_ids, const AdvantageOptions& opts,
+                       bool norm_by_std, const char* who, const at::Tensor& valid = {});
 
-/// Estimator "grpo": uses eps, norm_by_std, grpo.{singleton,std_scope}. returns = advantages.
+/// Estimator "grpo": uses eps, norm_by_std, singleton, grpo.std_scope. returns = advantages.
 AdvantageOutput advantage_grpo(const AdvantageInputs& in, const AdvantageOptions& opts);
 
 /// The outcome-only GRPO body shared by grpo and dr_grpo: group scores of the sequence rewards,

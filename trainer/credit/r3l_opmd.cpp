@@ -35,9 +35,10 @@ AdvantageOutput advantage_r3l_opmd(const AdvantageInputs& in, const AdvantageOpt
   TORCH_CHECK(o.baseline == "mean" || o.baseline == "logavgexp", "r3l_opmd: unknown baseline '", o.baseline,
               "' (known: logavgexp, mean)");
   const at::Tensor m = float_mask(in);
-  const at::Tensor r = sequence_rewards(in.token_rewards);
+  const at::Tensor r = sequence_rewards(in.token_rewards).to(torch::kDouble);  // float64 arithmetic
   const GroupIndex idx = group_index(in.group_ids);
   const GroupStats st = group_stats(r, idx);
+  const at::Tensor zero = torch::zeros({}, r.options());
   at::Tensor b;
   if (o.baseline == "mean") {
     b = st.mean;
@@ -47,12 +48,18 @@ AdvantageOutput advantage_r3l_opmd(const AdvantageInputs& in, const AdvantageOpt
                               .scatter_reduce(0, idx.inverse, x, "amax", /*include_self=*/false);
     const at::Tensor se = torch::zeros({idx.num_groups}, r.options())
                               .index_add_(0, idx.inverse, (x - mx.index_select(0, idx.inverse)).exp());
-    b = o.tau * (mx + se.log() - st.count.log());
+    // Equal rewards: logavgexp is that reward; take it exactly so that R − b is exactly 0.
+    b = torch::where(st.uniform, st.mean, o.tau * (mx + se.log() - st.count.log()));
   }
-  b = torch::where(st.count < 2, torch::zeros({}, r.options()), b).index_select(0, idx.inverse);  // singleton: b = 0
+  const at::Tensor single_g = st.count < 2;
+  const at::Tensor single = single_g.index_select(0, idx.inverse);
+  check_singletons(single, opts, "r3l_opmd");
+  b = torch::where(single_g, zero, b).index_select(0, idx.inverse);  // raw: b = 0 (opmd_reweight_adv)
   at::Tensor score = r - b;
   score = torch::where(score >= 0, o.alpha * score, score);  // positive amplification
   score = torch::where(r >= o.success_threshold, torch::ones({}, r.options()), score);
+  if (opts.singleton == "zero") score = torch::where(single, zero, score);
+  score = score.to(in.token_rewards.scalar_type());
 
   AdvantageOutput out;
   at::Tensor m_eff = m;

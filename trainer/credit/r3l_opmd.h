@@ -19,8 +19,10 @@ at::Tensor segment_ids_from_mask(const at::Tensor& mask);
 at::Tensor r3l_pivot_mask(const at::Tensor& mask, const at::Tensor& segment_ids, const at::Tensor& pivot_steps);
 
 /// Estimator "r3l_opmd" (§5.3), r3l.*: per group b = mean R (or τ·(logsumexp(R/τ) − log K));
-/// a group of one has b = 0; score = R − b; R ≥ success_threshold → 1; else score ≥ 0 → α·score;
-/// negative scores unchanged. With pivot_steps (and r3l.pivot_mask) the advantages and
+/// score = R − b; R ≥ success_threshold → 1; else score ≥ 0 → α·score; negative scores unchanged.
+/// b is exact for a group of equal rewards (score 0 unless a success). A group of one follows
+/// advantage.singleton: error throws, zero scores 0, raw is the authors' b = 0 (spec §5.3: R³L's
+/// reflection / retry samples sit in singleton groups by design, so R³L recipes want raw). With pivot_steps (and r3l.pivot_mask) the advantages and
 /// AdvantageOutput::loss_mask use the pivot mask; segments come from turn_ids, else from mask runs.
 AdvantageOutput advantage_r3l_opmd(const AdvantageInputs& in, const AdvantageOptions& opts);
 

@@ -35,11 +35,16 @@ AdvantageOutput advantage_reinforce_pp(const AdvantageInputs& in, const Advantag
 
 AdvantageOutput advantage_reinforce_pp_baseline(const AdvantageInputs& in, const AdvantageOptions& opts) {
   check_core_inputs(in, "reinforce_pp_baseline");
-  const at::Tensor m = float_mask(in);
+  const at::Tensor m = float_mask(in).to(torch::kDouble);
+  const at::Tensor r_tok = in.token_rewards.to(torch::kDouble);
+  const at::Tensor big_r = sequence_rewards(r_tok);  // [N]
   const GroupIndex idx = group_index(in.group_ids);
-  const GroupStats st = group_stats(sequence_rewards(in.token_rewards), idx);
-  const at::Tensor baseline = st.mean.index_select(0, idx.inverse);  // [N]
-  const at::Tensor r = in.token_rewards - place_at_last_valid(baseline, m);
+  const GroupStats st = group_stats(big_r, idx);
+  const at::Tensor single = st.count.index_select(0, idx.inverse) < 2;
+  check_singletons(single, opts, "reinforce_pp_baseline");
+  at::Tensor baseline = st.mean.index_select(0, idx.inverse);  // [N]; a lone row's mean is its own R (zero)
+  if (opts.singleton == "raw") baseline = torch::where(single, torch::zeros_like(baseline), baseline);
+  const at::Tensor r = (r_tok - place_at_last_valid(baseline, m)).to(in.token_rewards.scalar_type());
   return reinforce_pp_from(in, opts, r, "reinforce_pp_baseline");
 }
 

@@ -18,7 +18,10 @@ namespace keel::credit {
 AdvantageOutput advantage_reinforce_pp(const AdvantageInputs& in, const AdvantageOptions& opts);
 
 /// Estimator "reinforce_pp_baseline": R_n → R_n − mean_g(R) at the last valid token, then as above.
-/// A group of one gets R − R = 0 (OpenRLHF).
+/// The group mean is taken in float64 and is exact for a group of equal rewards, whose outcome
+/// then cancels exactly. A group of one follows advantage.singleton: error throws, zero uses its
+/// own R as the baseline (R − R = 0, OpenRLHF), raw uses baseline 0 (the row is plain REINFORCE++).
+/// Either way the row still carries its KL-in-reward and takes part in the batch whitening.
 AdvantageOutput advantage_reinforce_pp_baseline(const AdvantageInputs& in, const AdvantageOptions& opts);
 
 }  // namespace keel::credit

@@ -7,6 +7,7 @@
 #include <torch/torch.h>
 
 #include "trainer/credit/advantage_utils.h"
+#include "trainer/credit/group_stats.h"
 #include "trainer/credit/grpo.h"
 #include "trainer/credit/rloo.h"
 
@@ -22,7 +23,7 @@ at::Tensor spo_win_rates(const at::Tensor& group_ids, const PreferenceOracle& pr
   std::vector<double> win(static_cast<size_t>(n), 0.0);
   int64_t used = 0;
   for (const auto& [g, rows] : groups) {
-    TORCH_CHECK(rows.size() >= 2, "spo_winrate: group ", g, " has a single sample; a win rate needs >= 2");
+    if (rows.size() < 2) continue;  // nothing to compare with: 0, no oracle call (advantage.singleton decides)
     for (size_t a = 0; a < rows.size(); ++a)
       for (size_t b = a + 1; b < rows.size(); ++b) {
         double p = preference(rows[a], rows[b]);
@@ -47,12 +48,22 @@ AdvantageOutput advantage_spo_winrate(const AdvantageInputs& in, const Advantage
   reject_kl_rewards(in, "spo_winrate");
   TORCH_CHECK(opts.spo.base == "grpo" || opts.spo.base == "rloo", "spo_winrate: unknown base '", opts.spo.base,
               "' (known: grpo, rloo)");
+  // A lone sample has no win rate: singleton error throws, zero scores it 0, raw is refused.
+  const GroupIndex idx = group_index(in.group_ids);
+  const at::Tensor sizes = torch::zeros({idx.num_groups}, torch::kDouble)
+                               .index_add_(0, idx.inverse, torch::ones({in.group_ids.size(0)}, torch::kDouble));
+  const at::Tensor single = sizes.index_select(0, idx.inverse) < 2;
+  check_singletons(single, opts, "spo_winrate");
+  TORCH_CHECK(opts.singleton != "raw" || !single.any().item<bool>(),
+              "spo_winrate: a group has a single sample, which has no win rate to use raw; "
+              "set advantage.singleton to zero or error");
+  AdvantageOptions base = opts;
+  base.singleton = "zero";  // only reached with no lone rows, or with singleton zero
   int64_t calls = 0;
   const at::Tensor m = float_mask(in);
   const at::Tensor r = spo_win_rates(in.group_ids, in.preference, opts.spo.symmetric, &calls).to(m.scalar_type());
-  const at::Tensor a = opts.spo.base == "rloo" ? rloo_scores(r, in.group_ids, "spo_winrate")
-                                               : grpo_scores(r, in.group_ids, opts.eps, opts.norm_by_std, opts.grpo,
-                                                             "spo_winrate");
+  const at::Tensor a = opts.spo.base == "rloo" ? rloo_scores(r, in.group_ids, base, "spo_winrate")
+                                               : grpo_scores(r, in.group_ids, base, opts.norm_by_std, "spo_winrate");
   AdvantageOutput out;
   out.advantages = a.unsqueeze(1) * m;
   out.returns = out.advantages;

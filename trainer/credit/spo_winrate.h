@@ -12,12 +12,14 @@ namespace keel::credit {
 
 /// Win rates [N] of every row against the rest of its group. symmetric: one call per unordered
 /// pair with P(j≻i) = 1 − P(i≻j); else both orders, P̂(i≻j) = (P(i,j) + 1 − P(j,i))/2.
-/// Throws for a group of one. `calls` (optional) receives the number of oracle calls.
+/// A group of one has nothing to compare with and gets 0 without an oracle call (the estimator
+/// applies advantage.singleton to it). `calls` (optional) receives the number of oracle calls.
 at::Tensor spo_win_rates(const at::Tensor& group_ids, const PreferenceOracle& preference, bool symmetric,
                          int64_t* calls = nullptr);
 
 /// Estimator "spo_winrate": needs preference; spo.base "grpo" (eps, norm_by_std, grpo.*) or "rloo".
-/// token_rewards are not read (the oracle is the reward).
+/// token_rewards are not read (the oracle is the reward). advantage.singleton: error throws, zero
+/// gives a lone sample a = 0; raw is refused (a lone sample has no win rate, §8.4 "G=1 undefined").
 AdvantageOutput advantage_spo_winrate(const AdvantageInputs& in, const AdvantageOptions& opts);
 
 }  // namespace keel::credit

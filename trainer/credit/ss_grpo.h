@@ -19,7 +19,9 @@ at::Tensor ss_stage_returns(const at::Tensor& stage_rewards, const at::Tensor& p
 /// Estimator "ss_grpo": needs stage_ids [N, T] and stage_rewards [N, K]; stage_present [N, K]
 /// optional. eps, norm_by_std, ss.lambda (K must match). INTERPRETATION (spec): a missing stage
 /// scores 0 in the returns and its rollout is left out of that stage's mean/std; a stage present
-/// in only one rollout of the group gets 0. Groups of one are an error. Tokens with stage −1 get 0.
+/// in only one rollout of a larger group gets 0. Statistics in float64: equal returns give exactly 0.
+/// A group of one follows advantage.singleton: error throws, zero gives 0, raw gives each present
+/// stage its own return without a baseline, G/(1+eps) (G without norm_by_std). Tokens with stage −1 get 0.
 AdvantageOutput advantage_ss_grpo(const AdvantageInputs& in, const AdvantageOptions& opts);
 
 }  // namespace keel::credit

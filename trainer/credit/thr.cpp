@@ -89,7 +89,7 @@ AdvantageOutput advantage_thr(const AdvantageInputs& in, const AdvantageOptions&
                 "thr needs AdvantageInputs::token_scores [N, T], or hidden_states [N, T, D] and pred_errors [N, T, U]");
     s = thr_token_scores(in.hidden_states, in.pred_errors, m, in.group_ids, positive).to(dt);
   }
-  const at::Tensor a = grpo_scores(r, in.group_ids, opts.eps, opts.norm_by_std, opts.grpo, "thr");
+  const at::Tensor a = grpo_scores(r, in.group_ids, opts, opts.norm_by_std, "thr");
 
   // Per group: N⁺, G, and the anchor τ = β·min over correct non-empty responses of their mean score.
   const GroupIndex idx = group_index(in.group_ids);

@@ -28,7 +28,7 @@ std::pair<at::Tensor, at::Tensor> thr_prediction_errors(const at::Tensor& token_
 at::Tensor thr_token_scores(const at::Tensor& hidden, const at::Tensor& pred_errors, const at::Tensor& mask,
                             const at::Tensor& group_ids, const at::Tensor& positive);
 
-/// Estimator "thr": GRPO advantages (eps, norm_by_std, grpo.*) reweighted per token, thr.*:
+/// Estimator "thr": GRPO advantages (eps, norm_by_std, singleton, grpo.*) reweighted per token, thr.*:
 ///   reweight  A'[n,t] = A_n·(1 + p·sign(A_n)·sign(s)) where |s| > τ, else A_n
 ///   thr_only  A'[n,t] = A_n·[|s| > τ]
 ///   nthr      incorrect rows: A'[n,t] = η·A_n where s > τ, η = 2|0.5 − N⁺/G|

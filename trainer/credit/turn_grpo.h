@@ -25,7 +25,10 @@ at::Tensor place_turn_rewards(const std::vector<int64_t>& sep_pos, const std::ve
 /// Estimator "turn_grpo": needs turn_ids [N, T] (turn index of each action / SEP token, −1 for
 /// observation and padding); turn rewards r_{i,k} = Σ of token_rewards over turn k's tokens.
 /// gamma, eps, norm_by_std. A turn's statistics use only the group's rollouts that reached it;
-/// INTERPRETATION: a turn reached by one rollout gets 0 (its own mean). Groups of one are an error. returns = the turn returns.
+/// INTERPRETATION: a turn reached by one rollout of a larger group gets 0 (its own mean).
+/// Statistics in float64: equal turn returns give exactly 0. A group of one follows
+/// advantage.singleton: error throws, zero gives 0, raw gives each turn its own return without a
+/// baseline, G/(1+eps) (G without norm_by_std). returns = the turn returns.
 AdvantageOutput advantage_turn_grpo(const AdvantageInputs& in, const AdvantageOptions& opts);
 
 }  // namespace keel::credit

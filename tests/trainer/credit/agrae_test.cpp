@@ -57,7 +57,7 @@ TEST(Agrae, MatchesLoopReferenceOnRandomBatches) {
   for (uint32_t seed = 600; seed < 660; ++seed) {
     const auto b = random_batch(seed, true, /*binary=*/seed % 2 == 0, false);
     AdvantageOptions o;
-    o.grpo.singleton = "zero";
+    o.singleton = "zero";
     o.agrae.alpha = seed % 3 ? 1.0 : 0.5;
     o.agrae.r_max = seed % 2 ? 2.0 : 1.0;
     o.agrae.easy_term = seed % 4 < 2 ? "sqrt_one_minus_p" : "one_minus_sqrt_p";

@@ -75,6 +75,7 @@ TEST(Dcpo, MatchesLoopReferenceOnRandomBatches) {
     auto in = b.in();
     in.reasoning_lengths = vec(len);
     AdvantageOptions o;
+    o.singleton = "zero";  // groups of one stay unselected, as in the reference above
     o.dcpo.k_keep = k_keep;
     const auto out = advantage_dcpo(in, o);
     ASSERT_TRUE(close(out.loss_mask, mask_kept, 1e-12)) << "seed " << seed;

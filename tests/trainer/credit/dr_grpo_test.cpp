@@ -22,7 +22,7 @@ TEST(DrGrpo, MatchesLoopReferenceOnRandomBatches) {
   for (uint32_t seed = 100; seed < 160; ++seed) {
     const auto b = random_batch(seed, true, seed % 2 == 0, seed % 3 == 0);
     AdvantageOptions o;
-    o.grpo.singleton = "zero";
+    o.singleton = "zero";
     const auto want = ref::broadcast(ref::grpo(ref::row_sums(b.r_tok), b.gid, 0, false, "zero"), b.mask);
     ASSERT_TRUE(close(advantage_dr_grpo(b.in(), o).advantages, want, 1e-9)) << "seed " << seed;
   }

@@ -25,15 +25,35 @@ TEST(Grpo, SpecWorkedExample) {
   EXPECT_NEAR(advantage_grpo(in, trl).advantages[0][0].item<double>(), 0.865875, 1e-6);
 }
 
+TEST(Grpo, EqualRewardsGiveExactlyZeroInFloat32AndFloat64) {
+  // Issue 16: eight float32 0.7s gave +0.056 on every row (eight −0.3s: −0.029), because a float32
+  // mean left std ≈ 1e-8 and (R − mean)/(std + ε) blew the rounding error up. Spec §2.1: std = 0 →
+  // a = 0. Also 0.1 × 3 in float64, whose float64 sum is inexact.
+  for (auto dt : {torch::kFloat, torch::kDouble}) {
+    for (auto [value, k] : std::vector<std::pair<double, int>>{{0.7, 8}, {-0.3, 8}, {0.1, 3}, {0.7, 6}}) {
+      const Mat m(static_cast<size_t>(k), Vec{1, 1});
+      auto in = inputs(outcome_at_last(Vec(static_cast<size_t>(k), value), m), m, std::vector<int64_t>(static_cast<size_t>(k), 5));
+      in.token_rewards = in.token_rewards.to(dt);
+      for (bool norm : {true, false}) {
+        AdvantageOptions o;
+        o.norm_by_std = norm;
+        const auto out = advantage_grpo(in, o);
+        EXPECT_EQ(out.advantages.scalar_type(), dt);
+        EXPECT_EQ(out.advantages.abs().max().item<double>(), 0.0) << dt << " " << value << " x" << k;
+      }
+    }
+  }
+}
+
 TEST(Grpo, SingletonGroupPolicies) {
   const Mat m{{1, 1}, {1, 0}, {1, 1}};
   const auto in = inputs(outcome_at_last({1, 0, 2}, m), m, {4, 4, 9});
   EXPECT_THROW(advantage_grpo(in, AdvantageOptions{}), c10::Error);  // default: error
   AdvantageOptions raw;
-  raw.grpo.singleton = "raw";  // verl: mean 0, std 1 → 2/(1+1e-6)
+  raw.singleton = "raw";  // verl: mean 0, std 1 → 2/(1+1e-6)
   EXPECT_TRUE(close(advantage_grpo(in, raw).advantages.select(0, 2), Vec{2, 2}));
   AdvantageOptions zero;
-  zero.grpo.singleton = "zero";  // TRL: 0
+  zero.singleton = "zero";  // TRL: 0
   EXPECT_TRUE(close(advantage_grpo(in, zero).advantages.select(0, 2), Vec{0, 0}));
 }
 
@@ -67,7 +87,7 @@ TEST(Grpo, MatchesLoopReferenceOnRandomBatches) {
     for (const std::string singleton : {"raw", "zero"}) {
       for (bool norm : {true, false}) {
         AdvantageOptions o;
-        o.grpo.singleton = singleton;
+        o.singleton = singleton;
         o.norm_by_std = norm;
         const auto out = advantage_grpo(b.in(), o);
         const auto want = ref::broadcast(ref::grpo(ref::row_sums(b.r_tok), b.gid, o.eps, norm, singleton), b.mask);

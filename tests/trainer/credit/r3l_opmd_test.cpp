@@ -14,12 +14,16 @@ using namespace keel::credit::testing;
 
 TEST(R3lOpmd, SpecWorkedExampleScores) {
   // b = (1 + 0 + .5 + 0)/4 = .375: R=1 → success → 1; 0 → −.375 (negative, unchanged);
-  // .5 → .125 ≥ 0 → ×3 = .375. Singleton retry sample with R = 1 → b = 0 → success → 1.
+  // .5 → .125 ≥ 0 → ×3 = .375. Singleton retry sample with R = 1 → b = 0 → success → 1: R³L puts
+  // reflection / retry samples in groups of one by design, which is advantage.singleton raw.
   const Mat m(5, Vec{1, 1});
   const auto in = inputs(outcome_at_last({1.0, 0.0, 0.5, 0.0, 1.0}, m), m, {0, 0, 0, 0, 7});
-  const auto out = advantage_r3l_opmd(in, AdvantageOptions{});
+  AdvantageOptions raw;
+  raw.singleton = "raw";
+  const auto out = advantage_r3l_opmd(in, raw);
   EXPECT_TRUE(close(out.advantages.select(1, 0), Vec{1.0, -0.375, 0.375, -0.375, 1.0}));
   EXPECT_FALSE(out.loss_mask.defined());  // no pivot_steps → no mask override
+  EXPECT_THROW(advantage_r3l_opmd(in, AdvantageOptions{}), c10::Error);  // default: error
 }
 
 TEST(R3lOpmd, SegmentIdsFromMaskRuns) {
@@ -54,6 +58,7 @@ TEST(R3lOpmd, MatchesLoopReferenceOnRandomBatches) {
   for (uint32_t seed = 700; seed < 760; ++seed) {
     const auto b = random_batch(seed, true, false, seed % 2 == 0);
     AdvantageOptions o;
+    o.singleton = "raw";  // the authors' b = 0 for groups of one (spec §5.3)
     o.r3l.baseline = seed % 3 == 0 ? "logavgexp" : "mean";
     o.r3l.tau = seed % 2 ? 0.5 : 1.0;
     const Vec r = ref::row_sums(b.r_tok);

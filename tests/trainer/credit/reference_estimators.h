@@ -30,10 +30,17 @@ inline std::map<int64_t, std::vector<size_t>> groups_of(const std::vector<int64_
   return g;
 }
 
+/// Mean; exactly the value when all values are equal (spec §2.1: std = 0 → a = 0 exactly, even
+/// where the float64 sum is inexact, e.g. 0.1 × 3).
 inline double mean_of(const Vec& x) {
   double s = 0;
-  for (double v : x) s += v;
-  return x.empty() ? 0.0 : s / static_cast<double>(x.size());
+  bool same = true;
+  for (double v : x) {
+    s += v;
+    same &= v == x[0];
+  }
+  if (x.empty()) return 0.0;
+  return same ? x[0] : s / static_cast<double>(x.size());
 }
 /// Unbiased std (Bessel); 0 for fewer than 2 values.
 inline double std_of(const Vec& x, bool unbiased = true) {

@@ -59,6 +59,7 @@ TEST(ReinforcePp, MatchesLoopReferenceOnRandomBatches) {
         AdvantageOptions o;
         o.gamma = seed % 2 ? 1.0 : 0.8;
         o.rpp.reset_on_holes = reset;
+        o.singleton = "zero";  // a group of one is its own baseline, as in the reference below
         o.norm_by_std = seed % 5 != 0;
         Mat r = b.r_tok;
         if (baseline) {
