@@ -11,6 +11,7 @@
 #include "trainer/credit/advantage_options.h"
 #include "trainer/data/task.h"
 #include "trainer/learner/dpo_loss.h"
+#include "trainer/learner/kl.h"
 #include "trainer/learner/policy_loss.h"
 
 namespace keel::cli {
@@ -54,10 +55,7 @@ Catalog builtin_catalog() {
                      {"dpo", "direct preference optimization from preference pairs"},
                      {"sft", "supervised fine-tuning on prompt/response pairs"},
                      {"rm", "Bradley-Terry reward-model training"}};
-  c["kl"] = {{"k1", "log ratio"}, {"k2", "half squared log ratio"}, {"k3", "exp(-x) - 1 + x, low variance"},
-             {"k1+", "k1 value, k2 gradient (straight-through)"},
-             {"k2+", "k2 value, k2 gradient"},
-             {"k3+", "k3 value, k2 gradient (straight-through)"}};
+  for (const auto& e : learner::kl_estimators()) c["kl"].push_back({e.name, e.description});
   {
     credit::AdvantageRegistry reg = credit::make_advantage_registry();
     credit::register_builtin_advantages(reg);

@@ -47,7 +47,7 @@ void read_kl(Reader& r, KlSection& c, const KnownNames& known) {
   r.field("in_loss", c.in_loss, "add coef * KL to the policy loss");
   auto est = r.field("estimator", c.estimator, "KL estimator; a trailing + is the straight-through form");
   if (!known.kl_estimators.empty()) est.one_of(known.kl_estimators, "KL estimator");
-  else est.one_of({"k1", "k2", "k3", "k1+", "k2+", "k3+"}, "KL estimator");
+  else est.one_of({"k1", "k2", "k3", "k1+", "k2+", "k3+", "abs"}, "KL estimator");
   r.field("coef", c.coef, "KL coefficient (initial value for the adaptive controller)").ge(0);
   r.field("controller", c.controller, "KL coefficient controller").one_of({"fixed", "adaptive"}, "KL controller");
   r.field("target", c.target, "adaptive controller: target KL").gt(0);

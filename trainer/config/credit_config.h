@@ -39,7 +39,7 @@ struct AdvantageSection {
 struct KlSection {
   bool in_reward = false;
   bool in_loss = false;
-  std::string estimator = "k3";            // k1 | k2 | k3 | k1+ | k2+ | k3+ (straight-through)
+  std::string estimator = "k3";            // k1 | k2 | k3 | k1+ | k2+ | k3+ (straight-through) | abs
   double coef = 0.001;
   std::string controller = "fixed";        // fixed | adaptive
   double target = 0.1;

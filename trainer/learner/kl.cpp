@@ -9,25 +9,31 @@
 
 namespace keel::learner {
 
+const std::vector<KlEstimatorInfo>& kl_estimators() {
+  static const std::vector<KlEstimatorInfo> table = {
+      {KlEstimator::kK1, "k1", "log ratio"},
+      {KlEstimator::kK2, "k2", "half squared log ratio"},
+      {KlEstimator::kK3, "k3", "exp(-x) - 1 + x, low variance"},
+      {KlEstimator::kK1Plus, "k1+", "k1 value, k2 gradient (straight-through)"},
+      {KlEstimator::kK2Plus, "k2+", "k2 value, k2 gradient"},
+      {KlEstimator::kK3Plus, "k3+", "k3 value, k2 gradient (straight-through)"},
+      {KlEstimator::kAbs, "abs", "absolute log ratio |x|"},
+  };
+  return table;
+}
+
 KlEstimator parse_kl_estimator(const std::string& name) {
-  if (name == "k1") return KlEstimator::kK1;
-  if (name == "k2") return KlEstimator::kK2;
-  if (name == "k3") return KlEstimator::kK3;
-  if (name == "k1+") return KlEstimator::kK1Plus;
-  if (name == "k2+") return KlEstimator::kK2Plus;
-  if (name == "k3+") return KlEstimator::kK3Plus;
-  fail("unknown KL estimator '{}' (known: k1, k2, k3, k1+, k2+, k3+)", name);
+  std::string known;
+  for (const auto& e : kl_estimators()) {
+    if (name == e.name) return e.estimator;
+    known += (known.empty() ? "" : ", ") + std::string(e.name);
+  }
+  fail("unknown KL estimator '{}' (known: {})", name, known);
 }
 
 const char* kl_estimator_name(KlEstimator est) {
-  switch (est) {
-    case KlEstimator::kK1: return "k1";
-    case KlEstimator::kK2: return "k2";
-    case KlEstimator::kK3: return "k3";
-    case KlEstimator::kK1Plus: return "k1+";
-    case KlEstimator::kK2Plus: return "k2+";
-    case KlEstimator::kK3Plus: return "k3+";
-  }
+  for (const auto& e : kl_estimators())
+    if (e.estimator == est) return e.name;
   return "?";
 }
 
@@ -59,6 +65,7 @@ torch::Tensor kl_penalty(const torch::Tensor& logp, const torch::Tensor& logp_re
     case KlEstimator::kK1Plus: return straight_through(k1(delta));
     case KlEstimator::kK2Plus: return k2(delta);
     case KlEstimator::kK3Plus: return straight_through(k3(delta));
+    case KlEstimator::kAbs: return delta.abs();  // spec §1.4 abs = |Δ|
   }
   TORCH_CHECK(false, "kl_penalty: bad estimator");
 }

@@ -1,4 +1,4 @@
-// KL penalty estimators k1 / k2 / k3 and their straight-through forms (spec §1.4), the per-token
+// KL penalty estimators k1 / k2 / k3 / abs and the straight-through forms (spec §1.4), the per-token
 // KL-in-reward penalty, and the fixed / adaptive KL coefficient controller.
 //
 // Deliberately not here: where the reference log-probs come from (the reference model forward),
@@ -10,12 +10,13 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <vector>
 
 #include <torch/types.h>
 
 namespace keel::learner {
 
-/// Schulman's estimators of KL(π‖ref) per token, with Δ = logp − logp_ref (spec §1.4).
+/// Schulman's estimators of KL(π‖ref) per token, with Δ = logp − logp_ref (spec §1.4), plus |Δ|.
 enum class KlEstimator {
   kK1,      ///< "k1":  Δ
   kK2,      ///< "k2":  ½Δ²
@@ -23,9 +24,20 @@ enum class KlEstimator {
   kK1Plus,  ///< "k1+": value of k1, gradient of k2 (straight-through)
   kK2Plus,  ///< "k2+": value and gradient of k2 (the identity of the straight-through family)
   kK3Plus,  ///< "k3+": value of k3, gradient of k2 (straight-through)
+  kAbs,     ///< "abs": |Δ| (verl kl_penalty "abs"); gradient sign(Δ)·∇logp, 0 at Δ = 0; no clamp
 };
 
-/// Parses "k1" ... "k3+"; an unknown name throws keel::Error listing the choices.
+/// One estimator's YAML name and the one-line description `keel list kl` shows.
+struct KlEstimatorInfo {
+  KlEstimator estimator;
+  const char* name;
+  const char* description;
+};
+
+/// Every estimator, in enum order: the one list that parsing, naming and the catalog read.
+const std::vector<KlEstimatorInfo>& kl_estimators();
+
+/// Parses a name of kl_estimators(); an unknown name throws keel::Error listing the choices.
 KlEstimator parse_kl_estimator(const std::string& name);
 const char* kl_estimator_name(KlEstimator est);
 

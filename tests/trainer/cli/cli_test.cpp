@@ -50,6 +50,9 @@ TEST(Cli, ListKnowsItsKinds) {
   const auto r = run_keel("list algorithms");
   EXPECT_EQ(r.exit_code, 0);
   EXPECT_NE(r.out.find("grpo"), std::string::npos) << r.out;
+  const auto kl = run_keel("list kl");
+  EXPECT_EQ(kl.exit_code, 0);
+  EXPECT_NE(kl.out.find("abs"), std::string::npos) << kl.out;
   const auto bad = run_keel("list frobs");
   EXPECT_EQ(bad.exit_code, 1);
   EXPECT_EQ(bad.out.rfind("keel: error: list: unknown kind 'frobs'", 0), 0u) << bad.out;

@@ -11,8 +11,8 @@
 namespace keel::learner {
 namespace {
 
-constexpr KlEstimator kAll[] = {KlEstimator::kK1,     KlEstimator::kK2,     KlEstimator::kK3,
-                                KlEstimator::kK1Plus, KlEstimator::kK2Plus, KlEstimator::kK3Plus};
+constexpr KlEstimator kAll[] = {KlEstimator::kK1,     KlEstimator::kK2,     KlEstimator::kK3,    KlEstimator::kK1Plus,
+                                KlEstimator::kK2Plus, KlEstimator::kK3Plus, KlEstimator::kAbs};
 
 TEST(Kl, SpecWorkedExample) {
   // logp = −1.0, logp_ref = −1.5, Δ = 0.5: k1 = 0.5, k2 = ½·0.25 = 0.125, k3 = e^{−0.5} − 1 + 0.5 = 0.106531
@@ -31,9 +31,37 @@ TEST(Kl, SpecWorkedExample) {
   }
 }
 
+TEST(Kl, AbsHandExamples) {
+  // spec §1.4 abs = |Δ|, Δ = logp − logp_ref, gradient sign(Δ) w.r.t. logp.
+  // logp = −1.0, ref = −1.5: Δ = 0.5 → 0.5, d/dlogp = +1.  logp = −2.0, ref = −1.25: Δ = −0.75 → 0.75, −1.
+  // Δ = 0 → 0 with gradient 0 (torch's abs), so a policy at the reference feels no KL pull.
+  const torch::Tensor logp = torch::tensor({{-1.0, -2.0, -0.5}}, torch::kDouble).requires_grad_(true);
+  const torch::Tensor ref = torch::tensor({{-1.5, -1.25, -0.5}}, torch::kDouble);
+  const torch::Tensor kl = kl_penalty(logp, ref, KlEstimator::kAbs);
+  EXPECT_TRUE(torch::allclose(kl, torch::tensor({{0.5, 0.75, 0.0}}, torch::kDouble), 0, 1e-15));
+  const torch::Tensor g = torch::autograd::grad({kl.sum()}, {logp})[0];
+  EXPECT_TRUE(torch::equal(g, torch::tensor({{1.0, -1.0, 0.0}}, torch::kDouble)));
+  // No clamp (verl's abs has none): Δ = 30 stays 30, where k3 would clamp.
+  EXPECT_EQ(kl_penalty(torch::full({1, 1}, 10.0, torch::kDouble), torch::full({1, 1}, -20.0, torch::kDouble),
+                       KlEstimator::kAbs).item<double>(), 30.0);
+}
+
 TEST(Kl, NamesRoundTripAndUnknownThrows) {
   for (KlEstimator est : kAll) EXPECT_EQ(parse_kl_estimator(kl_estimator_name(est)), est);
   EXPECT_THROW(parse_kl_estimator("low_var_kl"), keel::Error);
+  // The one table that parsing, `keel list kl` and the config's known names read.
+  std::vector<std::string> names;
+  for (const auto& e : kl_estimators()) {
+    names.push_back(e.name);
+    EXPECT_FALSE(std::string(e.description).empty()) << e.name;
+  }
+  EXPECT_EQ(names, (std::vector<std::string>{"k1", "k2", "k3", "k1+", "k2+", "k3+", "abs"}));
+  try {
+    parse_kl_estimator("ab");
+    FAIL() << "no error";
+  } catch (const keel::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("(known: k1, k2, k3, k1+, k2+, k3+, abs)"), std::string::npos) << e.what();
+  }
 }
 
 TEST(Kl, MatchesLoopReferenceAndFiniteDifferences) {
@@ -53,7 +81,7 @@ TEST(Kl, MatchesLoopReferenceAndFiniteDifferences) {
               << "seed " << seed << " " << kl_estimator_name(est);
     }
     if (scale == 1.0) {
-      for (KlEstimator est : {KlEstimator::kK1, KlEstimator::kK2, KlEstimator::kK3})
+      for (KlEstimator est : {KlEstimator::kK1, KlEstimator::kK2, KlEstimator::kK3, KlEstimator::kAbs})
         testing::expect_grad_matches_fd([&](const torch::Tensor& x) { return kl_penalty(x, ref, est).sum(); }, logp);
       // Straight-through forms: gradient is exactly k2's, Δ.
       for (KlEstimator est : {KlEstimator::kK1Plus, KlEstimator::kK3Plus}) {
@@ -84,7 +112,7 @@ TEST(Kl, InRewardMatchesLoopReference) {
   for (uint64_t seed = 0; seed < 50; ++seed) {
     const auto b = testing::rand_batch(seed);
     const torch::Tensor r = torch::randn({b.n, b.t}, torch::kDouble);
-    for (KlEstimator est : {KlEstimator::kK1, KlEstimator::kK2, KlEstimator::kK3}) {
+    for (KlEstimator est : {KlEstimator::kK1, KlEstimator::kK2, KlEstimator::kK3, KlEstimator::kAbs}) {
       const double coef = 0.1 + 0.01 * static_cast<double>(seed);
       const auto out = apply_kl_in_reward(r, b.logp_old, b.logp_ref, b.mask, est, coef);
       const auto rr = testing::to_mat(r), lo = testing::to_mat(b.logp_old), lr = testing::to_mat(b.logp_ref),

@@ -121,6 +121,7 @@ inline double ref_kl(double logp, double logp_ref, KlEstimator est) {
     case KlEstimator::kK1: case KlEstimator::kK1Plus: return d;
     case KlEstimator::kK2: case KlEstimator::kK2Plus: return 0.5 * d * d;
     case KlEstimator::kK3: case KlEstimator::kK3Plus: return k3;
+    case KlEstimator::kAbs: return std::abs(d);
   }
   return NAN;
 }

@@ -70,7 +70,7 @@ PolicyLossOptions options_for(uint64_t seed) {
   o.agg.mode = kModes[seed % 4];
   o.agg.norm_len = 3.0 + static_cast<double>(seed % 3);
   o.kl_in_loss = (seed / 4) % 2 == 1;
-  o.kl_estimator = static_cast<KlEstimator>((seed / 8) % 6);
+  o.kl_estimator = static_cast<KlEstimator>((seed / 8) % 7);  // k1 … k3+, abs
   o.kl_coef = 0.05;
   o.entropy_coef = seed % 3 == 0 ? 0.0 : 0.01;
   o.clip_low = 0.2;
