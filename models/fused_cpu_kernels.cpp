@@ -1,17 +1,46 @@
 #include "models/fused_cpu_kernels.h"
 
 #include <algorithm>
+#include <atomic>
 #include <bit>
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <string>
 
 namespace keel::models::kernels {
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define KEEL_VECTOR_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#define KEEL_X86_ISA_BUILDS 1
+#endif
+
+// KEEL_ISA_KERNEL(name, (params), (args)) defines `void name(params)` from the always-inline body
+// `name##_body`: one build per instruction set (target attributes; the body is inlined and
+// vectorized in each), and a switch on active_isa(). Explicit builds rather than GCC's
+// target_clones, whose ifunc resolver picks the build itself: this way KEEL_ISA can force every
+// kernel onto any path the CPU has, and the tests run each path on whatever CPU they land on. The
+// target strings are the ones the clones had ("avx512f", "avx2", default), so each path computes
+// the bits its clone computed.
+#ifdef KEEL_X86_ISA_BUILDS
+#define KEEL_ISA_KERNEL(name, params, args)                                          \
+  namespace {                                                                        \
+  [[gnu::target("avx512f")]] void name##_avx512 params { name##_body args; }         \
+  [[gnu::target("avx2")]] void name##_avx2 params { name##_body args; }              \
+  void name##_baseline params { name##_body args; }                                  \
+  }                                                                                  \
+  void name params {                                                                 \
+    switch (active_isa()) {                                                          \
+      case Isa::kAvx512: return name##_avx512 args;                                  \
+      case Isa::kAvx2: return name##_avx2 args;                                      \
+      case Isa::kBaseline: break;                                                    \
+    }                                                                                \
+    name##_baseline args;                                                            \
+  }
 #else
-#define KEEL_VECTOR_CLONES
+#define KEEL_ISA_KERNEL(name, params, args) \
+  void name params { name##_body args; }
 #endif
 
 constexpr int kLanes = 16;  // independent partial sums, so that a float reduction vectorizes
@@ -146,7 +175,7 @@ template <class V>
   }
 }
 
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#ifdef KEEL_X86_ISA_BUILDS
 [[gnu::target("avx512f")]] void small_linear_avx512(const float* x, const float* w, const float* bias, float* y,
                                                     int64_t rows, int64_t in, int64_t out, int64_t b, int64_t e) {
   small_linear_dispatch<Vec16>(x, w, bias, y, rows, in, out, b, e);
@@ -164,7 +193,7 @@ void small_linear_baseline(const float* x, const float* w, const float* bias, fl
 }  // namespace
 
 bool isa_supported(Isa isa) {
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#ifdef KEEL_X86_ISA_BUILDS
   switch (isa) {
     case Isa::kAvx512: return __builtin_cpu_supports("avx512f");
     case Isa::kAvx2: return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
@@ -183,9 +212,65 @@ Isa best_isa() {
   return best;
 }
 
+const char* isa_name(Isa isa) {
+  switch (isa) {
+    case Isa::kAvx512: return "avx512";
+    case Isa::kAvx2: return "avx2";
+    case Isa::kBaseline: return "baseline";
+  }
+  return "?";
+}
+
+const char* supported_isa_names() {
+  static const std::string names = [] {
+    std::string s;
+    for (Isa isa : {Isa::kAvx512, Isa::kAvx2, Isa::kBaseline})
+      if (isa_supported(isa)) s += std::string(s.empty() ? "" : ",") + isa_name(isa);
+    return s;
+  }();
+  return names.c_str();
+}
+
+namespace {
+
+Isa isa_from_environment() {
+  const char* env = std::getenv("KEEL_ISA");
+  if (env == nullptr || *env == '\0' || std::strcmp(env, "auto") == 0) return best_isa();
+  for (Isa isa : {Isa::kAvx512, Isa::kAvx2, Isa::kBaseline}) {
+    if (std::strcmp(env, isa_name(isa)) != 0) continue;
+    if (isa_supported(isa)) return isa;
+    std::fprintf(stderr, "keel: KEEL_ISA=%s: this CPU cannot run the %s kernels; it supports %s (or unset KEEL_ISA)\n",
+                 env, env, supported_isa_names());
+    std::exit(2);
+  }
+  std::fprintf(stderr, "keel: KEEL_ISA=%s is not a kernel path; expected one of avx512, avx2, baseline, auto "
+               "(this CPU supports %s)\n", env, supported_isa_names());
+  std::exit(2);
+}
+
+std::atomic<int> isa_override{-1};  // a ScopedKernelIsa's path, -1 = none
+
+}  // namespace
+
+Isa active_isa() {
+  if (const int o = isa_override.load(std::memory_order_relaxed); o >= 0) return static_cast<Isa>(o);
+  static const Isa active = isa_from_environment();
+  return active;
+}
+
+ScopedKernelIsa::ScopedKernelIsa(Isa isa) : before_(isa_override.load()) {
+  if (!isa_supported(isa)) {
+    std::fprintf(stderr, "keel: ScopedKernelIsa(%s): this CPU supports %s\n", isa_name(isa), supported_isa_names());
+    std::abort();
+  }
+  isa_override.store(static_cast<int>(isa));
+}
+
+ScopedKernelIsa::~ScopedKernelIsa() { isa_override.store(before_); }
+
 void small_linear_rows(const float* x, const float* w, const float* bias, float* y, int64_t rows, int64_t in,
                        int64_t out, int64_t o_begin, int64_t o_end, Isa isa) {
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#ifdef KEEL_X86_ISA_BUILDS
   if (isa == Isa::kAvx512) return small_linear_avx512(x, w, bias, y, rows, in, out, o_begin, o_end);
   if (isa == Isa::kAvx2) return small_linear_avx2(x, w, bias, y, rows, in, out, o_begin, o_end);
 #endif
@@ -194,11 +279,10 @@ void small_linear_rows(const float* x, const float* w, const float* bias, float*
 
 void small_linear_rows(const float* x, const float* w, const float* bias, float* y, int64_t rows, int64_t in,
                        int64_t out, int64_t o_begin, int64_t o_end) {
-  small_linear_rows(x, w, bias, y, rows, in, out, o_begin, o_end, best_isa());
+  small_linear_rows(x, w, bias, y, rows, in, out, o_begin, o_end, active_isa());
 }
 
-KEEL_VECTOR_CLONES
-void rms_norm_forward_rows(const float* x, const float* w, float* y, float* rstd, int64_t rows, int64_t h,
+[[gnu::always_inline]] inline void rms_norm_forward_rows_body(const float* x, const float* w, float* y, float* rstd, int64_t rows, int64_t h,
                            float eps) {
   for (int64_t r = 0; r < rows; ++r, x += h, y += h) {
     const float rs = 1.0f / std::sqrt(dot(x, x, h) / static_cast<float>(h) + eps);
@@ -206,11 +290,11 @@ void rms_norm_forward_rows(const float* x, const float* w, float* y, float* rstd
     for (int64_t i = 0; i < h; ++i) y[i] = w[i] * (x[i] * rs);
   }
 }
+KEEL_ISA_KERNEL(rms_norm_forward_rows, (const float* x, const float* w, float* y, float* rstd, int64_t rows, int64_t h, float eps), (x, w, y, rstd, rows, h, eps))
 
 // y = w * x * rs, rs = (mean(x^2) + eps)^-1/2, xn = x * rs:
 //   dx = rs * (g * w - xn * mean(g * w * xn)),  dw = sum over rows of g * xn.
-KEEL_VECTOR_CLONES
-void rms_norm_backward_rows(const float* g, const float* x, const float* w, const float* rstd, float* dx, float* dw,
+[[gnu::always_inline]] inline void rms_norm_backward_rows_body(const float* g, const float* x, const float* w, const float* rstd, float* dx, float* dw,
                             int64_t rows, int64_t h) {
   for (int64_t r = 0; r < rows; ++r, g += h, x += h, dx += h) {
     const float rs = rstd[r];
@@ -229,10 +313,10 @@ void rms_norm_backward_rows(const float* g, const float* x, const float* w, cons
     }
   }
 }
+KEEL_ISA_KERNEL(rms_norm_backward_rows, (const float* g, const float* x, const float* w, const float* rstd, float* dx, float* dw, int64_t rows, int64_t h), (g, x, w, rstd, dx, dw, rows, h))
 
 // out[i] = x[i] * c[i] - x[i + half] * s[i] (i < half), x[i] * c[i] + x[i - half] * s[i] (i >= half).
-KEEL_VECTOR_CLONES
-void rotary_forward_rows(const float* x, const float* cos, const float* sin, float* y, int64_t rows, int64_t heads,
+[[gnu::always_inline]] inline void rotary_forward_rows_body(const float* x, const float* cos, const float* sin, float* y, int64_t rows, int64_t heads,
                          int64_t d, int64_t first_row) {
   const int64_t half = d / 2;
   for (int64_t r = 0; r < rows; ++r, x += d, y += d) {
@@ -243,11 +327,11 @@ void rotary_forward_rows(const float* x, const float* cos, const float* sin, flo
     for (int64_t i = half; i < d; ++i) y[i] = x[i] * c[i] + x[i - half] * s[i];
   }
 }
+KEEL_ISA_KERNEL(rotary_forward_rows, (const float* x, const float* cos, const float* sin, float* y, int64_t rows, int64_t heads, int64_t d, int64_t first_row), (x, cos, sin, y, rows, heads, d, first_row))
 
 // The transpose of the above: dx[j] = g[j] c[j] + g[j + half] s[j + half] (j < half),
 //                             dx[j] = g[j] c[j] - g[j - half] s[j - half] (j >= half).
-KEEL_VECTOR_CLONES
-void rotary_backward_rows(const float* g, const float* cos, const float* sin, float* dx, int64_t rows, int64_t heads,
+[[gnu::always_inline]] inline void rotary_backward_rows_body(const float* g, const float* cos, const float* sin, float* dx, int64_t rows, int64_t heads,
                           int64_t d, int64_t first_row) {
   const int64_t half = d / 2;
   for (int64_t r = 0; r < rows; ++r, g += d, dx += d) {
@@ -258,14 +342,14 @@ void rotary_backward_rows(const float* g, const float* cos, const float* sin, fl
     for (int64_t j = half; j < d; ++j) dx[j] = g[j] * c[j] - g[j - half] * s[j - half];
   }
 }
+KEEL_ISA_KERNEL(rotary_backward_rows, (const float* g, const float* cos, const float* sin, float* dx, int64_t rows, int64_t heads, int64_t d, int64_t first_row), (g, cos, sin, dx, rows, heads, d, first_row))
 
-KEEL_VECTOR_CLONES
-void exp_elements(const float* x, float* y, int64_t n) {
+[[gnu::always_inline]] inline void exp_elements_body(const float* x, float* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] = exp_poly(x[i]);
 }
+KEEL_ISA_KERNEL(exp_elements, (const float* x, float* y, int64_t n), (x, y, n))
 
-KEEL_VECTOR_CLONES
-void token_logprob_forward_rows(const float* x, const int64_t* target, float* out, float* lse, int64_t rows,
+[[gnu::always_inline]] inline void token_logprob_forward_rows_body(const float* x, const int64_t* target, float* out, float* lse, int64_t rows,
                                 int64_t v, float s) {
   for (int64_t r = 0; r < rows; ++r, x += v) {
     float m = row_max(x, v) * s;  // s > 0: the max of s * x
@@ -281,9 +365,9 @@ void token_logprob_forward_rows(const float* x, const int64_t* target, float* ou
     out[r] = s * x[target[r]] - lse[r];
   }
 }
+KEEL_ISA_KERNEL(token_logprob_forward_rows, (const float* x, const int64_t* target, float* out, float* lse, int64_t rows, int64_t v, float s), (x, target, out, lse, rows, v, s))
 
-KEEL_VECTOR_CLONES
-void token_logprob_backward_rows(const float* x, const int64_t* target, const float* lse, const float* g, float* dx,
+[[gnu::always_inline]] inline void token_logprob_backward_rows_body(const float* x, const int64_t* target, const float* lse, const float* g, float* dx,
                                  int64_t rows, int64_t v, float s) {
   for (int64_t r = 0; r < rows; ++r, x += v, dx += v) {
     const float gs = g[r] * s, l = lse[r];
@@ -291,23 +375,23 @@ void token_logprob_backward_rows(const float* x, const int64_t* target, const fl
     dx[target[r]] += gs;
   }
 }
+KEEL_ISA_KERNEL(token_logprob_backward_rows, (const float* x, const int64_t* target, const float* lse, const float* g, float* dx, int64_t rows, int64_t v, float s), (x, target, lse, g, dx, rows, v, s))
 
-KEEL_VECTOR_CLONES
-void swiglu_forward_elements(const float* a, const float* b, float* y, int64_t n) {
+[[gnu::always_inline]] inline void swiglu_forward_elements_body(const float* a, const float* b, float* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] = a[i] / (1.0f + exp_poly(-a[i])) * b[i];
 }
+KEEL_ISA_KERNEL(swiglu_forward_elements, (const float* a, const float* b, float* y, int64_t n), (a, b, y, n))
 
-KEEL_VECTOR_CLONES
-void swiglu_backward_elements(const float* a, const float* b, const float* g, float* da, float* db, int64_t n) {
+[[gnu::always_inline]] inline void swiglu_backward_elements_body(const float* a, const float* b, const float* g, float* da, float* db, int64_t n) {
   for (int64_t i = 0; i < n; ++i) {
     const float s = 1.0f / (1.0f + exp_poly(-a[i]));
     da[i] = g[i] * b[i] * s * (1.0f + a[i] * (1.0f - s));
     db[i] = g[i] * a[i] * s;
   }
 }
+KEEL_ISA_KERNEL(swiglu_backward_elements, (const float* a, const float* b, const float* g, float* da, float* db, int64_t n), (a, b, g, da, db, n))
 
-KEEL_VECTOR_CLONES
-void causal_softmax_rows(float* x, int64_t rows, int64_t t, int64_t s, int64_t first_row) {
+[[gnu::always_inline]] inline void causal_softmax_rows_body(float* x, int64_t rows, int64_t t, int64_t s, int64_t first_row) {
   for (int64_t r = 0; r < rows; ++r, x += s) {
     const int64_t i = (first_row + r) % t;
     const int64_t n = std::min(s, std::max<int64_t>(0, i + s - t + 1));  // visible keys
@@ -323,9 +407,9 @@ void causal_softmax_rows(float* x, int64_t rows, int64_t t, int64_t s, int64_t f
     for (int64_t j = n; j < s; ++j) x[j] = 0.0f;
   }
 }
+KEEL_ISA_KERNEL(causal_softmax_rows, (float* x, int64_t rows, int64_t t, int64_t s, int64_t first_row), (x, rows, t, s, first_row))
 
-KEEL_VECTOR_CLONES
-void causal_softmax_backward_rows(const float* p, const float* dp, float* ds, int64_t rows, int64_t t, int64_t s,
+[[gnu::always_inline]] inline void causal_softmax_backward_rows_body(const float* p, const float* dp, float* ds, int64_t rows, int64_t t, int64_t s,
                                   int64_t first_row) {
   for (int64_t r = 0; r < rows; ++r, p += s, dp += s, ds += s) {
     const int64_t i = (first_row + r) % t;
@@ -335,9 +419,9 @@ void causal_softmax_backward_rows(const float* p, const float* dp, float* ds, in
     for (int64_t j = n; j < s; ++j) ds[j] = 0.0f;
   }
 }
+KEEL_ISA_KERNEL(causal_softmax_backward_rows, (const float* p, const float* dp, float* ds, int64_t rows, int64_t t, int64_t s, int64_t first_row), (p, dp, ds, rows, t, s, first_row))
 
-KEEL_VECTOR_CLONES
-void attention_rows(const float* q, int64_t q_stride, const float* k, int64_t k_stride, const float* v,
+[[gnu::always_inline]] inline void attention_rows_body(const float* q, int64_t q_stride, const float* k, int64_t k_stride, const float* v,
                     int64_t v_stride, const float* mask, int64_t mask_stride, float* out, int64_t out_stride,
                     float* scores, int64_t rows, int64_t s, int64_t d, float scale) {
   for (int64_t r = 0; r < rows; ++r, q += q_stride, out += out_stride) {
@@ -360,9 +444,9 @@ void attention_rows(const float* q, int64_t q_stride, const float* k, int64_t k_
     }
   }
 }
+KEEL_ISA_KERNEL(attention_rows, (const float* q, int64_t q_stride, const float* k, int64_t k_stride, const float* v, int64_t v_stride, const float* mask, int64_t mask_stride, float* out, int64_t out_stride, float* scores, int64_t rows, int64_t s, int64_t d, float scale), (q, q_stride, k, k_stride, v, v_stride, mask, mask_stride, out, out_stride, scores, rows, s, d, scale))
 
-KEEL_VECTOR_CLONES
-void adamw_elements(float* p, const float* g, float* m, float* v, int64_t n, const AdamWCoefficients& c) {
+[[gnu::always_inline]] inline void adamw_elements_body(float* p, const float* g, float* m, float* v, int64_t n, const AdamWCoefficients& c) {
   for (int64_t i = 0; i < n; ++i) {
     const float mi = m[i] * c.beta1 + c.one_minus_beta1 * g[i];
     const float vi = v[i] * c.beta2 + c.one_minus_beta2 * g[i] * g[i];
@@ -372,5 +456,6 @@ void adamw_elements(float* p, const float* g, float* m, float* v, int64_t n, con
     v[i] = vi;
   }
 }
+KEEL_ISA_KERNEL(adamw_elements, (float* p, const float* g, float* m, float* v, int64_t n, const AdamWCoefficients& c), (p, g, m, v, n, c))
 
 }  // namespace keel::models::kernels

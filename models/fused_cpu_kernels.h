@@ -2,10 +2,20 @@
 // file builds in a second with its own flags: -O3 (GCC's -O2 cost model does not vectorize these
 // loops), -fno-math-errno and -fno-trapping-math (with them a sqrt is a vector instruction and
 // the clamps of exp_elements if-convert; keel reads neither errno nor FP exception flags). Each
-// kernel is compiled for AVX-512F, AVX2 and baseline x86-64 (target_clones), dispatched on ISA
-// features: GCC 12's "arch=" clones dispatch on the CPU model, and this project's CPU (Intel
-// model 207) is as unknown to GCC as to OpenBLAS, so they silently ran the SSE2 clone (exp
-// 1.98 ns/element vs 0.77). Callers split rows / elements over threads.
+// kernel is compiled for AVX-512F, AVX2 and baseline x86-64 and dispatched on ISA features at
+// run time (active_isa(): the widest the CPU has, or the one KEEL_ISA forces, so that every path
+// can be tested on any CPU that has it). Not GCC's "arch=" clones, which dispatch on the CPU
+// model: this project's CPU (Intel model 207) is as unknown to GCC 12 as to OpenBLAS, so they
+// silently ran the SSE2 clone (exp 1.98 ns/element vs 0.77). Callers split rows / elements over
+// threads.
+//
+// Built without FMA contraction (-ffp-contract=off): with it GCC fused a * b + c into one rounding
+// in the AVX-512 build only, and not always alike in a loop's vector body and its scalar tail, so
+// an element's bits depended on the ISA and on where it fell in the array (its length mod 16). A
+// data-parallel run, whose tensors have other lengths than one process's, then drifted from it
+// (Adam turns such 1-ulp differences of near-zero gradients into 1e-4 weight differences). Now
+// every path computes the same bits for the same inputs, the small linear layer aside: its vector
+// width, and so its summation order, is the ISA's.
 #pragma once
 
 #include <cstdint>
@@ -59,11 +69,29 @@ void causal_softmax_rows(float* x, int64_t rows, int64_t t, int64_t s, int64_t f
 void causal_softmax_backward_rows(const float* p, const float* dp, float* ds, int64_t rows, int64_t t, int64_t s,
                                   int64_t first_row);
 
-/// The instruction sets a kernel is built for where its vector width is chosen by hand (the small
-/// linear layer); the others are target_clones.
+/// The instruction sets every kernel here is built for (x86-64; elsewhere only kBaseline).
 enum class Isa { kBaseline, kAvx2, kAvx512 };
 bool isa_supported(Isa isa);
 Isa best_isa();  // the widest this CPU supports
+/// The build every kernel runs: best_isa(), unless the environment variable KEEL_ISA names one
+/// (avx512 | avx2 | baseline, or auto), read once. A name this CPU cannot run, or an unknown one,
+/// ends the process with exit code 2 and a message saying which paths the CPU has: results would
+/// otherwise silently come from another path than the one asked for.
+Isa active_isa();
+/// Tests: every kernel runs `isa` (one this CPU supports) while this lives, then the path before.
+class ScopedKernelIsa {
+ public:
+  explicit ScopedKernelIsa(Isa isa);
+  ~ScopedKernelIsa();
+  ScopedKernelIsa(const ScopedKernelIsa&) = delete;
+  ScopedKernelIsa& operator=(const ScopedKernelIsa&) = delete;
+
+ private:
+  int before_;
+};
+const char* isa_name(Isa isa);  // "avx512", "avx2", "baseline"
+/// The names of the paths this CPU supports, widest first, comma-separated ("avx512,avx2,baseline").
+const char* supported_isa_names();
 
 /// Linear layer over a few rows (a decode step): y[r, o] = sum_i x[r, i] * w[o, i] (+ bias[o] when
 /// bias is not null) for r < rows (1 .. kSmallLinearMaxRows) and the outputs o_begin .. o_end - 1;
@@ -71,7 +99,7 @@ Isa best_isa();  // the widest this CPU supports
 /// w with every x row in registers. At batch 1 a matrix-vector product is bound by reading the
 /// weight: this reads 14-17 GB/s on one core (Intel model 207 with AVX-512, AMD Zen 3 with AVX2),
 /// OpenBLAS 0.3.21's sgemv 7-8 (tests/models/fused_cpu_test.cpp, bench/decode_bench.cpp). The
-/// overload without `isa` runs best_isa(); one with it runs that build (it must be supported).
+/// overload without `isa` runs active_isa(); one with it runs that build (it must be supported).
 inline constexpr int64_t kSmallLinearMaxRows = 4;
 void small_linear_rows(const float* x, const float* w, const float* bias, float* y, int64_t rows, int64_t in,
                        int64_t out, int64_t o_begin, int64_t o_end);

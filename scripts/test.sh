@@ -22,4 +22,19 @@ library_env=$("$build_dir/keel" version --library-env)
 eval "$library_env"
 echo "test.sh: ${library_env:-no library settings}" | tr '\n' ' '; echo
 cd "$build_dir"
-ctest --output-on-failure --timeout 900 -j "${KEEL_TEST_JOBS:-$(nproc)}" "$@"
+jobs=${KEEL_TEST_JOBS:-$(nproc)}
+ctest --output-on-failure --timeout 900 -j "$jobs" "$@"
+
+# Every CPU kernel path this CPU has, not only the one the run above took (the widest, or the one
+# KEEL_ISA forces): nobody chooses the CPU a build lands on, so the fused kernels' tests and the
+# rank-equivalence tests run again under each other path (KEEL_ISA=avx2 | baseline ...).
+# KEEL_TEST_ISA_PATHS=0 skips this step.
+if [ "${KEEL_TEST_ISA_PATHS:-1}" != 0 ]; then
+  isa_tests='^(FusedCpu|Transformer|Generate|LossAgg)\.|^TrainDist\.TwoRanksEqualOneRank|^TrainDisaggregatedDist\.Synchronous'
+  main_isa=$(./keel version | sed -n 's/^CPU kernels: \([a-z0-9]*\).*/\1/p')
+  for isa in $(./keel version --kernel-paths); do
+    [ "$isa" = "$main_isa" ] && continue
+    echo "test.sh: kernel path $isa (KEEL_ISA=$isa): the kernel and rank-equivalence tests again"
+    KEEL_ISA=$isa ctest --output-on-failure --timeout 900 -j "$jobs" -R "$isa_tests" "$@"
+  done
+fi

@@ -10,6 +10,7 @@
 #include <atomic>
 #include <chrono>
 #include <cmath>
+#include <cstring>
 #include <mutex>
 #include <set>
 #include <stdexcept>
@@ -265,6 +266,115 @@ TEST(FusedCpu, SmallLinearEveryIsaBuildEqualsTheDoubleProduct) {
   }
   EXPECT_GE(isas, 1);
   EXPECT_TRUE(kernels::isa_supported(kernels::best_isa()));
+}
+
+// The raw kernels' outputs (every kernel but the small linear layer, whose vector width is the
+// ISA's by design) on awkward sizes: widths and lengths that are no multiple of a vector, so that
+// both a loop's vector body and its scalar tail run.
+std::vector<std::vector<float>> run_every_kernel(const std::vector<float>& a, const std::vector<float>& b,
+                                                 const std::vector<float>& c) {
+  const int64_t n = 1000, rows = 7, h = 37, heads = 3, d = 10, v = 53, t = 5, s = 9;
+  std::vector<std::vector<float>> out;
+  const auto add = [&](int64_t len) -> float* { return out.emplace_back(len, 0.0f).data(); };
+  float* y = add(rows * h);
+  float* rstd = add(rows);
+  kernels::rms_norm_forward_rows(a.data(), b.data(), y, rstd, rows, h, 1e-6f);
+  float* dx = add(rows * h);
+  float* dw = add(h);
+  kernels::rms_norm_backward_rows(c.data(), a.data(), b.data(), rstd, dx, dw, rows, h);
+  float* ry = add(rows * heads * d);  // [B = 1, T = rows, heads, d]; cos / sin [1, rows, d]
+  kernels::rotary_forward_rows(a.data(), b.data(), c.data(), ry, rows * heads, heads, d, 0);
+  float* rdx = add(rows * heads * d);
+  kernels::rotary_backward_rows(a.data(), b.data(), c.data(), rdx, rows * heads, heads, d, 0);
+  kernels::exp_elements(a.data(), add(n), n);
+  std::vector<int64_t> target(rows);
+  for (int64_t r = 0; r < rows; ++r) target[r] = (r * 17) % v;
+  float* lp = add(rows);
+  float* lse = add(rows);
+  kernels::token_logprob_forward_rows(a.data(), target.data(), lp, lse, rows, v, 0.7f);
+  kernels::token_logprob_backward_rows(a.data(), target.data(), lse, c.data(), add(rows * v), rows, v, 0.7f);
+  kernels::swiglu_forward_elements(a.data(), b.data(), add(n), n);
+  float* da = add(n);
+  kernels::swiglu_backward_elements(a.data(), b.data(), c.data(), da, add(n), n);
+  float* p = add(rows * t * s);
+  std::copy(a.begin(), a.begin() + rows * t * s, p);
+  kernels::causal_softmax_rows(p, rows * t, t, s, 0);
+  kernels::causal_softmax_backward_rows(p, c.data(), add(rows * t * s), rows * t, t, s, 0);
+  std::vector<float> mask(rows * s, 0.0f), scores(s);
+  mask[3] = -INFINITY;
+  kernels::attention_rows(a.data(), d, b.data(), d, c.data(), d, mask.data(), s, add(rows * d), d, scores.data(), rows,
+                          s, d, 0.3f);
+  float* pa = add(n);
+  float* m = add(n);
+  float* vv = add(n);
+  std::copy(a.begin(), a.begin() + n, pa);
+  std::copy(b.begin(), b.begin() + n, m);
+  for (int64_t i = 0; i < n; ++i) vv[i] = c[i] * c[i];
+  const AdamWCoefficients k{0.999f, 0.9f, 0.1f, 0.999f, 0.001f, 0.3f, 1e-8f, -1e-3f};
+  kernels::adamw_elements(pa, c.data(), m, vv, n, k);
+  return out;
+}
+
+std::vector<float> randn_vector(int64_t n) {
+  const auto t = torch::randn({n});
+  return {t.data_ptr<float>(), t.data_ptr<float>() + n};
+}
+
+// KEEL_ISA (and ScopedKernelIsa) may put a run on any path its CPU has, and a data-parallel run's
+// ranks compare their results with one process's: every path must compute the baseline's bits.
+// Before the kernels were built without FMA contraction, the AVX-512 build differed here.
+TEST(FusedCpu, EveryIsaPathComputesTheBaselineBits) {
+  torch::manual_seed(21);
+  const auto a = randn_vector(1000), b = randn_vector(1000), c = randn_vector(1000);
+  std::vector<std::vector<float>> want;
+  {
+    kernels::ScopedKernelIsa on(kernels::Isa::kBaseline);
+    want = run_every_kernel(a, b, c);
+  }
+  for (auto isa : {kernels::Isa::kAvx2, kernels::Isa::kAvx512}) {
+    if (!kernels::isa_supported(isa)) continue;
+    kernels::ScopedKernelIsa on(isa);
+    EXPECT_EQ(kernels::active_isa(), isa);
+    const auto got = run_every_kernel(a, b, c);
+    ASSERT_EQ(got.size(), want.size());
+    for (size_t k = 0; k < got.size(); ++k) {
+      ASSERT_EQ(got[k].size(), want[k].size());
+      int differ = 0;
+      for (size_t i = 0; i < got[k].size(); ++i)
+        differ += std::memcmp(&got[k][i], &want[k][i], sizeof(float)) != 0;
+      EXPECT_EQ(differ, 0) << kernels::isa_name(isa) << ": output " << k << " differs from the baseline build in "
+                           << differ << " of " << got[k].size() << " values";
+    }
+  }
+}
+
+// An element-wise kernel computes each element alike wherever it falls: in a loop's vector body or
+// in its scalar tail (the last length mod 16). Otherwise a tensor's length, which differs between a
+// data-parallel rank and one process, would change values that should be equal.
+TEST(FusedCpu, ElementBitsDoNotDependOnTheArrayLength) {
+  torch::manual_seed(22);
+  const int64_t n = 4099;
+  auto a = randn_vector(n), b = randn_vector(n), c = randn_vector(n);
+  for (int64_t i = 0; i < n; ++i) a[i] *= 1 + i % 29;  // up to exp's clamps and past them
+  for (auto isa : {kernels::Isa::kBaseline, kernels::Isa::kAvx2, kernels::Isa::kAvx512}) {
+    if (!kernels::isa_supported(isa)) continue;
+    kernels::ScopedKernelIsa on(isa);
+    std::vector<float> e(n), y(n), da(n), db(n);
+    kernels::exp_elements(a.data(), e.data(), n);
+    kernels::swiglu_forward_elements(a.data(), b.data(), y.data(), n);
+    kernels::swiglu_backward_elements(a.data(), b.data(), c.data(), da.data(), db.data(), n);
+    int differ = 0;
+    for (int64_t i = 0; i < n; ++i) {
+      float e1, y1, da1, db1;  // element i alone: the scalar tail
+      kernels::exp_elements(&a[i], &e1, 1);
+      kernels::swiglu_forward_elements(&a[i], &b[i], &y1, 1);
+      kernels::swiglu_backward_elements(&a[i], &b[i], &c[i], &da1, &db1, 1);
+      differ += std::memcmp(&e1, &e[i], 4) != 0 || std::memcmp(&y1, &y[i], 4) != 0 ||
+                std::memcmp(&da1, &da[i], 4) != 0 || std::memcmp(&db1, &db[i], 4) != 0;
+    }
+    EXPECT_EQ(differ, 0) << kernels::isa_name(isa) << ": " << differ << " of " << n
+                         << " elements change with the array's length";
+  }
 }
 
 // Anything to differentiate, more rows than the kernel takes, or other dtypes and layouts:

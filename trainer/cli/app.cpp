@@ -37,6 +37,8 @@ int run_cli(int argc, char** argv) {
   v->add_flag("--matmul", version.matmul, "also measure fp32 matmul GFLOP/s (2048x2048)");
   v->add_flag("--library-env", version.library_env,
               "print only the library settings keel starts with (OPENBLAS_CORETYPE, OMP_WAIT_POLICY) as shell exports");
+  v->add_flag("--kernel-paths", version.kernel_paths,
+              "print only the CPU kernel paths this CPU runs, widest first, one a line (values of KEEL_ISA)");
 
   ListArgs list;
   auto* l = app.add_subcommand("list", "list registered names: estimators, losses, rewards, tasks, models, ...");

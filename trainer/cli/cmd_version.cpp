@@ -6,6 +6,7 @@
 #include <torch/torch.h>
 
 #include "models/compat.h"
+#include "models/fused_cpu_kernels.h"
 #include "trainer/cli/commands.h"
 #include "trainer/common/startup_env.h"
 #include "trainer/cli/system_info.h"
@@ -18,6 +19,12 @@ int run_version(const VersionArgs& a) {
       if (const char* v = std::getenv(k); v != nullptr && *v != '\0') std::cout << "export " << k << "=" << v << "\n";
     return 0;
   }
+  if (a.kernel_paths) {  // scripts/test.sh runs the kernel tests once per path
+    for (auto isa : {models::kernels::Isa::kAvx512, models::kernels::Isa::kAvx2, models::kernels::Isa::kBaseline})
+      if (models::kernels::isa_supported(isa)) std::cout << models::kernels::isa_name(isa) << "\n";
+    return 0;
+  }
+  const auto isa = models::kernels::active_isa();
   std::cout << "keel " << KEEL_VERSION << "\n"
             << "LibTorch " << compat::torch_version() << "\n"
             << "CUDA: " << (compat::cuda_available() ? "available" : "not available") << " ("
@@ -25,7 +32,10 @@ int run_version(const VersionArgs& a) {
             << "NCCL: " << (compat::nccl_available() ? "available" : "not available") << "\n"
             << "BLAS: " << blas_description() << "\n"
             << "intra-op threads: " << at::get_num_threads() << " (hardware threads: "
-            << std::thread::hardware_concurrency() << ")\n";
+            << std::thread::hardware_concurrency() << ")\n"
+            << "CPU kernels: " << models::kernels::isa_name(isa)
+            << (isa == models::kernels::best_isa() ? "" : " (forced by KEEL_ISA)") << "; this CPU runs "
+            << models::kernels::supported_isa_names() << "\n";
   if (a.matmul) std::cout << fmt::format("fp32 matmul 2048x2048: {:.1f} GFLOP/s\n", measure_matmul_gflops(2048, 5));
   return 0;
 }

@@ -16,6 +16,7 @@ struct ConfigArgs {
 struct VersionArgs {
   bool matmul = false;                  ///< also measure fp32 matmul GFLOP/s
   bool library_env = false;             ///< print the startup library settings as shell exports
+  bool kernel_paths = false;            ///< print the CPU kernel paths this CPU has (KEEL_ISA values)
 };
 int run_version(const VersionArgs& a);
 

@@ -11,6 +11,7 @@
 #include <torch/torch.h>
 
 #include "models/compat.h"
+#include "models/fused_cpu_kernels.h"
 #include "trainer/common/startup_env.h"
 
 namespace keel::cli {
@@ -36,10 +37,14 @@ std::string blas_description() {
 }
 
 std::string system_summary() {
-  return fmt::format("keel {} | LibTorch {} | CUDA {} ({} device(s)) | NCCL {} | BLAS: {} | intra-op threads {}",
+  const auto isa = models::kernels::active_isa();
+  return fmt::format("keel {} | LibTorch {} | CUDA {} ({} device(s)) | NCCL {} | BLAS: {} | intra-op threads {} | "
+                     "CPU kernels: {}{} (CPU has {})",
                      KEEL_VERSION, compat::torch_version(), compat::cuda_available() ? "yes" : "no",
                      compat::cuda_device_count(), compat::nccl_available() ? "yes" : "no", blas_description(),
-                     at::get_num_threads());
+                     at::get_num_threads(), models::kernels::isa_name(isa),
+                     isa == models::kernels::best_isa() ? "" : ", forced by KEEL_ISA",
+                     models::kernels::supported_isa_names());
 }
 
 double measure_matmul_gflops(int n, int reps) {

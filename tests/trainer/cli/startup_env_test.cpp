@@ -10,6 +10,7 @@
 #include <optional>
 #include <string>
 
+#include "models/fused_cpu_kernels.h"
 #include "tests/trainer/cli/run_keel.h"
 
 namespace keel::startup {
@@ -97,6 +98,34 @@ TEST(StartupEnv, KeelStartsWithFastKernelsFromABareEnvironment) {
                                  }());
   ASSERT_EQ(again.exit_code, 0) << again.out;
   EXPECT_EQ(again.out.find("keel set"), std::string::npos) << again.out;
+}
+
+// KEEL_ISA forces every fused CPU kernel onto one instruction-set build (what the CI's per-path
+// step relies on): `keel version` names the path it runs; a path this CPU lacks, or an unknown
+// name, stops keel at start with exit code 2 and the paths it has.
+TEST(StartupEnv, KeelIsaForcesTheKernelPath) {
+  using models::kernels::Isa;
+  const auto cwd = std::filesystem::current_path();
+  for (Isa isa : {Isa::kBaseline, Isa::kAvx2, Isa::kAvx512}) {
+    const std::string name = models::kernels::isa_name(isa);
+    auto r = testing::run_keel("version", cwd, "KEEL_ISA=" + name);
+    if (!models::kernels::isa_supported(isa)) {
+      EXPECT_EQ(r.exit_code, 2) << r.out;
+      EXPECT_NE(r.out.find("cannot run the " + name + " kernels"), std::string::npos) << r.out;
+      continue;
+    }
+    ASSERT_EQ(r.exit_code, 0) << name << ": " << r.out;
+    EXPECT_NE(r.out.find("CPU kernels: " + name), std::string::npos) << r.out;
+  }
+  auto r = testing::run_keel("version", cwd, "KEEL_ISA=");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_NE(r.out.find(std::string("CPU kernels: ") + models::kernels::isa_name(models::kernels::best_isa())),
+            std::string::npos)
+      << r.out;
+  r = testing::run_keel("version", cwd, "KEEL_ISA=sse9");
+  EXPECT_EQ(r.exit_code, 2) << r.out;
+  EXPECT_NE(r.out.find("KEEL_ISA=sse9 is not a kernel path"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find(models::kernels::supported_isa_names()), std::string::npos) << r.out;
 }
 
 }  // namespace
