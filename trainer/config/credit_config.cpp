@@ -71,7 +71,16 @@ void read_dpo(Reader& r, DpoSection& c, const KnownNames& known) {
   if (!known.dpo_losses.empty()) loss.one_of(known.dpo_losses, "DPO loss");
   else loss.one_of({"sigmoid", "cdpo", "robust", "ipo", "hinge"}, "DPO loss");
   r.field("beta", c.beta, "inverse temperature of the implicit reward").gt(0);
-  r.field("label_smoothing", c.label_smoothing, "cDPO / robust DPO label noise").ge(0).lt(0.5);
+  r.field("label_smoothing", c.label_smoothing, "cDPO / robust DPO label noise (dpo.loss cdpo or robust only)")
+      .ge(0).lt(0.5);
+  // sigmoid with ε > 0 computes cDPO's loss: refuse it so that the name in the config is the loss
+  // that runs; ipo and hinge have no ε at all.
+  if (c.label_smoothing > 0 && c.loss != "cdpo" && c.loss != "robust") {
+    const std::string hint = c.loss == "sigmoid" ? "; for label-smoothed DPO set dpo.loss: cdpo" : "";
+    r.error("label_smoothing",
+            fmt::format("only dpo.loss cdpo and robust use label smoothing, got {} with dpo.loss {}{}",
+                        format_number(c.label_smoothing), c.loss, hint));
+  }
   r.field("ipo_length_norm", c.ipo_length_norm, "IPO: average log-ratios over tokens");
   r.field("ref_refresh_every_iter", c.ref_refresh_every_iter, "DNO: the reference becomes the previous iterate");
   r.field("heads", c.heads, "MAH-DPO: number of action heads").ge(1);

@@ -61,7 +61,7 @@ struct OverlongSection {
 struct DpoSection {
   std::string loss = "sigmoid";            // sigmoid | cdpo | robust | ipo | hinge
   double beta = 0.1;
-  double label_smoothing = 0.0;
+  double label_smoothing = 0.0;            // cdpo / robust only; > 0 with any other loss is an error
   bool ipo_length_norm = true;
   bool ref_refresh_every_iter = false;
   int heads = 1;

@@ -143,7 +143,7 @@ void register_builtin_dpo_losses(DpoLossRegistry& registry) {
   auto bind = [](DpoKind kind) {
     return [kind](const DpoInputs& in, const DpoOptions& o) { return dpo_loss(kind, in, o); };
   };
-  registry.add("sigmoid", "DPO: -log sigmoid(beta*margin) (label_smoothing > 0 makes it cDPO)", bind(DpoKind::kSigmoid));
+  registry.add("sigmoid", "DPO: -log sigmoid(beta*margin) (for label smoothing use cdpo)", bind(DpoKind::kSigmoid));
   registry.add("cdpo", "conservative DPO: label-smoothed sigmoid loss", bind(DpoKind::kCdpo));
   registry.add("robust", "robust DPO: unbiased under label noise label_smoothing", bind(DpoKind::kRobust));
   registry.add("ipo", "IPO: squared distance of the margin to 1/(2 beta)", bind(DpoKind::kIpo));

@@ -1,6 +1,7 @@
 // The DPO family of preference losses (spec §8.1), MAH-DPO's per-objective aggregation and head
 // selection (§8.2), behind one registry keyed by config dpo.loss:
-//   sigmoid / cdpo  −(1−ε)·log σ(βΔ) − ε·log σ(−βΔ)          (ε = label_smoothing; ε = 0 → DPO)
+//   sigmoid / cdpo  −(1−ε)·log σ(βΔ) − ε·log σ(−βΔ)          (ε = label_smoothing; ε = 0 → DPO;
+//                   the config refuses sigmoid with ε > 0, so the loss named is the loss run)
 //   robust          [−(1−ε)·log σ(βΔ) + ε·log σ(−βΔ)] / (1 − 2ε)
 //   ipo             (Δ' − 1/(2β))²   (Δ' length-normalised when ipo_length_norm, TRL; else Δ, OpenRLHF)
 //   hinge           relu(1 − βΔ)

@@ -1,0 +1,78 @@
+// Tests of trainer/config/credit_config.{h,cpp} through the config loader (load_config_node):
+// advantage.singleton, the KL estimator names, and the DPO rule that label smoothing belongs to
+// cdpo / robust — sigmoid with label_smoothing > 0 used to run cDPO under the name sigmoid.
+#include "trainer/config/credit_config.h"
+
+#include <gtest/gtest.h>
+
+#include "trainer/common/error.h"
+#include "trainer/config/config.h"
+#include "trainer/config/reader.h"
+
+namespace keel::config {
+namespace {
+
+/// Loads `yaml` (as c.yaml) with the built-in fallback name lists; "" when it loads, else the
+/// loader's message (one line per error).
+std::string load_error(const std::string& yaml, RunConfig* out = nullptr) {
+  try {
+    RunConfig cfg = load_config_node(parse_yaml_string(yaml, "c.yaml"), LoadOptions{}, KnownNames{});
+    if (out) *out = cfg;
+    return "";
+  } catch (const keel::Error& e) {
+    return e.what();
+  }
+}
+
+TEST(CreditConfig, DpoSigmoidWithLabelSmoothingIsAnError) {
+  EXPECT_EQ(load_error("learner: {algorithm: dpo}\ndpo:\n  loss: sigmoid\n  label_smoothing: 0.1\n"),
+            "c.yaml:4: dpo.label_smoothing: only dpo.loss cdpo and robust use label smoothing, got 0.1 with "
+            "dpo.loss sigmoid; for label-smoothed DPO set dpo.loss: cdpo");
+  // sigmoid is the default loss: leaving dpo.loss out is the same mistake.
+  EXPECT_NE(load_error("dpo:\n  label_smoothing: 0.2\n").find("dpo.label_smoothing: only dpo.loss cdpo and robust"),
+            std::string::npos);
+  // ipo and hinge have no ε at all.
+  for (const char* loss : {"ipo", "hinge"}) {
+    const std::string e = load_error(std::string("dpo:\n  loss: ") + loss + "\n  label_smoothing: 0.1\n");
+    EXPECT_NE(e.find("c.yaml:3: dpo.label_smoothing: only dpo.loss cdpo and robust use label smoothing, got 0.1 "
+                     "with dpo.loss " + std::string(loss)),
+              std::string::npos) << e;
+    EXPECT_EQ(e.find("set dpo.loss: cdpo"), std::string::npos) << e;
+  }
+}
+
+TEST(CreditConfig, CdpoAndRobustKeepTheirLabelSmoothing) {
+  for (const char* loss : {"cdpo", "robust"}) {
+    RunConfig cfg;
+    EXPECT_EQ(load_error(std::string("learner: {algorithm: dpo}\ndpo: {loss: ") + loss + ", label_smoothing: 0.1}\n", &cfg),
+              "") << loss;
+    EXPECT_EQ(cfg.dpo.loss, loss);
+    EXPECT_EQ(cfg.dpo.label_smoothing, 0.1);
+  }
+  RunConfig cfg;
+  EXPECT_EQ(load_error("dpo: {loss: sigmoid, label_smoothing: 0.0}\n", &cfg), "");  // plain DPO
+  EXPECT_EQ(cfg.dpo.loss, "sigmoid");
+}
+
+TEST(CreditConfig, AdvantageSingletonIsOneKeyWithThreeChoices) {
+  RunConfig cfg;
+  EXPECT_EQ(load_error("{}\n", &cfg), "");
+  EXPECT_EQ(cfg.advantage.singleton, "error");  // spec §2.1 default
+  for (const char* v : {"zero", "raw", "error"}) {
+    EXPECT_EQ(load_error(std::string("advantage: {estimator: rloo, singleton: ") + v + "}\n", &cfg), "") << v;
+    EXPECT_EQ(cfg.advantage.singleton, v);
+  }
+  const std::string e = load_error("advantage:\n  singleton: drop\n");
+  EXPECT_NE(e.find("c.yaml:2: advantage.singleton: unknown singleton policy 'drop'"), std::string::npos) << e;
+  EXPECT_NE(e.find("error, zero, raw"), std::string::npos) << e;
+}
+
+TEST(CreditConfig, KlEstimatorAbsIsKnown) {
+  RunConfig cfg;
+  EXPECT_EQ(load_error("kl: {in_loss: true, estimator: abs}\n", &cfg), "");
+  EXPECT_EQ(cfg.kl.estimator, "abs");
+  EXPECT_NE(load_error("kl: {estimator: l1}\n").find("kl.estimator: unknown KL estimator 'l1'"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace keel::config
