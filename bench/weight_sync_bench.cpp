@@ -8,6 +8,10 @@
 //   weight_sync_bench [--nproc 2] [--reps 5] [--buckets 4,16,64,256] [--dtype float32|bfloat16]
 //                     [--layers 12] [--backend gloo] [--in-flight 4]
 //                     [--fresh-buffers 0|1] [--direct-min-mb 1 (-1: pack everything)]
+//                     [--layout arena|separate] [--merge 1|0]
+// --layout arena (default) keeps the parameters the way keel's CPU models do (one arena in list
+// order, models::pack_on_huge_pages); separate allocates each on its own. --merge 0 broadcasts
+// adjacent parameters one by one anyway (WeightSyncOptions::merge_adjacent).
 // Started without RANK it launches itself with --nproc ranks through run_launch (keel launch);
 // with RANK set (torchrun, keel launch) it is one rank.
 // Not a test: it asserts nothing beyond the receivers' parameters equalling the source's.
@@ -20,6 +24,7 @@
 #include <string>
 #include <vector>
 
+#include "models/fused_cpu.h"
 #include "trainer/dist/communicator.h"
 #include "trainer/dist/launch.h"
 #include "trainer/dist/weight_sync.h"
@@ -38,6 +43,8 @@ struct Args {
   int in_flight = keel::dist::WeightSyncOptions{}.max_in_flight;
   double direct_min_mb = 1;             // WeightSyncOptions::direct_min_mb; -1 = pack everything
   bool fresh_buffers = false;           // allocate staging buffers on every call (no reuse)
+  std::string layout = "arena";         // arena | separate
+  bool merge = true;                    // WeightSyncOptions::merge_adjacent
 };
 
 Args parse(int argc, char** argv) {
@@ -52,6 +59,8 @@ Args parse(int argc, char** argv) {
     else if (k == "--in-flight") a.in_flight = std::stoi(v);
     else if (k == "--direct-min-mb") a.direct_min_mb = std::stod(v);
     else if (k == "--fresh-buffers") a.fresh_buffers = v == "1";
+    else if (k == "--layout") a.layout = v;
+    else if (k == "--merge") a.merge = v == "1";
     else if (k == "--buckets") {
       a.buckets.clear();
       size_t s = 0;
@@ -105,14 +114,18 @@ int run_rank(const Args& a) {
   const auto dtype = a.dtype == "bfloat16" ? at::kBFloat16 : at::kFloat;
   at::manual_seed(1);
   auto params = llama_params(a.layers, dtype, root);
+  if (a.layout == "arena" && !keel::models::pack_on_huge_pages(params, 0)) {
+    std::fprintf(stderr, "weight_sync_bench: could not pack the parameters into one arena\n");
+    return 2;
+  }
   int64_t numel = 0, bytes = 0;
   for (const auto& p : params) numel += p.numel(), bytes += p.numel() * p.element_size();
   auto flat = root ? at::randn({bytes / 4}, at::kFloat) : at::zeros({bytes / 4}, at::kFloat);  // same bytes
   if (root)
     std::printf("weight_sync_bench: %zu tensors, %.1fM parameters, %s, %.1f MB, %d ranks, backend %s, %d reps, "
-                "in_flight %d, direct_min_mb %g, fresh_buffers %d\n",
+                "in_flight %d, direct_min_mb %g, fresh_buffers %d, layout %s, merge %d\n",
                 params.size(), numel / 1e6, a.dtype.c_str(), bytes / 1e6, comm->size(), comm->backend().c_str(), a.reps,
-                a.in_flight, a.direct_min_mb, a.fresh_buffers ? 1 : 0);
+                a.in_flight, a.direct_min_mb, a.fresh_buffers ? 1 : 0, a.layout.c_str(), a.merge ? 1 : 0);
 
   // Warm-up: connections, first-touch of the buffers.
   comm->broadcast(flat, 0);
@@ -134,7 +147,7 @@ int run_rank(const Args& a) {
       // Interleaved so that background load on the machine hits both alike.
       raw.push_back(timed([&] { comm->broadcast(flat, 0); }));
       sync.push_back(timed([&] {
-        const auto st = keel::dist::broadcast_parameters(*comm, params, 0, {.bucket_mb = mb, .max_in_flight = a.in_flight, .direct_min_mb = a.direct_min_mb},
+        const auto st = keel::dist::broadcast_parameters(*comm, params, 0, {.bucket_mb = mb, .max_in_flight = a.in_flight, .direct_min_mb = a.direct_min_mb, .merge_adjacent = a.merge},
                                                              a.fresh_buffers ? nullptr : &buffers);
         buckets = st.buckets;
         staged = st.staged_buckets;

@@ -426,9 +426,12 @@ std::unique_ptr<Communicator> init_communicator(const RendezvousInfo& info, cons
          compat::torch_version());
 #else
     auto dev = gloo_device(info);
-    factory = [dev, timeout](const StorePtr& store, int rank, int size) -> BackendPtr {
+    if (opt.gloo_threads < 1) fail("keel::dist::init_communicator: gloo_threads must be >= 1, got {}", opt.gloo_threads);
+    const int threads = opt.gloo_threads;
+    factory = [dev, timeout, threads](const StorePtr& store, int rank, int size) -> BackendPtr {
       auto o = c10d::ProcessGroupGloo::Options::create(timeout);
       o->devices.push_back(dev);
+      o->threads = threads;
       return c10::make_intrusive<c10d::ProcessGroupGloo>(store, rank, size, o);
     };
 #endif

@@ -70,6 +70,13 @@ class Communicator {
 struct CommOptions {
   std::string backend = "auto";         ///< auto | gloo | nccl (auto: nccl when CUDA is usable)
   double timeout_s = 300;               ///< rendezvous and per-collective timeout
+  /// Gloo's worker threads per process group: how many of its queued async operations run at once.
+  /// keel issues every collective synchronously except weight sync's broadcasts (several in flight,
+  /// to keep the transport busy): with Gloo's default of 2 threads, two of them ran at once and on
+  /// this project's 2-core VMs competed with each other and the transport, holding 109.5M fp32
+  /// parameters in 87 broadcasts to 0.71-0.74 of one raw broadcast; with 1 thread, 0.89-0.93
+  /// (scripts/bench_weight_sync.sh).
+  int gloo_threads = 1;
 };
 
 /// dist.backend / dist.timeout_s of the run config.

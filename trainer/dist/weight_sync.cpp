@@ -13,7 +13,7 @@ namespace {
 // A piece of one parameter inside a bucket: bytes [param_off, param_off + len) of parameter
 // `param`, at [bucket_off, bucket_off + len) of the bucket.
 struct Segment {
-  size_t param;
+  size_t param;  // the unit: one parameter or a run of adjacent ones (see plan_transfers)
   int64_t param_off;
   int64_t len;
   int64_t bucket_off;
@@ -40,17 +40,31 @@ int64_t layout_hash(const std::vector<at::Tensor>& params) {
   return static_cast<int64_t>(h >> 2);
 }
 
-// Every member's (count, bytes, layout hash) must equal src's.
-void check_same_layout(Communicator& comm, const std::vector<at::Tensor>& params, int64_t total, int src) {
-  auto sig = at::empty({3}, at::kLong);
+// FNV-1a over the flags, kept positive like layout_hash.
+int64_t flags_hash(const std::vector<uint8_t>& flags) {
+  uint64_t h = 1469598103934665603ULL;
+  for (uint8_t f : flags) h = (h ^ f) * 1099511628211ULL;
+  return static_cast<int64_t>(h >> 2);
+}
+
+// Every member's (count, bytes, layout hash) must equal src's. Returns whether every member's
+// `joined` flags (which neighbours lie back to back) hash alike, gathered in the same collective.
+bool check_same_layout(Communicator& comm, const std::vector<at::Tensor>& params, int64_t total, int src,
+                       const std::vector<uint8_t>& joined) {
+  auto sig = at::empty({4}, at::kLong);
   sig[0] = static_cast<int64_t>(params.size());
   sig[1] = total;
   sig[2] = layout_hash(params);
+  sig[3] = flags_hash(joined);
   const auto all = comm.all_gather(sig.to(comm.device()));
   const auto ref = all[src].cpu();
   std::vector<int> bad;
-  for (int r = 0; r < comm.size(); ++r)
-    if (!at::equal(all[r].cpu(), ref)) bad.push_back(r);
+  bool same_joins = true;
+  for (int r = 0; r < comm.size(); ++r) {
+    const auto other = all[r].cpu();
+    if (!at::equal(other.narrow(0, 0, 3), ref.narrow(0, 0, 3))) bad.push_back(r);
+    same_joins = same_joins && other[3].item<int64_t>() == ref[3].item<int64_t>();
+  }
   if (!bad.empty()) {
     const auto mine = all[comm.rank()].cpu();
     TORCH_CHECK(false, "keel::dist::broadcast_parameters: ", bad.size(), " member(s) (first: rank ", bad[0],
@@ -58,6 +72,7 @@ void check_same_layout(Communicator& comm, const std::vector<at::Tensor>& params
                 " tensors, ", ref[1].item<int64_t>(), " bytes); this rank ", comm.rank(), " has ",
                 mine[0].item<int64_t>(), " tensors, ", mine[1].item<int64_t>(), " bytes");
   }
+  return same_joins;
 }
 
 // One broadcast: a bucket of the packed stream (staged when it spans several parameters) or a
@@ -68,10 +83,11 @@ struct Transfer {
   bool staged = false;
 };
 
-// The broadcasts, identical on every rank. begin[i] = byte offset of parameter i in the list
-// (begin.back() = total). Parameters of at least direct_min bytes are cut into bucket-size pieces
-// broadcast in place; the others form the packed stream, cut every `bucket` bytes. Packed buckets
-// come first, then the direct pieces, each in list order.
+// The broadcasts, identical on every rank. begin[i] = byte offset of unit i in the list
+// (begin.back() = total); a unit is one parameter, or a run of parameters that lie back to back in
+// memory on every member (one flat view over their bytes). Units of at least direct_min bytes are
+// cut into bucket-size pieces broadcast in place; the others form the packed stream, cut every
+// `bucket` bytes. Packed buckets come first, then the direct pieces, each in list order.
 std::vector<Transfer> plan_transfers(const std::vector<int64_t>& begin, int64_t bucket, int64_t direct_min) {
   const size_t n = begin.size() - 1;
   std::vector<Transfer> out;
@@ -134,14 +150,39 @@ WeightSyncStats broadcast_parameters(Communicator& comm, const std::vector<at::T
     begin[i + 1] = begin[i] + flat[i].numel();
   }
   const int64_t total = begin.back();
-  if (opt.check_layout) check_same_layout(comm, params, total, src);
+  // Fewer, larger messages without a copy: parameters that lie back to back in memory on every
+  // member (keel's CPU models keep theirs in one arena, models::pack_on_huge_pages) are sent as one
+  // unit through a byte view over the run. Only where the lists are known to match (check_layout,
+  // whose collective also tells whether every member found the same neighbours back to back; if
+  // not, every member sends parameter by parameter).
+  std::vector<uint8_t> joined(params.empty() ? 0 : params.size() - 1, 0);  // [i]: i and i + 1 adjacent
+  if (opt.merge_adjacent)
+    for (size_t i = 0; i + 1 < params.size(); ++i) {
+      const int64_t n = flat[i].numel();
+      joined[i] = n > 0 && flat[i + 1].numel() > 0 &&
+                  static_cast<const uint8_t*>(flat[i].data_ptr()) + n == flat[i + 1].data_ptr();
+    }
+  const bool same_joins = opt.check_layout && check_same_layout(comm, params, total, src, joined);
+  if (!same_joins) std::fill(joined.begin(), joined.end(), 0);
+  std::vector<at::Tensor> units;  // [bytes] uint8 each: a parameter, or a byte view over a run
+  std::vector<int64_t> unit_begin{0};
+  for (size_t i = 0; i < params.size();) {
+    size_t j = i;
+    int64_t bytes = flat[i].numel();
+    while (j < joined.size() && joined[j]) bytes += flat[++j].numel();
+    units.push_back(j == i ? flat[i]
+                           : at::from_blob(flat[i].data_ptr(), {bytes},
+                                           at::TensorOptions().dtype(at::kByte).device(comm.device())));
+    unit_begin.push_back(unit_begin.back() + bytes);
+    i = j + 1;
+  }
 
   WeightSyncStats stats;
   stats.bytes = total;
   const int64_t bucket = std::max<int64_t>(1, static_cast<int64_t>(opt.bucket_mb * 1024.0 * 1024.0));
   const int64_t direct_min = opt.direct_min_mb < 0 ? std::numeric_limits<int64_t>::max()
                                                    : static_cast<int64_t>(opt.direct_min_mb * 1024.0 * 1024.0);
-  const auto transfers = plan_transfers(begin, bucket, direct_min);
+  const auto transfers = plan_transfers(unit_begin, bucket, direct_min);
   int64_t staging_len = 0;
   for (const auto& t : transfers)
     if (t.staged) staging_len = std::max(staging_len, t.len);
@@ -164,7 +205,7 @@ WeightSyncStats broadcast_parameters(Communicator& comm, const std::vector<at::T
     stats.wait_seconds += t1 - t0;
     if (f.slot >= 0 && !sending) {
       for (const auto& s : f.transfer->segments)
-        flat[s.param].narrow(0, s.param_off, s.len).copy_(staging[f.slot].narrow(0, s.bucket_off, s.len));
+        units[s.param].narrow(0, s.param_off, s.len).copy_(staging[f.slot].narrow(0, s.bucket_off, s.len));
       stats.copy_seconds += now_s() - t1;
     }
   };
@@ -177,7 +218,7 @@ WeightSyncStats broadcast_parameters(Communicator& comm, const std::vector<at::T
     at::Tensor buf;
     if (!t.staged) {
       const auto& s = t.segments[0];
-      buf = flat[s.param].narrow(0, s.param_off, s.len);  // in place, no copy
+      buf = units[s.param].narrow(0, s.param_off, s.len);  // in place, no copy
     } else {
       // The slot of transfer k - max_in_flight, finished just above (or earlier).
       f.slot = static_cast<int>(k % opt.max_in_flight);
@@ -188,7 +229,7 @@ WeightSyncStats broadcast_parameters(Communicator& comm, const std::vector<at::T
       if (sending) {
         const double t0 = now_s();
         for (const auto& s : t.segments)
-          buf.narrow(0, s.bucket_off, s.len).copy_(flat[s.param].narrow(0, s.param_off, s.len));
+          buf.narrow(0, s.bucket_off, s.len).copy_(units[s.param].narrow(0, s.param_off, s.len));
         stats.copy_seconds += now_s() - t0;
       }
       ++stats.staged_buckets;

@@ -2,8 +2,9 @@
 // fixed-size buckets (dist.bucket_mb), the learner -> rollout path of disaggregated placement.
 // Not a parameter server and not sharding-aware: every member holds the full list.
 //
-// Parameters under direct_min_mb are seen as one byte stream (their flattened bytes, in list
-// order) cut into buckets of bucket_mb; a bucket that spans several tensors is packed into a
+// Parameters that lie back to back in memory on every member (an arena) form one run, seen as one
+// parameter below. Parameters under direct_min_mb are seen as one byte stream (their flattened
+// bytes, in list order) cut into buckets of bucket_mb; a bucket that spans several tensors is packed into a
 // staging buffer on the source, broadcast, and unpacked on the receivers, a bucket inside one
 // tensor is broadcast in place. Larger parameters are broadcast in place in bucket_mb pieces. Up
 // to `max_in_flight` broadcasts are in flight at once, so packing and unpacking overlap with the
@@ -21,8 +22,9 @@ namespace keel::dist {
 
 struct WeightSyncOptions {
   double bucket_mb = 64;                ///< bucket size in MiB (dist.bucket_mb); > 0
-  /// broadcasts in flight at once; >= 1. 4: 109.5M fp32 parameters (86 direct broadcasts) between 2
-  /// Gloo ranks reached 0.87 of one raw broadcast vs 0.76-0.82 with 2 (scripts/bench_weight_sync.sh).
+  /// broadcasts in flight at once; >= 1. Gloo runs them one at a time (CommOptions::gloo_threads),
+  /// so this keeps its queue full: 109.5M fp32 parameters in 87 broadcasts between 2 Gloo ranks
+  /// reached 0.92 of one raw broadcast with 4, 0.96 with 2 (one run each; noisy).
   int max_in_flight = 4;
   /// Parameters of at least this many MiB skip the staging copy: they are broadcast straight
   /// from / into their own storage, in bucket_mb pieces. < 0 = never (everything is packed).
@@ -31,6 +33,13 @@ struct WeightSyncOptions {
   /// under this size are flattened into buckets.
   double direct_min_mb = 1;
   bool check_layout = true;             ///< first compare every rank's (dtype, shape) list with src's
+  /// Parameters that lie back to back in memory on every member are broadcast as one run, in place
+  /// (with check_layout only: its collective also compares which neighbours are adjacent, and any
+  /// difference between members keeps every member on the per-parameter plan). keel's CPU models keep their parameters so (one arena in list
+  /// order), and Gloo pays per message: 109.5M fp32 parameters in 87 messages reached about half
+  /// of one raw broadcast's throughput on this project's 2-core VMs, and packing them into fewer
+  /// buckets costs a copy on each side that two cores cannot hide.
+  bool merge_adjacent = true;
 };
 
 struct WeightSyncStats {

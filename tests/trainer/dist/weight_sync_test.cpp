@@ -197,6 +197,67 @@ TEST(WeightSync, BucketInsideOneTensorIsNotStaged) {
   EXPECT_EQ(s.staged_buckets, 1);
 }
 
+// Parameters [shapes] as views of one buffer, back to back in list order (an arena, as keel's CPU
+// models keep theirs), or each on its own. `gap_after` (>= 0) leaves 4 unlisted floats after that
+// parameter. Values from seed 9 when `values`, else zeros.
+std::vector<at::Tensor> arena_params(bool values, bool arena, int gap_after = -1) {
+  const std::vector<std::vector<int64_t>> shapes{{300, 64}, {64}, {17, 33}, {5}, {40, 16}};
+  at::manual_seed(9);
+  std::vector<at::Tensor> vals;
+  int64_t total = 0;
+  for (const auto& s : shapes) {
+    vals.push_back(values ? at::randn(s) : at::zeros(s));
+    total += vals.back().numel();
+  }
+  if (!arena) return vals;
+  auto buf = at::full({total + 4}, 1234.0f);
+  std::vector<at::Tensor> out;
+  int64_t off = 0;
+  for (size_t i = 0; i < vals.size(); ++i) {
+    out.push_back(buf.narrow(0, off, vals[i].numel()).view(vals[i].sizes()));
+    out.back().copy_(vals[i]);
+    off += vals[i].numel() + (static_cast<int>(i) == gap_after ? 4 : 0);
+  }
+  return out;
+}
+
+// A run of adjacent parameters is one unit: cut into buckets like one parameter, sent in place (no
+// staging), never across a gap (the bytes there are not the list's), and not at all when
+// merge_adjacent is off.
+TEST(WeightSync, AdjacentParametersGoAsOneRun) {
+  const int64_t bucket = 10000;
+  const auto sent_by = [&](const std::vector<at::Tensor>& params, bool merge) {
+    FakeComm src(/*rank=*/0, /*size=*/2);
+    WeightSyncOptions opt{.bucket_mb = bucket / 1048576.0, .direct_min_mb = 0, .merge_adjacent = merge};
+    const auto stats = broadcast_parameters(src, params, /*src=*/0, opt);
+    EXPECT_EQ(stats.staged_buckets, 0);
+    EXPECT_EQ(stats.buckets, static_cast<int64_t>(src.sent.size()));
+    return src.sent;
+  };
+  const auto arena = arena_params(true, true);
+  const auto stream = concat_bytes(arena);  // 4 * (19200 + 64 + 561 + 5 + 640) = 81880 bytes
+  auto sent = sent_by(arena, true);
+  ASSERT_EQ(sent.size(), 9u);  // ceil(81880 / 10000): one unit, cut every bucket
+  for (size_t b = 0; b + 1 < sent.size(); ++b) EXPECT_EQ(sent[b].numel(), bucket);
+  EXPECT_TRUE(at::equal(at::cat(sent), stream));
+  // Unmerged: each parameter on its own, ceil(76800/1e4) + 1 + 1 + 1 + 1 = 12 broadcasts.
+  EXPECT_EQ(sent_by(arena, false).size(), 12u);
+  EXPECT_EQ(sent_by(arena_params(true, false), true).size(), 12u);
+  // A gap after parameter 1: runs {0, 1} and {2, 3, 4}: ceil(77056 / 1e4) + ceil(4824 / 1e4) = 9.
+  const auto gapped = arena_params(true, true, /*gap_after=*/1);
+  sent = sent_by(gapped, true);
+  ASSERT_EQ(sent.size(), 9u);
+  EXPECT_TRUE(at::equal(at::cat(sent), concat_bytes(gapped)));
+
+  // A receiver's arena ends equal to the source, the unlisted floats in the gap untouched.
+  auto dst = arena_params(false, true, /*gap_after=*/1);
+  FakeComm recv(/*rank=*/1, /*size=*/2, at::cat(sent));
+  broadcast_parameters(recv, dst, /*src=*/0, {.bucket_mb = bucket / 1048576.0, .direct_min_mb = 0});
+  for (size_t i = 0; i < dst.size(); ++i) EXPECT_TRUE(at::equal(dst[i], gapped[i])) << "param " << i;
+  const float* base = dst[0].data_ptr<float>();
+  for (int k = 0; k < 4; ++k) EXPECT_EQ(base[300 * 64 + 64 + k], 1234.0f) << "gap float " << k;
+}
+
 TEST(WeightSync, RejectsBadOptions) {
   FakeComm c(0, 2);
   std::vector<at::Tensor> params{at::ones({4})};
@@ -249,6 +310,16 @@ TEST(WeightSyncDist, Worker) {
               << "bucket " << bucket_bytes << " src " << src << " in_flight " << in_flight << " param " << i;
       }
     }
+  }
+  // An arena on every member: one run, ceil(81880 / 4096) = 20 broadcasts. One member whose
+  // parameters are separate keeps everyone on the per-parameter plan; each receiver ends equal.
+  for (bool every_arena : {true, false}) {
+    const bool arena = every_arena || r != w - 1;
+    auto params = arena_params(/*values=*/r == 0, arena);
+    const auto stats = broadcast_parameters(*comm, params, 0, {.bucket_mb = 4096.0 / (1 << 20), .direct_min_mb = 0});
+    const auto want = arena_params(true, false);
+    EXPECT_EQ(stats.buckets, every_arena ? 20 : reference_transfers(want, 4096, 0).second) << every_arena;
+    for (size_t i = 0; i < params.size(); ++i) EXPECT_TRUE(at::equal(params[i], want[i])) << every_arena << " " << i;
   }
   // A rank whose list differs from the source's: every rank refuses, naming it.
   auto params = model_like(r == 0);
