@@ -9,6 +9,7 @@
 #include "models/generate.h"
 #include "models/logprobs.h"
 #include "models/transformer.h"
+#include "tests/trainer/learner/tiny_policy.h"
 #include "trainer/credit/advantage.h"
 #include "trainer/credit/advantage_options.h"
 #include "trainer/learner/rl_update.h"
@@ -18,23 +19,9 @@ namespace keel::learner {
 namespace {
 
 constexpr int64_t kGood = 5;
-constexpr int64_t kVocab = 16;
+constexpr int64_t kVocab = testing::kTinyVocab;
 
-models::Transformer tiny_model(bool value_head = false) {
-  torch::manual_seed(7);
-  models::ModelConfig c;
-  c.model_type = "llama";
-  c.hidden_size = 32;
-  c.num_hidden_layers = 1;
-  c.num_attention_heads = 2;
-  c.num_key_value_heads = 1;
-  c.head_dim = 16;
-  c.intermediate_size = 64;
-  c.vocab_size = kVocab;
-  c.max_position_embeddings = 16;
-  c.eos_token_ids = {1};
-  return models::Transformer(c, models::HeadOptions{true, value_head, false});
-}
+models::Transformer tiny_model(bool value_head = false) { return testing::tiny_policy(7, value_head); }
 
 const std::vector<std::vector<int64_t>> kPrompts = {{2, 3, 4}, {7, 8}, {9, 10, 11, 12}, {6}};
 
@@ -60,19 +47,8 @@ rollout::RolloutBatch sample(models::Transformer& m, int g, uint64_t seed) {
       prompts.push_back(kPrompts[i]);
       groups.push_back(static_cast<int64_t>(i));
     }
-  models::SamplingOptions so;
-  so.max_new_tokens = 1;
-  so.seed = seed;
-  m.train(false);
-  auto out = models::generate(m, prompts, so);
-  rollout::RolloutBatch b;
-  b.prompt_ids = out.prompt_ids;
-  b.prompt_mask = out.prompt_mask;
-  b.response_ids = out.response_ids;
-  b.response_mask = out.response_mask;
-  b.old_logprobs = out.logprobs;
-  b.group_ids = torch::tensor(groups, torch::kLong);
-  b.rewards = (out.response_ids.select(1, 0) == kGood).to(torch::kFloat);
+  auto b = testing::sampled_batch(m, prompts, groups, /*max_new_tokens=*/1, seed);
+  b.rewards = (b.response_ids.select(1, 0) == kGood).to(torch::kFloat);
   b.token_rewards = b.rewards.unsqueeze(1) * b.response_mask.to(torch::kFloat);
   return b;
 }

@@ -13,48 +13,24 @@
 #include "models/generate.h"
 #include "models/logprobs.h"
 #include "models/transformer.h"
+#include "tests/trainer/learner/tiny_policy.h"
 #include "trainer/learner/kl.h"
 #include "trainer/learner/policy_loss.h"
 
 namespace keel::learner {
 namespace {
 
-models::Transformer tiny_model() {
-  torch::manual_seed(3);
-  models::ModelConfig c;
-  c.model_type = "llama";
-  c.hidden_size = 32;
-  c.num_hidden_layers = 1;
-  c.num_attention_heads = 2;
-  c.num_key_value_heads = 1;
-  c.head_dim = 16;
-  c.intermediate_size = 64;
-  c.vocab_size = 16;
-  c.max_position_embeddings = 16;
-  c.eos_token_ids = {1};
-  return models::Transformer(c, models::HeadOptions{true, false, false});
-}
+models::Transformer tiny_model() { return testing::tiny_policy(3); }
 
 /// 4 prompts × 2 samples of up to 3 tokens from the model; zero advantages; reference log-probs
 /// = behaviour log-probs − d with d = +0.3 on even rows, −0.2 on odd rows, so Δ = logp − ref ≈ d.
 rollout::RolloutBatch kl_batch(models::Transformer& m) {
   const std::vector<std::vector<int64_t>> prompts = {{2, 3, 4}, {2, 3, 4}, {7, 8}, {7, 8},
                                                      {9, 10, 11}, {9, 10, 11}, {6}, {6}};
-  models::SamplingOptions so;
-  so.max_new_tokens = 3;
-  so.seed = 5;
-  m.train(false);
-  auto out = models::generate(m, prompts, so);
-  rollout::RolloutBatch b;
-  b.prompt_ids = out.prompt_ids;
-  b.prompt_mask = out.prompt_mask;
-  b.response_ids = out.response_ids;
-  b.response_mask = out.response_mask;
-  b.old_logprobs = out.logprobs;
-  b.group_ids = torch::tensor({0, 0, 1, 1, 2, 2, 3, 3}, torch::kLong);
+  auto b = testing::sampled_batch(m, prompts, {0, 0, 1, 1, 2, 2, 3, 3}, /*max_new_tokens=*/3, /*seed=*/5);
   const at::Tensor d = torch::tensor({0.3f, -0.2f, 0.3f, -0.2f, 0.3f, -0.2f, 0.3f, -0.2f}).unsqueeze(1);
-  b.ref_logprobs = out.logprobs - d * b.response_mask.to(torch::kFloat);
-  b.advantages = torch::zeros_like(out.logprobs);
+  b.ref_logprobs = b.old_logprobs - d * b.response_mask.to(torch::kFloat);
+  b.advantages = torch::zeros_like(b.old_logprobs);
   b.loss_mask = b.response_mask;
   return b;
 }
