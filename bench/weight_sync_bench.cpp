@@ -147,8 +147,9 @@ int run_rank(const Args& a) {
       // Interleaved so that background load on the machine hits both alike.
       raw.push_back(timed([&] { comm->broadcast(flat, 0); }));
       sync.push_back(timed([&] {
-        const auto st = keel::dist::broadcast_parameters(*comm, params, 0, {.bucket_mb = mb, .max_in_flight = a.in_flight, .direct_min_mb = a.direct_min_mb, .merge_adjacent = a.merge},
-                                                             a.fresh_buffers ? nullptr : &buffers);
+        const keel::dist::WeightSyncOptions opt{
+            .bucket_mb = mb, .max_in_flight = a.in_flight, .direct_min_mb = a.direct_min_mb, .merge_adjacent = a.merge};
+        const auto st = keel::dist::broadcast_parameters(*comm, params, 0, opt, a.fresh_buffers ? nullptr : &buffers);
         buckets = st.buckets;
         staged = st.staged_buckets;
         copy_s = st.copy_seconds;

@@ -282,20 +282,23 @@ void small_linear_rows(const float* x, const float* w, const float* bias, float*
   small_linear_rows(x, w, bias, y, rows, in, out, o_begin, o_end, active_isa());
 }
 
-[[gnu::always_inline]] inline void rms_norm_forward_rows_body(const float* x, const float* w, float* y, float* rstd, int64_t rows, int64_t h,
-                           float eps) {
+[[gnu::always_inline]] inline void rms_norm_forward_rows_body(const float* x, const float* w, float* y, float* rstd,
+                                                              int64_t rows, int64_t h, float eps) {
   for (int64_t r = 0; r < rows; ++r, x += h, y += h) {
     const float rs = 1.0f / std::sqrt(dot(x, x, h) / static_cast<float>(h) + eps);
     rstd[r] = rs;
     for (int64_t i = 0; i < h; ++i) y[i] = w[i] * (x[i] * rs);
   }
 }
-KEEL_ISA_KERNEL(rms_norm_forward_rows, (const float* x, const float* w, float* y, float* rstd, int64_t rows, int64_t h, float eps), (x, w, y, rstd, rows, h, eps))
+KEEL_ISA_KERNEL(rms_norm_forward_rows,
+                (const float* x, const float* w, float* y, float* rstd, int64_t rows, int64_t h, float eps),
+                (x, w, y, rstd, rows, h, eps))
 
 // y = w * x * rs, rs = (mean(x^2) + eps)^-1/2, xn = x * rs:
 //   dx = rs * (g * w - xn * mean(g * w * xn)),  dw = sum over rows of g * xn.
-[[gnu::always_inline]] inline void rms_norm_backward_rows_body(const float* g, const float* x, const float* w, const float* rstd, float* dx, float* dw,
-                            int64_t rows, int64_t h) {
+[[gnu::always_inline]] inline void rms_norm_backward_rows_body(const float* g, const float* x, const float* w,
+                                                               const float* rstd, float* dx, float* dw, int64_t rows,
+                                                               int64_t h) {
   for (int64_t r = 0; r < rows; ++r, g += h, x += h, dx += h) {
     const float rs = rstd[r];
     float acc[kLanes] = {};
@@ -313,11 +316,15 @@ KEEL_ISA_KERNEL(rms_norm_forward_rows, (const float* x, const float* w, float* y
     }
   }
 }
-KEEL_ISA_KERNEL(rms_norm_backward_rows, (const float* g, const float* x, const float* w, const float* rstd, float* dx, float* dw, int64_t rows, int64_t h), (g, x, w, rstd, dx, dw, rows, h))
+KEEL_ISA_KERNEL(rms_norm_backward_rows,
+                (const float* g, const float* x, const float* w, const float* rstd, float* dx, float* dw, int64_t rows,
+                 int64_t h),
+                (g, x, w, rstd, dx, dw, rows, h))
 
 // out[i] = x[i] * c[i] - x[i + half] * s[i] (i < half), x[i] * c[i] + x[i - half] * s[i] (i >= half).
-[[gnu::always_inline]] inline void rotary_forward_rows_body(const float* x, const float* cos, const float* sin, float* y, int64_t rows, int64_t heads,
-                         int64_t d, int64_t first_row) {
+[[gnu::always_inline]] inline void rotary_forward_rows_body(const float* x, const float* cos, const float* sin,
+                                                            float* y, int64_t rows, int64_t heads, int64_t d,
+                                                            int64_t first_row) {
   const int64_t half = d / 2;
   for (int64_t r = 0; r < rows; ++r, x += d, y += d) {
     const int64_t bt = (first_row + r) / heads;
@@ -327,12 +334,16 @@ KEEL_ISA_KERNEL(rms_norm_backward_rows, (const float* g, const float* x, const f
     for (int64_t i = half; i < d; ++i) y[i] = x[i] * c[i] + x[i - half] * s[i];
   }
 }
-KEEL_ISA_KERNEL(rotary_forward_rows, (const float* x, const float* cos, const float* sin, float* y, int64_t rows, int64_t heads, int64_t d, int64_t first_row), (x, cos, sin, y, rows, heads, d, first_row))
+KEEL_ISA_KERNEL(rotary_forward_rows,
+                (const float* x, const float* cos, const float* sin, float* y, int64_t rows, int64_t heads, int64_t d,
+                 int64_t first_row),
+                (x, cos, sin, y, rows, heads, d, first_row))
 
 // The transpose of the above: dx[j] = g[j] c[j] + g[j + half] s[j + half] (j < half),
 //                             dx[j] = g[j] c[j] - g[j - half] s[j - half] (j >= half).
-[[gnu::always_inline]] inline void rotary_backward_rows_body(const float* g, const float* cos, const float* sin, float* dx, int64_t rows, int64_t heads,
-                          int64_t d, int64_t first_row) {
+[[gnu::always_inline]] inline void rotary_backward_rows_body(const float* g, const float* cos, const float* sin,
+                                                             float* dx, int64_t rows, int64_t heads, int64_t d,
+                                                             int64_t first_row) {
   const int64_t half = d / 2;
   for (int64_t r = 0; r < rows; ++r, g += d, dx += d) {
     const int64_t bt = (first_row + r) / heads;
@@ -342,15 +353,18 @@ KEEL_ISA_KERNEL(rotary_forward_rows, (const float* x, const float* cos, const fl
     for (int64_t j = half; j < d; ++j) dx[j] = g[j] * c[j] - g[j - half] * s[j - half];
   }
 }
-KEEL_ISA_KERNEL(rotary_backward_rows, (const float* g, const float* cos, const float* sin, float* dx, int64_t rows, int64_t heads, int64_t d, int64_t first_row), (g, cos, sin, dx, rows, heads, d, first_row))
+KEEL_ISA_KERNEL(rotary_backward_rows,
+                (const float* g, const float* cos, const float* sin, float* dx, int64_t rows, int64_t heads, int64_t d,
+                 int64_t first_row),
+                (g, cos, sin, dx, rows, heads, d, first_row))
 
 [[gnu::always_inline]] inline void exp_elements_body(const float* x, float* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] = exp_poly(x[i]);
 }
 KEEL_ISA_KERNEL(exp_elements, (const float* x, float* y, int64_t n), (x, y, n))
 
-[[gnu::always_inline]] inline void token_logprob_forward_rows_body(const float* x, const int64_t* target, float* out, float* lse, int64_t rows,
-                                int64_t v, float s) {
+[[gnu::always_inline]] inline void token_logprob_forward_rows_body(const float* x, const int64_t* target, float* out,
+                                                                   float* lse, int64_t rows, int64_t v, float s) {
   for (int64_t r = 0; r < rows; ++r, x += v) {
     float m = row_max(x, v) * s;  // s > 0: the max of s * x
     if (m == -INFINITY) m = 0;  // every logit -inf: lse = -inf below, not NaN from -inf - -inf
@@ -365,33 +379,43 @@ KEEL_ISA_KERNEL(exp_elements, (const float* x, float* y, int64_t n), (x, y, n))
     out[r] = s * x[target[r]] - lse[r];
   }
 }
-KEEL_ISA_KERNEL(token_logprob_forward_rows, (const float* x, const int64_t* target, float* out, float* lse, int64_t rows, int64_t v, float s), (x, target, out, lse, rows, v, s))
+KEEL_ISA_KERNEL(token_logprob_forward_rows,
+                (const float* x, const int64_t* target, float* out, float* lse, int64_t rows, int64_t v, float s),
+                (x, target, out, lse, rows, v, s))
 
-[[gnu::always_inline]] inline void token_logprob_backward_rows_body(const float* x, const int64_t* target, const float* lse, const float* g, float* dx,
-                                 int64_t rows, int64_t v, float s) {
+[[gnu::always_inline]] inline void token_logprob_backward_rows_body(const float* x, const int64_t* target,
+                                                                    const float* lse, const float* g, float* dx,
+                                                                    int64_t rows, int64_t v, float s) {
   for (int64_t r = 0; r < rows; ++r, x += v, dx += v) {
     const float gs = g[r] * s, l = lse[r];
     for (int64_t i = 0; i < v; ++i) dx[i] = -gs * exp_poly(s * x[i] - l);
     dx[target[r]] += gs;
   }
 }
-KEEL_ISA_KERNEL(token_logprob_backward_rows, (const float* x, const int64_t* target, const float* lse, const float* g, float* dx, int64_t rows, int64_t v, float s), (x, target, lse, g, dx, rows, v, s))
+KEEL_ISA_KERNEL(token_logprob_backward_rows,
+                (const float* x, const int64_t* target, const float* lse, const float* g, float* dx, int64_t rows,
+                 int64_t v, float s),
+                (x, target, lse, g, dx, rows, v, s))
 
 [[gnu::always_inline]] inline void swiglu_forward_elements_body(const float* a, const float* b, float* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] = a[i] / (1.0f + exp_poly(-a[i])) * b[i];
 }
 KEEL_ISA_KERNEL(swiglu_forward_elements, (const float* a, const float* b, float* y, int64_t n), (a, b, y, n))
 
-[[gnu::always_inline]] inline void swiglu_backward_elements_body(const float* a, const float* b, const float* g, float* da, float* db, int64_t n) {
+[[gnu::always_inline]] inline void swiglu_backward_elements_body(const float* a, const float* b, const float* g,
+                                                                 float* da, float* db, int64_t n) {
   for (int64_t i = 0; i < n; ++i) {
     const float s = 1.0f / (1.0f + exp_poly(-a[i]));
     da[i] = g[i] * b[i] * s * (1.0f + a[i] * (1.0f - s));
     db[i] = g[i] * a[i] * s;
   }
 }
-KEEL_ISA_KERNEL(swiglu_backward_elements, (const float* a, const float* b, const float* g, float* da, float* db, int64_t n), (a, b, g, da, db, n))
+KEEL_ISA_KERNEL(swiglu_backward_elements,
+                (const float* a, const float* b, const float* g, float* da, float* db, int64_t n),
+                (a, b, g, da, db, n))
 
-[[gnu::always_inline]] inline void causal_softmax_rows_body(float* x, int64_t rows, int64_t t, int64_t s, int64_t first_row) {
+[[gnu::always_inline]] inline void causal_softmax_rows_body(float* x, int64_t rows, int64_t t, int64_t s,
+                                                            int64_t first_row) {
   for (int64_t r = 0; r < rows; ++r, x += s) {
     const int64_t i = (first_row + r) % t;
     const int64_t n = std::min(s, std::max<int64_t>(0, i + s - t + 1));  // visible keys
@@ -407,10 +431,13 @@ KEEL_ISA_KERNEL(swiglu_backward_elements, (const float* a, const float* b, const
     for (int64_t j = n; j < s; ++j) x[j] = 0.0f;
   }
 }
-KEEL_ISA_KERNEL(causal_softmax_rows, (float* x, int64_t rows, int64_t t, int64_t s, int64_t first_row), (x, rows, t, s, first_row))
+KEEL_ISA_KERNEL(causal_softmax_rows,
+                (float* x, int64_t rows, int64_t t, int64_t s, int64_t first_row),
+                (x, rows, t, s, first_row))
 
-[[gnu::always_inline]] inline void causal_softmax_backward_rows_body(const float* p, const float* dp, float* ds, int64_t rows, int64_t t, int64_t s,
-                                  int64_t first_row) {
+[[gnu::always_inline]] inline void causal_softmax_backward_rows_body(const float* p, const float* dp, float* ds,
+                                                                     int64_t rows, int64_t t, int64_t s,
+                                                                     int64_t first_row) {
   for (int64_t r = 0; r < rows; ++r, p += s, dp += s, ds += s) {
     const int64_t i = (first_row + r) % t;
     const int64_t n = std::min(s, std::max<int64_t>(0, i + s - t + 1));
@@ -419,11 +446,15 @@ KEEL_ISA_KERNEL(causal_softmax_rows, (float* x, int64_t rows, int64_t t, int64_t
     for (int64_t j = n; j < s; ++j) ds[j] = 0.0f;
   }
 }
-KEEL_ISA_KERNEL(causal_softmax_backward_rows, (const float* p, const float* dp, float* ds, int64_t rows, int64_t t, int64_t s, int64_t first_row), (p, dp, ds, rows, t, s, first_row))
+KEEL_ISA_KERNEL(causal_softmax_backward_rows,
+                (const float* p, const float* dp, float* ds, int64_t rows, int64_t t, int64_t s, int64_t first_row),
+                (p, dp, ds, rows, t, s, first_row))
 
-[[gnu::always_inline]] inline void attention_rows_body(const float* q, int64_t q_stride, const float* k, int64_t k_stride, const float* v,
-                    int64_t v_stride, const float* mask, int64_t mask_stride, float* out, int64_t out_stride,
-                    float* scores, int64_t rows, int64_t s, int64_t d, float scale) {
+[[gnu::always_inline]] inline void attention_rows_body(const float* q, int64_t q_stride, const float* k,
+                                                       int64_t k_stride, const float* v, int64_t v_stride,
+                                                       const float* mask, int64_t mask_stride, float* out,
+                                                       int64_t out_stride, float* scores, int64_t rows, int64_t s,
+                                                       int64_t d, float scale) {
   for (int64_t r = 0; r < rows; ++r, q += q_stride, out += out_stride) {
     const float* m_row = mask + r * mask_stride;
     for (int64_t j = 0; j < s; ++j) scores[j] = dot(q, k + j * k_stride, d) * scale + m_row[j];
@@ -444,9 +475,14 @@ KEEL_ISA_KERNEL(causal_softmax_backward_rows, (const float* p, const float* dp, 
     }
   }
 }
-KEEL_ISA_KERNEL(attention_rows, (const float* q, int64_t q_stride, const float* k, int64_t k_stride, const float* v, int64_t v_stride, const float* mask, int64_t mask_stride, float* out, int64_t out_stride, float* scores, int64_t rows, int64_t s, int64_t d, float scale), (q, q_stride, k, k_stride, v, v_stride, mask, mask_stride, out, out_stride, scores, rows, s, d, scale))
+KEEL_ISA_KERNEL(attention_rows,
+                (const float* q, int64_t q_stride, const float* k, int64_t k_stride, const float* v, int64_t v_stride,
+                 const float* mask, int64_t mask_stride, float* out, int64_t out_stride, float* scores, int64_t rows,
+                 int64_t s, int64_t d, float scale),
+                (q, q_stride, k, k_stride, v, v_stride, mask, mask_stride, out, out_stride, scores, rows, s, d, scale))
 
-[[gnu::always_inline]] inline void adamw_elements_body(float* p, const float* g, float* m, float* v, int64_t n, const AdamWCoefficients& c) {
+[[gnu::always_inline]] inline void adamw_elements_body(float* p, const float* g, float* m, float* v, int64_t n,
+                                                       const AdamWCoefficients& c) {
   for (int64_t i = 0; i < n; ++i) {
     const float mi = m[i] * c.beta1 + c.one_minus_beta1 * g[i];
     const float vi = v[i] * c.beta2 + c.one_minus_beta2 * g[i] * g[i];
@@ -456,6 +492,8 @@ KEEL_ISA_KERNEL(attention_rows, (const float* q, int64_t q_stride, const float* 
     v[i] = vi;
   }
 }
-KEEL_ISA_KERNEL(adamw_elements, (float* p, const float* g, float* m, float* v, int64_t n, const AdamWCoefficients& c), (p, g, m, v, n, c))
+KEEL_ISA_KERNEL(adamw_elements,
+                (float* p, const float* g, float* m, float* v, int64_t n, const AdamWCoefficients& c),
+                (p, g, m, v, n, c))
 
 }  // namespace keel::models::kernels
