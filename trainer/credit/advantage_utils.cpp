@@ -39,6 +39,17 @@ void check_singletons(const at::Tensor& single, const AdvantageOptions& opts, co
               "(set advantage.singleton to zero or raw to accept it)");
 }
 
+at::Tensor normalise_within_groups(const at::Tensor& x, const GroupIndex& idx, const at::Tensor& ok,
+                                   const at::Tensor& lone, const AdvantageOptions& opts) {
+  const at::Tensor xd = x.to(torch::kDouble);
+  const at::Tensor zero = torch::zeros({}, xd.options());
+  const GroupStats st = group_stats(xd, idx, ok);
+  at::Tensor a = xd - st.mean.index_select(0, idx.inverse);
+  if (opts.norm_by_std) a = a / (st.std.index_select(0, idx.inverse) + opts.eps);
+  const at::Tensor lone_value = opts.singleton != "raw" ? zero : opts.norm_by_std ? xd / (1 + opts.eps) : xd;
+  return torch::where(ok, torch::where(lone, lone_value, a), zero);
+}
+
 at::Tensor float_mask(const AdvantageInputs& in) {
   return (in.response_mask != 0).to(in.token_rewards.scalar_type());
 }

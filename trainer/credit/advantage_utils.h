@@ -1,6 +1,6 @@
 // Small tensor helpers shared by the estimators: input checks, R[n] = Σ_t r_tok, the last valid
 // token, masked whitening (§1.1), return-to-go scans, and the common "adv/…" metrics.
-// Deliberately not here: group statistics (group_stats.h) and any estimator's own rule.
+// Deliberately not here: group statistics themselves (group_stats.h) and any estimator's own rule.
 #pragma once
 
 #include <map>
@@ -9,6 +9,7 @@
 #include <ATen/core/Tensor.h>
 
 #include "trainer/credit/advantage.h"
+#include "trainer/credit/group_stats.h"
 
 namespace keel::credit {
 
@@ -24,6 +25,14 @@ void reject_kl_rewards(const AdvantageInputs& in, const char* who);
 /// has a single (valid) sample. TORCH_CHECKs that opts.singleton is error | zero | raw and, for
 /// "error", that no row is marked, naming `who`. The zero / raw rule itself is the estimator's.
 void check_singletons(const at::Tensor& single, const AdvantageOptions& opts, const char* who);
+
+/// One column of per-stage or per-turn returns normalised within groups (ss_grpo, turn_grpo), in
+/// float64: x [N] minus its group's mean over the rows where ok [N] (exactly 0 where those are
+/// equal), divided by std + eps with opts.norm_by_std; rows of a group of one (`lone` [N]) get
+/// opts.singleton's rule (zero: 0; raw: no baseline, std 1, so x/(1+eps) or x); rows not ok get 0.
+/// check_singletons is the caller's. → [N] float64
+at::Tensor normalise_within_groups(const at::Tensor& x, const GroupIndex& idx, const at::Tensor& ok,
+                                   const at::Tensor& lone, const AdvantageOptions& opts);
 
 /// response_mask as the dtype of token_rewards, values in {0, 1}. [N, T]
 at::Tensor float_mask(const AdvantageInputs& in);

@@ -57,9 +57,7 @@ AdvantageOutput advantage_dcpo(const AdvantageInputs& in, const AdvantageOptions
   // A group of one has nothing to contrast: singleton error throws, zero leaves it unselected
   // (a = 0, out of the loss), raw keeps it with GRPO's raw score R/(1+eps).
   const GroupIndex idx = group_index(in.group_ids);
-  const at::Tensor sizes = torch::zeros({idx.num_groups}, torch::kDouble)
-                               .index_add_(0, idx.inverse, torch::ones({r.size(0)}, torch::kDouble));
-  const at::Tensor single = sizes.index_select(0, idx.inverse) < 2;
+  const at::Tensor single = lone_rows(idx);
   check_singletons(single, opts, "dcpo");
   at::Tensor kept = dcpo_select(r, len, in.group_ids, opts.dcpo.k_keep);
   if (opts.singleton == "raw") kept = kept | single;

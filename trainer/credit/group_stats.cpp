@@ -22,6 +22,13 @@ GroupIndex group_index(const at::Tensor& group_ids) {
   return out;
 }
 
+at::Tensor lone_rows(const GroupIndex& index) {
+  const int64_t n = index.inverse.size(0);
+  const at::Tensor sizes = torch::zeros({index.num_groups}, torch::kLong)
+                               .index_add_(0, index.inverse, torch::ones({n}, torch::kLong));
+  return sizes.index_select(0, index.inverse) < 2;
+}
+
 GroupStats group_stats(const at::Tensor& x, const GroupIndex& index, const at::Tensor& valid, bool unbiased) {
   TORCH_CHECK(x.dim() == 1 && x.size(0) == index.inverse.size(0), "group_stats: x must be [N] with N = ",
               index.inverse.size(0), ", got shape ", x.sizes());

@@ -24,6 +24,9 @@ struct GroupIndex {
 /// Builds the dense index of `group_ids` [N] (int64, any order, any values).
 GroupIndex group_index(const at::Tensor& group_ids);
 
+/// [N] bool: the rows whose group has a single row (valid or not), in group_index's row order.
+at::Tensor lone_rows(const GroupIndex& index);
+
 /// Statistics of one call; count, mean and std have the dtype of x (computed in float64).
 struct GroupStats {
   at::Tensor count;    ///< [G] rows counted (valid rows)

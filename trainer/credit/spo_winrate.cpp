@@ -50,9 +50,7 @@ AdvantageOutput advantage_spo_winrate(const AdvantageInputs& in, const Advantage
               "' (known: grpo, rloo)");
   // A lone sample has no win rate: singleton error throws, zero scores it 0, raw is refused.
   const GroupIndex idx = group_index(in.group_ids);
-  const at::Tensor sizes = torch::zeros({idx.num_groups}, torch::kDouble)
-                               .index_add_(0, idx.inverse, torch::ones({in.group_ids.size(0)}, torch::kDouble));
-  const at::Tensor single = sizes.index_select(0, idx.inverse) < 2;
+  const at::Tensor single = lone_rows(idx);
   check_singletons(single, opts, "spo_winrate");
   TORCH_CHECK(opts.singleton != "raw" || !single.any().item<bool>(),
               "spo_winrate: a group has a single sample, which has no win rate to use raw; "

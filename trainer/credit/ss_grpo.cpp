@@ -36,21 +36,11 @@ AdvantageOutput advantage_ss_grpo(const AdvantageInputs& in, const AdvantageOpti
   }
   const at::Tensor g = ss_stage_returns(sr.to(torch::kDouble), present, opts.ss.lambda);  // [N, K] float64
   const GroupIndex idx = group_index(in.group_ids);
-  const at::Tensor sizes = torch::zeros({idx.num_groups}, torch::kDouble)
-                               .index_add_(0, idx.inverse, torch::ones({n}, torch::kDouble));
-  const at::Tensor single = sizes.index_select(0, idx.inverse) < 2;  // [N] rows of a group of one
-  check_singletons(single, opts, "ss_grpo");
+  const at::Tensor lone = lone_rows(idx);  // [N]
+  check_singletons(lone, opts, "ss_grpo");
   std::vector<at::Tensor> cols;
-  for (int64_t s = 0; s < k; ++s) {
-    const at::Tensor x = g.select(1, s).to(torch::kDouble), ok = present.select(1, s);  // float64 arithmetic
-    const GroupStats st = group_stats(x, idx, ok);
-    at::Tensor a = x - st.mean.index_select(0, idx.inverse);  // exactly 0 where the group's returns are equal
-    if (opts.norm_by_std) a = a / (st.std.index_select(0, idx.inverse) + opts.eps);
-    // A group of one: zero → 0; raw → no baseline, std 1 (verl's convention): G/(1+eps) or G.
-    if (opts.singleton == "raw") a = torch::where(single, opts.norm_by_std ? x / (1 + opts.eps) : x, a);
-    else a = torch::where(single, torch::zeros({}, a.options()), a);
-    cols.push_back(torch::where(ok, a, torch::zeros({}, a.options())).to(dt));
-  }
+  for (int64_t s = 0; s < k; ++s)
+    cols.push_back(normalise_within_groups(g.select(1, s), idx, present.select(1, s), lone, opts).to(dt));
   const at::Tensor a_stage = k ? torch::stack(cols, 1) : torch::zeros({n, 0}, sr.options());  // [N, K]
   const at::Tensor sid = in.stage_ids.to(torch::kLong);
   const at::Tensor in_range = (sid >= 0) & (sid < k);

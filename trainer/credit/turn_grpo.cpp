@@ -52,21 +52,11 @@ AdvantageOutput advantage_turn_grpo(const AdvantageInputs& in, const AdvantageOp
     g.select(1, j).copy_(run);
   }
   const GroupIndex idx = group_index(in.group_ids);
-  const at::Tensor sizes = torch::zeros({idx.num_groups}, torch::kDouble)
-                               .index_add_(0, idx.inverse, torch::ones({n}, torch::kDouble));
-  const at::Tensor single = sizes.index_select(0, idx.inverse) < 2;  // [N] rows of a group of one
-  check_singletons(single, opts, "turn_grpo");
+  const at::Tensor lone = lone_rows(idx);  // [N]
+  check_singletons(lone, opts, "turn_grpo");
   at::Tensor a_turn = torch::zeros({n, k}, opt);
-  for (int64_t j = 0; j < k; ++j) {
-    const at::Tensor x = g.select(1, j).to(torch::kDouble), ok = present.select(1, j);  // float64 arithmetic
-    const GroupStats st = group_stats(x, idx, ok);
-    at::Tensor a = x - st.mean.index_select(0, idx.inverse);  // exactly 0 where the group's returns are equal
-    if (opts.norm_by_std) a = a / (st.std.index_select(0, idx.inverse) + opts.eps);
-    // A group of one: zero → 0; raw → no baseline, std 1 (verl's convention): G/(1+eps) or G.
-    if (opts.singleton == "raw") a = torch::where(single, opts.norm_by_std ? x / (1 + opts.eps) : x, a);
-    else a = torch::where(single, torch::zeros({}, a.options()), a);
-    a_turn.select(1, j).copy_(torch::where(ok, a, torch::zeros({}, a.options())));
-  }
+  for (int64_t j = 0; j < k; ++j)
+    a_turn.select(1, j).copy_(normalise_within_groups(g.select(1, j), idx, present.select(1, j), lone, opts));
   const at::Tensor m = float_mask(in);
   const at::Tensor gather_ix = tid.clamp(0, std::max<int64_t>(k - 1, 0));
   AdvantageOutput out;
