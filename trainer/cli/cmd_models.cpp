@@ -1,9 +1,9 @@
 // keel generate / keel logprobs / keel tokenize: the model library from the command line.
 // Inputs are JSONL records holding text or token ids; every output line echoes the record's id.
 #include <filesystem>
+#include <functional>
 #include <fstream>
 #include <iostream>
-#include <sstream>
 
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
@@ -18,6 +18,7 @@
 #include "trainer/common/error.h"
 #include "trainer/common/fs.h"
 #include "trainer/common/log.h"
+#include "trainer/data/jsonl.h"
 #include "trainer/data/record.h"
 #include "trainer/rollout/prompt_format.h"
 
@@ -29,46 +30,21 @@ using nlohmann::json;
 
 constexpr const char* kSkipHint = " (--skip-bad-lines skips and counts bad lines)";
 
-/// Calls parse(record, "SOURCE:LINE") for each non-blank line of `in`. A keel::Error from it (its
-/// message already names the line) or a line that is not a JSON object fails with kSkipHint, or
-/// with skip_bad_lines is counted and reported in one warning at the end. Returns the lines parsed.
-template <typename Fn>
-int64_t for_each_record(std::istream& in, const std::string& source, bool skip_bad_lines, Fn&& parse) {
-  std::string line;
-  int64_t lineno = 0, used = 0, skipped = 0;
-  std::string first_skipped;
-  while (std::getline(in, line)) {
-    ++lineno;
-    if (!line.empty() && line.back() == '\r') line.pop_back();
-    if (line.find_first_not_of(" \t") == std::string::npos) continue;
-    const std::string where = fmt::format("{}:{}", source, lineno);
-    try {
-      json o;
-      try {
-        o = json::parse(line);
-      } catch (const json::parse_error& e) {
-        fail("{}: invalid JSON at column {}", where, e.byte);
-      }
-      if (!o.is_object()) fail("{}: expected a JSON object, got {}", where, o.type_name());
-      parse(o, where);
-      ++used;
-    } catch (const Error& e) {
-      if (!skip_bad_lines) throw Error(e.what() + std::string(kSkipHint));
-      if (skipped++ == 0) first_skipped = e.what();
-    }
-  }
-  if (in.bad()) fail("{}: read error", source);
-  if (skipped > 0) log::warn("{}: skipped {} bad line(s); the first: {}", source, skipped, first_skipped);
-  return used;
+/// scan_jsonl with the model commands' hint; one warning at the end for the lines skipped.
+void for_each_record(std::istream& in, const std::string& source, bool skip_bad_lines,
+                     const std::function<void(const json&, const std::string&)>& parse) {
+  const auto scan = data::scan_jsonl(in, source, skip_bad_lines, kSkipHint, parse);
+  if (scan.skipped > 0)
+    log::warn("{}: skipped {} bad line(s); the first: {}", source, scan.skipped, scan.skipped_reasons.front());
 }
 
 /// The "id" to echo: the record's own (a string or a number), else "FILE:LINE".
-std::string record_id_json(const json& o, const std::string& where) {
-  if (!o.contains("id")) return json(where).dump();
+json record_id(const json& o, const std::string& where) {
+  if (!o.contains("id")) return where;
   const json& id = o["id"];
   if (!id.is_string() && !id.is_number())
     fail("{}: 'id' must be a string or a number, got {}", where, id.type_name());
-  return id.dump();
+  return id;
 }
 
 /// `key` as a non-empty list of token ids in [0, vocab_size).
@@ -87,24 +63,11 @@ std::vector<int64_t> read_ids(const json& o, const char* key, int64_t vocab_size
   return ids;
 }
 
-std::vector<data::Message> read_messages(const json& v, const char* key, const std::string& where) {
-  if (!v.is_array() || v.empty()) fail("{}: '{}' must be a non-empty list of {{role, content}}", where, key);
-  std::vector<data::Message> out;
-  for (size_t i = 0; i < v.size(); ++i) {
-    const json& m = v[i];
-    if (!m.is_object() || !m.contains("role") || !m.contains("content") || !m["role"].is_string() ||
-        !m["content"].is_string())
-      fail("{}: '{}'[{}] must be an object with string 'role' and 'content'", where, key, i);
-    out.push_back({m["role"].get<std::string>(), m["content"].get<std::string>()});
-  }
-  return out;
-}
-
 ModelInput parse_model_input(const json& o, const std::string& where, const models::Tokenizer& tok,
                              const ModelInputOptions& opt) {
   ModelInput in;
   in.where = where;
-  in.id_json = record_id_json(o, where);
+  in.id_json = record_id(o, where).dump();
 
   // The completion first: its length is part of the prompt's context check.
   if (opt.with_completion) {
@@ -134,14 +97,14 @@ ModelInput parse_model_input(const json& o, const std::string& where, const mode
            opt.context_length);
     return in;
   }
+  if (!text)
+    fail("{}: missing 'prompt' (a string), 'messages' (a list of {{role, content}}) or 'prompt_ids' (a list of "
+         "token ids)", where);
+  if (!o.contains("messages") && !o["prompt"].is_string() && !o["prompt"].is_array())
+    fail("{}: 'prompt' must be a string or a list of {{role, content}}", where);
   data::PromptRecord r;
   r.id = where;
-  if (o.contains("prompt") && o["prompt"].is_string()) r.prompt = o["prompt"].get<std::string>();
-  else if (o.contains("prompt") && o["prompt"].is_array()) r.messages = read_messages(o["prompt"], "prompt", where);
-  else if (o.contains("messages")) r.messages = read_messages(o["messages"], "messages", where);
-  else if (o.contains("prompt")) fail("{}: 'prompt' must be a string or a list of {{role, content}}", where);
-  else fail("{}: missing 'prompt' (a string), 'messages' (a list of {{role, content}}) or 'prompt_ids' (a list of "
-            "token ids)", where);
+  data::read_prompt(o, "prompt", r.prompt, r.messages);
   in.prompt_text = rollout::render_prompt(r, opt.chat_template);
   in.prompt = rollout::encode_prompt(r, tok, opt.chat_template, opt.context_length, room);
   return in;
@@ -189,9 +152,7 @@ Loaded load_model_and_tokenizer(const std::string& model_dir, const std::string&
   std::error_code ec;
   std::unique_ptr<models::Tokenizer> tok;
   if (std::filesystem::exists(model_dir, ec)) tok = load_command_tokenizer(model_dir, tokenizer);
-  Loaded l{models::load_pretrained(model_dir, reg, lo), std::move(tok)};
-  if (!l.tok) l.tok = load_command_tokenizer(model_dir, tokenizer);
-  return l;
+  return Loaded{models::load_pretrained(model_dir, reg, lo), std::move(tok)};
 }
 
 /// Ids must index both the tokenizer (decode) and the embedding (which may have padding rows).
@@ -216,7 +177,7 @@ std::string tokenize_jsonl(const models::Tokenizer& tok, std::istream& in, const
   for_each_record(in, source, skip_bad_lines, [&](const json& rec, const std::string& where) {
     if (!rec.contains("text") || !rec["text"].is_string()) fail("{}: expected a string 'text'", where);
     json o;
-    o["id"] = json::parse(record_id_json(rec, where));
+    o["id"] = record_id(rec, where);
     const auto ids = tok.encode(rec["text"].get_ref<const std::string&>(), add_special, /*parse_special=*/true);
     std::vector<std::string> pieces;
     pieces.reserve(ids.size());
