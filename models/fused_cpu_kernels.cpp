@@ -221,11 +221,20 @@ const char* isa_name(Isa isa) {
   return "?";
 }
 
+const std::vector<Isa>& supported_isas() {
+  static const std::vector<Isa> isas = [] {
+    std::vector<Isa> v;
+    for (Isa isa : {Isa::kAvx512, Isa::kAvx2, Isa::kBaseline})
+      if (isa_supported(isa)) v.push_back(isa);
+    return v;
+  }();
+  return isas;
+}
+
 const char* supported_isa_names() {
   static const std::string names = [] {
     std::string s;
-    for (Isa isa : {Isa::kAvx512, Isa::kAvx2, Isa::kBaseline})
-      if (isa_supported(isa)) s += std::string(s.empty() ? "" : ",") + isa_name(isa);
+    for (Isa isa : supported_isas()) s += std::string(s.empty() ? "" : ",") + isa_name(isa);
     return s;
   }();
   return names.c_str();

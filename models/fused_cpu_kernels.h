@@ -19,6 +19,7 @@
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
 namespace keel::models {
 
@@ -90,7 +91,9 @@ class ScopedKernelIsa {
   int before_;
 };
 const char* isa_name(Isa isa);  // "avx512", "avx2", "baseline"
-/// The names of the paths this CPU supports, widest first, comma-separated ("avx512,avx2,baseline").
+/// The paths this CPU supports, widest first.
+const std::vector<Isa>& supported_isas();
+/// Their names, comma-separated ("avx512,avx2,baseline").
 const char* supported_isa_names();
 
 /// Linear layer over a few rows (a decode step): y[r, o] = sum_i x[r, i] * w[o, i] (+ bias[o] when

@@ -20,11 +20,9 @@ int run_version(const VersionArgs& a) {
     return 0;
   }
   if (a.kernel_paths) {  // scripts/test.sh runs the kernel tests once per path
-    for (auto isa : {models::kernels::Isa::kAvx512, models::kernels::Isa::kAvx2, models::kernels::Isa::kBaseline})
-      if (models::kernels::isa_supported(isa)) std::cout << models::kernels::isa_name(isa) << "\n";
+    for (auto isa : models::kernels::supported_isas()) std::cout << models::kernels::isa_name(isa) << "\n";
     return 0;
   }
-  const auto isa = models::kernels::active_isa();
   std::cout << "keel " << KEEL_VERSION << "\n"
             << "LibTorch " << compat::torch_version() << "\n"
             << "CUDA: " << (compat::cuda_available() ? "available" : "not available") << " ("
@@ -33,9 +31,7 @@ int run_version(const VersionArgs& a) {
             << "BLAS: " << blas_description() << "\n"
             << "intra-op threads: " << at::get_num_threads() << " (hardware threads: "
             << std::thread::hardware_concurrency() << ")\n"
-            << "CPU kernels: " << models::kernels::isa_name(isa)
-            << (isa == models::kernels::best_isa() ? "" : " (forced by KEEL_ISA)") << "; this CPU runs "
-            << models::kernels::supported_isa_names() << "\n";
+            << "CPU kernels: " << kernel_path_description() << "\n";
   if (a.matmul) std::cout << fmt::format("fp32 matmul 2048x2048: {:.1f} GFLOP/s\n", measure_matmul_gflops(2048, 5));
   return 0;
 }

@@ -36,15 +36,19 @@ std::string blas_description() {
   return "unknown";
 }
 
-std::string system_summary() {
+std::string kernel_path_description() {
   const auto isa = models::kernels::active_isa();
+  return fmt::format("{}{}; this CPU runs {}", models::kernels::isa_name(isa),
+                     isa == models::kernels::best_isa() ? "" : " (forced by KEEL_ISA)",
+                     models::kernels::supported_isa_names());
+}
+
+std::string system_summary() {
   return fmt::format("keel {} | LibTorch {} | CUDA {} ({} device(s)) | NCCL {} | BLAS: {} | intra-op threads {} | "
-                     "CPU kernels: {}{} (CPU has {})",
+                     "CPU kernels: {}",
                      KEEL_VERSION, compat::torch_version(), compat::cuda_available() ? "yes" : "no",
                      compat::cuda_device_count(), compat::nccl_available() ? "yes" : "no", blas_description(),
-                     at::get_num_threads(), models::kernels::isa_name(isa),
-                     isa == models::kernels::best_isa() ? "" : ", forced by KEEL_ISA",
-                     models::kernels::supported_isa_names());
+                     at::get_num_threads(), kernel_path_description());
 }
 
 double measure_matmul_gflops(int n, int reps) {

@@ -23,28 +23,31 @@ double now_s() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
-// FNV-1a over the (dtype, ndim, sizes...) of every parameter, kept positive for an int64 tensor.
-int64_t layout_hash(const std::vector<at::Tensor>& params) {
+// FNV-1a over bytes, its value kept positive for an int64 tensor.
+struct Fnv {
   uint64_t h = 1469598103934665603ULL;
-  const auto mix = [&](int64_t v) {
-    for (int i = 0; i < 8; ++i) {
-      h ^= static_cast<uint64_t>(v >> (8 * i)) & 0xffU;
-      h *= 1099511628211ULL;
-    }
-  };
-  for (const auto& p : params) {
-    mix(static_cast<int64_t>(p.scalar_type()));
-    mix(p.dim());
-    for (int64_t s : p.sizes()) mix(s);
+  void byte(uint8_t b) { h = (h ^ b) * 1099511628211ULL; }
+  void word(int64_t v) {
+    for (int i = 0; i < 8; ++i) byte(static_cast<uint8_t>(v >> (8 * i)));
   }
-  return static_cast<int64_t>(h >> 2);
+  int64_t value() const { return static_cast<int64_t>(h >> 2); }
+};
+
+// Over the (dtype, ndim, sizes...) of every parameter.
+int64_t layout_hash(const std::vector<at::Tensor>& params) {
+  Fnv f;
+  for (const auto& p : params) {
+    f.word(static_cast<int64_t>(p.scalar_type()));
+    f.word(p.dim());
+    for (int64_t s : p.sizes()) f.word(s);
+  }
+  return f.value();
 }
 
-// FNV-1a over the flags, kept positive like layout_hash.
 int64_t flags_hash(const std::vector<uint8_t>& flags) {
-  uint64_t h = 1469598103934665603ULL;
-  for (uint8_t f : flags) h = (h ^ f) * 1099511628211ULL;
-  return static_cast<int64_t>(h >> 2);
+  Fnv f;
+  for (uint8_t b : flags) f.byte(b);
+  return f.value();
 }
 
 // Every member's (count, bytes, layout hash) must equal src's. Returns whether every member's
@@ -139,7 +142,7 @@ WeightSyncStats broadcast_parameters(Communicator& comm, const std::vector<at::T
   // The stream: each parameter's bytes through a contiguous flat uint8 view. Non-contiguous
   // parameters go through a contiguous copy (copied back at the end on receivers).
   std::vector<at::Tensor> flat(params.size());  // [bytes_i] uint8
-  std::vector<int64_t> begin(params.size() + 1, 0);
+  int64_t total = 0;
   for (size_t i = 0; i < params.size(); ++i) {
     const auto& p = params[i];
     TORCH_CHECK(p.defined(), "keel::dist::broadcast_parameters: parameter ", i, " is undefined");
@@ -147,9 +150,8 @@ WeightSyncStats broadcast_parameters(Communicator& comm, const std::vector<at::T
                 p.device(), " but the communicator works on ", comm.device());
     const at::Tensor c = p.contiguous();
     flat[i] = c.numel() == 0 ? at::empty({0}, c.options().dtype(at::kByte)) : c.reshape({-1}).view(at::kByte);
-    begin[i + 1] = begin[i] + flat[i].numel();
+    total += flat[i].numel();
   }
-  const int64_t total = begin.back();
   // Fewer, larger messages without a copy: parameters that lie back to back in memory on every
   // member (keel's CPU models keep theirs in one arena, models::pack_on_huge_pages) are sent as one
   // unit through a byte view over the run. Only where the lists are known to match (check_layout,
