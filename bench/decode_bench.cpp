@@ -30,7 +30,7 @@
 #include <optional>
 #include <vector>
 
-#include "trainer/common/startup_env.h"
+#include "base/startup_env.h"
 #include "models/generate.h"
 #include "models/model_config.h"
 #include "models/transformer.h"

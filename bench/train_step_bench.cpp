@@ -38,7 +38,7 @@
 #include <string>
 #include <vector>
 
-#include "trainer/common/startup_env.h"
+#include "base/startup_env.h"
 #include "models/model_config.h"
 #include "models/safetensors.h"
 #include "models/fused_cpu.h"

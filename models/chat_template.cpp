@@ -3,7 +3,7 @@
 // holds exact expected strings, some checked against the Jinja templates shipped with the models.
 #include "models/chat_template.h"
 
-#include "trainer/common/error.h"
+#include "base/error.h"
 
 namespace keel::models {
 namespace {

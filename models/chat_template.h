@@ -10,7 +10,7 @@
 #include <string_view>
 #include <vector>
 
-#include "trainer/common/registry.h"
+#include "base/registry.h"
 
 namespace keel::models {
 

@@ -2,7 +2,7 @@
 // gate) and for the token log-probs of the LM head's logits, each one pass forward and one pass backward as an
 // autograd Function (fp32, CPU, contiguous), and for the AdamW update (learner/fused_adamw.h). Eager ATen
 // runs each block as 4-8 separate passes over the activations; once the
-// matmuls use the right BLAS kernels (trainer/common/startup_env.h), those passes are a third of
+// matmuls use the right BLAS kernels (base/startup_env.h), those passes are a third of
 // a CPU training step (bench/train_step_bench.cpp).
 //
 // Every function falls back to the plain ATen composite (the reference the fused kernels are

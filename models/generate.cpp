@@ -7,7 +7,7 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <torch/torch.h>
 
-#include "trainer/common/error.h"
+#include "base/error.h"
 
 namespace keel::models {
 namespace {

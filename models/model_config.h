@@ -14,7 +14,7 @@
 
 #include <torch/types.h>
 
-#include "trainer/common/registry.h"
+#include "base/registry.h"
 
 namespace keel::models {
 

@@ -11,8 +11,8 @@
 
 #include "models/safetensors.h"
 #include "models/transformer_impl.h"
-#include "trainer/common/error.h"
-#include "trainer/common/fs.h"
+#include "base/error.h"
+#include "base/fs.h"
 
 namespace keel::models {
 namespace {

@@ -18,8 +18,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "trainer/common/error.h"
-#include "trainer/common/fs.h"
+#include "base/error.h"
+#include "base/fs.h"
 
 static_assert(std::endian::native == std::endian::little, "keel's safetensors reader assumes a little-endian host");
 

@@ -9,7 +9,7 @@
 #include "models/tokenizer_bpe.h"
 #include "models/tokenizer_sentencepiece.h"
 #include "models/tokenizer_unicode.h"
-#include "trainer/common/error.h"
+#include "base/error.h"
 
 namespace keel::models {
 

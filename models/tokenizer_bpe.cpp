@@ -17,7 +17,7 @@
 
 #include "models/tokenizer_pretokenize.h"
 #include "models/tokenizer_unicode.h"
-#include "trainer/common/error.h"
+#include "base/error.h"
 
 namespace keel::models {
 namespace {

@@ -24,7 +24,7 @@
 #include <sentencepiece_trainer.h>
 
 #include "models/tokenizer_unicode.h"
-#include "trainer/common/error.h"
+#include "base/error.h"
 
 namespace keel::models {
 namespace {

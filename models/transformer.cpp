@@ -11,7 +11,7 @@
 #include "models/compat.h"
 #include "models/fused_cpu.h"
 #include "models/transformer_impl.h"
-#include "trainer/common/error.h"
+#include "base/error.h"
 
 namespace keel::models {
 

@@ -5,9 +5,9 @@
 
 #include <torch/torch.h>
 
-#include "trainer/common/error.h"
-#include "trainer/config/reader.h"
-#include "trainer/config/reward_config.h"
+#include "base/error.h"
+#include "base/reader.h"
+#include "rewards/reward_spec.h"
 
 namespace keel::rewards {
 
@@ -99,19 +99,19 @@ void CompositeReward::load_state(const RewardState& in) {
   }
 }
 
-std::unique_ptr<CompositeReward> build_composite_reward(const config::RewardSection& section,
+std::unique_ptr<CompositeReward> build_composite_reward(const RewardSpec& section,
                                                         const RewardRegistry& registry,
                                                         const std::string& default_scheme) {
   config::Diagnostics diag;
   std::vector<CompositeReward::Component> built;
   std::set<std::string> names;
-  std::vector<config::RewardComponent> comps = section.components;
+  std::vector<ComponentSpec> comps = section.components;
   std::string base = "reward.components";
   if (comps.empty()) {
     if (default_scheme.empty())
       fail("reward.components: no reward components and the task has no verifier; add reward.components "
            "(see `keel list rewards`)");
-    config::RewardComponent c;
+    ComponentSpec c;
     c.scheme = default_scheme;
     c.params_path = "reward (task default " + default_scheme + ").params";
     comps.push_back(std::move(c));

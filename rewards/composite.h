@@ -23,10 +23,7 @@
 
 #include "rewards/reward.h"
 #include "rewards/scorer.h"
-
-namespace keel::config {
-struct RewardSection;
-}
+#include "rewards/reward_spec.h"
 
 namespace keel::rewards {
 
@@ -62,7 +59,7 @@ class CompositeReward : public RewardScheme {
 /// ones; a duplicate component name is an error. All errors are thrown together as one keel::Error.
 /// With no components, `default_scheme` (the task's own verifier, e.g. "task_countdown") is used
 /// with default params, weight 1; an empty default then is an error.
-std::unique_ptr<CompositeReward> build_composite_reward(const config::RewardSection& section,
+std::unique_ptr<CompositeReward> build_composite_reward(const RewardSpec& section,
                                                         const RewardRegistry& registry,
                                                         const std::string& default_scheme = "");
 

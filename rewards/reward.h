@@ -23,7 +23,7 @@
 #include <nlohmann/json.hpp>
 #include <torch/types.h>
 
-#include "trainer/common/registry.h"
+#include "base/registry.h"
 
 namespace keel::config {
 class Reader;

@@ -10,7 +10,7 @@
 #include <mutex>
 #include <thread>
 
-#include "trainer/common/error.h"
+#include "base/error.h"
 
 namespace keel::rewards {
 

@@ -8,7 +8,7 @@
 #    machine's fp32 matmul peak, the best 2048^3 sgemm any of the benches measured in the run).
 #    Python runs twice: as Debian ships it, and given the library settings keel starts with
 #    (`keel version --library-env`: OPENBLAS_CORETYPE when OpenBLAS picks kernels below the CPU,
-#    OMP_WAIT_POLICY=passive; trainer/common/startup_env.h) -- the second isolates keel's own code.
+#    OMP_WAIT_POLICY=passive; base/startup_env.h) -- the second isolates keel's own code.
 # Each benchmark runs RUNS times. The train-step benches run in lockstep (bench/py/lockstep.py:
 # keel and Python steps alternate, each pair under the same load — this shared VM's speed drifts by
 # tens of percent within minutes); a keel/Python ratio is the median over every timed pair of

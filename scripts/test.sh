@@ -16,7 +16,7 @@ echo "test.sh: build took $(( $(date +%s) - build_start )) s"
 build_dir=${KEEL_BUILD_DIR:-build}
 # Two cores: let ctest run tests in parallel, each test with one intra-op thread.
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
-# The library settings keel starts with on this machine (trainer/common/startup_env.h), exported
+# The library settings keel starts with on this machine (base/startup_env.h), exported
 # once so that each test binary starts with them instead of re-running itself to set them.
 library_env=$("$build_dir/keel" version --library-env)
 eval "$library_env"

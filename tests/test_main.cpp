@@ -1,8 +1,8 @@
 // main() of every GoogleTest binary: GoogleTest's own, after the library settings that keel's
-// executable starts with too (trainer/common/startup_env.h), so tests run the math keel runs.
+// executable starts with too (base/startup_env.h), so tests run the math keel runs.
 #include <gtest/gtest.h>
 
-#include "trainer/common/startup_env.h"
+#include "base/startup_env.h"
 
 int main(int argc, char** argv) {
   keel::startup::use_fast_library_settings(argv);

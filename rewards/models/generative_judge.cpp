@@ -12,9 +12,9 @@
 #include "models/pretrained.h"
 #include "rewards/models/master_keys.h"
 #include "rewards/models/sequence_scoring.h"
-#include "trainer/common/error.h"
-#include "trainer/common/log.h"
-#include "trainer/config/reader.h"
+#include "base/error.h"
+#include "base/log.h"
+#include "base/reader.h"
 
 namespace keel::rewards {
 

@@ -8,7 +8,7 @@
 #include "rewards/models/generative_judge.h"
 #include "rewards/models/reward_model.h"
 #include "rewards/reward.h"
-#include "trainer/config/reader.h"
+#include "base/reader.h"
 
 namespace keel::rewards {
 

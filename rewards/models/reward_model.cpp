@@ -8,8 +8,8 @@
 #include "models/model_config.h"
 #include "models/pretrained.h"
 #include "rewards/models/sequence_scoring.h"
-#include "trainer/common/error.h"
-#include "trainer/config/reader.h"
+#include "base/error.h"
+#include "base/reader.h"
 
 namespace keel::rewards {
 

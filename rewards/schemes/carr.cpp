@@ -7,7 +7,7 @@
 #include <torch/torch.h>
 
 #include "rewards/schemes/group_ops.h"
-#include "trainer/config/reader.h"
+#include "base/reader.h"
 
 namespace keel::rewards {
 

@@ -8,7 +8,7 @@
 #include "rewards/schemes/group_ops.h"
 #include "rewards/schemes/prm.h"
 #include "rewards/schemes/truthrl.h"
-#include "trainer/config/reader.h"
+#include "base/reader.h"
 
 namespace keel::rewards {
 

@@ -8,8 +8,8 @@
 
 #include <torch/torch.h>
 
-#include "trainer/common/error.h"
-#include "trainer/config/reader.h"
+#include "base/error.h"
+#include "base/reader.h"
 
 namespace keel::rewards {
 

@@ -8,7 +8,7 @@
 #include <torch/torch.h>
 
 #include "rewards/schemes/truthrl.h"
-#include "trainer/config/reader.h"
+#include "base/reader.h"
 
 namespace keel::rewards {
 

@@ -3,7 +3,7 @@
 
 #include <torch/torch.h>
 
-#include "trainer/config/reader.h"
+#include "base/reader.h"
 
 namespace keel::rewards {
 

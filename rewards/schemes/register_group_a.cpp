@@ -29,7 +29,7 @@
 #include "rewards/schemes/running_norm.h"
 #include "rewards/schemes/ssl.h"
 #include "rewards/schemes/truthrl.h"
-#include "trainer/config/reader.h"
+#include "base/reader.h"
 
 namespace keel::rewards::glue {
 

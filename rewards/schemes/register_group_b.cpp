@@ -32,8 +32,8 @@
 #include "rewards/schemes/register_util.h"
 #include "rewards/schemes/retro_agent.h"
 #include "rewards/schemes/rubric.h"
-#include "trainer/common/error.h"
-#include "trainer/config/reader.h"
+#include "base/error.h"
+#include "base/reader.h"
 
 namespace keel::rewards::glue {
 

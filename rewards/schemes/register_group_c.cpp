@@ -17,7 +17,7 @@
 #include "rewards/schemes/register_util.h"
 #include "rewards/schemes/step_boundaries.h"
 #include "rewards/schemes/truthrl.h"
-#include "trainer/config/reader.h"
+#include "base/reader.h"
 
 namespace keel::rewards::glue {
 

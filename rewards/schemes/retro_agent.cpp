@@ -5,8 +5,8 @@
 
 #include "rewards/schemes/group_ops.h"
 #include "rewards/schemes/oni.h"
-#include "trainer/common/error.h"
-#include "trainer/config/reader.h"
+#include "base/error.h"
+#include "base/reader.h"
 
 namespace keel::rewards {
 

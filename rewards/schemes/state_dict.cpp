@@ -3,7 +3,7 @@
 
 #include <torch/types.h>
 
-#include "trainer/common/error.h"
+#include "base/error.h"
 
 namespace keel::rewards {
 

@@ -6,7 +6,7 @@
 
 #include <torch/torch.h>
 
-#include "trainer/config/reader.h"
+#include "base/reader.h"
 
 namespace keel::rewards {
 

@@ -10,8 +10,8 @@
 #include "rewards/verifiers/string_match.h"
 #include "rewards/verifiers/text.h"
 #include "rewards/verifiers/verifier.h"
-#include "trainer/common/error.h"
-#include "trainer/config/reader.h"
+#include "base/error.h"
+#include "base/reader.h"
 
 namespace keel::rewards {
 

@@ -3,7 +3,7 @@
 
 #include <cctype>
 
-#include "trainer/common/error.h"
+#include "base/error.h"
 
 namespace keel::rewards::text {
 

@@ -14,8 +14,8 @@
 
 #include "models/safetensors.h"
 #include "tests/models/test_util.h"
-#include "trainer/common/error.h"
-#include "trainer/common/fs.h"
+#include "base/error.h"
+#include "base/fs.h"
 
 namespace keel::models {
 namespace {

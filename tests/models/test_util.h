@@ -9,7 +9,7 @@
 
 #include "models/model_config.h"
 #include "models/transformer.h"
-#include "trainer/common/fs.h"
+#include "base/fs.h"
 
 namespace keel::models::testing {
 

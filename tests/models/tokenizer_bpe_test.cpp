@@ -10,7 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "models/tokenizer_pretokenize.h"
-#include "trainer/common/error.h"
+#include "base/error.h"
 
 namespace keel::models {
 namespace {

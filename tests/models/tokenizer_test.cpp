@@ -11,8 +11,8 @@
 #include <nlohmann/json.hpp>
 
 #include "models/tokenizer_sentencepiece.h"
-#include "trainer/common/error.h"
-#include "trainer/common/fs.h"
+#include "base/error.h"
+#include "base/fs.h"
 
 namespace keel::models {
 namespace {

@@ -10,7 +10,7 @@
 
 #include "reward_test_util.h"
 #include "rewards/verifiers/verifier.h"
-#include "trainer/common/error.h"
+#include "base/error.h"
 #include "trainer/config/config.h"
 #include "trainer/config/reward_config.h"
 

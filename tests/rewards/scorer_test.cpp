@@ -9,7 +9,7 @@
 #include <stdexcept>
 #include <thread>
 
-#include "trainer/common/error.h"
+#include "base/error.h"
 
 namespace keel::rewards {
 namespace {

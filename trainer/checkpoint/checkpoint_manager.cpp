@@ -4,8 +4,8 @@
 
 #include <fmt/format.h>
 
-#include "trainer/common/error.h"
-#include "trainer/common/fs.h"
+#include "base/error.h"
+#include "base/fs.h"
 
 namespace keel::checkpoint {
 

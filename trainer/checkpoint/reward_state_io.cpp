@@ -4,7 +4,7 @@
 
 #include <torch/torch.h>
 
-#include "trainer/common/error.h"
+#include "base/error.h"
 
 namespace keel::checkpoint {
 

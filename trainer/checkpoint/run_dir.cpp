@@ -1,8 +1,8 @@
 #include "trainer/checkpoint/run_dir.h"
 
-#include "trainer/common/build_info.h"
-#include "trainer/common/error.h"
-#include "trainer/common/fs.h"
+#include "base/build_info.h"
+#include "base/error.h"
+#include "base/fs.h"
 
 namespace keel::checkpoint {
 

@@ -6,7 +6,7 @@
 #include <torch/torch.h>
 
 #include "models/pretrained.h"
-#include "trainer/common/error.h"
+#include "base/error.h"
 
 namespace keel::checkpoint {
 

@@ -7,8 +7,8 @@
 #include "trainer/cli/commands.h"
 #include "trainer/cli/model_commands.h"
 #include "trainer/cli/system_info.h"
-#include "trainer/common/error.h"
-#include "trainer/common/log.h"
+#include "base/error.h"
+#include "base/log.h"
 #include "trainer/dist/launch.h"
 
 namespace keel::cli {

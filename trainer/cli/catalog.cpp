@@ -6,7 +6,7 @@
 #include "models/model_config.h"
 #include "rewards/composite.h"
 #include "rewards/reward.h"
-#include "trainer/config/reader.h"
+#include "base/reader.h"
 #include "trainer/credit/advantage.h"
 #include "trainer/credit/advantage_options.h"
 #include "trainer/data/task.h"

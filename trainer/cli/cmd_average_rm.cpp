@@ -11,8 +11,8 @@
 #include "models/model_config.h"
 #include "trainer/checkpoint/weight_average.h"
 #include "trainer/cli/commands.h"
-#include "trainer/common/error.h"
-#include "trainer/common/log.h"
+#include "base/error.h"
+#include "base/log.h"
 
 namespace keel::cli {
 

@@ -3,7 +3,7 @@
 
 #include "trainer/cli/catalog.h"
 #include "trainer/cli/commands.h"
-#include "trainer/common/error.h"
+#include "base/error.h"
 
 namespace keel::cli {
 

@@ -8,7 +8,7 @@
 #include "models/compat.h"
 #include "models/fused_cpu_kernels.h"
 #include "trainer/cli/commands.h"
-#include "trainer/common/startup_env.h"
+#include "base/startup_env.h"
 #include "trainer/cli/system_info.h"
 
 namespace keel::cli {

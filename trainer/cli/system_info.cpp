@@ -12,7 +12,7 @@
 
 #include "models/compat.h"
 #include "models/fused_cpu_kernels.h"
-#include "trainer/common/startup_env.h"
+#include "base/startup_env.h"
 
 namespace keel::cli {
 

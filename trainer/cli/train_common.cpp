@@ -5,7 +5,7 @@
 #include "models/compat.h"
 #include "models/tokenizer.h"
 #include "models/tokenizer_sentencepiece.h"
-#include "trainer/common/log.h"
+#include "base/log.h"
 #include "trainer/learner/fused_adamw.h"
 
 namespace keel::cli {

@@ -1,7 +1,7 @@
 // Section readers, batch arithmetic and the loader (see config.h).
 #include "trainer/config/config.h"
 
-#include "trainer/common/error.h"
+#include "base/error.h"
 
 namespace keel::config {
 

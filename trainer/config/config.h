@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "trainer/config/credit_config.h"
-#include "trainer/config/reader.h"
+#include "base/reader.h"
 #include "trainer/config/reward_config.h"
 #include "trainer/config/rm_config.h"
 

@@ -2,7 +2,7 @@
 #include "trainer/config/credit_config.h"
 
 #include "trainer/config/config.h"
-#include "trainer/config/reader.h"
+#include "base/reader.h"
 
 namespace keel::config {
 

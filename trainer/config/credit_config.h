@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "trainer/config/node.h"
+#include "base/node.h"
 
 namespace keel::config {
 

@@ -1,7 +1,7 @@
 // Reader of the rm section (see rm_config.h).
 #include "trainer/config/rm_config.h"
 
-#include "trainer/config/reader.h"
+#include "base/reader.h"
 
 namespace keel::config {
 

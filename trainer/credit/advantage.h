@@ -16,7 +16,7 @@
 
 #include <ATen/core/Tensor.h>
 
-#include "trainer/common/registry.h"
+#include "base/registry.h"
 #include "trainer/credit/advantage_options.h"
 
 namespace keel::credit {

@@ -6,7 +6,7 @@
 #include <fmt/format.h>
 
 #include "trainer/config/credit_config.h"
-#include "trainer/config/reader.h"
+#include "base/reader.h"
 
 namespace keel::credit {
 

@@ -6,7 +6,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "trainer/common/error.h"
+#include "base/error.h"
 
 namespace keel::data {
 

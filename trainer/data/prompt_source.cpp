@@ -4,7 +4,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "trainer/common/error.h"
+#include "base/error.h"
 #include "trainer/config/config.h"
 #include "trainer/data/jsonl.h"
 

@@ -9,7 +9,7 @@
 #include <memory>
 #include <string>
 
-#include "trainer/common/registry.h"
+#include "base/registry.h"
 #include "trainer/data/record.h"
 
 namespace keel::config {

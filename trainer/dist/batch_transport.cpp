@@ -2,7 +2,7 @@
 
 #include <torch/torch.h>
 
-#include "trainer/common/error.h"
+#include "base/error.h"
 #include "trainer/dist/string_blob.h"
 
 namespace keel::dist {

@@ -33,7 +33,7 @@
 #endif
 
 #include "models/compat.h"
-#include "trainer/common/error.h"
+#include "base/error.h"
 
 namespace keel::dist {
 

@@ -7,7 +7,7 @@
 #include <algorithm>
 #include <set>
 
-#include "trainer/common/error.h"
+#include "base/error.h"
 #include "trainer/dist/weight_sync.h"
 
 namespace keel::dist {

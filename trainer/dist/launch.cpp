@@ -20,7 +20,7 @@
 #include <map>
 #include <optional>
 
-#include "trainer/common/error.h"
+#include "base/error.h"
 
 extern char** environ;
 

@@ -1,6 +1,6 @@
 #include "trainer/dist/placement.h"
 
-#include "trainer/common/error.h"
+#include "base/error.h"
 
 namespace keel::dist {
 

@@ -5,7 +5,7 @@
 #include <cctype>
 #include <cstdlib>
 
-#include "trainer/common/error.h"
+#include "base/error.h"
 
 namespace keel::dist {
 

@@ -3,7 +3,7 @@
 
 #include <cmath>
 
-#include "trainer/common/error.h"
+#include "base/error.h"
 
 namespace keel::learner {
 

@@ -20,7 +20,7 @@
 
 #include <torch/types.h>
 
-#include "trainer/common/registry.h"
+#include "base/registry.h"
 #include "trainer/learner/loss_output.h"
 
 namespace keel::config {

@@ -4,7 +4,7 @@
 #include <algorithm>
 #include <cmath>
 
-#include "trainer/common/error.h"
+#include "base/error.h"
 #include "trainer/learner/loss_agg.h"
 
 namespace keel::learner {

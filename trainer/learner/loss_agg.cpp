@@ -3,7 +3,7 @@
 
 #include <algorithm>
 
-#include "trainer/common/error.h"
+#include "base/error.h"
 
 namespace keel::learner {
 

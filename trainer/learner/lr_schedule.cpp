@@ -5,7 +5,7 @@
 
 #include <torch/torch.h>
 
-#include "trainer/common/error.h"
+#include "base/error.h"
 
 namespace keel::learner {
 

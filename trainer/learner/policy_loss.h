@@ -16,7 +16,7 @@
 
 #include <torch/types.h>
 
-#include "trainer/common/registry.h"
+#include "base/registry.h"
 #include "trainer/learner/kl.h"
 #include "trainer/learner/loss_agg.h"
 #include "trainer/learner/loss_output.h"

@@ -11,8 +11,8 @@
 
 #include <fmt/format.h>
 
-#include "trainer/common/error.h"
-#include "trainer/common/fs.h"
+#include "base/error.h"
+#include "base/fs.h"
 #include "trainer/metrics/tensorboard_event.h"
 
 namespace keel::metrics {

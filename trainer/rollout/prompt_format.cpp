@@ -2,7 +2,7 @@
 
 #include "models/chat_template.h"
 #include "models/tokenizer.h"
-#include "trainer/common/error.h"
+#include "base/error.h"
 
 namespace keel::rollout {
 

@@ -15,9 +15,9 @@
 #include "rewards/models/sequence_scoring.h"
 #include "tests/models/test_util.h"
 #include "tests/rewards/models/model_dir_fixture.h"
-#include "trainer/common/error.h"
-#include "trainer/config/node.h"
-#include "trainer/config/reader.h"
+#include "base/error.h"
+#include "base/node.h"
+#include "base/reader.h"
 
 namespace keel::rewards {
 namespace {

@@ -11,9 +11,9 @@
 #include "rewards/composite.h"
 #include "tests/models/test_util.h"
 #include "tests/rewards/models/model_dir_fixture.h"
-#include "trainer/common/error.h"
-#include "trainer/config/node.h"
-#include "trainer/config/reader.h"
+#include "base/error.h"
+#include "base/node.h"
+#include "base/reader.h"
 #include "trainer/config/config.h"
 
 namespace keel::rewards {

@@ -35,7 +35,7 @@
 #include "rewards/schemes/running_norm.h"
 #include "rewards/schemes/ssl.h"
 #include "rewards/schemes/truthrl.h"
-#include "trainer/common/error.h"
+#include "base/error.h"
 #include "trainer/config/config.h"
 #include "trainer/config/reward_config.h"
 

@@ -5,7 +5,7 @@
 #include <gtest/gtest.h>
 
 #include "tests/rewards/schemes/test_util.h"
-#include "trainer/common/error.h"
+#include "base/error.h"
 
 namespace keel::rewards {
 namespace {

@@ -7,8 +7,8 @@
 
 #include <torch/torch.h>
 
-#include "trainer/config/node.h"
-#include "trainer/config/reader.h"
+#include "base/node.h"
+#include "base/reader.h"
 
 namespace keel::rewards::testing {
 

@@ -3,8 +3,8 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
-#include "trainer/common/error.h"
-#include "trainer/common/fs.h"
+#include "base/error.h"
+#include "base/fs.h"
 
 namespace keel::checkpoint {
 namespace {

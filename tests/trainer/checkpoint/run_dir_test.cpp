@@ -3,8 +3,8 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
-#include "trainer/common/build_info.h"
-#include "trainer/common/fs.h"
+#include "base/build_info.h"
+#include "base/fs.h"
 
 namespace keel::checkpoint {
 namespace {

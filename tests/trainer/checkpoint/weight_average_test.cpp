@@ -15,8 +15,8 @@
 #include "models/safetensors.h"
 #include "rewards/models/sequence_scoring.h"
 #include "tests/models/test_util.h"
-#include "trainer/common/error.h"
-#include "trainer/common/fs.h"
+#include "base/error.h"
+#include "base/fs.h"
 
 namespace keel::checkpoint {
 namespace {

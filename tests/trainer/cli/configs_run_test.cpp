@@ -11,7 +11,7 @@
 
 #include "tests/trainer/cli/run_keel.h"
 #include "tests/trainer/dist/dist_test_util.h"
-#include "trainer/common/fs.h"
+#include "base/fs.h"
 
 namespace keel::testing {
 namespace {

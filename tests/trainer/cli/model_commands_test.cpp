@@ -13,7 +13,7 @@
 #include "models/tokenizer_sentencepiece.h"
 #include "tests/models/test_util.h"
 #include "tests/trainer/cli/run_keel.h"
-#include "trainer/common/fs.h"
+#include "base/fs.h"
 
 namespace keel::testing {
 namespace {

@@ -13,7 +13,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "trainer/common/fs.h"
+#include "base/fs.h"
 
 namespace keel::testing {
 

@@ -1,7 +1,7 @@
-// Tests for trainer/common/startup_env: which library settings keel starts with, that a user's own
+// Tests for base/startup_env: which library settings keel starts with, that a user's own
 // values win, and (through the CLI) that a bare environment ends with fast OpenBLAS kernels.
 // Lives in trainer_tests because the rules only apply with LibTorch's OpenBLAS and libgomp loaded.
-#include "trainer/common/startup_env.h"
+#include "base/startup_env.h"
 
 #include <gtest/gtest.h>
 

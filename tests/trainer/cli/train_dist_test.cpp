@@ -16,7 +16,7 @@
 #include "tests/trainer/cli/run_keel.h"
 #include "tests/trainer/dist/dist_test_util.h"
 #include "trainer/checkpoint/reward_state_io.h"
-#include "trainer/common/fs.h"
+#include "base/fs.h"
 
 namespace keel::testing {
 namespace {

@@ -17,7 +17,7 @@
 #include "rewards/models/reward_model.h"
 #include "tests/models/test_util.h"
 #include "tests/trainer/cli/run_keel.h"
-#include "trainer/common/fs.h"
+#include "base/fs.h"
 
 namespace keel::testing {
 namespace {

@@ -13,7 +13,7 @@
 
 #include "tests/trainer/cli/run_compare.h"
 #include "tests/trainer/cli/run_keel.h"
-#include "trainer/common/fs.h"
+#include "base/fs.h"
 
 namespace keel::testing {
 namespace {

@@ -5,9 +5,9 @@
 
 #include <gtest/gtest.h>
 
-#include "trainer/common/error.h"
+#include "base/error.h"
 #include "trainer/config/config.h"
-#include "trainer/config/reader.h"
+#include "base/reader.h"
 
 namespace keel::config {
 namespace {

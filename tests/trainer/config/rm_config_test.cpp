@@ -4,7 +4,7 @@
 
 #include <gtest/gtest.h>
 
-#include "trainer/config/reader.h"
+#include "base/reader.h"
 
 namespace keel::config {
 namespace {

@@ -8,8 +8,8 @@
 
 #include <gtest/gtest.h>
 
-#include "trainer/common/error.h"
-#include "trainer/config/reader.h"
+#include "base/error.h"
+#include "base/reader.h"
 #include "tests/trainer/credit/credit_test_util.h"
 
 namespace keel::credit {

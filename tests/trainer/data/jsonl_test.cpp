@@ -9,7 +9,7 @@
 #include <fstream>
 #include <functional>
 
-#include "trainer/common/error.h"
+#include "base/error.h"
 
 namespace keel::data {
 namespace {

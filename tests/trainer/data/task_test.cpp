@@ -7,7 +7,7 @@
 #include <set>
 #include <sstream>
 
-#include "trainer/config/reader.h"
+#include "base/reader.h"
 
 namespace keel::data {
 namespace {

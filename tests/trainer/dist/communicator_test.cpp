@@ -7,7 +7,7 @@
 
 #include "models/compat.h"
 #include "tests/trainer/dist/dist_test_util.h"
-#include "trainer/common/error.h"
+#include "base/error.h"
 #include "trainer/config/config.h"
 #include "trainer/dist/weight_sync.h"
 

@@ -22,7 +22,7 @@
 #include "tests/models/test_util.h"
 #include "tests/trainer/dist/dist_test_util.h"
 #include "tests/trainer/learner/loss_test_util.h"
-#include "trainer/common/error.h"
+#include "base/error.h"
 #include "trainer/learner/policy_loss.h"
 #include "trainer/learner/rl_update.h"
 

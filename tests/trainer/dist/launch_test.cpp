@@ -7,8 +7,8 @@
 #include <filesystem>
 
 #include "tests/trainer/dist/dist_test_util.h"
-#include "trainer/common/error.h"
-#include "trainer/common/fs.h"
+#include "base/error.h"
+#include "base/fs.h"
 
 namespace keel::dist {
 namespace {

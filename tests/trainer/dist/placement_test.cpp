@@ -4,7 +4,7 @@
 
 #include <gtest/gtest.h>
 
-#include "trainer/common/error.h"
+#include "base/error.h"
 
 namespace keel::dist {
 namespace {

@@ -5,7 +5,7 @@
 #include <torch/torch.h>
 
 #include "tests/trainer/dist/dist_test_util.h"
-#include "trainer/common/error.h"
+#include "base/error.h"
 #include "trainer/dist/communicator.h"
 
 namespace keel::dist {

@@ -10,7 +10,7 @@
 #include <torch/torch.h>
 
 #include "tests/trainer/learner/loss_test_util.h"
-#include "trainer/common/error.h"
+#include "base/error.h"
 #include "trainer/config/credit_config.h"
 
 namespace keel::learner {

@@ -11,7 +11,7 @@
 #include <filesystem>
 #include <vector>
 
-#include "trainer/common/fs.h"
+#include "base/fs.h"
 
 namespace keel::learner {
 namespace {

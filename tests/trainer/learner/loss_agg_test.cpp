@@ -9,7 +9,7 @@
 #include <torch/torch.h>
 
 #include "tests/trainer/learner/loss_test_util.h"
-#include "trainer/common/error.h"
+#include "base/error.h"
 
 namespace keel::learner {
 namespace {

@@ -11,7 +11,7 @@
 
 #include "tests/trainer/learner/loss_test_util.h"
 #include "tests/trainer/learner/policy_loss_reference.h"
-#include "trainer/common/error.h"
+#include "base/error.h"
 #include "trainer/config/credit_config.h"
 
 namespace keel::learner {

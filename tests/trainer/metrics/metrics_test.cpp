@@ -11,7 +11,7 @@
 #include <filesystem>
 
 #include "tests/trainer/metrics/tfevents_reader.h"
-#include "trainer/common/fs.h"
+#include "base/fs.h"
 
 namespace keel::metrics {
 namespace {

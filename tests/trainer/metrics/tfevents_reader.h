@@ -15,7 +15,7 @@
 #include <string_view>
 #include <vector>
 
-#include "trainer/common/fs.h"
+#include "base/fs.h"
 
 namespace keel::testing {
 

@@ -3,7 +3,7 @@
 #include <functional>
 #include <stdexcept>
 
-#include "trainer/config/reader.h"
+#include "base/reader.h"
 #include "trainer/data/task.h"
 
 namespace keel::data {

@@ -1,7 +1,7 @@
 // Task "countdown": reach a target from given numbers with + - * / and parentheses, each number
 // used exactly once ("3 7 8 -> 80:" -> "(3+7)*8"). Targets are made from a random expression over
 // the numbers, so every problem has a solution (the gold response), with exact division only.
-#include "trainer/config/reader.h"
+#include "base/reader.h"
 #include "trainer/data/task.h"
 
 namespace keel::data {

@@ -1,4 +1,4 @@
-#include "trainer/common/fs.h"
+#include "base/fs.h"
 
 #include <fcntl.h>
 #include <ftw.h>
@@ -11,7 +11,7 @@
 #include <fstream>
 #include <sstream>
 
-#include "trainer/common/error.h"
+#include "base/error.h"
 
 namespace keel::fs {
 

@@ -1,12 +1,12 @@
 // config::Reader implementation: value parsing, unknown-key detection, resolved-config rendering.
-#include "trainer/config/reader.h"
+#include "base/reader.h"
 
 #include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <cstdlib>
 
-#include "trainer/common/error.h"
+#include "base/error.h"
 
 namespace keel::config {
 

@@ -20,7 +20,7 @@
 
 #include <fmt/format.h>
 
-#include "trainer/config/node.h"
+#include "base/node.h"
 
 namespace keel::config {
 

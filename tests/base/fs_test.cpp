@@ -1,4 +1,4 @@
-#include "trainer/common/fs.h"
+#include "base/fs.h"
 
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "trainer/common/error.h"
+#include "base/error.h"
 
 namespace keel::fs {
 namespace {

@@ -1,5 +1,5 @@
 // YAML (yaml-cpp) -> config::Node, and command-line overrides. The only yaml-cpp user for configs.
-#include "trainer/config/node.h"
+#include "base/node.h"
 
 #include <fstream>
 #include <sstream>
@@ -7,7 +7,7 @@
 #include <fmt/format.h>
 #include <yaml-cpp/yaml.h>
 
-#include "trainer/common/error.h"
+#include "base/error.h"
 
 namespace keel::config {
 

@@ -1,9 +1,9 @@
-#include "trainer/common/log.h"
+#include "base/log.h"
 
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
-#include "trainer/common/error.h"
+#include "base/error.h"
 
 namespace keel::log {
 

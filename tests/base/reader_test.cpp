@@ -1,9 +1,9 @@
 // Tests of config::Node / Reader: parsing, typed fields, unknown keys, overrides, rendering.
-#include "trainer/config/reader.h"
+#include "base/reader.h"
 
 #include <gtest/gtest.h>
 
-#include "trainer/common/error.h"
+#include "base/error.h"
 
 namespace keel::config {
 namespace {

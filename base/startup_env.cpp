@@ -1,4 +1,4 @@
-#include "trainer/common/startup_env.h"
+#include "base/startup_env.h"
 
 #include <dlfcn.h>
 #include <strings.h>

@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "trainer/common/error.h"
+#include "base/error.h"
 
 namespace keel {
 
