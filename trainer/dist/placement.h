@@ -3,8 +3,8 @@
 // metrics, evaluations and checkpoints), then rollout ranks (L .. L+R-1), then reward ranks
 // (L+R .. L+R+W-1). Rollout rank i's rows are scored by reward rank i % W — or, with W = 0, by the
 // rollout rank itself — and that "source" sends them to every learner rank.
-// Deliberately not here: the loops of each role (trainer/cli/cmd_train.cpp) and colocated placement
-// (every rank plays every role; trainer/dist/data_parallel.h).
+// Deliberately not here: the loops of each role (trainer/loop/disaggregated.cpp) and colocated
+// placement (every rank plays every role; trainer/dist/data_parallel.h).
 #pragma once
 
 #include <string>

@@ -1,0 +1,147 @@
+#include "trainer/loop/checkpoint_io.h"
+
+#include <utility>
+
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+#include "base/error.h"
+#include "base/fs.h"
+#include "base/log.h"
+#include "models/pretrained.h"
+#include "trainer/checkpoint/checkpoint_manager.h"
+#include "trainer/checkpoint/reward_state_io.h"
+#include "trainer/dist/batch_transport.h"
+#include "trainer/dist/string_blob.h"
+#include "trainer/learner/numerics_guard.h"
+#include "trainer/loop/run_state.h"
+
+namespace keel::loop {
+
+namespace {
+
+namespace stdfs = std::filesystem;
+
+void save_archive(const torch::optim::Optimizer& opt, const stdfs::path& file) {
+  torch::serialize::OutputArchive a;
+  opt.save(a);
+  a.save_to(file.string());
+}
+
+/// This rank's index among the scorers, or -1 when it scores nothing (disaggregated learners;
+/// rollout ranks when there are reward ranks).
+int scorer_index(const RunState& c) {
+  if (!c.placement) return c.rank;
+  if (c.role == dist::Role::kReward || (c.role == dist::Role::kRollout && c.placement->rewards == 0)) return c.rank;
+  return -1;
+}
+
+bool stateful_reward(const RunState& c) { return c.reward && c.reward->stateful(); }
+
+std::string encoded_reward_state(const RunState& c) {
+  rewards::RewardState rs;
+  c.reward->save_state(rs);
+  return checkpoint::encode_reward_state(rs);
+}
+
+/// load_reward_state of checkpoint `dir` with trainer state `st`.
+void load_reward_state(RunState& c, const stdfs::path& dir, const nlohmann::json& st) {
+  const int index = scorer_index(c);
+  if (!stateful_reward(c) || index < 0) return;
+  const int saved = st.value("reward_state_scorers", 0);
+  if (saved == 0) {
+    log::warn("{}: the checkpoint holds no reward state; the stateful reward scheme starts afresh", dir.string());
+    return;
+  }
+  if (saved != scorer_count(c))
+    fail("{}: the checkpoint holds the reward states of {} scoring rank(s), this run has {} (the world size or "
+         "dist placement changed); a stateful reward scheme's per-rank state cannot be split or merged",
+         dir.string(), saved, scorer_count(c));
+  const auto file = dir / checkpoint::reward_state_file(index);
+  c.reward->load_state(checkpoint::decode_reward_state(fs::read_file(file, "reward state"), file.string()));
+}
+
+}  // namespace
+
+int scorer_count(const RunState& c) {
+  if (!c.placement) return c.world;
+  return c.placement->rewards > 0 ? c.placement->rewards : c.placement->rollouts;
+}
+
+bool checkpoint_step(const config::RunConfig& cfg, int64_t s) {
+  return (cfg.checkpoint.every > 0 && s % cfg.checkpoint.every == 0) || s == cfg.run.total_steps;
+}
+
+void attach_reward_state(const RunState& c, dist::BatchMessage& msg, int64_t s) {
+  if (stateful_reward(c) && checkpoint_step(c.cfg, s)) msg.reward_state = encoded_reward_state(c);
+}
+
+std::vector<std::string> checkpoint_reward_states(RunState& c) {
+  if (!stateful_reward(c)) return {};
+  if (c.placement) return std::exchange(c.scorer_states, {});
+  const auto mine = encoded_reward_state(c);
+  if (!c.comm) return {mine};
+  std::vector<std::string> out;
+  for (const auto& t : c.comm->all_gather_varsize(dist::bytes_tensor(mine))) out.push_back(dist::tensor_bytes(t));
+  return out;
+}
+
+void load_reward_state(RunState& c, const stdfs::path& dir) {
+  load_reward_state(c, dir, nlohmann::json::parse(fs::read_file(dir / "trainer_state.json", "trainer state")));
+}
+
+void save_checkpoint(RunState& c, checkpoint::CheckpointManager& mgr, const learner::NumericsGuard& guard,
+                     const std::vector<std::string>& reward_states) {
+  const auto staging = mgr.begin(c.step);
+  models::SaveOptions so;
+  so.tokenizer_dir = c.tokenizer_dir;
+  models::save_pretrained(*c.policy, (staging / "policy").string(), so);
+  if (c.reference && c.cfg.model.path.empty())
+    models::save_pretrained(*c.reference, (staging / "reference").string(), so);
+  if (c.critic) models::save_pretrained(*c.critic, (staging / "critic").string(), so);
+  save_archive(*c.optimizer, staging / "optimizer.pt");
+  if (c.critic_optimizer) save_archive(*c.critic_optimizer, staging / "critic_optimizer.pt");
+  nlohmann::json st;
+  st["step"] = c.step;
+  st["opt_step"] = c.opt_step;
+  st["critic_opt_step"] = c.critic_opt_step;
+  const auto cur = c.data->cursor();
+  st["data_cursor"] = {{"epoch", cur.epoch}, {"position", cur.position}};
+  if (c.kl_ctl) st["kl_controller"] = c.kl_ctl->state();
+  st["estimator_state"] = c.est_state;
+  st["skipped_steps"] = guard.skipped_total();
+  if (stateful_reward(c) && static_cast<int>(reward_states.size()) != scorer_count(c))
+    fail("checkpoint of step {}: {} of {} scorer reward states arrived", c.step, reward_states.size(), scorer_count(c));
+  st["reward_state_scorers"] = reward_states.size();
+  for (size_t i = 0; i < reward_states.size(); ++i)
+    fs::write_file_atomic(staging / checkpoint::reward_state_file(static_cast<int>(i)), reward_states[i]);
+  fs::write_file_atomic(staging / "trainer_state.json", st.dump(2) + "\n");
+  const auto final_dir = mgr.commit(staging, c.step);
+  log::info("checkpoint: {}", final_dir.string());
+}
+
+void load_checkpoint(RunState& c, const stdfs::path& dir) {
+  const auto& reg = c.model_families;
+  models::LoadOptions lo;
+  if (c.ppo() && c.cfg.critic.mode == "value_head") lo.heads = models::HeadOptions{true, true, false};
+  c.policy.emplace(models::load_pretrained((dir / "policy").string(), reg, lo));
+  if (stdfs::exists(dir / "reference")) c.reference.emplace(models::load_pretrained((dir / "reference").string(), reg));
+  if (stdfs::exists(dir / "critic")) {
+    models::LoadOptions co;
+    co.heads = models::HeadOptions{true, true, false};
+    co.init_missing_heads = false;
+    c.critic.emplace(models::load_pretrained((dir / "critic").string(), reg, co));
+  }
+  const auto st = nlohmann::json::parse(fs::read_file(dir / "trainer_state.json", "trainer state"));
+  c.step = st.at("step").get<int64_t>();
+  c.opt_step = st.at("opt_step").get<int64_t>();
+  c.critic_opt_step = st.value("critic_opt_step", int64_t{0});
+  const auto& cur = st.at("data_cursor");
+  c.data->restore({cur.at("epoch").get<int64_t>(), cur.at("position").get<int64_t>()});
+  if (c.kl_ctl && st.contains("kl_controller"))
+    c.kl_ctl->load_state(st.at("kl_controller").get<std::map<std::string, double>>());
+  c.est_state = st.at("estimator_state").get<credit::EstimatorState>();
+  load_reward_state(c, dir, st);
+}
+
+}  // namespace keel::loop

@@ -1,0 +1,29 @@
+// Stage credit: the advantage estimator (advantage.estimator) on the shaped batch. Reads
+// b.token_rewards, b.rewards, b.response_mask, b.group_ids, b.old_logprobs, b.values (critic),
+// b.ref_logprobs (reference), the estimator state, and beside the batch ReMax's greedy baselines
+// and the KL-in-reward term (stage shape); fills b.advantages, b.returns, b.loss_mask, the next
+// step's estimator state and the estimator's metrics.
+#pragma once
+
+#include <cstdint>
+
+#include <ATen/core/Tensor.h>
+
+#include "trainer/loop/shape.h"
+#include "trainer/metrics/metrics.h"
+#include "trainer/rollout/rollout_batch.h"
+
+namespace keel::loop {
+
+struct RunState;
+
+/// ReMax's baseline for every row of `b`: the verifier reward of its prompt's greedy response
+/// (one greedy generation per group; `b` must hold records).
+at::Tensor remax_baseline(RunState& s, const rollout::RolloutBatch& b, int64_t step);
+
+/// `baseline`: remax_baseline() of the rows of `b` (undefined for other estimators). `step` is the
+/// learner step (the KEEL_TEST_INJECT_NAN_STEP fault-injection hook of the rollback tests).
+void assign_credit(RunState& s, rollout::RolloutBatch& b, const Shaped& shaped, const at::Tensor& baseline,
+                   int64_t step, metrics::Metrics& m);
+
+}  // namespace keel::loop

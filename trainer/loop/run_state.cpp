@@ -1,0 +1,261 @@
+#include "trainer/loop/run_state.h"
+
+#include <utility>
+
+#include <torch/torch.h>
+
+#include "base/error.h"
+#include "base/log.h"
+#include "models/pretrained.h"
+#include "trainer/cli/train_common.h"
+#include "trainer/credit/advantage_options.h"
+#include "trainer/dist/data_parallel.h"
+#include "trainer/dist/rendezvous.h"
+#include "trainer/learner/policy_loss.h"
+#include "trainer/loop/checkpoint_io.h"
+
+namespace keel::loop {
+
+namespace {
+
+namespace stdfs = std::filesystem;
+
+/// The tokenizer: model.tokenizer, else the model directory's, else (random init: the embedded
+/// default, tests) a small SentencePiece model trained on the training data's own text — the
+/// task's problems and gold responses, or the file's prompts and responses — kept in
+/// <run dir>/tokenizer/ so that a resumed run uses the same one. Returns it and its directory.
+std::pair<std::unique_ptr<models::Tokenizer>, std::string> load_run_tokenizer(const config::ModelSection& m,
+                                                                              const data::PromptSource& src,
+                                                                              const stdfs::path& run_dir) {
+  if (!m.tokenizer.empty())
+    return {models::load_tokenizer(m.tokenizer), stdfs::path(m.tokenizer).parent_path().string()};
+  if (!m.path.empty()) return {models::load_tokenizer(m.path), m.path};
+  const auto dir = run_dir / "tokenizer";
+  if (!stdfs::exists(dir / "tokenizer.model")) {
+    std::vector<std::string> corpus;
+    if (src.task()) {
+      for (uint64_t i = 0; i < 4000; ++i) {
+        const auto r = src.task()->make(/*seed=*/0x70C, data::Split::kTrain, i);
+        corpus.push_back(r.prompt + src.task()->gold_response(r));
+      }
+    } else {
+      for (const auto& r : src.train_records()) {
+        std::string text = r.prompt;
+        for (const auto& msg : r.messages) text += " " + msg.content;
+        if (!r.answer.empty()) text += " " + r.answer;
+        for (const char* k : {"response", "chosen", "rejected"})
+          if (r.meta.count(k)) text += " " + data::meta_string(r, k);
+        corpus.push_back(std::move(text));
+      }
+    }
+    cli::train_run_tokenizer(corpus, run_dir);
+  }
+  const auto model_file = dir / "tokenizer.model";
+  return {models::load_tokenizer(model_file.string()), dir.string()};
+}
+
+/// data.format resolved: auto = sft for the SFT learner, preferences for offline DPO, else prompts.
+std::string data_format(const config::RunConfig& cfg) {
+  if (cfg.data.format != "auto") return cfg.data.format;
+  if (cfg.learner.algorithm == "sft") return "sft";
+  if (cfg.learner.algorithm == "dpo" && !cfg.dpo.online) return "preferences";
+  return "prompts";
+}
+
+}  // namespace
+
+RunState::RunState() = default;
+RunState::~RunState() = default;
+
+void init_ranks(RunState& c, const std::string& config_name) {
+  const auto& cfg = c.cfg;
+  const bool disagg = cfg.dist.placement == "disaggregated";
+  if (c.world > 1) {
+    if (!c.rl() && !c.is("sft") && !(c.is("dpo") && !cfg.dpo.online))
+      fail("{}: world size {}: data-parallel training is implemented for the grpo, ppo, sft and offline dpo "
+           "learners; learner {}{} runs as one process", config_name, c.world, c.algorithm,
+           c.is("dpo") ? " (online)" : "");
+    if (disagg && !c.rl())
+      fail("{}: dist.placement disaggregated needs a learner that samples rollouts (grpo, ppo), not {}", config_name,
+           c.algorithm);
+    if (disagg && cfg.filter.dynamic_sampling)
+      fail("{}: filter.dynamic_sampling with dist.placement disaggregated is not implemented (rollout ranks would "
+           "need the rewards before the learners); use colocated placement", config_name);
+    if (disagg && cfg.advantage.estimator == "remax")
+      fail("{}: advantage.estimator remax with dist.placement disaggregated is not implemented (the learners would "
+           "generate the greedy baselines); use colocated placement", config_name);
+    if (disagg) {
+      // (the rank counts against the world size and prompts_per_step % rollout_ranks are checked at load)
+      if (cfg.batch.mini_batch_size % cfg.dist.learner_ranks != 0)
+        fail("{}: batch.mini_batch_size {} must divide among {} learner ranks", config_name, cfg.batch.mini_batch_size,
+             cfg.dist.learner_ranks);
+    } else if (c.rl() && (cfg.batch.prompts_per_step % c.world != 0 || cfg.batch.mini_batch_size % c.world != 0)) {
+      fail("{}: batch.prompts_per_step {} and batch.mini_batch_size {} must divide among {} ranks", config_name,
+           cfg.batch.prompts_per_step, cfg.batch.mini_batch_size, c.world);
+    }
+  }
+  if (c.is("rm"))
+    fail("{}: learner.algorithm rm trains a reward model: run `keel train-rm {}`", config_name, config_name);
+  if (!c.rl() && !c.is("dpo") && !c.is("sft"))
+    fail("{}: learner.algorithm {} is not implemented by `keel train`", config_name, cfg.learner.algorithm);
+  if (c.world > 1) {
+    const auto info = dist::read_rendezvous_env(dist::process_env());
+    if (info.world_size != c.world)
+      fail("keel train: WORLD_SIZE {} but the rendezvous environment says {}", c.world, info.world_size);
+    c.rank = info.rank;
+    c.global_rank = info.rank;
+    dist::DataParallelOptions dpo;
+    dpo.bucket_mb = cfg.dist.bucket_mb;
+    if (!disagg) {
+      c.comm = dist::init_communicator(info, dist::comm_options(cfg.dist));
+      c.dp_hooks = dist::learner_hooks(*c.comm, dpo);
+    } else {
+      // Roles by rank (trainer/dist/placement.h); every rank creates both groups, in this order.
+      c.placement =
+          dist::make_placement(cfg.dist.learner_ranks, cfg.dist.rollout_ranks, cfg.dist.reward_ranks, c.world);
+      c.world_comm = dist::init_communicator(info, dist::comm_options(cfg.dist));
+      auto learners = c.world_comm->new_group(c.placement->learner_group());
+      c.sync_comm = c.world_comm->new_group(c.placement->sync_group());
+      c.role = c.placement->role_of(c.global_rank);
+      c.rank = c.placement->index_of(c.global_rank);
+      c.world = c.role == dist::Role::kLearner ? c.placement->learners
+                : c.role == dist::Role::kRollout ? c.placement->rollouts
+                                                  : c.placement->rewards;
+      if (c.role == dist::Role::kLearner && c.placement->learners > 1) {
+        c.comm = std::move(learners);
+        c.dp_hooks = dist::learner_hooks(*c.comm, dpo);
+      }
+    }
+  }
+}
+
+void resolve_device(RunState& c, int local_rank) {
+  const auto& cfg = c.cfg;
+  c.device = cli::select_device(cfg.run.device, "run.device", local_rank);
+  if (c.device.is_cuda()) {
+    if (cfg.model.dtype != "float32") c.autocast = at::kBFloat16;
+  } else if (cfg.model.dtype == "bfloat16") {
+    fail("model.dtype bfloat16 means bf16 autocast on CUDA; on the CPU keel computes in float32 (use auto or float32)");
+  }
+}
+
+void build_components(RunState& c, const rewards::RewardRegistry& reward_schemes, bool lead,
+                      const std::function<void()>& barrier) {
+  const auto& cfg = c.cfg;
+  models::register_builtin_models(c.model_families);
+  data::register_builtin_tasks(c.tasks);
+  const std::string format = data_format(cfg);
+  if (c.samples() && format != "prompts")
+    fail("data.format: learner {} samples responses to prompts; it needs prompt data, got format '{}'", c.algorithm,
+         format);
+  if (c.is("sft") && format != "sft") fail("data.format: learner sft needs SFT data, got format '{}'", format);
+  if (c.is("dpo") && !cfg.dpo.online && format != "preferences")
+    fail("data.format: offline DPO needs preference data, got format '{}'", format);
+  c.data.emplace(data::PromptSource::from_config(cfg.data, static_cast<uint64_t>(cfg.run.seed), c.tasks, format));
+  // Rank 0 trains the run's tokenizer (when one is trained); the others load it.
+  if (lead) std::tie(c.tok, c.tokenizer_dir) = load_run_tokenizer(cfg.model, *c.data, c.run_dir);
+  if (barrier) barrier();
+  if (!lead) std::tie(c.tok, c.tokenizer_dir) = load_run_tokenizer(cfg.model, *c.data, c.run_dir);
+  if (c.data->skipped_lines() > 0) log::warn("data: skipped {} malformed line(s)", c.data->skipped_lines());
+  if (c.samples() || c.data->task() || !cfg.reward.components.empty()) {
+    // Offline learners on files need no reward (their evaluation is on held-out pairs / loss).
+    const std::string default_scheme = c.data->task() ? c.data->task()->verifier() : "";
+    c.reward = rewards::build_composite_reward(cfg.reward, reward_schemes, default_scheme);
+  }
+  {
+    auto reg = credit::make_advantage_registry();
+    credit::register_builtin_advantages(reg);
+    c.estimator = reg.get(cfg.advantage.estimator).fn;
+    c.adv_opts = credit::advantage_options_from(cfg.advantage);
+    config::Diagnostics d;
+    config::Reader r(&cfg.advantage.raw, "advantage", d);
+    credit::read_advantage_subsections(r, c.adv_opts);
+    d.throw_if_any();
+    learner::PolicyLossRegistry pl("policy loss");
+    learner::register_builtin_policy_losses(pl);
+    c.loss_fn = pl.get(cfg.learner.policy_loss).fn;
+    learner::DpoLossRegistry dl("DPO loss");
+    learner::register_builtin_dpo_losses(dl);
+    c.dpo_fn = dl.get(cfg.dpo.loss).fn;
+    c.dpo_opts = learner::dpo_options(cfg.dpo);
+  }
+  if (c.rl() && c.uses_reference())
+    c.kl_ctl.emplace(learner::KlController::from_config(cfg.kl.controller, cfg.kl.coef, cfg.kl.target, cfg.kl.horizon));
+}
+
+void build_models(RunState& c, const std::optional<stdfs::path>& resume) {
+  const auto& cfg = c.cfg;
+  const bool learner_role = c.role == dist::Role::kLearner;
+  const bool value_head = c.ppo() && cfg.critic.mode == "value_head";
+  if (c.role == dist::Role::kReward) {
+    // Reward ranks hold no policy (they score texts; learned reward models load their own weights).
+  } else if (resume && learner_role) {
+    load_checkpoint(c, *resume);
+    log::info("resumed from {} (step {})", resume->string(), c.step);
+  } else if (!cfg.model.path.empty()) {
+    models::LoadOptions lo;
+    // A fresh value head unless the checkpoint has one.
+    if (value_head) lo.heads = models::HeadOptions{true, true, false};
+    c.policy.emplace(models::load_pretrained(cfg.model.path, c.model_families, lo));
+  } else {
+    c.policy.emplace(cli::init_config(cfg.model, *c.tok), models::HeadOptions{true, value_head, false});
+  }
+  if (c.uses_reference() && !c.reference && learner_role) {
+    c.reference.emplace(cfg.model.path.empty() || !resume ? c.policy->clone()
+                                                          : models::load_pretrained(cfg.model.path, c.model_families));
+  }
+  if (c.reference) {
+    c.reference->set_requires_grad(false);
+    c.reference->train(false);
+  }
+  if (c.ppo() && !value_head && !c.critic && learner_role) {
+    // The separate critic starts as a copy of the initial policy with a fresh value head (verl).
+    c.critic.emplace(c.policy->clone());
+    c.critic->add_value_head();
+  }
+  place_models(c);
+  if (c.policy) c.policy->set_gradient_checkpointing(cfg.model.activation_checkpointing);
+  if (c.critic) c.critic->set_gradient_checkpointing(cfg.model.activation_checkpointing);
+}
+
+void place_models(RunState& c) {
+  for (auto* m : {&c.policy, &c.reference, &c.critic}) {
+    if (!*m) continue;
+    (*m)->to(c.device);
+    (*m)->set_autocast(c.autocast);
+  }
+}
+
+void replicate_models(RunState& c) {
+  if (!c.comm) return;
+  dist::replicate_parameters(*c.comm, c.policy->parameters(), 0, c.cfg.dist.bucket_mb);
+  if (c.critic) dist::replicate_parameters(*c.comm, c.critic->parameters(), 0, c.cfg.dist.bucket_mb);
+}
+
+void make_optimizers(RunState& c, const std::optional<stdfs::path>& checkpoint) {
+  const auto& o = c.cfg.optim;
+  c.optimizer = cli::make_adamw(c.policy->parameters(), o.lr, o,
+                                checkpoint ? std::optional(*checkpoint / "optimizer.pt") : std::nullopt);
+  if (c.critic)
+    c.critic_optimizer =
+        cli::make_adamw(c.critic->parameters(), c.cfg.critic.lr, o,
+                        checkpoint ? std::optional(*checkpoint / "critic_optimizer.pt") : std::nullopt);
+}
+
+void set_update_options(RunState& c) {
+  const auto& cfg = c.cfg;
+  const auto& o = cfg.optim;
+  auto& u = c.update;
+  u.epochs = cfg.batch.epochs;
+  u.mini_batch_size = cfg.batch.mini_batch_size;
+  u.micro_batch_size = cfg.batch.micro_batch_size;
+  u.grad_clip = o.grad_clip;
+  u.temperature = cfg.rollout.temperature > 0 ? cfg.rollout.temperature : 1.0;
+  u.loss = learner::policy_loss_options(cfg.learner, cfg.kl);
+  u.lr = learner::LrScheduleOptions{
+      o.lr, o.min_lr_ratio, o.warmup_steps,
+      c.rl() ? cfg.run.total_steps * cfg.batch.epochs * c.cfg.derived.mini_batches_per_epoch : cfg.run.total_steps,
+      o.lr_schedule};
+}
+
+}  // namespace keel::loop

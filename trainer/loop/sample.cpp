@@ -1,0 +1,135 @@
+#include "trainer/loop/sample.h"
+
+#include <algorithm>
+#include <chrono>
+#include <map>
+
+#include <torch/torch.h>
+
+#include "base/log.h"
+#include "trainer/cli/train_common.h"
+#include "trainer/credit/group_filter.h"
+#include "trainer/dist/batch_gather.h"
+#include "trainer/loop/run_state.h"
+#include "trainer/loop/score.h"
+
+namespace keel::loop {
+
+using cli::seconds_since;
+using metrics::Metrics;
+
+rollout::RolloutOptions train_rollout_options(const RunState& c, int64_t step, int attempt) {
+  const auto& cfg = c.cfg;
+  rollout::RolloutOptions ro;
+  ro.samples_per_prompt = cfg.rollout.samples_per_prompt;
+  ro.max_new_tokens = cfg.rollout.max_new_tokens;
+  ro.temperature = cfg.rollout.temperature;
+  ro.top_k = cfg.rollout.top_k;
+  ro.top_p = cfg.rollout.top_p;
+  ro.stop_token_ids = cfg.rollout.stop_token_ids;
+  ro.batch_size = cfg.rollout.batch_size;
+  ro.chat_template = cfg.model.chat_template;
+  ro.seed = static_cast<uint64_t>(cfg.run.seed) * 1000003ull + static_cast<uint64_t>(step) +
+            static_cast<uint64_t>(attempt) * 0x9E3779B97F4A7C15ull;
+  return ro;
+}
+
+at::Tensor renumber_groups(const at::Tensor& group_ids) {
+  auto g = group_ids.clone();
+  std::map<int64_t, int64_t> ids;
+  auto acc = g.accessor<int64_t, 1>();
+  for (int64_t i = 0; i < g.size(0); ++i) {
+    const auto it = ids.emplace(acc[i], static_cast<int64_t>(ids.size())).first;
+    acc[i] = it->second;
+  }
+  return g;
+}
+
+rollout::RolloutBatch sample(RunState& c, int64_t step, PromptStore& prompt_store, Metrics& m, bool scoring) {
+  const auto& cfg = c.cfg;
+  const int64_t want = cfg.batch.prompts_per_step;
+  const bool filter = cfg.filter.dynamic_sampling && c.rl();
+  std::vector<rollout::RolloutBatch> kept, dropped;
+  int64_t kept_groups = 0, gen_batches = 0, filtered = 0;
+  double t_rollout = 0, t_reward = 0;
+  Metrics reward_metrics;
+  for (int attempt = 0; attempt < (filter ? cfg.filter.max_gen_batches : 1) && kept_groups < want; ++attempt) {
+    prompt_store.push_back(c.data->next_batch(static_cast<size_t>(want)));
+    const auto& all = prompt_store.back();  // (deque: stays valid as more are stored)
+    auto ro = train_rollout_options(c, step, attempt);
+    if (c.world > 1) {
+      // This rank's share of the step's prompts; its rows sample as the same global rows would.
+      const int64_t per = want / c.world;
+      prompt_store.emplace_back(all.begin() + c.rank * per, all.begin() + (c.rank + 1) * per);
+      ro.first_row = c.rank * per * cfg.rollout.samples_per_prompt;
+    }
+    auto t = std::chrono::steady_clock::now();
+    c.policy->train(false);
+    auto b = rollout::generate_rollouts(*c.policy, *c.tok, prompt_store.back(), ro);
+    b.policy_version = c.step;
+    t_rollout += seconds_since(t);
+    ++gen_batches;
+    if (!scoring) {
+      kept.push_back(std::move(b));
+      kept_groups = want;
+      break;
+    }
+    t = std::chrono::steady_clock::now();
+    auto rout = score(*c.reward, b, step);
+    b.rewards = rout.rewards.to(torch::kFloat);
+    t_reward += seconds_since(t);
+    if (attempt == 0) reward_metrics = rout.metrics;
+    if (!filter) {
+      kept.push_back(std::move(b));
+      kept_groups = want;
+      break;  // (with several ranks this rank holds want / world of the groups)
+    }
+    if (c.comm) {
+      // Several ranks: every rank filters the attempt's global rows (rank-major = one process's
+      // order), so they keep the same groups one process would; each takes its share at the end.
+      auto g = dist::all_gather_batch(*c.comm, b, /*pad_id=*/0, /*with_texts=*/true);
+      const auto gid = g.group_ids.accessor<int64_t, 1>();
+      for (int64_t r = 0; r < g.size(); ++r) g.records.push_back(&all[static_cast<size_t>(gid[r])]);
+      b = std::move(g);
+    }
+    const at::Tensor metric = cfg.filter.metric == "acc" ? (b.rewards > 0.5).to(torch::kFloat) : b.rewards;
+    const auto keep_rows = credit::dynamic_sampling_row_mask(metric, b.group_ids);
+    const auto keep_idx = keep_rows.nonzero().squeeze(1);
+    const auto drop_idx = keep_rows.logical_not().nonzero().squeeze(1);
+    const int64_t groups_here = keep_idx.numel() / cfg.rollout.samples_per_prompt;
+    filtered += want - groups_here;
+    // Take only as many kept groups as still needed.
+    const int64_t take = std::min(groups_here, want - kept_groups);
+    if (take > 0) kept.push_back(rollout::select_rows(b, keep_idx.slice(0, 0, take * cfg.rollout.samples_per_prompt)));
+    kept_groups += take;
+    if (drop_idx.numel() > 0) dropped.push_back(rollout::select_rows(b, drop_idx));
+  }
+  int64_t topped_up = 0;
+  if (kept_groups < want) {
+    const int64_t need_rows = (want - kept_groups) * cfg.rollout.samples_per_prompt;
+    auto pool = rollout::concat(dropped);
+    kept.push_back(rollout::select_rows(pool, torch::arange(need_rows)));
+    topped_up = want - kept_groups;
+    log::warn("dynamic sampling: only {} of {} groups had varied {} after {} generation batches; topped up with {} "
+              "uniform group(s)", kept_groups, want, cfg.filter.metric, gen_batches, topped_up);
+  }
+  auto b = rollout::concat(kept);
+  b.group_ids = renumber_groups(b.group_ids);  // 0..want-1 in order of first appearance
+  if (filter && c.comm) {  // this rank's share of the kept global groups (rows of a group are contiguous)
+    const int64_t rows = want / c.world * cfg.rollout.samples_per_prompt;
+    b = rollout::select_rows(b, torch::arange(c.rank * rows, (c.rank + 1) * rows));
+    b.group_ids = renumber_groups(b.group_ids);
+  }
+  if (c.comm) reduce_reward_metrics(*c.comm, reward_metrics);
+  for (const auto& [k, v] : reward_metrics) m[k] = v;
+  m["time/rollout_s"] = t_rollout;
+  if (scoring) m["time/reward_s"] = t_reward;
+  if (filter) {
+    m["filter/gen_batches"] = static_cast<double>(gen_batches);
+    m["filter/filtered_groups"] = static_cast<double>(filtered);
+    m["filter/topped_up_groups"] = static_cast<double>(topped_up);
+  }
+  return b;
+}
+
+}  // namespace keel::loop

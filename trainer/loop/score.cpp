@@ -1,0 +1,108 @@
+#include "trainer/loop/score.h"
+
+#include <cmath>
+#include <string>
+
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+#include "base/error.h"
+#include "trainer/dist/communicator.h"
+#include "trainer/dist/data_parallel.h"
+
+namespace keel::loop {
+
+using metrics::Metrics;
+
+rewards::RewardInput reward_input(const rollout::RolloutBatch& b, int64_t step) {
+  rewards::RewardInput in;
+  in.prompts = b.prompt_texts;
+  in.responses = b.response_texts;
+  in.group_ids = b.group_ids;
+  in.response_lengths = b.response_mask.sum(1);
+  in.response_tokens = b.response_ids;
+  in.response_mask = b.response_mask;
+  in.token_logprobs = b.old_logprobs;
+  in.step = step;
+  for (const auto* r : b.records) {
+    nlohmann::json j = nlohmann::json::object();
+    for (const auto& [k, v] : r->meta) {
+      try {
+        j[k] = nlohmann::json::parse(v);
+      } catch (const nlohmann::json::parse_error&) {
+        j[k] = v;
+      }
+    }
+    if (!r->answer.empty()) j["answer"] = r->answer;
+    in.metadata.push_back(std::move(j));
+  }
+  return in;
+}
+
+rewards::RewardOutput score(rewards::CompositeReward& reward, const rollout::RolloutBatch& b, int64_t step) {
+  return reward.score(reward_input(b, step));
+}
+
+Metrics combine_reward_metrics(const std::vector<Metrics>& ranks) {
+  TORCH_CHECK(!ranks.empty(), "combine_reward_metrics: no ranks");
+  const auto ends = [](const std::string& k, const char* suffix) {
+    const std::string s(suffix);
+    return k.size() >= s.size() && k.compare(k.size() - s.size(), s.size(), s) == 0;
+  };
+  const auto at = [](const Metrics& r, const std::string& k) {
+    const auto it = r.find(k);
+    if (it == r.end()) fail("reward metrics: key {} is missing on some rank", k);
+    return it->second;
+  };
+  Metrics out = ranks.front();
+  const double w = static_cast<double>(ranks.size());
+  for (auto& [k, v] : out) {
+    double sum = 0, mn = INFINITY, mx = -INFINITY, mean_sum = 0, mean_sq = 0;
+    const std::string base = k.substr(0, k.rfind('/'));
+    const bool has_mean = ranks.front().count(base + "/mean") > 0;
+    for (const auto& r : ranks) {
+      const double x = at(r, k);
+      sum += x;
+      mn = std::min(mn, x);
+      mx = std::max(mx, x);
+      if (has_mean) {
+        const double mu = at(r, base + "/mean");
+        mean_sum += mu;
+        mean_sq += x * x + mu * mu;
+      }
+    }
+    if (ends(k, "/max")) v = mx;
+    else if (ends(k, "/min")) v = mn;
+    else if (ends(k, "/std") && has_mean) v = std::sqrt(std::max(0.0, mean_sq / w - (mean_sum / w) * (mean_sum / w)));
+    else if (k.rfind("scorer/", 0) == 0) v = sum;
+    else v = sum / w;
+  }
+  return out;
+}
+
+void reduce_reward_metrics(dist::Communicator& comm, Metrics& m) {
+  Metrics check = m;
+  dist::all_reduce_metrics(comm, check, dist::ReduceOp::kSum);  // fails clearly on a key mismatch
+  std::vector<double> vals;
+  for (const auto& [k, v] : m) vals.push_back(v);
+  std::vector<Metrics> ranks;
+  for (const auto& t : comm.all_gather(torch::tensor(vals, torch::kDouble))) {
+    Metrics r;
+    int64_t i = 0;
+    for (const auto& [k, v] : m) r[k] = t[i++].item<double>();
+    ranks.push_back(std::move(r));
+  }
+  m = combine_reward_metrics(ranks);
+}
+
+RewardStateRestorer::RewardStateRestorer(rewards::CompositeReward* r) : reward_(r && r->stateful() ? r : nullptr) {
+  if (!reward_) return;
+  reward_->save_state(saved_);
+  for (auto& [k, t] : saved_) t = t.clone();  // a scheme may hand out its live tensors
+}
+
+RewardStateRestorer::~RewardStateRestorer() {
+  if (reward_) reward_->load_state(saved_);
+}
+
+}  // namespace keel::loop

@@ -1,0 +1,52 @@
+// Stage score: the composite reward on a RolloutBatch. Reads the batch's texts, tokens, masks,
+// behaviour log-probs, group ids and records (each record's answer + meta as JSON metadata);
+// returns the reward's whole RewardOutput (sequence rewards, dense token rewards, correctness,
+// per-component detail, metrics) — the caller decides which parts it writes into the batch.
+// Also: the reward metrics of several ranks combined, and the guard that keeps evaluation from
+// touching a stateful reward's state.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "rewards/composite.h"
+#include "trainer/metrics/metrics.h"
+#include "trainer/rollout/rollout_batch.h"
+
+namespace keel::dist {
+class Communicator;
+}
+
+namespace keel::loop {
+
+/// RewardInput of a batch: texts, groups, lengths, and each record's answer + meta as JSON.
+rewards::RewardInput reward_input(const rollout::RolloutBatch& b, int64_t step);
+
+/// The reward's output for the rows of `b` at learner step `step`.
+rewards::RewardOutput score(rewards::CompositeReward& reward, const rollout::RolloutBatch& b, int64_t step);
+
+/// The reward scorer's metrics of several ranks' rows (equal rows per rank) merged: means averaged,
+/// min / max over ranks, std pooled (sqrt of the mean of std² + mean² minus the global mean²), scorer
+/// counts summed. Every map must have the keys of the first.
+metrics::Metrics combine_reward_metrics(const std::vector<metrics::Metrics>& ranks);
+
+/// combine_reward_metrics over the ranks of `comm` (colocated placement). The key sets must match
+/// across ranks (all_reduce_metrics checks that first).
+void reduce_reward_metrics(dist::Communicator& comm, metrics::Metrics& m);
+
+/// Evaluation scores with the training reward but must leave no trace in it: a stateful scheme
+/// (running statistics, ONI's online models and label caches) is put back, for the rest of the run
+/// and its checkpoints, to the state it had when this guard was made.
+class RewardStateRestorer {
+ public:
+  explicit RewardStateRestorer(rewards::CompositeReward* r);
+  ~RewardStateRestorer();
+  RewardStateRestorer(const RewardStateRestorer&) = delete;
+  RewardStateRestorer& operator=(const RewardStateRestorer&) = delete;
+
+ private:
+  rewards::CompositeReward* reward_;
+  rewards::RewardState saved_;
+};
+
+}  // namespace keel::loop

@@ -1,0 +1,180 @@
+#include "trainer/loop/train.h"
+
+#include <algorithm>
+#include <chrono>
+#include <memory>
+#include <utility>
+
+#include <torch/torch.h>
+
+#include "base/error.h"
+#include "base/log.h"
+#include "trainer/checkpoint/checkpoint_manager.h"
+#include "trainer/checkpoint/run_dir.h"
+#include "trainer/cli/system_info.h"
+#include "trainer/cli/train_common.h"
+#include "trainer/dist/rendezvous.h"
+#include "trainer/learner/numerics_guard.h"
+#include "trainer/loop/checkpoint_io.h"
+#include "trainer/loop/disaggregated.h"
+#include "trainer/loop/evaluate.h"
+#include "trainer/loop/run_state.h"
+#include "trainer/loop/step.h"
+#include "trainer/loop/sync.h"
+#include "trainer/loop/update.h"
+#include "trainer/metrics/metrics.h"
+
+namespace keel::loop {
+
+using cli::seconds_since;
+using metrics::Metrics;
+
+int train(TrainJob job, const rewards::RewardRegistry& reward_schemes) {
+  RunState c;
+  c.cfg = std::move(job.cfg);
+  c.resolved_yaml = std::move(job.resolved_yaml);
+  const auto& cfg = c.cfg;
+  c.algorithm = cfg.learner.algorithm;
+  c.world = job.world_size;
+  const int world_size = c.world;
+  const bool disagg = cfg.dist.placement == "disaggregated";
+  init_ranks(c, job.config_name);
+  resolve_device(c, world_size > 1 ? dist::read_rendezvous_env(dist::process_env()).local_rank : 0);
+  const bool lead = c.global_rank == 0;  // logs, evaluates, writes metrics and checkpoints
+  const bool learner_role = c.role == dist::Role::kLearner;
+  dist::Communicator* const all = disagg ? c.world_comm.get() : c.comm.get();
+  const auto barrier = [&] {  // every rank
+    if (all) all->barrier();
+  };
+  const auto learner_barrier = [&] {  // the ranks that train (all of them when colocated)
+    if (c.comm) c.comm->barrier();
+  };
+  log::init(log::parse_level(job.log_level.empty() ? cfg.run.log_level : job.log_level), c.global_rank, world_size,
+            cfg.run.log_all_ranks);
+  cli::init_threads(cfg.run.threads);
+  torch::manual_seed(cfg.run.seed);
+  if (cfg.rollout.max_staleness > 0 && !disagg)
+    log::warn("{}: rollout.max_staleness {} has no effect with dist.placement colocated (rollouts are synchronous)",
+              job.config_name, cfg.rollout.max_staleness);
+
+  c.run_dir = std::filesystem::path(cfg.run.output_dir) / cfg.run.name;
+  if (lead) checkpoint::prepare_run_dir(c.run_dir, c.resolved_yaml, job.argv);
+  barrier();
+  log::info("{} | device {}{} | learner {} | run dir {}", cli::system_summary(), c.device.str(),
+            c.autocast ? " (bf16 autocast)" : "", c.algorithm, c.run_dir.string());
+
+  // ---- the run state: components from registries, models (resumed or new), optimizers ---------
+  build_components(c, reward_schemes, lead, barrier);
+  checkpoint::CheckpointManager mgr(c.run_dir / "checkpoints", cfg.checkpoint.keep_last);
+  if (lead)
+    if (const int n = mgr.discard_incomplete()) log::warn("removed {} interrupted checkpoint(s)", n);
+  barrier();
+  const auto resume = mgr.resolve_resume(cfg.run.resume);
+  if (resume && !learner_role) load_reward_state(c, *resume);  // scoring ranks (learners: in load_checkpoint)
+  build_models(c, resume);
+  if (learner_role) replicate_models(c);
+  if (disagg) {
+    // The other roles start at the learners' step and data cursor (a resumed run's included), and
+    // the rollout ranks take learner 0's weights by the first broadcast.
+    const auto cur = c.data->cursor();
+    auto st = torch::tensor({c.step, cur.epoch, cur.position}, torch::kLong);
+    c.world_comm->broadcast(st, 0);
+    if (!learner_role) {
+      c.step = st[0].item<int64_t>();
+      c.data->restore({st[1].item<int64_t>(), st[2].item<int64_t>()});
+    }
+    if (c.sync_comm) {  // learner 0 and the rollout ranks
+      const auto ws = sync_weights(c);
+      if (lead) c.last_sync = ws;
+      log::info("{} rank {} of {}: initial weight sync {:.1f} MB in {:.3f} s", dist::role_name(c.role), c.rank, c.world,
+                static_cast<double>(ws.bytes) / 1e6, ws.seconds);
+    }
+    if (c.role != dist::Role::kLearner) {
+      if (c.role == dist::Role::kRollout) rollout_loop(c);
+      else reward_loop(c);
+      barrier();  // stay until the learners are done (rank 0 hosts the rendezvous store)
+      log::info("{} rank {}: done", dist::role_name(c.role), c.rank);
+      return 0;
+    }
+  }
+  const auto& o = cfg.optim;
+  make_optimizers(c, resume);
+  set_update_options(c);
+  learner::NumericsGuard guard(o.rollback_after);
+
+  std::unique_ptr<metrics::JsonlWriter> jsonl;
+  if (cfg.metrics.jsonl && lead)
+    jsonl = std::make_unique<metrics::JsonlWriter>(c.run_dir / "metrics.jsonl", resume ? c.step : -1);
+  std::unique_ptr<metrics::TensorBoardWriter> tb;
+  if (cfg.metrics.tensorboard && lead) tb = std::make_unique<metrics::TensorBoardWriter>(c.run_dir / "tensorboard");
+
+  // ---- the loop -------------------------------------------------------------------------------
+  const auto loop_t0 = std::chrono::steady_clock::now();
+  int64_t steps_here = 0;
+  while (c.step < cfg.run.total_steps) {
+    const int64_t step = c.step + 1;
+    maybe_test_exit(c.global_rank, step);
+    const auto t0 = std::chrono::steady_clock::now();
+    StepOut out;
+    if (disagg) out = disaggregated_learner_step(c, guard, step);
+    else if (c.rl()) out = rl_step(c, guard, step);
+    else if (c.is("sft")) out = sft_step(c, guard);
+    else if (cfg.dpo.online) out = dpo_online_step(c, guard, step, {});
+    else out = dpo_offline_step(c, guard);
+    if (out.rollback) {
+      const auto last = mgr.latest();
+      if (!last) fail("{} consecutive non-finite steps and no checkpoint to roll back to", o.rollback_after);
+      log::warn("{} consecutive non-finite steps: rolling back to {}", o.rollback_after, last->string());
+      const auto cursor = c.data->cursor();
+      load_checkpoint(c, *last);
+      place_models(c);
+      c.policy->set_gradient_checkpointing(cfg.model.activation_checkpointing);
+      if (c.critic) c.critic->set_gradient_checkpointing(cfg.model.activation_checkpointing);
+      replicate_models(c);
+      make_optimizers(c, last);
+      guard.after_rollback();
+      if (!disagg) continue;  // the steps after the checkpoint run again
+      // INTERPRETATION: disaggregated, the rollout and reward ranks are not rewound. The learners
+      // take the checkpoint's weights, optimizer and estimator state but keep the step count and
+      // data cursor; this step's broadcast hands the restored weights to the rollout ranks, and
+      // the batches of the failed steps are consumed, not replayed.
+      c.data->restore(cursor);
+      out.metrics["actor/rolled_back"] = 1;
+    }
+    Metrics& m = out.metrics;
+    m["time/step_s"] = seconds_since(t0);
+    const double tokens = m.count("perf/response_tokens") ? m["perf/response_tokens"]
+                          : m.count("sft/tokens")          ? m["sft/tokens"]
+                                                           : 0;
+    if (tokens > 0) m["perf/tokens_per_s"] = tokens / std::max(1e-9, m["time/step_s"]);
+    m["actor/skipped_steps"] = static_cast<double>(guard.skipped_total());
+    c.step = step;
+    ++steps_here;
+    if (lead && cfg.eval.every > 0 && (step % cfg.eval.every == 0 || step == cfg.run.total_steps)) {
+      const auto t = std::chrono::steady_clock::now();
+      for (const auto& [k, v] : evaluate(c)) m[k] = v;
+      if (c.is("dpo") && !cfg.dpo.online)
+        for (const auto& [k, v] : evaluate_pairs(c)) m[k] = v;
+      m["time/eval_s"] = seconds_since(t);
+    }
+    if (jsonl) jsonl->write(step, m);
+    if (tb) tb->write(step, m);
+    if (step % cfg.metrics.console_every == 0 || step == cfg.run.total_steps)
+      log::info("{}", metrics::progress_line(step, cfg.run.total_steps, m, seconds_since(loop_t0), steps_here));
+    if (checkpoint_step(cfg, step)) {
+      const auto reward_states = checkpoint_reward_states(c);  // colocated: a collective
+      if (lead) save_checkpoint(c, mgr, guard, reward_states);
+      learner_barrier();  // a rollback on any rank must find the checkpoint complete
+    }
+    // Version `step` to the rollout ranks — after the checkpoint, so that a rollout rank dying here
+    // leaves this step saved. Not after the last step (the rollout ranks are done).
+    if (disagg && lead && step < cfg.run.total_steps) c.last_sync = sync_weights(c);
+  }
+  log::info("done: checkpoint {} | metrics {} | plot: scripts/plot_metrics {}",
+            mgr.latest() ? (*mgr.latest() / "policy").string() : std::string("(none)"),
+            (c.run_dir / "metrics.jsonl").string(), (c.run_dir / "metrics.jsonl").string());
+  if (disagg) barrier();  // the other roles wait for this before they exit
+  return 0;
+}
+
+}  // namespace keel::loop
