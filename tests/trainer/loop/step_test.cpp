@@ -1,0 +1,163 @@
+// The RL step's stages as a public API: the run state of a tiny random-init model on the built-in
+// arithmetic task, built from a YAML string as `keel train` builds it (one process), then one step
+// through the real stages — sample -> score -> shape -> credit -> update — checking what each one
+// fills; then a whole rl_step.
+#include <gtest/gtest.h>
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <torch/torch.h>
+
+#include "base/node.h"
+#include "tests/trainer/cli/run_keel.h"
+#include "trainer/cli/catalog.h"
+#include "trainer/config/config.h"
+#include "trainer/learner/numerics_guard.h"
+#include "trainer/loop/credit.h"
+#include "trainer/loop/run_state.h"
+#include "trainer/loop/sample.h"
+#include "trainer/loop/score.h"
+#include "trainer/loop/shape.h"
+#include "trainer/loop/step.h"
+#include "trainer/loop/update.h"
+
+namespace keel::loop {
+namespace {
+
+// 2 prompts x 4 samples, up to 4 new tokens, 1-layer model; the reward is the task's verifier plus
+// a regex that varies across random responses (so that GRPO's advantages are not all zero).
+const char* kTinyGrpo = R"(
+run: {name: stages, total_steps: 2, device: cpu, seed: 3, threads: 1}
+model:
+  init: {hidden_size: 32, num_layers: 1, num_heads: 2, num_kv_heads: 1, intermediate_size: 64, max_position_embeddings: 32}
+data:
+  task: arithmetic
+  task_params: {min_digits: 1, max_digits: 1}
+  eval_size: 8
+rollout: {samples_per_prompt: 4, max_new_tokens: 4}
+batch: {prompts_per_step: 2, mini_batch_size: 8, micro_batch_size: 4}
+learner: {algorithm: grpo}
+advantage: {estimator: grpo}
+optim: {lr: 1.0e-2, lr_schedule: constant, weight_decay: 0.0}
+reward:
+  components:
+    - {scheme: task_arithmetic, name: correct, weight: 1.0}
+    - {scheme: format_regex, name: digits_only, weight: 0.5, params: {pattern: "^-?[0-9]+$"}}
+)";
+
+constexpr int64_t kRows = 8;
+constexpr int64_t kGroupSize = 4;
+
+/// The run state `keel train` builds in one process (train.cpp's order, without the run directory's
+/// config copy, checkpoints and metric writers).
+void build_run_state(RunState& s, const std::filesystem::path& out_dir) {
+  config::LoadOptions opt;
+  opt.overrides = {"run.output_dir=" + out_dir.string()};
+  s.cfg = config::load_config_node(config::parse_yaml_string(kTinyGrpo, "stages.yaml"), opt, cli::known_names());
+  s.algorithm = s.cfg.learner.algorithm;
+  s.run_dir = out_dir / s.cfg.run.name;
+  init_ranks(s, "stages.yaml");
+  resolve_device(s, 0);
+  torch::manual_seed(s.cfg.run.seed);
+  build_components(s, cli::reward_registry(), /*lead=*/true, {});
+  build_models(s, std::nullopt);
+  make_optimizers(s, std::nullopt);
+  set_update_options(s);
+}
+
+std::vector<at::Tensor> snapshot(models::Transformer& m) {
+  std::vector<at::Tensor> out;
+  for (const auto& p : m.parameters()) out.push_back(p.detach().clone());
+  return out;
+}
+
+bool any_changed(models::Transformer& m, const std::vector<at::Tensor>& before) {
+  const auto now = m.parameters();
+  for (size_t i = 0; i < now.size(); ++i)
+    if (!torch::equal(now[i], before[i])) return true;
+  return false;
+}
+
+TEST(LoopStages, OneGrpoStepThroughTheStages) {
+  keel::testing::ScratchDir dir("loop_stages");
+  RunState s;
+  build_run_state(s, dir.path());
+  ASSERT_TRUE(s.policy && s.tok && s.reward && s.data && s.optimizer);
+  EXPECT_FALSE(s.reference);  // no KL term, not DPO
+  EXPECT_FALSE(s.comm);
+  const int64_t step = 1;
+  metrics::Metrics m;
+
+  // ---- sample (+ score each attempt) ----
+  PromptStore store;
+  auto b = sample(s, step, store, m);
+  ASSERT_EQ(b.size(), kRows);
+  EXPECT_EQ(b.response_ids.size(0), kRows);
+  EXPECT_LE(b.response_ids.size(1), 4);
+  EXPECT_EQ(b.response_mask.sizes(), b.response_ids.sizes());
+  EXPECT_EQ(b.old_logprobs.sizes(), b.response_ids.sizes());
+  EXPECT_EQ(b.prompt_ids.size(0), kRows);
+  EXPECT_EQ(b.records.size(), static_cast<size_t>(kRows));
+  EXPECT_EQ(b.response_texts.size(), static_cast<size_t>(kRows));
+  EXPECT_TRUE(torch::equal(b.group_ids, torch::tensor({0, 0, 0, 0, 1, 1, 1, 1}, torch::kLong)));
+  ASSERT_EQ(b.rewards.sizes(), (std::vector<int64_t>{kRows}));
+  EXPECT_EQ(b.rewards.scalar_type(), torch::kFloat);
+  // verifier (0 / 1) + 0.5 * regex match (0 / 1): in [0, 1.5].
+  EXPECT_GE(b.rewards.min().item<float>(), 0.0f);
+  EXPECT_LE(b.rewards.max().item<float>(), 1.5f);
+  EXPECT_TRUE(m.count("time/rollout_s") && m.count("time/reward_s"));
+  ASSERT_GT((b.rewards.max() - b.rewards.min()).item<float>(), 0.0f) << "the rewards must vary for this test";
+
+  // ---- score: the whole RewardOutput of the batch; the same rewards sample() wrote ----
+  const auto rout = score(*s.reward, b, step);
+  EXPECT_TRUE(torch::equal(rout.rewards.to(torch::kFloat), b.rewards));
+  EXPECT_FALSE(rout.detail.empty());  // per-component detail travels through the stage
+
+  // ---- shape: the sequence reward on each row's last response token ----
+  const auto rewards_before = b.rewards.clone();
+  const Shaped shaped = shape(s, b, m);
+  EXPECT_FALSE(shaped.kl_rewards.defined());  // kl.in_reward is off
+  EXPECT_TRUE(torch::equal(b.rewards, rewards_before));  // overlong is off
+  ASSERT_EQ(b.token_rewards.sizes(), b.response_mask.sizes());
+  EXPECT_TRUE(torch::allclose(b.token_rewards.sum(1), b.rewards));
+  EXPECT_EQ((b.token_rewards != 0).logical_and(b.response_mask == 0).sum().item<int64_t>(), 0);
+  EXPECT_TRUE(m.count("reward/accuracy"));
+
+  // ---- credit: GRPO advantages, one value per row broadcast over its tokens, zero-mean per group ----
+  assign_credit(s, b, shaped, at::Tensor(), step, m);
+  ASSERT_EQ(b.advantages.sizes(), b.response_mask.sizes());
+  EXPECT_TRUE(torch::equal(b.loss_mask, b.response_mask));
+  const auto mask = b.response_mask.to(torch::kFloat);
+  const auto row_adv = (b.advantages * mask).sum(1) / mask.sum(1).clamp_min(1);
+  for (int64_t g = 0; g < kRows / kGroupSize; ++g) {
+    const auto adv = row_adv.slice(0, g * kGroupSize, (g + 1) * kGroupSize);
+    const auto r = b.rewards.slice(0, g * kGroupSize, (g + 1) * kGroupSize);
+    EXPECT_NEAR(adv.mean().item<double>(), 0.0, 1e-5) << "group " << g;
+    // Ordered like the rewards: the best-rewarded row has the largest advantage.
+    EXPECT_EQ(adv.argmax().item<int64_t>(), r.argmax().item<int64_t>()) << "group " << g;
+  }
+  EXPECT_GT(row_adv.abs().max().item<double>(), 0.0);
+
+  // ---- update: one optimizer step over the 8-row mini-batch; the policy moves ----
+  const auto before = snapshot(*s.policy);
+  learner::NumericsGuard guard(s.cfg.optim.rollback_after);
+  const auto upd = update_policy(s, b, guard);
+  EXPECT_FALSE(upd.rollback);
+  EXPECT_EQ(upd.optimizer_steps, 1);
+  EXPECT_EQ(s.opt_step, 1);
+  EXPECT_TRUE(upd.metrics.count("actor/pg_loss"));
+  EXPECT_TRUE(any_changed(*s.policy, before));
+
+  // ---- a whole step: the same sequence behind rl_step ----
+  const auto out = rl_step(s, guard, step + 1);
+  EXPECT_FALSE(out.rollback);
+  EXPECT_EQ(s.opt_step, 2);
+  for (const char* k : {"reward/mean", "reward/accuracy", "adv/mean", "actor/pg_loss", "response/length_mean",
+                        "time/rollout_s", "time/update_s"})
+    EXPECT_TRUE(out.metrics.count(k)) << k;
+}
+
+}  // namespace
+}  // namespace keel::loop
