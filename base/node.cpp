@@ -136,6 +136,29 @@ Node parse_yaml_file(const std::string& path, const std::string& display_name) {
   return load_yaml(ss.str(), name);
 }
 
+Source source_of(const Node& root, const std::string& path) {
+  const Node* n = &root;
+  Source src = root.source();
+  size_t pos = 0;
+  while (pos <= path.size() && !path.empty()) {
+    const size_t dot = path.find('.', pos);
+    const std::string part = path.substr(pos, dot == std::string::npos ? std::string::npos : dot - pos);
+    const Node* next = nullptr;
+    if (n->is_map()) {
+      next = n->find(part);
+    } else if (n->is_seq() && !part.empty() && part.find_first_not_of("0123456789") == std::string::npos) {
+      const size_t i = std::stoul(part);
+      if (i < n->items().size()) next = &n->items()[i];
+    }
+    if (!next) break;
+    n = next;
+    src = n->source();
+    if (dot == std::string::npos) break;
+    pos = dot + 1;
+  }
+  return src;
+}
+
 void apply_override(Node& root, const std::string& arg) {
   const auto eq = arg.find('=');
   if (eq == std::string::npos || eq == 0)

@@ -64,6 +64,11 @@ class Node {
   std::vector<Node> seq_;
 };
 
+/// Where the value at a dotted path ("reward.components.1.params.input"; list items by index) came
+/// from: its own source, else that of its deepest ancestor present in the tree (a defaulted key
+/// points at the section that would hold it).
+Source source_of(const Node& root, const std::string& path);
+
 /// Parses a YAML file. A missing/unreadable file or a YAML syntax error throws keel::Error naming
 /// the file (and line). `display_name` is what messages call the file (default: the path).
 Node parse_yaml_file(const std::string& path, const std::string& display_name = "");

@@ -1,6 +1,9 @@
-// Registry<Fn>: name -> (description, factory or function), keyed by the YAML name.
+// Registry<Fn, Traits>: name -> (description, factory or function, traits), keyed by the YAML name.
 // An object owned by main or by a test fixture, filled by explicit register_builtin_*() calls —
 // never by static self-registration (linkers drop those objects from static libraries).
+// Traits are what the rest of keel needs to know about an entry without calling it (an
+// estimator's grouping and the inputs it requires, a learner's models ...): they are declared in
+// the registration line, beside the code, never in string lists elsewhere.
 #pragma once
 
 #include <map>
@@ -11,21 +14,25 @@
 
 namespace keel {
 
-template <typename Fn>
+/// Traits of a registry whose entries need none.
+struct NoTraits {};
+
+template <typename Fn, typename Traits = NoTraits>
 class Registry {
  public:
   struct Entry {
     std::string description;  ///< one line, shown by `keel list`
     Fn fn;
+    Traits traits;
   };
 
   /// `kind` names the registry in error messages ("advantage estimator", "reward scheme", ...).
   explicit Registry(std::string kind) : kind_(std::move(kind)) {}
 
   /// Adds an entry; a duplicate name is a programming error and throws.
-  void add(const std::string& name, std::string description, Fn fn) {
+  void add(const std::string& name, std::string description, Fn fn, Traits traits = {}) {
     if (entries_.count(name)) fail("duplicate {} '{}' registered", kind_, name);
-    entries_.emplace(name, Entry{std::move(description), std::move(fn)});
+    entries_.emplace(name, Entry{std::move(description), std::move(fn), std::move(traits)});
   }
 
   bool contains(const std::string& name) const { return entries_.count(name) != 0; }

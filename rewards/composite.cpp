@@ -63,7 +63,15 @@ RewardOutput CompositeReward::score(const RewardInput& in) {
       if (k.rfind("scorer/", 0) == 0) out.metrics[k] += v;
       else out.metrics["reward/" + c.name + "/" + k] = v;
     }
+    if (part.correct.defined()) {
+      TORCH_CHECK(part.correct.dim() == 1 && part.correct.size(0) == n, "reward scheme '", c.scheme,
+                  "' must return correct of shape [", n, "], got ", part.correct.sizes());
+      const torch::Tensor ok = part.correct.to(torch::kBool);
+      out.correct = out.correct.defined() ? out.correct.logical_and(ok) : ok;
+      local.correct = out.correct;
+    }
     local.prior[c.name] = r;
+    local.prior_total = local.prior_total.defined() ? local.prior_total + r : r.clone();
   }
   add_summary_metrics("reward/total", out.rewards, out.metrics);
   for (const char* k : {"scorer/timeouts", "scorer/errors", "scorer/malformed"}) out.metrics.try_emplace(k, 0.0);
@@ -129,9 +137,9 @@ std::unique_ptr<CompositeReward> build_composite_reward(const RewardSpec& sectio
     if (!names.insert(name).second)
       diag.error(src, path + ".name", fmt::format("duplicate reward component name '{}' (set a distinct name:)", name));
     config::Reader r(c.params.is_null() ? nullptr : &c.params, c.params_path, diag);
-    std::unique_ptr<RewardScheme> impl = registry.get(c.scheme).fn(r);
+    BuiltScheme b = build_scheme(registry, r, c.scheme);
     r.finish();
-    built.push_back({name, c.scheme, c.weight, std::move(impl)});
+    built.push_back({name, c.scheme, c.weight, std::move(b.impl), std::move(b.contract)});
   }
   diag.throw_if_any();
   ScorerOptions so;
@@ -145,7 +153,29 @@ std::unique_ptr<CompositeReward> build_composite_reward(const RewardSpec& sectio
 
 void validate_reward_params(const RewardRegistry& registry, config::Reader& params, const std::string& scheme) {
   if (!registry.contains(scheme)) return;  // the loader reports unknown schemes itself
-  (void)registry.get(scheme).fn(params);
+  (void)build_scheme(registry, params, scheme);
+}
+
+std::vector<ComponentContract> reward_contracts(const RewardSpec& section, const RewardRegistry& registry,
+                                                const std::string& default_scheme) {
+  std::vector<ComponentContract> out;
+  std::vector<ComponentSpec> comps = section.components;
+  if (comps.empty() && !default_scheme.empty()) {
+    ComponentSpec c;
+    c.scheme = default_scheme;
+    c.params_path = "reward.components.0.params";
+    comps.push_back(std::move(c));
+  }
+  for (size_t i = 0; i < comps.size(); ++i) {
+    const auto& c = comps[i];
+    if (!registry.contains(c.scheme)) continue;  // reported by the loader
+    config::Diagnostics ignored;                 // (parameter errors are reported by the loader too)
+    config::Reader r(c.params.is_null() ? nullptr : &c.params, c.params_path, ignored);
+    BuiltScheme b = build_scheme(registry, r, c.scheme);
+    out.push_back({c.name.empty() ? c.scheme : c.name, c.scheme, "reward.components." + std::to_string(i),
+                   std::move(b.contract), registry.get(c.scheme).traits.judges_correctness});
+  }
+  return out;
 }
 
 }  // namespace keel::rewards

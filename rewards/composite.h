@@ -8,7 +8,10 @@
 //   rewards[i] = Σ_c weight_c · rewards_c[i]            token_rewards likewise (where a component has them)
 //
 // Components are scored in config order; each later component sees the earlier ones' [N] rewards in
-// RewardInput::prior under their names (so a gate or ARLCP can read "accuracy"). Metrics:
+// RewardInput::prior under their names (so a gate can read "accuracy"), their unweighted sum in
+// RewardInput::prior_total (the signal "prior", what shaping transforms read by default), and the
+// correctness the verifiers among them reported in RewardInput::correct (AND over them; the signal
+// "correct"). The output's `correct` is that AND over every component that reports one. Metrics:
 // reward/<name>/{mean,std,min,max}, reward/total/{mean,std,min,max}, the component's own metrics
 // under reward/<name>/..., scorer/{timeouts,errors,malformed} summed over components, and
 // scorer/stuck_workers (threads ever retired by the shared scorer, a gauge).
@@ -34,6 +37,7 @@ class CompositeReward : public RewardScheme {
     std::string scheme;  ///< registered scheme name
     double weight = 1.0;
     std::unique_ptr<RewardScheme> impl;
+    Contract contract;  ///< the inputs its factory declared (require_input)
   };
 
   /// Takes the components and the options of the shared rule-based scorer it hands to them (bind).
@@ -66,6 +70,20 @@ std::unique_ptr<CompositeReward> build_composite_reward(const RewardSpec& sectio
 /// Builds one scheme from a params Reader and discards it: the hook behind
 /// config::KnownNames::reward_params, so `keel validate` checks scheme parameters at load.
 void validate_reward_params(const RewardRegistry& registry, config::Reader& params, const std::string& scheme);
+
+/// A component's name, scheme, YAML path and declared contract — what the run's contract check
+/// resolves (trainer/loop/contracts.h), without keeping the schemes.
+struct ComponentContract {
+  std::string name;
+  std::string scheme;
+  std::string path;  ///< "reward.components.<i>"
+  Contract contract;
+  bool judges_correctness = false;  ///< the scheme reports RewardOutput::correct
+};
+/// The contracts of the run's components (the task default when there are none), in order.
+/// Components with unknown schemes or bad params are skipped: the loader reports those.
+std::vector<ComponentContract> reward_contracts(const RewardSpec& section, const RewardRegistry& registry,
+                                                const std::string& default_scheme = "");
 
 /// "reward/<name>/mean", "/std" (population), "/min", "/max" of an [N] tensor into `metrics`.
 void add_summary_metrics(const std::string& prefix, const torch::Tensor& values, std::map<std::string, double>& metrics);

@@ -3,6 +3,8 @@
 
 #include <torch/torch.h>
 
+#include "base/reader.h"
+
 namespace keel::rewards {
 
 const nlohmann::json& RewardInput::meta(int64_t i) const {
@@ -59,6 +61,36 @@ void require_metadata(const RewardInput& in, const std::string& key, const std::
   for (int64_t i = 0; i < in.size(); ++i)
     TORCH_CHECK(in.metadata[static_cast<size_t>(i)].contains(key), "reward scheme '", scheme,
                 "' needs metadata key '", key, "', missing in sample ", i);
+}
+
+}  // namespace keel::rewards
+
+namespace keel::rewards {
+
+namespace {
+thread_local Contract* g_recording = nullptr;  // the contract build_scheme is recording, if any
+}  // namespace
+
+void require_input(config::Reader& params, const std::string& input, const std::string& param) {
+  if (!g_recording) return;
+  const std::string key = param.empty() ? params.path() : params.path_of(param);
+  for (const auto& r : *g_recording)
+    if (r.input == input && r.key == key) return;
+  g_recording->push_back({input, key});
+}
+
+BuiltScheme build_scheme(const RewardRegistry& registry, config::Reader& params, const std::string& scheme) {
+  BuiltScheme b;
+  Contract* const outer = g_recording;
+  g_recording = &b.contract;
+  try {
+    b.impl = registry.get(scheme).fn(params);
+  } catch (...) {
+    g_recording = outer;
+    throw;
+  }
+  g_recording = outer;
+  return b;
 }
 
 }  // namespace keel::rewards

@@ -23,6 +23,7 @@
 #include <nlohmann/json.hpp>
 #include <torch/types.h>
 
+#include "base/contract.h"
 #include "base/registry.h"
 
 namespace keel::config {
@@ -66,8 +67,16 @@ struct RewardInput {
 
   // ---- composition and everything else ---------------------------------------------------------------
   /// [N] rewards of the components evaluated earlier in the same CompositeReward, by component
-  /// name (e.g. a gate or ARLCP reads the verifier's "accuracy"). Filled by CompositeReward.
+  /// name (e.g. a gate reads the verifier's "accuracy"). Filled by CompositeReward.
   std::map<std::string, torch::Tensor> prior;
+  /// [N] float: the earlier components' rewards summed (the signal spec "prior"), what a shaping
+  /// transform listed after the verifiers shapes by default. Unweighted: a component's weight scales
+  /// its share of the run's total only, so a verifier at weight 0 (shaped, not added) still feeds
+  /// the transform. Filled by CompositeReward.
+  torch::Tensor prior_total;
+  /// [N] bool: the correctness the earlier components reported (RewardOutput::correct, AND over
+  /// those that report one; the signal spec "correct"). Undefined until a verifier has run.
+  torch::Tensor correct;
   /// Further named tensors with leading dimension N (e.g. "multi_rm" [N, K], "ref_rewards" [N, M]).
   std::map<std::string, torch::Tensor> extra;
   int64_t step = 0;  ///< training step (for schedules such as a decaying κ); 0 outside training
@@ -92,6 +101,10 @@ struct RewardOutput {
   /// [N, T] float32, optional dense per-token rewards (undefined = none), added by the learner on top of
   /// `rewards` (which it places on the last valid token); e.g. PRM step scores at step ends.
   torch::Tensor token_rewards;
+  /// [N] bool: whether each response is correct, from schemes that judge correctness (the task /
+  /// answer verifiers); undefined for the others. One flag that evaluation, the dynamic-sampling
+  /// filter, accuracy metrics and correctness-reading schemes and estimators all read.
+  torch::Tensor correct;
   /// Per-component detail, [N] each (e.g. "format", "accuracy", "cost", "judge_failed"); CompositeReward
   /// re-exports them as "<component>/<key>".
   std::map<std::string, torch::Tensor> detail;
@@ -133,7 +146,27 @@ class RewardScheme {
 /// throw for bad params: it records them in the Reader and returns a scheme (possibly built from
 /// defaults); the caller throws all collected errors together.
 using RewardFactory = std::function<std::unique_ptr<RewardScheme>(config::Reader& params)>;
-using RewardRegistry = Registry<RewardFactory>;
+
+/// What the rest of keel knows about a registered scheme without building it.
+struct RewardTraits {
+  bool judges_correctness = false;  ///< reports RewardOutput::correct (a task / answer verifier)
+};
+using RewardRegistry = Registry<RewardFactory, RewardTraits>;
+
+/// Declares, while a scheme's factory runs, an input the built scheme will require from the batch
+/// (vocabulary: base/contract.h), under the YAML path of `param` inside the params reader ("" = the
+/// component's params as a whole). Every factory declares exactly what its score() will check for,
+/// given its parameters; read_signal (schemes/register_util.h) declares signal-spec parameters
+/// itself. Outside build_scheme this does nothing.
+void require_input(config::Reader& params, const std::string& input, const std::string& param = "");
+
+/// A scheme built from its params, with the contract its factory declared.
+struct BuiltScheme {
+  std::unique_ptr<RewardScheme> impl;
+  Contract contract;
+};
+/// Runs the registered factory of `scheme` on `params`, recording its require_input calls.
+BuiltScheme build_scheme(const RewardRegistry& registry, config::Reader& params, const std::string& scheme);
 
 /// Registers the rule-based verifiers (rewards/verifiers/): math_answer, match_exact,
 /// match_normalized, match_choice, format_regex, format_tags, task_arithmetic, task_countdown.

@@ -24,17 +24,22 @@ struct Outcome {
   void read(config::Reader& r) {
     r.field("correct", correct, "reward when the check passes");
     r.field("wrong", wrong, "reward when the check fails (or no answer is found)");
+    if (correct == wrong) r.error("wrong", fmt::format("must differ from correct ({}): the reward tells correctness", correct));
   }
   double of(bool ok) const { return ok ? correct : wrong; }
 };
 
-std::unique_ptr<RewardScheme> make(const std::string& name, VerifyFn fn) {
-  return std::make_unique<VerifierReward>(name, std::move(fn));
+/// `correct_value`: the score of a correct response, for the verifiers that judge correctness
+/// (RewardOutput::correct); the format checks pass none.
+std::unique_ptr<RewardScheme> make(const std::string& name, VerifyFn fn,
+                                   std::optional<double> correct_value = std::nullopt) {
+  return std::make_unique<VerifierReward>(name, std::move(fn), correct_value);
 }
 
 std::string read_answer_key(config::Reader& r) {
   std::string key = "answer";
   r.field("answer_key", key, "metadata field holding the gold answer (string, number or list of them)").nonempty();
+  require_input(r, "meta." + key, "answer_key");
   return key;
 }
 
@@ -56,7 +61,7 @@ std::unique_ptr<RewardScheme> make_math_answer(config::Reader& r) {
     for (const auto& g : golds)
       if (math_answers_equal(*pred, g)) return o.correct;
     return o.wrong;
-  });
+  }, o.correct);
 }
 
 std::unique_ptr<RewardScheme> make_match_exact(config::Reader& r) {
@@ -75,7 +80,7 @@ std::unique_ptr<RewardScheme> make_match_exact(config::Reader& r) {
       if (case_sensitive ? *pred == gt : text::lower(*pred) == text::lower(gt)) return o.correct;
     }
     return o.wrong;
-  });
+  }, o.correct);
 }
 
 std::unique_ptr<RewardScheme> make_match_normalized(config::Reader& r) {
@@ -92,7 +97,7 @@ std::unique_ptr<RewardScheme> make_match_normalized(config::Reader& r) {
     for (const auto& g : golds)
       if (p == normalize_text_answer(g)) return o.correct;
     return o.wrong;
-  });
+  }, o.correct);
 }
 
 /// The gold letter: "B", "(B)", or a 0-based index. [interp] integer gold = 0-based index (MMLU style).
@@ -133,7 +138,7 @@ std::unique_ptr<RewardScheme> make_match_choice(config::Reader& r) {
     const char gold = gold_letter(meta, key, valid);
     const auto pred = extract_choice_letter(resp, valid, texts);
     return o.of(pred && *pred == gold);
-  });
+  }, o.correct);
 }
 
 std::unique_ptr<RewardScheme> make_format_regex(config::Reader& r) {
@@ -185,13 +190,15 @@ std::unique_ptr<RewardScheme> make_task_arithmetic(config::Reader& r) {
       if (*gc == *pred) return o.correct;
     }
     return o.wrong;
-  });
+  }, o.correct);
 }
 
 std::unique_ptr<RewardScheme> make_task_countdown(config::Reader& r) {
   std::string numbers_key = "numbers", target_key = "target";
   r.field("numbers_key", numbers_key, "metadata field with the given numbers (list of integers)").nonempty();
   r.field("target_key", target_key, "metadata field with the target (integer)").nonempty();
+  require_input(r, "meta." + numbers_key, "numbers_key");
+  require_input(r, "meta." + target_key, "target_key");
   bool use_all = true;
   r.field("use_all", use_all, "each number exactly once (true) or at most once (false); a sample's metadata "
                               "'use_all' overrides");
@@ -199,6 +206,8 @@ std::unique_ptr<RewardScheme> make_task_countdown(config::Reader& r) {
   o.read(r);
   double format_score = 0.0;
   r.field("format_score", format_score, "reward for a valid expression over the allowed numbers with the wrong value");
+  if (format_score == o.correct)
+    r.error("format_score", fmt::format("must differ from correct ({}): the reward tells correctness", o.correct));
   return make("task_countdown", [numbers_key, target_key, use_all, o, format_score](std::string_view resp,
                                                                                     const nlohmann::json& meta) {
     if (!meta.is_object() || !meta.contains(numbers_key) || !meta.contains(target_key))
@@ -220,22 +229,24 @@ std::unique_ptr<RewardScheme> make_task_countdown(config::Reader& r) {
       case CountdownVerdict::kWrongValue: return format_score;
       default: return o.wrong;
     }
-  });
+  }, o.correct);
 }
 
 }  // namespace
 
 void register_builtin_rewards(RewardRegistry& reg) {
+  const RewardTraits judges{/*judges_correctness=*/true};
   reg.add("math_answer", "final math answer (\\boxed{}, 'answer is', last number) equal to metadata.answer, exactly",
-          make_math_answer);
-  reg.add("match_exact", "answer text equal to metadata.answer (optionally case-insensitive)", make_match_exact);
-  reg.add("match_normalized", "answer equal to metadata.answer after SQuAD normalisation", make_match_normalized);
-  reg.add("match_choice", "multiple-choice letter equal to metadata.answer", make_match_choice);
+          make_math_answer, judges);
+  reg.add("match_exact", "answer text equal to metadata.answer (optionally case-insensitive)", make_match_exact, judges);
+  reg.add("match_normalized", "answer equal to metadata.answer after SQuAD normalisation", make_match_normalized,
+          judges);
+  reg.add("match_choice", "multiple-choice letter equal to metadata.answer", make_match_choice, judges);
   reg.add("format_regex", "response matches a regex", make_format_regex);
   reg.add("format_tags", "response is <think>...</think><answer>...</answer>", make_format_tags);
-  reg.add("task_arithmetic", "integer answer of the built-in arithmetic task", make_task_arithmetic);
+  reg.add("task_arithmetic", "integer answer of the built-in arithmetic task", make_task_arithmetic, judges);
   reg.add("task_countdown", "countdown: expression over the given numbers evaluates exactly to the target",
-          make_task_countdown);
+          make_task_countdown, judges);
 }
 
 }  // namespace keel::rewards

@@ -5,7 +5,8 @@
 
 namespace keel::rewards {
 
-VerifierReward::VerifierReward(std::string name, VerifyFn fn) : name_(std::move(name)), fn_(std::move(fn)) {}
+VerifierReward::VerifierReward(std::string name, VerifyFn fn, std::optional<double> correct_value)
+    : name_(std::move(name)), fn_(std::move(fn)), correct_value_(correct_value) {}
 
 void VerifierReward::bind(const RewardContext& ctx) {
   if (ctx.scorer) scorer_ = ctx.scorer;
@@ -26,6 +27,11 @@ RewardOutput VerifierReward::score(const RewardInput& in) {
   for (size_t i = 0; i < r.status.size(); ++i) status[i] = static_cast<int64_t>(r.status[i]);
   out.rewards = torch::tensor(values, torch::kFloat32).reshape({n});
   out.detail["status"] = torch::tensor(status, torch::kInt64).reshape({n});
+  if (correct_value_) {
+    std::vector<int64_t> ok(r.values.size());
+    for (size_t i = 0; i < ok.size(); ++i) ok[i] = r.status[i] == ScoreStatus::kOk && r.values[i] == *correct_value_;
+    out.correct = torch::tensor(ok, torch::kInt64).reshape({n}).to(torch::kBool);
+  }
   add_scorer_metrics(r, out.metrics);
   out.metrics["scorer/stuck_workers"] = static_cast<double>(scorer_->stuck_workers());
   return out;

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "rewards/reward.h"
@@ -14,7 +15,9 @@ namespace keel::rewards {
 class VerifierReward : public RewardScheme {
  public:
   /// `name` is the registered scheme name (for messages); `fn` must be self-contained (scorer.h).
-  VerifierReward(std::string name, VerifyFn fn);
+  /// `correct_value`: for a verifier that judges correctness, the score fn returns for a correct
+  /// response — then RewardOutput::correct is (scored in time) && value == correct_value.
+  VerifierReward(std::string name, VerifyFn fn, std::optional<double> correct_value = std::nullopt);
 
   /// rewards [N] float32 = fn(response_i, meta_i), fallback where the scorer settles otherwise;
   /// metrics scorer/{timeouts,errors,malformed} (this batch) and scorer/stuck_workers (the scorer's
@@ -28,6 +31,7 @@ class VerifierReward : public RewardScheme {
  private:
   std::string name_;
   VerifyFn fn_;
+  std::optional<double> correct_value_;
   Scorer* scorer_ = nullptr;
   std::unique_ptr<Scorer> own_scorer_;
 };

@@ -13,6 +13,8 @@
 #include "trainer/learner/dpo_loss.h"
 #include "trainer/learner/kl.h"
 #include "trainer/learner/policy_loss.h"
+#include "trainer/loop/contracts.h"
+#include "trainer/loop/registries.h"
 
 namespace keel::cli {
 
@@ -25,62 +27,22 @@ std::vector<CatalogEntry> entries(const Reg& reg) {
   return out;
 }
 
-
-const data::TaskRegistry& task_registry() {
-  static const data::TaskRegistry reg = [] {
-    data::TaskRegistry r("task");
-    data::register_builtin_tasks(r);
-    return r;
-  }();
-  return reg;
-}
-
 }  // namespace
 
-const rewards::RewardRegistry& reward_registry() {
-  static const rewards::RewardRegistry reg = [] {
-    rewards::RewardRegistry r("reward scheme");
-    rewards::register_builtin_rewards(r);
-    rewards::register_builtin_reward_schemes(r);
-    rewards::register_builtin_reward_models(r);
-    return r;
-  }();
-  return reg;
-}
+const rewards::RewardRegistry& reward_registry() { return loop::registries().rewards; }
 
 Catalog builtin_catalog() {
+  const auto& reg = loop::registries();
   Catalog c;
-  c["algorithms"] = {{"grpo", "group-relative policy optimization (critic-free RL)"},
-                     {"ppo", "PPO with a learned critic and GAE"},
-                     {"dpo", "direct preference optimization from preference pairs"},
-                     {"sft", "supervised fine-tuning on prompt/response pairs"},
-                     {"rm", "Bradley-Terry reward-model training"}};
+  c["algorithms"] = entries(reg.learners);
   for (const auto& e : learner::kl_estimators()) c["kl"].push_back({e.name, e.description});
-  {
-    credit::AdvantageRegistry reg = credit::make_advantage_registry();
-    credit::register_builtin_advantages(reg);
-    c["estimators"] = entries(reg);
-  }
-  {
-    learner::PolicyLossRegistry pl("policy loss");
-    learner::register_builtin_policy_losses(pl);
-    c["losses"] = entries(pl);
-    learner::DpoLossRegistry dl("DPO loss");
-    learner::register_builtin_dpo_losses(dl);
-    c["dpo_losses"] = entries(dl);
-  }
-  c["rewards"] = entries(reward_registry());
-  c["tasks"] = entries(task_registry());
-  {
-    models::ModelRegistry reg("model family");
-    models::register_builtin_models(reg);
-    c["models"] = entries(reg);
-  }
-  {
-    models::ChatTemplateRegistry reg("chat template");
-    models::register_builtin_chat_templates(reg);
-    c["templates"] = entries(reg);
-  }
+  c["estimators"] = entries(reg.estimators);
+  c["losses"] = entries(reg.policy_losses);
+  c["dpo_losses"] = entries(reg.dpo_losses);
+  c["rewards"] = entries(reg.rewards);
+  c["tasks"] = entries(reg.tasks);
+  c["models"] = entries(reg.models);
+  c["templates"] = entries(reg.chat_templates);
   return c;
 }
 
@@ -102,7 +64,7 @@ config::KnownNames known_names() {
   k.tasks = names("tasks");
   k.model_families = names("models");
   k.task_params = [](config::Reader& r, const std::string& task) {
-    task_registry().get(task).fn(r);  // reads (and so validates) the knobs
+    loop::registries().tasks.get(task).fn(r);  // reads (and so validates) the knobs
   };
   k.reward_params = [](config::Reader& r, const std::string& scheme) {
     rewards::validate_reward_params(reward_registry(), r, scheme);
@@ -111,6 +73,7 @@ config::KnownNames known_names() {
     credit::AdvantageOptions o;
     credit::read_advantage_subsections(r, o);
   };
+  k.contracts = loop::report_contracts;
   return k;
 }
 

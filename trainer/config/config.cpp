@@ -196,32 +196,15 @@ void read_run_config(Reader& r, RunConfig& c, const KnownNames& known) {
   r.section("metrics", "metrics outputs", [&](Reader& s) { read_metrics(s, c.metrics); });
   r.section("dist", "distributed placement", [&](Reader& s) { read_dist(s, c.dist); });
 
-  // Cross-section checks that need the registries' semantics stay in trainer_core; the ones
-  // here only need the config.
-  if (c.learner.algorithm == "ppo" && c.advantage.estimator != "gae" && c.advantage.estimator != "verl_rank")
-    r.error("advantage", fmt::format("learner.algorithm ppo trains a critic; use advantage.estimator gae, got '{}'",
-                                     c.advantage.estimator));
-  if (c.advantage.estimator == "gae" && c.learner.algorithm != "ppo")
-    r.error("advantage", fmt::format("advantage.estimator gae needs a critic: set learner.algorithm to ppo (got '{}')",
-                                     c.learner.algorithm));
-  static const std::vector<std::string> kGrouped = {"grpo", "dr_grpo", "rloo", "reinforce_pp_baseline", "agrae",
-                                                    "r3l_opmd", "arena_rank", "spo_winrate", "ss_grpo", "turn_grpo",
-                                                    "dcpo", "thr"};
-  const bool grouped = std::find(kGrouped.begin(), kGrouped.end(), c.advantage.estimator) != kGrouped.end();
-  static const std::vector<std::string> kOutcomeOnly = {"grpo", "dr_grpo", "rloo", "agrae", "arena_rank", "dcpo",
-                                                        "r3l_opmd", "spo_winrate", "ss_grpo"};
-  if (c.kl.in_reward &&
-      std::find(kOutcomeOnly.begin(), kOutcomeOnly.end(), c.advantage.estimator) != kOutcomeOnly.end())
-    r.error("kl", fmt::format("kl.in_reward: advantage.estimator {} uses the sequence outcome only and would sum the "
-                              "per-token KL away; use kl.in_loss, or an estimator with token returns (gae, "
-                              "reinforce_pp, reinforce_pp_baseline, remax)", c.advantage.estimator));
+  // Checks that need the registries' traits (an estimator's grouping, critic, outcome-only) are
+  // the contract check's (KnownNames::contracts); the ones here only need the config.
+  if (c.overlong.enable && c.overlong.buffer_len > c.rollout.max_new_tokens)
+    r.error("overlong", fmt::format("overlong.buffer_len {} must be <= rollout.max_new_tokens {}: the penalty ramps "
+                                    "over the last buffer_len tokens before the maximum length",
+                                    c.overlong.buffer_len, c.rollout.max_new_tokens));
   if (c.learner.algorithm == "dpo" && c.dpo.online && c.rollout.samples_per_prompt < 2)
     r.error("rollout", fmt::format("online DPO pairs the best and worst of each prompt's samples: "
                                    "rollout.samples_per_prompt must be >= 2, got {}", c.rollout.samples_per_prompt));
-  const bool rl = c.learner.algorithm == "grpo" || c.learner.algorithm == "ppo";
-  if (rl && grouped && c.rollout.samples_per_prompt < 2)
-    r.error("rollout", fmt::format("advantage.estimator {} compares samples of one prompt: rollout.samples_per_prompt "
-                                   "must be >= 2, got {}", c.advantage.estimator, c.rollout.samples_per_prompt));
 }
 
 RunConfig load_config_node(Node root, const LoadOptions& opt, const KnownNames& known, Doc* doc) {
@@ -233,6 +216,7 @@ RunConfig load_config_node(Node root, const LoadOptions& opt, const KnownNames& 
   r.finish();
   if (opt.world_size < 1) fail("world size must be >= 1, got {}", opt.world_size);
   if (diag.ok()) derive_batch(r, cfg, opt.world_size);
+  if (diag.ok() && known.contracts) known.contracts(cfg, root, diag);
   diag.throw_if_any();
   return cfg;
 }

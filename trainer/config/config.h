@@ -176,6 +176,11 @@ struct KnownNames {
   std::function<void(Reader& advantage)> advantage_subsections;
   /// Validates (reads) data.task_params for the named task; may be empty.
   std::function<void(Reader& params, const std::string& task)> task_params;
+  /// Resolves the data contracts of the whole run (every piece's requirements against the
+  /// producers the config switches on; trainer/loop/contracts.h), reporting each unmet one into
+  /// the diagnostics at the YAML key that asked for it; may be empty. Called once the config read
+  /// cleanly, so `keel validate` and `keel train` refuse the same configs.
+  std::function<void(const RunConfig& cfg, const Node& root, Diagnostics& diag)> contracts;
 };
 
 struct LoadOptions {

@@ -20,26 +20,36 @@
 namespace keel::credit {
 
 void register_builtin_advantages(AdvantageRegistry& reg) {
-  reg.add("gae", "PPO generalized advantage estimation with a critic, observation tokens skipped", advantage_gae);
-  reg.add("grpo", "group-relative (R - mean) / (std + eps), broadcast over tokens", advantage_grpo);
-  reg.add("dr_grpo", "Dr. GRPO: R - group mean, no std division", advantage_dr_grpo);
-  reg.add("rloo", "leave-one-out baseline: (R - mean) * K / (K - 1)", advantage_rloo);
+  // Traits: {grouped, outcome_only, needs_critic, takes_critic, requires}.
+  const EstimatorTraits outcome_group{true, true, false, false, {}};
+  reg.add("gae", "PPO generalized advantage estimation with a critic, observation tokens skipped", advantage_gae,
+          {false, false, true, true, {"values"}});
+  reg.add("grpo", "group-relative (R - mean) / (std + eps), broadcast over tokens", advantage_grpo, outcome_group);
+  reg.add("dr_grpo", "Dr. GRPO: R - group mean, no std division", advantage_dr_grpo, outcome_group);
+  reg.add("rloo", "leave-one-out baseline: (R - mean) * K / (K - 1)", advantage_rloo, outcome_group);
   reg.add("reinforce_pp", "REINFORCE++: discounted return-to-go, batch-whitened", advantage_reinforce_pp);
   reg.add("reinforce_pp_baseline", "REINFORCE++ with the group mean subtracted from the outcome",
-          advantage_reinforce_pp_baseline);
-  reg.add("remax", "ReMax: reward-to-go minus the greedy response's reward", advantage_remax);
-  reg.add("agrae", "A-GRAE: GRPO re-weighted by an easy-to-hard curriculum, positives attenuated", advantage_agrae);
+          advantage_reinforce_pp_baseline, {true, false, false, false, {}});
+  reg.add("remax", "ReMax: reward-to-go minus the greedy response's reward", advantage_remax,
+          {false, false, false, false, {"greedy_baselines"}});
+  reg.add("agrae", "A-GRAE: GRPO re-weighted by an easy-to-hard curriculum, positives attenuated", advantage_agrae,
+          outcome_group);
   reg.add("r3l_opmd", "R3L: positive amplification of group-baselined scores + pivotal credit mask",
-          advantage_r3l_opmd);
-  reg.add("thr", "THR/NTHR: GRPO advantages reweighted per token by hidden-state influence scores", advantage_thr);
+          advantage_r3l_opmd, outcome_group);
+  reg.add("thr", "THR/NTHR: GRPO advantages reweighted per token by hidden-state influence scores", advantage_thr,
+          {true, false, false, false, {"hidden_states"}});
   reg.add("arena_rank", "ArenaRL: seeded single-elimination tournament ranks, group-normalised",
-          advantage_arena_rank);
-  reg.add("spo_winrate", "SPO: pairwise-preference win rates as rewards, then GRPO or RLOO", advantage_spo_winrate);
+          advantage_arena_rank, {true, true, false, false, {"pair_judge"}});
+  reg.add("spo_winrate", "SPO: pairwise-preference win rates as rewards, then GRPO or RLOO", advantage_spo_winrate,
+          {true, true, false, false, {"pair_judge"}});
   reg.add("ss_grpo", "SS-GRPO: per-stage returns through a stage-dependence matrix, normalised per stage",
-          advantage_ss_grpo);
-  reg.add("turn_grpo", "turn-level returns normalised per turn index across the group", advantage_turn_grpo);
-  reg.add("dcpo", "DCPO: contrastive best/worst selection per group, GRPO over the kept subset", advantage_dcpo);
-  reg.add("verl_rank", "VERL: effective-rank hidden-state bonus on a GRPO or GAE base", advantage_verl_rank);
+          advantage_ss_grpo, {true, true, false, false, {"stage_rewards"}});
+  reg.add("turn_grpo", "turn-level returns normalised per turn index across the group", advantage_turn_grpo,
+          {true, false, false, false, {"turn_ids"}});
+  reg.add("dcpo", "DCPO: contrastive best/worst selection per group, GRPO over the kept subset", advantage_dcpo,
+          outcome_group);
+  reg.add("verl_rank", "VERL: effective-rank hidden-state bonus on a GRPO or GAE base", advantage_verl_rank,
+          {false, false, false, true, {"hidden_states"}});
 }
 
 }  // namespace keel::credit

@@ -13,6 +13,7 @@
 #include <map>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include <ATen/core/Tensor.h>
 
@@ -74,7 +75,17 @@ struct AdvantageOutput {
 };
 
 using AdvantageFn = std::function<AdvantageOutput(const AdvantageInputs&, const AdvantageOptions&)>;
-using AdvantageRegistry = keel::Registry<AdvantageFn>;
+/// What the rest of keel knows about an estimator without calling it (declared at registration).
+struct EstimatorTraits {
+  bool grouped = false;       ///< compares the samples of one prompt: samples_per_prompt >= 2
+  bool outcome_only = false;  ///< reads the sequence outcome only (a KL-in-reward term would be summed away)
+  bool needs_critic = false;  ///< reads values: learner ppo
+  bool takes_critic = false;  ///< may run under learner ppo (needs_critic, or a base that can use one)
+  /// Inputs beyond token rewards, mask and group ids (base/contract.h vocabulary), each resolved
+  /// against the run's producers at config load.
+  std::vector<std::string> inputs;
+};
+using AdvantageRegistry = keel::Registry<AdvantageFn, EstimatorTraits>;
 
 /// A registry of kind "advantage estimator", empty.
 inline AdvantageRegistry make_advantage_registry() { return AdvantageRegistry("advantage estimator"); }

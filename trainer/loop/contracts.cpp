@@ -1,0 +1,238 @@
+#include "trainer/loop/contracts.h"
+
+#include <algorithm>
+#include <optional>
+#include <set>
+
+#include "base/error.h"
+#include "base/node.h"
+#include "base/reader.h"
+#include "rewards/composite.h"
+#include "trainer/config/config.h"
+#include "trainer/credit/advantage_options.h"
+#include "trainer/data/prompt_source.h"
+#include "trainer/loop/registries.h"
+
+namespace keel::loop {
+
+namespace {
+
+bool starts_with(const std::string& s, const char* p) { return s.rfind(p, 0) == 0; }
+
+std::string join(const std::vector<std::string>& v) {
+  std::string s;
+  for (const auto& x : v) s += (s.empty() ? "" : ", ") + x;
+  return s;
+}
+
+/// The reward verifiers that report correctness, for messages.
+std::string correctness_verifiers() {
+  std::vector<std::string> v;
+  const auto& reg = registries().rewards;
+  for (const auto& n : reg.names())
+    if (reg.get(n).traits.judges_correctness) v.push_back(n);
+  return join(v);
+}
+
+/// The pairwise judge the estimator's options name (advantage.arena.judge for arena_rank,
+/// advantage.spo.judge for spo_winrate; "none" when unset): reward_order compares rows by their
+/// rewards inside the estimator.
+std::string judge_of(const config::RunConfig& cfg) {
+  credit::AdvantageOptions o = credit::advantage_options_from(cfg.advantage);
+  config::Diagnostics ignored;  // (the loader reports bad options)
+  config::Reader r(&cfg.advantage.raw, "advantage", ignored);
+  credit::read_advantage_subsections(r, o);
+  if (cfg.advantage.estimator == "arena_rank") return o.arena.judge;
+  if (cfg.advantage.estimator == "spo_winrate") return o.spo.judge;
+  return "none";
+}
+
+/// The metadata fields every record of the run's built-in task carries ("answer" included when
+/// the task sets one), or nullopt for a prompts file (unknown until it is read).
+std::optional<std::set<std::string>> task_meta_keys(const config::RunConfig& cfg) {
+  if (!cfg.data.train_file.empty()) return std::nullopt;
+  const auto& tasks = registries().tasks;
+  if (!tasks.contains(cfg.data.task)) return std::set<std::string>{};
+  config::Diagnostics ignored;  // (bad knobs are the loader's to report)
+  config::Reader r(cfg.data.task_params.is_null() ? nullptr : &cfg.data.task_params, "data.task_params", ignored);
+  const auto task = tasks.get(cfg.data.task).fn(r);
+  const auto rec = task->make(static_cast<uint64_t>(cfg.run.seed), data::Split::kTrain, 0);
+  std::set<std::string> keys;
+  for (const auto& [k, v] : rec.meta) keys.insert(k);
+  if (!rec.answer.empty()) keys.insert("answer");
+  return keys;
+}
+
+bool uses_reference(const config::RunConfig& cfg, const learner::LearnerTraits& lt) {
+  return (lt.estimator && (cfg.kl.in_reward || cfg.kl.in_loss)) || cfg.learner.algorithm == "dpo";
+}
+
+}  // namespace
+
+std::string producer_of(const std::string& input) {
+  if (input == "values") return "a critic: learner.algorithm ppo trains one";
+  if (input == "ref_logprobs") return "the frozen reference model, which kl.in_loss or kl.in_reward switches on";
+  if (input == "greedy_baselines")
+    return "greedy generations of each prompt, which the sampling ranks make with dist.placement colocated";
+  if (input == "pair_judge")
+    return "a pairwise judge: set judge: reward_order (advantage.arena for arena_rank, advantage.spo for "
+           "spo_winrate) to compare rows by their sequence rewards, ties counting as ties; judge models come with "
+           "the judges work, not yet in keel";
+  if (input == "hidden_states")
+    return "the policy's hidden-state signals (influence scores, effective-rank metrics), which keel train does "
+           "not compute yet";
+  if (input == "stage_rewards")
+    return "per-stage judge scores of multi-stage episodes, which come with environments and judges (not yet in keel)";
+  if (input == "turn_ids")
+    return "the turn boundaries of multi-turn episodes, which come with environments (not yet in keel)";
+  if (input == "correct") return "a verifier that judges correctness, listed earlier in reward.components (" +
+                                 correctness_verifiers() + ")";
+  if (input == "prior") return "an earlier reward component (prior is the weighted sum of those listed before)";
+  if (starts_with(input, "prior."))
+    return "a reward component named '" + input.substr(6) + "' listed earlier in reward.components";
+  if (input == "rm_scores")
+    return "a learned reward model's score, which keel train does not put in rm_scores: list a reward_model or "
+           "generative_yes component earlier and read it as prior.<its name> (or prior, the earlier components' sum)";
+  if (input == "criterion_scores")
+    return "per-criterion verdicts of rubric judges, which come with the judges work (not yet in keel)";
+  if (input == "step_scores" || input == "step_ends")
+    return "per-step scores of a process reward model, which come with the judges and PRM work (not yet in keel)";
+  if (starts_with(input, "meta."))
+    return "the prompt records' field '" + input.substr(5) + "': a prompts file (data.train_file) whose records "
+           "carry it";
+  if (starts_with(input, "extra."))
+    return "RewardInput::extra['" + input.substr(6) + "'], which environments, judges or model-side signals fill "
+           "(none of them in keel train yet)";
+  return "nothing in keel train yet";
+}
+
+std::vector<ContractError> check_contracts(const config::RunConfig& cfg) {
+  std::vector<ContractError> out;
+  const auto err = [&](std::string key, std::string msg) { out.push_back({std::move(key), std::move(msg)}); };
+  const Registries& reg = registries();
+  if (!reg.learners.contains(cfg.learner.algorithm)) return out;
+  const auto& lt = reg.learners.get(cfg.learner.algorithm).traits;
+  const bool samples = lt.samples || (cfg.learner.algorithm == "dpo" && cfg.dpo.online);
+  const bool colocated = cfg.dist.placement != "disaggregated" || cfg.derived.world_size == 1;
+
+  // ---- where the learner runs ----
+  const int world = cfg.derived.world_size;
+  if (world > 1) {
+    const bool online_dpo = cfg.learner.algorithm == "dpo" && cfg.dpo.online;
+    if (!lt.data_parallel || online_dpo)
+      err("learner.algorithm", fmt::format("world size {}: learner {}{} runs as one process (data-parallel training "
+                                           "is implemented for grpo, ppo, sft and offline dpo)",
+                                           world, cfg.learner.algorithm, online_dpo ? " (online)" : ""));
+    if (!colocated && !lt.disaggregated)
+      err("dist.placement", fmt::format("dist.placement disaggregated needs a learner that samples rollouts (grpo, "
+                                        "ppo), not {}", cfg.learner.algorithm));
+    if (!colocated && lt.disaggregated && cfg.filter.dynamic_sampling)
+      err("filter.dynamic_sampling", "filter.dynamic_sampling with dist.placement disaggregated is not implemented "
+                                     "(rollout ranks would need the rewards before the learners); use colocated "
+                                     "placement");
+  }
+
+  // ---- what the stages produce under this config ----
+  std::set<std::string> produced = {"response_lengths"};
+  if (lt.critic) produced.insert("values");
+  if (uses_reference(cfg, lt)) produced.insert("ref_logprobs");
+  if (samples && (colocated || world == 1)) produced.insert("greedy_baselines");
+  if (judge_of(cfg) == "reward_order") produced.insert("pair_judge");
+
+  // ---- the estimator against the learner and the producers ----
+  if (lt.estimator && reg.estimators.contains(cfg.advantage.estimator)) {
+    const std::string& est = cfg.advantage.estimator;
+    const auto& et = reg.estimators.get(est).traits;
+    if (lt.critic && !et.takes_critic)
+      err("advantage", fmt::format("learner.algorithm {} trains a critic; use advantage.estimator gae, got '{}'",
+                                   cfg.learner.algorithm, est));
+    if (et.needs_critic && !lt.critic)
+      err("advantage", fmt::format("advantage.estimator {} needs a critic: set learner.algorithm to ppo (got '{}')", est,
+                                   cfg.learner.algorithm));
+    if (cfg.kl.in_reward && et.outcome_only) {
+      std::vector<std::string> token;
+      for (const auto& n : reg.estimators.names())
+        if (!reg.estimators.get(n).traits.outcome_only) token.push_back(n);
+      err("kl", fmt::format("kl.in_reward: advantage.estimator {} uses the sequence outcome only and would sum the "
+                            "per-token KL away; use kl.in_loss, or an estimator with token returns ({})",
+                            est, join(token)));
+    }
+    if (et.grouped && cfg.rollout.samples_per_prompt < 2)
+      err("rollout", fmt::format("advantage.estimator {} compares samples of one prompt: rollout.samples_per_prompt "
+                                 "must be >= 2, got {}", est, cfg.rollout.samples_per_prompt));
+    for (const auto& in : et.inputs)
+      if (!produced.count(in))
+        err("advantage.estimator", fmt::format("advantage estimator '{}' needs {}, which nothing in this run "
+                                               "produces; it comes from {}", est, in, producer_of(in)));
+  }
+
+  // ---- the reward components, in order ----
+  const bool has_task = cfg.data.train_file.empty();
+  if (!samples && cfg.reward.components.empty()) return out;
+  std::string default_scheme;
+  if (has_task && reg.tasks.contains(cfg.data.task)) {
+    config::Diagnostics ignored;
+    config::Reader r(cfg.data.task_params.is_null() ? nullptr : &cfg.data.task_params, "data.task_params", ignored);
+    default_scheme = reg.tasks.get(cfg.data.task).fn(r)->verifier();
+  }
+  const auto meta = task_meta_keys(cfg);
+  std::vector<std::string> earlier;
+  bool correct = false;
+  for (const auto& comp : rewards::reward_contracts(cfg.reward, reg.rewards, default_scheme)) {
+    for (const auto& rq : comp.contract) {
+      const std::string& in = rq.input;
+      bool ok;
+      std::string why;
+      if (in == "prior") {
+        ok = !earlier.empty();
+      } else if (in == "correct") {
+        ok = correct;
+      } else if (starts_with(in, "prior.")) {
+        ok = std::find(earlier.begin(), earlier.end(), in.substr(6)) != earlier.end();
+        if (!ok) why = fmt::format(" (earlier components: {})", earlier.empty() ? "none" : join(earlier));
+      } else if (starts_with(in, "meta.")) {
+        ok = !meta || meta->count(in.substr(5));
+        if (!ok) {
+          std::vector<std::string> keys(meta->begin(), meta->end());
+          why = fmt::format("; the built-in task '{}' gives {}", cfg.data.task, keys.empty() ? "none" : join(keys));
+        }
+      } else {
+        ok = produced.count(in) > 0;
+      }
+      if (!ok)
+        err(rq.key, fmt::format("reward scheme '{}' (component '{}') needs {}, which nothing in this run produces; it "
+                                "comes from {}{}", comp.scheme, comp.name, in, producer_of(in), why));
+    }
+    earlier.push_back(comp.name);
+    correct = correct || comp.judges_correctness;
+  }
+  if (samples && cfg.filter.dynamic_sampling && cfg.filter.metric == "acc" && !correct)
+    err("filter.metric", "filter.metric acc keeps groups whose correctness varies, but no reward component reports "
+                         "correctness; it comes from " + producer_of("correct") + " (or use filter.metric reward)");
+  return out;
+}
+
+void report_contracts(const config::RunConfig& cfg, const config::Node& root, config::Diagnostics& diag) {
+  for (const auto& e : check_contracts(cfg)) diag.error(config::source_of(root, e.key), e.key, e.message);
+}
+
+void check_data_contracts(const config::RunConfig& cfg, const data::PromptSource& data) {
+  if (data.task()) return;  // a task's fields are checked at load
+  const Registries& reg = registries();
+  const auto comps = rewards::reward_contracts(cfg.reward, reg.rewards);
+  const auto check = [&](const std::vector<data::PromptRecord>& records) {
+    for (const auto& comp : comps)
+      for (const auto& rq : comp.contract) {
+        if (!starts_with(rq.input, "meta.")) continue;
+        const std::string key = rq.input.substr(5);
+        for (const auto& rec : records)
+          if (!rec.meta.count(key) && !(key == "answer" && !rec.answer.empty()))
+            fail("{}: the record has no field '{}', which reward scheme '{}' (component '{}', {}) needs in every "
+                 "record", rec.id, key, comp.scheme, comp.name, rq.key);
+      }
+  };
+  check(data.train_records());
+  check(data.eval_set());
+}
+
+}  // namespace keel::loop
