@@ -22,6 +22,9 @@ at::Tensor remax_baseline(RunState& c, const rollout::RolloutBatch& b, int64_t s
   ro.samples_per_prompt = 1;
   ro.temperature = 0;
   const auto greedy = rollout::generate_rollouts(*c.policy, *c.tok, firsts, ro);
+  // Scoring the baselines must not move a stateful reward's statistics (they are not training
+  // rows): the state is put back as evaluation does.
+  const RewardStateRestorer restore(c.reward.get());
   const auto base = score(*c.reward, greedy, step).rewards.to(torch::kFloat);
   return base.index_select(0, b.group_ids);
 }
@@ -42,17 +45,11 @@ void assign_credit(RunState& c, rollout::RolloutBatch& b, const Shaped& shaped, 
     m["reward/greedy_baseline_mean"] = baseline.mean().item<double>();
   }
   if (shaped.kl_rewards.defined()) ain.kl_rewards = shaped.kl_rewards;
-  // Pairwise estimators compare rows by their sequence rewards. INTERPRETATION: with no learned
-  // judge, the reward is the oracle — spo_winrate's P(a > b) is 1 / 0.5 / 0 by reward order, and
-  // arena_rank's bidirectional match gives the higher-rewarded row 1 point per direction (ties
-  // half each).
-  const auto rw = b.rewards.contiguous();
-  const float* rp = rw.data_ptr<float>();
-  ain.preference = [rp](int64_t a, int64_t bb) { return rp[a] > rp[bb] ? 1.0 : rp[a] < rp[bb] ? 0.0 : 0.5; };
-  ain.pair_judge = [rp](int64_t a, int64_t bb) {
-    const double p = rp[a] > rp[bb] ? 1.0 : rp[a] < rp[bb] ? 0.0 : 0.5;
-    return std::pair<double, double>{2 * p, 2 * (1 - p)};
-  };
+  if (b.correct.defined()) ain.correctness = b.correct > 0.5;  // the verifiers' flag (thr's positive set)
+  // No pairwise judge is set: arena_rank and spo_winrate compare rows by their rewards only when
+  // the config names it (advantage.arena.judge / advantage.spo.judge: reward_order, done inside the
+  // estimator); with no judge named the contract check refuses the config, as no judge model exists
+  // yet.
   auto aout = c.estimator(ain, c.adv_opts);
   // Fault injection for the rollback test: KEEL_TEST_INJECT_NAN_STEP=k poisons step k's
   // advantages once per process.

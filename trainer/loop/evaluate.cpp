@@ -32,20 +32,23 @@ Metrics evaluate(RunState& c) {
   ro.stop_token_ids = c.cfg.rollout.stop_token_ids;
   c.policy->train(false);
   const auto greedy = rollout::generate_rollouts(*c.policy, *c.tok, prompts, ro);
-  auto r1 = score(*c.reward, greedy, c.step).rewards;
+  const auto g1 = score(*c.reward, greedy, c.step);
   Metrics m;
-  m["eval/pass@1"] = (r1 > 0.5).to(torch::kFloat).mean().item<double>();
+  m["eval/reward_mean"] = g1.rewards.to(torch::kFloat).mean().item<double>();
+  // pass@k counts the verifiers' correctness; a reward with no verifier has none to count.
+  if (!g1.correct.defined()) return m;
+  m["eval/pass@1"] = g1.correct.to(torch::kFloat).mean().item<double>();
   if (c.cfg.eval.k > 1) {
     ro.samples_per_prompt = c.cfg.eval.k;
     ro.temperature = c.cfg.rollout.temperature > 0 ? c.cfg.rollout.temperature : 1.0;
     ro.seed = 0xEEu;  // fixed: evaluations are comparable across steps
     const auto sampled = rollout::generate_rollouts(*c.policy, *c.tok, prompts, ro);
-    auto rk = score(*c.reward, sampled, c.step).rewards;
+    const auto ck = score(*c.reward, sampled, c.step).correct.to(torch::kFloat);
     auto solved = torch::zeros({static_cast<int64_t>(n)});
-    solved.index_add_(0, sampled.group_ids, (rk > 0.5).to(torch::kFloat));
+    solved.index_add_(0, sampled.group_ids, ck);
     m[fmt::format("eval/pass@{}", c.cfg.eval.k)] = (solved > 0).to(torch::kFloat).mean().item<double>();
     // pass@1 estimated from the k samples at the rollout temperature (the sampled policy's accuracy).
-    m["eval/mean@k"] = (rk > 0.5).to(torch::kFloat).mean().item<double>();
+    m["eval/mean@k"] = ck.mean().item<double>();
   }
   return m;
 }

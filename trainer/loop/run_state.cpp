@@ -13,6 +13,7 @@
 #include "trainer/dist/rendezvous.h"
 #include "trainer/learner/policy_loss.h"
 #include "trainer/loop/checkpoint_io.h"
+#include "trainer/loop/contracts.h"
 
 namespace keel::loop {
 
@@ -142,8 +143,6 @@ void resolve_device(RunState& c, int local_rank) {
 void build_components(RunState& c, const rewards::RewardRegistry& reward_schemes, bool lead,
                       const std::function<void()>& barrier) {
   const auto& cfg = c.cfg;
-  models::register_builtin_models(c.model_families);
-  data::register_builtin_tasks(c.tasks);
   const std::string format = data_format(cfg);
   if (c.samples() && format != "prompts")
     fail("data.format: learner {} samples responses to prompts; it needs prompt data, got format '{}'", c.algorithm,
@@ -151,7 +150,8 @@ void build_components(RunState& c, const rewards::RewardRegistry& reward_schemes
   if (c.is("sft") && format != "sft") fail("data.format: learner sft needs SFT data, got format '{}'", format);
   if (c.is("dpo") && !cfg.dpo.online && format != "preferences")
     fail("data.format: offline DPO needs preference data, got format '{}'", format);
-  c.data.emplace(data::PromptSource::from_config(cfg.data, static_cast<uint64_t>(cfg.run.seed), c.tasks, format));
+  c.data.emplace(data::PromptSource::from_config(cfg.data, static_cast<uint64_t>(cfg.run.seed), c.reg.tasks, format));
+  check_data_contracts(cfg, *c.data);  // a prompts file's fields against the reward's meta.<key> needs
   // Rank 0 trains the run's tokenizer (when one is trained); the others load it.
   if (lead) std::tie(c.tok, c.tokenizer_dir) = load_run_tokenizer(cfg.model, *c.data, c.run_dir);
   if (barrier) barrier();
@@ -163,20 +163,14 @@ void build_components(RunState& c, const rewards::RewardRegistry& reward_schemes
     c.reward = rewards::build_composite_reward(cfg.reward, reward_schemes, default_scheme);
   }
   {
-    auto reg = credit::make_advantage_registry();
-    credit::register_builtin_advantages(reg);
-    c.estimator = reg.get(cfg.advantage.estimator).fn;
+    c.estimator = c.reg.estimators.get(cfg.advantage.estimator).fn;
     c.adv_opts = credit::advantage_options_from(cfg.advantage);
     config::Diagnostics d;
     config::Reader r(&cfg.advantage.raw, "advantage", d);
     credit::read_advantage_subsections(r, c.adv_opts);
     d.throw_if_any();
-    learner::PolicyLossRegistry pl("policy loss");
-    learner::register_builtin_policy_losses(pl);
-    c.loss_fn = pl.get(cfg.learner.policy_loss).fn;
-    learner::DpoLossRegistry dl("DPO loss");
-    learner::register_builtin_dpo_losses(dl);
-    c.dpo_fn = dl.get(cfg.dpo.loss).fn;
+    c.loss_fn = c.reg.policy_losses.get(cfg.learner.policy_loss).fn;
+    c.dpo_fn = c.reg.dpo_losses.get(cfg.dpo.loss).fn;
     c.dpo_opts = learner::dpo_options(cfg.dpo);
   }
   if (c.rl() && c.uses_reference())
@@ -196,13 +190,13 @@ void build_models(RunState& c, const std::optional<stdfs::path>& resume) {
     models::LoadOptions lo;
     // A fresh value head unless the checkpoint has one.
     if (value_head) lo.heads = models::HeadOptions{true, true, false};
-    c.policy.emplace(models::load_pretrained(cfg.model.path, c.model_families, lo));
+    c.policy.emplace(models::load_pretrained(cfg.model.path, c.reg.models, lo));
   } else {
     c.policy.emplace(cli::init_config(cfg.model, *c.tok), models::HeadOptions{true, value_head, false});
   }
   if (c.uses_reference() && !c.reference && learner_role) {
     c.reference.emplace(cfg.model.path.empty() || !resume ? c.policy->clone()
-                                                          : models::load_pretrained(cfg.model.path, c.model_families));
+                                                          : models::load_pretrained(cfg.model.path, c.reg.models));
   }
   if (c.reference) {
     c.reference->set_requires_grad(false);

@@ -32,6 +32,7 @@
 #include "trainer/learner/dpo_loss.h"
 #include "trainer/learner/kl.h"
 #include "trainer/learner/rl_update.h"
+#include "trainer/loop/registries.h"
 
 namespace torch::optim {
 class AdamW;
@@ -70,8 +71,7 @@ struct RunState {
   int64_t step = 0;             ///< learner steps completed
   int64_t opt_step = 0;         ///< optimizer steps taken
   int64_t critic_opt_step = 0;  ///< separate critic's optimizer steps
-  data::TaskRegistry tasks{"task"};
-  models::ModelRegistry model_families{"model family"};  ///< checkpoints and model.path load through it
+  const Registries& reg = registries();  ///< the one registry set (model families load checkpoints through it)
   // ---- data-parallel ranks (colocated) ----
   std::unique_ptr<dist::Communicator> comm;  ///< null in a single process
   learner::DataParallelHooks dp_hooks;

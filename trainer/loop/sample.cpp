@@ -75,10 +75,8 @@ rollout::RolloutBatch sample(RunState& c, int64_t step, PromptStore& prompt_stor
       break;
     }
     t = std::chrono::steady_clock::now();
-    auto rout = score(*c.reward, b, step);
-    b.rewards = rout.rewards.to(torch::kFloat);
+    write_scores(b, score(*c.reward, b, step), &reward_metrics, attempt == 0);
     t_reward += seconds_since(t);
-    if (attempt == 0) reward_metrics = rout.metrics;
     if (!filter) {
       kept.push_back(std::move(b));
       kept_groups = want;
@@ -92,7 +90,8 @@ rollout::RolloutBatch sample(RunState& c, int64_t step, PromptStore& prompt_stor
       for (int64_t r = 0; r < g.size(); ++r) g.records.push_back(&all[static_cast<size_t>(gid[r])]);
       b = std::move(g);
     }
-    const at::Tensor metric = cfg.filter.metric == "acc" ? (b.rewards > 0.5).to(torch::kFloat) : b.rewards;
+    // (acc: the verifiers' correctness flag; the contract check refuses acc without a verifier)
+    const at::Tensor metric = cfg.filter.metric == "acc" ? b.correct : b.rewards;
     const auto keep_rows = credit::dynamic_sampling_row_mask(metric, b.group_ids);
     const auto keep_idx = keep_rows.nonzero().squeeze(1);
     const auto drop_idx = keep_rows.logical_not().nonzero().squeeze(1);

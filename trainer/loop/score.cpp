@@ -43,6 +43,13 @@ rewards::RewardOutput score(rewards::CompositeReward& reward, const rollout::Rol
   return reward.score(reward_input(b, step));
 }
 
+void write_scores(rollout::RolloutBatch& b, const rewards::RewardOutput& out, Metrics* metrics, bool keep_metrics) {
+  b.rewards = out.rewards.to(torch::kFloat);
+  b.correct = out.correct.defined() ? out.correct.to(torch::kFloat) : at::Tensor();
+  b.token_rewards = out.token_rewards.defined() ? out.token_rewards.to(torch::kFloat) : at::Tensor();
+  if (metrics && keep_metrics) *metrics = out.metrics;
+}
+
 Metrics combine_reward_metrics(const std::vector<Metrics>& ranks) {
   TORCH_CHECK(!ranks.empty(), "combine_reward_metrics: no ranks");
   const auto ends = [](const std::string& k, const char* suffix) {

@@ -25,6 +25,12 @@ rewards::RewardInput reward_input(const rollout::RolloutBatch& b, int64_t step);
 /// The reward's output for the rows of `b` at learner step `step`.
 rewards::RewardOutput score(rewards::CompositeReward& reward, const rollout::RolloutBatch& b, int64_t step);
 
+/// Writes a reward's output into the batch: b.rewards, b.correct (1 / 0; undefined when no component
+/// judges correctness) and b.token_rewards (the dense per-token terms, when a component has them);
+/// its metrics into *metrics when `keep_metrics`.
+void write_scores(rollout::RolloutBatch& b, const rewards::RewardOutput& out, metrics::Metrics* metrics,
+                  bool keep_metrics);
+
 /// The reward scorer's metrics of several ranks' rows (equal rows per rank) merged: means averaged,
 /// min / max over ranks, std pooled (sqrt of the mean of std² + mean² minus the global mean²), scorer
 /// counts summed. Every map must have the keys of the first.

@@ -3,34 +3,40 @@
 #include <torch/torch.h>
 
 #include "trainer/learner/kl.h"
-#include "trainer/learner/overlong_penalty.h"
+#include "rewards/schemes/dapo_overlong.h"
+#include "trainer/credit/token_placement.h"
 #include "trainer/loop/run_state.h"
 
 namespace keel::loop {
 
 at::Tensor place_on_last_token(const at::Tensor& rewards, const at::Tensor& mask) {
-  auto tok = torch::zeros(mask.sizes(), torch::kFloat);
-  const auto len = mask.sum(1);
-  const auto last = (len - 1).clamp_min(0);
-  tok.scatter_(1, last.unsqueeze(1), rewards.to(torch::kFloat).unsqueeze(1));
-  return tok * (len > 0).to(torch::kFloat).unsqueeze(1);  // empty responses get nothing
+  return credit::place_sequence_rewards(rewards, mask);
 }
 
 Shaped shape(RunState& c, rollout::RolloutBatch& b, metrics::Metrics& m) {
   const auto& cfg = c.cfg;
-  // Verifier accuracy before any shaping.
-  m["reward/accuracy"] = (b.rewards > 0.5).to(torch::kFloat).mean().item<double>();
+  // The verifiers' accuracy (their correctness flag), before any shaping.
+  if (b.correct.defined()) m["reward/accuracy"] = b.correct.mean().item<double>();
   if (cfg.overlong.enable) {
+    // The overlong: section is DAPO's soft penalty (the dapo_soft reward scheme's formula) with
+    // L_max = rollout.max_new_tokens.
     const auto len = b.response_mask.sum(1).to(torch::kFloat);
-    learner::OverlongOptions oo;
+    rewards::DapoOverlongOptions oo;
     oo.max_len = cfg.rollout.max_new_tokens;
-    oo.buffer_len = cfg.overlong.buffer_len;
-    oo.penalty_factor = cfg.overlong.penalty_factor;
-    const auto pen = learner::overlong_penalty(len, oo).to(torch::kFloat);
+    oo.cache_len = cfg.overlong.buffer_len;
+    oo.factor = cfg.overlong.penalty_factor;
+    const auto pen = rewards::dapo_overlong_penalty(len, oo).to(torch::kFloat);
     b.rewards = b.rewards + pen;
     m["reward/overlong_penalty_mean"] = pen.mean().item<double>();
   }
+  // Credit reads token rewards: the sequence reward on each row's last response token, plus the
+  // reward's dense terms (b.token_rewards as scored), each on a response token.
+  const at::Tensor dense = b.token_rewards;
   b.token_rewards = place_on_last_token(b.rewards, b.response_mask);
+  if (dense.defined()) {
+    b.token_rewards = b.token_rewards + credit::snap_to_segment_ends(dense, b.response_mask);
+    m["reward/dense_sum_mean"] = dense.sum(1).mean().item<double>();
+  }
   Shaped out;
   if (cfg.kl.in_reward) {
     const auto kr = learner::apply_kl_in_reward(b.token_rewards, b.old_logprobs, b.ref_logprobs, b.response_mask,

@@ -138,7 +138,7 @@ StepOut dpo_online_step(RunState& c, learner::NumericsGuard& guard, int64_t step
   }
   m["dpo/pairs"] = static_cast<double>(best.size());
   m["reward/mean"] = b.rewards.mean().item<double>();
-  m["reward/accuracy"] = (b.rewards > 0.5).to(torch::kFloat).mean().item<double>();
+  if (b.correct.defined()) m["reward/accuracy"] = b.correct.mean().item<double>();
   if (best.empty()) {
     log::warn("online DPO step {}: every prompt's samples scored the same; no pairs, no update", step);
     return {m, false};

@@ -26,7 +26,7 @@ const std::vector<TensorField>& tensor_fields() {
       {&RolloutBatch::values, L::kResponse, false},         {&RolloutBatch::token_rewards, L::kResponse, false},
       {&RolloutBatch::advantages, L::kResponse, false},     {&RolloutBatch::returns, L::kResponse, false},
       {&RolloutBatch::loss_mask, L::kResponse, false},      {&RolloutBatch::rewards, L::kRow, false},
-      {&RolloutBatch::row_versions, L::kRow, false},
+      {&RolloutBatch::row_versions, L::kRow, false},        {&RolloutBatch::correct, L::kRow, false},
   };
   return fields;
 }

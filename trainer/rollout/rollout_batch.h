@@ -37,7 +37,13 @@ struct RolloutBatch {
   at::Tensor ref_logprobs;     ///< [N, R] float32 under the frozen reference (when a KL term is on)
   at::Tensor values;           ///< [N, R] float32 critic values at rollout time (PPO), 0 on padding
   at::Tensor rewards;          ///< [N] float32 sequence rewards
-  at::Tensor token_rewards;    ///< [N, R] float32 (sequence reward on the last valid token, + dense terms)
+  /// [N] float32 1 / 0: the verifiers' correctness verdict (rewards::RewardOutput::correct); undefined
+  /// when no reward component judges correctness. What accuracy metrics, evaluation and the
+  /// dynamic-sampling acc filter read.
+  at::Tensor correct;
+  /// [N, R] float32: the reward's dense per-token terms when it has them (RewardOutput::token_rewards),
+  /// then, after shaping, the sequence reward on each row's last response token added.
+  at::Tensor token_rewards;
   at::Tensor advantages;       ///< [N, R] float32
   at::Tensor returns;          ///< [N, R] float32
   at::Tensor loss_mask;        ///< [N, R] the mask the loss uses (response_mask unless credit changed it)
