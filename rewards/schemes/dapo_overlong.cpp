@@ -9,6 +9,8 @@ namespace keel::rewards {
 
 at::Tensor dapo_overlong_penalty(const at::Tensor& length, const DapoOverlongOptions& o) {
   TORCH_CHECK(length.dim() == 1, "dapo_overlong_penalty: length must be [N], got ", length.sizes());
+  TORCH_CHECK(o.cache_len > 0 && o.cache_len <= o.max_len, "dapo_overlong_penalty: need 0 < cache_len <= max_len, got ",
+              o.cache_len, " and ", o.max_len);
   const at::Tensor l = length.to(torch::kFloat64);
   const double expected = o.max_len - o.cache_len;
   const at::Tensor soft = (-(l - expected) / o.cache_len * o.factor).clamp_max(0.0);
