@@ -82,8 +82,6 @@ void read_dpo(Reader& r, DpoSection& c, const KnownNames& known) {
                         format_number(c.label_smoothing), c.loss, hint));
   }
   r.field("ipo_length_norm", c.ipo_length_norm, "IPO: average log-ratios over tokens");
-  r.field("ref_refresh_every_iter", c.ref_refresh_every_iter, "DNO: the reference becomes the previous iterate");
-  r.field("heads", c.heads, "MAH-DPO: number of action heads").ge(1);
   r.field("online", c.online, "online DPO: pairs built from each step's rollouts (the best- and worst-rewarded "
           "sample of each prompt); false = offline from preference data");
 }

@@ -63,8 +63,6 @@ struct DpoSection {
   double beta = 0.1;
   double label_smoothing = 0.0;            // cdpo / robust only; > 0 with any other loss is an error
   bool ipo_length_norm = true;
-  bool ref_refresh_every_iter = false;
-  int heads = 1;
   bool online = false;                     // pairs from rollouts (best vs worst of each group by reward)
 };
 

@@ -1,12 +1,15 @@
 // Reader of the reward section (see reward_config.h).
 #include "trainer/config/reward_config.h"
 
-#include "trainer/config/config.h"
+#include <set>
+
 #include "base/reader.h"
+#include "trainer/config/config.h"
 
 namespace keel::config {
 
 void read_reward(Reader& r, RewardSection& c, const KnownNames& known) {
+  std::set<std::string> names;  // a component's name keys its metrics, its state and prior.<name>
   r.list("components", "weighted reward components; empty = the task's verifier (keel list rewards)",
          [&](Reader& item, size_t) {
            RewardComponent comp;
@@ -15,6 +18,9 @@ void read_reward(Reader& r, RewardSection& c, const KnownNames& known) {
                                                   check_choice(comp.scheme, known.reward_schemes, "").empty());
            if (s.present() && !known.reward_schemes.empty()) s.one_of(known.reward_schemes, "reward scheme");
            item.field("name", comp.name, "metric name (default: the scheme)");
+           const std::string name = comp.name.empty() ? comp.scheme : comp.name;
+           if (s.present() && !names.insert(name).second)
+             item.error("name", fmt::format("duplicate reward component name '{}' (set a distinct name:)", name));
            item.field("weight", comp.weight, "weight in the sum");
            const Node* p = item.take("params");
            comp.params_path = item.path_of("params");
