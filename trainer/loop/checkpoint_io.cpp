@@ -121,7 +121,7 @@ void save_checkpoint(RunState& c, checkpoint::CheckpointManager& mgr, const lear
 }
 
 void load_checkpoint(RunState& c, const stdfs::path& dir) {
-  const auto& reg = c.model_families;
+  const auto& reg = c.reg.models;
   models::LoadOptions lo;
   if (c.ppo() && c.cfg.critic.mode == "value_head") lo.heads = models::HeadOptions{true, true, false};
   c.policy.emplace(models::load_pretrained((dir / "policy").string(), reg, lo));
