@@ -67,11 +67,18 @@ void read_thr_options(config::Reader& r, ThrOptions& o) {
 void read_arena_options(config::Reader& r, ArenaOptions& o) {
   r.field("topology", o.topology, "tournament topology").one_of({"single_elimination"}, "arena topology");
   r.field("std", o.std, "std of the rank rewards").one_of({"unbiased", "population"}, "std kind");
+  r.field("judge", o.judge,
+          "who scores a match: none (a pairwise judge model) | reward_order (the higher sequence reward gets "
+          "1 point per direction, half each on a tie)")
+      .one_of({"none", "reward_order"}, "arena judge");
 }
 
 void read_spo_options(config::Reader& r, SpoOptions& o) {
   r.field("base", o.base, "advantage over the win rates").one_of({"grpo", "rloo"}, "SPO base");
   r.field("symmetric", o.symmetric, "one oracle call per pair, P(j>i) = 1 - P(i>j)");
+  r.field("judge", o.judge,
+          "who gives P(a > b): none (a pairwise judge model) | reward_order (1 / 0.5 / 0 by the sequence rewards)")
+      .one_of({"none", "reward_order"}, "SPO judge");
 }
 
 void read_ss_grpo_options(config::Reader& r, SsGrpoOptions& o) {
@@ -93,7 +100,11 @@ void read_ss_grpo_options(config::Reader& r, SsGrpoOptions& o) {
 }
 
 void read_dcpo_options(config::Reader& r, DcpoOptions& o) {
-  r.field("k_keep", o.k_keep, "samples kept per group (half positives, half negatives)").ge(2);
+  r.field("k_keep", o.k_keep,
+          "samples kept per group, half positives and half negatives; 0 = half the group: 2*max(1, floor(K/4)), "
+          "so 16 keeps 8, 8 keeps 4, 4 keeps 2")
+      .ge(0);
+  if (o.k_keep == 1) r.error("k_keep", "must be 0 (half the group) or >= 2 (a positive and a negative), got 1");
 }
 
 void read_verl_rank_options(config::Reader& r, VerlRankOptions& o) {

@@ -67,6 +67,12 @@ struct ThrOptions {
 struct ArenaOptions {
   std::string topology = "single_elimination";  ///< only the seeded single elimination is built
   std::string std = "unbiased";                  ///< "unbiased" (§0.2) | "population"
+  /// Who scores a match. "none" (default): a pairwise judge model supplies
+  /// AdvantageInputs::pair_judge (nothing in keel produces one yet). "reward_order": the sequence
+  /// rewards are the judge, by name only — P(a ≻ b) = 1 / 0.5 / 0 as R_a > / = / < R_b, and the
+  /// bidirectional match gives 1 point per direction to the higher reward, half each on a tie:
+  /// (s_a, s_b) = (2P, 2(1 − P)) ∈ {(2, 0), (1, 1), (0, 2)}; AdvantageInputs::pair_judge is then ignored.
+  std::string judge = "none";
 };
 
 /// SPO win-rate rewards (§8.4), YAML `advantage.spo`.
@@ -74,6 +80,11 @@ struct SpoOptions {
   std::string base = "grpo";   ///< advantage over the win rates: "grpo" | "rloo"
   /// true: one oracle call per unordered pair, P(j≻i) = 1 − P(i≻j); false: both orders, averaged.
   bool symmetric = true;
+  /// Who gives P(a ≻ b). "none" (default): a pairwise judge model supplies
+  /// AdvantageInputs::preference (nothing in keel produces one yet). "reward_order": the sequence
+  /// rewards, by name only — P(a ≻ b) = 1 / 0.5 / 0 as R_a > / = / < R_b (identical rewards → every
+  /// win rate 0.5 → a = 0); AdvantageInputs::preference is then ignored.
+  std::string judge = "none";
 };
 
 /// SS-GRPO stage weighting (§10.1), YAML `advantage.ss`.
@@ -87,7 +98,11 @@ struct SsGrpoOptions {
 
 /// DCPO contrastive selection (§11, INTERPRETATION), YAML `advantage.dcpo`.
 struct DcpoOptions {
-  int64_t k_keep = 8;  ///< samples kept per group (half positives, half negatives)
+  /// Samples kept per group (half positives, half negatives). 0 (default) = half of each group,
+  /// the paper's K/2 (16 sampled → 8 kept): 2·max(1, ⌊K/4⌋) rows, so a group of 4 keeps 2 and a
+  /// group of 8 keeps 4 (INTERPRETATION for K not a multiple of 4: ⌊K/4⌋ per side, at least one
+  /// pair). A number >= 2 keeps min(k_keep, K) rounded down to even, the same for every group.
+  int64_t k_keep = 0;
 };
 
 /// VERL effective-rank shaping (§12), YAML `advantage.verl`.

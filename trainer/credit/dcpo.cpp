@@ -14,6 +14,13 @@
 
 namespace keel::credit {
 
+int64_t dcpo_keep_per_side(int64_t k_keep, int64_t group_size) {
+  TORCH_CHECK(k_keep == 0 || k_keep >= 2, "dcpo: k_keep must be 0 (half the group) or >= 2, got ", k_keep);
+  // 0: the paper's K/2 kept, K/4 per side (INTERPRETATION: floor, at least one pair).
+  if (k_keep == 0) return group_size < 2 ? 0 : std::max<int64_t>(1, group_size / 4);
+  return std::min<int64_t>(k_keep, group_size) / 2;
+}
+
 at::Tensor dcpo_select(const at::Tensor& rewards, const at::Tensor& lengths, const at::Tensor& group_ids, int64_t k_keep) {
   TORCH_CHECK(rewards.dim() == 1 && rewards.sizes() == group_ids.sizes() && lengths.sizes() == group_ids.sizes(),
               "dcpo_select: rewards, lengths and group_ids must all be [N], got ", rewards.sizes(), ", ",
@@ -26,7 +33,7 @@ at::Tensor dcpo_select(const at::Tensor& rewards, const at::Tensor& lengths, con
   auto R = [&](int64_t i) { return r[i].item<double>(); };
   auto L = [&](int64_t i) { return len[i].item<double>(); };
   for (auto& [g, rows] : groups) {
-    const int64_t h = std::min<int64_t>(k_keep, static_cast<int64_t>(rows.size())) / 2;
+    const int64_t h = dcpo_keep_per_side(k_keep, static_cast<int64_t>(rows.size()));
     const bool flat = std::all_of(rows.begin(), rows.end(), [&](int64_t i) { return R(i) == R(rows[0]) && L(i) == L(rows[0]); });
     if (h == 0 || flat) continue;
     std::vector<int64_t> order = rows;  // rows are ascending already

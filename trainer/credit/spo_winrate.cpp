@@ -2,6 +2,7 @@
 #include "trainer/credit/spo_winrate.h"
 
 #include <map>
+#include <memory>
 #include <vector>
 
 #include <torch/torch.h>
@@ -43,11 +44,28 @@ at::Tensor spo_win_rates(const at::Tensor& group_ids, const PreferenceOracle& pr
   return torch::tensor(win, torch::kDouble).to(group_ids.device());
 }
 
+PreferenceOracle spo_reward_order_preference(const at::Tensor& rewards) {
+  TORCH_CHECK(rewards.dim() == 1, "spo_reward_order_preference: rewards must be [N], got ", rewards.sizes());
+  const at::Tensor r = rewards.to(torch::kDouble).cpu().contiguous();
+  auto v = std::make_shared<const std::vector<double>>(r.data_ptr<double>(), r.data_ptr<double>() + r.numel());
+  return [v](int64_t a, int64_t b) {
+    const double ra = v->at(static_cast<size_t>(a)), rb = v->at(static_cast<size_t>(b));
+    return ra > rb ? 1.0 : ra < rb ? 0.0 : 0.5;
+  };
+}
+
 AdvantageOutput advantage_spo_winrate(const AdvantageInputs& in, const AdvantageOptions& opts) {
   check_core_inputs(in, "spo_winrate");
   reject_kl_rewards(in, "spo_winrate");
   TORCH_CHECK(opts.spo.base == "grpo" || opts.spo.base == "rloo", "spo_winrate: unknown base '", opts.spo.base,
               "' (known: grpo, rloo)");
+  TORCH_CHECK(opts.spo.judge == "none" || opts.spo.judge == "reward_order", "spo_winrate: unknown judge '",
+              opts.spo.judge, "' (known: none, reward_order)");
+  // reward_order only when named; none takes the judge model's oracle.
+  const bool by_reward = opts.spo.judge == "reward_order";
+  TORCH_CHECK(by_reward || static_cast<bool>(in.preference),
+              "spo_winrate: spo.judge none needs AdvantageInputs::preference from a pairwise judge model "
+              "(set advantage.spo.judge: reward_order to use the sequence rewards' order)");
   // A lone sample has no win rate: singleton error throws, zero scores it 0, raw is refused.
   const GroupIndex idx = group_index(in.group_ids);
   const at::Tensor single = lone_rows(idx);
@@ -59,7 +77,9 @@ AdvantageOutput advantage_spo_winrate(const AdvantageInputs& in, const Advantage
   base.singleton = "zero";  // only reached with no lone rows, or with singleton zero
   int64_t calls = 0;
   const at::Tensor m = float_mask(in);
-  const at::Tensor r = spo_win_rates(in.group_ids, in.preference, opts.spo.symmetric, &calls).to(m.scalar_type());
+  const PreferenceOracle oracle = by_reward ? spo_reward_order_preference(sequence_rewards(in.token_rewards))
+                                            : in.preference;
+  const at::Tensor r = spo_win_rates(in.group_ids, oracle, opts.spo.symmetric, &calls).to(m.scalar_type());
   const at::Tensor a = opts.spo.base == "rloo" ? rloo_scores(r, in.group_ids, base, "spo_winrate")
                                                : grpo_scores(r, in.group_ids, base, opts.norm_by_std, "spo_winrate");
   AdvantageOutput out;

@@ -115,8 +115,8 @@ AdvantageInputs grouped_inputs(const Vec& r, const Mat& m, const std::vector<int
 }
 
 // Not grouped, or nothing uniform to test: gae (critic), reinforce_pp (no group), remax (greedy
-// baseline), arena_rank (its rewards are the distinct ranks 1 − rank/(N−1), never all equal).
-const std::vector<std::string> kNotGroupedOrNeverUniform = {"arena_rank", "gae", "reinforce_pp", "remax"};
+// baseline). arena_rank and spo_winrate run with judge reward_order below: the rewards are the judge.
+const std::vector<std::string> kNotGroupedOrNeverUniform = {"gae", "reinforce_pp", "remax"};
 
 bool skipped(const std::string& name) {
   return std::find(kNotGroupedOrNeverUniform.begin(), kNotGroupedOrNeverUniform.end(), name) !=
@@ -156,6 +156,8 @@ TEST(AdvantageGrouped, UniformGroupsGiveExactlyZeroInFloat32AndFloat64) {
         AdvantageOptions o;
         o.norm_by_std = norm;
         o.ss.lambda = {1.0};
+        o.arena.judge = "reward_order";  // identical rewards → every match tied → equal ranks
+        o.spo.judge = "reward_order";    // identical rewards → every P = .5
         const AdvantageOutput out = reg.get(name).fn(in, o);
         EXPECT_EQ(out.advantages.scalar_type(), dt) << name;
         EXPECT_EQ(out.advantages.abs().max().item<double>(), 0.0) << name << " " << dt << " norm " << norm;
@@ -163,7 +165,7 @@ TEST(AdvantageGrouped, UniformGroupsGiveExactlyZeroInFloat32AndFloat64) {
       }
     }
   }
-  EXPECT_EQ(tested, 2 * 2 * 12);  // every grouped estimator: a new one must be placed on either list
+  EXPECT_EQ(tested, 2 * 2 * 13);  // every grouped estimator: a new one must be placed on either list
 }
 
 /// The lone row's advantage under advantage.singleton raw (each estimator's documented rule) for
@@ -239,6 +241,26 @@ TEST(AdvantageOptionsReader, ReadsSubsectionsAndReportsBadValues) {
   EXPECT_NE(e[1].find("below the diagonal"), std::string::npos) << e[1];
   // grpo.singleton moved up to advantage.singleton: the old key says where it went.
   EXPECT_NE(e[2].find("advantage.grpo.singleton: moved to advantage.singleton"), std::string::npos) << e[2];
+}
+
+TEST(AdvantageOptionsReader, PairwiseJudgesAndDcpoKeep) {
+  // judge: none (default, a judge model) | reward_order, under advantage.arena and advantage.spo.
+  AdvantageOptions d;
+  EXPECT_EQ(d.arena.judge, "none");
+  EXPECT_EQ(d.spo.judge, "none");
+  EXPECT_EQ(d.dcpo.k_keep, 0);  // half of each group
+  AdvantageOptions o;
+  EXPECT_TRUE(read_errors("arena:\n  judge: reward_order\nspo:\n  judge: reward_order\ndcpo:\n  k_keep: 4\n", o).empty());
+  EXPECT_EQ(o.arena.judge, "reward_order");
+  EXPECT_EQ(o.spo.judge, "reward_order");
+  EXPECT_EQ(o.dcpo.k_keep, 4);
+  AdvantageOptions bad;
+  const auto e = read_errors("arena:\n  judge: reward\nspo:\n  judge: model\ndcpo:\n  k_keep: 1\n", bad);
+  ASSERT_EQ(e.size(), 3u);
+  EXPECT_NE(e[0].find("advantage.arena.judge"), std::string::npos) << e[0];
+  EXPECT_NE(e[0].find("reward_order"), std::string::npos) << e[0];
+  EXPECT_NE(e[1].find("advantage.spo.judge"), std::string::npos) << e[1];
+  EXPECT_NE(e[2].find("advantage.dcpo.k_keep: must be 0 (half the group) or >= 2"), std::string::npos) << e[2];
 }
 
 }  // namespace

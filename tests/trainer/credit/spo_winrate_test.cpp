@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <random>
+#include <string>
 
 #include "tests/trainer/credit/reference_estimators.h"
 
@@ -37,6 +38,52 @@ TEST(SpoWinrate, BothOrdersAreAveraged) {
   EXPECT_EQ(calls, 2);
   o.spo.base = "rloo";  // r − other = ±.4
   EXPECT_TRUE(close(advantage_spo_winrate(in, o).advantages, Mat{{0.4}, {-0.4}}));
+}
+
+TEST(SpoWinrate, RewardOrderIdenticalRewardsGiveExactlyZero) {
+  // judge reward_order: P(a ≻ b) = 1 / .5 / 0 by R. Group 5: four 0.7s → every P = .5 → win rates
+  // all .5 → a = 0 exactly (GRPO: std 0; RLOO: .5 − .5), float32 too. Group 2: R = [1, 0, .5] →
+  // win rates [(1+1)/2, (0+0)/2, (0+1)/2] = [1, 0, .5] → GRPO mean .5, std .5 → [1, −1, 0];
+  // RLOO: 1 − (0+.5)/2 = .75, 0 − .75 = −.75, .5 − .5 = 0. Oracle calls 6 + 3 = 9.
+  const Mat m(7, Vec{1, 1});
+  auto in = inputs(outcome_at_last({0.7, 1, 0.7, 0, 0.7, 0.5, 0.7}, m), m, {5, 2, 5, 2, 5, 2, 5});
+  in.token_rewards = in.token_rewards.to(torch::kFloat);
+  AdvantageOptions o;
+  o.spo.judge = "reward_order";
+  for (const char* base : {"grpo", "rloo"})
+    for (bool norm : {true, false})
+      for (bool symmetric : {true, false}) {
+        o.spo.base = base;
+        o.norm_by_std = norm;
+        o.spo.symmetric = symmetric;
+        const auto out = advantage_spo_winrate(in, o);
+        const auto a = out.advantages.select(1, 0);
+        for (int64_t i : {0, 2, 4, 6}) EXPECT_EQ(a[i].item<double>(), 0.0) << base << " norm " << norm << " row " << i;
+        const bool grpo = std::string(base) == "grpo";
+        const Vec want = grpo ? (norm ? Vec{1, -1, 0} : Vec{0.5, -0.5, 0}) : Vec{0.75, -0.75, 0};
+        EXPECT_TRUE(close(a.index({torch::tensor({1, 3, 5}, torch::kLong)}), want, 1e-5)) << base << " norm " << norm;
+        EXPECT_EQ(out.metrics.at("spo/oracle_calls"), symmetric ? 9.0 : 18.0);
+      }
+}
+
+TEST(SpoWinrate, JudgeIsAModelUnlessRewardOrderIsNamed) {
+  // judge none (default) needs preference; reward_order builds its own from R and ignores one
+  // that is supplied (here an oracle that prefers the lower reward). R = [1, 0] → ±.707106.
+  const Mat m(2, Vec{1});
+  auto in = inputs(outcome_at_last({1, 0}, m), m, {0, 0});
+  EXPECT_THROW(advantage_spo_winrate(in, AdvantageOptions{}), c10::Error);
+  AdvantageOptions o;
+  o.spo.judge = "reward_order";
+  EXPECT_TRUE(close(advantage_spo_winrate(in, o).advantages, Mat{{0.707106}, {-0.707106}}));
+  in.preference = [](int64_t a, int64_t b) { return a > b ? 1.0 : 0.0; };
+  EXPECT_TRUE(close(advantage_spo_winrate(in, o).advantages, Mat{{0.707106}, {-0.707106}}));
+  EXPECT_TRUE(close(advantage_spo_winrate(in, AdvantageOptions{}).advantages, Mat{{-0.707106}, {0.707106}}));
+  const PreferenceOracle p = spo_reward_order_preference(vec({0.5, 0.5, 1.0}));
+  EXPECT_EQ(p(0, 2), 0.0);
+  EXPECT_EQ(p(2, 0), 1.0);
+  EXPECT_EQ(p(0, 1), 0.5);
+  o.spo.judge = "reward";
+  EXPECT_THROW(advantage_spo_winrate(in, o), c10::Error);
 }
 
 TEST(SpoWinrate, SingletonGroupIsAnError) {
