@@ -71,20 +71,12 @@ RunState::~RunState() = default;
 void init_ranks(RunState& c, const std::string& config_name) {
   const auto& cfg = c.cfg;
   const bool disagg = cfg.dist.placement == "disaggregated";
+  // (Which learners run on several ranks or disaggregated, and with which estimators and filters,
+  // the contract check refuses at config load: trainer/loop/contracts.h.)
+  if (!c.reg.learners.contains(c.algorithm)) fail("{}: unknown learner.algorithm {}", config_name, c.algorithm);
+  if (const auto& cmd = c.reg.learners.get(c.algorithm).fn; cmd != "train")
+    fail("{}: learner.algorithm {} is run by `keel {} {}`", config_name, c.algorithm, cmd, config_name);
   if (c.world > 1) {
-    if (!c.rl() && !c.is("sft") && !(c.is("dpo") && !cfg.dpo.online))
-      fail("{}: world size {}: data-parallel training is implemented for the grpo, ppo, sft and offline dpo "
-           "learners; learner {}{} runs as one process", config_name, c.world, c.algorithm,
-           c.is("dpo") ? " (online)" : "");
-    if (disagg && !c.rl())
-      fail("{}: dist.placement disaggregated needs a learner that samples rollouts (grpo, ppo), not {}", config_name,
-           c.algorithm);
-    if (disagg && cfg.filter.dynamic_sampling)
-      fail("{}: filter.dynamic_sampling with dist.placement disaggregated is not implemented (rollout ranks would "
-           "need the rewards before the learners); use colocated placement", config_name);
-    if (disagg && cfg.advantage.estimator == "remax")
-      fail("{}: advantage.estimator remax with dist.placement disaggregated is not implemented (the learners would "
-           "generate the greedy baselines); use colocated placement", config_name);
     if (disagg) {
       // (the rank counts against the world size and prompts_per_step % rollout_ranks are checked at load)
       if (cfg.batch.mini_batch_size % cfg.dist.learner_ranks != 0)
@@ -95,10 +87,6 @@ void init_ranks(RunState& c, const std::string& config_name) {
            cfg.batch.prompts_per_step, cfg.batch.mini_batch_size, c.world);
     }
   }
-  if (c.is("rm"))
-    fail("{}: learner.algorithm rm trains a reward model: run `keel train-rm {}`", config_name, config_name);
-  if (!c.rl() && !c.is("dpo") && !c.is("sft"))
-    fail("{}: learner.algorithm {} is not implemented by `keel train`", config_name, cfg.learner.algorithm);
   if (c.world > 1) {
     const auto info = dist::read_rendezvous_env(dist::process_env());
     if (info.world_size != c.world)

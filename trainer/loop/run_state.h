@@ -7,6 +7,7 @@
 // Deliberately not here: the stages that run on it (the other files of trainer/loop/).
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <filesystem>
 #include <functional>
@@ -96,10 +97,21 @@ struct RunState {
   std::optional<at::ScalarType> autocast;  ///< CUDA autocast dtype; nullopt = fp32
 
   bool is(const char* a) const { return algorithm == a; }
-  bool ppo() const { return is("ppo"); }
-  bool rl() const { return is("grpo") || is("ppo"); }
+  /// The learner's registry traits (trainer/learner/learners.h).
+  const learner::LearnerTraits& learner_traits() const { return reg.learners.get(algorithm).traits; }
+  /// Trains a critic (ppo).
+  bool ppo() const { return learner_traits().critic; }
+  /// Assigns credit with advantage.estimator (grpo, ppo).
+  bool rl() const { return learner_traits().estimator; }
   /// Learners that sample from the policy each step.
-  bool samples() const { return rl() || (is("dpo") && cfg.dpo.online); }
+  bool samples() const { return learner_traits().samples || (is("dpo") && cfg.dpo.online); }
+  /// The estimator's registry traits.
+  const credit::EstimatorTraits& estimator_traits() const { return reg.estimators.get(cfg.advantage.estimator).traits; }
+  /// Whether the estimator reads ReMax's greedy baselines.
+  bool greedy_baselines() const {
+    const auto& in = estimator_traits().inputs;
+    return rl() && std::find(in.begin(), in.end(), "greedy_baselines") != in.end();
+  }
   /// Whether the learner needs the frozen reference model (a KL term, DPO).
   bool uses_reference() const { return (rl() && (cfg.kl.in_reward || cfg.kl.in_loss)) || is("dpo"); }
   /// The critic model: the policy (value head) or the separate critic.

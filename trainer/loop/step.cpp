@@ -91,7 +91,7 @@ StepOut rl_learn(RunState& c, learner::NumericsGuard& guard, int64_t step, rollo
   double clip_ratio = clip_ratio_of(b);
   // ReMax's greedy baselines, of this rank's groups (before the gather: they need the records).
   at::Tensor baseline;
-  if (c.cfg.advantage.estimator == "remax") {
+  if (c.greedy_baselines()) {
     t = std::chrono::steady_clock::now();
     baseline = remax_baseline(c, b, step);
     m["time/baseline_s"] = seconds_since(t);

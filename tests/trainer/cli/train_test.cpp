@@ -124,7 +124,7 @@ TEST(Train, BadConfigFailsBeforeTraining) {
   dir.write("c.yaml", "learner: {algorithm: rm}\n");
   const auto r = run_keel("train c.yaml", dir.path());
   EXPECT_EQ(r.exit_code, 1) << r.out;
-  EXPECT_NE(r.out.find("learner.algorithm rm trains a reward model: run `keel train-rm c.yaml`"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("learner.algorithm rm is run by `keel train-rm c.yaml`"), std::string::npos) << r.out;
 }
 
 TEST(Train, DataOfTheWrongFormatIsAnError) {
