@@ -2,11 +2,11 @@
 // and each reward scheme `keel list` offers goes into a minimal config (tiny random model, the
 // built-in arithmetic task, the verifier plus a length term so that rewards vary, the scheme's
 // defaults) and is given to `keel validate`. A config it refuses must be refused as a config error
-// (exit 1, "keel: error:", never "internal error"); a config it accepts must train 2 steps. The
+// (exit 1, "keel: error:", never "internal error"); a config it accepts must train 20 steps. The
 // step-1 batch is the same rollout in every run (same seed, same initial weights), so each name's
 // step-1 rewards / advantages are compared with plain GRPO's: they must differ, except for the
-// names listed with the reason they equal it. The multi-rank twin runs the accepted estimators on
-// 2 colocated ranks.
+// names listed with the reason they equal it. The multi-rank twins run the accepted estimators and
+// reward schemes on 2 colocated ranks.
 #include <gtest/gtest.h>
 
 #include <map>
@@ -23,7 +23,7 @@ namespace {
 namespace stdfs = std::filesystem;
 
 const std::string kBase = R"(
-run: {name: walk, total_steps: 2, device: cpu, seed: 5, threads: 1}
+run: {name: walk, total_steps: 20, device: cpu, seed: 5, threads: 1}
 model:
   init: {hidden_size: 32, num_layers: 1, num_heads: 2, num_kv_heads: 1, intermediate_size: 64, max_position_embeddings: 32}
 data: {task: arithmetic, task_params: {min_digits: 1, max_digits: 1}, eval_size: 4}
@@ -99,7 +99,7 @@ Outcome walk(const ScratchDir& dir, const std::string& name, const std::string& 
   EXPECT_EQ(r.exit_code, 0) << name << " validated but did not train:\n" << r.out;
   if (r.exit_code != 0) return o;
   const auto lines = json_file_lines(dir.path() / "out" / name / "metrics.jsonl");
-  EXPECT_EQ(lines.size(), 2u) << name;
+  EXPECT_EQ(lines.size(), 20u) << name;
   if (!lines.empty()) o.step1 = lines.front();
   return o;
 }
@@ -202,6 +202,30 @@ TEST(WalkSlow, EveryRewardSchemeThatValidatesTrains) {
   EXPECT_EQ(trained + refused, static_cast<int>(names.size()));
 }
 
+/// `keel launch` of 2 colocated ranks on `name`.yaml in `dir`.
+RunResult two_ranks(const ScratchDir& dir, const std::string& name, const std::string& out) {
+  return run_keel("launch --nproc-per-node 2 --master-port " + std::to_string(dist::testing::free_port()) + " -- '" +
+                      std::string(KEEL_BINARY) + "' train " + name + ".yaml run.total_steps=2 batch.micro_batch_size=4 run.output_dir=" + out +
+                      " run.name=" + name,
+                  dir.path());
+}
+
+TEST(WalkDist, AcceptedRewardSchemesTrainOnTwoRanks) {
+  ScratchDir dir("walk_rw_dist");
+  int ran = 0;
+  for (const auto& scheme : listed("rewards")) {
+    SCOPED_TRACE(scheme);
+    const std::string name = "rw_" + scheme;
+    dir.write(name + ".yaml", reward_config(scheme));
+    if (run_keel("validate " + name + ".yaml --world-size 2 batch.micro_batch_size=4", dir.path()).exit_code != 0) continue;
+    const auto r = two_ranks(dir, name, "two");
+    EXPECT_EQ(r.exit_code, 0) << r.out;
+    EXPECT_EQ(json_file_lines(dir.path() / "two" / name / "metrics.jsonl").size(), 2u);
+    ++ran;
+  }
+  EXPECT_GE(ran, 15);
+}
+
 TEST(WalkDist, AcceptedEstimatorsTrainOnTwoRanks) {
   ScratchDir dir("walk_dist");
   int ran = 0;
@@ -209,12 +233,10 @@ TEST(WalkDist, AcceptedEstimatorsTrainOnTwoRanks) {
     if (kRefusedEstimators.count(est)) continue;
     SCOPED_TRACE(est);
     dir.write(est + ".yaml", estimator_config(est));
-    auto one = run_keel("train " + est + ".yaml run.output_dir=one run.name=" + est, dir.path());
-    ASSERT_EQ(one.exit_code, 0) << one.out;
-    auto two = run_keel("launch --nproc-per-node 2 --master-port " + std::to_string(dist::testing::free_port()) +
-                            " -- '" + std::string(KEEL_BINARY) + "' train " + est + ".yaml run.output_dir=two run.name=" +
-                            est,
+    auto one = run_keel("train " + est + ".yaml run.total_steps=2 batch.micro_batch_size=4 run.output_dir=one run.name=" + est,
                         dir.path());
+    ASSERT_EQ(one.exit_code, 0) << one.out;
+    auto two = two_ranks(dir, est, "two");
     ASSERT_EQ(two.exit_code, 0) << two.out;
     const auto a = json_file_lines(dir.path() / "one" / est / "metrics.jsonl");
     const auto b = json_file_lines(dir.path() / "two" / est / "metrics.jsonl");
