@@ -5,6 +5,8 @@
 // generative_yes (the spec's `reward.judge.type: generative_yes`).
 // A factory only reads params (so `keel validate` loads no model); the model is loaded, and the
 // judge's master-key self-test run, when CompositeReward binds the scheme at start-up.
+// Contracts: reward_model reads only the prompt and response; generative_yes also metadata "answer"
+// when its template has {answer}.
 #include "rewards/models/generative_judge.h"
 #include "rewards/models/reward_model.h"
 #include "rewards/reward.h"
@@ -24,6 +26,8 @@ void register_builtin_reward_models(RewardRegistry& reg) {
           [](config::Reader& r) -> std::unique_ptr<RewardScheme> {
             GenerativeJudgeOptions o;
             read_generative_judge_options(r, o);
+            // A template with {answer} shows the judge metadata["answer"] (score() requires it).
+            if (o.prompt_template.find("{answer}") != std::string::npos) require_input(r, "meta.answer", "template");
             return std::make_unique<GenerativeJudge>(o, r.path());
           });
 }

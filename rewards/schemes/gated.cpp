@@ -133,6 +133,8 @@ void read_gated_options(config::Reader& r, GatedOptions& o) {
     item.field("threshold", ch.threshold, "dependents count only when this channel's value reaches it");
     item.field("priority", ch.priority, "0 = highest; gated on every channel of higher priority (-1 = none)").ge(-1);
     item.field("depends_on", ch.depends_on, "channels that must be counted and meet their thresholds");
+    item.field("input", ch.input, "signal spec of the channel's value (empty = prior.<name>, the earlier component "
+                                  "named like the channel)");
     o.channels.push_back(std::move(ch));
   });
   if (o.channels.empty()) r.error("channels", "expected at least one channel");

@@ -35,6 +35,9 @@ struct GatedChannel {
   double threshold = 0.0;               ///< dependents are counted only if value ≥ threshold
   int64_t priority = -1;                ///< −1 = no priority ordering for this channel
   std::vector<std::string> depends_on;  ///< names of channels this one is gated on
+  /// Where the channel's value comes from, a signal spec (rewards/schemes/register_util.h); empty =
+  /// prior.<name>, the earlier reward component named like the channel. Read by the registry glue.
+  std::string input;
 };
 
 struct GatedOptions {

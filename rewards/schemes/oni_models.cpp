@@ -454,7 +454,16 @@ std::unique_ptr<RewardScheme> read_oni_intrinsic_options(config::Reader& r, OniI
       a.error("scheme", fmt::format("unknown {} '{}' (known: {})", reg.kind(), o.annotator.scheme, reg.known()));
       return;
     }
-    a.section("params", "the annotator's own parameters", [&](config::Reader& p) { judge = reg.get(o.annotator.scheme).fn(p); });
+    a.section("params", "the annotator's own parameters", [&](config::Reader& p) {
+      // Built apart (its contract is its own, not the ONI component's): the annotator scores bare
+      // messages (prompt text + message, no metadata or other inputs), so it may require nothing.
+      BuiltScheme b = build_scheme(reg, p, o.annotator.scheme);
+      judge = std::move(b.impl);
+      for (const auto& need : b.contract)
+        a.error("scheme", fmt::format("annotator '{}' needs input {} (from {}), but an ONI annotator sees only the "
+                                      "prompt and the message",
+                                      o.annotator.scheme, need.input, need.key));
+    });
   });
   return judge;
 }

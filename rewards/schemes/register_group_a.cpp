@@ -15,7 +15,12 @@
 // "vanilla" / "warm" (no transform) exist only inside `shaping`: alone they are the raw signal.
 //
 // Every shaping transform reads the reward it shapes from the `input` parameter (a signal spec,
-// default rm_scores; e.g. prior.accuracy shapes an earlier verifier component) — see register_util.h.
+// default prior: the weighted sum of the components listed before it; prior.<component> shapes one
+// of them, rm_scores a reward-model score) — see register_util.h. Schemes that need correctness
+// (ssl, arlcp) read the `correct` signal by default: the verifiers' flag.
+//
+// Contracts: each factory declares exactly what its score() requires (register_util.h), e.g. the
+// centred PAR family the reference rewards meta.<refs_key> (unless missing_refs allows rows without).
 #include <torch/torch.h>
 
 #include "rewards/schemes/arlcp.h"
@@ -35,9 +40,10 @@ namespace keel::rewards::glue {
 
 namespace {
 
-std::string read_input(config::Reader& r, const std::string& def = "rm_scores") {
+std::string read_input(config::Reader& r, const std::string& def = "prior") {
   std::string spec = def;
-  read_signal(r, "input", spec, "the reward to shape");
+  read_signal(r, "input", spec,
+              "the reward to shape (prior = the weighted sum of the components listed before this one)");
   return spec;
 }
 
@@ -75,6 +81,8 @@ RewardFactory par_factory(const std::string& name) {
     std::string refs_key = "ref_rewards";
     r.field("refs_key", refs_key, "extra tensor [N, M] (mask: <key>_mask) or metadata list holding the reference rewards")
         .nonempty();
+    // Centred with missing_refs: fail, a batch without references throws: the references are required.
+    if (o.centered && o.missing_refs == "fail") require_input(r, "meta." + refs_key, "refs_key");
     return std::make_unique<ParScheme>(name, o, input, refs_key);
   };
 }
@@ -179,7 +187,7 @@ class LscScheme : public RewardScheme {
 
 /// Proximity s [N]: per-step values in step_scores (steps: true), else from the geometry in
 /// RewardInput::extra — gaussian: click, center, box_size [N, 2] (+ click_valid [N], screen [N, 2]);
-/// block_match: matched, total [N]. C comes from the `success` signal.
+/// block_match: matched, total [N]. C comes from the `success` signal (default: correct).
 class SslScheme : public RewardScheme {
  public:
   SslScheme(SslOptions o, std::string success, bool steps) : o_(std::move(o)), success_(std::move(success)), steps_(steps) {}
@@ -216,23 +224,37 @@ class SslScheme : public RewardScheme {
 
 // ---- A4: TruthRL ---------------------------------------------------------------------------------------
 
-/// INTERPRETATION: no LLM judge is reachable from a RewardScheme yet (RewardContext only offers the
-/// rule-based scorer), so the verdict is exact match after SQuAD normalisation; `use_judge` is kept
-/// for when a judge callback exists. The out-of-knowledge flag is metadata[ook_key] (false if absent).
+/// The verdict is exact match after SQuAD normalisation against metadata[answer_key]; with use_judge
+/// (the paper's LLM judge), a response that does not match exactly takes the judge's verdict from
+/// RewardInput::extra["judge_correct"] [N] (non-zero = the judge accepts the boxed answer). No stage
+/// fills it yet, so the contract (extra.judge_correct) makes `keel validate` refuse use_judge: true
+/// rather than train on a silent substitute; use_judge: false is exact match only.
+/// The out-of-knowledge flag is metadata[ook_key] (false if absent).
 /// Reasoning-enhanced variant (reasoning_weight > 0): the 0/1 judge score of the thinking text comes
 /// from the `reasoning` signal.
 class TruthRlScheme : public RewardScheme {
  public:
+  static constexpr const char* kJudgeKey = "judge_correct";
+
   TruthRlScheme(TruthRlOptions o, std::string answer_key, std::string ook_key, std::string reasoning)
       : o_(std::move(o)), answer_key_(std::move(answer_key)), ook_key_(std::move(ook_key)), reasoning_(std::move(reasoning)) {}
   RewardOutput score(const RewardInput& in) override {
     require_metadata(in, answer_key_, "truthrl");
     const int64_t n = in.size();
+    at::Tensor judged;  // [N] bool, the judge's verdicts (use_judge)
+    if (o_.use_judge) {
+      judged = require_extra(in, kJudgeKey, "truthrl");
+      TORCH_CHECK(judged.dim() == 1, "reward scheme 'truthrl': extra['", kJudgeKey, "'] must be [N], got ",
+                  judged.sizes());
+      judged = judged.to(torch::kBool);
+    }
     std::vector<TruthVerdict> verdicts;
     std::vector<uint8_t> ook(static_cast<size_t>(n), 0);
     for (int64_t i = 0; i < n; ++i) {
+      TruthJudge judge;
+      if (o_.use_judge) judge = [&judged, i](const std::string&, const std::string&) { return judged[i].item<bool>(); };
       verdicts.push_back(truthrl_classify(in.responses[static_cast<size_t>(i)], gold_strings(in, i, answer_key_, "truthrl"),
-                                          TruthJudge{}, o_));
+                                          judge, o_));
       const nlohmann::json& m = in.meta(i);
       if (m.contains(ook_key_)) {
         TORCH_CHECK(m.at(ook_key_).is_boolean(), "reward scheme 'truthrl': metadata '", ook_key_, "' of sample ", i,
@@ -268,7 +290,7 @@ class TruthRlScheme : public RewardScheme {
 
 // ---- A5: ARLCP, A5b: DAPO soft overlong penalty --------------------------------------------------------
 
-/// acc comes from the `accuracy` signal (default: an earlier component named "accuracy"); with
+/// acc comes from the `accuracy` signal (default: correct, the verifiers' flag); with
 /// format_gate the released code's format rule (no "<think>", exactly one "</think>") also zeroes it.
 class ArlcpScheme : public RewardScheme {
  public:
@@ -394,6 +416,12 @@ void register_group_a(RewardRegistry& reg) {
             std::string refs_key = "ref_rewards";
             r.field("refs_key", refs_key, "extra tensor [N, M] (mask: <key>_mask) or metadata list of reference rewards")
                 .nonempty();
+            // lsc without references is logsigmoid(r), not LSC; a centred PAR transform with
+            // missing_refs: fail throws without them.
+            const bool sigmoid_family = o.shaping != "vanilla" && o.shaping != "warm" && o.shaping != "meanstd" &&
+                                        o.shaping != "clip" && o.shaping != "minmax" && o.shaping != "lsc";
+            if (o.shaping == "lsc" || (sigmoid_family && o.par.centered && o.par.missing_refs == "fail"))
+              require_input(r, "meta." + refs_key, "refs_key");
             return std::make_unique<ShapingScheme>(o, input, refs_key);
           });
   reg.add("length_penalty", "r - c * max(0, L - L0), linear penalty beyond valid_len tokens",
@@ -432,34 +460,48 @@ void register_group_a(RewardRegistry& reg) {
             std::string refs_key = "ref_rewards";
             r.field("refs_key", refs_key, "extra tensor [N, M] (mask: <key>_mask) or metadata list of reference rewards")
                 .nonempty();
+            // Without references the reference point is 0 (logsigmoid(r)): not the documented LSC.
+            require_input(r, "meta." + refs_key, "refs_key");
             return std::make_unique<LscScheme>(o, input, refs_key);
           });
   reg.add("ssl", "Sweet Spot Learning: success + alpha * tiered proximity value [interp]",
           [](config::Reader& r) -> std::unique_ptr<RewardScheme> {
             SslOptions o;
             read_ssl_options(r, o);
-            std::string success = "prior.accuracy";
+            std::string success = "correct";
             read_signal(r, "success", success, "binary outcome C");
             bool steps = false;
             r.field("steps", steps, "proximity = mean of per-step values in step_scores (else from extra geometry)");
+            if (steps) {
+              require_input(r, "step_scores", "steps");
+            } else if (o.proximity == "block_match") {
+              for (const char* k : {"extra.matched", "extra.total"}) require_input(r, k, "proximity");
+            } else {
+              for (const char* k : {"extra.click", "extra.center", "extra.box_size"}) require_input(r, k, "proximity");
+            }
             return std::make_unique<SslScheme>(o, success, steps);
           });
-  reg.add("truthrl", "TruthRL ternary reward: correct +1, abstain 0, wrong / no \\boxed{} -1 (exact match)",
+  reg.add("truthrl", "TruthRL ternary reward: correct +1, abstain 0, wrong / no \\boxed{} -1 (exact match or judge)",
           [](config::Reader& r) -> std::unique_ptr<RewardScheme> {
             TruthRlOptions o;
             read_truthrl_options(r, o);
             std::string answer_key = "gold_answers", ook_key = "ook";
             r.field("answer_key", answer_key, "metadata field with the gold answer(s)").nonempty();
             r.field("ook_key", ook_key, "metadata bool: question is out of the model's knowledge (ternary_ook)").nonempty();
+            require_input(r, "meta." + answer_key, "answer_key");
+            if (o.use_judge) require_input(r, std::string("extra.") + TruthRlScheme::kJudgeKey, "use_judge");
             std::string reasoning = "extra.reasoning_score";
-            read_signal(r, "reasoning", reasoning, "0/1 judge score of the thinking text (reasoning_weight > 0)");
+            const bool reasoning_ok =
+                read_signal_spec(r, "reasoning", reasoning, "0/1 judge score of the thinking text (reasoning_weight > 0)");
+            if (reasoning_ok && o.reasoning_weight > 0.0)
+              declare_signal(r, "reasoning", reasoning);
             return std::make_unique<TruthRlScheme>(o, answer_key, ook_key, reasoning);
           });
   reg.add("arlcp", "ARLCP: 1 - w1 s_ref - w2 s_len for correct answers (reflection + length penalty), 0 otherwise",
           [](config::Reader& r) -> std::unique_ptr<RewardScheme> {
             ArlcpOptions o;
             read_arlcp_options(r, o);
-            std::string accuracy = "prior.accuracy";
+            std::string accuracy = "correct";
             read_signal(r, "accuracy", accuracy, "0/1 correctness of each response");
             bool format_gate = true;
             r.field("format_gate", format_gate, "also require no <think> and exactly one </think> (released code)");

@@ -14,6 +14,10 @@
 //   cost_channels (section names);  reward.intrinsic.type: oni | retro_progress -> the value;
 //   reward.intrinsic.model: hashing | classification | ranking -> oni's `model` param (default signal).
 // "implicit" rubric aggregation (one holistic judge score) has no math to register: use the score.
+//
+// Contracts: each factory declares exactly what its score() requires (register_util.h). Where an
+// input could come from one of several places, a parameter picks the one (hierarchical channels'
+// `input`, openrs_pairwise `input_kind`, carr `rubric_from`), so the requirement is known at load.
 #include <algorithm>
 
 #include <torch/torch.h>
@@ -106,18 +110,14 @@ class GatedScheme : public RewardScheme {
 
 // ---- B2: hierarchical conditional gating (DAG of channels) --------------------------------------------------
 
-/// Channel values by name: prior[name] (an earlier component), else extra[name], else metadata[name].
+/// Channel c's value from its `input` signal (default prior.<name>, the earlier component of that name).
 class HierarchicalScheme : public RewardScheme {
  public:
-  explicit HierarchicalScheme(GatedOptions o) : o_(std::move(o)) {}
+  HierarchicalScheme(GatedOptions o, std::vector<std::string> inputs) : o_(std::move(o)), inputs_(std::move(inputs)) {}
   RewardOutput score(const RewardInput& in) override {
     std::vector<at::Tensor> cols;
-    for (const auto& ch : o_.channels) {
-      std::string spec = "meta." + ch.name;
-      if (in.prior.count(ch.name)) spec = "prior." + ch.name;
-      else if (in.extra.count(ch.name)) spec = "extra." + ch.name;
-      cols.push_back(fetch_vector(in, spec, "hierarchical", "channel " + ch.name));
-    }
+    for (size_t c = 0; c < o_.channels.size(); ++c)
+      cols.push_back(fetch_vector(in, inputs_[c], "hierarchical", "channels." + std::to_string(c) + ".input"));
     const at::Tensor values = torch::stack(cols, 1);  // [N, C]
     RewardOutput out = make_output(gated_reward(values, o_));
     const at::Tensor counted = gated_counted(values, o_);
@@ -129,6 +129,7 @@ class HierarchicalScheme : public RewardScheme {
 
  private:
   GatedOptions o_;
+  std::vector<std::string> inputs_;  ///< signal spec of each channel
 };
 
 // ---- B3a/b: rubric explicit aggregation and POW3R -----------------------------------------------------------
@@ -241,17 +242,20 @@ std::vector<std::vector<int64_t>> group_members(const at::Tensor& group_ids, con
 }
 
 /// The judge's scores of every ordered pair, row i against the j-th rollout of i's group (group
-/// members in batch order): either aggregated S = extra["openrs_scores"] [N, G], or criterion level
-/// extra["openrs_types"] / ["openrs_signed"] [N, G, K] (+ ["openrs_mask"]) aggregated here. The
-/// backward score of (i, j) is the forward score of (j, i). Optional guardrail extra["openrs_pvr"] [N, G].
+/// members in batch order): input_kind scores, aggregated S = extra["openrs_scores"] [N, G]; or
+/// criteria, criterion level extra["openrs_types"] / ["openrs_signed"] [N, G, K] (+ ["openrs_mask"])
+/// aggregated here. The backward score of (i, j) is the forward score of (j, i). Optional guardrail
+/// extra["openrs_pvr"] [N, G].
 class OpenRsScheme : public RewardScheme {
  public:
-  explicit OpenRsScheme(OpenRsOptions o) : o_(o) {}
+  OpenRsScheme(OpenRsOptions o, std::string kind) : o_(o), kind_(std::move(kind)) {}
   RewardOutput score(const RewardInput& in) override {
     const auto members = group_members(in.group_ids, "openrs_pairwise");
     const int64_t n = in.size(), g = static_cast<int64_t>(members.front().size());
-    at::Tensor s = extra_or_undefined(in, "openrs_scores", "openrs_pairwise");
-    if (!s.defined()) {
+    at::Tensor s;
+    if (kind_ == "scores") {
+      s = require_extra(in, "openrs_scores", "openrs_pairwise");
+    } else {
       const at::Tensor types = require_extra(in, "openrs_types", "openrs_pairwise").to(torch::kLong);
       const at::Tensor signed_s = require_extra(in, "openrs_signed", "openrs_pairwise").to(torch::kFloat64);
       const at::Tensor mask = extra_or_undefined(in, "openrs_mask", "openrs_pairwise");
@@ -290,22 +294,23 @@ class OpenRsScheme : public RewardScheme {
 
  private:
   OpenRsOptions o_;
+  std::string kind_;  ///< scores | criteria
 };
 
 // ---- B3d: CaRR + C-GRPO --------------------------------------------------------------------------------------
 
-/// Outcome o from the `outcome` signal. Rubric score from extra[rubric_key] [N] when present, else
-/// metadata[rubric_key] per sample: a number (already scored), or the judged rubrics
-/// {rubrics: [{entities: [..], identified, supported}], mapping_ok, has_citations} scored here.
+/// Outcome o from the `outcome` signal (default: correct). Rubric score (rubric_from) from
+/// extra[rubric_key] [N], or metadata[rubric_key] per sample: a number (already scored), or the judged
+/// rubrics {rubrics: [{entities: [..], identified, supported}], mapping_ok, has_citations} scored here.
 class CarrScheme : public RewardScheme {
  public:
-  CarrScheme(CarrScoreOptions so, CgrpoOptions co, std::string outcome, std::string key)
-      : so_(so), co_(std::move(co)), outcome_(std::move(outcome)), key_(std::move(key)) {}
+  CarrScheme(CarrScoreOptions so, CgrpoOptions co, std::string outcome, std::string key, bool from_meta)
+      : so_(so), co_(std::move(co)), outcome_(std::move(outcome)), key_(std::move(key)), from_meta_(from_meta) {}
   RewardOutput score(const RewardInput& in) override {
     const at::Tensor o = fetch_vector(in, outcome_, "carr", "outcome");
-    at::Tensor rubric = extra_or_undefined(in, key_, "carr");
-    if (rubric.defined()) {
-      rubric = rubric.to(torch::kFloat64);
+    at::Tensor rubric;
+    if (!from_meta_) {
+      rubric = require_extra(in, key_, "carr").to(torch::kFloat64);
     } else {
       require_metadata(in, key_, "carr");
       std::vector<double> v;
@@ -338,6 +343,7 @@ class CarrScheme : public RewardScheme {
   CarrScoreOptions so_;
   CgrpoOptions co_;
   std::string outcome_, key_;
+  bool from_meta_;
 };
 
 // ---- B4: CMO ----------------------------------------------------------------------------------------------------
@@ -669,18 +675,30 @@ void register_group_b(RewardRegistry& reg) {
             read_signal(r, "outcome", outcome, "terminal outcome r_high (meta values may be level names)");
             bool dense = false;
             r.field("dense", dense, "put each turn's reward on its step_ends token (token_rewards) instead of the sum");
+            require_input(r, "step_scores");
+            if (dense) require_input(r, "step_ends", "dense");
             return std::make_unique<GatedScheme>(o, outcome, dense);
           });
   reg.add("hierarchical", "conditional gating: a DAG of reward channels, each counted only if its gates pass",
           [](config::Reader& r) -> std::unique_ptr<RewardScheme> {
             GatedOptions o = hierarchical_default_options();
+            const bool given = r.has("channels");
             read_gated_options(r, o);
-            return std::make_unique<HierarchicalScheme>(o);
+            std::vector<std::string> inputs;
+            for (size_t c = 0; c < o.channels.size(); ++c) {
+              const GatedChannel& ch = o.channels[c];
+              const std::string item = "channels." + std::to_string(c);
+              inputs.push_back(ch.input.empty() ? "prior." + ch.name : ch.input);
+              if (!ch.input.empty() && !check_signal(r, item + ".input", ch.input)) continue;
+              declare_signal(r, !given ? "channels" : item + (ch.input.empty() ? ".name" : ".input"), inputs.back());
+            }
+            return std::make_unique<HierarchicalScheme>(o, inputs);
           });
   reg.add("rubric", "rubric explicit aggregation: sum_j w_j c_j / sum_j w_j over judged criteria",
           [](config::Reader& r) -> std::unique_ptr<RewardScheme> {
             RubricOptions o;
             read_rubric_options(r, o);
+            require_input(r, "criterion_scores");
             return std::make_unique<RubricScheme>(o, read_rubric_key(r));
           });
   reg.add("pow3r", "POW3R: rubric weights scaled by each criterion's within-group contrast [interp]",
@@ -689,13 +707,24 @@ void register_group_b(RewardRegistry& reg) {
             read_rubric_options(r, ro);
             Pow3rOptions o;
             read_pow3r_options(r, o);
+            require_input(r, "criterion_scores");
             return std::make_unique<Pow3rScheme>(ro, o, read_rubric_key(r));
           });
   reg.add("openrs_pairwise", "OpenRS: round-robin of debiased pairwise rubric verdicts within the group",
           [](config::Reader& r) -> std::unique_ptr<RewardScheme> {
             OpenRsOptions o;
             read_openrs_options(r, o);
-            return std::make_unique<OpenRsScheme>(o);
+            std::string kind = "scores";
+            r.field("input_kind", kind,
+                    "the judge's pairwise verdicts: scores = extra openrs_scores [N, G]; criteria = extra openrs_types / "
+                    "openrs_signed [N, G, K] aggregated here")
+                .one_of({"scores", "criteria"}, "input_kind");
+            if (kind == "scores") {
+              require_input(r, "extra.openrs_scores", "input_kind");
+            } else {
+              for (const char* k : {"extra.openrs_types", "extra.openrs_signed"}) require_input(r, k, "input_kind");
+            }
+            return std::make_unique<OpenRsScheme>(o, kind);
           });
   reg.add("carr", "CaRR + C-GRPO: outcome combined with the citation-aware rubric reward",
           [](config::Reader& r) -> std::unique_ptr<RewardScheme> {
@@ -703,22 +732,27 @@ void register_group_b(RewardRegistry& reg) {
             read_carr_score_options(r, so);
             CgrpoOptions co;
             read_cgrpo_options(r, co);
-            std::string outcome = "prior.accuracy", key = "carr_rubric";
+            std::string outcome = "correct", key = "carr_rubric", from = "extra";
             read_signal(r, "outcome", outcome, "0/1 outcome o");
             r.field("rubric_key", key, "extra [N] or metadata (score or judged rubrics) with the rubric reward").nonempty();
-            return std::make_unique<CarrScheme>(so, co, outcome, key);
+            r.field("rubric_from", from,
+                    "where rubric_key is: extra (a judge's scores [N]) or meta (per-sample score or judged rubrics)")
+                .one_of({"extra", "meta"}, "rubric_from");
+            require_input(r, from + "." + key, "rubric_key");
+            return std::make_unique<CarrScheme>(so, co, outcome, key, from == "meta");
           });
   reg.add("cmo", "CMO: correlation-weighted, batch-standardised advantage of criterion_scores (an advantage)",
           [](config::Reader& r) -> std::unique_ptr<RewardScheme> {
             CmoOptions o;
             read_cmo_options(r, o);
+            require_input(r, "criterion_scores");
             return std::make_unique<CmoScheme>(o);
           });
   reg.add("diversity", "MultiRole-R1: (1 - w) accuracy + w text-diversity score of the response",
           [](config::Reader& r) -> std::unique_ptr<RewardScheme> {
             DiversityOptions o;
             read_diversity_options(r, o);
-            std::string accuracy = "prior.accuracy";
+            std::string accuracy = "correct";
             read_signal(r, "accuracy", accuracy, "accuracy reward R_acc");
             return std::make_unique<DiversityScheme>(o, accuracy);
           });
@@ -729,8 +763,14 @@ void register_group_b(RewardRegistry& reg) {
             std::string r1 = "rm_scores", r2 = "extra.rm_scores_2", l1 = "extra.judge_logits_1", l2 = "extra.judge_logits_2";
             read_signal(r, "r1", r1, "first evaluation");
             read_signal(r, "r2", r2, "second evaluation");
-            read_signal(r, "logits1", l1, "label logits [N, C] of the first evaluation (kl_two_pass)");
-            read_signal(r, "logits2", l2, "label logits [N, C] of the second evaluation (kl_two_pass)");
+            const bool ok1 =
+                read_signal_spec(r, "logits1", l1, "label logits [N, C] of the first evaluation (kl_two_pass)");
+            const bool ok2 =
+                read_signal_spec(r, "logits2", l2, "label logits [N, C] of the second evaluation (kl_two_pass)");
+            if (o.method == "kl_two_pass") {
+              if (ok1) declare_signal(r, "logits1", l1);
+              if (ok2) declare_signal(r, "logits2", l2);
+            }
             return std::make_unique<UncertaintyScheme>(o, r1, r2, l1, l2);
           });
   reg.add("directional", "DPA: v^T r, a unit preference direction over multi-objective RM scores",
@@ -748,8 +788,10 @@ void register_group_b(RewardRegistry& reg) {
             std::string env = "extra.env_rewards", intrinsic = "extra.intrinsic_rewards", ids = "extra.message_ids";
             std::string messages = "response";
             read_signal(r, "env", env, "per-step environment rewards [N, S] (or [N]: one step per sample)");
-            read_signal(r, "intrinsic", intrinsic, "per-step intrinsic rewards [N, S] (model: signal)");
-            read_signal(r, "message_ids", ids, "per-step message ids [N, S] (model: signal, needed when c_llm > 0)");
+            const bool intrinsic_ok =
+                read_signal_spec(r, "intrinsic", intrinsic, "per-step intrinsic rewards [N, S] (model: signal)");
+            const bool ids_ok = read_signal_spec(r, "message_ids", ids,
+                                                 "per-step message ids [N, S] (model: signal, needed when c_llm > 0)");
             r.field("messages", messages, "message of each step for the learned models: response | meta.<key>");
             if (messages != "response" && (messages.rfind("meta.", 0) != 0 || messages.size() == 5))
               r.error("messages", fmt::format("'{}' is not a message source (expected response or meta.<key>)", messages));
@@ -759,6 +801,12 @@ void register_group_b(RewardRegistry& reg) {
                                    : io.model == "classification" ? OniModel::kClassification
                                    : io.model == "ranking"        ? OniModel::kRanking
                                                                   : OniModel::kSignal;
+            if (model == OniModel::kSignal) {
+              if (intrinsic_ok) declare_signal(r, "intrinsic", intrinsic);
+              if (ids_ok && o.c_llm != 0.0) declare_signal(r, "message_ids", ids);
+            } else if (messages != "response") {
+              require_input(r, messages, "messages");  // meta.<key>: the step messages
+            }
             std::unique_ptr<OniIntrinsic> learned;
             if (model != OniModel::kSignal && annotator && r.diagnostics().ok())
               learned = std::make_unique<OniIntrinsic>(io, std::move(annotator));
@@ -768,16 +816,22 @@ void register_group_b(RewardRegistry& reg) {
           [](config::Reader& r) -> std::unique_ptr<RewardScheme> {
             RetroOptions o;
             read_retro_options(r, o);
-            std::string success = "prior.accuracy", external = "none", task_key = "task_id";
+            std::string success = "correct", external = "none", task_key = "task_id";
             read_signal(r, "success", success, "0/1 episode success");
             read_signal(r, "external", external, "extrinsic reward added to the intrinsic term", /*allow_none=*/true);
             r.field("task_key", task_key, "metadata field naming the task of the per-task baseline (else the prompt)").nonempty();
+            if (!o.binary_only)
+              for (const char* k : {"extra.subtasks_completed", "extra.subtasks_total"})
+                require_input(r, k, "binary_only");
             return std::make_unique<RetroScheme>(o, success, external, task_key);
           });
   reg.add("cost_channels", "EPO-Safe: -sum_c lambda_c * cost_c from per-step danger bits (Lagrangian lambda checkpointed)",
           [](config::Reader& r) -> std::unique_ptr<RewardScheme> {
             std::vector<CostChannelOptions> channels;
             read_cost_channels(r, channels);
+            for (size_t c = 0; c < channels.size(); ++c)
+              if (!channels[c].name.empty())
+                require_input(r, "extra." + channels[c].name, "cost_channels." + std::to_string(c) + ".name");
             if (channels.empty()) {
               r.error("cost_channels", "expected at least one cost channel");
               channels.push_back(CostChannelOptions{});

@@ -9,6 +9,8 @@
 //   reward.info_gain -> info_gain.
 // step_boundaries.h is not a reward: it finds step ends from token ids for whoever builds the
 // RewardInput (step_ends); here it only places per-step values on those tokens.
+//
+// Contracts: each factory declares exactly what its score() requires (register_util.h), by mode.
 #include <torch/torch.h>
 
 #include "rewards/schemes/dataprm.h"
@@ -85,19 +87,23 @@ class PrmScheme : public RewardScheme {
 
 // ---- C2: DataPRM ------------------------------------------------------------------------------------------------------
 
-/// Step scores: the judge outputs in metadata[judge_key] (a list of strings per sample, parsed here),
-/// else step_scores [N, S] as already-parsed scores (−1 = judge failure). The final-step rule needs
+/// Step scores (input_kind): judgements, the judge outputs in metadata[judge_key] (a list of strings
+/// per sample, parsed here); or scores, step_scores [N, S] as already-parsed scores (−1 = judge
+/// failure). The final-step rule needs
 /// `has_answer` (a signal; none = rule off). R = outcome + β·aggregate with outcome from a signal
 /// (default none: the composite adds the outcome component itself).
 class DataPrmScheme : public RewardScheme {
  public:
-  DataPrmScheme(DataPrmOptions o, std::string outcome, std::string has_answer, std::string judge_key)
-      : o_(std::move(o)), outcome_(std::move(outcome)), has_answer_(std::move(has_answer)), judge_key_(std::move(judge_key)) {}
+  DataPrmScheme(DataPrmOptions o, std::string outcome, std::string has_answer, std::string judge_key, bool from_meta)
+      : o_(std::move(o)),
+        outcome_(std::move(outcome)),
+        has_answer_(std::move(has_answer)),
+        judge_key_(std::move(judge_key)),
+        from_meta_(from_meta) {}
   RewardOutput score(const RewardInput& in) override {
     at::Tensor scores, mask;
-    bool from_meta = static_cast<int64_t>(in.metadata.size()) == in.size() && in.size() > 0;
-    for (int64_t i = 0; from_meta && i < in.size(); ++i) from_meta = in.meta(i).is_object() && in.meta(i).contains(judge_key_);
-    if (from_meta) {
+    if (from_meta_) {
+      require_metadata(in, judge_key_, "dataprm");
       size_t s = 0;
       for (int64_t i = 0; i < in.size(); ++i) {
         TORCH_CHECK(in.meta(i).at(judge_key_).is_array(), "reward scheme 'dataprm': metadata '", judge_key_, "' of sample ",
@@ -134,6 +140,7 @@ class DataPrmScheme : public RewardScheme {
  private:
   DataPrmOptions o_;
   std::string outcome_, has_answer_, judge_key_;
+  bool from_meta_;  ///< input_kind: judgements
 };
 
 // ---- C3: information-gain turn reward ---------------------------------------------------------------------------------
@@ -203,6 +210,8 @@ void register_group_c(RewardRegistry& reg) {
             std::string kind = "probs";
             r.field("input_kind", kind, "step_scores hold probabilities, or extra prm_label_logits [N, S, 2] hold (good, bad) logits")
                 .one_of({"probs", "logits"}, "input_kind");
+            require_input(r, kind == "logits" ? "extra.prm_label_logits" : "step_scores", "input_kind");
+            if (o.dense) require_input(r, "step_ends", "dense");
             return std::make_unique<PrmScheme>(o, kind);
           });
   reg.add("dataprm", "DataPRM: outcome + beta * aggregate of ternary step verdicts (judge failures dropped)",
@@ -213,8 +222,15 @@ void register_group_c(RewardRegistry& reg) {
             read_signal(r, "outcome", outcome, "outcome reward the step term is added to", /*allow_none=*/true);
             read_signal(r, "has_answer", has_answer, "1 if the trajectory gave an answer (final-step rule; none = off)",
                         /*allow_none=*/true);
-            r.field("judge_key", judge_key, "metadata list of per-step judge outputs (else step_scores)").nonempty();
-            return std::make_unique<DataPrmScheme>(o, outcome, has_answer, judge_key);
+            std::string kind = "judgements";
+            r.field("input_kind", kind, "step verdicts: judgements = metadata judge_key (judge outputs, parsed here); "
+                                        "scores = step_scores [N, S] (parsed scores)")
+                .one_of({"judgements", "scores"}, "input_kind");
+            r.field("judge_key", judge_key, "metadata list of per-step judge outputs (input_kind: judgements)")
+                .nonempty();
+            if (kind == "judgements") require_input(r, "meta." + judge_key, "judge_key");
+            else require_input(r, "step_scores", "input_kind");
+            return std::make_unique<DataPrmScheme>(o, outcome, has_answer, judge_key, kind == "judgements");
           });
   reg.add("info_gain", "IGPO: per-turn gain in the gold answer's probability, outcome on the last turn",
           [](config::Reader& r) -> std::unique_ptr<RewardScheme> {
@@ -226,6 +242,9 @@ void register_group_c(RewardRegistry& reg) {
             r.field("answer_key", answer_key, "metadata field with the gold answer(s) (outcome: none)").nonempty();
             bool dense = false;
             r.field("dense", dense, "put each turn's reward on its step_ends token (token_rewards) instead of the sum");
+            require_input(r, "extra.gold_logprobs");
+            if (outcome == "none") require_input(r, "meta." + answer_key, "answer_key");
+            if (dense) require_input(r, "step_ends", "dense");
             return std::make_unique<InfoGainScheme>(o, outcome, answer_key, dense);
           });
 }

@@ -10,7 +10,7 @@ namespace keel::rewards::glue {
 
 namespace {
 
-const char* const kFields[] = {"rm_scores", "criterion_scores", "step_scores", "response_lengths"};
+const char* const kFields[] = {"prior", "correct", "rm_scores", "criterion_scores", "step_scores", "response_lengths"};
 const char* const kPrefixes[] = {"prior.", "extra.", "meta."};
 
 bool starts_with(const std::string& s, const std::string& p) { return s.rfind(p, 0) == 0; }
@@ -23,18 +23,34 @@ std::string known_keys(const std::map<std::string, torch::Tensor>& m) {
 
 }  // namespace
 
+bool check_signal(config::Reader& r, const std::string& key, const std::string& spec, bool allow_none) {
+  if (allow_none && spec == "none") return true;
+  for (const char* f : kFields)
+    if (spec == f) return true;
+  for (const char* p : kPrefixes)
+    if (starts_with(spec, p) && spec.size() > std::string(p).size()) return true;
+  r.error(key, fmt::format("'{}' is not an input signal (expected prior, correct, rm_scores, criterion_scores, "
+                           "step_scores, response_lengths, prior.<component>, extra.<key> or meta.<key>{})",
+                           spec, allow_none ? ", or none" : ""));
+  return false;
+}
+
+void declare_signal(config::Reader& r, const std::string& key, const std::string& spec) {
+  if (spec == "none" || spec == "response_lengths") return;
+  require_input(r, spec, key);
+}
+
+bool read_signal_spec(config::Reader& r, const std::string& key, std::string& spec, const std::string& doc,
+                      bool allow_none) {
+  r.field(key, spec, doc + " (prior|correct|rm_scores|criterion_scores|step_scores|response_lengths|"
+                           "prior.<component>|extra.<key>|meta.<key>" + (allow_none ? "|none)" : ")"));
+  return check_signal(r, key, spec, allow_none);
+}
+
 void read_signal(config::Reader& r, const std::string& key, std::string& spec, const std::string& doc,
                  bool allow_none) {
-  r.field(key, spec, doc + " (rm_scores|criterion_scores|step_scores|response_lengths|prior.<component>|"
-                           "extra.<key>|meta.<key>" + (allow_none ? "|none)" : ")"));
-  if (allow_none && spec == "none") return;
-  for (const char* f : kFields)
-    if (spec == f) return;
-  for (const char* p : kPrefixes)
-    if (starts_with(spec, p) && spec.size() > std::string(p).size()) return;
-  r.error(key, fmt::format("'{}' is not an input signal (expected rm_scores, criterion_scores, step_scores, "
-                           "response_lengths, prior.<component>, extra.<key> or meta.<key>{})",
-                           spec, allow_none ? ", or none" : ""));
+  // The signal is this scheme's requirement (its contract).
+  if (read_signal_spec(r, key, spec, doc, allow_none)) declare_signal(r, key, spec);
 }
 
 at::Tensor fetch_signal(const RewardInput& in, const std::string& spec, const std::string& scheme,
@@ -42,7 +58,14 @@ at::Tensor fetch_signal(const RewardInput& in, const std::string& spec, const st
   const int64_t n = in.size();
   const std::string what = "reward scheme '" + scheme + "' (parameter " + param + " = " + spec + ")";
   torch::Tensor t;
-  if (spec == "rm_scores") t = in.rm_scores;
+  if (spec == "prior") {
+    TORCH_CHECK(in.prior_total.defined(), what, ": no earlier reward component (list the reward to shape first)");
+    t = in.prior_total;
+  } else if (spec == "correct") {
+    TORCH_CHECK(in.correct.defined(), what, ": no earlier component reports correctness (list a task or answer "
+                                             "verifier first)");
+    t = in.correct;
+  } else if (spec == "rm_scores") t = in.rm_scores;
   else if (spec == "criterion_scores") t = in.criterion_scores;
   else if (spec == "step_scores") t = in.step_scores;
   else if (spec == "response_lengths") t = in.response_lengths;

@@ -3,11 +3,17 @@
 // RewardOutput. No reward math here — every formula lives in the scheme's own file pair.
 //
 // Signal specs. A scheme parameter that says where an input comes from is a string:
+//   prior                                                            the earlier components' weighted sum [N]
+//   correct                                                          the earlier verifiers' correctness [N] (0/1)
 //   rm_scores | criterion_scores | step_scores | response_lengths   the RewardInput field
 //   prior.<component>                                                an earlier component's [N] rewards
 //   extra.<key>                                                      RewardInput::extra[key]
 //   meta.<key>                                                       a number / bool in every sample's metadata
 // The glue TORCH_CHECKs the signal exists and has leading dimension N, naming the scheme and parameter.
+//
+// Contracts. Every factory declares (rewards::require_input) exactly the inputs its score() will
+// TORCH_CHECK, given its parameters: read_signal declares a signal parameter itself; a parameter read
+// only in some modes is read with read_signal_spec and declared with declare_signal in those modes.
 //
 // Legend: N samples, S steps, M reference slots.
 #pragma once
@@ -25,10 +31,21 @@ class Reader;
 
 namespace keel::rewards::glue {
 
-/// Reads a signal-spec parameter (default in `spec` on entry) and checks its syntax; `allow_none`
-/// also accepts "none" (the input is absent, e.g. no external reward to add).
+/// Reads a signal-spec parameter (default in `spec` on entry), checks its syntax and declares the
+/// signal as the scheme's requirement (declare_signal); `allow_none` also accepts "none" (the input
+/// is absent, e.g. no external reward to add).
 void read_signal(config::Reader& r, const std::string& key, std::string& spec, const std::string& doc,
                  bool allow_none = false);
+/// read_signal without the declaration, for a parameter that only some modes read: the factory calls
+/// declare_signal in those modes. Returns whether the spec is well-formed.
+bool read_signal_spec(config::Reader& r, const std::string& key, std::string& spec, const std::string& doc,
+                      bool allow_none = false);
+/// Checks the syntax of a signal spec read elsewhere (e.g. by an options reader), reporting a bad one
+/// at parameter `key`. Returns whether it is well-formed.
+bool check_signal(config::Reader& r, const std::string& key, const std::string& spec, bool allow_none = false);
+/// Declares the signal `spec` as a requirement of the scheme being built (rewards::require_input),
+/// under parameter `key`; "none" and response_lengths (every rollout has it) declare nothing.
+void declare_signal(config::Reader& r, const std::string& key, const std::string& spec);
 
 /// The signal as a float64 CPU tensor with leading dimension N ([N] or [N, ...]).
 at::Tensor fetch_signal(const RewardInput& in, const std::string& spec, const std::string& scheme,

@@ -109,7 +109,8 @@ void read_truthrl_options(config::Reader& r, TruthRlOptions& o) {
   r.field("invalid_phrase", o.invalid_phrase, "normalised substring that marks an 'invalid question' answer").nonempty();
   r.field("invalid_check", o.invalid_check, "run the invalid-question check before (as released) or after gold matching")
       .one_of({"before_match", "after_match"}, "invalid_check");
-  r.field("use_judge", o.use_judge, "ask the LLM judge when exact match fails");
+  r.field("use_judge", o.use_judge, "when exact match fails, take the LLM judge's verdict from extra.judge_correct [N] "
+                                    "(no stage fills it yet: false = exact match only)");
   r.field("reasoning_weight", o.reasoning_weight, "weight of the 0/1 reasoning judge score (0 = off)").ge(0);
   r.field("reasoning_gate_on_correct", o.reasoning_gate_on_correct, "reasoning score only for correct answers");
 }

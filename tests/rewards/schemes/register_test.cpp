@@ -119,13 +119,13 @@ Case par_case(const std::string& name, const std::string& yaml, std::function<vo
 
 std::vector<Case> group_a_cases() {
   std::vector<Case> c;
-  c.push_back(par_case("par", "k: 2.0\nmax_refs: 2\n", [](ParOptions& o) { o.k = 2.0; o.max_refs = 2; }));
-  c.push_back(par_case("sigmoid", "k: 1.5\n", [](ParOptions& o) { o.k = 1.5; }));
-  c.push_back(par_case("sigmoidk2", "shift: 0.5\n", [](ParOptions& o) { o.shift = 0.5; }));
-  c.push_back(par_case("sigmoidk3", "squash: tanh\n", [](ParOptions& o) { o.squash = "tanh"; }));
-  c.push_back(par_case("fittedpoly", "max_refs: 1\n", [](ParOptions& o) { o.max_refs = 1; }));
-  c.push_back(par_case("centered", "num_refs: 3\n", [](ParOptions& o) { o.num_refs = 3; }));
-  c.push_back(par_case("sgfc", "k: 0.5\n", [](ParOptions& o) { o.k = 0.5; }));
+  c.push_back(par_case("par", "k: 2.0\nmax_refs: 2\ninput: rm_scores\n", [](ParOptions& o) { o.k = 2.0; o.max_refs = 2; }));
+  c.push_back(par_case("sigmoid", "k: 1.5\ninput: rm_scores\n", [](ParOptions& o) { o.k = 1.5; }));
+  c.push_back(par_case("sigmoidk2", "shift: 0.5\ninput: rm_scores\n", [](ParOptions& o) { o.shift = 0.5; }));
+  c.push_back(par_case("sigmoidk3", "squash: tanh\ninput: rm_scores\n", [](ParOptions& o) { o.squash = "tanh"; }));
+  c.push_back(par_case("fittedpoly", "max_refs: 1\ninput: rm_scores\n", [](ParOptions& o) { o.max_refs = 1; }));
+  c.push_back(par_case("centered", "num_refs: 3\ninput: rm_scores\n", [](ParOptions& o) { o.num_refs = 3; }));
+  c.push_back(par_case("sgfc", "k: 0.5\ninput: rm_scores\n", [](ParOptions& o) { o.k = 0.5; }));
   // tanh: references from an extra tensor [N, 2] with its mask, shaping an earlier component.
   c.push_back({"tanh", "input: prior.accuracy\nrefs_key: refs\n",
                [] {
@@ -139,7 +139,7 @@ std::vector<Case> group_a_cases() {
                                    par_preset("tanh"));
                },
                nullptr});
-  c.push_back({"length_penalty", "valid_len: 300\nper_token: 0.02\n", [] { return base_batch(); },
+  c.push_back({"length_penalty", "valid_len: 300\nper_token: 0.02\ninput: rm_scores\n", [] { return base_batch(); },
                [](const RewardInput& in) {
                  LengthPenaltyOptions o;
                  o.valid_len = 300;
@@ -147,7 +147,7 @@ std::vector<Case> group_a_cases() {
                  return length_penalty_reward(rm64(in), in.response_lengths.to(torch::kFloat64), o);
                },
                nullptr});
-  c.push_back({"ceil", "value: 1.5\n", [] { return base_batch(); },
+  c.push_back({"ceil", "value: 1.5\ninput: rm_scores\n", [] { return base_batch(); },
                [](const RewardInput& in) {
                  CeilOptions o;
                  o.ceil = 1.5;
@@ -159,7 +159,7 @@ std::vector<Case> group_a_cases() {
     in.rm_scores = f32({0.5f, 1.0f, 1.5f, 0.0f});  // inside batch A's range: the running state shows
     return in;
   };
-  c.push_back({"meanstd", "zero_std: one\n", [] { return base_batch(); },
+  c.push_back({"meanstd", "zero_std: one\ninput: rm_scores\n", [] { return base_batch(); },
                [](const RewardInput& in) {
                  RunningMeanStd s;
                  s.update(rm64(in));
@@ -168,7 +168,7 @@ std::vector<Case> group_a_cases() {
                  return meanstd_reward(rm64(in), s, o);
                },
                batch_b});
-  c.push_back({"clip", "var_floor: 0.001\n", [] { return base_batch(); },
+  c.push_back({"clip", "var_floor: 0.001\ninput: rm_scores\n", [] { return base_batch(); },
                [](const RewardInput& in) {
                  RunningMeanStd s;
                  s.update(rm64(in));
@@ -177,7 +177,7 @@ std::vector<Case> group_a_cases() {
                  return clip_reward(rm64(in), s, o);
                },
                batch_b});
-  c.push_back({"minmax", "range_floor: 0.01\n", [] { return base_batch(); },
+  c.push_back({"minmax", "range_floor: 0.01\ninput: rm_scores\n", [] { return base_batch(); },
                [](const RewardInput& in) {
                  RunningMinMax s;
                  s.update(rm64(in));
@@ -187,7 +187,7 @@ std::vector<Case> group_a_cases() {
                },
                batch_b});
   // The pipeline: length penalty -> ceil -> meanstd, stateful.
-  c.push_back({"shaping", "shaping: meanstd\nlength_penalty:\n  valid_len: 300\n  per_token: 0.01\nceil: 2.5\n",
+  c.push_back({"shaping", "shaping: meanstd\nlength_penalty:\n  valid_len: 300\n  per_token: 0.01\nceil: 2.5\ninput: rm_scores\n",
                [] { return base_batch(); },
                [](const RewardInput& in) {
                  RmShapingOptions o;
@@ -199,7 +199,7 @@ std::vector<Case> group_a_cases() {
                  return shaper.apply(rm64(in), in.response_lengths.to(torch::kFloat64), {}, {});
                },
                batch_b});
-  c.push_back({"lsc", "quantile: 0.9\n", [] { return with_meta_refs(base_batch()); },
+  c.push_back({"lsc", "quantile: 0.9\ninput: rm_scores\n", [] { return with_meta_refs(base_batch()); },
                [](const RewardInput& in) {
                  LscOptions o;
                  o.quantile = 0.9;
@@ -225,7 +225,7 @@ std::vector<Case> group_a_cases() {
                  return ssl_reward(acc64(in), s, valid, o);
                },
                nullptr});
-  c.push_back({"truthrl", "variant: ternary_ook\nanswer_key: gold\n",
+  c.push_back({"truthrl", "variant: ternary_ook\nanswer_key: gold\nuse_judge: false\n",
                [] {
                  RewardInput in = base_batch({"\\boxed{Paris}", "\\boxed{I don't know}", "\\boxed{Lyon}", "Paris"});
                  in.metadata = {json{{"gold", "paris"}}, json{{"gold", {"x"}}, {"ook", true}},
@@ -267,7 +267,8 @@ std::vector<Case> group_a_cases() {
                  return dapo_overlong_penalty(in.response_lengths, o);
                },
                nullptr});
-  c.push_back({"precondition", "kappa: 0.5\nschedule: linear\nkappa_min: 0.25\ndecay_steps: 10\ninput_kind: discriminator\n",
+  c.push_back({"precondition",
+               "kappa: 0.5\nschedule: linear\nkappa_min: 0.25\ndecay_steps: 10\ninput_kind: discriminator\ninput: rm_scores\n",
                [] {
                  RewardInput in = base_batch();
                  in.rm_scores = f32({0.75f, 0.1f, 0.0f, 0.5f});
@@ -321,8 +322,9 @@ std::vector<Case> group_b_cases() {
                nullptr});
   c.push_back({"hierarchical",
                "channels:\n  - {name: format, weight: 0.0, threshold: 1.0}\n"
-               "  - {name: correct, weight: 0.5, threshold: 1.0, depends_on: [format]}\n"
-               "  - {name: quality, weight: 0.3, depends_on: [correct]}\n  - {name: process, weight: 0.2}\n",
+               "  - {name: correct, weight: 0.5, threshold: 1.0, depends_on: [format], input: extra.correct}\n"
+               "  - {name: quality, weight: 0.3, depends_on: [correct], input: meta.quality}\n"
+               "  - {name: process, weight: 0.2, input: meta.process}\n",
                [] {
                  RewardInput in = base_batch();
                  in.prior["format"] = f32({1, 1, 0, 1});
@@ -372,7 +374,8 @@ std::vector<Case> group_b_cases() {
                  return torch::cat({rr[1], rr[0]});
                },
                nullptr});
-  c.push_back({"carr", "alpha: 0.3\nmode: only_positive\nrubric_norm: group_max\nbfs: true\n",
+  c.push_back({"carr", "alpha: 0.3\nmode: only_positive\nrubric_norm: group_max\nbfs: true\noutcome: prior.accuracy\n"
+                       "rubric_from: meta\n",
                [] {
                  RewardInput in = base_batch();
                  const json judged = {{"rubrics",
@@ -472,7 +475,7 @@ std::vector<Case> group_b_cases() {
     in.metadata = {json{{"task_id", "t7"}}, json{{"task_id", "t7"}}, json{{"task_id", "t3"}}, json{{"task_id", "t3"}}};
     return in;
   };
-  c.push_back({"retro_progress", "coef: 0.5\ngroup_relative: true\nexternal: rm_scores\n", retro_batch,
+  c.push_back({"retro_progress", "coef: 0.5\ngroup_relative: true\nexternal: rm_scores\nsuccess: prior.accuracy\n", retro_batch,
                [](const RewardInput& in) {
                  RetroOptions o;
                  o.coef = 0.5;
@@ -686,16 +689,17 @@ TEST(RegisterRewardSchemes, StatefulSchemesRoundTripTheirState) {
 TEST(RegisterRewardSchemes, MissingInputsNameTheSchemeAndTheInput) {
   RewardInput in = base_batch();
   in.rm_scores = Tensor();
-  EXPECT_NE(testing::error_of([&] { build("meanstd", "zero_std: floor\n")->score(in); }).find("reward scheme 'meanstd' (parameter input = rm_scores): the input is not set"),
+  EXPECT_NE(testing::error_of([&] { build("meanstd", "zero_std: floor\ninput: rm_scores\n")->score(in); }).find("reward scheme 'meanstd' (parameter input = rm_scores): the input is not set"),
             std::string::npos);
   EXPECT_NE(testing::error_of([&] { build("arlcp", "accuracy: prior.correct\n")->score(base_batch()); })
                 .find("reward scheme 'arlcp' (parameter accuracy = prior.correct): no earlier reward component named 'correct' (earlier components: accuracy)"),
             std::string::npos);
-  EXPECT_NE(testing::error_of([&] { build("par", "k: 1\n")->score(base_batch()); }).find("no reference rewards"), std::string::npos);
+  EXPECT_NE(testing::error_of([&] { build("par", "k: 1\ninput: rm_scores\n")->score(base_batch()); }).find("no reference rewards"),
+            std::string::npos);
   EXPECT_NE(testing::error_of([&] { build("truthrl", "variant: binary\n")->score(base_batch()); })
                 .find("reward scheme 'truthrl' needs per-sample metadata with key 'gold_answers'"),
             std::string::npos);
-  EXPECT_NE(testing::error_of([&] { build("ssl", "alpha: 0.5\n")->score(base_batch()); }).find("reward scheme 'ssl' needs RewardInput::extra['"),
+  EXPECT_NE(testing::error_of([&] { build("ssl", "alpha: 0.5\nsuccess: prior.accuracy\n")->score(base_batch()); }).find("reward scheme 'ssl' needs RewardInput::extra['"),
             std::string::npos);
   EXPECT_NE(testing::error_of([&] { build("cmo", "temperature: 1\n")->score(base_batch()); }).find("reward scheme 'cmo' needs RewardInput::criterion_scores"),
             std::string::npos);
@@ -710,17 +714,17 @@ TEST(RegisterRewardSchemes, SpecWorkedExamplesThroughTheRegistry) {
   // A1: r = 2, refs [1, 3], k = 1 -> (σ(1) + σ(−1))/2 = 0.5; r = 1, refs [0] -> σ(1) = 0.7310586.
   RewardInput in = testing::make_input({"x", "y"}, {json{{"ref_rewards", {1.0, 3.0}}}, json{{"ref_rewards", {0.0}}}});
   in.rm_scores = f32({2.0f, 1.0f});
-  auto par = build("par", "k: 1.0\n")->score(in).rewards;
+  auto par = build("par", "k: 1.0\ninput: rm_scores\n")->score(in).rewards;
   EXPECT_NEAR(par[0].item<float>(), 0.5, 1e-4);
   EXPECT_NEAR(par[1].item<float>(), 0.7310586, 1e-4);
   // A2 meanstd, first batch [1, 2, 3] -> [−1.2247449, 0, 1.2247449]; minmax [1, 2, 5] -> [0, 0.25, 1].
   RewardInput three = testing::make_input({"a", "b", "c"}, {});
   three.rm_scores = f32({1, 2, 3});
-  auto ms = build("meanstd", "zero_std: floor\n")->score(three).rewards;
+  auto ms = build("meanstd", "zero_std: floor\ninput: rm_scores\n")->score(three).rewards;
   EXPECT_NEAR(ms[0].item<float>(), -1.2247449, 1e-4);
   EXPECT_NEAR(ms[2].item<float>(), 1.2247449, 1e-4);
   three.rm_scores = f32({1, 2, 5});
-  auto mm = build("minmax", "range_floor: 1e-8\n")->score(three).rewards;
+  auto mm = build("minmax", "range_floor: 1e-8\ninput: rm_scores\n")->score(three).rewards;
   EXPECT_NEAR(mm[1].item<float>(), 0.25, 1e-4);
   // A5b: L_max 20480, L_cache 4096: L = 16000 -> 0, 18432 -> −0.5, 20480 -> −1.
   three.response_lengths = torch::tensor({16000, 18432, 20480}, torch::kLong);
@@ -739,7 +743,7 @@ TEST(RegisterRewardSchemes, SpecWorkedExamplesThroughTheRegistry) {
   ar.group_ids = torch::zeros({3}, torch::kLong);
   ar.response_lengths = torch::tensor({1000, 2000, 3000}, torch::kLong);
   ar.prior["accuracy"] = torch::ones({3});
-  auto arlcp = build("arlcp", "w_total: 0.2\n")->score(ar).rewards;
+  auto arlcp = build("arlcp", "w_total: 0.2\naccuracy: prior.accuracy\n")->score(ar).rewards;
   EXPECT_NEAR(arlcp[2].item<float>(), 0.8653412, 1e-4);
   EXPECT_NEAR(arlcp[0].item<float>(), 0.9462117, 1e-4);
   // B7: θ = −15°, r = (70, 40) -> 57.26205.
@@ -759,20 +763,20 @@ TEST(RegisterRewardSchemes, SpecWorkedExamplesThroughTheRegistry) {
 // adds the weighted reasoning score of correct answers.
 TEST(RegisterRewardSchemes, ShapingPipelineAndTruthRlVariants) {
   RewardInput in = with_meta_refs(base_batch());
-  auto s = build("shaping", "shaping: par\nlength_penalty: {enabled: false}\npar: {k: 2.0}\n");
+  auto s = build("shaping", "shaping: par\nlength_penalty: {enabled: false}\npar: {k: 2.0}\ninput: rm_scores\n");
   EXPECT_FALSE(s->stateful());
   ParOptions po = par_preset("par");
   po.k = 2.0;
   expect_equal_rewards(s->score(in), par_reward(rm64(in), meta_refs_values(), meta_refs_mask(), po), "shaping: par");
   in.response_lengths = Tensor();
-  EXPECT_NE(testing::error_of([&] { build("shaping", "shaping: vanilla\n")->score(in); })
+  EXPECT_NE(testing::error_of([&] { build("shaping", "shaping: vanilla\ninput: rm_scores\n")->score(in); })
                 .find("reward scheme 'shaping' needs RewardInput::response_lengths"),
             std::string::npos);
 
   RewardInput t = base_batch({"\\boxed{Paris}", "\\boxed{Lyon}", "\\boxed{paris}", "none"});
   for (int i = 0; i < 4; ++i) t.metadata.push_back(json{{"gold_answers", "paris"}});
   t.extra["think"] = f32({1, 1, 0, 1});
-  auto tr = build("truthrl", "reasoning_weight: 0.5\nreasoning: extra.think\n");
+  auto tr = build("truthrl", "reasoning_weight: 0.5\nreasoning: extra.think\nuse_judge: false\n");
   TruthRlOptions o;
   o.reasoning_weight = 0.5;
   // verdicts: correct, hallucination, correct, format failure -> [1, −1, 1, −1] + 0.5·think·correct
