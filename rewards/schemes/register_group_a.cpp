@@ -15,7 +15,7 @@
 // "vanilla" / "warm" (no transform) exist only inside `shaping`: alone they are the raw signal.
 //
 // Every shaping transform reads the reward it shapes from the `input` parameter (a signal spec,
-// default prior: the weighted sum of the components listed before it; prior.<component> shapes one
+// default prior: the (unweighted) sum of the components listed before it; prior.<component> shapes one
 // of them, rm_scores a reward-model score) — see register_util.h. Schemes that need correctness
 // (ssl, arlcp) read the `correct` signal by default: the verifiers' flag.
 //
@@ -43,7 +43,7 @@ namespace {
 std::string read_input(config::Reader& r, const std::string& def = "prior") {
   std::string spec = def;
   read_signal(r, "input", spec,
-              "the reward to shape (prior = the weighted sum of the components listed before this one)");
+              "the reward to shape (prior = the sum of the components listed before this one, unweighted)");
   return spec;
 }
 

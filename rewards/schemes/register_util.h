@@ -3,7 +3,7 @@
 // RewardOutput. No reward math here — every formula lives in the scheme's own file pair.
 //
 // Signal specs. A scheme parameter that says where an input comes from is a string:
-//   prior                                                            the earlier components' weighted sum [N]
+//   prior                                                            the earlier components' sum [N] (unweighted)
 //   correct                                                          the earlier verifiers' correctness [N] (0/1)
 //   rm_scores | criterion_scores | step_scores | response_lengths   the RewardInput field
 //   prior.<component>                                                an earlier component's [N] rewards
