@@ -65,24 +65,7 @@ RewardRegistry test_registry() {
   return reg;
 }
 
-/// Reads `yaml`'s reward section, optionally with the loader's scheme / params checks.
-config::RewardSection read_section(const std::string& yaml, const RewardRegistry* checked_by = nullptr) {
-  config::Node root = config::parse_yaml_string(yaml, "r.yaml");
-  config::Diagnostics diag;
-  config::Reader r(&root, "", diag);
-  config::KnownNames known;
-  if (checked_by) {
-    known.reward_schemes = checked_by->names();
-    known.reward_params = [checked_by](config::Reader& p, const std::string& scheme) {
-      validate_reward_params(*checked_by, p, scheme);
-    };
-  }
-  config::RewardSection sec;
-  r.section("reward", "", [&](config::Reader& s) { config::read_reward(s, sec, known); });
-  r.finish();
-  diag.throw_if_any();
-  return sec;
-}
+using testing::read_section;
 
 std::string error_of(const std::function<void()>& f) {
   try {

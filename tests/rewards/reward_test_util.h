@@ -11,11 +11,34 @@
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
-#include "rewards/reward.h"
 #include "base/node.h"
 #include "base/reader.h"
+#include "rewards/composite.h"
+#include "rewards/reward.h"
+#include "trainer/config/config.h"
+#include "trainer/config/reward_config.h"
 
 namespace keel::rewards::testing {
+
+/// Reads `yaml`'s reward: section as the config loader does; with `checked_by`, also its scheme
+/// names and each component's params (KnownNames::reward_params). Errors throw together.
+inline config::RewardSection read_section(const std::string& yaml, const RewardRegistry* checked_by = nullptr) {
+  config::Node root = config::parse_yaml_string(yaml, "r.yaml");
+  config::Diagnostics diag;
+  config::Reader r(&root, "", diag);
+  config::KnownNames known;
+  if (checked_by) {
+    known.reward_schemes = checked_by->names();
+    known.reward_params = [checked_by](config::Reader& p, const std::string& scheme) {
+      validate_reward_params(*checked_by, p, scheme);
+    };
+  }
+  config::RewardSection sec;
+  r.section("reward", "", [&](config::Reader& s) { config::read_reward(s, sec, known); });
+  r.finish();
+  diag.throw_if_any();
+  return sec;
+}
 
 /// A registry with the built-in verifiers.
 inline RewardRegistry builtin_registry() {

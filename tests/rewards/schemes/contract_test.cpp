@@ -20,6 +20,7 @@
 
 #include "../reward_test_util.h"
 #include "base/error.h"
+#include "base/fs.h"
 #include "base/node.h"
 #include "base/reader.h"
 #include "rewards/composite.h"
@@ -289,21 +290,7 @@ TEST(RewardContracts, TruthRlJudgeVerdictComesFromItsDeclaredInput) {
   EXPECT_TRUE(torch::equal(exact.impl->score(in).rewards, torch::tensor({1.f, -1.f, -1.f, 0.f})));
 }
 
-config::RewardSection read_section(const std::string& yaml, const RewardRegistry& reg) {
-  config::Node root = config::parse_yaml_string(yaml, "r.yaml");
-  config::Diagnostics diag;
-  config::Reader r(&root, "", diag);
-  config::KnownNames known;
-  known.reward_schemes = reg.names();
-  known.reward_params = [&reg](config::Reader& p, const std::string& scheme) {
-    validate_reward_params(reg, p, scheme);
-  };
-  config::RewardSection sec;
-  r.section("reward", "", [&](config::Reader& s) { config::read_reward(s, sec, known); });
-  r.finish();
-  diag.throw_if_any();
-  return sec;
-}
+config::RewardSection read_section(const std::string& yaml, const RewardRegistry& reg) { return testing::read_section(yaml, &reg); }
 
 bool has(const Contract& c, const std::string& input, const std::string& key) {
   for (const auto& r : c)
@@ -375,7 +362,7 @@ TEST(RewardContracts, LearnedRewardsDeclareTheirMetadata) {
   ASSERT_EQ(g.contract.size(), 1u);
   EXPECT_EQ(g.contract[0].input, "meta.answer");
   EXPECT_EQ(g.contract[0].key, kParamsPath + ".template");
-  std::filesystem::remove_all(dir);
+  keel::fs::remove_tree(dir);
 }
 
 }  // namespace

@@ -811,19 +811,7 @@ TEST(RegisterRewardSchemes, DenseSchemesPutStepRewardsOnStepEndTokens) {
             std::string::npos);
 }
 
-config::RewardSection read_section(const std::string& yaml, const RewardRegistry& reg) {
-  config::Node root = config::parse_yaml_string(yaml, "r.yaml");
-  config::Diagnostics diag;
-  config::Reader r(&root, "", diag);
-  config::KnownNames known;
-  known.reward_schemes = reg.names();
-  known.reward_params = [&reg](config::Reader& p, const std::string& scheme) { validate_reward_params(reg, p, scheme); };
-  config::RewardSection sec;
-  r.section("reward", "", [&](config::Reader& s) { config::read_reward(s, sec, known); });
-  r.finish();
-  diag.throw_if_any();
-  return sec;
-}
+config::RewardSection read_section(const std::string& yaml, const RewardRegistry& reg) { return testing::read_section(yaml, &reg); }
 
 // A verifier, a shaping of its reward that reads it through `prior`, a length penalty and a
 // running normalisation, from one YAML reward: section, scored and checkpointed end to end.

@@ -11,6 +11,7 @@
 #include <torch/torch.h>
 
 #include "base/node.h"
+#include "tests/trainer/cli/run_compare.h"
 #include "tests/trainer/cli/run_keel.h"
 #include "trainer/cli/catalog.h"
 #include "trainer/config/config.h"
@@ -28,15 +29,7 @@ namespace {
 
 // 2 prompts x 4 samples, up to 4 new tokens, 1-layer model; the reward is the task's verifier plus
 // a regex that varies across random responses (so that GRPO's advantages are not all zero).
-const char* kTinyGrpo = R"(
-run: {name: stages, total_steps: 2, device: cpu, seed: 3, threads: 1}
-model:
-  init: {hidden_size: 32, num_layers: 1, num_heads: 2, num_kv_heads: 1, intermediate_size: 64, max_position_embeddings: 32}
-data:
-  task: arithmetic
-  task_params: {min_digits: 1, max_digits: 1}
-  eval_size: 8
-rollout: {samples_per_prompt: 4, max_new_tokens: 4}
+const std::string kTinyGrpo = testing::kTinyArithmeticRun + R"(
 batch: {prompts_per_step: 2, mini_batch_size: 8, micro_batch_size: 4}
 learner: {algorithm: grpo}
 advantage: {estimator: grpo}
