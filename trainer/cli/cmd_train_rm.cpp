@@ -39,6 +39,7 @@
 #include "rewards/models/sequence_scoring.h"
 #include "trainer/checkpoint/checkpoint_manager.h"
 #include "trainer/checkpoint/run_dir.h"
+#include "trainer/checkpoint/trainer_state.h"
 #include "trainer/cli/catalog.h"
 #include "trainer/cli/commands.h"
 #include "trainer/cli/system_info.h"
@@ -217,17 +218,13 @@ void save_checkpoint(State& s, checkpoint::CheckpointManager& mgr, const learner
   if (s.length_head.defined())
     models::save_safetensors((staging / "model" / kOdinLengthFile).string(), {{kOdinLengthTensor, s.length_head.detach()}},
                              {{"format", "pt"}, {"keel", "ODIN length head r_L; score.weight is the quality head r_Q"}});
-  {
-    torch::serialize::OutputArchive a;
-    s.optimizer->save(a);
-    a.save_to((staging / "optimizer.pt").string());
-  }
-  nlohmann::json st;
-  st["step"] = s.step;
-  st["opt_step"] = s.opt_step;
-  st["data_cursor"] = {{"epoch", s.cursor.epoch}, {"position", s.cursor.position}};
-  st["skipped_steps"] = guard.skipped_total();
-  fs::write_file_atomic(staging / "trainer_state.json", st.dump(2) + "\n");
+  checkpoint::save_optimizer(*s.optimizer, staging / "optimizer.pt");
+  checkpoint::TrainerState st;
+  st.step = s.step;
+  st.opt_step = s.opt_step;
+  st.data_cursor = {s.cursor.epoch, s.cursor.position};
+  st.skipped_steps = guard.skipped_total();
+  checkpoint::write_trainer_state(staging, st);
   log::info("checkpoint: {}", mgr.commit(staging, s.step).string());
 }
 
@@ -245,10 +242,10 @@ void load_checkpoint(State& s, const stdfs::path& dir, const models::ModelRegist
       fail("{}: expected '{}' of shape [1, {}]", file.string(), kOdinLengthTensor, s.model->config().hidden_size);
     s.length_head = it->second.to(s.model->device(), s.model->dtype()).clone().requires_grad_(true);
   }
-  const auto st = nlohmann::json::parse(fs::read_file(dir / "trainer_state.json", "trainer state"));
-  s.step = st.at("step").get<int64_t>();
-  s.opt_step = st.at("opt_step").get<int64_t>();
-  s.cursor = {st.at("data_cursor").at("epoch").get<int64_t>(), st.at("data_cursor").at("position").get<int64_t>()};
+  const auto st = checkpoint::read_trainer_state(dir);
+  s.step = st.step;
+  s.opt_step = st.opt_step;
+  s.cursor = {st.data_cursor.epoch, st.data_cursor.position};
   s.optimizer = make_optimizer(s, dir);
 }
 

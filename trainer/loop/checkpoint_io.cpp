@@ -11,6 +11,7 @@
 #include "models/pretrained.h"
 #include "trainer/checkpoint/checkpoint_manager.h"
 #include "trainer/checkpoint/reward_state_io.h"
+#include "trainer/checkpoint/trainer_state.h"
 #include "trainer/dist/batch_transport.h"
 #include "trainer/dist/string_blob.h"
 #include "trainer/learner/numerics_guard.h"
@@ -21,12 +22,6 @@ namespace keel::loop {
 namespace {
 
 namespace stdfs = std::filesystem;
-
-void save_archive(const torch::optim::Optimizer& opt, const stdfs::path& file) {
-  torch::serialize::OutputArchive a;
-  opt.save(a);
-  a.save_to(file.string());
-}
 
 /// This rank's index among the scorers, or -1 when it scores nothing (disaggregated learners;
 /// rollout ranks when there are reward ranks).
@@ -45,10 +40,10 @@ std::string encoded_reward_state(const RunState& c) {
 }
 
 /// load_reward_state of checkpoint `dir` with trainer state `st`.
-void load_reward_state(RunState& c, const stdfs::path& dir, const nlohmann::json& st) {
+void load_reward_state(RunState& c, const stdfs::path& dir, const checkpoint::TrainerState& st) {
   const int index = scorer_index(c);
   if (!stateful_reward(c) || index < 0) return;
-  const int saved = st.value("reward_state_scorers", 0);
+  const int saved = st.extras.value("reward_state_scorers", 0);
   if (saved == 0) {
     log::warn("{}: the checkpoint holds no reward state; the stateful reward scheme starts afresh", dir.string());
     return;
@@ -87,7 +82,7 @@ std::vector<std::string> checkpoint_reward_states(RunState& c) {
 }
 
 void load_reward_state(RunState& c, const stdfs::path& dir) {
-  load_reward_state(c, dir, nlohmann::json::parse(fs::read_file(dir / "trainer_state.json", "trainer state")));
+  load_reward_state(c, dir, checkpoint::read_trainer_state(dir));
 }
 
 void save_checkpoint(RunState& c, checkpoint::CheckpointManager& mgr, const learner::NumericsGuard& guard,
@@ -99,23 +94,23 @@ void save_checkpoint(RunState& c, checkpoint::CheckpointManager& mgr, const lear
   if (c.reference && c.cfg.model.path.empty())
     models::save_pretrained(*c.reference, (staging / "reference").string(), so);
   if (c.critic) models::save_pretrained(*c.critic, (staging / "critic").string(), so);
-  save_archive(*c.optimizer, staging / "optimizer.pt");
-  if (c.critic_optimizer) save_archive(*c.critic_optimizer, staging / "critic_optimizer.pt");
-  nlohmann::json st;
-  st["step"] = c.step;
-  st["opt_step"] = c.opt_step;
-  st["critic_opt_step"] = c.critic_opt_step;
+  checkpoint::save_optimizer(*c.optimizer, staging / "optimizer.pt");
+  if (c.critic_optimizer) checkpoint::save_optimizer(*c.critic_optimizer, staging / "critic_optimizer.pt");
+  checkpoint::TrainerState st;
+  st.step = c.step;
+  st.opt_step = c.opt_step;
   const auto cur = c.data->cursor();
-  st["data_cursor"] = {{"epoch", cur.epoch}, {"position", cur.position}};
-  if (c.kl_ctl) st["kl_controller"] = c.kl_ctl->state();
-  st["estimator_state"] = c.est_state;
-  st["skipped_steps"] = guard.skipped_total();
+  st.data_cursor = {cur.epoch, cur.position};
+  st.skipped_steps = guard.skipped_total();
+  st.extras["critic_opt_step"] = c.critic_opt_step;
+  if (c.kl_ctl) st.extras["kl_controller"] = c.kl_ctl->state();
+  st.extras["estimator_state"] = c.est_state;
   if (stateful_reward(c) && static_cast<int>(reward_states.size()) != scorer_count(c))
     fail("checkpoint of step {}: {} of {} scorer reward states arrived", c.step, reward_states.size(), scorer_count(c));
-  st["reward_state_scorers"] = reward_states.size();
+  st.extras["reward_state_scorers"] = reward_states.size();
   for (size_t i = 0; i < reward_states.size(); ++i)
     fs::write_file_atomic(staging / checkpoint::reward_state_file(static_cast<int>(i)), reward_states[i]);
-  fs::write_file_atomic(staging / "trainer_state.json", st.dump(2) + "\n");
+  checkpoint::write_trainer_state(staging, st);
   const auto final_dir = mgr.commit(staging, c.step);
   log::info("checkpoint: {}", final_dir.string());
 }
@@ -132,15 +127,14 @@ void load_checkpoint(RunState& c, const stdfs::path& dir) {
     co.init_missing_heads = false;
     c.critic.emplace(models::load_pretrained((dir / "critic").string(), reg, co));
   }
-  const auto st = nlohmann::json::parse(fs::read_file(dir / "trainer_state.json", "trainer state"));
-  c.step = st.at("step").get<int64_t>();
-  c.opt_step = st.at("opt_step").get<int64_t>();
-  c.critic_opt_step = st.value("critic_opt_step", int64_t{0});
-  const auto& cur = st.at("data_cursor");
-  c.data->restore({cur.at("epoch").get<int64_t>(), cur.at("position").get<int64_t>()});
-  if (c.kl_ctl && st.contains("kl_controller"))
-    c.kl_ctl->load_state(st.at("kl_controller").get<std::map<std::string, double>>());
-  c.est_state = st.at("estimator_state").get<credit::EstimatorState>();
+  const auto st = checkpoint::read_trainer_state(dir, {"estimator_state"});
+  c.step = st.step;
+  c.opt_step = st.opt_step;
+  c.critic_opt_step = st.extras.value("critic_opt_step", int64_t{0});
+  c.data->restore({st.data_cursor.epoch, st.data_cursor.position});
+  if (c.kl_ctl && st.extras.contains("kl_controller"))
+    c.kl_ctl->load_state(st.extras.at("kl_controller").get<std::map<std::string, double>>());
+  c.est_state = st.extras.at("estimator_state").get<credit::EstimatorState>();
   load_reward_state(c, dir, st);
 }
 
