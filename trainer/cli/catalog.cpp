@@ -35,7 +35,7 @@ Catalog builtin_catalog() {
   const auto& reg = loop::registries();
   Catalog c;
   c["algorithms"] = entries(reg.learners);
-  for (const auto& e : learner::kl_estimators()) c["kl"].push_back({e.name, e.description});
+  c["kl"] = entries(reg.kl_estimators);
   c["estimators"] = entries(reg.estimators);
   c["losses"] = entries(reg.policy_losses);
   c["dpo_losses"] = entries(reg.dpo_losses);

@@ -8,6 +8,7 @@ const Registries& registries() {
     credit::register_builtin_advantages(r.estimators);
     learner::register_builtin_policy_losses(r.policy_losses);
     learner::register_builtin_dpo_losses(r.dpo_losses);
+    for (const auto& e : learner::kl_estimators()) r.kl_estimators.add(e.name, e.description, e.estimator);
     learner::register_builtin_learners(r.learners);
     rewards::register_builtin_rewards(r.rewards);
     rewards::register_builtin_reward_schemes(r.rewards);

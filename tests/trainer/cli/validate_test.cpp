@@ -87,8 +87,8 @@ const BadConfig kBad[] = {
     {"RewardComponentWithoutScheme", "reward:\n  components:\n    - weight: 1.0\n", "",
      "keel: error: c.yaml:3: reward.components.0.scheme: missing required key\n"},
     {"KlEstimatorUnknown", "kl:\n  estimator: k4\n", "",
-     "keel: error: c.yaml:2: kl.estimator: unknown KL estimator 'k4', did you mean 'k1'? (known: k1, k2, k3, k1+, k2+, "
-     "k3+, abs)\n"},
+     "keel: error: c.yaml:2: kl.estimator: unknown KL estimator 'k4', did you mean 'k1'? (known: abs, k1, k1+, k2, k2+, "
+     "k3, k3+)\n"},
     {"DpoSigmoidWithLabelSmoothing", "learner:\n  algorithm: dpo\ndpo:\n  loss: sigmoid\n  label_smoothing: 0.1\n", "",
      "keel: error: c.yaml:5: dpo.label_smoothing: only dpo.loss cdpo and robust use label smoothing, got 0.1 with "
      "dpo.loss sigmoid; for label-smoothed DPO set dpo.loss: cdpo\n"},
