@@ -93,6 +93,7 @@ struct State {
   std::vector<Pair> train, eval;
   data::PromptSource::Cursor cursor;
   int64_t step = 0, opt_step = 0;
+  int64_t loaded_skipped_steps = 0;  // the numerics guard's count in the last checkpoint loaded
   int64_t pad_id = 0;
   bool use_margins = false;
 };
@@ -245,6 +246,7 @@ void load_checkpoint(State& s, const stdfs::path& dir, const models::ModelRegist
   const auto st = checkpoint::read_trainer_state(dir);
   s.step = st.step;
   s.opt_step = st.opt_step;
+  s.loaded_skipped_steps = st.skipped_steps;
   s.cursor = {st.data_cursor.epoch, st.data_cursor.position};
   s.optimizer = make_optimizer(s, dir);
 }
@@ -497,6 +499,7 @@ stdfs::path train_loop(State& s, checkpoint::CheckpointManager& mgr, const model
                        const Metrics& data_metrics, bool resumed) {
   const auto& cfg = s.cfg;
   learner::NumericsGuard guard(cfg.optim.rollback_after);
+  if (resumed) guard.resume_from(s.loaded_skipped_steps);
   std::unique_ptr<metrics::JsonlWriter> jsonl;
   if (cfg.metrics.jsonl) jsonl = std::make_unique<metrics::JsonlWriter>(s.run_dir / "metrics.jsonl", resumed ? s.step : -1);
   std::unique_ptr<metrics::TensorBoardWriter> tb;

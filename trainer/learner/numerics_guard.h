@@ -21,6 +21,9 @@ class NumericsGuard {
     ++rollbacks_;
   }
 
+  /// On resume: the skipped-step count the checkpoint recorded (the count goes on from there).
+  void resume_from(int64_t skipped_total) { skipped_ = skipped_total; }
+
   int consecutive_bad() const { return consecutive_; }
   int64_t skipped_total() const { return skipped_; }
   int64_t rollbacks() const { return rollbacks_; }

@@ -130,6 +130,7 @@ void load_checkpoint(RunState& c, const stdfs::path& dir) {
   const auto st = checkpoint::read_trainer_state(dir, {"estimator_state"});
   c.step = st.step;
   c.opt_step = st.opt_step;
+  c.loaded_skipped_steps = st.skipped_steps;
   c.critic_opt_step = st.extras.value("critic_opt_step", int64_t{0});
   c.data->restore({st.data_cursor.epoch, st.data_cursor.position});
   if (c.kl_ctl && st.extras.contains("kl_controller"))

@@ -71,6 +71,7 @@ struct RunState {
   credit::EstimatorState est_state;
   int64_t step = 0;             ///< learner steps completed
   int64_t opt_step = 0;         ///< optimizer steps taken
+  int64_t loaded_skipped_steps = 0;  ///< the numerics guard's count in the last checkpoint loaded
   int64_t critic_opt_step = 0;  ///< separate critic's optimizer steps
   const Registries& reg = registries();  ///< the one registry set (model families load checkpoints through it)
   // ---- data-parallel ranks (colocated) ----

@@ -101,6 +101,7 @@ int train(TrainJob job, const rewards::RewardRegistry& reward_schemes) {
   make_optimizers(c, resume);
   set_update_options(c);
   learner::NumericsGuard guard(o.rollback_after);
+  if (resume) guard.resume_from(c.loaded_skipped_steps);
 
   std::unique_ptr<metrics::JsonlWriter> jsonl;
   if (cfg.metrics.jsonl && lead)

@@ -108,6 +108,28 @@ TEST(TrainSlow, NonFiniteStepsRollBackToTheLastCheckpoint) {
   for (const auto& line : m) EXPECT_TRUE(line["reward/mean"].is_number()) << line.dump();
 }
 
+// The numerics guard's skipped-step count is part of the checkpoint and goes on from it on resume:
+// step 1's optimizer steps are skipped (poisoned advantages), the run stops after step 2's
+// checkpoint, and the resumed steps 3 and 4 report the straight run's actor/skipped_steps (> 0).
+TEST(TrainSlow, ResumeKeepsTheSkippedStepCount) {
+  ScratchDir dir("resume_skipped");
+  dir.write("c.yaml", kTinyGrpo);
+  auto r = run_keel("train c.yaml run.output_dir=straight", dir.path(), "KEEL_TEST_INJECT_NAN_STEP=1");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  r = run_keel("train c.yaml run.output_dir=resumed run.total_steps=2", dir.path(), "KEEL_TEST_INJECT_NAN_STEP=1");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  r = run_keel("train c.yaml run.output_dir=resumed run.resume=auto", dir.path());
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  const auto a = json_file_lines(dir.path() / "straight/tiny/metrics.jsonl");
+  const auto b = json_file_lines(dir.path() / "resumed/tiny/metrics.jsonl");
+  ASSERT_EQ(a.size(), 4u);
+  ASSERT_EQ(b.size(), 4u);
+  for (size_t i = 0; i < 4; ++i) {
+    EXPECT_GT(a[i]["actor/skipped_steps"].get<double>(), 0) << a[i].dump();
+    EXPECT_EQ(b[i]["actor/skipped_steps"], a[i]["actor/skipped_steps"]) << "step " << i + 1;
+  }
+}
+
 // metrics.tensorboard: the event file in the run directory carries every metrics.jsonl key at every
 // step (eval keys included), through the real training loop.
 TEST(TrainSlow, TensorBoardEventsMirrorMetricsJsonl) {
