@@ -31,6 +31,7 @@ SequenceLogprobs sequence_logprobs(Transformer& model, const at::Tensor& prompt_
     TORCH_CHECK(model.heads().value_head, "sequence_logprobs: values asked of a model without a value head");
     out.values = model.values(hidden).to(torch::kFloat) * valid;
   }
+  if (opts.hidden_reduce) out.hidden_reduced = opts.hidden_reduce(hidden.to(torch::kFloat), response_mask);
   if (!opts.logprobs) return out;
   const auto logits = model.lm_logits(hidden).to(torch::kFloat);  // [N, R, V]
   if (!opts.entropy) {  // the fused one-pass path on CPU (models/fused_cpu.h), no [N, R, V] log-softmax

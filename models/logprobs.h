@@ -6,6 +6,8 @@
 // Deliberately not here: losses, KL, masking policies (trainer/learner).
 #pragma once
 
+#include <functional>
+
 #include <torch/types.h>
 
 #include "models/transformer.h"
@@ -22,12 +24,18 @@ struct LogprobOptions {
   bool values = false;
   /// Skip the LM head (a separate critic has none): logprobs / entropy stay undefined.
   bool logprobs = true;
+  /// Also a per-row summary of the final hidden states: hidden_reduce(hidden [N, R, H] float32 —
+  /// the state each response token was sampled from, i.e. at the position before it — and
+  /// response_mask [N, R]) -> [N, K], kept per micro-batch so [N, R, H] never accumulates
+  /// (policy-side signals such as VERL's effective-rank metrics).
+  std::function<at::Tensor(const at::Tensor& hidden, const at::Tensor& response_mask)> hidden_reduce;
 };
 
 struct SequenceLogprobs {
   at::Tensor logprobs;  ///< [N, R] log p(response_t | prompt, response_<t), 0 where response_mask is 0
   at::Tensor entropy;   ///< [N, R] (undefined unless LogprobOptions::entropy), 0 where response_mask is 0
   at::Tensor values;    ///< [N, R] float32 (undefined unless LogprobOptions::values), 0 where response_mask is 0
+  at::Tensor hidden_reduced;  ///< [N, K] (undefined unless LogprobOptions::hidden_reduce)
 };
 
 /// prompt_ids [N, P] left-padded (prompt_mask [N, P], last column all 1), response_ids [N, R]

@@ -38,18 +38,27 @@ void register_builtin_advantages(AdvantageRegistry& reg) {
           advantage_r3l_opmd, outcome_group);
   reg.add("thr", "THR/NTHR: GRPO advantages reweighted per token by hidden-state influence scores", advantage_thr,
           {true, false, false, false, {"hidden_states"}});
+  // The pairwise estimators need a judge model unless reward order is named as the judge.
   reg.add("arena_rank", "ArenaRL: seeded single-elimination tournament ranks, group-normalised",
-          advantage_arena_rank, {true, true, false, false, {"pair_judge"}});
+          advantage_arena_rank, {true, true, false, false, {}, [](const AdvantageOptions& o) {
+            return o.arena.judge == "reward_order" ? std::vector<std::string>{} : std::vector<std::string>{"pair_judge"};
+          }});
   reg.add("spo_winrate", "SPO: pairwise-preference win rates as rewards, then GRPO or RLOO", advantage_spo_winrate,
-          {true, true, false, false, {"pair_judge"}});
+          {true, true, false, false, {}, [](const AdvantageOptions& o) {
+            return o.spo.judge == "reward_order" ? std::vector<std::string>{} : std::vector<std::string>{"pair_judge"};
+          }});
   reg.add("ss_grpo", "SS-GRPO: per-stage returns through a stage-dependence matrix, normalised per stage",
           advantage_ss_grpo, {true, true, false, false, {"stage_rewards"}});
   reg.add("turn_grpo", "turn-level returns normalised per turn index across the group", advantage_turn_grpo,
           {true, false, false, false, {"turn_ids"}});
   reg.add("dcpo", "DCPO: contrastive best/worst selection per group, GRPO over the kept subset", advantage_dcpo,
           outcome_group);
+  // VERL reads the policy's effective-rank metrics (the credit stage computes them from the
+  // policy's hidden states), and a critic's values under a GAE base.
   reg.add("verl_rank", "VERL: effective-rank hidden-state bonus on a GRPO or GAE base", advantage_verl_rank,
-          {false, false, false, true, {"hidden_states"}});
+          {false, false, false, true, {"rank_metrics"}, [](const AdvantageOptions& o) {
+            return o.verl.base == "gae" ? std::vector<std::string>{"values"} : std::vector<std::string>{};
+          }});
 }
 
 }  // namespace keel::credit

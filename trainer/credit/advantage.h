@@ -84,6 +84,9 @@ struct EstimatorTraits {
   /// Inputs beyond token rewards, mask and group ids (base/contract.h vocabulary), each resolved
   /// against the run's producers at config load.
   std::vector<std::string> inputs;
+  /// Further inputs that depend on the estimator's options (e.g. a judge unless reward order is
+  /// named, values for a GAE base); may be empty.
+  std::function<std::vector<std::string>(const AdvantageOptions&)> option_inputs;
 };
 using AdvantageRegistry = keel::Registry<AdvantageFn, EstimatorTraits>;
 

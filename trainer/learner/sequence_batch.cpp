@@ -27,7 +27,7 @@ models::SequenceLogprobs no_grad_logprobs(models::Transformer& model, const Sequ
                                           const models::LogprobOptions& opts) {
   TORCH_CHECK(micro > 0, "no_grad_logprobs: micro must be > 0");
   torch::NoGradGuard ng;
-  std::vector<at::Tensor> lp, ent, val;
+  std::vector<at::Tensor> lp, ent, val, red;
   const auto dev = model.device();
   for (int64_t s = 0; s < b.size(); s += micro) {
     const int64_t e = std::min(b.size(), s + micro);
@@ -37,9 +37,10 @@ models::SequenceLogprobs no_grad_logprobs(models::Transformer& model, const Sequ
     if (out.logprobs.defined()) lp.push_back(out.logprobs.cpu());
     if (out.entropy.defined()) ent.push_back(out.entropy.cpu());
     if (out.values.defined()) val.push_back(out.values.cpu());
+    if (out.hidden_reduced.defined()) red.push_back(out.hidden_reduced.cpu());
   }
   const auto cat = [](const std::vector<at::Tensor>& v) { return v.empty() ? at::Tensor() : torch::cat(v); };
-  return {cat(lp), cat(ent), cat(val)};
+  return {cat(lp), cat(ent), cat(val), cat(red)};
 }
 
 SequenceBatch collate(const std::vector<std::vector<int64_t>>& prompts,

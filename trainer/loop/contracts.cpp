@@ -34,17 +34,13 @@ std::string correctness_verifiers() {
   return join(v);
 }
 
-/// The pairwise judge the estimator's options name (advantage.arena.judge for arena_rank,
-/// advantage.spo.judge for spo_winrate; "none" when unset): reward_order compares rows by their
-/// rewards inside the estimator.
-std::string judge_of(const config::RunConfig& cfg) {
+/// The estimator options the run's `advantage:` section gives (bad ones are the loader's to report).
+credit::AdvantageOptions estimator_options(const config::RunConfig& cfg) {
   credit::AdvantageOptions o = credit::advantage_options_from(cfg.advantage);
-  config::Diagnostics ignored;  // (the loader reports bad options)
+  config::Diagnostics ignored;
   config::Reader r(&cfg.advantage.raw, "advantage", ignored);
   credit::read_advantage_subsections(r, o);
-  if (cfg.advantage.estimator == "arena_rank") return o.arena.judge;
-  if (cfg.advantage.estimator == "spo_winrate") return o.spo.judge;
-  return "none";
+  return o;
 }
 
 /// The metadata fields every record of the run's built-in task carries ("answer" included when
@@ -137,7 +133,9 @@ std::vector<ContractError> check_contracts(const config::RunConfig& cfg) {
   if (lt.critic) produced.insert("values");
   if (uses_reference(cfg, lt)) produced.insert("ref_logprobs");
   if (samples && (colocated || world == 1)) produced.insert("greedy_baselines");
-  if (judge_of(cfg) == "reward_order") produced.insert("pair_judge");
+  // The credit stage computes the policy's effective-rank metrics (from its hidden states) for an
+  // estimator that reads them.
+  if (lt.estimator) produced.insert("rank_metrics");
 
   // ---- the estimator against the learner and the producers ----
   if (lt.estimator && reg.estimators.contains(cfg.advantage.estimator)) {
@@ -160,7 +158,10 @@ std::vector<ContractError> check_contracts(const config::RunConfig& cfg) {
     if (et.grouped && cfg.rollout.samples_per_prompt < 2)
       err("rollout", fmt::format("advantage.estimator {} compares samples of one prompt: rollout.samples_per_prompt "
                                  "must be >= 2, got {}", est, cfg.rollout.samples_per_prompt));
-    for (const auto& in : et.inputs)
+    std::vector<std::string> inputs = et.inputs;
+    if (et.option_inputs)
+      for (auto& in : et.option_inputs(estimator_options(cfg))) inputs.push_back(std::move(in));
+    for (const auto& in : inputs)
       if (!produced.count(in))
         err("advantage.estimator", fmt::format("advantage estimator '{}' needs {}, which nothing in this run "
                                                "produces; it comes from {}", est, in, producer_of(in)));

@@ -1,5 +1,6 @@
 #include "trainer/loop/credit.h"
 
+#include <chrono>
 #include <cstdlib>
 #include <limits>
 #include <utility>
@@ -7,6 +8,9 @@
 #include <torch/torch.h>
 
 #include "base/log.h"
+#include "trainer/cli/train_common.h"
+#include "trainer/credit/verl_rank.h"
+#include "trainer/learner/sequence_batch.h"
 #include "trainer/loop/run_state.h"
 #include "trainer/loop/sample.h"
 #include "trainer/loop/score.h"
@@ -29,6 +33,18 @@ at::Tensor remax_baseline(RunState& c, const rollout::RolloutBatch& b, int64_t s
   return base.index_select(0, b.group_ids);
 }
 
+at::Tensor policy_rank_metrics(RunState& c, const rollout::RolloutBatch& b) {
+  const auto& v = c.adv_opts.verl;
+  models::LogprobOptions lo;
+  lo.logprobs = false;
+  lo.hidden_reduce = [&v](const at::Tensor& hidden, const at::Tensor& mask) {
+    return credit::response_rank_metrics(hidden, mask, v.stride, v.max_seq_len);
+  };
+  c.policy->train(false);
+  const learner::SequenceBatch seqs{b.prompt_ids, b.prompt_mask, b.response_ids, b.response_mask};
+  return learner::no_grad_logprobs(*c.policy, seqs, c.cfg.batch.micro_batch_size, lo).hidden_reduced;
+}
+
 void assign_credit(RunState& c, rollout::RolloutBatch& b, const Shaped& shaped, const at::Tensor& baseline,
                    int64_t step, metrics::Metrics& m) {
   credit::AdvantageInputs ain;
@@ -45,6 +61,11 @@ void assign_credit(RunState& c, rollout::RolloutBatch& b, const Shaped& shaped, 
     m["reward/greedy_baseline_mean"] = baseline.mean().item<double>();
   }
   if (shaped.kl_rewards.defined()) ain.kl_rewards = shaped.kl_rewards;
+  if (c.needs_input("rank_metrics")) {
+    const auto t = std::chrono::steady_clock::now();
+    ain.rank_metrics = policy_rank_metrics(c, b);
+    m["time/rank_metrics_s"] = cli::seconds_since(t);
+  }
   if (b.correct.defined()) ain.correctness = b.correct > 0.5;  // the verifiers' flag (thr's positive set)
   // No pairwise judge is set: arena_rank and spo_winrate compare rows by their rewards only when
   // the config names it (advantage.arena.judge / advantage.spo.judge: reward_order, done inside the

@@ -23,6 +23,12 @@ at::Tensor remax_baseline(RunState& s, const rollout::RolloutBatch& b, int64_t s
 
 /// `baseline`: remax_baseline() of the rows of `b` (undefined for other estimators). `step` is the
 /// learner step (the KEEL_TEST_INJECT_NAN_STEP fault-injection hook of the rollback tests).
+/// VERL's (ER, ERV, ERA) [N, 3] of every row, from the policy's final hidden states over its
+/// response tokens (a no-grad pass in micro-batches; the policy is still the one that sampled `b`).
+/// INTERPRETATION: the hidden state of a response token is the one it was sampled from (the
+/// position before it), the representation the LM head read.
+at::Tensor policy_rank_metrics(RunState& c, const rollout::RolloutBatch& b);
+
 void assign_credit(RunState& s, rollout::RolloutBatch& b, const Shaped& shaped, const at::Tensor& baseline,
                    int64_t step, metrics::Metrics& m);
 

@@ -108,11 +108,18 @@ struct RunState {
   bool samples() const { return learner_traits().samples || (is("dpo") && cfg.dpo.online); }
   /// The estimator's registry traits.
   const credit::EstimatorTraits& estimator_traits() const { return reg.estimators.get(cfg.advantage.estimator).traits; }
-  /// Whether the estimator reads ReMax's greedy baselines.
-  bool greedy_baselines() const {
-    const auto& in = estimator_traits().inputs;
-    return rl() && std::find(in.begin(), in.end(), "greedy_baselines") != in.end();
+  /// Whether the estimator reads `input` (base/contract.h vocabulary; its option-dependent inputs
+  /// included).
+  bool needs_input(const std::string& input) const {
+    if (!rl()) return false;
+    const auto& et = estimator_traits();
+    std::vector<std::string> in = et.inputs;
+    if (et.option_inputs)
+      for (auto& x : et.option_inputs(adv_opts)) in.push_back(std::move(x));
+    return std::find(in.begin(), in.end(), input) != in.end();
   }
+  /// Whether the estimator reads ReMax's greedy baselines.
+  bool greedy_baselines() const { return needs_input("greedy_baselines"); }
   /// Whether the learner needs the frozen reference model (a KL term, DPO).
   bool uses_reference() const { return (rl() && (cfg.kl.in_reward || cfg.kl.in_loss)) || is("dpo"); }
   /// The critic model: the policy (value head) or the separate critic.

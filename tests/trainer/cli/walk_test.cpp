@@ -116,7 +116,7 @@ bool same(const nlohmann::json& a, const nlohmann::json& b, const std::vector<st
 // Names that need an input only later work produces; each must be refused at validate, its
 // message naming the missing input.
 const std::map<std::string, std::string> kRefusedEstimators = {
-    {"thr", "hidden_states"}, {"verl_rank", "hidden_states"}, {"ss_grpo", "stage_rewards"},
+    {"thr", "hidden_states"}, {"ss_grpo", "stage_rewards"},
     {"turn_grpo", "turn_ids"}};
 
 TEST(WalkSlow, EveryEstimatorThatValidatesTrains) {
@@ -129,6 +129,8 @@ TEST(WalkSlow, EveryEstimatorThatValidatesTrains) {
   // Equal to GRPO's step-1 advantages by design, with the reason.
   const std::map<std::string, std::string> equal = {
       {"grpo", "itself"},
+      {"verl_rank", "its bonus compares each row's effective rank with EMA baselines, which start empty: no "
+                    "bonus at step 1 (step 2 on differs; VerlRankStep2DiffersFromGrpo below)"},
   };
   int trained = 0;
   for (const auto& est : names) {
@@ -153,6 +155,27 @@ TEST(WalkSlow, EveryEstimatorThatValidatesTrains) {
   const Outcome arena = walk(dir, "arena_nojudge", estimator_config("arena_rank", /*judge=*/false));
   EXPECT_TRUE(arena.refused);
   EXPECT_NE(arena.message.find("judge: reward_order"), std::string::npos) << arena.message;
+}
+
+// VERL's producer at work: the credit stage computes (ER, ERV, ERA) from the policy's hidden
+// states; from step 2 (non-empty EMA baselines) the bonus moves the advantages off GRPO's.
+TEST(WalkSlow, VerlRankStep2DiffersFromGrpo) {
+  ScratchDir dir("walk_verl");
+  const Outcome g = walk(dir, "grpo", estimator_config("grpo"));
+  const Outcome v = walk(dir, "verl_rank", estimator_config("verl_rank"));
+  ASSERT_FALSE(v.refused) << v.message;
+  const auto a = json_file_lines(dir.path() / "out/grpo/metrics.jsonl");
+  const auto b = json_file_lines(dir.path() / "out/verl_rank/metrics.jsonl");
+  ASSERT_GE(a.size(), 2u);
+  ASSERT_GE(b.size(), 2u);
+  EXPECT_TRUE(same(a[0], b[0], {"adv/max", "adv/min", "adv/mean"}));
+  EXPECT_GT(metric(b[1], "time/rank_metrics_s"), 0);
+  // Step 1: the metrics are computed (a random policy's responses have an effective rank > 1) but
+  // the baselines are empty, so no shaping; step 2 shapes against them, with a non-zero bonus.
+  EXPECT_GT(metric(b[0], "verl_rank/er_mean"), 1.0) << b[0].dump();
+  EXPECT_EQ(metric(b[0], "verl_rank/shaping_active"), 0.0);
+  EXPECT_EQ(metric(b[1], "verl_rank/shaping_active"), 1.0);
+  EXPECT_NE(metric(b[1], "verl_rank/aux_mean"), 0.0) << b[1].dump();
 }
 
 TEST(WalkSlow, EveryRewardSchemeThatValidatesTrains) {
