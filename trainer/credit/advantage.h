@@ -87,6 +87,14 @@ struct EstimatorTraits {
   /// Further inputs that depend on the estimator's options (e.g. a judge unless reward order is
   /// named, values for a GAE base); may be empty.
   std::function<std::vector<std::string>(const AdvantageOptions&)> option_inputs;
+
+  /// Every input under options `o`: inputs, then option_inputs(o).
+  std::vector<std::string> inputs_for(const AdvantageOptions& o) const {
+    std::vector<std::string> all = inputs;
+    if (option_inputs)
+      for (auto& x : option_inputs(o)) all.push_back(std::move(x));
+    return all;
+  }
 };
 using AdvantageRegistry = keel::Registry<AdvantageFn, EstimatorTraits>;
 

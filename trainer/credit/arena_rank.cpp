@@ -11,6 +11,7 @@
 #include <torch/torch.h>
 
 #include "trainer/credit/advantage_utils.h"
+#include "trainer/credit/spo_winrate.h"
 
 namespace keel::credit {
 namespace {
@@ -160,11 +161,9 @@ ArenaTournament arena_single_elimination(const std::vector<int64_t>& rows, size_
 
 PairJudge arena_reward_order_judge(const at::Tensor& rewards) {
   TORCH_CHECK(rewards.dim() == 1, "arena_reward_order_judge: rewards must be [N], got ", rewards.sizes());
-  const at::Tensor r = rewards.to(torch::kDouble).cpu().contiguous();
-  auto v = std::make_shared<const std::vector<double>>(r.data_ptr<double>(), r.data_ptr<double>() + r.numel());
-  return [v](int64_t a, int64_t b) {
-    const double ra = v->at(static_cast<size_t>(a)), rb = v->at(static_cast<size_t>(b));
-    const double p = ra > rb ? 1.0 : ra < rb ? 0.0 : 0.5;  // P(a ≻ b), one judge direction
+  const PreferenceOracle pref = spo_reward_order_preference(rewards);  // P(a ≻ b), one judge direction
+  return [pref](int64_t a, int64_t b) {
+    const double p = pref(a, b);
     return std::pair<double, double>{2 * p, 2 * (1 - p)};  // both directions summed
   };
 }

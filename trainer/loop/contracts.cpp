@@ -1,6 +1,7 @@
 #include "trainer/loop/contracts.h"
 
 #include <algorithm>
+#include <memory>
 #include <optional>
 #include <set>
 
@@ -43,27 +44,31 @@ credit::AdvantageOptions estimator_options(const config::RunConfig& cfg) {
   return o;
 }
 
-/// The metadata fields every record of the run's built-in task carries ("answer" included when
-/// the task sets one), or nullopt for a prompts file (unknown until it is read).
-std::optional<std::set<std::string>> task_meta_keys(const config::RunConfig& cfg) {
-  if (!cfg.data.train_file.empty()) return std::nullopt;
+/// The run's built-in task (bad knobs are the loader's to report), or null for a prompts file.
+std::unique_ptr<data::Task> built_in_task(const config::RunConfig& cfg) {
   const auto& tasks = registries().tasks;
-  if (!tasks.contains(cfg.data.task)) return std::set<std::string>{};
-  config::Diagnostics ignored;  // (bad knobs are the loader's to report)
+  if (!cfg.data.train_file.empty() || !tasks.contains(cfg.data.task)) return nullptr;
+  config::Diagnostics ignored;
   config::Reader r(cfg.data.task_params.is_null() ? nullptr : &cfg.data.task_params, "data.task_params", ignored);
-  const auto task = tasks.get(cfg.data.task).fn(r);
-  const auto rec = task->make(static_cast<uint64_t>(cfg.run.seed), data::Split::kTrain, 0);
+  return tasks.get(cfg.data.task).fn(r);
+}
+
+/// The metadata fields every record of `task` carries ("answer" included when it sets one).
+std::set<std::string> meta_keys_of(const data::Task& task, int64_t seed) {
+  const auto rec = task.make(static_cast<uint64_t>(seed), data::Split::kTrain, 0);
   std::set<std::string> keys;
   for (const auto& [k, v] : rec.meta) keys.insert(k);
   if (!rec.answer.empty()) keys.insert("answer");
   return keys;
 }
 
-bool uses_reference(const config::RunConfig& cfg, const learner::LearnerTraits& lt) {
-  return (lt.estimator && (cfg.kl.in_reward || cfg.kl.in_loss)) || cfg.learner.algorithm == "dpo";
-}
-
 }  // namespace
+
+bool uses_reference(const config::RunConfig& cfg) {
+  const auto& learners = registries().learners;
+  const bool estimator = learners.contains(cfg.learner.algorithm) && learners.get(cfg.learner.algorithm).traits.estimator;
+  return (estimator && (cfg.kl.in_reward || cfg.kl.in_loss)) || cfg.learner.algorithm == "dpo";
+}
 
 std::string producer_of(const std::string& input) {
   if (input == "values") return "a critic: learner.algorithm ppo trains one";
@@ -131,7 +136,7 @@ std::vector<ContractError> check_contracts(const config::RunConfig& cfg) {
   // ---- what the stages produce under this config ----
   std::set<std::string> produced = {"response_lengths"};
   if (lt.critic) produced.insert("values");
-  if (uses_reference(cfg, lt)) produced.insert("ref_logprobs");
+  if (uses_reference(cfg)) produced.insert("ref_logprobs");
   if (samples && (colocated || world == 1)) produced.insert("greedy_baselines");
   // The credit stage computes the policy's effective-rank metrics (from its hidden states) for an
   // estimator that reads them.
@@ -158,25 +163,20 @@ std::vector<ContractError> check_contracts(const config::RunConfig& cfg) {
     if (et.grouped && cfg.rollout.samples_per_prompt < 2)
       err("rollout", fmt::format("advantage.estimator {} compares samples of one prompt: rollout.samples_per_prompt "
                                  "must be >= 2, got {}", est, cfg.rollout.samples_per_prompt));
-    std::vector<std::string> inputs = et.inputs;
-    if (et.option_inputs)
-      for (auto& in : et.option_inputs(estimator_options(cfg))) inputs.push_back(std::move(in));
-    for (const auto& in : inputs)
+    for (const auto& in : et.inputs_for(estimator_options(cfg)))
       if (!produced.count(in))
         err("advantage.estimator", fmt::format("advantage estimator '{}' needs {}, which nothing in this run "
                                                "produces; it comes from {}", est, in, producer_of(in)));
   }
 
   // ---- the reward components, in order ----
-  const bool has_task = cfg.data.train_file.empty();
   if (!samples && cfg.reward.components.empty()) return out;
-  std::string default_scheme;
-  if (has_task && reg.tasks.contains(cfg.data.task)) {
-    config::Diagnostics ignored;
-    config::Reader r(cfg.data.task_params.is_null() ? nullptr : &cfg.data.task_params, "data.task_params", ignored);
-    default_scheme = reg.tasks.get(cfg.data.task).fn(r)->verifier();
-  }
-  const auto meta = task_meta_keys(cfg);
+  // A built-in task's fields are known here; a prompts file's wait for check_data_contracts.
+  const auto task = built_in_task(cfg);
+  const std::string default_scheme = task ? task->verifier() : "";
+  std::optional<std::set<std::string>> meta;
+  if (task) meta = meta_keys_of(*task, cfg.run.seed);
+  else if (cfg.data.train_file.empty()) meta.emplace();  // an unknown task: the loader reports it
   std::vector<std::string> earlier;
   bool correct = false;
   for (const auto& comp : rewards::reward_contracts(cfg.reward, reg.rewards, default_scheme)) {

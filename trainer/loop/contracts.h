@@ -43,6 +43,9 @@ void report_contracts(const config::RunConfig& cfg, const config::Node& root, co
 /// the record, the key and the component that needs it.
 void check_data_contracts(const config::RunConfig& cfg, const data::PromptSource& data);
 
+/// Whether the run holds the frozen reference model (a KL term of an RL learner, or DPO).
+bool uses_reference(const config::RunConfig& cfg);
+
 /// What would produce `input` (base/contract.h vocabulary), for messages.
 std::string producer_of(const std::string& input);
 

@@ -117,7 +117,9 @@ void reward_loop(RunState& c) {
       const auto g = b.group_ids.accessor<int64_t, 1>();
       for (int64_t r = 0; r < b.size(); ++r) b.records.push_back(&prompts[static_cast<size_t>(i * per + g[r])]);
       t = std::chrono::steady_clock::now();
-      write_scores(b, score(*c.reward, b, s), &msg.reward_metrics, true);
+      const auto rout = score(*c.reward, b, s);
+      write_scores(b, rout);
+      msg.reward_metrics = rout.metrics;
       msg.role_metrics["time/reward_s"] = seconds_since(t);
       msg.role_metrics["time/idle_reward_s"] = idle;
       b.records.clear();

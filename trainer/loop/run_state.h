@@ -33,6 +33,7 @@
 #include "trainer/learner/dpo_loss.h"
 #include "trainer/learner/kl.h"
 #include "trainer/learner/rl_update.h"
+#include "trainer/loop/contracts.h"
 #include "trainer/loop/registries.h"
 
 namespace torch::optim {
@@ -112,16 +113,13 @@ struct RunState {
   /// included).
   bool needs_input(const std::string& input) const {
     if (!rl()) return false;
-    const auto& et = estimator_traits();
-    std::vector<std::string> in = et.inputs;
-    if (et.option_inputs)
-      for (auto& x : et.option_inputs(adv_opts)) in.push_back(std::move(x));
+    const auto in = estimator_traits().inputs_for(adv_opts);
     return std::find(in.begin(), in.end(), input) != in.end();
   }
   /// Whether the estimator reads ReMax's greedy baselines.
   bool greedy_baselines() const { return needs_input("greedy_baselines"); }
   /// Whether the learner needs the frozen reference model (a KL term, DPO).
-  bool uses_reference() const { return (rl() && (cfg.kl.in_reward || cfg.kl.in_loss)) || is("dpo"); }
+  bool uses_reference() const { return loop::uses_reference(cfg); }
   /// The critic model: the policy (value head) or the separate critic.
   models::Transformer* critic_model() {
     if (!ppo()) return nullptr;

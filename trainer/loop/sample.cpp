@@ -75,7 +75,9 @@ rollout::RolloutBatch sample(RunState& c, int64_t step, PromptStore& prompt_stor
       break;
     }
     t = std::chrono::steady_clock::now();
-    write_scores(b, score(*c.reward, b, step), &reward_metrics, attempt == 0);
+    const auto rout = score(*c.reward, b, step);
+    write_scores(b, rout);
+    if (attempt == 0) reward_metrics = rout.metrics;
     t_reward += seconds_since(t);
     if (!filter) {
       kept.push_back(std::move(b));

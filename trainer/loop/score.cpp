@@ -43,11 +43,10 @@ rewards::RewardOutput score(rewards::CompositeReward& reward, const rollout::Rol
   return reward.score(reward_input(b, step));
 }
 
-void write_scores(rollout::RolloutBatch& b, const rewards::RewardOutput& out, Metrics* metrics, bool keep_metrics) {
+void write_scores(rollout::RolloutBatch& b, const rewards::RewardOutput& out) {
   b.rewards = out.rewards.to(torch::kFloat);
   b.correct = out.correct.defined() ? out.correct.to(torch::kFloat) : at::Tensor();
   b.token_rewards = out.token_rewards.defined() ? out.token_rewards.to(torch::kFloat) : at::Tensor();
-  if (metrics && keep_metrics) *metrics = out.metrics;
 }
 
 Metrics combine_reward_metrics(const std::vector<Metrics>& ranks) {

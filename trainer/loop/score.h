@@ -26,10 +26,8 @@ rewards::RewardInput reward_input(const rollout::RolloutBatch& b, int64_t step);
 rewards::RewardOutput score(rewards::CompositeReward& reward, const rollout::RolloutBatch& b, int64_t step);
 
 /// Writes a reward's output into the batch: b.rewards, b.correct (1 / 0; undefined when no component
-/// judges correctness) and b.token_rewards (the dense per-token terms, when a component has them);
-/// its metrics into *metrics when `keep_metrics`.
-void write_scores(rollout::RolloutBatch& b, const rewards::RewardOutput& out, metrics::Metrics* metrics,
-                  bool keep_metrics);
+/// judges correctness) and b.token_rewards (the dense per-token terms, when a component has them).
+void write_scores(rollout::RolloutBatch& b, const rewards::RewardOutput& out);
 
 /// The reward scorer's metrics of several ranks' rows (equal rows per rank) merged: means averaged,
 /// min / max over ranks, std pooled (sqrt of the mean of std² + mean² minus the global mean²), scorer

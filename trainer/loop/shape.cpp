@@ -9,10 +9,6 @@
 
 namespace keel::loop {
 
-at::Tensor place_on_last_token(const at::Tensor& rewards, const at::Tensor& mask) {
-  return credit::place_sequence_rewards(rewards, mask);
-}
-
 Shaped shape(RunState& c, rollout::RolloutBatch& b, metrics::Metrics& m) {
   const auto& cfg = c.cfg;
   // The verifiers' accuracy (their correctness flag), before any shaping.
@@ -32,7 +28,7 @@ Shaped shape(RunState& c, rollout::RolloutBatch& b, metrics::Metrics& m) {
   // Credit reads token rewards: the sequence reward on each row's last response token, plus the
   // reward's dense terms (b.token_rewards as scored), each on a response token.
   const at::Tensor dense = b.token_rewards;
-  b.token_rewards = place_on_last_token(b.rewards, b.response_mask);
+  b.token_rewards = credit::place_sequence_rewards(b.rewards, b.response_mask);
   if (dense.defined()) {
     b.token_rewards = b.token_rewards + credit::snap_to_segment_ends(dense, b.response_mask);
     m["reward/dense_sum_mean"] = dense.sum(1).mean().item<double>();

@@ -19,9 +19,6 @@ struct Shaped {
   at::Tensor kl_rewards;  ///< [B, T] the KL-in-reward term −β·KL_t (kl.in_reward), else undefined
 };
 
-/// Sequence reward on each row's last response token (the last the mask keeps): [N, R].
-at::Tensor place_on_last_token(const at::Tensor& rewards, const at::Tensor& mask);
-
 Shaped shape(RunState& s, rollout::RolloutBatch& b, metrics::Metrics& m);
 
 }  // namespace keel::loop
