@@ -21,8 +21,13 @@ void add_summary_metrics(const std::string& prefix, const torch::Tensor& values,
   metrics[prefix + "/max"] = v.max().item<double>();
 }
 
-CompositeReward::CompositeReward(std::vector<Component> components, const ScorerOptions& scorer_options)
-    : components_(std::move(components)), scorer_(std::make_unique<Scorer>(scorer_options)) {
+CompositeReward::CompositeReward(std::vector<Component> components, const ScorerOptions& scorer_options,
+                                 std::vector<BuiltJudge> judges, const JudgeContext& judge_ctx)
+    : judges_(std::move(judges)), components_(std::move(components)), scorer_(std::make_unique<Scorer>(scorer_options)) {
+  for (auto& j : judges_) {
+    TORCH_CHECK(j.impl, "CompositeReward: judge '", j.name, "' has no implementation");
+    j.impl->bind(judge_ctx);
+  }
   RewardContext ctx;
   ctx.scorer = scorer_.get();
   for (auto& c : components_) {
@@ -36,6 +41,7 @@ RewardOutput CompositeReward::score(const RewardInput& in) {
   const int64_t n = in.size();
   RewardInput local = in;  // shallow for tensors; `prior` grows as components are scored
   RewardOutput out;
+  run_judges(judges_, local, out.metrics);  // the judges' signals, before any component reads them
   out.rewards = torch::zeros({n}, torch::kFloat32);
   for (auto& c : components_) {
     RewardOutput part = c.impl->score(local);
@@ -109,8 +115,27 @@ void CompositeReward::load_state(const RewardState& in) {
 
 std::unique_ptr<CompositeReward> build_composite_reward(const RewardSpec& section,
                                                         const RewardRegistry& registry,
-                                                        const std::string& default_scheme) {
+                                                        const std::string& default_scheme,
+                                                        const JudgeContext& judge_ctx) {
   config::Diagnostics diag;
+  std::vector<BuiltJudge> judges;
+  const JudgeRegistry& judge_types = builtin_judges();
+  std::set<std::string> judge_names;
+  for (size_t i = 0; i < section.judges.size(); ++i) {
+    const auto& j = section.judges[i];
+    const std::string path = "reward.judges." + std::to_string(i);
+    const config::Source src = j.params.source();
+    if (!judge_types.contains(j.type)) {
+      diag.error(src, path + ".type", fmt::format("unknown {} '{}' (known: {})", judge_types.kind(), j.type, judge_types.known()));
+      continue;
+    }
+    if (!judge_names.insert(j.name).second)
+      diag.error(src, path + ".name", fmt::format("duplicate judge name '{}'", j.name));
+    config::Reader r(j.params.is_null() ? nullptr : &j.params, j.params_path, diag);
+    BuiltJudge b = build_judge(judge_types, r, j.type, j.name);
+    r.finish();
+    judges.push_back(std::move(b));
+  }
   std::vector<CompositeReward::Component> built;
   std::set<std::string> names;
   std::vector<ComponentSpec> comps = section.components;
@@ -148,7 +173,7 @@ std::unique_ptr<CompositeReward> build_composite_reward(const RewardSpec& sectio
   so.threads = section.threads;
   so.max_bytes = section.max_bytes;
   so.max_stuck_workers = section.max_stuck_workers;
-  return std::make_unique<CompositeReward>(std::move(built), so);
+  return std::make_unique<CompositeReward>(std::move(built), so, std::move(judges), judge_ctx);
 }
 
 void validate_reward_params(const RewardRegistry& registry, config::Reader& params, const std::string& scheme) {

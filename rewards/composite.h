@@ -16,14 +16,17 @@
 // under reward/<name>/..., scorer/{timeouts,errors,malformed} summed over components, and
 // scorer/stuck_workers (threads ever retired by the shared scorer, a gauge).
 //
-// Not here: gating rules between components (a scheme's job: see rewards/schemes/), learned reward
-// model inference.
+// The run's judges (reward.judges, rewards/judges/judge.h) run first, on a copy of the input, and
+// the components read what they wrote (criterion_scores, step_scores, rm_scores, extra.<key>);
+// their metrics are judge/<name>/... .
+// Not here: gating rules between components (a scheme's job: see rewards/schemes/).
 #pragma once
 
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "rewards/judges/judge.h"
 #include "rewards/reward.h"
 #include "rewards/scorer.h"
 #include "rewards/reward_spec.h"
@@ -40,8 +43,10 @@ class CompositeReward : public RewardScheme {
     Contract contract;  ///< the inputs its factory declared (require_input)
   };
 
-  /// Takes the components and the options of the shared rule-based scorer it hands to them (bind).
-  CompositeReward(std::vector<Component> components, const ScorerOptions& scorer_options);
+  /// Takes the components and the options of the shared rule-based scorer it hands to them (bind),
+  /// and the judges (rewards/judges/judge.h), bound with `judge_ctx`, that run before them.
+  CompositeReward(std::vector<Component> components, const ScorerOptions& scorer_options,
+                  std::vector<BuiltJudge> judges = {}, const JudgeContext& judge_ctx = {});
 
   RewardOutput score(const RewardInput& in) override;
   bool stateful() const override;
@@ -50,9 +55,11 @@ class CompositeReward : public RewardScheme {
   void load_state(const RewardState& in) override;
 
   const std::vector<Component>& components() const { return components_; }
+  const std::vector<BuiltJudge>& judges() const { return judges_; }
   Scorer& scorer() { return *scorer_; }
 
  private:
+  std::vector<BuiltJudge> judges_;
   std::vector<Component> components_;
   std::unique_ptr<Scorer> scorer_;
 };
@@ -63,9 +70,12 @@ class CompositeReward : public RewardScheme {
 /// ones; a duplicate component name is an error. All errors are thrown together as one keel::Error.
 /// With no components, `default_scheme` (the task's own verifier, e.g. "task_countdown") is used
 /// with default params, weight 1; an empty default then is an error.
+/// The judges of reward.judges are built the same way (unknown type at reward.judges.<i>.type) and
+/// bound with `judge_ctx` (their models load then).
 std::unique_ptr<CompositeReward> build_composite_reward(const RewardSpec& section,
                                                         const RewardRegistry& registry,
-                                                        const std::string& default_scheme = "");
+                                                        const std::string& default_scheme = "",
+                                                        const JudgeContext& judge_ctx = {});
 
 /// Builds one scheme from a params Reader and discards it: the hook behind
 /// config::KnownNames::reward_params, so `keel validate` checks scheme parameters at load.

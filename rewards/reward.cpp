@@ -79,17 +79,23 @@ void require_input(config::Reader& params, const std::string& input, const std::
   g_recording->push_back({input, key});
 }
 
-BuiltScheme build_scheme(const RewardRegistry& registry, config::Reader& params, const std::string& scheme) {
-  BuiltScheme b;
+Contract record_requirements(const std::function<void()>& fn) {
+  Contract c;
   Contract* const outer = g_recording;
-  g_recording = &b.contract;
+  g_recording = &c;
   try {
-    b.impl = registry.get(scheme).fn(params);
+    fn();
   } catch (...) {
     g_recording = outer;
     throw;
   }
   g_recording = outer;
+  return c;
+}
+
+BuiltScheme build_scheme(const RewardRegistry& registry, config::Reader& params, const std::string& scheme) {
+  BuiltScheme b;
+  b.contract = record_requirements([&] { b.impl = registry.get(scheme).fn(params); });
   return b;
 }
 

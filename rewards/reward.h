@@ -160,6 +160,9 @@ using RewardRegistry = Registry<RewardFactory, RewardTraits>;
 /// itself. Outside build_scheme this does nothing.
 void require_input(config::Reader& params, const std::string& input, const std::string& param = "");
 
+/// Runs `fn` (a factory), returning the require_input calls made inside it.
+Contract record_requirements(const std::function<void()>& fn);
+
 /// A scheme built from its params, with the contract its factory declared.
 struct BuiltScheme {
   std::unique_ptr<RewardScheme> impl;

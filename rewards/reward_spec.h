@@ -20,7 +20,17 @@ struct ComponentSpec {
   std::string params_path;  // YAML path of params, for the factory's messages
 };
 
+/// A learned judge of the judge stage (rewards/judges/judge.h): it runs before the components and
+/// writes the signals they read.
+struct JudgeSpec {
+  std::string type;         // registered judge type (yes_no | prm | reward_model)
+  std::string name;         // metrics prefix judge/<name>/
+  config::Node params;      // type-specific keys, read by the judge's factory
+  std::string params_path;  // YAML path of params, for the factory's messages
+};
+
 struct RewardSpec {
+  std::vector<JudgeSpec> judges;          // run in order before the components
   std::vector<ComponentSpec> components;  // empty = the task's own verifier
   double fallback = 0.0;                  // reward when a verifier times out / throws
   double timeout_ms = 2000;               // per-sample deadline of rule-based scoring

@@ -2,7 +2,9 @@
 #include "rewards/models/generative_judge.h"
 
 #include <algorithm>
+#include <cctype>
 #include <filesystem>
+#include <optional>
 
 #include <fmt/ranges.h>
 #include <torch/torch.h>
@@ -11,6 +13,7 @@
 #include "models/model_config.h"
 #include "models/pretrained.h"
 #include "rewards/models/master_keys.h"
+#include "rewards/models/reward_model.h"
 #include "rewards/models/sequence_scoring.h"
 #include "base/error.h"
 #include "base/log.h"
@@ -24,14 +27,23 @@ std::string json_text(const nlohmann::json& v) { return v.is_string() ? v.get<st
 
 }  // namespace
 
-void read_generative_judge_options(config::Reader& r, GenerativeJudgeOptions& o) {
+void read_generative_judge_options(config::Reader& r, GenerativeJudgeOptions& o, const std::vector<std::string>& fields) {
   auto p = r.required("path", o.path, "HF causal-LM directory of the judge");
-  if (p.present() && !o.path.empty() && !std::filesystem::is_regular_file(std::filesystem::path(o.path) / "config.json"))
-    r.error("path", fmt::format("'{}' has no config.json (an HF model directory is expected)", o.path));
+  if (p.present() && !o.path.empty()) {
+    const std::string dir = resolve_model_dir(o.path);
+    if (dir.empty())
+      r.error("path", fmt::format("'{}' has no config.json (an HF model directory, or a keel run directory with "
+                                  "checkpoints, is expected)", o.path));
+    else
+      o.path = dir;
+  }
   r.field("tokenizer", o.tokenizer, "tokenizer file or directory; empty = the judge's directory");
   r.field("template", o.prompt_template, "judge prompt with {prompt}, {response} and optionally {answer}");
   if (o.prompt_template.find("{response}") == std::string::npos)
     r.error("template", "must contain {response} (the policy's response goes there)");
+  if (const auto bad = unknown_placeholders(o.prompt_template, fields); !bad.empty())
+    r.error("template", fmt::format("unknown field {{{}}} (a template may use {{{}}})", fmt::join(bad, "}, {"),
+                                    fmt::join(fields, "}, {")));
   r.field("chat_template", o.chat_template, "wrap the judge prompt as one user turn of this chat template")
       .one_of(models::chat_template_names(), "chat template");
   r.field("yes_tokens", o.yes_tokens, "surface variants of the 'yes' verdict (each must be one token to count)").nonempty();
@@ -55,7 +67,7 @@ void read_generative_judge_options(config::Reader& r, GenerativeJudgeOptions& o)
 }
 
 std::string render_judge_prompt(const std::string& tmpl, const std::string& prompt, const std::string& response,
-                                const std::string& answer) {
+                                const std::string& answer, const std::string& criterion) {
   std::string out;
   out.reserve(tmpl.size() + prompt.size() + response.size());
   size_t i = 0;
@@ -64,8 +76,23 @@ std::string render_judge_prompt(const std::string& tmpl, const std::string& prom
       if (tmpl.compare(i, 8, "{prompt}") == 0) { out += prompt; i += 8; continue; }
       if (tmpl.compare(i, 10, "{response}") == 0) { out += response; i += 10; continue; }
       if (tmpl.compare(i, 8, "{answer}") == 0) { out += answer; i += 8; continue; }
+      if (tmpl.compare(i, 11, "{criterion}") == 0) { out += criterion; i += 11; continue; }
     }
     out += tmpl[i++];
+  }
+  return out;
+}
+
+std::vector<std::string> unknown_placeholders(const std::string& tmpl, const std::vector<std::string>& allowed) {
+  std::vector<std::string> out;
+  for (size_t i = tmpl.find('{'); i != std::string::npos; i = tmpl.find('{', i + 1)) {
+    size_t j = i + 1;
+    while (j < tmpl.size() && (std::isalnum(static_cast<unsigned char>(tmpl[j])) || tmpl[j] == '_')) ++j;
+    if (j == i + 1 || j >= tmpl.size() || tmpl[j] != '}') continue;  // not {identifier}: literal text
+    const std::string name = tmpl.substr(i + 1, j - i - 1);
+    if (std::find(allowed.begin(), allowed.end(), name) == allowed.end() &&
+        std::find(out.begin(), out.end(), name) == out.end())
+      out.push_back(name);
   }
   return out;
 }
@@ -114,6 +141,7 @@ void GenerativeJudge::load() {
   models::register_builtin_models(reg);
   models::LoadOptions lo;
   lo.heads = models::HeadOptions{/*lm_head=*/true, /*value_head=*/false, /*reward_head=*/false};
+  lo.device = opt_.device;
   model_.emplace(models::load_pretrained(opt_.path, reg, lo));
   model_->train(false);
   model_->set_requires_grad(false);
@@ -144,15 +172,30 @@ void GenerativeJudge::run_robustness_suite() {
     responses.push_back(c.response);
     answers.push_back(c.answer);
   }
-  const auto scores = judge(prompts, responses, answers);
-  const auto report = evaluate_master_keys(suite, scores, opt_.false_positive_score);
-  fp_rate_ = report.rate;
-  if (report.rate <= opt_.max_false_positive) return;
+  const std::vector<std::string> templates =
+      opt_.suite_templates.empty() ? std::vector<std::string>{opt_.prompt_template} : opt_.suite_templates;
+  // The worst template decides (each criterion of a criteria judge is a judge of its own).
+  std::optional<MasterKeyReport> worst;
+  torch::Tensor worst_scores;
+  std::string worst_template;
+  for (const auto& t : templates) {
+    const auto scores = judge_with(t, prompts, responses, answers);
+    auto report = evaluate_master_keys(suite, scores, opt_.false_positive_score);
+    if (!worst || report.rate > worst->rate) {
+      worst = std::move(report);
+      worst_scores = scores;
+      worst_template = t;
+    }
+  }
+  fp_rate_ = worst->rate;
+  if (worst->rate <= opt_.max_false_positive) return;
   const std::string msg = fmt::format(
-      "{}: generative_yes judge '{}' rewards content-free \"master key\" responses: {} of {} suite cases scored above "
-      "{} (false-positive rate {:.3f} > max_false_positive {}): {}",
-      where_, opt_.path, report.false_positives, report.total, opt_.false_positive_score, report.rate,
-      opt_.max_false_positive, describe_failures(suite, scores, report));
+      "{}: generative judge '{}' rewards content-free \"master key\" responses: {} of {} suite cases scored above "
+      "{} (false-positive rate {:.3f} > max_false_positive {}){}: {}",
+      where_, opt_.path, worst->false_positives, worst->total, opt_.false_positive_score, worst->rate,
+      opt_.max_false_positive,
+      templates.size() > 1 ? fmt::format(" under template \"{}\"", models::escape_for_display(worst_template)) : "",
+      describe_failures(suite, worst_scores, *worst));
   if (opt_.refuse)
     fail("{} (use a judge trained with adversarial negatives, e.g. Master-RM, or set on_master_key: warn to run anyway)",
          msg);
@@ -161,18 +204,34 @@ void GenerativeJudge::run_robustness_suite() {
 
 torch::Tensor GenerativeJudge::judge(const std::vector<std::string>& prompts, const std::vector<std::string>& responses,
                                      const std::vector<std::string>& answers) {
+  return judge_with(opt_.prompt_template, prompts, responses, answers);
+}
+
+torch::Tensor GenerativeJudge::judge_with(const std::string& tmpl, const std::vector<std::string>& prompts,
+                                          const std::vector<std::string>& responses,
+                                          const std::vector<std::string>& answers) {
   TORCH_CHECK(prompts.size() == responses.size() && answers.size() == responses.size(),
               "GenerativeJudge::judge: prompts, responses and answers must have one entry per sample");
+  std::vector<std::string> texts;
+  texts.reserve(responses.size());
+  for (size_t i = 0; i < responses.size(); ++i) texts.push_back(render_judge_prompt(tmpl, prompts[i], responses[i], answers[i]));
+  return judge_texts(texts);
+}
+
+torch::Tensor GenerativeJudge::judge_texts(const std::vector<std::string>& texts, int64_t* tokens) {
   load();
   const int64_t ctx = opt_.max_length > 0 ? opt_.max_length : model_->config().max_position_embeddings;
   std::vector<std::vector<int64_t>> seqs;
-  for (size_t i = 0; i < responses.size(); ++i) {
-    std::string text = render_judge_prompt(opt_.prompt_template, prompts[i], responses[i], answers[i]);
+  int64_t count = 0;
+  for (size_t i = 0; i < texts.size(); ++i) {
+    std::string text = texts[i];
     if (opt_.chat_template != "plain") text = models::render_chat({{"user", text}}, opt_.chat_template, true);
     auto ids = tok_->encode(text, /*add_special=*/true);
     if (ids.empty()) fail("{}: the judge prompt of sample {} is empty after tokenization", where_, i);
     seqs.push_back(keep_last_tokens(ids, ctx));
+    count += static_cast<int64_t>(seqs.back().size());
   }
+  if (tokens) *tokens = count;
   if (seqs.empty()) return torch::zeros({0}, torch::kFloat);
   const int64_t pad = tok_->pad_id() != models::kNoToken ? tok_->pad_id() : 0;
   const auto logits = next_token_logits(*model_, seqs, opt_.batch_size, pad);  // [N, V]

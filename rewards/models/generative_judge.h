@@ -53,16 +53,24 @@ struct GenerativeJudgeOptions {
   double max_false_positive = 0.05;  ///< refuse (or warn) when the suite's false-positive rate is above this
   double false_positive_score = 0.5;  ///< a suite case scored above this is a false positive
   bool refuse = true;                 ///< on_master_key: refuse (true) | warn (false)
+  /// The templates the robustness suite runs under (empty = {prompt_template}); the false-positive
+  /// rate is the worst of them. A criteria judge lists one per criterion.
+  std::vector<std::string> suite_templates;
+  at::Device device = at::kCPU;  ///< where the judge's weights live (a run's judge stage: the learner's device)
 };
 
 /// Reads the params of a generative_yes component. Checks values and that `path` holds a
 /// config.json; loads nothing.
-void read_generative_judge_options(config::Reader& r, GenerativeJudgeOptions& o);
+/// `fields`: the {placeholders} the template may use (another name is an error at `template`).
+void read_generative_judge_options(config::Reader& r, GenerativeJudgeOptions& o,
+                                   const std::vector<std::string>& fields = {"prompt", "response", "answer"});
 
-/// template with every {prompt}, {response} and {answer} replaced (single pass: replaced text is
-/// not scanned again, so a response containing "{prompt}" stays literal).
+/// template with every {prompt}, {response}, {answer} and {criterion} replaced (single pass:
+/// replaced text is not scanned again, so a response containing "{prompt}" stays literal).
 std::string render_judge_prompt(const std::string& tmpl, const std::string& prompt, const std::string& response,
-                                const std::string& answer);
+                                const std::string& answer, const std::string& criterion = "");
+/// The {placeholder} names of a template that are not among `allowed` (a misspelt field).
+std::vector<std::string> unknown_placeholders(const std::string& tmpl, const std::vector<std::string>& allowed);
 
 /// P(yes) from next-token logits [N, V] (see the header): [N] float32. yes_ids / no_ids non-empty,
 /// disjoint, inside V (no_ids unused by kSoftmax).
@@ -86,6 +94,9 @@ class GenerativeJudge : public RewardScheme {
   /// P(yes) for explicit (prompt, response, answer) triples, batched. Exposed for the suite and tests.
   torch::Tensor judge(const std::vector<std::string>& prompts, const std::vector<std::string>& responses,
                       const std::vector<std::string>& answers);
+  /// P(yes) after already-rendered judge prompts (the chat template is applied here), batched: [N]
+  /// float32. `tokens` (optional) receives the number of judge-prompt tokens forwarded.
+  torch::Tensor judge_texts(const std::vector<std::string>& texts, int64_t* tokens = nullptr);
   /// The last robustness verdict (nullopt before bind or with robustness_suite: none).
   const std::optional<double>& false_positive_rate() const { return fp_rate_; }
   const std::vector<int64_t>& yes_ids() const { return yes_ids_; }
@@ -94,6 +105,8 @@ class GenerativeJudge : public RewardScheme {
  private:
   void load();
   void run_robustness_suite();
+  torch::Tensor judge_with(const std::string& tmpl, const std::vector<std::string>& prompts,
+                           const std::vector<std::string>& responses, const std::vector<std::string>& answers);
 
   GenerativeJudgeOptions opt_;
   std::string where_;

@@ -13,10 +13,33 @@
 
 namespace keel::rewards {
 
+std::string resolve_model_dir(const std::string& path) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (fs::is_regular_file(fs::path(path) / "config.json", ec)) return path;
+  const fs::path ckpts = fs::path(path) / "checkpoints";
+  if (!fs::is_directory(ckpts, ec)) return "";
+  std::string best;
+  for (const auto& e : fs::directory_iterator(ckpts, ec)) {
+    const std::string name = e.path().filename().string();
+    if (name.rfind("step-", 0) != 0) continue;  // staging / interrupted checkpoints have other names
+    for (const char* sub : {"policy", "model"})
+      if (fs::is_regular_file(e.path() / sub / "config.json", ec) && (e.path() / sub).string() > best)
+        best = (e.path() / sub).string();
+  }
+  return best;
+}
+
 void read_reward_model_options(config::Reader& r, RewardModelOptions& o) {
   auto p = r.required("path", o.path, "HF reward-model directory (*ForSequenceClassification, e.g. from keel train-rm)");
-  if (p.present() && !o.path.empty() && !std::filesystem::is_regular_file(std::filesystem::path(o.path) / "config.json"))
-    r.error("path", fmt::format("'{}' has no config.json (an HF model directory is expected)", o.path));
+  if (p.present() && !o.path.empty()) {
+    const std::string dir = resolve_model_dir(o.path);
+    if (dir.empty())
+      r.error("path", fmt::format("'{}' has no config.json (an HF model directory, or a keel run directory with "
+                                  "checkpoints, is expected)", o.path));
+    else
+      o.path = dir;
+  }
   r.field("tokenizer", o.tokenizer, "tokenizer file or directory; empty = the model directory's");
   r.field("batch_size", o.batch_size, "sequences per forward pass").ge(1);
   r.field("normalize", o.normalize,
@@ -44,6 +67,7 @@ void RewardModelScheme::load() {
   models::LoadOptions lo;
   lo.heads = models::HeadOptions{/*lm_head=*/false, /*value_head=*/false, /*reward_head=*/true};
   lo.init_missing_heads = false;  // a reward model without its score head would score noise
+  lo.device = opt_.device;
   model_.emplace(models::load_pretrained(opt_.path, reg, lo));
   model_->train(false);
   model_->set_requires_grad(false);
@@ -56,7 +80,7 @@ void RewardModelScheme::bind(const RewardContext& ctx) {
 }
 
 torch::Tensor RewardModelScheme::raw_scores(const std::vector<std::string>& prompts,
-                                            const std::vector<std::string>& responses) {
+                                            const std::vector<std::string>& responses, int64_t* tokens) {
   TORCH_CHECK(prompts.size() == responses.size(), "RewardModelScheme: ", prompts.size(), " prompts but ",
               responses.size(), " responses");
   load();
@@ -65,6 +89,10 @@ torch::Tensor RewardModelScheme::raw_scores(const std::vector<std::string>& prom
   for (size_t i = 0; i < prompts.size(); ++i) {
     seqs.push_back(reward_model_sequence(*tok_, prompts[i], responses[i], ctx));
     if (seqs.back().empty()) fail("{}: sample {} has an empty prompt and response", where_, i);
+  }
+  if (tokens) {
+    *tokens = 0;
+    for (const auto& s : seqs) *tokens += static_cast<int64_t>(s.size());
   }
   if (seqs.empty()) return torch::zeros({0}, torch::kFloat);
   const int64_t pad = tok_->pad_id() != models::kNoToken ? tok_->pad_id() : 0;

@@ -35,9 +35,16 @@ struct RewardModelOptions {
   int64_t batch_size = 16;     ///< sequences per forward pass
   std::string normalize = "none";  ///< none | sigmoid | minimax
   int64_t max_length = 0;      ///< longer sequences keep their last tokens; 0 = the model's context
+  at::Device device = at::kCPU;  ///< where the weights live (a run's judge stage: the learner's device)
 };
 
-/// Reads the params of a reward_model component; checks that path holds a config.json, loads nothing.
+/// The model directory `path` names: itself when it holds a config.json; for a keel run directory
+/// (runs/<name>), its newest checkpoint's model — checkpoints/step-*/policy (keel train / sft) or
+/// checkpoints/step-*/model (keel train-rm) — so a judge config can name the run that trained the
+/// judge; "" when neither.
+std::string resolve_model_dir(const std::string& path);
+
+/// Reads the params of a reward_model component; resolves `path` (resolve_model_dir), loads nothing.
 void read_reward_model_options(config::Reader& r, RewardModelOptions& o);
 
 /// Token ids a reward model scores: tokenize(prompt, add_special) ++ tokenize(response), the last
@@ -53,7 +60,8 @@ class RewardModelScheme : public RewardScheme {
   /// rewards [N]; detail "raw" [N] (the unnormalised score); metrics rm/raw_mean, rm/raw_std.
   RewardOutput score(const RewardInput& in) override;
   /// Raw scores of explicit (prompt, response) pairs, batched: [N] float32.
-  torch::Tensor raw_scores(const std::vector<std::string>& prompts, const std::vector<std::string>& responses);
+  torch::Tensor raw_scores(const std::vector<std::string>& prompts, const std::vector<std::string>& responses,
+                           int64_t* tokens = nullptr);
 
  private:
   void load();

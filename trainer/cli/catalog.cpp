@@ -5,6 +5,7 @@
 #include "models/chat_template.h"
 #include "models/model_config.h"
 #include "rewards/composite.h"
+#include "rewards/judges/judge.h"
 #include "rewards/reward.h"
 #include "base/reader.h"
 #include "trainer/credit/advantage.h"
@@ -40,6 +41,7 @@ Catalog builtin_catalog() {
   c["losses"] = entries(reg.policy_losses);
   c["dpo_losses"] = entries(reg.dpo_losses);
   c["rewards"] = entries(reg.rewards);
+  c["judges"] = entries(rewards::builtin_judges());
   c["tasks"] = entries(reg.tasks);
   c["models"] = entries(reg.models);
   c["templates"] = entries(reg.chat_templates);
@@ -61,6 +63,7 @@ config::KnownNames known_names() {
   k.policy_losses = names("losses");
   k.dpo_losses = names("dpo_losses");
   k.reward_schemes = names("rewards");
+  k.judge_types = names("judges");
   k.tasks = names("tasks");
   k.model_families = names("models");
   k.task_params = [](config::Reader& r, const std::string& task) {
@@ -68,6 +71,9 @@ config::KnownNames known_names() {
   };
   k.reward_params = [](config::Reader& r, const std::string& scheme) {
     rewards::validate_reward_params(reward_registry(), r, scheme);
+  };
+  k.judge_params = [](config::Reader& r, const std::string& type, const std::string& name) {
+    (void)rewards::build_judge(rewards::builtin_judges(), r, type, name);
   };
   k.advantage_subsections = [](config::Reader& r) {
     credit::AdvantageOptions o;

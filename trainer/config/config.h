@@ -172,6 +172,9 @@ struct KnownNames {
   std::vector<std::string> chat_templates;
   /// Validates (reads) a reward component's scheme-specific parameters; may be empty.
   std::function<void(Reader& params, const std::string& scheme)> reward_params;
+  std::vector<std::string> judge_types;
+  /// Validates (reads) a judge's type-specific parameters; may be empty.
+  std::function<void(Reader& params, const std::string& type, const std::string& name)> judge_params;
   /// Reads the estimator-specific subsections of `advantage:` (grpo, gae, rpp, agrae, ...); may be empty.
   std::function<void(Reader& advantage)> advantage_subsections;
   /// Validates (reads) data.task_params for the named task; may be empty.

@@ -9,6 +9,25 @@
 namespace keel::config {
 
 void read_reward(Reader& r, RewardSection& c, const KnownNames& known) {
+  std::set<std::string> judge_names;  // a judge's name keys its metrics
+  r.list("judges", "learned judges run before the components, writing the signals they read (keel list judges)",
+         [&](Reader& item, size_t) {
+           RewardJudge j;
+           auto t = item.required("type", j.type, "registered judge type");
+           const bool type_ok = t.present() && (known.judge_types.empty() ||
+                                                check_choice(j.type, known.judge_types, "").empty());
+           if (t.present() && !known.judge_types.empty()) t.one_of(known.judge_types, "judge type");
+           auto nm = item.required("name", j.name, "the judge's name (its metrics: judge/<name>/...)");
+           if (nm.present() && !judge_names.insert(j.name).second)
+             item.error("name", fmt::format("duplicate judge name '{}'", j.name));
+           const Node* p = item.take("params");
+           j.params_path = item.path_of("params");
+           if (p) j.params = *p;
+           if (type_ok && known.judge_params) {
+             item.section("params", "judge parameters", [&](Reader& pr) { known.judge_params(pr, j.type, j.name); });
+           }
+           c.judges.push_back(std::move(j));
+         });
   std::set<std::string> names;  // a component's name keys its metrics, its state and prior.<name>
   r.list("components", "weighted reward components; empty = the task's verifier (keel list rewards)",
          [&](Reader& item, size_t) {

@@ -15,6 +15,7 @@ struct KnownNames;
 
 /// The component list and scorer limits (the struct lives in rewards/, which builds from it).
 using RewardComponent = rewards::ComponentSpec;
+using RewardJudge = rewards::JudgeSpec;
 using RewardSection = rewards::RewardSpec;
 
 void read_reward(Reader& r, RewardSection& c, const KnownNames& known);

@@ -9,6 +9,7 @@
 #include "base/node.h"
 #include "base/reader.h"
 #include "rewards/composite.h"
+#include "rewards/judges/judge.h"
 #include "trainer/config/config.h"
 #include "trainer/credit/advantage_options.h"
 #include "trainer/data/prompt_source.h"
@@ -92,18 +93,18 @@ std::string producer_of(const std::string& input) {
   if (starts_with(input, "prior."))
     return "a reward component named '" + input.substr(6) + "' listed earlier in reward.components";
   if (input == "rm_scores")
-    return "a learned reward model's score, which keel train does not put in rm_scores: list a reward_model or "
-           "generative_yes component earlier and read it as prior.<its name> (or prior, the earlier components' sum)";
+    return "a judge under reward.judges: type reward_model (a score head), or yes_no with output: rm_scores (or "
+           "list a reward_model component earlier and read it as prior.<its name>)";
   if (input == "criterion_scores")
-    return "per-criterion verdicts of rubric judges, which come with the judges work (not yet in keel)";
+    return "per-criterion verdicts of a judge under reward.judges: type yes_no with its criteria (keel list judges)";
   if (input == "step_scores" || input == "step_ends")
-    return "per-step scores of a process reward model, which come with the judges and PRM work (not yet in keel)";
+    return "per-step scores of a process reward model under reward.judges: type prm (keel list judges)";
   if (starts_with(input, "meta."))
     return "the prompt records' field '" + input.substr(5) + "': a prompts file (data.train_file) whose records "
            "carry it";
   if (starts_with(input, "extra."))
-    return "RewardInput::extra['" + input.substr(6) + "'], which environments, judges or model-side signals fill "
-           "(none of them in keel train yet)";
+    return "RewardInput::extra['" + input.substr(6) + "']: a judge under reward.judges with output: " + input +
+           " (yes_no, reward_model), or an environment / model-side signal (not yet in keel)";
   return "nothing in keel train yet";
 }
 
@@ -179,31 +180,39 @@ std::vector<ContractError> check_contracts(const config::RunConfig& cfg) {
   else if (cfg.data.train_file.empty()) meta.emplace();  // an unknown task: the loader reports it
   std::vector<std::string> earlier;
   bool correct = false;
-  for (const auto& comp : rewards::reward_contracts(cfg.reward, reg.rewards, default_scheme)) {
-    for (const auto& rq : comp.contract) {
-      const std::string& in = rq.input;
-      bool ok;
-      std::string why;
-      if (in == "prior") {
-        ok = !earlier.empty();
-      } else if (in == "correct") {
-        ok = correct;
-      } else if (starts_with(in, "prior.")) {
-        ok = std::find(earlier.begin(), earlier.end(), in.substr(6)) != earlier.end();
-        if (!ok) why = fmt::format(" (earlier components: {})", earlier.empty() ? "none" : join(earlier));
-      } else if (starts_with(in, "meta.")) {
-        ok = !meta || meta->count(in.substr(5));
-        if (!ok) {
-          std::vector<std::string> keys(meta->begin(), meta->end());
-          why = fmt::format("; the built-in task '{}' gives {}", cfg.data.task, keys.empty() ? "none" : join(keys));
-        }
-      } else {
-        ok = produced.count(in) > 0;
+  // One requirement of `who` (a judge, or a reward component) against what is produced before it.
+  const auto check_input = [&](const Requirement& rq, const std::string& who) {
+    const std::string& in = rq.input;
+    bool ok;
+    std::string why;
+    if (in == "prior") {
+      ok = !earlier.empty();
+    } else if (in == "correct") {
+      ok = correct;
+    } else if (starts_with(in, "prior.")) {
+      ok = std::find(earlier.begin(), earlier.end(), in.substr(6)) != earlier.end();
+      if (!ok) why = fmt::format(" (earlier components: {})", earlier.empty() ? "none" : join(earlier));
+    } else if (starts_with(in, "meta.")) {
+      ok = !meta || meta->count(in.substr(5));
+      if (!ok) {
+        std::vector<std::string> keys(meta->begin(), meta->end());
+        why = fmt::format("; the built-in task '{}' gives {}", cfg.data.task, keys.empty() ? "none" : join(keys));
       }
-      if (!ok)
-        err(rq.key, fmt::format("reward scheme '{}' (component '{}') needs {}, which nothing in this run produces; it "
-                                "comes from {}{}", comp.scheme, comp.name, in, producer_of(in), why));
+    } else {
+      ok = produced.count(in) > 0;
     }
+    if (!ok)
+      err(rq.key, fmt::format("{} needs {}, which nothing in this run produces; it comes from {}{}", who, in,
+                              producer_of(in), why));
+  };
+  // The judges run first: their own needs (the records' fields), then what they write.
+  for (const auto& j : rewards::judge_contracts(cfg.reward)) {
+    for (const auto& rq : j.contract) check_input(rq, fmt::format("judge '{}' (type {})", j.name, j.type));
+    for (const auto& p : j.produces) produced.insert(p);
+  }
+  for (const auto& comp : rewards::reward_contracts(cfg.reward, reg.rewards, default_scheme)) {
+    for (const auto& rq : comp.contract)
+      check_input(rq, fmt::format("reward scheme '{}' (component '{}')", comp.scheme, comp.name));
     earlier.push_back(comp.name);
     correct = correct || comp.judges_correctness;
   }
@@ -220,17 +229,21 @@ void report_contracts(const config::RunConfig& cfg, const config::Node& root, co
 void check_data_contracts(const config::RunConfig& cfg, const data::PromptSource& data) {
   if (data.task()) return;  // a task's fields are checked at load
   const Registries& reg = registries();
-  const auto comps = rewards::reward_contracts(cfg.reward, reg.rewards);
+  // (who, requirement) of every judge and component.
+  std::vector<std::pair<std::string, Requirement>> needs;
+  for (const auto& j : rewards::judge_contracts(cfg.reward))
+    for (const auto& rq : j.contract) needs.push_back({fmt::format("judge '{}' (type {})", j.name, j.type), rq});
+  for (const auto& comp : rewards::reward_contracts(cfg.reward, reg.rewards))
+    for (const auto& rq : comp.contract)
+      needs.push_back({fmt::format("reward scheme '{}' (component '{}')", comp.scheme, comp.name), rq});
   const auto check = [&](const std::vector<data::PromptRecord>& records) {
-    for (const auto& comp : comps)
-      for (const auto& rq : comp.contract) {
-        if (!starts_with(rq.input, "meta.")) continue;
-        const std::string key = rq.input.substr(5);
-        for (const auto& rec : records)
-          if (!rec.meta.count(key) && !(key == "answer" && !rec.answer.empty()))
-            fail("{}: the record has no field '{}', which reward scheme '{}' (component '{}', {}) needs in every "
-                 "record", rec.id, key, comp.scheme, comp.name, rq.key);
-      }
+    for (const auto& [who, rq] : needs) {
+      if (!starts_with(rq.input, "meta.")) continue;
+      const std::string key = rq.input.substr(5);
+      for (const auto& rec : records)
+        if (!rec.meta.count(key) && !(key == "answer" && !rec.answer.empty()))
+          fail("{}: the record has no field '{}', which {} ({}) needs in every record", rec.id, key, who, rq.key);
+    }
   };
   check(data.train_records());
   check(data.eval_set());

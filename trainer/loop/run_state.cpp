@@ -148,7 +148,11 @@ void build_components(RunState& c, const rewards::RewardRegistry& reward_schemes
   if (c.samples() || c.data->task() || !cfg.reward.components.empty()) {
     // Offline learners on files need no reward (their evaluation is on held-out pairs / loss).
     const std::string default_scheme = c.data->task() ? c.data->task()->verifier() : "";
-    c.reward = rewards::build_composite_reward(cfg.reward, reward_schemes, default_scheme);
+    // The judges run where this process computes: the learner's device, or a reward rank's.
+    rewards::JudgeContext jc;
+    jc.policy_tokenizer = c.tok.get();
+    jc.device = c.device;
+    c.reward = rewards::build_composite_reward(cfg.reward, reward_schemes, default_scheme, jc);
   }
   {
     c.estimator = c.reg.estimators.get(cfg.advantage.estimator).fn;
