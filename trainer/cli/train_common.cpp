@@ -69,6 +69,14 @@ stdfs::path train_run_tokenizer(const std::vector<std::string>& corpus, const st
   stdfs::create_directories(dir, ec);
   models::SentencePieceTrainOptions so;
   so.hard_vocab_limit = false;
+  // SentencePiece reads its corpus line by line, so a newline inside a text (the steps of a
+  // multi-step response) would never be seen and encode as <unk>; as a user-defined symbol it is
+  // one piece, and step boundaries survive tokenization.
+  for (const auto& t : corpus)
+    if (t.find('\n') != std::string::npos) {
+      so.user_defined_symbols.push_back("\n");
+      break;
+    }
   const auto staged = models::train_sentencepiece(corpus, 64, (dir / "staging").string(), so);
   stdfs::rename(staged, model_file);
   stdfs::remove(dir / "staging.vocab", ec);
