@@ -20,13 +20,28 @@ std::string Task::wrong_response(const PromptRecord& r, uint64_t salt) const {
 }
 
 std::unique_ptr<Task> make_arithmetic_task(config::Reader& r);
+std::unique_ptr<Task> make_arithmetic_steps_task(config::Reader& r);
 std::unique_ptr<Task> make_countdown_task(config::Reader& r);
+std::unique_ptr<Task> make_judge_arithmetic_task(config::Reader& r);
+std::unique_ptr<Task> make_prm_arithmetic_task(config::Reader& r);
 
 void register_builtin_tasks(TaskRegistry& r) {
   r.add("arithmetic", "multi-digit integer arithmetic 'a+b=' (knobs: min_digits, max_digits, operands, ops)",
         make_arithmetic_task);
+  r.add("arithmetic_steps",
+        "'3+14+5=' answered one left-to-right step a line, '3+14=17\\n17+5=22' (knobs: min_digits, max_digits, "
+        "operands, ops)",
+        make_arithmetic_steps_task);
   r.add("countdown", "reach a target from given numbers with + - * / (knobs: numbers, max_number, max_target, ops)",
         make_countdown_task);
+  r.add("judge_arithmetic",
+        "yes/no judge data: 'a+b=<shown>\\nQ: is the answer correct?\\nA:' -> ' yes' (knobs: min_digits, max_digits, "
+        "operands, ops, wrong_share, criteria, label_noise)",
+        make_judge_arithmetic_task);
+  r.add("prm_arithmetic",
+        "process-reward data: arithmetic_steps prefixes, 'is the last step correct?' -> ' yes'/' no' (knobs: "
+        "min_digits, max_digits, operands, ops, wrong_share, label_noise)",
+        make_prm_arithmetic_task);
 }
 
 }  // namespace keel::data

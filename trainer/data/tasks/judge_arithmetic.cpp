@@ -1,0 +1,174 @@
+// Task "judge_arithmetic": data for a generative yes/no judge with criteria. A record shows an
+// arithmetic problem (drawn exactly as the arithmetic task draws it with the same knobs, so the
+// expression of record i equals arithmetic's) with an answer, right or wrong, and asks one question:
+//   "12+7=19\nQ: is the answer correct?\nA:" -> " yes"
+// Criteria: correct (shown == value), close (|shown - value| <= 9), digits (as many digits as the
+// value, sign ignored). Wrong answers are value +- k (k in 1..9), the value with a stray digit
+// appended, or a random number with the value's digit count. A deterministic share label_noise of the
+// labels is flipped (meta.truth keeps the noise-free one). The verifier is match_exact on the label,
+// so GRPO on this task trains a judge whose reward is agreement with the label.
+#include <cstdlib>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "base/reader.h"
+#include "trainer/data/task.h"
+#include "trainer/data/tasks/arithmetic_steps.h"
+
+namespace keel::data {
+
+namespace {
+
+const std::vector<std::string> kCriteria = {"correct", "close", "digits"};
+
+struct JudgeArithmeticOptions {
+  int min_digits = 1;
+  int max_digits = 2;
+  int operands = 2;
+  std::string ops = "+";
+  double wrong_share = 0.5;
+  std::vector<std::string> criteria = kCriteria;
+  double label_noise = 0.1;
+};
+
+/// Decimal digits of |v| (0 has one).
+int digit_count(int64_t v) {
+  uint64_t a = v < 0 ? 0 - static_cast<uint64_t>(v) : static_cast<uint64_t>(v);
+  int d = 1;
+  while (a >= 10) {
+    a /= 10;
+    ++d;
+  }
+  return d;
+}
+
+std::string question_of(const std::string& criterion) {
+  if (criterion == "correct") return "is the answer correct";
+  if (criterion == "close") return "is the answer within 9 of the true value";
+  return "does the answer have the right number of digits";
+}
+
+bool holds(const std::string& criterion, int64_t shown, int64_t value) {
+  if (criterion == "correct") return shown == value;
+  if (criterion == "close") return std::llabs(shown - value) <= 9;
+  return digit_count(shown) == digit_count(value);
+}
+
+/// Precedence-aware evaluation of n0 op0 n1 op1 n2 ... (as the arithmetic task evaluates).
+int64_t evaluate(const std::vector<int64_t>& nums, const std::string& ops) {
+  std::vector<int64_t> terms{nums[0]};
+  std::vector<char> signs{'+'};
+  for (size_t i = 0; i < ops.size(); ++i) {
+    if (ops[i] == '*') {
+      terms.back() *= nums[i + 1];
+    } else {
+      terms.push_back(nums[i + 1]);
+      signs.push_back(ops[i]);
+    }
+  }
+  int64_t v = 0;
+  for (size_t i = 0; i < terms.size(); ++i) v += signs[i] == '-' ? -terms[i] : terms[i];
+  return v;
+}
+
+class JudgeArithmeticTask : public Task {
+ public:
+  explicit JudgeArithmeticTask(JudgeArithmeticOptions o) : o_(std::move(o)) {}
+
+  PromptRecord make(uint64_t seed, Split split, uint64_t index) const override {
+    SplitMix64 rng(problem_seed(seed, split, index));
+    // The arithmetic task's draw, call for call.
+    std::vector<int64_t> nums;
+    std::string ops;
+    for (int i = 0; i < o_.operands; ++i) {
+      const int digits = static_cast<int>(rng.uniform(o_.min_digits, o_.max_digits));
+      int64_t lo = 1;
+      for (int d = 1; d < digits; ++d) lo *= 10;
+      nums.push_back(rng.uniform(digits == 1 ? 0 : lo, lo * 10 - 1));
+      if (i + 1 < o_.operands) ops += o_.ops[static_cast<size_t>(rng.uniform(0, static_cast<int64_t>(o_.ops.size()) - 1))];
+    }
+    std::string expr = std::to_string(nums[0]);
+    for (size_t i = 0; i < ops.size(); ++i) expr += ops[i] + std::to_string(nums[i + 1]);
+    const int64_t value = evaluate(nums, ops);
+
+    // Every draw is made whatever the knobs, so wrong_share, criteria and label_noise change only
+    // what they control.
+    const bool wrong = uniform01(rng) < o_.wrong_share;
+    const int64_t kind = rng.uniform(0, 2);
+    const int64_t k = rng.uniform(1, 9);
+    const bool minus = rng.uniform(0, 1) == 0;
+    const int64_t stray = rng.uniform(0, 9), stray_nonzero = rng.uniform(1, 9);
+    const int dc = digit_count(value);
+    int64_t lo = 1;
+    for (int d = 1; d < dc; ++d) lo *= 10;
+    const int64_t abs_value = value < 0 ? -value : value;
+    int64_t other = rng.uniform(dc == 1 ? 0 : lo, lo * 10 - 2);  // |value|'s digit count, skipping |value|
+    if (other >= abs_value) ++other;
+    const size_t crit = static_cast<size_t>(rng.uniform(0, static_cast<int64_t>(o_.criteria.size()) - 1));
+    const bool flip = uniform01(rng) < o_.label_noise;
+
+    int64_t shown = value;
+    if (wrong) {
+      if (kind == 0) {
+        // value +- k, never below zero unless the value already is
+        shown = (minus && (value < 0 || value - k >= 0)) ? value - k : value + k;
+      } else if (kind == 1) {
+        // a stray digit appended ("19" -> "193"); 0 gets a non-zero digit (no "07")
+        shown = value == 0 ? stray_nonzero : value * 10 + (value < 0 ? -stray : stray);
+      } else {
+        shown = value < 0 ? -other : other;
+      }
+    }
+    const std::string& criterion = o_.criteria[crit];
+    const bool truth = holds(criterion, shown, value);
+    const bool label = truth != flip;
+
+    PromptRecord r;
+    r.id = fmt::format("judge_arithmetic/{}/{}", split == Split::kTrain ? "train" : "eval", index);
+    r.prompt = expr + "=" + std::to_string(shown) + "\nQ: " + question_of(criterion) + "?\nA:";
+    r.answer = label ? "yes" : "no";
+    // JSON text (record.h); the strings hold digits, + - * and lower-case letters only
+    r.meta["expression"] = "\"" + expr + "\"";
+    r.meta["shown"] = "\"" + std::to_string(shown) + "\"";
+    r.meta["criterion"] = "\"" + criterion + "\"";
+    r.meta["truth"] = truth ? "true" : "false";  // the noise-free label
+    return r;
+  }
+
+  /// The (noisy) label with a leading space: " yes" / " no".
+  std::string gold_response(const PromptRecord& r) const override { return " " + r.answer; }
+  /// The other label.
+  std::string wrong_response(const PromptRecord& r, uint64_t /*salt*/) const override {
+    return r.answer == "yes" ? " no" : " yes";
+  }
+  std::string verifier() const override { return "match_exact"; }
+
+ private:
+  JudgeArithmeticOptions o_;
+};
+
+}  // namespace
+
+std::unique_ptr<Task> make_judge_arithmetic_task(config::Reader& r) {
+  JudgeArithmeticOptions o;
+  r.field("min_digits", o.min_digits, "fewest digits of an operand").ge(1).le(9);
+  r.field("max_digits", o.max_digits, "most digits of an operand").ge(1).le(9);
+  r.field("operands", o.operands, "numbers in the expression").ge(2).le(6);
+  r.field("ops", o.ops, "operators to draw from, any of + - *").nonempty();
+  r.field("wrong_share", o.wrong_share, "share of records whose shown answer is wrong").ge(0).le(1);
+  r.field("criteria", o.criteria, "questions to draw from uniformly").nonempty().one_of(kCriteria, "criterion");
+  r.field("label_noise", o.label_noise, "share of records whose yes/no label is flipped").ge(0).le(0.5);
+  if (o.max_digits < o.min_digits)
+    r.error("max_digits", fmt::format("must be >= {} ({}), got {}", r.path_of("min_digits"), o.min_digits, o.max_digits));
+  for (char c : o.ops)
+    if (c != '+' && c != '-' && c != '*') {
+      r.error("ops", fmt::format("may only contain + - *, got '{}'", c));
+      break;
+    }
+  if (std::set<std::string>(o.criteria.begin(), o.criteria.end()).size() != o.criteria.size())
+    r.error("criteria", "lists a criterion twice");
+  return std::make_unique<JudgeArithmeticTask>(o);
+}
+
+}  // namespace keel::data
