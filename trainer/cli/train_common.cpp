@@ -61,7 +61,8 @@ std::unique_ptr<torch::optim::AdamW> make_adamw(const std::vector<at::Tensor>& p
   return opt;
 }
 
-stdfs::path train_run_tokenizer(const std::vector<std::string>& corpus, const stdfs::path& run_dir) {
+stdfs::path train_run_tokenizer(const std::vector<std::string>& corpus, const stdfs::path& run_dir,
+                                const std::vector<std::string>& symbols) {
   const auto dir = run_dir / "tokenizer";
   const auto model_file = dir / "tokenizer.model";
   if (stdfs::exists(model_file)) return model_file;
@@ -69,6 +70,7 @@ stdfs::path train_run_tokenizer(const std::vector<std::string>& corpus, const st
   stdfs::create_directories(dir, ec);
   models::SentencePieceTrainOptions so;
   so.hard_vocab_limit = false;
+  so.user_defined_symbols = symbols;
   // SentencePiece reads its corpus line by line, so a newline inside a text (the steps of a
   // multi-step response) would never be seen and encode as <unk>; as a user-defined symbol it is
   // one piece, and step boundaries survive tokenization.

@@ -8,6 +8,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "base/registry.h"
 #include "trainer/data/record.h"
@@ -33,6 +34,9 @@ class Task {
   virtual std::string wrong_response(const PromptRecord& r, uint64_t salt) const;
   /// The reward verifier that scores this task's responses (a name in the reward registry).
   virtual std::string verifier() const = 0;
+  /// Texts a tokenizer trained on this task's text must keep as one piece each, in SentencePiece
+  /// form (e.g. "▁yes", "▁no": a judge's verdict is read from one token's probability). Default none.
+  virtual std::vector<std::string> tokenizer_symbols() const { return {}; }
 };
 
 /// Reads the task's knobs from `data.task_params`; unknown keys are errors with file:line.

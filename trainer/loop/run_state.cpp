@@ -10,6 +10,7 @@
 #include "trainer/cli/train_common.h"
 #include "trainer/credit/advantage_options.h"
 #include "trainer/dist/data_parallel.h"
+#include "trainer/rollout/prompt_format.h"
 #include "trainer/dist/rendezvous.h"
 #include "trainer/learner/policy_loss.h"
 #include "trainer/loop/checkpoint_io.h"
@@ -49,7 +50,7 @@ std::pair<std::unique_ptr<models::Tokenizer>, std::string> load_run_tokenizer(co
         corpus.push_back(std::move(text));
       }
     }
-    cli::train_run_tokenizer(corpus, run_dir);
+    cli::train_run_tokenizer(corpus, run_dir, src.task() ? src.task()->tokenizer_symbols() : std::vector<std::string>{});
   }
   const auto model_file = dir / "tokenizer.model";
   return {models::load_tokenizer(model_file.string()), dir.string()};
@@ -152,6 +153,15 @@ void build_components(RunState& c, const rewards::RewardRegistry& reward_schemes
     rewards::JudgeContext jc;
     jc.policy_tokenizer = c.tok.get();
     jc.device = c.device;
+    // The master-key suite's questions for judges with robustness_probes: run: three training
+    // prompts as the policy sees them, with their answers.
+    std::vector<data::PromptRecord> recs;
+    if (c.data->task())
+      for (uint64_t i = 0; i < 3; ++i) recs.push_back(c.data->task()->make(static_cast<uint64_t>(cfg.run.seed), data::Split::kTrain, i));
+    else
+      recs.assign(c.data->train_records().begin(), c.data->train_records().begin() +
+                                                       static_cast<std::ptrdiff_t>(std::min<size_t>(3, c.data->train_records().size())));
+    for (const auto& r : recs) jc.probes.push_back({rollout::render_prompt(r, cfg.model.chat_template), r.answer});
     c.reward = rewards::build_composite_reward(cfg.reward, reward_schemes, default_scheme, jc);
   }
   {

@@ -13,6 +13,8 @@
 #include "base/reader.h"
 #include "rewards/verifiers/arithmetic.h"
 #include "rewards/verifiers/string_match.h"
+#include "trainer/data/tasks/arithmetic_steps.h"
+#include <nlohmann/json.hpp>
 
 namespace keel::data {
 namespace {
@@ -357,7 +359,7 @@ TEST(ArithmeticStepsTask, KnobsAreValidatedWithPaths) {
   EXPECT_EQ(errors[2], "t.yaml:1: p.ops: may only contain + -, got '*'");
 }
 
-// judge_arithmetic: "<expr>=<shown>\nQ: <question>?\nA:" -> " yes" / " no".
+// judge_arithmetic: "<expr>=<shown>\nQ: <question>?\nA:" -> "yes" / "no".
 const std::map<std::string, std::string> kJudgeQuestions = {
     {"correct", "is the answer correct"},
     {"close", "is the answer within 9 of the true value"},
@@ -378,18 +380,18 @@ TEST(JudgeArithmeticTask, FixedSeedTextIsExact) {
   const auto r = t->make(11, Split::kTrain, 0);
   EXPECT_EQ(r.id, "judge_arithmetic/train/0");
   EXPECT_EQ(r.prompt, "1+66=67\nQ: is the answer correct?\nA:");
-  EXPECT_EQ(t->gold_response(r), " yes");
+  EXPECT_EQ(t->gold_response(r), "yes");
   EXPECT_EQ(r.answer, "yes");
   EXPECT_EQ(r.meta, (std::map<std::string, std::string>{
                         {"expression", "\"1+66\""}, {"shown", "\"67\""}, {"criterion", "\"correct\""}, {"truth", "true"}}));
   const auto r2 = t->make(11, Split::kTrain, 2);  // 10 with a stray digit appended
   EXPECT_EQ(r2.prompt, "3+7=101\nQ: is the answer within 9 of the true value?\nA:");
-  EXPECT_EQ(t->gold_response(r2), " no");
+  EXPECT_EQ(t->gold_response(r2), "no");
   EXPECT_EQ(r2.meta, (std::map<std::string, std::string>{
                          {"expression", "\"3+7\""}, {"shown", "\"101\""}, {"criterion", "\"close\""}, {"truth", "false"}}));
   const auto r3 = t->make(11, Split::kTrain, 3);
   EXPECT_EQ(r3.prompt, "28+3=31\nQ: does the answer have the right number of digits?\nA:");
-  EXPECT_EQ(t->gold_response(r3), " yes");
+  EXPECT_EQ(t->gold_response(r3), "yes");
   EXPECT_EQ(t->verifier(), "match_exact");
   for (uint64_t i = 0; i < 200; ++i) {
     const auto x = t->make(11, Split::kTrain, i);
@@ -399,10 +401,10 @@ TEST(JudgeArithmeticTask, FixedSeedTextIsExact) {
     EXPECT_EQ(p->shown, unquote(x.meta.at("shown")));
     EXPECT_EQ(p->question, kJudgeQuestions.at(unquote(x.meta.at("criterion"))));
     EXPECT_TRUE(x.answer == "yes" || x.answer == "no") << x.answer;
-    EXPECT_EQ(t->gold_response(x), " " + x.answer);
-    EXPECT_EQ(t->wrong_response(x, 1), x.answer == "yes" ? " no" : " yes");
+    EXPECT_EQ(t->gold_response(x), x.answer);
+    EXPECT_EQ(t->wrong_response(x, 1), x.answer == "yes" ? "no" : "yes");
     EXPECT_TRUE(x.meta.at("truth") == "true" || x.meta.at("truth") == "false");
-    // match_exact (region auto) trims the response: " yes" is read as "yes", the metadata answer.
+    // match_exact (region auto) reads the response as the metadata answer.
     EXPECT_EQ(rewards::answer_region(t->gold_response(x), rewards::AnswerRegion::kAuto), x.answer);
   }
 }
@@ -458,6 +460,29 @@ TEST(JudgeArithmeticTask, LabelsEqualTruthExceptANoiseShare) {
   EXPECT_LT(yes, 3 * n / 4);
 }
 
+TEST(JudgeArithmeticTask, ContentFreeAnswersAreLabelledNo) {
+  // Master-RM's adversarial negatives: a share of the answers say nothing, and no criterion holds.
+  const auto plain = make("judge_arithmetic", "{label_noise: 0}");
+  const auto cf = make("judge_arithmetic", "{label_noise: 0, content_free_share: 0.3}");
+  const int n = 2000;
+  int free = 0;
+  for (int i = 0; i < n; ++i) {
+    const auto a = plain->make(3, Split::kTrain, static_cast<uint64_t>(i));
+    const auto b = cf->make(3, Split::kTrain, static_cast<uint64_t>(i));
+    EXPECT_EQ(a.meta.at("expression"), b.meta.at("expression"));
+    if (a.prompt == b.prompt) continue;
+    ++free;
+    EXPECT_EQ(b.answer, "no") << b.prompt;
+    EXPECT_EQ(b.meta.at("truth"), "false");
+    const std::string shown = nlohmann::json::parse(b.meta.at("shown")).get<std::string>();
+    EXPECT_NE(std::find(content_free_texts().begin(), content_free_texts().end(), shown), content_free_texts().end()) << shown;
+    EXPECT_EQ(b.prompt.rfind(unquote(b.meta.at("expression")) + "=" + shown + "\nQ: ", 0), 0u) << b.prompt;
+  }
+  EXPECT_NEAR(static_cast<double>(free) / n, 0.3, 0.04);  // (a content-free draw equal to the plain text is rare)
+  const auto prm = make("prm_arithmetic", "{label_noise: 0, content_free_share: 1}");
+  for (int i = 0; i < 50; ++i) EXPECT_EQ(prm->make(3, Split::kTrain, static_cast<uint64_t>(i)).answer, "no");
+}
+
 TEST(JudgeArithmeticTask, CriteriaAreDrawnUniformlyFromTheKnob) {
   const int n = 3000;
   std::map<std::string, int> all, two;
@@ -490,24 +515,24 @@ TEST(JudgeArithmeticTask, KnobsAreValidatedWithPaths) {
   EXPECT_EQ(errors[1], "t.yaml:1: p.criteria: lists a criterion twice");
 }
 
-// prm_arithmetic: "<expr>=<step 1>\n...<step k>\nQ: is the last step correct?\nA:" -> " yes" / " no".
+// prm_arithmetic: "<expr>=<step 1>\n...<step k>\nQ: is the last step correct?\nA:" -> "yes" / "no".
 TEST(PrmArithmeticTask, FixedSeedTextIsExact) {
   const auto t = make("prm_arithmetic");
   const auto r = t->make(11, Split::kTrain, 0);
   EXPECT_EQ(r.id, "prm_arithmetic/train/0");
   EXPECT_EQ(r.prompt, "1-66-5+1=1-66=-65\nQ: is the last step correct?\nA:");
-  EXPECT_EQ(t->gold_response(r), " yes");
+  EXPECT_EQ(t->gold_response(r), "yes");
   EXPECT_EQ(r.answer, "yes");
   EXPECT_EQ(r.meta, (std::map<std::string, std::string>{{"expression", "\"1-66-5+1\""}, {"truth", "true"}, {"step", "1"}}));
   // 19-9=1 is wrong; 1-34=-33 carries it forward but is locally right: yes.
   const auto r1 = t->make(11, Split::kTrain, 1);
   EXPECT_EQ(r1.prompt, "11+8-9-34=11+8=19\n19-9=1\n1-34=-33\nQ: is the last step correct?\nA:");
-  EXPECT_EQ(t->gold_response(r1), " yes");
+  EXPECT_EQ(t->gold_response(r1), "yes");
   EXPECT_EQ(r1.meta, (std::map<std::string, std::string>{{"expression", "\"11+8-9-34\""}, {"truth", "true"}, {"step", "3"}}));
   // The last shown step is wrong: no.
   const auto r2 = t->make(11, Split::kTrain, 2);
   EXPECT_EQ(r2.prompt, "3+7-88-82=3+7=10\n10-88=-78\n-78-82=-163\nQ: is the last step correct?\nA:");
-  EXPECT_EQ(t->gold_response(r2), " no");
+  EXPECT_EQ(t->gold_response(r2), "no");
   EXPECT_EQ(r2.meta.at("truth"), "false");
   EXPECT_EQ(t->verifier(), "match_exact");
   // The problem part is arithmetic_steps' prompt for the same knobs, seed and index.
@@ -518,7 +543,7 @@ TEST(PrmArithmeticTask, FixedSeedTextIsExact) {
     EXPECT_EQ(x.prompt.substr(0, s.prompt.size()), s.prompt);
     EXPECT_EQ(x.meta.at("expression"), s.meta.at("expression"));
     EXPECT_EQ(rewards::answer_region(t->gold_response(x), rewards::AnswerRegion::kAuto), x.answer);
-    EXPECT_EQ(t->wrong_response(x, 3), x.answer == "yes" ? " no" : " yes");
+    EXPECT_EQ(t->wrong_response(x, 3), x.answer == "yes" ? "no" : "yes");
   }
 }
 

@@ -143,4 +143,11 @@ std::unique_ptr<Task> make_arithmetic_steps_task(config::Reader& r) {
   return std::make_unique<ArithmeticStepsTask>(o);
 }
 
+const std::vector<std::string>& content_free_texts() {
+  static const std::vector<std::string> texts = {
+      "", "  ", "?", "...", "=", "Answer:", "The answer is", "Let me think.", "First, we add.", "Hmm",
+      "Step 1:", "We need to compute this.", "Okay", "A:", "Q:", "To solve it", "yes", "no", "Check:", "\n"};
+  return texts;
+}
+
 }  // namespace keel::data

@@ -62,4 +62,10 @@ int64_t draw_error(SplitMix64& rng);
 /// A uniform double in [0, 1) from one draw.
 double uniform01(SplitMix64& rng);
 
+/// Content-free "answers" for the judge tasks' adversarial negatives (Master-RM's recipe against
+/// master-key attacks: a judge must say "no" to a response that says nothing). [interp] Our own
+/// list of openers, punctuation and empty text — deliberately not the master-key suite's strings
+/// (rewards/models/master_keys.h), so the start-up self-test measures generalisation, not recall.
+const std::vector<std::string>& content_free_texts();
+
 }  // namespace keel::data

@@ -1,16 +1,20 @@
 // Task "judge_arithmetic": data for a generative yes/no judge with criteria. A record shows an
 // arithmetic problem (drawn exactly as the arithmetic task draws it with the same knobs, so the
 // expression of record i equals arithmetic's) with an answer, right or wrong, and asks one question:
-//   "12+7=19\nQ: is the answer correct?\nA:" -> " yes"
+//   "12+7=19\nQ: is the answer correct?\nA:" -> "yes"
 // Criteria: correct (shown == value), close (|shown - value| <= 9), digits (as many digits as the
 // value, sign ignored). Wrong answers are value +- k (k in 1..9), the value with a stray digit
 // appended, or a random number with the value's digit count. A deterministic share label_noise of the
 // labels is flipped (meta.truth keeps the noise-free one). The verifier is match_exact on the label,
-// so GRPO on this task trains a judge whose reward is agreement with the label.
+// so GRPO on this task trains a judge whose reward is agreement with the label. With
+// content_free_share, a share of the answers say nothing and are labelled no (Master-RM's adversarial
+// negatives), so a judge trained here can pass the master-key self-test.
 #include <cstdlib>
 #include <set>
 #include <string>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "base/reader.h"
 #include "trainer/data/task.h"
@@ -30,6 +34,7 @@ struct JudgeArithmeticOptions {
   double wrong_share = 0.5;
   std::vector<std::string> criteria = kCriteria;
   double label_noise = 0.1;
+  double content_free_share = 0.0;
 };
 
 /// Decimal digits of |v| (0 has one).
@@ -107,6 +112,9 @@ class JudgeArithmeticTask : public Task {
     if (other >= abs_value) ++other;
     const size_t crit = static_cast<size_t>(rng.uniform(0, static_cast<int64_t>(o_.criteria.size()) - 1));
     const bool flip = uniform01(rng) < o_.label_noise;
+    const bool content_free = uniform01(rng) < o_.content_free_share;
+    const auto& cf = content_free_texts();
+    const std::string& cf_text = cf[static_cast<size_t>(rng.uniform(0, static_cast<int64_t>(cf.size()) - 1))];
 
     int64_t shown = value;
     if (wrong) {
@@ -121,28 +129,34 @@ class JudgeArithmeticTask : public Task {
       }
     }
     const std::string& criterion = o_.criteria[crit];
-    const bool truth = holds(criterion, shown, value);
+    // A content-free answer satisfies no criterion.
+    const bool truth = !content_free && holds(criterion, shown, value);
     const bool label = truth != flip;
+    const std::string shown_text = content_free ? cf_text : std::to_string(shown);
 
     PromptRecord r;
     r.id = fmt::format("judge_arithmetic/{}/{}", split == Split::kTrain ? "train" : "eval", index);
-    r.prompt = expr + "=" + std::to_string(shown) + "\nQ: " + question_of(criterion) + "?\nA:";
+    r.prompt = expr + "=" + shown_text + "\nQ: " + question_of(criterion) + "?\nA:";
     r.answer = label ? "yes" : "no";
     // JSON text (record.h); the strings hold digits, + - * and lower-case letters only
     r.meta["expression"] = "\"" + expr + "\"";
-    r.meta["shown"] = "\"" + std::to_string(shown) + "\"";
+    r.meta["shown"] = nlohmann::json(shown_text).dump();
     r.meta["criterion"] = "\"" + criterion + "\"";
     r.meta["truth"] = truth ? "true" : "false";  // the noise-free label
     return r;
   }
 
-  /// The (noisy) label with a leading space: " yes" / " no".
-  std::string gold_response(const PromptRecord& r) const override { return " " + r.answer; }
+  /// The (noisy) label, "yes" / "no". No leading space: a SentencePiece tokenizer's dummy prefix
+  /// makes "yes" the one piece "▁yes" (" yes" would be "▁" then "▁yes"), so the verdict is the
+  /// very next token after "A:", where a judge reads it.
+  std::string gold_response(const PromptRecord& r) const override { return r.answer; }
   /// The other label.
   std::string wrong_response(const PromptRecord& r, uint64_t /*salt*/) const override {
-    return r.answer == "yes" ? " no" : " yes";
+    return r.answer == "yes" ? "no" : "yes";
   }
   std::string verifier() const override { return "match_exact"; }
+  /// The labels' pieces: the judge reads P(yes) from one token.
+  std::vector<std::string> tokenizer_symbols() const override { return {"\xE2\x96\x81yes", "\xE2\x96\x81no"}; }
 
  private:
   JudgeArithmeticOptions o_;
@@ -159,6 +173,10 @@ std::unique_ptr<Task> make_judge_arithmetic_task(config::Reader& r) {
   r.field("wrong_share", o.wrong_share, "share of records whose shown answer is wrong").ge(0).le(1);
   r.field("criteria", o.criteria, "questions to draw from uniformly").nonempty().one_of(kCriteria, "criterion");
   r.field("label_noise", o.label_noise, "share of records whose yes/no label is flipped").ge(0).le(0.5);
+  r.field("content_free_share", o.content_free_share,
+          "share of records whose answer says nothing (an opener, punctuation, empty), labelled no: adversarial "
+          "negatives against master-key attacks (Master-RM)")
+      .ge(0).le(1);
   if (o.max_digits < o.min_digits)
     r.error("max_digits", fmt::format("must be >= {} ({}), got {}", r.path_of("min_digits"), o.min_digits, o.max_digits));
   for (char c : o.ops)

@@ -1,12 +1,12 @@
 // Task "prm_arithmetic": data for a process reward model on arithmetic_steps. A record shows a
 // problem and the first k of its steps, some possibly wrong, and asks whether the LAST shown step is
 // correct:
-//   "3+14+5+6=3+14=17\n17+5=23\nQ: is the last step correct?\nA:" -> " no"
+//   "3+14+5+6=3+14=17\n17+5=23\nQ: is the last step correct?\nA:" -> "no"
 // Labels are LOCAL correctness: a step is correct when its own arithmetic is right given its shown
 // left operand, so a step after an earlier error that it carries forward ("3+14=18\n18+5=23") is
 // labelled yes. Math-Shepherd-style hard labels (does any continuation of this prefix still reach
 // the right answer?) would call every step after the first error wrong; this task does not.
-// A generative judge answers " yes" / " no"; the verifier is match_exact on the (noisy) label.
+// A generative judge answers "yes" / "no"; the verifier is match_exact on the (noisy) label.
 #include <functional>
 
 #include "base/reader.h"
@@ -21,6 +21,7 @@ struct PrmArithmeticOptions {
   StepsOptions steps;
   double wrong_share = 0.5;
   double label_noise = 0.1;
+  double content_free_share = 0.0;
 };
 
 class PrmArithmeticTask : public Task {
@@ -39,17 +40,23 @@ class PrmArithmeticTask : public Task {
     const int64_t earlier_at = rng.uniform(0, k >= 2 ? k - 2 : 0);
     const int64_t delta = draw_error(rng);
     const bool flip = uniform01(rng) < o_.label_noise;
+    const bool content_free = uniform01(rng) < o_.content_free_share;
+    const auto& cf = content_free_texts();
+    const std::string& cf_text = cf[static_cast<size_t>(rng.uniform(0, static_cast<int64_t>(cf.size()) - 1))];
 
     const size_t at = !wrong ? p.ops.size() : static_cast<size_t>(earlier && k > 1 ? earlier_at : k - 1);
     const std::vector<Step> steps = steps_with_error(p, at, delta);
     const Step& last = steps[static_cast<size_t>(k - 1)];
-    const bool truth = last.result == apply_op(last.left, last.op, last.right);
+    // A content-free last step (it replaces step k) is never a correct step.
+    const bool truth = !content_free && last.result == apply_op(last.left, last.op, last.right);
     const bool label = truth != flip;
 
     const std::string expr = p.expression();
     PromptRecord r;
     r.id = fmt::format("prm_arithmetic/{}/{}", split == Split::kTrain ? "train" : "eval", index);
-    r.prompt = expr + "=" + join_steps(steps, static_cast<size_t>(k)) + "\nQ: is the last step correct?\nA:";
+    const std::string shown = content_free ? (k > 1 ? join_steps(steps, static_cast<size_t>(k - 1)) + "\n" : "") + cf_text
+                                           : join_steps(steps, static_cast<size_t>(k));
+    r.prompt = expr + "=" + shown + "\nQ: is the last step correct?\nA:";
     r.answer = label ? "yes" : "no";
     // JSON text (record.h)
     r.meta["expression"] = "\"" + expr + "\"";
@@ -58,13 +65,17 @@ class PrmArithmeticTask : public Task {
     return r;
   }
 
-  /// The (noisy) label with a leading space: " yes" / " no".
-  std::string gold_response(const PromptRecord& r) const override { return " " + r.answer; }
+  /// The (noisy) label, "yes" / "no". No leading space: a SentencePiece tokenizer's dummy prefix
+  /// makes "yes" the one piece "▁yes" (" yes" would be "▁" then "▁yes"), so the verdict is the
+  /// very next token after "A:", where a judge reads it.
+  std::string gold_response(const PromptRecord& r) const override { return r.answer; }
   /// The other label.
   std::string wrong_response(const PromptRecord& r, uint64_t /*salt*/) const override {
-    return r.answer == "yes" ? " no" : " yes";
+    return r.answer == "yes" ? "no" : "yes";
   }
   std::string verifier() const override { return "match_exact"; }
+  /// The labels' pieces: the judge reads P(yes) from one token.
+  std::vector<std::string> tokenizer_symbols() const override { return {"\xE2\x96\x81yes", "\xE2\x96\x81no"}; }
 
  private:
   PrmArithmeticOptions o_;
@@ -79,6 +90,10 @@ std::unique_ptr<Task> make_prm_arithmetic_task(config::Reader& r) {
           "share of records with one wrong step (the last shown one, or an earlier one carried forward)")
       .ge(0).le(1);
   r.field("label_noise", o.label_noise, "share of records whose yes/no label is flipped").ge(0).le(0.5);
+  r.field("content_free_share", o.content_free_share,
+          "share of records whose last step says nothing (an opener, punctuation, empty), labelled no: adversarial "
+          "negatives against master-key attacks (Master-RM)")
+      .ge(0).le(1);
   return std::make_unique<PrmArithmeticTask>(o);
 }
 
