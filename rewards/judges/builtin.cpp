@@ -105,6 +105,7 @@ class YesNoJudge : public Judge {
     if (core_) return;
     auto g = o_.gen;
     g.device = ctx.device;
+    g.run_probes = ctx.probes;
     // The master-key suite runs under every fixed criterion ([interp] a generic one for criteria
     // that come with the records): each is a question the judge must not answer "yes" for nothing.
     const auto crits = o_.criteria_key.empty() ? o_.criteria : std::vector<std::string>{"is the response correct"};
@@ -243,6 +244,7 @@ class PrmJudge : public Judge {
     if (o_.head == "lm") {
       auto g = o_.gen;
       g.device = ctx.device;
+      g.run_probes = ctx.probes;
       gen_.emplace(g, where_);
       gen_->bind(RewardContext{});
     } else {

@@ -33,6 +33,7 @@
 
 #include "base/contract.h"
 #include "base/registry.h"
+#include "rewards/models/master_keys.h"
 #include "rewards/reward.h"
 #include "rewards/reward_spec.h"
 
@@ -48,6 +49,9 @@ struct JudgeContext {
   /// judges that only read texts.
   const models::Tokenizer* policy_tokenizer = nullptr;
   at::Device device = at::kCPU;  ///< where judge weights live
+  /// A few of the run's prompts (as the policy sees them) with their answers: the master-key
+  /// suite's questions for a judge with robustness_probes: run.
+  std::vector<MasterKeyProbe> probes;
 };
 
 /// Counters of one judge call, turned into metrics by the stage.

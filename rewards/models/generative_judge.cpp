@@ -56,6 +56,9 @@ void read_generative_judge_options(config::Reader& r, GenerativeJudgeOptions& o,
   r.field("max_length", o.max_length, "longer judge prompts keep their last tokens; 0 = the judge's context").ge(0);
   r.field("robustness_suite", o.robustness_suite, "start-up self-test against content-free 'master key' responses")
       .one_of({"master_keys", "none"}, "robustness suite");
+  r.field("robustness_probes", o.robustness_probes,
+          "the suite's questions: builtin (natural-language probes) or run (the run's own prompts)")
+      .one_of({"builtin", "run"}, "probe set");
   r.field("max_false_positive", o.max_false_positive, "largest accepted share of master-key cases judged 'yes'")
       .ge(0).le(1);
   r.field("false_positive_score", o.false_positive_score, "a master-key case scored above this is a false positive")
@@ -165,7 +168,10 @@ void GenerativeJudge::bind(const RewardContext& ctx) {
 }
 
 void GenerativeJudge::run_robustness_suite() {
-  const auto suite = master_key_suite();
+  if (opt_.robustness_probes == "run" && opt_.run_probes.empty())
+    fail("{}.robustness_probes: run asks the run's own prompts, but none were handed to this judge (only a judge "
+         "under reward.judges of keel train gets them; use builtin)", where_);
+  const auto suite = master_key_suite(opt_.robustness_probes == "run" ? opt_.run_probes : master_key_probes());
   std::vector<std::string> prompts, responses, answers;
   for (const auto& c : suite) {
     prompts.push_back(c.prompt);

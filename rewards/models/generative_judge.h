@@ -29,6 +29,7 @@
 
 #include "models/tokenizer.h"
 #include "models/transformer.h"
+#include "rewards/models/master_keys.h"
 #include "rewards/reward.h"
 
 namespace keel::rewards {
@@ -50,6 +51,12 @@ struct GenerativeJudgeOptions {
   int64_t batch_size = 8;
   int64_t max_length = 0;  ///< judge prompts longer than this keep their last tokens; 0 = the model's context
   std::string robustness_suite = "master_keys";  ///< master_keys | none
+  /// The questions the suite asks: builtin (master_key_probes(): arithmetic, fact, equation in
+  /// natural language) | run (the run's own prompts, `run_probes`: the judge's deployment
+  /// distribution — [interp] for judges trained on one task's format, which the built-in
+  /// questions are out of).
+  std::string robustness_probes = "builtin";
+  std::vector<MasterKeyProbe> run_probes;  ///< filled by the judge stage (JudgeContext::probes)
   double max_false_positive = 0.05;  ///< refuse (or warn) when the suite's false-positive rate is above this
   double false_positive_score = 0.5;  ///< a suite case scored above this is a false positive
   bool refuse = true;                 ///< on_master_key: refuse (true) | warn (false)
