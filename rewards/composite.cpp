@@ -30,6 +30,7 @@ CompositeReward::CompositeReward(std::vector<Component> components, const Scorer
   }
   RewardContext ctx;
   ctx.scorer = scorer_.get();
+  for (const auto& p : judge_ctx.probes) ctx.probes.emplace_back(p.prompt, p.answer);
   for (auto& c : components_) {
     TORCH_CHECK(c.impl, "CompositeReward: component '", c.name, "' has no scheme");
     c.impl->bind(ctx);

@@ -18,6 +18,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -120,6 +121,9 @@ using RewardState = std::map<std::string, torch::Tensor>;
 /// Services a scheme may use, handed over by CompositeReward after construction.
 struct RewardContext {
   Scorer* scorer = nullptr;  ///< shared rule-based scorer (thread pool + deadline + fallback); may be null
+  /// A few of the run's prompts (as the policy sees them) and their answers, for a generative
+  /// judge's master-key self-test with robustness_probes: run; may be empty.
+  std::vector<std::pair<std::string, std::string>> probes;
 };
 
 /// Base class of every reward scheme. Built by a RewardFactory from the component's params.

@@ -15,8 +15,9 @@
 //                 step — Math-Shepherd / PRM800K step segmentation), and every step prefix is
 //                 scored in one batched pass: P(yes) of a generative judge (head: lm, template
 //                 with {response} = the prefix) or σ(score head) of a sequence classifier
-//                 (head: score, the `keel train-rm` layout). Writes step_scores [N, S], step_ends
-//                 [N, S] (token index in the response, −1 padding) and step_mask.
+//                 (head: score, the `keel train-rm` layout). Writes step_scores [N, S] (p, or 2p − 1
+//                 with signed: true), step_ends [N, S] (token index in the response, −1 padding)
+//                 and step_mask.
 //   reward_model  a scalar reward model's score head on prompt + response: rm_scores [N]
 //                 (default) or extra.<key> (e.g. Ctrl-U's second evaluation, extra.rm_scores_2).
 //
@@ -215,6 +216,7 @@ struct PrmJudgeOptions {
   std::string delimiter = "\n";
   std::string tag;
   int64_t max_steps = 32;
+  bool signed_scores = false;  ///< write 2p − 1 in [−1, 1] (a ternary verdict's continuous form) instead of p
   double fallback = 0.5;
   double timeout_s = 0;
 };
@@ -323,6 +325,7 @@ class PrmJudge : public Judge {
       for (const auto& row : rows) flat.insert(flat.end(), row.begin(), row.end());
       step_ends.index_put_({idx}, torch::tensor(flat, torch::kLong));
     }
+    if (o_.signed_scores) scores = 2 * scores - 1;
     in.step_scores = scores.view({n, s_max});
     in.step_ends = step_ends.view({n, s_max});
     in.step_mask = in.step_ends.ge(0);
@@ -353,6 +356,7 @@ std::unique_ptr<Judge> make_prm(config::Reader& r, const std::string& name) {
   r.field("delimiter", o.delimiter, "a step ends on the last token of each run of tokens holding this text").nonempty();
   r.field("tag", o.tag, "a step ends on every occurrence of this one-token tag (replaces delimiter)");
   r.field("max_steps", o.max_steps, "most steps scored per response (later ones merge into the last)").ge(1);
+  r.field("signed", o.signed_scores, "write 2p - 1 in [-1, 1] (DataPRM's verdict scale) instead of the probability p");
   read_stage_options(r, o.fallback, o.timeout_s, true);
   return std::make_unique<PrmJudge>(o, r.path().empty() ? "judge " + name : r.path());
 }

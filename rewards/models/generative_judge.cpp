@@ -161,7 +161,8 @@ void GenerativeJudge::load() {
 }
 
 void GenerativeJudge::bind(const RewardContext& ctx) {
-  (void)ctx;
+  if (opt_.run_probes.empty())
+    for (const auto& [prompt, answer] : ctx.probes) opt_.run_probes.push_back({prompt, answer});
   load();
   if (!checked_ && opt_.robustness_suite == "master_keys") run_robustness_suite();
   checked_ = true;
@@ -169,8 +170,8 @@ void GenerativeJudge::bind(const RewardContext& ctx) {
 
 void GenerativeJudge::run_robustness_suite() {
   if (opt_.robustness_probes == "run" && opt_.run_probes.empty())
-    fail("{}.robustness_probes: run asks the run's own prompts, but none were handed to this judge (only a judge "
-         "under reward.judges of keel train gets them; use builtin)", where_);
+    fail("{}.robustness_probes: run asks the run's own prompts, but none were handed to this judge (keel train "
+         "hands them to its reward; elsewhere use builtin)", where_);
   const auto suite = master_key_suite(opt_.robustness_probes == "run" ? opt_.run_probes : master_key_probes());
   std::vector<std::string> prompts, responses, answers;
   for (const auto& c : suite) {

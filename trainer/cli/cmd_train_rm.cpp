@@ -45,6 +45,7 @@
 #include "trainer/cli/system_info.h"
 #include "trainer/cli/train_common.h"
 #include "trainer/learner/supervised_update.h"
+#include "trainer/loop/registries.h"
 #include "base/error.h"
 #include "base/fs.h"
 #include "base/log.h"
@@ -99,6 +100,34 @@ struct State {
 };
 
 /// The pair's margin from its JSONL line (rm.loss.margin: fixed).
+/// Synthetic preference pairs of the built-in task data.task (keel train-rm without data.train_file):
+/// the task's gold response over a wrong one (Task::wrong_response: a changed number, a wrong middle
+/// step, the other verdict), on the prompt as the task writes it. Training split: one pair per
+/// sample the run will see (mini_batch_size x total_steps, at least 1024, at most 65536);
+/// held-out: data.eval_size pairs.
+std::vector<data::PreferenceRecord> task_pairs(const config::RunConfig& cfg, data::Split split) {
+  config::Diagnostics diag;
+  config::Reader r(cfg.data.task_params.is_null() ? nullptr : &cfg.data.task_params, "data.task_params", diag);
+  const auto task = loop::registries().tasks.get(cfg.data.task).fn(r);
+  diag.throw_if_any();
+  const int64_t want = split == data::Split::kEval
+                           ? cfg.data.eval_size
+                           : std::clamp<int64_t>(cfg.batch.mini_batch_size * cfg.run.total_steps, 1024, 65536);
+  std::vector<data::PreferenceRecord> out;
+  for (int64_t i = 0; i < want; ++i) {
+    const auto rec = task->make(static_cast<uint64_t>(cfg.run.seed), split, static_cast<uint64_t>(i));
+    data::PreferenceRecord p;
+    p.id = rec.id;
+    p.prompt = rec.prompt;
+    p.messages = rec.messages;
+    p.chosen = task->gold_response(rec);
+    p.rejected = task->wrong_response(rec, static_cast<uint64_t>(i));
+    if (p.chosen == p.rejected) continue;  // not a preference
+    out.push_back(std::move(p));
+  }
+  return out;
+}
+
 double margin_of(const data::PreferenceRecord& r, const std::string& key) {
   const auto it = r.meta.find(key);
   if (it == r.meta.end()) fail("{}: no '{}' (rm.loss.margin: fixed reads each pair's margin from this key)", r.id, key);
@@ -555,9 +584,10 @@ int run_train_rm(const ConfigArgs& a, const std::vector<std::string>& argv) {
   if (lopt.world_size > 1) fail("keel train-rm: world size {} > 1 is not supported yet", lopt.world_size);
   if (cfg.learner.algorithm != "rm")
     fail("{}: keel train-rm trains a reward model: set learner.algorithm: rm (got '{}')", a.config, cfg.learner.algorithm);
-  if (cfg.data.train_file.empty())
-    fail("{}: data.train_file: keel train-rm needs a preference JSONL ({{prompt | messages, chosen, rejected}} per line)",
-         a.config);
+  const bool from_task = cfg.data.train_file.empty();
+  if (from_task && !loop::registries().tasks.contains(cfg.data.task))
+    fail("{}: data.train_file: keel train-rm needs a preference JSONL ({{prompt | messages, chosen, rejected}} per line) "
+         "or a built-in task (data.task) whose pairs it makes", a.config);
   if (cfg.run.device == "cuda") fail("run.device: cuda training is not wired yet; use cpu or auto");
   log::init(log::parse_level(a.log_level.empty() ? cfg.run.log_level : a.log_level), /*rank=*/0, /*world_size=*/1,
             cfg.run.log_all_ranks);
@@ -571,7 +601,8 @@ int run_train_rm(const ConfigArgs& a, const std::vector<std::string>& argv) {
   const auto& mc = cfg.model;
   data::JsonlOptions jo;
   jo.skip_bad_lines = cfg.data.skip_bad_lines;
-  auto train = data::load_preferences(cfg.data.train_file, jo);
+  auto train = from_task ? data::Loaded<data::PreferenceRecord>{task_pairs(cfg, data::Split::kTrain), 0, {}}
+                         : data::load_preferences(cfg.data.train_file, jo);
   std::string tok_src = mc.tokenizer.empty() ? mc.path : mc.tokenizer;
   if (tok_src.empty()) {
     // A randomly initialised reward model with no tokenizer: one trained on the pairs' text (as
@@ -589,7 +620,9 @@ int run_train_rm(const ConfigArgs& a, const std::vector<std::string>& argv) {
   s.pad_id = s.tok->pad_id() != models::kNoToken ? s.tok->pad_id() : 0;
   std::vector<data::PreferenceRecord> train_recs = std::move(train.records), eval_recs;
   int64_t skipped = train.skipped;
-  if (!cfg.data.eval_file.empty()) {
+  if (from_task) {
+    eval_recs = task_pairs(cfg, data::Split::kEval);
+  } else if (!cfg.data.eval_file.empty()) {
     auto ev = data::load_preferences(cfg.data.eval_file, jo);
     eval_recs = std::move(ev.records);
     skipped += ev.skipped;
