@@ -70,12 +70,15 @@ TEST(CliConfig, EveryConfigUnderConfigsValidates) {
   for (const auto& e : fs::recursive_directory_iterator(fs::path(KEEL_SOURCE_DIR) / "configs")) {
     if (!e.is_regular_file() || e.path().extension() != ".yaml") continue;
     ++n;
+    // Each config opens with its launch command.
+    EXPECT_NE(read_file(e.path()).find("# Launch: keel "), std::string::npos) << e.path();
+    // Configs whose judges (or policy) a chain trains first name those runs' directories; they
+    // validate once trained, in JudgeChainSlow (judge_chain_test.cpp).
+    if (read_file(e.path()).find("path: runs/") != std::string::npos) continue;
     // Configs for several ranks validate at their launch line's world size.
     const int nproc = config_nproc(read_file(e.path()));
     const auto r = run_keel("validate '" + e.path().string() + "' --world-size " + std::to_string(nproc));
     EXPECT_EQ(r.exit_code, 0) << e.path() << "\n" << r.out;
-    // Each config opens with its launch command.
-    EXPECT_NE(read_file(e.path()).find("# Launch: keel "), std::string::npos) << e.path();
   }
   EXPECT_GE(n, 2);
 }
