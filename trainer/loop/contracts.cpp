@@ -81,8 +81,7 @@ std::string producer_of(const std::string& input) {
            "spo_winrate) to compare rows by their sequence rewards, ties counting as ties; judge models come with "
            "the judges work, not yet in keel";
   if (input == "hidden_states")
-    return "the policy's hidden-state signals (influence scores, effective-rank metrics), which keel train does "
-           "not compute yet";
+    return "the policy's hidden states, which the credit stage computes for an RL learner's estimator (grpo, ppo)";
   if (input == "stage_rewards")
     return "per-stage judge scores of multi-stage episodes, which come with environments and judges (not yet in keel)";
   if (input == "turn_ids")
@@ -142,6 +141,8 @@ std::vector<ContractError> check_contracts(const config::RunConfig& cfg) {
   // The credit stage computes the policy's effective-rank metrics (from its hidden states) for an
   // estimator that reads them.
   if (lt.estimator) produced.insert("rank_metrics");
+  // ... and THR's hidden states with its prediction errors (the policy's no-grad pass).
+  if (lt.estimator) produced.insert("hidden_states");
 
   // ---- the estimator against the learner and the producers ----
   if (lt.estimator && reg.estimators.contains(cfg.advantage.estimator)) {

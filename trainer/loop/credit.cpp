@@ -3,12 +3,14 @@
 #include <chrono>
 #include <cstdlib>
 #include <limits>
+#include <tuple>
 #include <utility>
 
 #include <torch/torch.h>
 
 #include "base/log.h"
 #include "trainer/cli/train_common.h"
+#include "trainer/credit/thr.h"
 #include "trainer/credit/verl_rank.h"
 #include "trainer/learner/sequence_batch.h"
 #include "trainer/loop/run_state.h"
@@ -45,6 +47,40 @@ at::Tensor policy_rank_metrics(RunState& c, const rollout::RolloutBatch& b) {
   return learner::no_grad_logprobs(*c.policy, seqs, c.cfg.batch.micro_batch_size, lo).hidden_reduced;
 }
 
+std::pair<at::Tensor, at::Tensor> policy_thr_inputs(RunState& c, const rollout::RolloutBatch& b) {
+  // THR's vocabulary V* lives inside U, the batch's distinct valid response tokens: the policy's
+  // next-token probabilities are kept on those U columns only (never [N, T, V]), and token ids are
+  // renumbered to their column, so thr_prediction_errors sees a U-word vocabulary holding every V*.
+  const auto ids = b.response_ids.to(torch::kLong);
+  const auto valid = b.response_mask.to(torch::kBool);
+  const auto vocab = std::get<0>(at::_unique(ids.masked_select(valid), /*sorted=*/true, /*return_inverse=*/false));
+  const int64_t u = vocab.numel();
+  const int64_t n = ids.size(0), t = ids.size(1);
+  const auto cols = torch::searchsorted(vocab, ids.flatten()).clamp_max(std::max<int64_t>(u - 1, 0)).view_as(ids);
+  // One no-grad forward per micro-batch returns, per row, its final hidden states [T, H] (the state
+  // each response token was sampled from) and the probabilities q [T, U] (at the sampling
+  // temperature, as the behaviour log-probs), packed side by side.
+  const double temp = c.cfg.rollout.temperature > 0 ? c.cfg.rollout.temperature : 1.0;
+  models::Transformer& policy = *c.policy;
+  const auto vocab_dev = vocab.to(policy.device());
+  int64_t h = 0;
+  models::LogprobOptions lo;
+  lo.logprobs = false;
+  lo.hidden_reduce = [&](const at::Tensor& hidden, const at::Tensor&) {
+    h = hidden.size(2);
+    const auto q = torch::softmax(policy.lm_logits(hidden).to(torch::kFloat) / temp, -1).index_select(2, vocab_dev);
+    return torch::cat({hidden.flatten(1), q.flatten(1)}, 1);
+  };
+  policy.train(false);
+  const learner::SequenceBatch seqs{b.prompt_ids, b.prompt_mask, b.response_ids, b.response_mask};
+  const auto packed = learner::no_grad_logprobs(policy, seqs, c.cfg.batch.micro_batch_size, lo).hidden_reduced;
+  const auto hidden = packed.narrow(1, 0, t * h).view({n, t, h});
+  const auto q = packed.narrow(1, t * h, t * u).view({n, t, u});
+  auto [errors, cols_vocab] = credit::thr_prediction_errors(cols, q, b.response_mask, b.group_ids);
+  (void)cols_vocab;
+  return {hidden, errors};
+}
+
 void assign_credit(RunState& c, rollout::RolloutBatch& b, const Shaped& shaped, const at::Tensor& baseline,
                    int64_t step, metrics::Metrics& m) {
   credit::AdvantageInputs ain;
@@ -65,6 +101,11 @@ void assign_credit(RunState& c, rollout::RolloutBatch& b, const Shaped& shaped, 
     const auto t = std::chrono::steady_clock::now();
     ain.rank_metrics = policy_rank_metrics(c, b);
     m["time/rank_metrics_s"] = cli::seconds_since(t);
+  }
+  if (c.needs_input("hidden_states")) {
+    const auto t = std::chrono::steady_clock::now();
+    std::tie(ain.hidden_states, ain.pred_errors) = policy_thr_inputs(c, b);
+    m["time/hidden_states_s"] = cli::seconds_since(t);
   }
   if (b.correct.defined()) ain.correctness = b.correct > 0.5;  // the verifiers' flag (thr's positive set)
   // No pairwise judge is set: arena_rank and spo_winrate compare rows by their rewards only when

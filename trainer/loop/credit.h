@@ -1,11 +1,13 @@
 // Stage credit: the advantage estimator (advantage.estimator) on the shaped batch. Reads
 // b.token_rewards, b.rewards, b.response_mask, b.group_ids, b.old_logprobs, b.values (critic),
 // b.ref_logprobs (reference), the estimator state, and beside the batch ReMax's greedy baselines
-// and the KL-in-reward term (stage shape); fills b.advantages, b.returns, b.loss_mask, the next
+// and the KL-in-reward term (stage shape), and the policy-side signals an estimator asks for (VERL's
+// rank metrics, THR's hidden states and prediction errors); fills b.advantages, b.returns, b.loss_mask, the next
 // step's estimator state and the estimator's metrics.
 #pragma once
 
 #include <cstdint>
+#include <utility>
 
 #include <ATen/core/Tensor.h>
 
@@ -28,6 +30,12 @@ at::Tensor remax_baseline(RunState& s, const rollout::RolloutBatch& b, int64_t s
 /// INTERPRETATION: the hidden state of a response token is the one it was sampled from (the
 /// position before it), the representation the LM head read.
 at::Tensor policy_rank_metrics(RunState& c, const rollout::RolloutBatch& b);
+
+/// THR's inputs from the policy that sampled `b` (a no-grad pass in micro-batches): its final
+/// hidden states [N, T, H] over the response tokens and the prediction errors g = onehot(y) − q
+/// [N, T, U] on each group's vocabulary (credit::thr_prediction_errors), q the policy's next-token
+/// probabilities at the rollout temperature kept on the batch's U distinct response tokens only.
+std::pair<at::Tensor, at::Tensor> policy_thr_inputs(RunState& c, const rollout::RolloutBatch& b);
 
 void assign_credit(RunState& s, rollout::RolloutBatch& b, const Shaped& shaped, const at::Tensor& baseline,
                    int64_t step, metrics::Metrics& m);

@@ -15,6 +15,7 @@
 #include "tests/trainer/cli/run_keel.h"
 #include "trainer/cli/catalog.h"
 #include "trainer/config/config.h"
+#include "trainer/credit/thr.h"
 #include "trainer/learner/numerics_guard.h"
 #include "trainer/loop/credit.h"
 #include "trainer/loop/run_state.h"
@@ -150,6 +151,38 @@ TEST(LoopStages, OneGrpoStepThroughTheStages) {
   for (const char* k : {"reward/mean", "reward/accuracy", "adv/mean", "actor/pg_loss", "response/length_mean",
                         "time/rollout_s", "time/update_s"})
     EXPECT_TRUE(out.metrics.count(k)) << k;
+}
+
+// THR's producer: the credit stage's no-grad pass keeps the policy's probabilities on the batch's
+// distinct response tokens only; its hidden states and prediction errors equal a reference built
+// from one full-vocabulary forward ([N, T, V] probabilities, thr_prediction_errors on the true ids).
+TEST(LoopStages, ThrInputsMatchAFullVocabularyReference) {
+  keel::testing::ScratchDir dir("loop_thr");
+  RunState s;
+  build_run_state(s, dir.path());
+  PromptStore store;
+  metrics::Metrics m;
+  const auto b = sample(s, 1, store, m);
+  const auto [hidden, errors] = policy_thr_inputs(s, b);
+  // Reference: the whole batch in one forward, every vocabulary column.
+  torch::NoGradGuard ng;
+  const int64_t p = b.prompt_ids.size(1), r = b.response_ids.size(1);
+  const auto ids = torch::cat({b.prompt_ids, b.response_ids}, 1);
+  const auto mask = torch::cat({b.prompt_mask.to(torch::kLong), b.response_mask.to(torch::kLong)}, 1);
+  const auto h_ref = s.policy->forward_hidden(ids, mask).narrow(1, p - 1, r).to(torch::kFloat);
+  const auto probs = torch::softmax(s.policy->lm_logits(h_ref).to(torch::kFloat) / s.cfg.rollout.temperature, -1);
+  const auto [g_ref, vocab] = credit::thr_prediction_errors(b.response_ids, probs, b.response_mask, b.group_ids);
+  const auto valid = b.response_mask.to(torch::kBool).unsqueeze(2);
+  ASSERT_EQ(hidden.sizes(), h_ref.sizes());
+  EXPECT_TRUE(torch::allclose(hidden.masked_select(valid), h_ref.masked_select(valid), 1e-5, 1e-5));
+  ASSERT_EQ(errors.sizes(), g_ref.sizes());
+  EXPECT_TRUE(torch::allclose(errors, g_ref, 1e-5, 1e-6));
+  EXPECT_GT(errors.abs().sum().item<double>(), 0.0);
+  // The influence scores they give are non-zero once a group has a correct response.
+  auto positive = torch::zeros({b.size()}, torch::kBool);
+  positive[0] = true;
+  const auto scores = credit::thr_token_scores(hidden, errors, b.response_mask, b.group_ids, positive);
+  EXPECT_GT(scores.slice(0, 0, kGroupSize).abs().sum().item<double>(), 0.0);
 }
 
 }  // namespace
