@@ -10,6 +10,7 @@
 #   runs/judge_prm     process reward model, SFT on prm_arithmetic        (configs/judges/prm_sft.yaml)
 #   runs/steps_sft     a policy that writes steps, SFT on arithmetic_steps (configs/judges/steps_sft.yaml)
 #   runs/judge_rm, runs/judge_rm_b  Bradley-Terry reward models on the arithmetic task's pairs (configs/judges/rm.yaml)
+#   runs/judge_grm     the yes/no judge trained further with GRPO on agreement with the labels (configs/judges/grm.yaml)
 # Each RL run ends with a line of its judge figures: judge tokens/s and the judges' share of step time.
 # Extra arguments after `--` are passed to every keel train of an RL config (e.g. -- run.total_steps=100).
 set -euo pipefail
@@ -24,7 +25,7 @@ while [ $# -gt 0 ]; do
   chains+=("$1")
   shift
 done
-all=(rubric pow3r cmo directional generative_yes truthrl grm prm prm_dense gated dataprm ssl_steps uncertainty rm_shaping)
+all=(rubric pow3r cmo directional generative_yes truthrl carr grm uncertainty_kl prm prm_dense gated dataprm ssl_steps uncertainty rm_shaping)
 [ ${#chains[@]} -gt 0 ] || chains=("${all[@]}")
 
 trained() { compgen -G "runs/$1/checkpoints/step-*" > /dev/null; }
@@ -37,8 +38,11 @@ judge() {  # judge <run name> <command> <config> [overrides...]
 for c in "${chains[@]}"; do
   [ -f "configs/judges/$c.yaml" ] || { echo "judge_chains: no chain '$c' (configs/judges/$c.yaml); known: ${all[*]}" >&2; exit 2; }
   case $c in
-    rubric|pow3r|cmo|directional|generative_yes|truthrl|grm)
+    rubric|pow3r|cmo|directional|generative_yes|truthrl|carr|grm)
       judge judge_yes_no train configs/judges/yes_no_sft.yaml ;;
+    uncertainty_kl)
+      judge judge_yes_no train configs/judges/yes_no_sft.yaml
+      judge judge_grm train configs/judges/grm.yaml ;;
     prm|prm_dense|gated|dataprm|ssl_steps)
       judge judge_prm train configs/judges/prm_sft.yaml
       judge steps_sft train configs/judges/steps_sft.yaml ;;

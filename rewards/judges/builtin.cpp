@@ -94,6 +94,7 @@ struct YesNoOptions {
   std::string criteria_key;  ///< metadata key with per-prompt criteria ("" = the fixed list)
   std::string output = "criterion_scores";
   double threshold = 0;  ///< (0, 1): write P(yes) > threshold as 1 / 0; 0 = probabilities
+  std::string logits_output;  ///< extra.<key>: also the verdict's label logits [N, 2] (one criterion)
   double fallback = 0.5;
   double timeout_s = 0;
 };
@@ -115,7 +116,10 @@ class YesNoJudge : public Judge {
     core_->bind(RewardContext{});
   }
 
-  std::vector<std::string> produces() const override { return {o_.output}; }
+  std::vector<std::string> produces() const override {
+    if (o_.logits_output.empty()) return {o_.output};
+    return {o_.output, o_.logits_output};
+  }
 
   JudgeStats run(RewardInput& in) override {
     TORCH_CHECK(core_, where_, ": judge used before bind");
@@ -138,12 +142,30 @@ class YesNoJudge : public Judge {
       }
     }
     JudgeStats st;
+    // With logits_output, each batch's label logits (ℓ_yes, ℓ_no) = (LSE over the yes variants, LSE
+    // over the no variants) are kept too: Ctrl-U's two-pass uncertainty compares two such evaluations.
+    std::vector<torch::Tensor> label_logits;
     auto [vals, valid] = score_in_batches(
         static_cast<int64_t>(texts.size()), o_.gen.batch_size, o_.timeout_s, o_.fallback,
         [&](int64_t b, int64_t e, int64_t* tokens) {
-          return core_->judge_texts(std::vector<std::string>(texts.begin() + b, texts.begin() + e), tokens);
+          const auto logits = core_->next_logits(std::vector<std::string>(texts.begin() + b, texts.begin() + e), tokens);
+          if (!o_.logits_output.empty()) {
+            const auto ids = [](const std::vector<int64_t>& v) { return torch::tensor(v, torch::kLong); };
+            label_logits.push_back(torch::stack({logits.index_select(1, ids(core_->yes_ids())).logsumexp(1),
+                                                 logits.index_select(1, ids(core_->no_ids())).logsumexp(1)}, 1));
+          }
+          return judge_yes_probability(logits, core_->yes_ids(), core_->no_ids(), o_.gen.normalize);
         },
         st);
+    if (!o_.logits_output.empty()) {
+      // Rows past the deadline (or with no criterion) get uninformative logits (0, 0): P(yes) = 1/2.
+      auto all = torch::zeros({n, 2}, torch::kFloat);
+      if (!label_logits.empty()) {
+        const auto got = torch::cat(label_logits);
+        all.slice(0, 0, got.size(0)).copy_(torch::where(torch::isfinite(got), got, torch::zeros_like(got)));
+      }
+      in.extra[o_.logits_output.substr(6)] = all;
+    }
     auto scores = torch::full({n * k}, o_.fallback, torch::kFloat);
     auto mask = torch::zeros({n * k}, torch::kBool);
     const auto idx = torch::tensor(cell, torch::kLong);
@@ -196,10 +218,15 @@ std::unique_ptr<Judge> make_yes_no(config::Reader& r, const std::string& name) {
   r.field("output", o.output, "where the verdicts go: criterion_scores | rm_scores | extra.<key>");
   const bool out_ok = check_judge_output(r, "output", o.output, {"criterion_scores", "rm_scores"});
   r.field("threshold", o.threshold, "in (0, 1): write P(yes) > threshold as 1 / 0 verdicts; 0 = probabilities").ge(0).lt(1);
+  r.field("logits_output", o.logits_output, "extra.<key>: also write the verdict's label logits [N, 2] (ℓ_yes, ℓ_no)");
+  if (!o.logits_output.empty() && (o.logits_output.rfind("extra.", 0) != 0 || o.logits_output.size() <= 6))
+    r.error("logits_output", fmt::format("expected extra.<key>, got '{}'", o.logits_output));
   read_stage_options(r, o.fallback, o.timeout_s, true);
   const bool many = o.criteria.size() > 1 || !o.criteria_key.empty();
   if (many && !has_field(o.gen.prompt_template, "{criterion}"))
     r.error("template", "several criteria need {criterion} in the template (else every criterion asks the same question)");
+  if (!o.logits_output.empty() && many)
+    r.error("logits_output", "label logits are one pair per response: give exactly one criterion");
   if (out_ok && o.output == "rm_scores" && many)
     r.error("output", "rm_scores holds one score per response: give exactly one criterion (or write criterion_scores)");
   if (!o.criteria_key.empty()) require_input(r, "meta." + o.criteria_key, "criteria_key");

@@ -226,6 +226,10 @@ torch::Tensor GenerativeJudge::judge_with(const std::string& tmpl, const std::ve
 }
 
 torch::Tensor GenerativeJudge::judge_texts(const std::vector<std::string>& texts, int64_t* tokens) {
+  return judge_yes_probability(next_logits(texts, tokens), yes_ids_, no_ids_, opt_.normalize);
+}
+
+torch::Tensor GenerativeJudge::next_logits(const std::vector<std::string>& texts, int64_t* tokens) {
   load();
   const int64_t ctx = opt_.max_length > 0 ? opt_.max_length : model_->config().max_position_embeddings;
   std::vector<std::vector<int64_t>> seqs;
@@ -239,10 +243,9 @@ torch::Tensor GenerativeJudge::judge_texts(const std::vector<std::string>& texts
     count += static_cast<int64_t>(seqs.back().size());
   }
   if (tokens) *tokens = count;
-  if (seqs.empty()) return torch::zeros({0}, torch::kFloat);
+  if (seqs.empty()) return torch::zeros({0, model_->config().vocab_size}, torch::kFloat);
   const int64_t pad = tok_->pad_id() != models::kNoToken ? tok_->pad_id() : 0;
-  const auto logits = next_token_logits(*model_, seqs, opt_.batch_size, pad);  // [N, V]
-  return judge_yes_probability(logits, yes_ids_, no_ids_, opt_.normalize);
+  return next_token_logits(*model_, seqs, opt_.batch_size, pad);  // [N, V]
 }
 
 RewardOutput GenerativeJudge::score(const RewardInput& in) {

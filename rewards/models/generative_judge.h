@@ -104,6 +104,8 @@ class GenerativeJudge : public RewardScheme {
   /// P(yes) after already-rendered judge prompts (the chat template is applied here), batched: [N]
   /// float32. `tokens` (optional) receives the number of judge-prompt tokens forwarded.
   torch::Tensor judge_texts(const std::vector<std::string>& texts, int64_t* tokens = nullptr);
+  /// The judge's next-token logits after rendered judge prompts, batched: [N, V] float32 on the CPU.
+  torch::Tensor next_logits(const std::vector<std::string>& texts, int64_t* tokens = nullptr);
   /// The last robustness verdict (nullopt before bind or with robustness_suite: none).
   const std::optional<double>& false_positive_rate() const { return fp_rate_; }
   const std::vector<int64_t>& yes_ids() const { return yes_ids_; }

@@ -1,5 +1,6 @@
 #include "trainer/cli/train_common.h"
 
+#include <set>
 #include <torch/torch.h>
 
 #include "models/compat.h"
@@ -79,7 +80,21 @@ stdfs::path train_run_tokenizer(const std::vector<std::string>& corpus, const st
       so.user_defined_symbols.push_back("\n");
       break;
     }
-  const auto staged = models::train_sentencepiece(corpus, 64, (dir / "staging").string(), so);
+  // 64 pieces, or more when the text has more distinct characters than that (SentencePiece needs
+  // one piece per character, plus its meta pieces and the user-defined symbols).
+  std::set<std::string> chars;
+  for (const auto& t : corpus)
+    for (size_t i = 0; i < t.size();) {
+      size_t len = 1;
+      const auto c = static_cast<unsigned char>(t[i]);
+      if (c >= 0xF0) len = 4;
+      else if (c >= 0xE0) len = 3;
+      else if (c >= 0xC0) len = 2;
+      chars.insert(t.substr(i, len));
+      i += len;
+    }
+  const int vocab = std::max<int>(64, static_cast<int>(chars.size() + so.user_defined_symbols.size()) + 16);
+  const auto staged = models::train_sentencepiece(corpus, vocab, (dir / "staging").string(), so);
   stdfs::rename(staged, model_file);
   stdfs::remove(dir / "staging.vocab", ec);
   log::info("trained a SentencePiece tokenizer on the training data's text: {}", model_file.string());

@@ -72,25 +72,30 @@ TEST_F(JudgeChainSlow, EveryRlConfigValidatesAndTrainsTwentyStepsWithItsJudges) 
     const std::string text = fs::read_file(cfg_path(name));
     // Short-trained judges and policies: their last checkpoints are step 20, and they warn on the
     // master-key self-test instead of refusing.
+    // The judges this config lists, in order, by name and type.
+    std::vector<std::string> judges, types;
+    const std::regex judge_re(R"(- (?:\{)?name: ([a-z_]+)[,\s]+type: ([a-z_]+))");
+    for (auto it = std::sregex_iterator(text.begin(), text.end(), judge_re); it != std::sregex_iterator(); ++it) {
+      judges.push_back((*it)[1]);
+      types.push_back((*it)[2]);
+    }
+    std::smatch run_name;
+    ASSERT_TRUE(std::regex_search(text, run_name, std::regex(R"(run: \{name: ([a-z_]+))")));
     std::string over;
     if (text.find("path: runs/steps_sft/") != std::string::npos)
       over += " model.path=runs/steps_sft/checkpoints/step-00000020/policy";
     if (text.find("path: runs/judge_yes_no/checkpoints") != std::string::npos)
       over += " model.path=runs/judge_yes_no/checkpoints/step-00000020/policy";
-    if (text.find("type: yes_no") != std::string::npos || text.find("type: prm") != std::string::npos)
-      over += " reward.judges.0.params.on_master_key=warn";
+    for (size_t i = 0; i < types.size(); ++i)
+      if (types[i] == "yes_no" || types[i] == "prm") over += " reward.judges." + std::to_string(i) + ".params.on_master_key=warn";
     if (text.find("scheme: generative_yes") != std::string::npos) over += " reward.components.1.params.on_master_key=warn";
     const auto v = run_keel("validate " + cfg_path(name) + over, dir_->path());
     ASSERT_EQ(v.exit_code, 0) << v.out;
-    const auto r = run_keel("train " + cfg_path(name) + over + kShort + " run.name=" + name, dir_->path());
+    // Under the config's own run name: a later chain may use this run as its judge (grm -> uncertainty_kl).
+    const auto r = run_keel("train " + cfg_path(name) + over + kShort, dir_->path());
     ASSERT_EQ(r.exit_code, 0) << r.out;
-    const auto m = json_file_lines(dir_->path() / "runs" / name / "metrics.jsonl");
+    const auto m = json_file_lines(dir_->path() / "runs" / run_name[1].str() / "metrics.jsonl");
     ASSERT_EQ(m.size(), 20u) << r.out;
-    // The judges this config lists, by name.
-    std::vector<std::string> judges;
-    const std::regex name_re(R"(- (?:\{)?name: ([a-z_]+)[,\s]+type: )");
-    for (auto it = std::sregex_iterator(text.begin(), text.end(), name_re); it != std::sregex_iterator(); ++it)
-      judges.push_back((*it)[1]);
     if (text.find("judges:") != std::string::npos) ASSERT_FALSE(judges.empty()) << "no judge names parsed";
     for (const auto& line : m) {
       for (const auto& [k, val] : line.items())

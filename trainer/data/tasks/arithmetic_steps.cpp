@@ -146,8 +146,27 @@ std::unique_ptr<Task> make_arithmetic_steps_task(config::Reader& r) {
 const std::vector<std::string>& content_free_texts() {
   static const std::vector<std::string> texts = {
       "", "  ", "?", "...", "=", "Answer:", "The answer is", "Let me think.", "First, we add.", "Hmm",
-      "Step 1:", "We need to compute this.", "Okay", "A:", "Q:", "To solve it", "yes", "no", "Check:", "\n"};
+      "Next step:", "We need to compute this.", "Okay", "A:", "Q:", "To solve it", "yes", "no", "Check:", "\n"};
   return texts;
+}
+
+std::string draw_content_free(SplitMix64& rng) {
+  const auto& list = content_free_texts();
+  const int64_t kind = rng.uniform(0, 2);
+  const auto& from_list = list[static_cast<size_t>(rng.uniform(0, static_cast<int64_t>(list.size()) - 1))];
+  const int64_t len = rng.uniform(2, 9);
+  const bool capital = rng.uniform(0, 1) == 1;
+  std::string word, blank;
+  for (int64_t i = 0; i < 9; ++i) {
+    const char c = static_cast<char>('a' + rng.uniform(0, 25));
+    if (i < len) word += (i == 0 && capital) ? static_cast<char>(c - 'a' + 'A') : c;
+  }
+  const int64_t blanks = rng.uniform(1, 3);
+  for (int64_t i = 0; i < 3; ++i) {
+    const char c = rng.uniform(0, 2) == 0 ? '\n' : ' ';
+    if (i < blanks) blank += c;
+  }
+  return kind == 0 ? from_list : kind == 1 ? word : blank;
 }
 
 }  // namespace keel::data

@@ -113,8 +113,7 @@ class JudgeArithmeticTask : public Task {
     const size_t crit = static_cast<size_t>(rng.uniform(0, static_cast<int64_t>(o_.criteria.size()) - 1));
     const bool flip = uniform01(rng) < o_.label_noise;
     const bool content_free = uniform01(rng) < o_.content_free_share;
-    const auto& cf = content_free_texts();
-    const std::string& cf_text = cf[static_cast<size_t>(rng.uniform(0, static_cast<int64_t>(cf.size()) - 1))];
+    const std::string cf_text = draw_content_free(rng);
 
     int64_t shown = value;
     if (wrong) {

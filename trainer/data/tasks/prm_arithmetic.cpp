@@ -41,8 +41,7 @@ class PrmArithmeticTask : public Task {
     const int64_t delta = draw_error(rng);
     const bool flip = uniform01(rng) < o_.label_noise;
     const bool content_free = uniform01(rng) < o_.content_free_share;
-    const auto& cf = content_free_texts();
-    const std::string& cf_text = cf[static_cast<size_t>(rng.uniform(0, static_cast<int64_t>(cf.size()) - 1))];
+    const std::string cf_text = draw_content_free(rng);
 
     const size_t at = !wrong ? p.ops.size() : static_cast<size_t>(earlier && k > 1 ? earlier_at : k - 1);
     const std::vector<Step> steps = steps_with_error(p, at, delta);
