@@ -25,7 +25,7 @@ while [ $# -gt 0 ]; do
   chains+=("$1")
   shift
 done
-all=(rubric pow3r cmo directional generative_yes truthrl carr grm uncertainty_kl prm prm_dense gated dataprm ssl_steps uncertainty rm_shaping)
+all=(rubric pow3r cmo directional generative_yes truthrl carr grm uncertainty_kl prm prm_dense gated dataprm ssl_steps info_gain uncertainty rm_shaping)
 [ ${#chains[@]} -gt 0 ] || chains=("${all[@]}")
 
 trained() { compgen -G "runs/$1/checkpoints/step-*" > /dev/null; }
@@ -43,6 +43,8 @@ for c in "${chains[@]}"; do
     uncertainty_kl)
       judge judge_yes_no train configs/judges/yes_no_sft.yaml
       judge judge_grm train configs/judges/grm.yaml ;;
+    info_gain)
+      judge steps_sft train configs/judges/steps_sft.yaml ;;
     prm|prm_dense|gated|dataprm|ssl_steps)
       judge judge_prm train configs/judges/prm_sft.yaml
       judge steps_sft train configs/judges/steps_sft.yaml ;;

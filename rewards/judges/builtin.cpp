@@ -18,6 +18,9 @@
 //                 (head: score, the `keel train-rm` layout). Writes step_scores [N, S] (p, or 2p − 1
 //                 with signed: true), step_ends [N, S] (token index in the response, −1 padding)
 //                 and step_mask.
+//   gold_answer   a policy-side signal for IGPO's information gain: log-probs of the gold answer under
+//                 an LM (the reference / SFT checkpoint) after the prompt and after each step prefix
+//                 -> extra.gold_logprobs [N, S + 1, L], extra.gold_mask, step_ends.
 //   reward_model  a scalar reward model's score head on prompt + response: rm_scores [N]
 //                 (default) or extra.<key> (e.g. Ctrl-U's second evaluation, extra.rm_scores_2).
 //
@@ -36,10 +39,14 @@
 #include "base/error.h"
 #include "base/log.h"
 #include "base/reader.h"
+#include "models/logprobs.h"
+#include "models/model_config.h"
+#include "models/pretrained.h"
 #include "models/tokenizer.h"
 #include "rewards/judges/judge.h"
 #include "rewards/models/generative_judge.h"
 #include "rewards/models/reward_model.h"
+#include "rewards/models/sequence_scoring.h"
 #include "rewards/schemes/step_boundaries.h"
 
 namespace keel::rewards {
@@ -234,6 +241,92 @@ std::unique_ptr<Judge> make_yes_no(config::Reader& r, const std::string& name) {
   return std::make_unique<YesNoJudge>(o, r.path().empty() ? "judge " + name : r.path());
 }
 
+// ---- step segmentation on the policy's tokens (prm, gold_answer) ------------------------------------------
+
+/// Cuts responses into steps on the policy's tokens: a step ends on the last token of each run of
+/// tokens holding `delimiter` (or on every `tag` token); a response with no boundary is one step; at
+/// most max_steps per response ([interp] later ones merge into the last: the first max_steps − 1
+/// ends are kept, and the response's last end).
+class StepCutter {
+ public:
+  void bind(const models::Tokenizer* tok, const std::string& delimiter, const std::string& tag, int64_t max_steps,
+            const std::string& where) {
+    if (!tok) fail("{}: steps are cut on the policy's tokens, but the run gave this judge no tokenizer", where);
+    tok_ = tok;
+    max_steps_ = max_steps;
+    if (!tag.empty()) {
+      const auto ids = tok->encode(tag, /*add_special=*/false, /*parse_special=*/true);
+      if (ids.size() != 1)
+        fail("{}.tag: '{}' is {} tokens of the policy's tokenizer; a step tag must be one token", where,
+             models::escape_for_display(tag), ids.size());
+      tag_id_ = ids[0];
+      return;
+    }
+    for (int64_t id = 0; id < tok->vocab_size(); ++id)
+      if (tok->id_to_bytes(id).find(delimiter) != std::string::npos) delimiter_ids_.push_back(id);
+    if (delimiter_ids_.empty())
+      log::warn("{}: no token of the policy's tokenizer holds the step delimiter '{}': every response is one step", where,
+                models::escape_for_display(delimiter));
+  }
+  bool bound() const { return tok_ != nullptr; }
+
+  struct Steps {
+    std::vector<std::vector<int64_t>> ends;      ///< per row, the step-end token indices
+    std::vector<std::vector<std::string>> text;  ///< per row, the decoded response through each step end
+    int64_t s_max = 1;                           ///< most steps of a row (at least 1)
+  };
+
+  Steps cut(const RewardInput& in, const std::string& where) const {
+    require_tensor(in, in.response_tokens, "response_tokens", where);
+    require_tensor(in, in.response_mask, "response_mask", where);
+    const auto ids = in.response_tokens.detach().cpu().to(torch::kLong);
+    const auto mask = in.response_mask.detach().cpu().to(torch::kBool);
+    const int64_t n = ids.size(0);
+    auto ends = tag_id_ >= 0 ? step_ends_from_tag(ids, mask, tag_id_) : step_ends_from_delimiters(ids, mask, delimiter_ids_);
+    ends = step_ends_with_fallback(ends, mask);
+    Steps out;
+    out.ends.resize(static_cast<size_t>(n));
+    out.text.resize(static_cast<size_t>(n));
+    for (int64_t i = 0; i < n; ++i) {
+      const auto e = ends[i].nonzero().view({-1});
+      auto& row = out.ends[static_cast<size_t>(i)];
+      for (int64_t j = 0; j < e.size(0); ++j) row.push_back(e[j].item<int64_t>());
+      if (static_cast<int64_t>(row.size()) > max_steps_) {
+        const int64_t last = row.back();
+        row.resize(static_cast<size_t>(max_steps_ - 1));
+        row.push_back(last);
+      }
+      out.s_max = std::max<int64_t>(out.s_max, static_cast<int64_t>(row.size()));
+      std::vector<int64_t> toks;
+      int64_t prev = -1;
+      for (const int64_t end : row) {
+        for (int64_t t = prev + 1; t <= end; ++t)
+          if (mask[i][t].item<bool>()) toks.push_back(ids[i][t].item<int64_t>());
+        prev = end;
+        out.text[static_cast<size_t>(i)].push_back(tok_->decode(toks, /*skip_special=*/true));
+      }
+    }
+    return out;
+  }
+
+  /// step_ends [N, S] (−1 padding) and step_mask of `steps` into `in`.
+  static void write_ends(RewardInput& in, const Steps& steps) {
+    const int64_t n = static_cast<int64_t>(steps.ends.size());
+    auto e = torch::full({n, steps.s_max}, -1, torch::kLong);
+    for (int64_t i = 0; i < n; ++i)
+      for (size_t j = 0; j < steps.ends[static_cast<size_t>(i)].size(); ++j)
+        e[i][static_cast<int64_t>(j)] = steps.ends[static_cast<size_t>(i)][j];
+    in.step_ends = e;
+    in.step_mask = e.ge(0);
+  }
+
+ private:
+  const models::Tokenizer* tok_ = nullptr;
+  std::vector<int64_t> delimiter_ids_;
+  int64_t tag_id_ = -1;
+  int64_t max_steps_ = 32;
+};
+
 // ---- prm ------------------------------------------------------------------------------------------------
 
 struct PrmJudgeOptions {
@@ -254,22 +347,7 @@ class PrmJudge : public Judge {
 
   void bind(const JudgeContext& ctx) override {
     if (gen_ || rm_) return;
-    if (!ctx.policy_tokenizer)
-      fail("{}: a prm judge cuts responses into steps on the policy's tokens, but the run gave it no tokenizer", where_);
-    tok_ = ctx.policy_tokenizer;
-    if (!o_.tag.empty()) {
-      const auto ids = tok_->encode(o_.tag, /*add_special=*/false, /*parse_special=*/true);
-      if (ids.size() != 1)
-        fail("{}.tag: '{}' is {} tokens of the policy's tokenizer; a step tag must be one token", where_,
-             models::escape_for_display(o_.tag), ids.size());
-      tag_id_ = ids[0];
-    } else {
-      for (int64_t id = 0; id < tok_->vocab_size(); ++id)
-        if (tok_->id_to_bytes(id).find(o_.delimiter) != std::string::npos) delimiter_ids_.push_back(id);
-      if (delimiter_ids_.empty())
-        log::warn("{}: no token of the policy's tokenizer holds the step delimiter '{}': every response is one step",
-                  where_, models::escape_for_display(o_.delimiter));
-    }
+    steps_.bind(ctx.policy_tokenizer, o_.delimiter, o_.tag, o_.max_steps, where_);
     if (o_.head == "lm") {
       auto g = o_.gen;
       g.device = ctx.device;
@@ -287,48 +365,22 @@ class PrmJudge : public Judge {
   std::vector<std::string> produces() const override { return {"step_scores", "step_ends"}; }
 
   JudgeStats run(RewardInput& in) override {
-    TORCH_CHECK(tok_, where_, ": judge used before bind");
-    require_tensor(in, in.response_tokens, "response_tokens", where_);
-    require_tensor(in, in.response_mask, "response_mask", where_);
-    const auto ids = in.response_tokens.detach().cpu().to(torch::kLong);
-    const auto mask = in.response_mask.detach().cpu().to(torch::kBool);
-    const int64_t n = ids.size(0);
-    auto ends = o_.tag.empty() ? step_ends_from_delimiters(ids, mask, delimiter_ids_) : step_ends_from_tag(ids, mask, tag_id_);
-    ends = step_ends_with_fallback(ends, mask);
-    // Each row's step-end indices, capped at max_steps ([interp] the steps past the cap merge into
-    // the last one: the first max_steps − 1 ends are kept, and the response's last end).
-    std::vector<std::vector<int64_t>> rows(static_cast<size_t>(n));
-    int64_t s_max = 1;
-    for (int64_t i = 0; i < n; ++i) {
-      const auto e = ends[i].nonzero().view({-1});
-      auto& row = rows[static_cast<size_t>(i)];
-      for (int64_t j = 0; j < e.size(0); ++j) row.push_back(e[j].item<int64_t>());
-      if (static_cast<int64_t>(row.size()) > o_.max_steps) {
-        const int64_t last = row.back();
-        row.resize(static_cast<size_t>(o_.max_steps - 1));
-        row.push_back(last);
-      }
-      s_max = std::max<int64_t>(s_max, static_cast<int64_t>(row.size()));
-    }
+    TORCH_CHECK(steps_.bound(), where_, ": judge used before bind");
+    const auto steps = steps_.cut(in, where_);
+    const int64_t n = in.size(), s_max = steps.s_max;
     const bool with_answer = o_.head == "lm" && has_field(o_.gen.prompt_template, "{answer}");
     if (with_answer) require_metadata(in, "answer", where_);
     std::vector<std::string> prompts, prefixes, texts;
     std::vector<int64_t> cell;
     for (int64_t i = 0; i < n; ++i) {
-      const auto& row = rows[static_cast<size_t>(i)];
-      std::vector<int64_t> toks;
-      int64_t prev = -1;
+      const std::string& prompt = in.prompts[static_cast<size_t>(i)];
+      const auto& row = steps.text[static_cast<size_t>(i)];
       for (size_t j = 0; j < row.size(); ++j) {
-        for (int64_t t = prev + 1; t <= row[j]; ++t)
-          if (mask[i][t].item<bool>()) toks.push_back(ids[i][t].item<int64_t>());
-        prev = row[j];
-        const std::string prefix = tok_->decode(toks, /*skip_special=*/true);
-        const std::string& prompt = in.prompts[static_cast<size_t>(i)];
         if (o_.head == "lm")
-          texts.push_back(render_judge_prompt(o_.gen.prompt_template, prompt, prefix,
+          texts.push_back(render_judge_prompt(o_.gen.prompt_template, prompt, row[j],
                                               with_answer ? json_text(in.meta(i).at("answer")) : ""));
         prompts.push_back(prompt);
-        prefixes.push_back(prefix);
+        prefixes.push_back(row[j]);
         cell.push_back(i * s_max + static_cast<int64_t>(j));
       }
     }
@@ -343,28 +395,19 @@ class PrmJudge : public Judge {
                                                 tokens));
         },
         st);
+    (void)valid;
     auto scores = torch::full({n * s_max}, o_.fallback, torch::kFloat);
-    auto step_ends = torch::full({n * s_max}, -1, torch::kLong);
-    if (!cell.empty()) {
-      const auto idx = torch::tensor(cell, torch::kLong);
-      scores.index_put_({idx}, vals);
-      std::vector<int64_t> flat;
-      for (const auto& row : rows) flat.insert(flat.end(), row.begin(), row.end());
-      step_ends.index_put_({idx}, torch::tensor(flat, torch::kLong));
-    }
+    if (!cell.empty()) scores.index_put_({torch::tensor(cell, torch::kLong)}, vals);
     if (o_.signed_scores) scores = 2 * scores - 1;
     in.step_scores = scores.view({n, s_max});
-    in.step_ends = step_ends.view({n, s_max});
-    in.step_mask = in.step_ends.ge(0);
+    StepCutter::write_ends(in, steps);
     return st;
   }
 
  private:
   PrmJudgeOptions o_;
   std::string where_;
-  const models::Tokenizer* tok_ = nullptr;
-  std::vector<int64_t> delimiter_ids_;
-  int64_t tag_id_ = -1;
+  StepCutter steps_;
   std::optional<GenerativeJudge> gen_;
   std::optional<RewardModelScheme> rm_;
 };
@@ -386,6 +429,148 @@ std::unique_ptr<Judge> make_prm(config::Reader& r, const std::string& name) {
   r.field("signed", o.signed_scores, "write 2p - 1 in [-1, 1] (DataPRM's verdict scale) instead of the probability p");
   read_stage_options(r, o.fallback, o.timeout_s, true);
   return std::make_unique<PrmJudge>(o, r.path().empty() ? "judge " + name : r.path());
+}
+
+// ---- gold_answer ----------------------------------------------------------------------------------------
+
+struct GoldAnswerOptions {
+  std::string path;       ///< HF causal LM (resolve_model_dir) that reads the gold answer
+  std::string tokenizer;  ///< "" = path
+  std::string answer_key = "answer";
+  std::string separator = "\n";
+  std::string delimiter = "\n";
+  std::string tag;
+  int64_t max_steps = 32;
+  int64_t max_answer_tokens = 32;
+  int64_t batch_size = 16;
+};
+
+/// IGPO's belief in the gold answer after each turn: log p(answer tokens | prompt + response through
+/// step t) for t = 0 (the prompt alone) .. S, teacher-forced, one batched no-grad pass. [interp] The
+/// model is a frozen LM named by `path` (the reference / SFT checkpoint — the issue's "under the
+/// policy or the reference"); the live policy is not read here. The answer follows the context
+/// after `separator`. Writes extra.gold_logprobs [N, S + 1, L], extra.gold_mask [N, L] and the
+/// step ends it cut (step_ends, step_mask).
+class GoldAnswerJudge : public Judge {
+ public:
+  GoldAnswerJudge(GoldAnswerOptions o, std::string where) : o_(std::move(o)), where_(std::move(where)) {}
+
+  void bind(const JudgeContext& ctx) override {
+    if (model_) return;
+    steps_.bind(ctx.policy_tokenizer, o_.delimiter, o_.tag, o_.max_steps, where_);
+    models::ModelRegistry reg("model family");
+    models::register_builtin_models(reg);
+    models::LoadOptions lo;
+    lo.heads = models::HeadOptions{/*lm_head=*/true, /*value_head=*/false, /*reward_head=*/false};
+    lo.device = ctx.device;
+    model_.emplace(models::load_pretrained(o_.path, reg, lo));
+    model_->train(false);
+    model_->set_requires_grad(false);
+    tok_ = models::load_tokenizer(o_.tokenizer.empty() ? o_.path : o_.tokenizer);
+  }
+
+  std::vector<std::string> produces() const override { return {"extra.gold_logprobs", "step_ends"}; }
+
+  JudgeStats run(RewardInput& in) override {
+    TORCH_CHECK(model_, where_, ": judge used before bind");
+    require_metadata(in, o_.answer_key, where_);
+    const auto steps = steps_.cut(in, where_);
+    const int64_t n = in.size(), s1 = steps.s_max + 1;
+    std::vector<std::vector<int64_t>> gold(static_cast<size_t>(n));
+    int64_t l = 1;
+    for (int64_t i = 0; i < n; ++i) {
+      auto g = tok_->encode(o_.separator + json_text(in.meta(i).at(o_.answer_key)), /*add_special=*/false);
+      if (static_cast<int64_t>(g.size()) > o_.max_answer_tokens) g.resize(static_cast<size_t>(o_.max_answer_tokens));
+      if (g.empty()) fail("{}: the gold answer of sample {} is empty after tokenization", where_, i);
+      l = std::max<int64_t>(l, static_cast<int64_t>(g.size()));
+      gold[static_cast<size_t>(i)] = std::move(g);
+    }
+    const int64_t room = model_->config().max_position_embeddings - l;
+    if (room < 1) fail("{}: gold answers of {} tokens leave no context in the model's {} positions", where_, l,
+                       model_->config().max_position_embeddings);
+    // Every (row, turn) context: the prompt, then the response through the turn's step.
+    std::vector<std::vector<int64_t>> ctxs;
+    std::vector<int64_t> rows;
+    for (int64_t i = 0; i < n; ++i) {
+      const auto& text = steps.text[static_cast<size_t>(i)];
+      for (int64_t t = 0; t < s1; ++t) {
+        // Turns past a row's last step repeat its last context (the step mask leaves them out).
+        const std::string prefix = t == 0 || text.empty() ? "" : text[static_cast<size_t>(std::min<int64_t>(t, text.size()) - 1)];
+        ctxs.push_back(keep_last_tokens(tok_->encode(in.prompts[static_cast<size_t>(i)] + prefix, /*add_special=*/true), room));
+        rows.push_back(i);
+      }
+    }
+    JudgeStats st;
+    const int64_t pad = tok_->pad_id() != models::kNoToken ? tok_->pad_id() : 0;
+    auto lp = torch::zeros({n * s1, l}, torch::kFloat);
+    auto gold_mask = torch::zeros({n, l}, torch::kBool);
+    for (int64_t i = 0; i < n; ++i) gold_mask[i].slice(0, 0, static_cast<int64_t>(gold[static_cast<size_t>(i)].size())).fill_(true);
+    torch::NoGradGuard ng;
+    for (int64_t b = 0; b < static_cast<int64_t>(ctxs.size()); b += o_.batch_size) {
+      const int64_t e = std::min<int64_t>(static_cast<int64_t>(ctxs.size()), b + o_.batch_size);
+      int64_t p = 1;
+      for (int64_t k = b; k < e; ++k) p = std::max<int64_t>(p, static_cast<int64_t>(ctxs[static_cast<size_t>(k)].size()));
+      auto ids = torch::full({e - b, p}, pad, torch::kLong), mask = torch::zeros({e - b, p}, torch::kLong);
+      auto gids = torch::full({e - b, l}, pad, torch::kLong), gmask = torch::zeros({e - b, l}, torch::kLong);
+      for (int64_t k = b; k < e; ++k) {
+        const auto& c = ctxs[static_cast<size_t>(k)];
+        const auto& g = gold[static_cast<size_t>(rows[static_cast<size_t>(k)])];
+        const int64_t off = p - static_cast<int64_t>(c.size());
+        for (size_t j = 0; j < c.size(); ++j) {
+          ids[k - b][off + static_cast<int64_t>(j)] = c[j];
+          mask[k - b][off + static_cast<int64_t>(j)] = 1;
+        }
+        for (size_t j = 0; j < g.size(); ++j) {
+          gids[k - b][static_cast<int64_t>(j)] = g[j];
+          gmask[k - b][static_cast<int64_t>(j)] = 1;
+        }
+        st.tokens += static_cast<int64_t>(c.size() + g.size());
+      }
+      const auto dev = model_->device();
+      const auto out = models::sequence_logprobs(*model_, ids.to(dev), mask.to(dev), gids.to(dev), gmask.to(dev));
+      lp.slice(0, b, e).copy_(out.logprobs.to(torch::kCPU, torch::kFloat));
+    }
+    st.prompts = static_cast<int64_t>(ctxs.size());
+    const auto finite = torch::isfinite(lp);
+    st.invalid = (~finite).logical_and(gold_mask.repeat_interleave(s1, 0)).sum().item<int64_t>();
+    lp = torch::where(finite, lp, torch::zeros_like(lp));  // [interp] a non-finite log-prob counts as certainty (0)
+    const auto lp3 = lp.view({n, s1, l});
+    st.mean = lp3.masked_select(gold_mask.unsqueeze(1).expand({n, s1, l})).mean().item<double>();
+    in.extra["gold_logprobs"] = lp3;
+    in.extra["gold_mask"] = gold_mask;
+    StepCutter::write_ends(in, steps);
+    return st;
+  }
+
+ private:
+  GoldAnswerOptions o_;
+  std::string where_;
+  StepCutter steps_;
+  std::optional<models::Transformer> model_;
+  std::unique_ptr<models::Tokenizer> tok_;
+};
+
+std::unique_ptr<Judge> make_gold_answer(config::Reader& r, const std::string& name) {
+  GoldAnswerOptions o;
+  auto p = r.required("path", o.path, "HF causal LM that reads the gold answer (e.g. the SFT / reference checkpoint)");
+  if (p.present() && !o.path.empty()) {
+    const std::string dir = resolve_model_dir(o.path);
+    if (dir.empty())
+      r.error("path", fmt::format("'{}' has no config.json (an HF model directory, or a keel run directory with "
+                                  "checkpoints, is expected)", o.path));
+    else
+      o.path = dir;
+  }
+  r.field("tokenizer", o.tokenizer, "tokenizer file or directory; empty = the model's directory");
+  r.field("answer_key", o.answer_key, "metadata field with the gold answer").nonempty();
+  r.field("separator", o.separator, "text between the context and the gold answer");
+  r.field("delimiter", o.delimiter, "a turn ends on the last token of each run of tokens holding this text").nonempty();
+  r.field("tag", o.tag, "a turn ends on every occurrence of this one-token tag (replaces delimiter)");
+  r.field("max_steps", o.max_steps, "most turns per response (later ones merge into the last)").ge(1);
+  r.field("max_answer_tokens", o.max_answer_tokens, "gold answers keep their first this many tokens").ge(1);
+  r.field("batch_size", o.batch_size, "contexts per forward pass").ge(1);
+  require_input(r, "meta." + o.answer_key, "answer_key");
+  return std::make_unique<GoldAnswerJudge>(o, r.path().empty() ? "judge " + name : r.path());
 }
 
 // ---- reward_model ---------------------------------------------------------------------------------------
@@ -447,6 +632,8 @@ void register_builtin_judges(JudgeRegistry& reg) {
   reg.add("yes_no", "generative judge: P(yes) per criterion of an HF causal LM -> criterion_scores (or rm_scores / extra)",
           make_yes_no);
   reg.add("prm", "process reward model: each step prefix scored in one batched pass -> step_scores, step_ends", make_prm);
+  reg.add("gold_answer", "policy-side signal: log-probs of the gold answer after each step prefix (IGPO) -> extra.gold_logprobs",
+          make_gold_answer);
   reg.add("reward_model", "scalar reward model (score head) on prompt + response -> rm_scores (or extra.<key>)", make_rm);
 }
 

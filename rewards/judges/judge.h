@@ -79,7 +79,7 @@ class Judge {
 using JudgeFactory = std::function<std::unique_ptr<Judge>(config::Reader& params, const std::string& name)>;
 using JudgeRegistry = Registry<JudgeFactory>;
 
-/// yes_no, prm and reward_model (rewards/judges/*.cpp).
+/// yes_no, prm, gold_answer and reward_model (rewards/judges/builtin.cpp).
 void register_builtin_judges(JudgeRegistry& reg);
 /// The built-in judge types, registered once.
 const JudgeRegistry& builtin_judges();

@@ -15,6 +15,9 @@
 #include "rewards/composite.h"
 #include "rewards/models/generative_judge.h"
 #include "rewards/models/reward_model.h"
+#include "models/logprobs.h"
+#include "models/model_config.h"
+#include "models/pretrained.h"
 #include "tests/models/test_util.h"
 #include "tests/rewards/models/model_dir_fixture.h"
 #include "tests/rewards/reward_test_util.h"
@@ -277,6 +280,46 @@ TEST_F(JudgeStage, PrmCutsStepsOnThePolicysTokensAndScoresEachPrefix) {
   }
   EXPECT_EQ(st.prompts, steps);
   EXPECT_FALSE(in.step_mask[2].any().item<bool>());  // the empty response has no step
+}
+
+TEST_F(JudgeStage, GoldAnswerLogprobsMatchOneSequenceAtATime) {
+  auto j = make("gold_answer", "{path: " + path("random") + ", delimiter: '+', separator: ' Response: ', batch_size: 5}");
+  EXPECT_EQ(j.impl->produces(), (std::vector<std::string>{"extra.gold_logprobs", "step_ends"}));
+  RewardInput in = batch();
+  in.responses = {"3 + 4 + 1", "7", "", "12 + 7", "19", "1 + 1"};
+  in.response_tokens = torch::zeros({6, 12}, torch::kLong);
+  in.response_mask = torch::zeros({6, 12}, torch::kBool);
+  for (int64_t i = 0; i < 6; ++i) {
+    const auto ids = tok_->encode(in.responses[static_cast<size_t>(i)], /*add_special=*/false);
+    for (size_t t = 0; t < ids.size(); ++t) {
+      in.response_tokens[i][static_cast<int64_t>(t)] = ids[t];
+      in.response_mask[i][static_cast<int64_t>(t)] = true;
+    }
+  }
+  const JudgeStats st = j.impl->run(in);
+  const auto lp = in.extra.at("gold_logprobs");
+  const auto gm = in.extra.at("gold_mask");
+  const int64_t s1 = in.step_ends.size(1) + 1;
+  ASSERT_EQ(lp.sizes(), (torch::IntArrayRef{6, s1, gm.size(1)}));
+  EXPECT_EQ(st.prompts, 6 * s1);
+  // Reference for row 0 (steps "3 +", "3 + 4 +", "3 + 4 + 1"): each context alone, then the answer.
+  auto model = models::load_pretrained(path("random"), [] {
+    models::ModelRegistry reg("model family");
+    models::register_builtin_models(reg);
+    return reg;
+  }());
+  torch::NoGradGuard ng;
+  const std::vector<std::string> prefixes = {"", "3 +", "3 + 4 +", "3 + 4 + 1"};
+  ASSERT_EQ(s1, 4);
+  const auto gold = tok_->encode(" Response: 7", /*add_special=*/false);
+  for (int64_t t = 0; t < s1; ++t) {
+    const auto ctx = tok_->encode(in.prompts[0] + prefixes[static_cast<size_t>(t)], /*add_special=*/true);
+    const auto out = models::sequence_logprobs(model, torch::tensor(ctx).unsqueeze(0), torch::ones({1, static_cast<int64_t>(ctx.size())}, torch::kLong),
+                                               torch::tensor(gold).unsqueeze(0), torch::ones({1, static_cast<int64_t>(gold.size())}, torch::kLong));
+    for (size_t k = 0; k < gold.size(); ++k)
+      EXPECT_NEAR(lp[0][t][static_cast<int64_t>(k)].item<double>(), out.logprobs[0][static_cast<int64_t>(k)].item<double>(), 1e-4)
+          << "turn " << t << " token " << k;
+  }
 }
 
 TEST_F(JudgeStage, ARunDirectoryResolvesToItsNewestCheckpointModel) {

@@ -74,13 +74,13 @@ TEST_F(JudgeChainSlow, EveryRlConfigValidatesAndTrainsTwentyStepsWithItsJudges) 
     // master-key self-test instead of refusing.
     // The judges this config lists, in order, by name and type.
     std::vector<std::string> judges, types;
-    const std::regex judge_re(R"(- (?:\{)?name: ([a-z_]+)[,\s]+type: ([a-z_]+))");
+    const std::regex judge_re(R"(- (?:\{)?name: ([a-z0-9_]+)[,\s]+type: ([a-z0-9_]+))");
     for (auto it = std::sregex_iterator(text.begin(), text.end(), judge_re); it != std::sregex_iterator(); ++it) {
       judges.push_back((*it)[1]);
       types.push_back((*it)[2]);
     }
     std::smatch run_name;
-    ASSERT_TRUE(std::regex_search(text, run_name, std::regex(R"(run: \{name: ([a-z_]+))")));
+    ASSERT_TRUE(std::regex_search(text, run_name, std::regex(R"(run: \{name: ([a-z0-9_]+))")));
     std::string over;
     if (text.find("path: runs/steps_sft/") != std::string::npos)
       over += " model.path=runs/steps_sft/checkpoints/step-00000020/policy";
