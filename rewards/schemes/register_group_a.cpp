@@ -226,9 +226,10 @@ class SslScheme : public RewardScheme {
 
 /// The verdict is exact match after SQuAD normalisation against metadata[answer_key]; with use_judge
 /// (the paper's LLM judge), a response that does not match exactly takes the judge's verdict from
-/// RewardInput::extra["judge_correct"] [N] (non-zero = the judge accepts the boxed answer). No stage
-/// fills it yet, so the contract (extra.judge_correct) makes `keel validate` refuse use_judge: true
-/// rather than train on a silent substitute; use_judge: false is exact match only.
+/// RewardInput::extra["judge_correct"] [N] (non-zero = the judge accepts the boxed answer), which a
+/// yes_no judge of the judge stage writes (output: extra.judge_correct, threshold: 0.5); without one
+/// the contract (extra.judge_correct) makes `keel validate` refuse use_judge: true rather than train
+/// on a silent substitute; use_judge: false is exact match only.
 /// The out-of-knowledge flag is metadata[ook_key] (false if absent).
 /// Reasoning-enhanced variant (reasoning_weight > 0): the 0/1 judge score of the thinking text comes
 /// from the `reasoning` signal.

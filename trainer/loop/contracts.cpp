@@ -78,12 +78,13 @@ std::string producer_of(const std::string& input) {
     return "greedy generations of each prompt, which the sampling ranks make with dist.placement colocated";
   if (input == "pair_judge")
     return "a pairwise judge: set judge: reward_order (advantage.arena for arena_rank, advantage.spo for "
-           "spo_winrate) to compare rows by their sequence rewards, ties counting as ties; judge models come with "
-           "the judges work, not yet in keel";
+           "spo_winrate) to compare rows by their sequence rewards, ties counting as ties (a pairwise judge model "
+           "in the estimator is not in keel yet)";
   if (input == "hidden_states")
     return "the policy's hidden states, which the credit stage computes for an RL learner's estimator (grpo, ppo)";
   if (input == "stage_rewards")
-    return "per-stage judge scores of multi-stage episodes, which come with environments and judges (not yet in keel)";
+    return "per-stage judge scores with stage tags of multi-stage episodes, which nothing in keel train hands the "
+           "credit stage yet";
   if (input == "turn_ids")
     return "the turn boundaries of multi-turn episodes, which come with environments (not yet in keel)";
   if (input == "correct") return "a verifier that judges correctness, listed earlier in reward.components (" +

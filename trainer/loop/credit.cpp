@@ -108,10 +108,10 @@ void assign_credit(RunState& c, rollout::RolloutBatch& b, const Shaped& shaped, 
     m["time/hidden_states_s"] = cli::seconds_since(t);
   }
   if (b.correct.defined()) ain.correctness = b.correct > 0.5;  // the verifiers' flag (thr's positive set)
-  // No pairwise judge is set: arena_rank and spo_winrate compare rows by their rewards only when
-  // the config names it (advantage.arena.judge / advantage.spo.judge: reward_order, done inside the
-  // estimator); with no judge named the contract check refuses the config, as no judge model exists
-  // yet.
+  // No pairwise judge model is set: arena_rank and spo_winrate compare rows by their rewards only
+  // when the config names it (advantage.arena.judge / advantage.spo.judge: reward_order, done inside
+  // the estimator); with no judge named the contract check refuses the config (a pairwise judge
+  // model feeding the estimator is not in keel yet).
   auto aout = c.estimator(ain, c.adv_opts);
   // Fault injection for the rollback test: KEEL_TEST_INJECT_NAN_STEP=k poisons step k's
   // advantages once per process.

@@ -152,7 +152,7 @@ const std::vector<std::string>& content_free_texts() {
 
 std::string draw_content_free(SplitMix64& rng) {
   const auto& list = content_free_texts();
-  const int64_t kind = rng.uniform(0, 2);
+  const int64_t kind = rng.uniform(0, 3);
   const auto& from_list = list[static_cast<size_t>(rng.uniform(0, static_cast<int64_t>(list.size()) - 1))];
   const int64_t len = rng.uniform(2, 9);
   const bool capital = rng.uniform(0, 1) == 1;
@@ -166,7 +166,14 @@ std::string draw_content_free(SplitMix64& rng) {
     const char c = rng.uniform(0, 2) == 0 ? '\n' : ' ';
     if (i < blanks) blank += c;
   }
-  return kind == 0 ? from_list : kind == 1 ? word : blank;
+  static const std::string kPunct = ".,:;!?-*#";
+  const int64_t marks = rng.uniform(1, 3);
+  std::string punct;
+  for (int64_t i = 0; i < 3; ++i) {
+    const char c = kPunct[static_cast<size_t>(rng.uniform(0, static_cast<int64_t>(kPunct.size()) - 1))];
+    if (i < marks) punct += c;
+  }
+  return kind == 0 ? from_list : kind == 1 ? word : kind == 2 ? blank : punct;
 }
 
 }  // namespace keel::data
