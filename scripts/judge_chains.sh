@@ -7,6 +7,7 @@
 #
 # Judges (trained once; a run directory with a checkpoint is reused):
 #   runs/judge_yes_no  generative yes/no judge, SFT on judge_arithmetic  (configs/judges/yes_no_sft.yaml)
+#   runs/judge_pairwise  pairwise judge, SFT on pairwise_arithmetic         (configs/judges/pairwise_sft.yaml)
 #   runs/judge_prm     process reward model, SFT on prm_arithmetic        (configs/judges/prm_sft.yaml)
 #   runs/steps_sft     a policy that writes steps, SFT on arithmetic_steps (configs/judges/steps_sft.yaml)
 #   runs/judge_rm, runs/judge_rm_b  Bradley-Terry reward models on the arithmetic task's pairs (configs/judges/rm.yaml)
@@ -25,7 +26,7 @@ while [ $# -gt 0 ]; do
   chains+=("$1")
   shift
 done
-all=(rubric pow3r cmo directional generative_yes truthrl carr grm uncertainty_kl prm prm_dense gated dataprm ssl_steps info_gain uncertainty rm_shaping)
+all=(rubric pow3r cmo directional generative_yes truthrl carr grm uncertainty_kl openrs prm prm_dense gated dataprm ssl_steps info_gain uncertainty rm_shaping)
 [ ${#chains[@]} -gt 0 ] || chains=("${all[@]}")
 
 trained() { compgen -G "runs/$1/checkpoints/step-*" > /dev/null; }
@@ -40,6 +41,8 @@ for c in "${chains[@]}"; do
   case $c in
     rubric|pow3r|cmo|directional|generative_yes|truthrl|carr|grm)
       judge judge_yes_no train configs/judges/yes_no_sft.yaml ;;
+    openrs)
+      judge judge_pairwise train configs/judges/pairwise_sft.yaml ;;
     uncertainty_kl)
       judge judge_yes_no train configs/judges/yes_no_sft.yaml
       judge judge_grm train configs/judges/grm.yaml ;;

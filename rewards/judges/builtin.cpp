@@ -18,6 +18,8 @@
 //                 (head: score, the `keel train-rm` layout). Writes step_scores [N, S] (p, or 2p − 1
 //                 with signed: true), step_ends [N, S] (token index in the response, −1 padding)
 //                 and step_mask.
+//   pairwise      a generative judge comparing the responses of a group two by two (OpenRS): P(A is
+//                 better than B) for every ordered pair -> extra.openrs_scores [N, G] (default).
 //   gold_answer   a policy-side signal for IGPO's information gain: log-probs of the gold answer under
 //                 an LM (the reference / SFT checkpoint) after the prompt and after each step prefix
 //                 -> extra.gold_logprobs [N, S + 1, L], extra.gold_mask, step_ends.
@@ -31,6 +33,7 @@
 #include <chrono>
 #include <cmath>
 #include <functional>
+#include <map>
 #include <optional>
 
 #include <fmt/ranges.h>
@@ -573,6 +576,106 @@ std::unique_ptr<Judge> make_gold_answer(config::Reader& r, const std::string& na
   return std::make_unique<GoldAnswerJudge>(o, r.path().empty() ? "judge " + name : r.path());
 }
 
+// ---- pairwise -------------------------------------------------------------------------------------------
+
+struct PairwiseJudgeOptions {
+  GenerativeJudgeOptions gen;
+  std::string output = "extra.openrs_scores";
+  bool signed_scores = true;  ///< write 2p − 1 in [−1, 1] (OpenRS's signed S: > 0 A wins) instead of p
+  double fallback = 0.5;
+  double timeout_s = 0;
+};
+
+/// A pairwise generative judge inside each group: S[i, j] = P(yes | template(prompt, A = response i,
+/// B = the j-th response of i's group)) for j ≠ i, S[i, i] = 1/2 ([interp] a response against
+/// itself is a tie); [N, G] with G the largest group (columns past a smaller group: the fallback);
+/// with signed (default) 2S − 1, OpenRS's signed score (> 0: A wins, 0: tie).
+/// Both orders of every pair are asked (OpenRS debiases with the backward score S[j, i]).
+class PairwiseJudge : public Judge {
+ public:
+  PairwiseJudge(PairwiseJudgeOptions o, std::string where) : o_(std::move(o)), where_(std::move(where)) {}
+
+  void bind(const JudgeContext& ctx) override {
+    if (core_) return;
+    auto g = o_.gen;
+    g.device = ctx.device;
+    g.run_probes = ctx.probes;
+    // The self-test pits each content-free response (as A) against the probe's gold answer (as B):
+    // A judge that prefers saying nothing to the right answer is refused.
+    g.suite_templates = {render_judge_prompt(g.prompt_template, "{prompt}", "{response}", "{answer}", "{answer}")};
+    core_.emplace(g, where_);
+    core_->bind(RewardContext{});
+  }
+
+  std::vector<std::string> produces() const override { return {o_.output}; }
+
+  JudgeStats run(RewardInput& in) override {
+    TORCH_CHECK(core_, where_, ": judge used before bind");
+    const int64_t n = in.size();
+    const auto gid = in.group_ids.detach().cpu().to(torch::kLong);
+    std::map<int64_t, std::vector<int64_t>> members;  // group id -> rows, in batch order
+    for (int64_t i = 0; i < n; ++i) members[gid[i].item<int64_t>()].push_back(i);
+    int64_t g_max = 1;
+    for (const auto& [g, rows] : members) g_max = std::max<int64_t>(g_max, static_cast<int64_t>(rows.size()));
+    const bool with_answer = has_field(o_.gen.prompt_template, "{answer}");
+    if (with_answer) require_metadata(in, "answer", where_);
+    std::vector<std::string> texts;
+    std::vector<int64_t> cell;
+    auto scores = torch::full({n, g_max}, o_.fallback, torch::kFloat);
+    for (int64_t i = 0; i < n; ++i) {
+      const auto& rows = members[gid[i].item<int64_t>()];
+      for (size_t j = 0; j < rows.size(); ++j) {
+        if (rows[j] == i) {
+          scores[i][static_cast<int64_t>(j)] = 0.5f;
+          continue;
+        }
+        // {other} is carried in the criterion slot of the one-pass renderer (see make_pairwise).
+        texts.push_back(render_judge_prompt(o_.gen.prompt_template, in.prompts[static_cast<size_t>(i)],
+                                            in.responses[static_cast<size_t>(i)],
+                                            with_answer ? json_text(in.meta(i).at("answer")) : "",
+                                            in.responses[static_cast<size_t>(rows[j])]));
+        cell.push_back(i * g_max + static_cast<int64_t>(j));
+      }
+    }
+    JudgeStats st;
+    auto [vals, valid] = score_in_batches(
+        static_cast<int64_t>(texts.size()), o_.gen.batch_size, o_.timeout_s, o_.fallback,
+        [&](int64_t b, int64_t e, int64_t* tokens) {
+          return core_->judge_texts(std::vector<std::string>(texts.begin() + b, texts.begin() + e), tokens);
+        },
+        st);
+    (void)valid;
+    if (!cell.empty()) scores.view({-1}).index_put_({torch::tensor(cell, torch::kLong)}, vals);
+    if (o_.signed_scores) scores = 2 * scores - 1;
+    write_judge_output(in, o_.output, scores);
+    return st;
+  }
+
+ private:
+  PairwiseJudgeOptions o_;
+  std::string where_;
+  std::optional<GenerativeJudge> core_;
+};
+
+std::unique_ptr<Judge> make_pairwise(config::Reader& r, const std::string& name) {
+  PairwiseJudgeOptions o;
+  o.gen.prompt_template = "{prompt}\nA: {response}\nB: {other}\nQ: is A better than B?\nA:";
+  read_generative_judge_options(r, o.gen, {"prompt", "response", "answer", "other"});
+  if (!has_field(o.gen.prompt_template, "{other}"))
+    r.error("template", "a pairwise template needs {other} (the response it is compared with)");
+  // The one-pass renderer knows {criterion}, not {other}: the template carries {other} in that slot.
+  for (size_t at = o.gen.prompt_template.find("{other}"); at != std::string::npos;
+       at = o.gen.prompt_template.find("{other}", at))
+    o.gen.prompt_template.replace(at, 7, "{criterion}");
+  r.field("output", o.output, "where the [N, G] preference matrix goes: extra.<key>");
+  r.field("signed", o.signed_scores, "write 2p - 1 in [-1, 1] (OpenRS's signed score, > 0: A wins) instead of p");
+  if (o.output.rfind("extra.", 0) != 0 || o.output.size() <= 6)
+    r.error("output", fmt::format("expected extra.<key>, got '{}'", o.output));
+  read_stage_options(r, o.fallback, o.timeout_s, true);
+  if (has_field(o.gen.prompt_template, "{answer}")) require_input(r, "meta.answer", "template");
+  return std::make_unique<PairwiseJudge>(o, r.path().empty() ? "judge " + name : r.path());
+}
+
 // ---- reward_model ---------------------------------------------------------------------------------------
 
 struct RmJudgeOptions {
@@ -632,6 +735,8 @@ void register_builtin_judges(JudgeRegistry& reg) {
   reg.add("yes_no", "generative judge: P(yes) per criterion of an HF causal LM -> criterion_scores (or rm_scores / extra)",
           make_yes_no);
   reg.add("prm", "process reward model: each step prefix scored in one batched pass -> step_scores, step_ends", make_prm);
+  reg.add("pairwise", "pairwise generative judge: P(A better than B) for every ordered pair of a group -> extra.openrs_scores",
+          make_pairwise);
   reg.add("gold_answer", "policy-side signal: log-probs of the gold answer after each step prefix (IGPO) -> extra.gold_logprobs",
           make_gold_answer);
   reg.add("reward_model", "scalar reward model (score head) on prompt + response -> rm_scores (or extra.<key>)", make_rm);

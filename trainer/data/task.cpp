@@ -24,6 +24,7 @@ std::unique_ptr<Task> make_arithmetic_steps_task(config::Reader& r);
 std::unique_ptr<Task> make_countdown_task(config::Reader& r);
 std::unique_ptr<Task> make_judge_arithmetic_task(config::Reader& r);
 std::unique_ptr<Task> make_prm_arithmetic_task(config::Reader& r);
+std::unique_ptr<Task> make_pairwise_arithmetic_task(config::Reader& r);
 
 void register_builtin_tasks(TaskRegistry& r) {
   r.add("arithmetic", "multi-digit integer arithmetic 'a+b=' (knobs: min_digits, max_digits, operands, ops)",
@@ -35,13 +36,17 @@ void register_builtin_tasks(TaskRegistry& r) {
   r.add("countdown", "reach a target from given numbers with + - * / (knobs: numbers, max_number, max_target, ops)",
         make_countdown_task);
   r.add("judge_arithmetic",
-        "yes/no judge data: 'a+b=<shown>\\nQ: is the answer correct?\\nA:' -> ' yes' (knobs: min_digits, max_digits, "
-        "operands, ops, wrong_share, criteria, label_noise)",
+        "yes/no judge data: 'a+b=<shown>\\nQ: is the answer correct?\\nA:' -> yes/no (knobs: min_digits, max_digits, "
+        "operands, ops, wrong_share, criteria, label_noise, content_free_share)",
         make_judge_arithmetic_task);
   r.add("prm_arithmetic",
-        "process-reward data: arithmetic_steps prefixes, 'is the last step correct?' -> ' yes'/' no' (knobs: "
-        "min_digits, max_digits, operands, ops, wrong_share, label_noise)",
+        "process-reward data: arithmetic_steps prefixes, 'is the last step correct?' -> yes/no (knobs: "
+        "min_digits, max_digits, operands, ops, wrong_share, label_noise, content_free_share)",
         make_prm_arithmetic_task);
+  r.add("pairwise_arithmetic",
+        "pairwise judge data: 'a+b=\\nA: x\\nB: y\\nQ: is A better than B?\\nA:' -> yes/no (knobs: max_digits, "
+        "wrong_share, label_noise, content_free_share)",
+        make_pairwise_arithmetic_task);
 }
 
 }  // namespace keel::data

@@ -322,6 +322,41 @@ TEST_F(JudgeStage, GoldAnswerLogprobsMatchOneSequenceAtATime) {
   }
 }
 
+TEST_F(JudgeStage, PairwiseJudgeAsksEveryOrderedPairOfAGroup) {
+  const std::string tmpl = "{prompt} A: {response} B: {other} Is the response correct? Answer:";
+  auto j = make("pairwise", "{path: " + path("random") + ", robustness_suite: none, batch_size: 4, template: '" + tmpl + "'}");
+  EXPECT_EQ(j.impl->produces(), std::vector<std::string>{"extra.openrs_scores"});
+  RewardInput in = batch();
+  in.group_ids = torch::tensor({0, 1, 0, 1, 0, 1}, torch::kLong);  // groups need not be contiguous
+  const JudgeStats st = j.impl->run(in);
+  EXPECT_EQ(st.prompts, 2 * 3 * 2);  // two groups of three: 3 x 2 ordered pairs each
+  const auto sc = in.extra.at("openrs_scores");
+  ASSERT_EQ(sc.sizes(), (torch::IntArrayRef{6, 3}));
+  GenerativeJudgeOptions o;
+  o.path = path("random");
+  o.robustness_suite = "none";
+  GenerativeJudge ref(o, "ref");
+  const std::vector<std::vector<int64_t>> members = {{0, 2, 4}, {1, 3, 5}};
+  for (int64_t i = 0; i < 6; ++i) {
+    const auto& rows = members[static_cast<size_t>(i % 2)];
+    for (size_t k = 0; k < 3; ++k) {
+      const int64_t other = rows[k];
+      const double got = sc[i][static_cast<int64_t>(k)].item<double>();
+      if (other == i) {
+        EXPECT_EQ(got, 0.0);  // a response against itself: a tie (signed 0)
+        continue;
+      }
+      std::string text = tmpl;
+      text.replace(text.find("{other}"), 7, in.responses[static_cast<size_t>(other)]);
+      text.replace(text.find("{response}"), 10, in.responses[static_cast<size_t>(i)]);
+      text.replace(text.find("{prompt}"), 8, in.prompts[static_cast<size_t>(i)]);
+      EXPECT_NEAR(got, 2 * ref.judge_texts({text}).item<double>() - 1, 1e-5) << i << " vs " << other;
+    }
+  }
+  const auto e = error_of([&] { make("pairwise", "{path: " + path("random") + ", template: '{prompt}{response}'}"); });
+  EXPECT_NE(e.find("needs {other}"), std::string::npos) << e;
+}
+
 TEST_F(JudgeStage, ARunDirectoryResolvesToItsNewestCheckpointModel) {
   const auto run = dir_->path() / "run";
   for (const char* sub : {"checkpoints/step-00000002/policy", "checkpoints/step-00000010/model", "checkpoints/tmp-00000020/policy"}) {

@@ -31,6 +31,7 @@ class JudgeChainSlow : public ::testing::Test {
     const std::vector<std::string> cmds = {
         "train " + cfg_path("yes_no_sft") + " run.total_steps=20 run.threads=1 eval.num_prompts=4",
         "train " + cfg_path("prm_sft") + " run.total_steps=20 run.threads=1 eval.num_prompts=4",
+        "train " + cfg_path("pairwise_sft") + " run.total_steps=20 run.threads=1 eval.num_prompts=4",
         "train " + cfg_path("steps_sft") + " run.total_steps=20 run.threads=1 eval.num_prompts=4",
         "train-rm " + cfg_path("rm") + " run.total_steps=20 run.threads=1",
         "train-rm " + cfg_path("rm") + " run.total_steps=20 run.threads=1 run.name=judge_rm_b run.seed=2",
@@ -87,7 +88,7 @@ TEST_F(JudgeChainSlow, EveryRlConfigValidatesAndTrainsTwentyStepsWithItsJudges) 
     if (text.find("path: runs/judge_yes_no/checkpoints") != std::string::npos)
       over += " model.path=runs/judge_yes_no/checkpoints/step-00000020/policy";
     for (size_t i = 0; i < types.size(); ++i)
-      if (types[i] == "yes_no" || types[i] == "prm") over += " reward.judges." + std::to_string(i) + ".params.on_master_key=warn";
+      if (types[i] == "yes_no" || types[i] == "prm" || types[i] == "pairwise") over += " reward.judges." + std::to_string(i) + ".params.on_master_key=warn";
     if (text.find("scheme: generative_yes") != std::string::npos) over += " reward.components.1.params.on_master_key=warn";
     const auto v = run_keel("validate " + cfg_path(name) + over, dir_->path());
     ASSERT_EQ(v.exit_code, 0) << v.out;
