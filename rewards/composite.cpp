@@ -43,6 +43,10 @@ RewardOutput CompositeReward::score(const RewardInput& in) {
   RewardInput local = in;  // shallow for tensors; `prior` grows as components are scored
   RewardOutput out;
   run_judges(judges_, local, out.metrics);  // the judges' signals, before any component reads them
+  if (!judges_.empty() && local.step_scores.defined() && local.step_ends.defined()) {
+    out.step_scores = local.step_scores;
+    out.step_ends = local.step_ends;
+  }
   out.rewards = torch::zeros({n}, torch::kFloat32);
   for (auto& c : components_) {
     RewardOutput part = c.impl->score(local);

@@ -106,6 +106,10 @@ struct RewardOutput {
   /// answer verifiers); undefined for the others. One flag that evaluation, the dynamic-sampling
   /// filter, accuracy metrics and correctness-reading schemes and estimators all read.
   torch::Tensor correct;
+  /// The judge stage's step structure when a judge wrote one (a prm judge): per-step scores and
+  /// step-end token indices [N, S] (−1 padding), for the credit stage (SS-GRPO's stages); undefined
+  /// otherwise.
+  torch::Tensor step_scores, step_ends;
   /// Per-component detail, [N] each (e.g. "format", "accuracy", "cost", "judge_failed"); CompositeReward
   /// re-exports them as "<component>/<key>".
   std::map<std::string, torch::Tensor> detail;

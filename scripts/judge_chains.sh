@@ -26,7 +26,7 @@ while [ $# -gt 0 ]; do
   chains+=("$1")
   shift
 done
-all=(rubric pow3r cmo directional generative_yes truthrl carr grm uncertainty_kl openrs prm prm_dense gated dataprm ssl_steps info_gain uncertainty rm_shaping)
+all=(rubric pow3r cmo directional generative_yes truthrl carr grm uncertainty_kl openrs prm prm_dense gated dataprm ssl_steps ss_grpo info_gain uncertainty rm_shaping)
 [ ${#chains[@]} -gt 0 ] || chains=("${all[@]}")
 
 trained() { compgen -G "runs/$1/checkpoints/step-*" > /dev/null; }
@@ -48,7 +48,7 @@ for c in "${chains[@]}"; do
       judge judge_grm train configs/judges/grm.yaml ;;
     info_gain)
       judge steps_sft train configs/judges/steps_sft.yaml ;;
-    prm|prm_dense|gated|dataprm|ssl_steps)
+    prm|prm_dense|gated|dataprm|ssl_steps|ss_grpo)
       judge judge_prm train configs/judges/prm_sft.yaml
       judge steps_sft train configs/judges/steps_sft.yaml ;;
     uncertainty)

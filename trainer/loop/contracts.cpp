@@ -83,8 +83,7 @@ std::string producer_of(const std::string& input) {
   if (input == "hidden_states")
     return "the policy's hidden states, which the credit stage computes for an RL learner's estimator (grpo, ppo)";
   if (input == "stage_rewards")
-    return "per-stage judge scores with stage tags of multi-stage episodes, which nothing in keel train hands the "
-           "credit stage yet";
+    return "per-stage judge scores: a prm judge under reward.judges (its steps are the stages; keel list judges)";
   if (input == "turn_ids")
     return "the turn boundaries of multi-turn episodes, which come with environments (not yet in keel)";
   if (input == "correct") return "a verifier that judges correctness, listed earlier in reward.components (" +
@@ -144,6 +143,13 @@ std::vector<ContractError> check_contracts(const config::RunConfig& cfg) {
   if (lt.estimator) produced.insert("rank_metrics");
   // ... and THR's hidden states with its prediction errors (the policy's no-grad pass).
   if (lt.estimator) produced.insert("hidden_states");
+
+  // A judge that cuts and scores steps (prm) gives SS-GRPO its stages (the credit stage builds them).
+  for (const auto& j : rewards::judge_contracts(cfg.reward)) {
+    const auto& p = j.produces;
+    if (std::find(p.begin(), p.end(), "step_scores") != p.end() && std::find(p.begin(), p.end(), "step_ends") != p.end())
+      produced.insert("stage_rewards");
+  }
 
   // ---- the estimator against the learner and the producers ----
   if (lt.estimator && reg.estimators.contains(cfg.advantage.estimator)) {

@@ -1,6 +1,7 @@
 #include "trainer/loop/credit.h"
 
 #include <chrono>
+#include <cmath>
 #include <cstdlib>
 #include <limits>
 #include <tuple>
@@ -81,6 +82,34 @@ std::pair<at::Tensor, at::Tensor> policy_thr_inputs(RunState& c, const rollout::
   return {hidden, errors};
 }
 
+StageInputs judge_stages(const rollout::RolloutBatch& b, int64_t k) {
+  TORCH_CHECK(b.step_scores.defined() && b.step_end_mask.defined(),
+              "ss_grpo: the batch carries no judge steps (a prm judge under reward.judges cuts and scores them)");
+  const int64_t n = b.size(), r = b.response_ids.size(1);
+  const auto ends = b.step_end_mask.to(torch::kFloat).cpu().contiguous();
+  const auto scores = b.step_scores.to(torch::kFloat).cpu().contiguous();
+  const auto e = ends.accessor<float, 2>();
+  const auto sc = scores.accessor<float, 2>();
+  StageInputs out{torch::full({n, r}, -1, torch::kLong), torch::zeros({n, k}, torch::kFloat),
+                  torch::zeros({n, k}, torch::kBool)};
+  auto ids = out.ids.accessor<int64_t, 2>();
+  auto rew = out.rewards.accessor<float, 2>();
+  auto pres = out.present.accessor<bool, 2>();
+  for (int64_t i = 0; i < n; ++i) {
+    int64_t step = 0, last_end = -1;
+    for (int64_t t = 0; t < r; ++t) {
+      if (e[i][t] == 0) continue;
+      const int64_t stage = std::min(step, k - 1);
+      for (int64_t u = last_end + 1; u <= t; ++u) ids[i][u] = stage;
+      rew[i][stage] = sc[i][t];  // a merged stage keeps its last step's score
+      pres[i][stage] = true;
+      last_end = t;
+      ++step;
+    }
+  }
+  return out;
+}
+
 void assign_credit(RunState& c, rollout::RolloutBatch& b, const Shaped& shaped, const at::Tensor& baseline,
                    int64_t step, metrics::Metrics& m) {
   credit::AdvantageInputs ain;
@@ -106,6 +135,13 @@ void assign_credit(RunState& c, rollout::RolloutBatch& b, const Shaped& shaped, 
     const auto t = std::chrono::steady_clock::now();
     std::tie(ain.hidden_states, ain.pred_errors) = policy_thr_inputs(c, b);
     m["time/hidden_states_s"] = cli::seconds_since(t);
+  }
+  if (c.needs_input("stage_rewards")) {
+    const int64_t k = static_cast<int64_t>(std::llround(std::sqrt(static_cast<double>(c.adv_opts.ss.lambda.size()))));
+    auto st = judge_stages(b, k);
+    ain.stage_ids = st.ids;
+    ain.stage_rewards = st.rewards;
+    ain.stage_present = st.present;
   }
   if (b.correct.defined()) ain.correctness = b.correct > 0.5;  // the verifiers' flag (thr's positive set)
   // No pairwise judge model is set: arena_rank and spo_winrate compare rows by their rewards only

@@ -37,6 +37,17 @@ at::Tensor policy_rank_metrics(RunState& c, const rollout::RolloutBatch& b);
 /// probabilities at the rollout temperature kept on the batch's U distinct response tokens only.
 std::pair<at::Tensor, at::Tensor> policy_thr_inputs(RunState& c, const rollout::RolloutBatch& b);
 
+/// SS-GRPO's stages from a judge's steps (b.step_scores, b.step_end_mask): step j of a row is stage
+/// min(j, K − 1) ([interp] steps past the K-th merge into the last stage, which keeps the score of
+/// its last step: the judge read the response through it); a stage's tokens run from the previous
+/// stage's end to its own; tokens past a row's last step end are −1. K = the stages of ss.lambda.
+struct StageInputs {
+  at::Tensor ids;      ///< [N, R] int64
+  at::Tensor rewards;  ///< [N, K] float32
+  at::Tensor present;  ///< [N, K] bool
+};
+StageInputs judge_stages(const rollout::RolloutBatch& b, int64_t k);
+
 void assign_credit(RunState& s, rollout::RolloutBatch& b, const Shaped& shaped, const at::Tensor& baseline,
                    int64_t step, metrics::Metrics& m);
 

@@ -47,6 +47,20 @@ void write_scores(rollout::RolloutBatch& b, const rewards::RewardOutput& out) {
   b.rewards = out.rewards.to(torch::kFloat);
   b.correct = out.correct.defined() ? out.correct.to(torch::kFloat) : at::Tensor();
   b.token_rewards = out.token_rewards.defined() ? out.token_rewards.to(torch::kFloat) : at::Tensor();
+  b.step_scores = b.step_end_mask = at::Tensor();
+  if (out.step_scores.defined() && out.step_ends.defined()) {
+    // Each step's score on its last token: [N, S] -> [N, R].
+    const int64_t n = b.size(), r = b.response_ids.size(1);
+    const auto ends = out.step_ends.to(torch::kLong).cpu();
+    const auto valid = ends.ge(0).logical_and(ends.lt(r));
+    const auto at_ends = torch::where(valid, ends, torch::full_like(ends, r));  // padding -> a spare column
+    auto scores = torch::zeros({n, r + 1}, torch::kFloat);
+    auto mask = torch::zeros({n, r + 1}, torch::kFloat);
+    scores.scatter_(1, at_ends, out.step_scores.to(torch::kFloat).cpu() * valid.to(torch::kFloat));
+    mask.scatter_(1, at_ends, valid.to(torch::kFloat));
+    b.step_scores = scores.narrow(1, 0, r).contiguous();
+    b.step_end_mask = mask.narrow(1, 0, r).contiguous();
+  }
 }
 
 Metrics combine_reward_metrics(const std::vector<Metrics>& ranks) {

@@ -26,7 +26,8 @@ rewards::RewardInput reward_input(const rollout::RolloutBatch& b, int64_t step);
 rewards::RewardOutput score(rewards::CompositeReward& reward, const rollout::RolloutBatch& b, int64_t step);
 
 /// Writes a reward's output into the batch: b.rewards, b.correct (1 / 0; undefined when no component
-/// judges correctness) and b.token_rewards (the dense per-token terms, when a component has them).
+/// judges correctness), b.token_rewards (the dense per-token terms, when a component has them) and
+/// b.step_scores / b.step_end_mask (a judge's steps, when one cut them).
 void write_scores(rollout::RolloutBatch& b, const rewards::RewardOutput& out);
 
 /// The reward scorer's metrics of several ranks' rows (equal rows per rank) merged: means averaged,

@@ -44,6 +44,10 @@ struct RolloutBatch {
   /// [N, R] float32: the reward's dense per-token terms when it has them (RewardOutput::token_rewards),
   /// then, after shaping, the sequence reward on each row's last response token added.
   at::Tensor token_rewards;
+  /// [N, R] float32 / [N, R] float32 1-0: a judge's per-step scores on each step's last token, and
+  /// where the steps end (rewards::RewardOutput::step_scores / step_ends); undefined without a judge
+  /// that cuts steps. What SS-GRPO's stages are built from.
+  at::Tensor step_scores, step_end_mask;
   at::Tensor advantages;       ///< [N, R] float32
   at::Tensor returns;          ///< [N, R] float32
   at::Tensor loss_mask;        ///< [N, R] the mask the loss uses (response_mask unless credit changed it)

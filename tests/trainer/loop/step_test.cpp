@@ -185,5 +185,20 @@ TEST(LoopStages, ThrInputsMatchAFullVocabularyReference) {
   EXPECT_GT(scores.slice(0, 0, kGroupSize).abs().sum().item<double>(), 0.0);
 }
 
+// SS-GRPO's stages from a judge's steps: step j is stage min(j, K - 1), a merged stage keeps its
+// last step's score, tokens after a row's last step end get -1.
+TEST(LoopStages, JudgeStepsBecomeSsGrpoStages) {
+  rollout::RolloutBatch b;
+  b.group_ids = torch::tensor({0, 0}, torch::kLong);
+  b.response_ids = torch::zeros({2, 6}, torch::kLong);
+  // Row 0: steps end at 1, 3, 5 (three steps, K = 2: the last two merge); row 1: one step ending at 2.
+  b.step_end_mask = torch::tensor({{0, 1, 0, 1, 0, 1}, {0, 0, 1, 0, 0, 0}}, torch::kFloat);
+  b.step_scores = torch::tensor({{0.0, 0.9, 0.0, 0.2, 0.0, 0.7}, {0.0, 0.0, 0.4, 0.0, 0.0, 0.0}}, torch::kFloat);
+  const auto st = judge_stages(b, 2);
+  EXPECT_TRUE(torch::equal(st.ids, torch::tensor({{0, 0, 1, 1, 1, 1}, {0, 0, 0, -1, -1, -1}}, torch::kLong)));
+  EXPECT_TRUE(torch::allclose(st.rewards, torch::tensor({{0.9, 0.7}, {0.4, 0.0}}, torch::kFloat)));
+  EXPECT_TRUE(torch::equal(st.present, torch::tensor({{true, true}, {true, false}})));
+}
+
 }  // namespace
 }  // namespace keel::loop
