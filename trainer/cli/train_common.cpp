@@ -93,6 +93,12 @@ stdfs::path train_run_tokenizer(const std::vector<std::string>& corpus, const st
       chars.insert(t.substr(i, len));
       i += len;
     }
+  // Text with non-ASCII characters keeps SentencePiece's default coverage: the rarest characters
+  // become <unk> in training as unseen ones will at run time (a judge learns what <unk> text is
+  // worth); ASCII-only text (the arithmetic tasks) keeps every character.
+  bool ascii = true;
+  for (const auto& c : chars) ascii = ascii && static_cast<unsigned char>(c[0]) < 0x80;
+  if (!ascii) so.character_coverage = 0.9995;
   const int vocab = std::max<int>(64, static_cast<int>(chars.size() + so.user_defined_symbols.size()) + 16);
   const auto staged = models::train_sentencepiece(corpus, vocab, (dir / "staging").string(), so);
   stdfs::rename(staged, model_file);

@@ -598,17 +598,47 @@ TEST(PrmArithmeticTask, KnobsAreValidatedWithPaths) {
   EXPECT_EQ(errors[3], "t.yaml:1: p.label_noise: must be <= 0.5, got 0.51");
 }
 
+// pairwise_arithmetic: "a+b=\nA: x\nB: y\nQ: is A better than B?\nA:" -> yes iff A is strictly
+// closer to a + b (a content-free A never, a content-free B against a number always).
+TEST(PairwiseArithmeticTask, LabelsFollowTheCloserAnswer) {
+  const auto t = make("pairwise_arithmetic", "{label_noise: 0, content_free_share: 0.3}");
+  // (answers may be blanks or newlines: the parse keys on the fixed markers)
+  const std::regex re(R"(^(\d+)\+(\d+)=\nA: ([\s\S]*)\nB: ([\s\S]*)\nQ: is A better than B\?\nA:$)");
+  int yes = 0, free = 0;
+  for (int i = 0; i < 1000; ++i) {
+    const auto r = t->make(5, Split::kTrain, static_cast<uint64_t>(i));
+    std::smatch m;
+    ASSERT_TRUE(std::regex_match(r.prompt, m, re)) << r.prompt;
+    const long v = std::stol(m[1]) + std::stol(m[2]);
+    const auto num = [](const std::string& x) { return !x.empty() && x.find_first_not_of("0123456789") == std::string::npos; };
+    const std::string a = m[3], b = m[4];
+    EXPECT_EQ(nlohmann::json::parse(r.meta.at("first")).get<std::string>(), a);
+    EXPECT_EQ(nlohmann::json::parse(r.meta.at("second")).get<std::string>(), b);
+    bool truth;
+    if (!num(a)) truth = false;
+    else if (!num(b)) truth = true;
+    else truth = std::labs(std::stol(a) - v) < std::labs(std::stol(b) - v);
+    free += !num(a) || !num(b);
+    EXPECT_EQ(r.answer, truth ? "yes" : "no") << r.prompt;
+    EXPECT_EQ(t->gold_response(r), r.answer);
+    yes += truth;
+  }
+  EXPECT_GT(yes, 200);
+  EXPECT_GT(free, 300);
+}
+
 TEST(TaskRegistry, ListsBuiltinsAndRejectsUnknownNames) {
   TaskRegistry reg("task");
   register_builtin_tasks(reg);
   EXPECT_EQ(reg.names(), (std::vector<std::string>{"arithmetic", "arithmetic_steps", "countdown", "judge_arithmetic",
-                                                     "prm_arithmetic"}));
+                                                     "pairwise_arithmetic", "prm_arithmetic"}));
   try {
     reg.get("sudoku");
     FAIL();
   } catch (const Error& e) {
     EXPECT_EQ(std::string(e.what()),
-              "unknown task 'sudoku' (known: arithmetic, arithmetic_steps, countdown, judge_arithmetic, prm_arithmetic)");
+              "unknown task 'sudoku' (known: arithmetic, arithmetic_steps, countdown, judge_arithmetic, pairwise_arithmetic, "
+            "prm_arithmetic)");
   }
 }
 

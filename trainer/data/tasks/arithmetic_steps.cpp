@@ -152,7 +152,7 @@ const std::vector<std::string>& content_free_texts() {
 
 std::string draw_content_free(SplitMix64& rng) {
   const auto& list = content_free_texts();
-  const int64_t kind = rng.uniform(0, 3);
+  const int64_t kind = rng.uniform(0, 4);
   const auto& from_list = list[static_cast<size_t>(rng.uniform(0, static_cast<int64_t>(list.size()) - 1))];
   const int64_t len = rng.uniform(2, 9);
   const bool capital = rng.uniform(0, 1) == 1;
@@ -166,6 +166,24 @@ std::string draw_content_free(SplitMix64& rng) {
     const char c = rng.uniform(0, 2) == 0 ? '\n' : ' ';
     if (i < blanks) blank += c;
   }
+  // A "foreign" word: 1-4 characters from CJK, kana, Cyrillic or Greek — text a judge trained on
+  // arithmetic never reads, mostly rare enough to become <unk> in the run's tokenizer, as foreign
+  // master-key responses do.
+  static const int64_t kBlocks[4][2] = {{0x4E00, 0x9FFF}, {0x3041, 0x30FF}, {0x0410, 0x044F}, {0x0391, 0x03C9}};
+  const int64_t block = rng.uniform(0, 3), nchars = rng.uniform(1, 4);
+  std::string foreign;
+  for (int64_t i = 0; i < 4; ++i) {
+    const auto cp = static_cast<uint32_t>(rng.uniform(kBlocks[block][0], kBlocks[block][1]));
+    if (i >= nchars) continue;
+    if (cp < 0x800) {
+      foreign += static_cast<char>(0xC0 | (cp >> 6));
+      foreign += static_cast<char>(0x80 | (cp & 0x3F));
+    } else {
+      foreign += static_cast<char>(0xE0 | (cp >> 12));
+      foreign += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+      foreign += static_cast<char>(0x80 | (cp & 0x3F));
+    }
+  }
   static const std::string kPunct = ".,:;!?-*#";
   const int64_t marks = rng.uniform(1, 3);
   std::string punct;
@@ -173,7 +191,7 @@ std::string draw_content_free(SplitMix64& rng) {
     const char c = kPunct[static_cast<size_t>(rng.uniform(0, static_cast<int64_t>(kPunct.size()) - 1))];
     if (i < marks) punct += c;
   }
-  return kind == 0 ? from_list : kind == 1 ? word : kind == 2 ? blank : punct;
+  return kind == 0 ? from_list : kind == 1 ? word : kind == 2 ? blank : kind == 3 ? punct : foreign;
 }
 
 }  // namespace keel::data

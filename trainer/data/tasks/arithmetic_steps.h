@@ -67,9 +67,10 @@ double uniform01(SplitMix64& rng);
 /// list of openers, punctuation and empty text — deliberately not the master-key suite's strings
 /// (rewards/models/master_keys.h), so the start-up self-test measures generalisation, not recall.
 const std::vector<std::string>& content_free_texts();
-/// One content-free answer drawn from `rng` (always the same number of draws): a quarter each from
+/// One content-free answer drawn from `rng` (always the same number of draws): a fifth each from
 /// content_free_texts(), a random word of 2-9 letters (capitalised half the time) — no digits, so
-/// nothing to check —, a run of 1-3 spaces / newlines, and 1-3 punctuation marks.
+/// nothing to check —, a run of 1-3 spaces / newlines, 1-3 punctuation marks, and a "foreign" word
+/// of 1-4 CJK / kana / Cyrillic / Greek characters.
 std::string draw_content_free(SplitMix64& rng);
 
 }  // namespace keel::data
