@@ -555,15 +555,7 @@ class GoldAnswerJudge : public Judge {
 
 std::unique_ptr<Judge> make_gold_answer(config::Reader& r, const std::string& name) {
   GoldAnswerOptions o;
-  auto p = r.required("path", o.path, "HF causal LM that reads the gold answer (e.g. the SFT / reference checkpoint)");
-  if (p.present() && !o.path.empty()) {
-    const std::string dir = resolve_model_dir(o.path);
-    if (dir.empty())
-      r.error("path", fmt::format("'{}' has no config.json (an HF model directory, or a keel run directory with "
-                                  "checkpoints, is expected)", o.path));
-    else
-      o.path = dir;
-  }
+  read_model_path(r, o.path, "HF causal LM that reads the gold answer (e.g. the SFT / reference checkpoint)");
   r.field("tokenizer", o.tokenizer, "tokenizer file or directory; empty = the model's directory");
   r.field("answer_key", o.answer_key, "metadata field with the gold answer").nonempty();
   r.field("separator", o.separator, "text between the context and the gold answer");

@@ -28,15 +28,7 @@ std::string json_text(const nlohmann::json& v) { return v.is_string() ? v.get<st
 }  // namespace
 
 void read_generative_judge_options(config::Reader& r, GenerativeJudgeOptions& o, const std::vector<std::string>& fields) {
-  auto p = r.required("path", o.path, "HF causal-LM directory of the judge");
-  if (p.present() && !o.path.empty()) {
-    const std::string dir = resolve_model_dir(o.path);
-    if (dir.empty())
-      r.error("path", fmt::format("'{}' has no config.json (an HF model directory, or a keel run directory with "
-                                  "checkpoints, is expected)", o.path));
-    else
-      o.path = dir;
-  }
+  read_model_path(r, o.path, "HF causal-LM directory of the judge, or the keel run that trained it");
   r.field("tokenizer", o.tokenizer, "tokenizer file or directory; empty = the judge's directory");
   r.field("template", o.prompt_template, "judge prompt with {prompt}, {response} and optionally {answer}");
   if (o.prompt_template.find("{response}") == std::string::npos)

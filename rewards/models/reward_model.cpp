@@ -30,16 +30,19 @@ std::string resolve_model_dir(const std::string& path) {
   return best;
 }
 
+void read_model_path(config::Reader& r, std::string& path, const std::string& doc) {
+  auto p = r.required("path", path, doc);
+  if (!p.present() || path.empty()) return;
+  const std::string dir = resolve_model_dir(path);
+  if (dir.empty())
+    r.error("path", fmt::format("'{}' has no config.json (an HF model directory, or a keel run directory with "
+                                "checkpoints, is expected)", path));
+  else
+    path = dir;
+}
+
 void read_reward_model_options(config::Reader& r, RewardModelOptions& o) {
-  auto p = r.required("path", o.path, "HF reward-model directory (*ForSequenceClassification, e.g. from keel train-rm)");
-  if (p.present() && !o.path.empty()) {
-    const std::string dir = resolve_model_dir(o.path);
-    if (dir.empty())
-      r.error("path", fmt::format("'{}' has no config.json (an HF model directory, or a keel run directory with "
-                                  "checkpoints, is expected)", o.path));
-    else
-      o.path = dir;
-  }
+  read_model_path(r, o.path, "HF reward-model directory (score head), or the keel train-rm run that trained it");
   r.field("tokenizer", o.tokenizer, "tokenizer file or directory; empty = the model directory's");
   r.field("batch_size", o.batch_size, "sequences per forward pass").ge(1);
   r.field("normalize", o.normalize,

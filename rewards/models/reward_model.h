@@ -44,6 +44,10 @@ struct RewardModelOptions {
 /// judge; "" when neither.
 std::string resolve_model_dir(const std::string& path);
 
+/// Reads the required param `path` and resolves it (resolve_model_dir), reporting one that names
+/// neither a model nor a run with checkpoints at `path`.
+void read_model_path(config::Reader& r, std::string& path, const std::string& doc);
+
 /// Reads the params of a reward_model component; resolves `path` (resolve_model_dir), loads nothing.
 void read_reward_model_options(config::Reader& r, RewardModelOptions& o);
 

@@ -5,8 +5,40 @@
 
 #include "base/reader.h"
 #include "trainer/data/task.h"
+#include "trainer/data/tasks/arithmetic_draw.h"
 
 namespace keel::data {
+
+ArithmeticProblem draw_arithmetic(SplitMix64& rng, int min_digits, int max_digits, int operands, const std::string& ops) {
+  ArithmeticProblem p;
+  for (int i = 0; i < operands; ++i) {
+    const int digits = static_cast<int>(rng.uniform(min_digits, max_digits));
+    int64_t lo = 1;
+    for (int d = 1; d < digits; ++d) lo *= 10;
+    p.nums.push_back(rng.uniform(digits == 1 ? 0 : lo, lo * 10 - 1));
+    if (i + 1 < operands) p.ops += ops[static_cast<size_t>(rng.uniform(0, static_cast<int64_t>(ops.size()) - 1))];
+  }
+  p.expression = std::to_string(p.nums[0]);
+  for (size_t i = 0; i < p.ops.size(); ++i) p.expression += p.ops[i] + std::to_string(p.nums[i + 1]);
+  p.value = evaluate_arithmetic(p.nums, p.ops);
+  return p;
+}
+
+int64_t evaluate_arithmetic(const std::vector<int64_t>& nums, const std::string& ops) {
+  std::vector<int64_t> terms{nums[0]};
+  std::vector<char> signs{'+'};
+  for (size_t i = 0; i < ops.size(); ++i) {
+    if (ops[i] == '*') {
+      terms.back() *= nums[i + 1];
+    } else {
+      terms.push_back(nums[i + 1]);
+      signs.push_back(ops[i]);
+    }
+  }
+  int64_t v = 0;
+  for (size_t i = 0; i < terms.size(); ++i) v += signs[i] == '-' ? -terms[i] : terms[i];
+  return v;
+}
 
 namespace {
 
@@ -24,22 +56,12 @@ class ArithmeticTask : public Task {
 
   PromptRecord make(uint64_t seed, Split split, uint64_t index) const override {
     SplitMix64 rng(problem_seed(seed, split, index));
-    std::vector<int64_t> nums;
-    std::string ops;
-    for (int i = 0; i < o_.operands; ++i) {
-      const int digits = static_cast<int>(rng.uniform(o_.min_digits, o_.max_digits));
-      int64_t lo = 1;
-      for (int d = 1; d < digits; ++d) lo *= 10;
-      nums.push_back(rng.uniform(digits == 1 ? 0 : lo, lo * 10 - 1));
-      if (i + 1 < o_.operands) ops += o_.ops[static_cast<size_t>(rng.uniform(0, static_cast<int64_t>(o_.ops.size()) - 1))];
-    }
-    std::string expr = std::to_string(nums[0]);
-    for (size_t i = 0; i < ops.size(); ++i) expr += ops[i] + std::to_string(nums[i + 1]);
+    const ArithmeticProblem p = draw_arithmetic(rng, o_.min_digits, o_.max_digits, o_.operands, o_.ops);
     PromptRecord r;
     r.id = fmt::format("arithmetic/{}/{}", split == Split::kTrain ? "train" : "eval", index);
-    r.prompt = expr + "=";
-    r.answer = std::to_string(evaluate(nums, ops));
-    r.meta["expression"] = "\"" + expr + "\"";  // JSON text (record.h); digits and + - * only
+    r.prompt = p.expression + "=";
+    r.answer = std::to_string(p.value);
+    r.meta["expression"] = "\"" + p.expression + "\"";  // JSON text (record.h); digits and + - * only
     return r;
   }
 
@@ -55,23 +77,6 @@ class ArithmeticTask : public Task {
     return r.answer;
   }
   std::string verifier() const override { return "task_arithmetic"; }
-
-  /// Precedence-aware evaluation of n0 op0 n1 op1 n2 ...
-  static int64_t evaluate(const std::vector<int64_t>& nums, const std::string& ops) {
-    std::vector<int64_t> terms{nums[0]};
-    std::vector<char> signs{'+'};
-    for (size_t i = 0; i < ops.size(); ++i) {
-      if (ops[i] == '*') {
-        terms.back() *= nums[i + 1];
-      } else {
-        terms.push_back(nums[i + 1]);
-        signs.push_back(ops[i]);
-      }
-    }
-    int64_t v = 0;
-    for (size_t i = 0; i < terms.size(); ++i) v += signs[i] == '-' ? -terms[i] : terms[i];
-    return v;
-  }
 
  private:
   ArithmeticOptions o_;

@@ -18,6 +18,7 @@
 
 #include "base/reader.h"
 #include "trainer/data/task.h"
+#include "trainer/data/tasks/arithmetic_draw.h"
 #include "trainer/data/tasks/arithmetic_steps.h"
 
 namespace keel::data {
@@ -60,42 +61,16 @@ bool holds(const std::string& criterion, int64_t shown, int64_t value) {
   return digit_count(shown) == digit_count(value);
 }
 
-/// Precedence-aware evaluation of n0 op0 n1 op1 n2 ... (as the arithmetic task evaluates).
-int64_t evaluate(const std::vector<int64_t>& nums, const std::string& ops) {
-  std::vector<int64_t> terms{nums[0]};
-  std::vector<char> signs{'+'};
-  for (size_t i = 0; i < ops.size(); ++i) {
-    if (ops[i] == '*') {
-      terms.back() *= nums[i + 1];
-    } else {
-      terms.push_back(nums[i + 1]);
-      signs.push_back(ops[i]);
-    }
-  }
-  int64_t v = 0;
-  for (size_t i = 0; i < terms.size(); ++i) v += signs[i] == '-' ? -terms[i] : terms[i];
-  return v;
-}
-
-class JudgeArithmeticTask : public Task {
+class JudgeArithmeticTask : public VerdictTask {
  public:
   explicit JudgeArithmeticTask(JudgeArithmeticOptions o) : o_(std::move(o)) {}
 
   PromptRecord make(uint64_t seed, Split split, uint64_t index) const override {
     SplitMix64 rng(problem_seed(seed, split, index));
     // The arithmetic task's draw, call for call.
-    std::vector<int64_t> nums;
-    std::string ops;
-    for (int i = 0; i < o_.operands; ++i) {
-      const int digits = static_cast<int>(rng.uniform(o_.min_digits, o_.max_digits));
-      int64_t lo = 1;
-      for (int d = 1; d < digits; ++d) lo *= 10;
-      nums.push_back(rng.uniform(digits == 1 ? 0 : lo, lo * 10 - 1));
-      if (i + 1 < o_.operands) ops += o_.ops[static_cast<size_t>(rng.uniform(0, static_cast<int64_t>(o_.ops.size()) - 1))];
-    }
-    std::string expr = std::to_string(nums[0]);
-    for (size_t i = 0; i < ops.size(); ++i) expr += ops[i] + std::to_string(nums[i + 1]);
-    const int64_t value = evaluate(nums, ops);
+    const ArithmeticProblem p = draw_arithmetic(rng, o_.min_digits, o_.max_digits, o_.operands, o_.ops);
+    const std::string& expr = p.expression;
+    const int64_t value = p.value;
 
     // Every draw is made whatever the knobs, so wrong_share, criteria and label_noise change only
     // what they control.
@@ -144,18 +119,6 @@ class JudgeArithmeticTask : public Task {
     r.meta["truth"] = truth ? "true" : "false";  // the noise-free label
     return r;
   }
-
-  /// The (noisy) label, "yes" / "no". No leading space: a SentencePiece tokenizer's dummy prefix
-  /// makes "yes" the one piece "▁yes" (" yes" would be "▁" then "▁yes"), so the verdict is the
-  /// very next token after "A:", where a judge reads it.
-  std::string gold_response(const PromptRecord& r) const override { return r.answer; }
-  /// The other label.
-  std::string wrong_response(const PromptRecord& r, uint64_t /*salt*/) const override {
-    return r.answer == "yes" ? "no" : "yes";
-  }
-  std::string verifier() const override { return "match_exact"; }
-  /// The labels' pieces: the judge reads P(yes) from one token.
-  std::vector<std::string> tokenizer_symbols() const override { return {"\xE2\x96\x81yes", "\xE2\x96\x81no"}; }
 
  private:
   JudgeArithmeticOptions o_;

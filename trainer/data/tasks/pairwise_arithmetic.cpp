@@ -14,6 +14,7 @@
 
 #include "base/reader.h"
 #include "trainer/data/task.h"
+#include "trainer/data/tasks/arithmetic_draw.h"
 #include "trainer/data/tasks/arithmetic_steps.h"
 
 namespace keel::data {
@@ -27,7 +28,7 @@ struct PairwiseOptions {
   double content_free_share = 0.2;
 };
 
-class PairwiseArithmeticTask : public Task {
+class PairwiseArithmeticTask : public VerdictTask {
  public:
   explicit PairwiseArithmeticTask(PairwiseOptions o) : o_(o) {}
 
@@ -64,12 +65,6 @@ class PairwiseArithmeticTask : public Task {
     r.meta["truth"] = truth ? "true" : "false";
     return r;
   }
-
-  /// The (noisy) label; no leading space (one SentencePiece piece right after "A:").
-  std::string gold_response(const PromptRecord& r) const override { return r.answer; }
-  std::string wrong_response(const PromptRecord& r, uint64_t) const override { return r.answer == "yes" ? "no" : "yes"; }
-  std::string verifier() const override { return "match_exact"; }
-  std::vector<std::string> tokenizer_symbols() const override { return {"\xE2\x96\x81yes", "\xE2\x96\x81no"}; }
 
  private:
   PairwiseOptions o_;

@@ -11,6 +11,7 @@
 
 #include "base/reader.h"
 #include "trainer/data/task.h"
+#include "trainer/data/tasks/arithmetic_draw.h"
 #include "trainer/data/tasks/arithmetic_steps.h"
 
 namespace keel::data {
@@ -24,7 +25,7 @@ struct PrmArithmeticOptions {
   double content_free_share = 0.0;
 };
 
-class PrmArithmeticTask : public Task {
+class PrmArithmeticTask : public VerdictTask {
  public:
   explicit PrmArithmeticTask(PrmArithmeticOptions o) : o_(std::move(o)) {}
 
@@ -63,18 +64,6 @@ class PrmArithmeticTask : public Task {
     r.meta["step"] = std::to_string(k);          // steps shown (the one asked about), 1-based
     return r;
   }
-
-  /// The (noisy) label, "yes" / "no". No leading space: a SentencePiece tokenizer's dummy prefix
-  /// makes "yes" the one piece "▁yes" (" yes" would be "▁" then "▁yes"), so the verdict is the
-  /// very next token after "A:", where a judge reads it.
-  std::string gold_response(const PromptRecord& r) const override { return r.answer; }
-  /// The other label.
-  std::string wrong_response(const PromptRecord& r, uint64_t /*salt*/) const override {
-    return r.answer == "yes" ? "no" : "yes";
-  }
-  std::string verifier() const override { return "match_exact"; }
-  /// The labels' pieces: the judge reads P(yes) from one token.
-  std::vector<std::string> tokenizer_symbols() const override { return {"\xE2\x96\x81yes", "\xE2\x96\x81no"}; }
 
  private:
   PrmArithmeticOptions o_;
