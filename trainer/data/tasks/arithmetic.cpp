@@ -9,10 +9,26 @@
 
 namespace keel::data {
 
-ArithmeticProblem draw_arithmetic(SplitMix64& rng, int min_digits, int max_digits, int operands, const std::string& ops) {
+void read_arithmetic_knobs(config::Reader& r, ArithmeticKnobs& k) {
+  r.field("min_digits", k.min_digits, "fewest digits of an operand").ge(1).le(9);
+  r.field("max_digits", k.max_digits, "most digits of an operand").ge(1).le(9);
+  r.field("operands", k.operands, "numbers in the expression").ge(2).le(6);
+  r.field("ops", k.ops, "operators to draw from, any of + - *").nonempty();
+  if (k.max_digits < k.min_digits)
+    r.error("max_digits", fmt::format("must be >= {} ({}), got {}", r.path_of("min_digits"), k.min_digits, k.max_digits));
+  for (char c : k.ops)
+    if (c != '+' && c != '-' && c != '*') {
+      r.error("ops", fmt::format("may only contain + - *, got '{}'", c));
+      break;
+    }
+}
+
+ArithmeticProblem draw_arithmetic(SplitMix64& rng, const ArithmeticKnobs& k) {
+  const int operands = k.operands;
+  const std::string& ops = k.ops;
   ArithmeticProblem p;
   for (int i = 0; i < operands; ++i) {
-    const int digits = static_cast<int>(rng.uniform(min_digits, max_digits));
+    const int digits = static_cast<int>(rng.uniform(k.min_digits, k.max_digits));
     int64_t lo = 1;
     for (int d = 1; d < digits; ++d) lo *= 10;
     p.nums.push_back(rng.uniform(digits == 1 ? 0 : lo, lo * 10 - 1));
@@ -43,10 +59,7 @@ int64_t evaluate_arithmetic(const std::vector<int64_t>& nums, const std::string&
 namespace {
 
 struct ArithmeticOptions {
-  int min_digits = 1;
-  int max_digits = 2;
-  int operands = 2;
-  std::string ops = "+-";
+  ArithmeticKnobs problem;
   double teacher_trailing_digit = 0.0;
 };
 
@@ -56,7 +69,7 @@ class ArithmeticTask : public Task {
 
   PromptRecord make(uint64_t seed, Split split, uint64_t index) const override {
     SplitMix64 rng(problem_seed(seed, split, index));
-    const ArithmeticProblem p = draw_arithmetic(rng, o_.min_digits, o_.max_digits, o_.operands, o_.ops);
+    const ArithmeticProblem p = draw_arithmetic(rng, o_.problem);
     PromptRecord r;
     r.id = fmt::format("arithmetic/{}/{}", split == Split::kTrain ? "train" : "eval", index);
     r.prompt = p.expression + "=";
@@ -86,20 +99,10 @@ class ArithmeticTask : public Task {
 
 std::unique_ptr<Task> make_arithmetic_task(config::Reader& r) {
   ArithmeticOptions o;
-  r.field("min_digits", o.min_digits, "fewest digits of an operand").ge(1).le(9);
-  r.field("max_digits", o.max_digits, "most digits of an operand").ge(1).le(9);
-  r.field("operands", o.operands, "numbers in the expression").ge(2).le(6);
-  r.field("ops", o.ops, "operators to draw from, any of + - *").nonempty();
+  read_arithmetic_knobs(r, o.problem);
   r.field("teacher_trailing_digit", o.teacher_trailing_digit,
           "share of gold (SFT) responses with a stray digit appended: a noisy teacher (the verifier is unchanged)")
       .ge(0).le(1);
-  if (o.max_digits < o.min_digits)
-    r.error("max_digits", fmt::format("must be >= {} ({}), got {}", r.path_of("min_digits"), o.min_digits, o.max_digits));
-  for (char c : o.ops)
-    if (c != '+' && c != '-' && c != '*') {
-      r.error("ops", fmt::format("may only contain + - *, got '{}'", c));
-      break;
-    }
   return std::make_unique<ArithmeticTask>(o);
 }
 

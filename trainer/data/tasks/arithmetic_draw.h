@@ -9,6 +9,10 @@
 
 #include "trainer/data/task.h"
 
+namespace keel::config {
+class Reader;
+}
+
 namespace keel::data {
 
 /// n0 op0 n1 op1 ... with its text and precedence-aware value (* before + and -).
@@ -19,9 +23,19 @@ struct ArithmeticProblem {
   int64_t value = 0;
 };
 
+/// The knobs of an arithmetic problem (defaults: the arithmetic task's).
+struct ArithmeticKnobs {
+  int min_digits = 1;
+  int max_digits = 2;
+  int operands = 2;
+  std::string ops = "+-";
+};
+/// Reads min_digits, max_digits, operands and ops (a subset of "+-*"), with their checks.
+void read_arithmetic_knobs(config::Reader& r, ArithmeticKnobs& k);
+
 /// Per operand: a digit count in [min_digits, max_digits], the operand, then (but for the last) an
 /// operator from `ops` — the arithmetic task's draw order, call for call.
-ArithmeticProblem draw_arithmetic(SplitMix64& rng, int min_digits, int max_digits, int operands, const std::string& ops);
+ArithmeticProblem draw_arithmetic(SplitMix64& rng, const ArithmeticKnobs& k);
 
 /// Precedence-aware evaluation of n0 op0 n1 op1 n2 ...
 int64_t evaluate_arithmetic(const std::vector<int64_t>& nums, const std::string& ops);

@@ -28,10 +28,7 @@ namespace {
 const std::vector<std::string> kCriteria = {"correct", "close", "digits"};
 
 struct JudgeArithmeticOptions {
-  int min_digits = 1;
-  int max_digits = 2;
-  int operands = 2;
-  std::string ops = "+";
+  ArithmeticKnobs problem{1, 2, 2, "+"};
   double wrong_share = 0.5;
   std::vector<std::string> criteria = kCriteria;
   double label_noise = 0.1;
@@ -68,7 +65,7 @@ class JudgeArithmeticTask : public VerdictTask {
   PromptRecord make(uint64_t seed, Split split, uint64_t index) const override {
     SplitMix64 rng(problem_seed(seed, split, index));
     // The arithmetic task's draw, call for call.
-    const ArithmeticProblem p = draw_arithmetic(rng, o_.min_digits, o_.max_digits, o_.operands, o_.ops);
+    const ArithmeticProblem p = draw_arithmetic(rng, o_.problem);
     const std::string& expr = p.expression;
     const int64_t value = p.value;
 
@@ -128,10 +125,7 @@ class JudgeArithmeticTask : public VerdictTask {
 
 std::unique_ptr<Task> make_judge_arithmetic_task(config::Reader& r) {
   JudgeArithmeticOptions o;
-  r.field("min_digits", o.min_digits, "fewest digits of an operand").ge(1).le(9);
-  r.field("max_digits", o.max_digits, "most digits of an operand").ge(1).le(9);
-  r.field("operands", o.operands, "numbers in the expression").ge(2).le(6);
-  r.field("ops", o.ops, "operators to draw from, any of + - *").nonempty();
+  read_arithmetic_knobs(r, o.problem);
   r.field("wrong_share", o.wrong_share, "share of records whose shown answer is wrong").ge(0).le(1);
   r.field("criteria", o.criteria, "questions to draw from uniformly").nonempty().one_of(kCriteria, "criterion");
   r.field("label_noise", o.label_noise, "share of records whose yes/no label is flipped").ge(0).le(0.5);
@@ -139,13 +133,6 @@ std::unique_ptr<Task> make_judge_arithmetic_task(config::Reader& r) {
           "share of records whose answer says nothing (an opener, punctuation, empty), labelled no: adversarial "
           "negatives against master-key attacks (Master-RM)")
       .ge(0).le(1);
-  if (o.max_digits < o.min_digits)
-    r.error("max_digits", fmt::format("must be >= {} ({}), got {}", r.path_of("min_digits"), o.min_digits, o.max_digits));
-  for (char c : o.ops)
-    if (c != '+' && c != '-' && c != '*') {
-      r.error("ops", fmt::format("may only contain + - *, got '{}'", c));
-      break;
-    }
   if (std::set<std::string>(o.criteria.begin(), o.criteria.end()).size() != o.criteria.size())
     r.error("criteria", "lists a criterion twice");
   return std::make_unique<JudgeArithmeticTask>(o);
