@@ -64,9 +64,9 @@ import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 rows = [r for r in rows if "time/step_s" in r]
 step = sum(r["time/step_s"] for r in rows)
-judge = sum(r.get("judge/time_s", 0.0) for r in rows)
-tok = {k: [r[k] for r in rows if k in r] for k in rows[-1] if k.startswith("judge/") and k.endswith("/tokens_per_s")}
-figs = ", ".join("%s %.0f tok/s" % (k[len("judge/"):-len("/tokens_per_s")], sum(v) / len(v)) for k, v in tok.items())
+judge = sum(r.get("time/judge_s", 0.0) for r in rows)
+tok = {k: [r[k] for r in rows if k in r] for k in rows[-1] if k.startswith("perf/judge/") and k.endswith("/tokens_per_s")}
+figs = ", ".join("%s %.0f tok/s" % (k[len("perf/judge/"):-len("/tokens_per_s")], sum(v) / len(v)) for k, v in tok.items())
 share = "judges %.1f%% of step time" % (100 * judge / step) if step > 0 and judge > 0 else "no judge stage"
 print("%s: %d steps, %s%s" % (sys.argv[2], len(rows), share, (", " + figs) if figs else ""))
 PY

@@ -51,15 +51,16 @@ void run_judges(std::vector<BuiltJudge>& judges, RewardInput& in, std::map<std::
     const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     total += dt;
     const std::string p = "judge/" + j.name + "/";
-    metrics[p + "time_s"] = dt;
+    // Timings live under time/ and perf/ (what run comparisons skip); counts under judge/<name>/.
+    metrics["time/judge/" + j.name + "_s"] = dt;
+    metrics["perf/judge/" + j.name + "/tokens_per_s"] = dt > 0 ? static_cast<double>(s.tokens) / dt : 0.0;
     metrics[p + "prompts"] = static_cast<double>(s.prompts);
     metrics[p + "tokens"] = static_cast<double>(s.tokens);
-    metrics[p + "tokens_per_s"] = dt > 0 ? static_cast<double>(s.tokens) / dt : 0.0;
     metrics[p + "invalid"] = static_cast<double>(s.invalid);
     metrics[p + "timeouts"] = static_cast<double>(s.timeouts);
     metrics[p + "mean"] = s.mean;
   }
-  metrics["judge/time_s"] = total;
+  metrics["time/judge_s"] = total;
 }
 
 bool check_judge_output(config::Reader& r, const std::string& key, const std::string& spec,

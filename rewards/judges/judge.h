@@ -107,7 +107,8 @@ struct JudgeContract {
 std::vector<JudgeContract> judge_contracts(const RewardSpec& section, const JudgeRegistry& registry = builtin_judges());
 
 /// Runs the judges in order on `in`, each seeing the signals of the ones before; metrics
-/// judge/<name>/{time_s,prompts,tokens,tokens_per_s,invalid,timeouts,mean} and judge/time_s.
+/// judge/<name>/{prompts,tokens,invalid,timeouts,mean}, time/judge/<name>_s,
+/// perf/judge/<name>/tokens_per_s and time/judge_s (all judges).
 void run_judges(std::vector<BuiltJudge>& judges, RewardInput& in, std::map<std::string, double>& metrics);
 
 /// Parses a judge output spec: criterion_scores | rm_scores | step_scores | extra.<key>; reports a

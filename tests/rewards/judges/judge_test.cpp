@@ -394,9 +394,10 @@ TEST_F(JudgeStage, CompositeRunsItsJudgesBeforeTheComponents) {
   j.impl->run(in);
   EXPECT_TRUE(torch::allclose(out.rewards, in.criterion_scores.mean(1), 1e-5, 1e-6));
   EXPECT_EQ(out.metrics.at("judge/rubric_judge/prompts"), 12);
-  EXPECT_GT(out.metrics.at("judge/rubric_judge/tokens_per_s"), 0);
+  EXPECT_GT(out.metrics.at("perf/judge/rubric_judge/tokens_per_s"), 0);
+  EXPECT_TRUE(out.metrics.count("time/judge/rubric_judge_s"));
   EXPECT_EQ(out.metrics.at("judge/rubric_judge/invalid"), 0);
-  EXPECT_TRUE(out.metrics.count("judge/time_s"));
+  EXPECT_TRUE(out.metrics.count("time/judge_s"));
   // An unknown judge type is an error at its key.
   const auto e = error_of([&] {
     build_composite_reward(

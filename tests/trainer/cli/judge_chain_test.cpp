@@ -3,7 +3,7 @@
 // every RL config of configs/judges/ validates and trains 20 steps with them, from a working
 // directory where their `runs/...` paths resolve as they do for a user. Checked: the runs finish,
 // every metric is finite, and the judge stage scored judge prompts at every step (its figures in
-// judge/<name>/...). Judges trained for 20 steps cannot pass the master-key self-test, so the RL runs
+// judge/<name>/... and perf/judge/<name>/tokens_per_s). Judges trained for 20 steps cannot pass the master-key self-test, so the RL runs
 // set on_master_key: warn (the test still runs, and logs); the full chain trains judges that pass it.
 #include <gtest/gtest.h>
 
@@ -105,7 +105,7 @@ TEST_F(JudgeChainSlow, EveryRlConfigValidatesAndTrainsTwentyStepsWithItsJudges) 
         const std::string p = "judge/" + j + "/";
         ASSERT_TRUE(line.contains(p + "prompts")) << line.dump();
         EXPECT_GT(line[p + "prompts"].get<double>(), 0);
-        EXPECT_GT(line[p + "tokens_per_s"].get<double>(), 0);
+        EXPECT_GT(line["perf/judge/" + j + "/tokens_per_s"].get<double>(), 0);
         EXPECT_EQ(line[p + "invalid"].get<double>(), 0);
         EXPECT_EQ(line[p + "timeouts"].get<double>(), 0);
       }

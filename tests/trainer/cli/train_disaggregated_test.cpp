@@ -21,6 +21,8 @@
 
 #include "models/model_config.h"
 #include "models/pretrained.h"
+#include "tests/models/test_util.h"
+#include "tests/rewards/models/model_dir_fixture.h"
 #include "tests/trainer/cli/run_compare.h"
 #include "tests/trainer/cli/run_keel.h"
 #include "tests/trainer/dist/dist_test_util.h"
@@ -71,6 +73,33 @@ TEST(TrainDisaggregatedDist, SynchronousFourRanksEqualOneProcess) {
     EXPECT_TRUE(b[i].contains("time/idle_learner_s") && b[i].contains("time/idle_rollout_s") &&
                 b[i].contains("time/idle_reward_s"))
         << b[i];
+  }
+}
+
+// The judge stage on a reward rank: a rubric component fed by a yes/no judge scores the same on the
+// reward rank of a disaggregated run as in one process (the judge loads where it scores).
+TEST(TrainDisaggregatedDist, AJudgeOnTheRewardRankEqualsOneProcess) {
+  ScratchDir dir("disagg_judge");
+  const auto tok = rewards::testing::make_judge_tokenizer(dir.path() / "tok");
+  models::Transformer judge(rewards::testing::tiny_for(*tok));
+  models::testing::randomize(judge, 3);
+  rewards::testing::save_with_tokenizer(judge, dir.path() / "judge", dir.path() / "tok");
+  dir.write("c.yaml", kTiny + "reward:\n  judges:\n    - {name: crit, type: yes_no, params: {path: " +
+                          (dir.path() / "judge").string() +
+                          ", robustness_suite: none, criteria: [is it right, is it short]}}\n"
+                          "  components:\n    - {scheme: task_arithmetic, name: correct, weight: 0.0}\n"
+                          "    - {scheme: rubric}\n");
+  auto r = run_keel("train c.yaml run.output_dir=one", dir.path());
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  r = launch4(dir, std::string(kSync) + " run.output_dir=four");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  const auto a = json_file_lines(dir.path() / "one/tiny/metrics.jsonl");
+  const auto b = json_file_lines(dir.path() / "four/tiny/metrics.jsonl");
+  ASSERT_EQ(a.size(), 3u);
+  expect_same_metrics(a, b, 0, 30);
+  for (size_t i = 0; i < 3; ++i) {
+    EXPECT_EQ(b[i].value("judge/crit/prompts", 0.0), 48) << b[i];  // 24 rows x 2 criteria
+    EXPECT_NEAR(b[i].value("reward/rubric/mean", -1.0), a[i].value("reward/rubric/mean", -2.0), 1e-6);
   }
 }
 
