@@ -58,7 +58,7 @@ for c in "${chains[@]}"; do
       judge judge_rm train-rm configs/judges/rm.yaml ;;
   esac
   "$keel" train "configs/judges/$c.yaml" ${extra[@]+"${extra[@]}"}
-  name=$(sed -n 's/^run: {name: \([a-z_]*\).*/\1/p' "configs/judges/$c.yaml")
+  name=$(sed -n 's/^run: {name: \([a-z0-9_]*\).*/\1/p' "configs/judges/$c.yaml")
   /usr/bin/python3 - "runs/$name/metrics.jsonl" "$c" <<'PY'
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
