@@ -26,7 +26,7 @@ while [ $# -gt 0 ]; do
   chains+=("$1")
   shift
 done
-all=(rubric pow3r cmo directional generative_yes truthrl carr grm uncertainty_kl openrs prm prm_dense gated dataprm ssl_steps ss_grpo info_gain uncertainty rm_shaping)
+all=(rubric pow3r cmo directional generative_yes truthrl carr grm uncertainty_kl openrs prm prm_dense gated dataprm ssl_steps ss_grpo info_gain uncertainty rm_shaping reward_model)
 [ ${#chains[@]} -gt 0 ] || chains=("${all[@]}")
 
 trained() { compgen -G "runs/$1/checkpoints/step-*" > /dev/null; }
@@ -54,7 +54,7 @@ for c in "${chains[@]}"; do
     uncertainty)
       judge judge_rm train-rm configs/judges/rm.yaml
       judge judge_rm_b train-rm configs/judges/rm.yaml run.name=judge_rm_b run.seed=2 ;;
-    rm_shaping)
+    rm_shaping|reward_model)
       judge judge_rm train-rm configs/judges/rm.yaml ;;
   esac
   "$keel" train "configs/judges/$c.yaml" ${extra[@]+"${extra[@]}"}
