@@ -9,16 +9,19 @@
 
 namespace keel::data {
 
-void read_arithmetic_knobs(config::Reader& r, ArithmeticKnobs& k) {
+void read_arithmetic_knobs(config::Reader& r, ArithmeticKnobs& k, int min_operands, const std::string& allowed_ops,
+                           const std::string& operands_doc) {
+  std::string spaced;  // "+ - *"
+  for (char c : allowed_ops) spaced += (spaced.empty() ? "" : " ") + std::string(1, c);
   r.field("min_digits", k.min_digits, "fewest digits of an operand").ge(1).le(9);
   r.field("max_digits", k.max_digits, "most digits of an operand").ge(1).le(9);
-  r.field("operands", k.operands, "numbers in the expression").ge(2).le(6);
-  r.field("ops", k.ops, "operators to draw from, any of + - *").nonempty();
+  r.field("operands", k.operands, operands_doc).ge(min_operands).le(6);
+  r.field("ops", k.ops, "operators to draw from, any of " + spaced).nonempty();
   if (k.max_digits < k.min_digits)
     r.error("max_digits", fmt::format("must be >= {} ({}), got {}", r.path_of("min_digits"), k.min_digits, k.max_digits));
   for (char c : k.ops)
-    if (c != '+' && c != '-' && c != '*') {
-      r.error("ops", fmt::format("may only contain + - *, got '{}'", c));
+    if (allowed_ops.find(c) == std::string::npos) {
+      r.error("ops", fmt::format("may only contain {}, got '{}'", spaced, c));
       break;
     }
 }

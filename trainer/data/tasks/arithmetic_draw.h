@@ -30,8 +30,11 @@ struct ArithmeticKnobs {
   int operands = 2;
   std::string ops = "+-";
 };
-/// Reads min_digits, max_digits, operands and ops (a subset of "+-*"), with their checks.
-void read_arithmetic_knobs(config::Reader& r, ArithmeticKnobs& k);
+/// Reads min_digits, max_digits, operands (>= min_operands; `operands_doc` says what they are) and
+/// ops (a non-empty subset of `allowed_ops`), with their checks.
+void read_arithmetic_knobs(config::Reader& r, ArithmeticKnobs& k, int min_operands = 2,
+                           const std::string& allowed_ops = "+-*",
+                           const std::string& operands_doc = "numbers in the expression");
 
 /// Per operand: a digit count in [min_digits, max_digits], the operand, then (but for the last) an
 /// operator from `ops` — the arithmetic task's draw order, call for call.

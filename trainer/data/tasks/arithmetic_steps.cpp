@@ -13,17 +13,7 @@
 namespace keel::data {
 
 void read_steps_options(config::Reader& r, StepsOptions& o) {
-  r.field("min_digits", o.min_digits, "fewest digits of an operand").ge(1).le(9);
-  r.field("max_digits", o.max_digits, "most digits of an operand").ge(1).le(9);
-  r.field("operands", o.operands, "numbers in the expression (steps = operands - 1)").ge(3).le(6);
-  r.field("ops", o.ops, "operators to draw from, any of + -").nonempty();
-  if (o.max_digits < o.min_digits)
-    r.error("max_digits", fmt::format("must be >= {} ({}), got {}", r.path_of("min_digits"), o.min_digits, o.max_digits));
-  for (char c : o.ops)
-    if (c != '+' && c != '-') {
-      r.error("ops", fmt::format("may only contain + -, got '{}'", c));
-      break;
-    }
+  read_arithmetic_knobs(r, o, /*min_operands=*/3, "+-", "numbers in the expression (steps = operands - 1)");
 }
 
 std::string StepsProblem::expression() const {
@@ -33,14 +23,11 @@ std::string StepsProblem::expression() const {
 }
 
 StepsProblem draw_steps_problem(SplitMix64& rng, const StepsOptions& o) {
+  // The arithmetic task's draw; the steps evaluate it left to right (+ and - only).
+  ArithmeticProblem a = draw_arithmetic(rng, o);
   StepsProblem p;
-  for (int i = 0; i < o.operands; ++i) {
-    const int digits = static_cast<int>(rng.uniform(o.min_digits, o.max_digits));
-    int64_t lo = 1;
-    for (int d = 1; d < digits; ++d) lo *= 10;
-    p.operands.push_back(rng.uniform(digits == 1 ? 0 : lo, lo * 10 - 1));
-    if (i + 1 < o.operands) p.ops += o.ops[static_cast<size_t>(rng.uniform(0, static_cast<int64_t>(o.ops.size()) - 1))];
-  }
+  p.operands = std::move(a.nums);
+  p.ops = std::move(a.ops);
   return p;
 }
 

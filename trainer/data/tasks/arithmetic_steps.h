@@ -9,14 +9,13 @@
 #include <vector>
 
 #include "trainer/data/task.h"
+#include "trainer/data/tasks/arithmetic_draw.h"
 
 namespace keel::data {
 
-struct StepsOptions {
-  int min_digits = 1;
-  int max_digits = 2;
-  int operands = 4;
-  std::string ops = "+-";
+/// The arithmetic knobs with the steps tasks' defaults (4 operands, + and -).
+struct StepsOptions : ArithmeticKnobs {
+  StepsOptions() : ArithmeticKnobs{1, 2, 4, "+-"} {}
 };
 
 /// Reads the knobs min_digits, max_digits, operands and ops (a subset of "+-") with their checks.
