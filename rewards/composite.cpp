@@ -47,6 +47,7 @@ RewardOutput CompositeReward::score(const RewardInput& in) {
     out.step_scores = local.step_scores;
     out.step_ends = local.step_ends;
   }
+  if (const auto it = local.extra.find("pair_prefs"); !judges_.empty() && it != local.extra.end()) out.pair_prefs = it->second;
   out.rewards = torch::zeros({n}, torch::kFloat32);
   for (auto& c : components_) {
     RewardOutput part = c.impl->score(local);

@@ -110,6 +110,10 @@ struct RewardOutput {
   /// step-end token indices [N, S] (−1 padding), for the credit stage (SS-GRPO's stages); undefined
   /// otherwise.
   torch::Tensor step_scores, step_ends;
+  /// [N, G] float: a pairwise judge's P(row i ≻ the j-th row of i's group, batch order), both orders
+  /// asked (a pairwise judge with output pair_judge); for the estimators' pairwise judge
+  /// (spo_winrate, arena_rank). Undefined otherwise.
+  torch::Tensor pair_prefs;
   /// Per-component detail, [N] each (e.g. "format", "accuracy", "cost", "judge_failed"); CompositeReward
   /// re-exports them as "<component>/<key>".
   std::map<std::string, torch::Tensor> detail;

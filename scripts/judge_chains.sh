@@ -26,7 +26,7 @@ while [ $# -gt 0 ]; do
   chains+=("$1")
   shift
 done
-all=(rubric pow3r cmo directional generative_yes truthrl carr grm uncertainty_kl openrs prm prm_dense gated dataprm ssl_steps ss_grpo info_gain uncertainty rm_shaping reward_model)
+all=(rubric pow3r cmo directional generative_yes truthrl carr grm uncertainty_kl openrs spo_winrate arena_rank prm prm_dense gated dataprm ssl_steps ss_grpo info_gain uncertainty rm_shaping reward_model)
 [ ${#chains[@]} -gt 0 ] || chains=("${all[@]}")
 
 trained() { compgen -G "runs/$1/checkpoints/step-*" > /dev/null; }
@@ -41,7 +41,7 @@ for c in "${chains[@]}"; do
   case $c in
     rubric|pow3r|cmo|directional|generative_yes|truthrl|carr|grm)
       judge judge_yes_no train configs/judges/yes_no_sft.yaml ;;
-    openrs)
+    openrs|spo_winrate|arena_rank)
       judge judge_pairwise train configs/judges/pairwise_sft.yaml ;;
     uncertainty_kl)
       judge judge_yes_no train configs/judges/yes_no_sft.yaml

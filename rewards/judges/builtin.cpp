@@ -581,7 +581,9 @@ struct PairwiseJudgeOptions {
 /// A pairwise generative judge inside each group: S[i, j] = P(yes | template(prompt, A = response i,
 /// B = the j-th response of i's group)) for j ≠ i, S[i, i] = 1/2 ([interp] a response against
 /// itself is a tie); [N, G] with G the largest group (columns past a smaller group: the fallback);
-/// with signed (default) 2S − 1, OpenRS's signed score (> 0: A wins, 0: tie).
+/// with signed (default) 2S − 1, OpenRS's signed score (> 0: A wins, 0: tie). With output
+/// pair_judge the probabilities go to extra["pair_prefs"], which CompositeReward hands the credit
+/// stage (RewardOutput::pair_prefs) as the estimators' pairwise judge.
 /// Both orders of every pair are asked (OpenRS debiases with the backward score S[j, i]).
 class PairwiseJudge : public Judge {
  public:
@@ -638,6 +640,10 @@ class PairwiseJudge : public Judge {
         st);
     (void)valid;
     if (!cell.empty()) scores.view({-1}).index_put_({torch::tensor(cell, torch::kLong)}, vals);
+    if (o_.output == "pair_judge") {
+      in.extra["pair_prefs"] = scores;  // probabilities: the estimators' preference oracle
+      return st;
+    }
     if (o_.signed_scores) scores = 2 * scores - 1;
     write_judge_output(in, o_.output, scores);
     return st;
@@ -659,10 +665,12 @@ std::unique_ptr<Judge> make_pairwise(config::Reader& r, const std::string& name)
   for (size_t at = o.gen.prompt_template.find("{other}"); at != std::string::npos;
        at = o.gen.prompt_template.find("{other}", at))
     o.gen.prompt_template.replace(at, 7, "{criterion}");
-  r.field("output", o.output, "where the [N, G] preference matrix goes: extra.<key>");
+  r.field("output", o.output,
+          "where the [N, G] preference matrix goes: extra.<key> (a reward scheme's input, e.g. openrs_pairwise) or "
+          "pair_judge (the estimators' pairwise judge: spo_winrate, arena_rank with judge: none)");
   r.field("signed", o.signed_scores, "write 2p - 1 in [-1, 1] (OpenRS's signed score, > 0: A wins) instead of p");
-  if (o.output.rfind("extra.", 0) != 0 || o.output.size() <= 6)
-    r.error("output", fmt::format("expected extra.<key>, got '{}'", o.output));
+  if (o.output != "pair_judge" && (o.output.rfind("extra.", 0) != 0 || o.output.size() <= 6))
+    r.error("output", fmt::format("expected extra.<key> or pair_judge, got '{}'", o.output));
   read_stage_options(r, o.fallback, o.timeout_s, true);
   if (has_field(o.gen.prompt_template, "{answer}")) require_input(r, "meta.answer", "template");
   return std::make_unique<PairwiseJudge>(o, r.path().empty() ? "judge " + name : r.path());

@@ -78,8 +78,8 @@ std::string producer_of(const std::string& input) {
     return "greedy generations of each prompt, which the sampling ranks make with dist.placement colocated";
   if (input == "pair_judge")
     return "a pairwise judge: set judge: reward_order (advantage.arena for arena_rank, advantage.spo for "
-           "spo_winrate) to compare rows by their sequence rewards, ties counting as ties (a pairwise judge model "
-           "in the estimator is not in keel yet)";
+           "spo_winrate) to compare rows by their sequence rewards, ties counting as ties, or list a pairwise judge "
+           "under reward.judges with output: pair_judge (a judge model)";
   if (input == "hidden_states")
     return "the policy's hidden states, which the credit stage computes for an RL learner's estimator (grpo, ppo)";
   if (input == "stage_rewards")
@@ -149,6 +149,8 @@ std::vector<ContractError> check_contracts(const config::RunConfig& cfg) {
     const auto& p = j.produces;
     if (std::find(p.begin(), p.end(), "step_scores") != p.end() && std::find(p.begin(), p.end(), "step_ends") != p.end())
       produced.insert("stage_rewards");
+    // A pairwise judge with output pair_judge is the estimators' pairwise judge.
+    if (std::find(p.begin(), p.end(), "pair_judge") != p.end()) produced.insert("pair_judge");
   }
 
   // ---- the estimator against the learner and the producers ----

@@ -4,6 +4,8 @@
 #include <cmath>
 #include <cstdlib>
 #include <limits>
+#include <map>
+#include <memory>
 #include <tuple>
 #include <utility>
 
@@ -82,6 +84,33 @@ std::pair<at::Tensor, at::Tensor> policy_thr_inputs(RunState& c, const rollout::
   return {hidden, errors};
 }
 
+std::pair<credit::PreferenceOracle, credit::PairJudge> judge_pair_oracles(const rollout::RolloutBatch& b) {
+  const auto prefs = b.pair_prefs.to(torch::kDouble).cpu().contiguous();
+  const auto gid = b.group_ids.cpu().contiguous();
+  const int64_t n = b.size();
+  // Each row's position in its group (batch order), the pairwise judge's column of it.
+  auto pos = std::make_shared<std::vector<int64_t>>(static_cast<size_t>(n));
+  std::map<int64_t, int64_t> seen;
+  for (int64_t i = 0; i < n; ++i) (*pos)[static_cast<size_t>(i)] = seen[gid[i].item<int64_t>()]++;
+  TORCH_CHECK(prefs.dim() == 2 && prefs.size(0) == n, "pair_prefs must be [N, G] with N = ", n, ", got ", prefs.sizes());
+  const auto p = [prefs, pos](int64_t a, int64_t b) {
+    const int64_t col = (*pos)[static_cast<size_t>(b)];
+    TORCH_CHECK(col < prefs.size(1), "pair_prefs: a group larger than its ", prefs.size(1), " columns");
+    return prefs[a][col].item<double>();
+  };
+  // SPO: P(a ≻ b) as the judge answered with a first. ArenaRL: one bidirectional match, each side's
+  // score summed over both orders, J(a, b) + J(b, a) = 1 + d and 1 − d with d = P(a ≻ b) − P(b ≻ a)
+  // (the reward-order judge's (2P, 2(1 − P))). [interp] |d| below 1e-6 — the same text both ways,
+  // scored in differently padded batches — is a tie, as the reward-order judge's equal rewards are.
+  credit::PreferenceOracle oracle = p;
+  credit::PairJudge match = [p](int64_t a, int64_t b) {
+    double d = p(a, b) - p(b, a);
+    if (std::abs(d) < 1e-6) d = 0;
+    return std::make_pair(1 + d, 1 - d);
+  };
+  return {oracle, match};
+}
+
 StageInputs judge_stages(const rollout::RolloutBatch& b, int64_t k) {
   TORCH_CHECK(b.step_scores.defined() && b.step_end_mask.defined(),
               "ss_grpo: the batch carries no judge steps (a prm judge under reward.judges cuts and scores them)");
@@ -136,6 +165,7 @@ void assign_credit(RunState& c, rollout::RolloutBatch& b, const Shaped& shaped, 
     std::tie(ain.hidden_states, ain.pred_errors) = policy_thr_inputs(c, b);
     m["time/hidden_states_s"] = cli::seconds_since(t);
   }
+  if (b.pair_prefs.defined()) std::tie(ain.preference, ain.pair_judge) = judge_pair_oracles(b);
   if (c.needs_input("stage_rewards")) {
     const int64_t k = static_cast<int64_t>(std::llround(std::sqrt(static_cast<double>(c.adv_opts.ss.lambda.size()))));
     auto st = judge_stages(b, k);
@@ -144,10 +174,9 @@ void assign_credit(RunState& c, rollout::RolloutBatch& b, const Shaped& shaped, 
     ain.stage_present = st.present;
   }
   if (b.correct.defined()) ain.correctness = b.correct > 0.5;  // the verifiers' flag (thr's positive set)
-  // No pairwise judge model is set: arena_rank and spo_winrate compare rows by their rewards only
-  // when the config names it (advantage.arena.judge / advantage.spo.judge: reward_order, done inside
-  // the estimator); with no judge named the contract check refuses the config (a pairwise judge
-  // model feeding the estimator is not in keel yet).
+  // arena_rank and spo_winrate take a pairwise judge model's preferences (above), or compare rows by
+  // their rewards when the config says judge: reward_order (inside the estimator); with neither the
+  // contract check refuses the config.
   auto aout = c.estimator(ain, c.adv_opts);
   // Fault injection for the rollback test: KEEL_TEST_INJECT_NAN_STEP=k poisons step k's
   // advantages once per process.

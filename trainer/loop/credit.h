@@ -11,6 +11,7 @@
 
 #include <ATen/core/Tensor.h>
 
+#include "trainer/credit/advantage.h"
 #include "trainer/loop/shape.h"
 #include "trainer/metrics/metrics.h"
 #include "trainer/rollout/rollout_batch.h"
@@ -36,6 +37,10 @@ at::Tensor policy_rank_metrics(RunState& c, const rollout::RolloutBatch& b);
 /// [N, T, U] on each group's vocabulary (credit::thr_prediction_errors), q the policy's next-token
 /// probabilities at the rollout temperature kept on the batch's U distinct response tokens only.
 std::pair<at::Tensor, at::Tensor> policy_thr_inputs(RunState& c, const rollout::RolloutBatch& b);
+
+/// The estimators' pairwise judge from a judge model's preferences (b.pair_prefs): SPO's oracle
+/// P(a ≻ b), and ArenaRL's bidirectional match (P(a ≻ b) + 1 − P(b ≻ a), its mirror).
+std::pair<credit::PreferenceOracle, credit::PairJudge> judge_pair_oracles(const rollout::RolloutBatch& b);
 
 /// SS-GRPO's stages from a judge's steps (b.step_scores, b.step_end_mask): step j of a row is stage
 /// min(j, K − 1) ([interp] steps past the K-th merge into the last stage, which keeps the score of

@@ -47,6 +47,7 @@ void write_scores(rollout::RolloutBatch& b, const rewards::RewardOutput& out) {
   b.rewards = out.rewards.to(torch::kFloat);
   b.correct = out.correct.defined() ? out.correct.to(torch::kFloat) : at::Tensor();
   b.token_rewards = out.token_rewards.defined() ? out.token_rewards.to(torch::kFloat) : at::Tensor();
+  b.pair_prefs = out.pair_prefs.defined() ? out.pair_prefs.to(torch::kFloat).cpu() : at::Tensor();
   b.step_scores = b.step_end_mask = at::Tensor();
   if (out.step_scores.defined() && out.step_ends.defined()) {
     // Each step's score on its last token: [N, S] -> [N, R].

@@ -28,6 +28,7 @@ const std::vector<TensorField>& tensor_fields() {
       {&RolloutBatch::loss_mask, L::kResponse, false},      {&RolloutBatch::rewards, L::kRow, false},
       {&RolloutBatch::row_versions, L::kRow, false},        {&RolloutBatch::correct, L::kRow, false},
       {&RolloutBatch::step_scores, L::kResponse, false},    {&RolloutBatch::step_end_mask, L::kResponse, false},
+      {&RolloutBatch::pair_prefs, L::kRow, false},
   };
   return fields;
 }

@@ -48,6 +48,9 @@ struct RolloutBatch {
   /// where the steps end (rewards::RewardOutput::step_scores / step_ends); undefined without a judge
   /// that cuts steps. What SS-GRPO's stages are built from.
   at::Tensor step_scores, step_end_mask;
+  /// [N, G] float32: a pairwise judge's P(row i ≻ the j-th row of i's group, batch order)
+  /// (rewards::RewardOutput::pair_prefs); undefined without one. The estimators' pairwise judge.
+  at::Tensor pair_prefs;
   at::Tensor advantages;       ///< [N, R] float32
   at::Tensor returns;          ///< [N, R] float32
   at::Tensor loss_mask;        ///< [N, R] the mask the loss uses (response_mask unless credit changed it)
