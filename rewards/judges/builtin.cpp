@@ -56,8 +56,6 @@ namespace keel::rewards {
 
 namespace {
 
-std::string json_text(const nlohmann::json& v) { return v.is_string() ? v.get<std::string>() : v.dump(); }
-
 bool has_field(const std::string& tmpl, const char* field) { return tmpl.find(field) != std::string::npos; }
 
 /// Scores items [0, m) in batches of `batch` with `fn(begin, end, tokens) -> [end - begin]`; items
@@ -282,18 +280,21 @@ class StepCutter {
   Steps cut(const RewardInput& in, const std::string& where) const {
     require_tensor(in, in.response_tokens, "response_tokens", where);
     require_tensor(in, in.response_mask, "response_mask", where);
-    const auto ids = in.response_tokens.detach().cpu().to(torch::kLong);
-    const auto mask = in.response_mask.detach().cpu().to(torch::kBool);
+    const auto ids = in.response_tokens.detach().cpu().to(torch::kLong).contiguous();
+    const auto mask = in.response_mask.detach().cpu().to(torch::kBool).contiguous();
     const int64_t n = ids.size(0);
+    const auto id = ids.accessor<int64_t, 2>();
+    const auto valid = mask.accessor<bool, 2>();
     auto ends = tag_id_ >= 0 ? step_ends_from_tag(ids, mask, tag_id_) : step_ends_from_delimiters(ids, mask, delimiter_ids_);
-    ends = step_ends_with_fallback(ends, mask);
+    ends = step_ends_with_fallback(ends, mask).to(torch::kBool).contiguous();
+    const auto is_end = ends.accessor<bool, 2>();
     Steps out;
     out.ends.resize(static_cast<size_t>(n));
     out.text.resize(static_cast<size_t>(n));
     for (int64_t i = 0; i < n; ++i) {
-      const auto e = ends[i].nonzero().view({-1});
       auto& row = out.ends[static_cast<size_t>(i)];
-      for (int64_t j = 0; j < e.size(0); ++j) row.push_back(e[j].item<int64_t>());
+      for (int64_t t = 0; t < ids.size(1); ++t)
+        if (is_end[i][t]) row.push_back(t);
       if (static_cast<int64_t>(row.size()) > max_steps_) {
         const int64_t last = row.back();
         row.resize(static_cast<size_t>(max_steps_ - 1));
@@ -304,7 +305,7 @@ class StepCutter {
       int64_t prev = -1;
       for (const int64_t end : row) {
         for (int64_t t = prev + 1; t <= end; ++t)
-          if (mask[i][t].item<bool>()) toks.push_back(ids[i][t].item<int64_t>());
+          if (valid[i][t]) toks.push_back(id[i][t]);
         prev = end;
         out.text[static_cast<size_t>(i)].push_back(tok_->decode(toks, /*skip_special=*/true));
       }
@@ -461,14 +462,7 @@ class GoldAnswerJudge : public Judge {
   void bind(const JudgeContext& ctx) override {
     if (model_) return;
     steps_.bind(ctx.policy_tokenizer, o_.delimiter, o_.tag, o_.max_steps, where_);
-    models::ModelRegistry reg("model family");
-    models::register_builtin_models(reg);
-    models::LoadOptions lo;
-    lo.heads = models::HeadOptions{/*lm_head=*/true, /*value_head=*/false, /*reward_head=*/false};
-    lo.device = ctx.device;
-    model_.emplace(models::load_pretrained(o_.path, reg, lo));
-    model_->train(false);
-    model_->set_requires_grad(false);
+    model_.emplace(load_judge_lm(o_.path, ctx.device));
     tok_ = models::load_tokenizer(o_.tokenizer.empty() ? o_.path : o_.tokenizer);
   }
 

@@ -21,11 +21,19 @@
 
 namespace keel::rewards {
 
-namespace {
-
 std::string json_text(const nlohmann::json& v) { return v.is_string() ? v.get<std::string>() : v.dump(); }
 
-}  // namespace
+models::Transformer load_judge_lm(const std::string& path, at::Device device) {
+  models::ModelRegistry reg("model family");
+  models::register_builtin_models(reg);
+  models::LoadOptions lo;
+  lo.heads = models::HeadOptions{/*lm_head=*/true, /*value_head=*/false, /*reward_head=*/false};
+  lo.device = device;
+  auto m = models::load_pretrained(path, reg, lo);
+  m.train(false);
+  m.set_requires_grad(false);
+  return m;
+}
 
 void read_generative_judge_options(config::Reader& r, GenerativeJudgeOptions& o, const std::vector<std::string>& fields) {
   read_model_path(r, o.path, "HF causal-LM directory of the judge, or the keel run that trained it");
@@ -132,14 +140,7 @@ GenerativeJudge::GenerativeJudge(GenerativeJudgeOptions opt, std::string where)
 
 void GenerativeJudge::load() {
   if (model_) return;
-  models::ModelRegistry reg("model family");
-  models::register_builtin_models(reg);
-  models::LoadOptions lo;
-  lo.heads = models::HeadOptions{/*lm_head=*/true, /*value_head=*/false, /*reward_head=*/false};
-  lo.device = opt_.device;
-  model_.emplace(models::load_pretrained(opt_.path, reg, lo));
-  model_->train(false);
-  model_->set_requires_grad(false);
+  model_.emplace(load_judge_lm(opt_.path, opt_.device));
   tok_ = models::load_tokenizer(opt_.tokenizer.empty() ? opt_.path : opt_.tokenizer);
   yes_ids_ = single_token_ids(*tok_, opt_.yes_tokens, "yes_tokens", where_ + ".yes_tokens");
   no_ids_ = single_token_ids(*tok_, opt_.no_tokens, "no_tokens", where_ + ".no_tokens");

@@ -89,6 +89,12 @@ torch::Tensor judge_yes_probability(const torch::Tensor& logits, const std::vect
 std::vector<int64_t> single_token_ids(const models::Tokenizer& tok, const std::vector<std::string>& variants,
                                       const std::string& what, const std::string& where);
 
+/// A judge-side causal LM loaded for inference: LM head only, eval mode, no grad, on `device`.
+models::Transformer load_judge_lm(const std::string& path, at::Device device);
+
+/// A metadata value as text: a JSON string's contents, anything else its JSON dump.
+std::string json_text(const nlohmann::json& v);
+
 class GenerativeJudge : public RewardScheme {
  public:
   /// `where` names the component in messages (its params' YAML path).

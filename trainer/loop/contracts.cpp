@@ -145,7 +145,8 @@ std::vector<ContractError> check_contracts(const config::RunConfig& cfg) {
   if (lt.estimator) produced.insert("hidden_states");
 
   // A judge that cuts and scores steps (prm) gives SS-GRPO its stages (the credit stage builds them).
-  for (const auto& j : rewards::judge_contracts(cfg.reward)) {
+  const auto judges = rewards::judge_contracts(cfg.reward);  // built once: their factories read params
+  for (const auto& j : judges) {
     const auto& p = j.produces;
     if (std::find(p.begin(), p.end(), "step_scores") != p.end() && std::find(p.begin(), p.end(), "step_ends") != p.end())
       produced.insert("stage_rewards");
@@ -216,7 +217,7 @@ std::vector<ContractError> check_contracts(const config::RunConfig& cfg) {
                               producer_of(in), why));
   };
   // The judges run first: their own needs (the records' fields), then what they write.
-  for (const auto& j : rewards::judge_contracts(cfg.reward)) {
+  for (const auto& j : judges) {
     for (const auto& rq : j.contract) check_input(rq, fmt::format("judge '{}' (type {})", j.name, j.type));
     for (const auto& p : j.produces) produced.insert(p);
   }
