@@ -82,6 +82,21 @@ std::string render_chat(const std::vector<ChatMessage>& messages, std::string_vi
   return entry.fn(messages, add_generation_prompt);
 }
 
+std::string render_observation(std::string_view template_name, std::string_view role, std::string_view content) {
+  if (role != "tool" && role != "user")
+    fail("render_observation: role '{}' (expected tool or user)", role);
+  const std::string c(content);
+  if (template_name == "plain") return std::string("\n") + (role == "tool" ? "Tool: " : "User: ") + c + "\nAssistant:";
+  if (template_name == "chatml") {
+    const std::string body = role == "tool" ? "<tool_response>\n" + c + "\n</tool_response>" : c;
+    return "\n<|im_start|>user\n" + body + "<|im_end|>\n<|im_start|>assistant\n";
+  }
+  if (template_name == "llama3")
+    return std::string("<|start_header_id|>") + (role == "tool" ? "ipython" : "user") + "<|end_header_id|>\n\n" +
+           trim(c) + "<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n";
+  fail("unknown chat template '{}' (known: {})", template_name, builtin_registry().known());
+}
+
 std::vector<std::string> chat_template_names() { return builtin_registry().names(); }
 
 }  // namespace keel::models

@@ -32,6 +32,19 @@ void register_builtin_chat_templates(ChatTemplateRegistry& registry);
 std::string render_chat(const std::vector<ChatMessage>& messages, std::string_view template_name,
                         bool add_generation_prompt);
 
+/// The text that follows an assistant turn (ended by its end-of-turn token: EOS for plain,
+/// <|im_end|> for chatml, <|eot_id|> for llama3) to show the model `content` from `role` (tool |
+/// user) and open its next assistant turn — what a multi-turn rollout appends, in the template's
+/// own turn format:
+///   plain:  "\nTool: {content}\nAssistant:" (role capitalised as render_chat does)
+///   chatml: "\n<|im_start|>user\n<tool_response>\n{content}\n</tool_response><|im_end|>\n<|im_start|>assistant\n"
+///           for a tool (Qwen2.5 / Qwen3 render tool results inside a user turn), or
+///           "\n<|im_start|>user\n{content}<|im_end|>\n<|im_start|>assistant\n" for a user;
+///   llama3: "<|start_header_id|>ipython<|end_header_id|>\n\n{content}<|eot_id|>" (a tool's role is
+///           ipython) or the user header, then "<|start_header_id|>assistant<|end_header_id|>\n\n".
+/// Throws keel::Error for an unknown template or a role other than tool / user.
+std::string render_observation(std::string_view template_name, std::string_view role, std::string_view content);
+
 /// The built-in template names, sorted.
 std::vector<std::string> chat_template_names();
 

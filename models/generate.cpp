@@ -24,6 +24,15 @@ constexpr double kNegInf = -std::numeric_limits<double>::infinity();
 
 }  // namespace
 
+at::Generator row_generator(uint64_t seed, int64_t row) {
+  return at::detail::createCPUGenerator(splitmix64(seed ^ splitmix64(static_cast<uint64_t>(row))));
+}
+
+double next_uniform(at::Generator& g) {
+  auto* impl = at::check_generator<at::CPUGeneratorImpl>(g);
+  return static_cast<double>(impl->random64() >> 11) * 0x1.0p-53;
+}
+
 const char* finish_reason_name(FinishReason r) {
   switch (r) {
     case FinishReason::kEos: return "eos";
@@ -106,8 +115,7 @@ GenerateOutput generate(Transformer& model, const at::Tensor& prompt_ids, const 
   out.prompt_mask = prompt_mask.to(torch::kLong);
   out.finish_reasons.assign(static_cast<size_t>(n), FinishReason::kLength);
   std::vector<at::Generator> gens;
-  for (int64_t i = 0; i < n; ++i)
-    gens.push_back(at::detail::createCPUGenerator(splitmix64(opts.seed ^ splitmix64(static_cast<uint64_t>(opts.first_row + i)))));
+  for (int64_t i = 0; i < n; ++i) gens.push_back(row_generator(opts.seed, opts.first_row + i));
 
   auto mask = out.prompt_mask.to(dev);
   auto cache = model.make_cache(n, p + opts.max_new_tokens);
@@ -122,10 +130,7 @@ GenerateOutput generate(Transformer& model, const at::Tensor& prompt_ids, const 
     auto u = torch::empty({n}, torch::kDouble);
     if (!greedy) {
       auto ua = u.accessor<double, 1>();
-      for (int64_t i = 0; i < n; ++i) {
-        auto* g = at::check_generator<at::CPUGeneratorImpl>(gens[static_cast<size_t>(i)]);
-        ua[i] = static_cast<double>(g->random64() >> 11) * 0x1.0p-53;  // uniform in [0, 1)
-      }
+      for (int64_t i = 0; i < n; ++i) ua[i] = next_uniform(gens[static_cast<size_t>(i)]);
     }
     auto tok = sample_tokens(logits, u, opts);  // [N]
     auto lp = torch::log_softmax(logits / lp_temperature, -1).gather(1, tok.unsqueeze(1)).squeeze(1);

@@ -62,6 +62,12 @@ GenerateOutput generate(Transformer& model, const at::Tensor& prompt_ids, const 
 GenerateOutput generate(Transformer& model, const std::vector<std::vector<int64_t>>& prompts,
                         const SamplingOptions& opts);
 
+/// The CPU generator row `row` draws its uniforms from under `seed` (SamplingOptions::seed and
+/// first_row + i): generate() and DecodeSession share it, so their rows sample alike.
+at::Generator row_generator(uint64_t seed, int64_t row);
+/// A uniform double in [0, 1) from `g` (53 random bits).
+double next_uniform(at::Generator& g);
+
 /// One sampling step on fp32 logits [N, V]: temperature, top-k, top-p, then inverse-CDF sampling
 /// with uniforms [N] (CPU double, in [0, 1)). Returns tokens [N] int64. Exposed for tests.
 at::Tensor sample_tokens(const at::Tensor& logits, const at::Tensor& uniforms, const SamplingOptions& opts);
