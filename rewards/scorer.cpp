@@ -45,9 +45,12 @@ namespace {
 
 enum class SlotState { kQueued, kRunning, kSettled };
 
+}  // namespace
+
 /// One batch: owns copies of its inputs so a retired worker can outlive the score() call.
-struct Batch {
+struct ScorerBatch {
   VerifyFn fn;
+  std::function<double(size_t)> task;  ///< run(): slot i calls task(i) instead of fn
   std::vector<std::string> responses;
   std::vector<nlohmann::json> metadata;
   // Guarded by Scorer::Shared::mu:
@@ -58,8 +61,10 @@ struct Batch {
   size_t remaining = 0;
 };
 
+namespace {
+
 struct Job {
-  std::shared_ptr<Batch> batch;
+  std::shared_ptr<ScorerBatch> batch;
   size_t index = 0;
 };
 
@@ -94,7 +99,7 @@ const nlohmann::json& empty_object() {
   return kEmpty;
 }
 
-void settle(Batch& b, size_t i, double value, ScoreStatus status, const ScorerOptions& opt) {
+void settle(ScorerBatch& b, size_t i, double value, ScoreStatus status, const ScorerOptions& opt) {
   b.state[i] = SlotState::kSettled;
   b.result.status[i] = status;
   b.result.values[i] = status == ScoreStatus::kOk ? value : opt.fallback;
@@ -112,7 +117,7 @@ void worker_main(std::shared_ptr<Scorer::Shared> sh, int id, ScorerOptions opt) 
     if (sh->is_retired(id) || (sh->stopping && sh->queue.empty())) return;
     Job job = std::move(sh->queue.front());
     sh->queue.pop_front();
-    Batch& b = *job.batch;
+    ScorerBatch& b = *job.batch;
     const size_t i = job.index;
     b.state[i] = SlotState::kRunning;
     b.started[i] = Clock::now();
@@ -124,8 +129,12 @@ void worker_main(std::shared_ptr<Scorer::Shared> sh, int id, ScorerOptions opt) 
     ScoreStatus status = ScoreStatus::kOk;
     std::string error;
     try {
-      const nlohmann::json& meta = b.metadata.empty() ? empty_object() : b.metadata[i];
-      value = b.fn(b.responses[i], meta);
+      if (b.task) {
+        value = b.task(i);
+      } else {
+        const nlohmann::json& meta = b.metadata.empty() ? empty_object() : b.metadata[i];
+        value = b.fn(b.responses[i], meta);
+      }
       if (!std::isfinite(value)) {
         status = ScoreStatus::kError;
         error = "verifier returned a non-finite value";
@@ -205,7 +214,7 @@ ScoreResult Scorer::score(const VerifyFn& fn, const std::vector<std::string>& re
   const size_t n = responses.size();
   if (!metadata.empty() && metadata.size() != n)
     fail("reward scorer: {} metadata records for {} responses", metadata.size(), n);
-  auto b = std::make_shared<Batch>();
+  auto b = std::make_shared<ScorerBatch>();
   b->fn = fn;
   b->state.assign(n, SlotState::kQueued);
   b->started.assign(n, Clock::time_point{});
@@ -228,12 +237,34 @@ ScoreResult Scorer::score(const VerifyFn& fn, const std::vector<std::string>& re
       todo.push_back(i);
     }
   }
-  if (todo.empty()) return std::move(b->result);
+  lock.unlock();
+  dispatch(b, todo);
+  return std::move(b->result);
+}
+
+ScoreResult Scorer::run(size_t n, const std::function<double(size_t)>& task) {
+  auto b = std::make_shared<ScorerBatch>();
+  b->task = task;
+  b->state.assign(n, SlotState::kQueued);
+  b->started.assign(n, Clock::time_point{});
+  b->worker.assign(n, -1);
+  b->result.values.assign(n, opt_.fallback);
+  b->result.status.assign(n, ScoreStatus::kOk);
+  b->remaining = n;
+  std::vector<size_t> todo(n);
+  for (size_t i = 0; i < n; ++i) todo[i] = i;
+  dispatch(b, todo);
+  return std::move(b->result);
+}
+
+void Scorer::dispatch(const std::shared_ptr<ScorerBatch>& b, const std::vector<size_t>& todo) {
+  std::unique_lock<std::mutex> lock(shared_->mu);
+  if (todo.empty()) return;
   if (shared_->stuck >= opt_.max_stuck_workers) {
     for (size_t i : todo) settle(*b, i, 0.0, ScoreStatus::kError, opt_);
     b->result.first_error = fmt::format("{} verifier threads are stuck past the deadline (max_stuck_workers); "
                                         "the verifier hangs and is no longer run", shared_->stuck);
-    return std::move(b->result);
+    return;
   }
   ensure_workers();
   for (size_t i : todo) shared_->queue.push_back(Job{b, i});
@@ -258,7 +289,6 @@ ScoreResult Scorer::score(const VerifyFn& fn, const std::vector<std::string>& re
     if (next == Clock::time_point::max()) shared_->done_cv.wait(lock);  // only queued samples: wait for a start or a result
     else shared_->done_cv.wait_until(lock, next);
   }
-  return std::move(b->result);
 }
 
 void add_scorer_metrics(const ScoreResult& r, std::map<std::string, double>& metrics) {

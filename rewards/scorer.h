@@ -31,6 +31,8 @@
 
 namespace keel::rewards {
 
+struct ScorerBatch;  // one score() / run() call's slots (scorer.cpp)
+
 /// A rule-based verifier: (response text, the prompt record's metadata) -> score. Throws on
 /// unusable metadata. Must be thread-safe and self-contained (capture by value).
 using VerifyFn = std::function<double(std::string_view response, const nlohmann::json& meta)>;
@@ -74,6 +76,12 @@ class Scorer {
   ScoreResult score(const VerifyFn& fn, const std::vector<std::string>& responses,
                     const std::vector<nlohmann::json>& metadata);
 
+  /// Runs task(i) for i in [0, n) on the same pool under the same deadline (no text checks): any
+  /// work that must not stall a step, e.g. environment steps (trainer/env/episodes.h). value[i] is
+  /// what task(i) returns; status says how slot i was settled. The task must capture by value
+  /// (shared_ptr) what it touches: a retired worker may run it after run() has returned.
+  ScoreResult run(size_t n, const std::function<double(size_t)>& task);
+
   const ScorerOptions& options() const { return opt_; }
   /// Threads retired because they overran the deadline, over the scorer's lifetime.
   int64_t stuck_workers() const;
@@ -82,6 +90,8 @@ class Scorer {
 
  private:
   void ensure_workers();
+  /// Queues slots `todo` of a prepared batch and waits until every one is settled.
+  void dispatch(const std::shared_ptr<ScorerBatch>& b, const std::vector<size_t>& todo);
   void retire_and_replace(int worker_id);
 
   ScorerOptions opt_;

@@ -196,5 +196,29 @@ TEST(Scorer, RejectsBadOptionsAndMismatchedMetadata) {
   EXPECT_THROW(s.score([](std::string_view, const json&) { return 0.0; }, {"a", "b"}, {json::object()}), Error);
 }
 
+TEST(Scorer, RunsIndexedTasksUnderTheSameDeadline) {
+  ScorerOptions o;
+  o.timeout_ms = 50;
+  o.threads = 2;
+  Scorer s(o);
+  auto hang = std::make_shared<std::atomic<bool>>(true);
+  const auto r = s.run(4, [hang](size_t i) {
+    if (i == 2)
+      while (hang->load()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    if (i == 3) throw std::runtime_error("task 3 failed");
+    return static_cast<double>(i) * 10.0;
+  });
+  hang->store(false);
+  ASSERT_EQ(r.status.size(), 4u);
+  EXPECT_EQ(r.status[0], ScoreStatus::kOk);
+  EXPECT_EQ(r.values[1], 10.0);
+  EXPECT_EQ(r.status[2], ScoreStatus::kTimeout);
+  EXPECT_EQ(r.status[3], ScoreStatus::kError);
+  EXPECT_EQ(r.first_error, "task 3 failed");
+  EXPECT_EQ(r.timeouts, 1);
+  EXPECT_EQ(r.errors, 1);
+  EXPECT_TRUE(s.run(0, [](size_t) { return 0.0; }).values.empty());
+}
+
 }  // namespace
 }  // namespace keel::rewards
