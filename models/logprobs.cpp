@@ -22,7 +22,10 @@ SequenceLogprobs sequence_logprobs(Transformer& model, const at::Tensor& prompt_
   TORCH_CHECK(opts.temperature > 0, "sequence_logprobs: temperature must be > 0, got ", opts.temperature);
   const int64_t p = prompt_ids.size(1), r = response_ids.size(1);
   const auto ids = torch::cat({prompt_ids, response_ids}, 1);                                     // [N, P + R]
-  const auto mask = torch::cat({prompt_mask.to(torch::kLong), response_mask.to(torch::kLong)}, 1);  // [N, P + R]
+  const at::Tensor& seen = opts.response_attention.defined() ? opts.response_attention : response_mask;
+  TORCH_CHECK(seen.sizes() == response_mask.sizes(), "sequence_logprobs: response_attention ", seen.sizes(),
+              " must match response_mask ", response_mask.sizes());
+  const auto mask = torch::cat({prompt_mask.to(torch::kLong), seen.to(torch::kLong)}, 1);  // [N, P + R]
   // Only the positions that predict response tokens need logits: P - 1 .. P + R - 2.
   const auto hidden = model.forward_hidden(ids, mask).narrow(1, p - 1, r);  // [N, R, H]
   const auto valid = response_mask.to(torch::kFloat);

@@ -29,6 +29,11 @@ struct LogprobOptions {
   /// response_mask [N, R]) -> [N, K], kept per micro-batch so [N, R, H] never accumulates
   /// (policy-side signals such as VERL's effective-rank metrics).
   std::function<at::Tensor(const at::Tensor& hidden, const at::Tensor& response_mask)> hidden_reduce;
+  /// [N, R] 1 on every response-side token the model sees — the policy's and the ones appended
+  /// between its turns (observations, tool results) — when that differs from response_mask (multi-
+  /// turn episodes: response_mask marks the policy's tokens only). Undefined = response_mask. It
+  /// must be a prefix mask (the conversation, then padding).
+  at::Tensor response_attention;
 };
 
 struct SequenceLogprobs {

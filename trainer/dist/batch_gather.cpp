@@ -31,13 +31,14 @@ rollout::RolloutBatch all_gather_batch(Communicator& comm, const rollout::Rollou
     const at::Tensor& t = local.*f.member;
     if (!t.defined()) continue;
     const auto padded = rollout::pad_columns(t.contiguous(), f.layout == Layout::kPrompt ? pw : rw, f.layout,
-                                             f.token_ids ? static_cast<double>(pad_id) : 0.0);
+                                             f.token_ids ? static_cast<double>(pad_id) : f.fill);
     g.*f.member = torch::cat(comm.all_gather_varsize(padded), 0);
   }
   auto gid = comm.all_gather_varsize(local.group_ids.contiguous());
   for (size_t r = 0; r < gid.size(); ++r) gid[r] = gid[r] + group_offset[r];
   g.group_ids = torch::cat(gid, 0);
   g.policy_version = local.policy_version;
+  g.env_keys = local.env_keys;  // the run's environment's: the same on every rank
   if (with_texts) {
     std::string blob;
     for (const auto* v : {&local.prompt_texts, &local.response_texts, &local.finish_reasons}) put_strings(blob, *v);

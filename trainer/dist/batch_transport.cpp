@@ -31,6 +31,7 @@ void send_batch(Communicator& comm, const BatchMessage& msg, int dst) {
   put_strings(blob, keys_of(msg.reward_metrics));
   put_strings(blob, keys_of(msg.role_metrics));
   put_strings(blob, msg.reward_state.empty() ? std::vector<std::string>{} : std::vector<std::string>{msg.reward_state});
+  put_strings(blob, b.env_keys);
   comm.send(bytes_tensor(blob), dst);
   std::vector<double> vals;
   for (const auto* m : {&msg.reward_metrics, &msg.role_metrics})
@@ -63,6 +64,7 @@ BatchMessage recv_batch(Communicator& comm, int src) {
   const auto state = rd.strings();
   if (state.size() > 1) fail("recv_batch: {} reward states from rank {}, expected at most one", state.size(), src);
   if (!state.empty()) msg.reward_state = state.front();
+  msg.batch.env_keys = rd.strings();
   if (static_cast<int64_t>(reward_keys.size()) != h[2] || static_cast<int64_t>(role_keys.size()) != h[3])
     fail("recv_batch: metric counts from rank {} disagree with its header", src);
   const auto vals = comm.recv(src);

@@ -15,7 +15,7 @@ namespace {
 /// Rows [lo, hi) of the batch with all-padding prompt columns (left) and response columns (right)
 /// trimmed away.
 struct Slice {
-  at::Tensor pids, pmask, rids, rmask, old_lp, adv, loss_mask, ref_lp, groups, values, returns;
+  at::Tensor pids, pmask, rids, rmask, rattn, old_lp, adv, loss_mask, ref_lp, groups, values, returns;
 };
 
 /// On `dev`, the policy's device (the batch itself stays on the CPU, where rollout and credit run).
@@ -24,11 +24,14 @@ Slice slice_rows(const rollout::RolloutBatch& b, int64_t lo, int64_t hi, const a
   auto pm = b.prompt_mask.slice(0, lo, hi);
   const int64_t p0 = (pm.sum(0) > 0).to(torch::kLong).argmax().item<int64_t>();  // first used column
   auto rm = b.response_mask.slice(0, lo, hi);
-  const int64_t r1 = std::max<int64_t>(1, rm.sum(1).max().item<int64_t>());
+  // Multi-turn rows: the columns run to the last token the model sees (observations included).
+  const auto seen = (b.response_attention.defined() ? b.response_attention : b.response_mask).slice(0, lo, hi);
+  const int64_t r1 = std::max<int64_t>(1, seen.sum(1).max().item<int64_t>());
   s.pids = b.prompt_ids.slice(0, lo, hi).slice(1, p0);
   s.pmask = pm.slice(1, p0);
   s.rids = b.response_ids.slice(0, lo, hi).slice(1, 0, r1);
   s.rmask = rm.slice(1, 0, r1);
+  if (b.response_attention.defined()) s.rattn = seen.slice(1, 0, r1);
   s.old_lp = b.old_logprobs.slice(0, lo, hi).slice(1, 0, r1);
   s.adv = b.advantages.slice(0, lo, hi).slice(1, 0, r1);
   s.loss_mask = b.loss_mask.slice(0, lo, hi).slice(1, 0, r1);
@@ -36,7 +39,7 @@ Slice slice_rows(const rollout::RolloutBatch& b, int64_t lo, int64_t hi, const a
   s.groups = b.group_ids.slice(0, lo, hi);
   if (b.values.defined()) s.values = b.values.slice(0, lo, hi).slice(1, 0, r1);
   if (b.returns.defined()) s.returns = b.returns.slice(0, lo, hi).slice(1, 0, r1);
-  for (auto* t : {&s.pids, &s.pmask, &s.rids, &s.rmask, &s.old_lp, &s.adv, &s.loss_mask, &s.ref_lp, &s.groups,
+  for (auto* t : {&s.pids, &s.pmask, &s.rids, &s.rmask, &s.rattn, &s.old_lp, &s.adv, &s.loss_mask, &s.ref_lp, &s.groups,
                   &s.values, &s.returns})
     if (t->defined()) *t = t->to(dev);
   return s;
@@ -90,6 +93,7 @@ RlUpdateResult rl_update(models::Transformer& policy, torch::optim::Optimizer& o
         lo.temperature = o.temperature;
         lo.entropy = true;
         lo.values = shared_critic;
+        lo.response_attention = s.rattn;
         const auto lp = models::sequence_logprobs(policy, s.pids, s.pmask, s.rids, s.rmask, lo);
         PolicyLossInputs in;
         in.logp = lp.logprobs;
@@ -113,6 +117,7 @@ RlUpdateResult rl_update(models::Transformer& policy, torch::optim::Optimizer& o
             models::LogprobOptions co;
             co.values = true;
             co.logprobs = false;
+            co.response_attention = s.rattn;
             vin.values = models::sequence_logprobs(*critic->model, s.pids, s.pmask, s.rids, s.rmask, co).values;
           }
           auto vl = value_loss(vin, critic->loss);

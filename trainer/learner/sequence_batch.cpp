@@ -11,16 +11,23 @@ SequenceBatch SequenceBatch::rows(int64_t lo, int64_t hi) const {
   const auto pm = prompt_mask.slice(0, lo, hi);
   const int64_t p0 = (pm.sum(0) > 0).to(torch::kLong).argmax().item<int64_t>();  // first used column
   const auto rm = response_mask.slice(0, lo, hi);
-  const int64_t r1 = std::max<int64_t>(1, rm.sum(1).max().item<int64_t>());
+  const auto seen = (response_attention.defined() ? response_attention : response_mask).slice(0, lo, hi);
+  const int64_t r1 = std::max<int64_t>(1, seen.sum(1).max().item<int64_t>());
   s.prompt_ids = prompt_ids.slice(0, lo, hi).slice(1, p0);
   s.prompt_mask = pm.slice(1, p0);
   s.response_ids = response_ids.slice(0, lo, hi).slice(1, 0, r1);
   s.response_mask = rm.slice(1, 0, r1);
+  if (response_attention.defined()) s.response_attention = seen.slice(1, 0, r1);
   return s;
 }
 
 SequenceBatch SequenceBatch::to(const at::Device& device) const {
-  return {prompt_ids.to(device), prompt_mask.to(device), response_ids.to(device), response_mask.to(device)};
+  const auto on = [&](const at::Tensor& t) { return t.defined() ? t.to(device) : t; };
+  return {on(prompt_ids), on(prompt_mask), on(response_ids), on(response_mask), on(response_attention)};
+}
+
+SequenceBatch sequences(const rollout::RolloutBatch& b) {
+  return {b.prompt_ids, b.prompt_mask, b.response_ids, b.response_mask, b.response_attention};
 }
 
 models::SequenceLogprobs no_grad_logprobs(models::Transformer& model, const SequenceBatch& b, int64_t micro,
@@ -32,8 +39,10 @@ models::SequenceLogprobs no_grad_logprobs(models::Transformer& model, const Sequ
   for (int64_t s = 0; s < b.size(); s += micro) {
     const int64_t e = std::min(b.size(), s + micro);
     const auto sl = [&](const at::Tensor& t) { return t.slice(0, s, e).to(dev); };
+    models::LogprobOptions o = opts;
+    if (b.response_attention.defined()) o.response_attention = sl(b.response_attention);
     auto out = models::sequence_logprobs(model, sl(b.prompt_ids), sl(b.prompt_mask), sl(b.response_ids),
-                                         sl(b.response_mask), opts);
+                                         sl(b.response_mask), o);
     if (out.logprobs.defined()) lp.push_back(out.logprobs.cpu());
     if (out.entropy.defined()) ent.push_back(out.entropy.cpu());
     if (out.values.defined()) val.push_back(out.values.cpu());

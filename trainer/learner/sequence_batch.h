@@ -12,6 +12,7 @@
 #include <ATen/core/Tensor.h>
 
 #include "models/logprobs.h"
+#include "trainer/rollout/rollout_batch.h"
 
 namespace keel::learner {
 
@@ -20,6 +21,9 @@ struct SequenceBatch {
   at::Tensor prompt_mask;    ///< [N, P] int64
   at::Tensor response_ids;   ///< [N, R] int64, right-padded
   at::Tensor response_mask;  ///< [N, R] int64
+  /// [N, R] int64 (optional): the response-side tokens the model sees, when more than
+  /// response_mask's (multi-turn: observations between the policy's turns; LogprobOptions).
+  at::Tensor response_attention;
 
   int64_t size() const { return prompt_ids.defined() ? prompt_ids.size(0) : 0; }
   /// Rows [lo, hi) with all-padding prompt (left) and response (right) columns trimmed away.
@@ -33,6 +37,9 @@ struct SequenceBatch {
 /// reference log-probs, critic values and evaluations.
 models::SequenceLogprobs no_grad_logprobs(models::Transformer& model, const SequenceBatch& b, int64_t micro,
                                           const models::LogprobOptions& opts = {});
+
+/// The RolloutBatch's sequences (prompt, response, response_attention), for no-grad passes.
+SequenceBatch sequences(const rollout::RolloutBatch& b);
 
 /// Pads token lists into a batch. Prompts must be non-empty (responses may be empty: their row
 /// contributes nothing). prompts.size() == responses.size().

@@ -48,8 +48,10 @@ StepResult sft_update(models::Transformer& policy, torch::optim::Optimizer& opti
   double loss_total = 0;
   for (int64_t s = 0; s < n; s += o.micro_batch_size) {
     const auto mb = batch.rows(s, std::min(n, s + o.micro_batch_size)).to(policy.device());
+    models::LogprobOptions lo;
+    lo.response_attention = mb.response_attention;  // multi-turn: the observations are seen, not trained on
     const auto lp = models::sequence_logprobs(policy, mb.prompt_ids, mb.prompt_mask, mb.response_ids,
-                                              mb.response_mask).logprobs;
+                                              mb.response_mask, lo).logprobs;
     // Token mean over the whole mini-batch: every micro-batch divides by the global count.
     auto loss = -(lp * mb.response_mask.to(lp.scalar_type())).sum() / std::max(1.0, tokens);
     loss.backward();

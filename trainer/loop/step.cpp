@@ -23,16 +23,11 @@ namespace {
 using cli::seconds_since;
 using metrics::Metrics;
 
-/// The batch's sequences (for the no-grad passes: reference log-probs, critic values).
-learner::SequenceBatch sequences(const rollout::RolloutBatch& b) {
-  return {b.prompt_ids, b.prompt_mask, b.response_ids, b.response_mask};
-}
-
 /// [N, R] log-probs of the responses under the frozen reference (at the update's temperature).
 at::Tensor reference_logprobs(RunState& c, const rollout::RolloutBatch& b) {
   models::LogprobOptions lo;
   lo.temperature = c.update.temperature;
-  return learner::no_grad_logprobs(*c.reference, sequences(b), c.cfg.batch.micro_batch_size, lo).logprobs;
+  return learner::no_grad_logprobs(*c.reference, learner::sequences(b), c.cfg.batch.micro_batch_size, lo).logprobs;
 }
 
 /// [N, R] critic values at rollout time.
@@ -41,7 +36,7 @@ at::Tensor critic_values(RunState& c, models::Transformer& critic, const rollout
   models::LogprobOptions lo;
   lo.values = true;
   lo.logprobs = false;
-  return learner::no_grad_logprobs(critic, sequences(b), c.cfg.batch.micro_batch_size, lo).values;
+  return learner::no_grad_logprobs(critic, learner::sequences(b), c.cfg.batch.micro_batch_size, lo).values;
 }
 
 /// Fraction of the rows cut at max_new_tokens.

@@ -29,6 +29,9 @@ const std::vector<TensorField>& tensor_fields() {
       {&RolloutBatch::row_versions, L::kRow, false},        {&RolloutBatch::correct, L::kRow, false},
       {&RolloutBatch::step_scores, L::kResponse, false},    {&RolloutBatch::step_end_mask, L::kResponse, false},
       {&RolloutBatch::pair_prefs, L::kRow, false},
+      {&RolloutBatch::response_attention, L::kResponse, false}, {&RolloutBatch::turn_ids, L::kResponse, false, -1.0},
+      {&RolloutBatch::env_info, L::kRow, false},           {&RolloutBatch::env_turn_info, L::kRow, false},
+      {&RolloutBatch::env_turn_rewards, L::kRow, false},
   };
   return fields;
 }
@@ -51,6 +54,7 @@ RolloutBatch select_rows(const RolloutBatch& b, const at::Tensor& rows) {
   o.response_texts = pick(b.response_texts, r);
   o.finish_reasons = pick(b.finish_reasons, r);
   o.records = pick(b.records, r);
+  o.env_keys = b.env_keys;
   o.policy_version = b.policy_version;
   return o;
 }
@@ -71,7 +75,7 @@ RolloutBatch concat(const std::vector<RolloutBatch>& parts, int64_t pad_id) {
       TORCH_CHECK((p.*f.member).defined() == defined, "concat: a field is defined in some batches only");
       if (defined)
         ts.push_back(pad_columns(p.*f.member, f.layout == TensorField::Layout::kPrompt ? pw : rw, f.layout,
-                                 f.token_ids ? static_cast<double>(pad_id) : 0.0));
+                                 f.token_ids ? static_cast<double>(pad_id) : f.fill));
     }
     if (defined) o.*f.member = torch::cat(ts, 0);
   }
@@ -88,6 +92,7 @@ RolloutBatch concat(const std::vector<RolloutBatch>& parts, int64_t pad_id) {
     o.finish_reasons.insert(o.finish_reasons.end(), p.finish_reasons.begin(), p.finish_reasons.end());
     o.records.insert(o.records.end(), p.records.begin(), p.records.end());
   }
+  o.env_keys = parts.front().env_keys;
   o.policy_version = parts.front().policy_version;
   return o;
 }

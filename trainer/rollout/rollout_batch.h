@@ -30,6 +30,17 @@ struct RolloutBatch {
   std::vector<std::string> finish_reasons;  ///< [N] eos | stop_token | length
   std::vector<const data::PromptRecord*> records;  ///< [N] the prompt record of each row
   int64_t policy_version = 0;  ///< learner step whose weights generated the batch
+  // ---- multi-turn episodes (an environment, trainer/env/episodes.h); undefined otherwise ----------
+  /// [N, R] int64 1 on every response-side token the model sees: its own turns AND the observations
+  /// appended between them (response_mask marks its own tokens only). A prefix mask.
+  at::Tensor response_attention;
+  /// [N, R] int64 0-based turn of each policy token, −1 on observation tokens and padding.
+  at::Tensor turn_ids;
+  /// [N, K] float32 the environment's info values at each episode's last step (K = the factory's
+  /// info_keys(), in order); [N, T, K] per turn (T = env.max_turns, 0 past the episode's end);
+  /// [N, T] each turn's environment reward.
+  at::Tensor env_info, env_turn_info, env_turn_rewards;
+  std::vector<std::string> env_keys;  ///< the K info keys of env_info's columns
   /// [N] int64 policy version of each row (disaggregated placement: set by the rollout rank, carried
   /// to the learner for the staleness check of async rollouts); undefined elsewhere.
   at::Tensor row_versions;
@@ -69,7 +80,8 @@ struct TensorField {
   enum class Layout { kPrompt, kResponse, kRow };  ///< [N, P] left-padded, [N, R] right-padded, [N]
   at::Tensor RolloutBatch::*member;
   Layout layout;
-  bool token_ids;  ///< padded with the pad id (else 0)
+  bool token_ids;  ///< padded with the pad id (else `fill`)
+  double fill = 0.0;
 };
 const std::vector<TensorField>& tensor_fields();
 
