@@ -13,6 +13,7 @@ void register_builtin_reward_schemes(RewardRegistry& reg) {
   glue::register_group_a(reg);
   glue::register_group_b(reg);
   glue::register_group_c(reg);
+  glue::register_env_scheme(reg);
 }
 
 }  // namespace keel::rewards

@@ -87,5 +87,7 @@ double mean_of(const at::Tensor& t);
 void register_group_a(RewardRegistry& reg);
 void register_group_b(RewardRegistry& reg);
 void register_group_c(RewardRegistry& reg);
+/// "env": the multi-turn environment's outcome (register_env.cpp).
+void register_env_scheme(RewardRegistry& reg);
 
 }  // namespace keel::rewards::glue

@@ -45,6 +45,7 @@ Catalog builtin_catalog() {
   c["tasks"] = entries(reg.tasks);
   c["models"] = entries(reg.models);
   c["templates"] = entries(reg.chat_templates);
+  c["environments"] = entries(reg.environments);
   return c;
 }
 
@@ -66,6 +67,10 @@ config::KnownNames known_names() {
   k.judge_types = names("judges");
   k.tasks = names("tasks");
   k.model_families = names("models");
+  k.environments = names("environments");
+  k.env_params = [](config::Reader& r, const std::string& env) {
+    loop::registries().environments.get(env).fn(r);  // reads (and so validates) the knobs
+  };
   k.task_params = [](config::Reader& r, const std::string& task) {
     loop::registries().tasks.get(task).fn(r);  // reads (and so validates) the knobs
   };

@@ -63,7 +63,7 @@ std::unique_ptr<torch::optim::AdamW> make_adamw(const std::vector<at::Tensor>& p
 }
 
 stdfs::path train_run_tokenizer(const std::vector<std::string>& corpus, const stdfs::path& run_dir,
-                                const std::vector<std::string>& symbols) {
+                                const std::vector<std::string>& symbols, int extra_pieces) {
   const auto dir = run_dir / "tokenizer";
   const auto model_file = dir / "tokenizer.model";
   if (stdfs::exists(model_file)) return model_file;
@@ -81,7 +81,8 @@ stdfs::path train_run_tokenizer(const std::vector<std::string>& corpus, const st
       break;
     }
   // 64 pieces, or more when the text has more distinct characters than that (SentencePiece needs
-  // one piece per character, plus its meta pieces and the user-defined symbols).
+  // one piece per character, plus its meta pieces and the user-defined symbols), plus
+  // `extra_pieces` merged ones.
   std::set<std::string> chars;
   for (const auto& t : corpus)
     for (size_t i = 0; i < t.size();) {
@@ -99,7 +100,7 @@ stdfs::path train_run_tokenizer(const std::vector<std::string>& corpus, const st
   bool ascii = true;
   for (const auto& c : chars) ascii = ascii && static_cast<unsigned char>(c[0]) < 0x80;
   if (!ascii) so.character_coverage = 0.9995;
-  const int vocab = std::max<int>(64, static_cast<int>(chars.size() + so.user_defined_symbols.size()) + 16);
+  const int vocab = std::max<int>(64, static_cast<int>(chars.size() + so.user_defined_symbols.size()) + extra_pieces);
   const auto staged = models::train_sentencepiece(corpus, vocab, (dir / "staging").string(), so);
   stdfs::rename(staged, model_file);
   stdfs::remove(dir / "staging.vocab", ec);

@@ -48,8 +48,9 @@ std::unique_ptr<torch::optim::AdamW> make_adamw(const std::vector<at::Tensor>& p
 /// <run_dir>/tokenizer/tokenizer.model: trained on `corpus` (64 pieces, SentencePiece) unless it
 /// exists already (a resumed run keeps its tokenizer). Staged and renamed: a kill never leaves a
 /// half-written tokenizer. Returns the model file.
-/// `symbols`: texts that must be one piece each (a judge task's " yes" / " no" labels, as "▁yes").
+/// `symbols`: texts that must be one piece each (a judge task's " yes" / " no" labels, as "▁yes");
+/// `extra_pieces`: merged pieces beyond the characters (Task::tokenizer_extra_pieces).
 std::filesystem::path train_run_tokenizer(const std::vector<std::string>& corpus, const std::filesystem::path& run_dir,
-                                          const std::vector<std::string>& symbols = {});
+                                          const std::vector<std::string>& symbols = {}, int extra_pieces = 16);
 
 }  // namespace keel::cli

@@ -75,6 +75,22 @@ void read_rollout(Reader& r, RolloutSection& c) {
   r.field("max_staleness", c.max_staleness, "async rollout: policy versions rollout may run ahead; 0 = synchronous").ge(0);
 }
 
+void read_env(Reader& r, EnvSection& c, const KnownNames& known) {
+  auto name = r.field("name", c.name, "environment of multi-turn episodes (keel list environments); empty = single-turn");
+  if (!known.environments.empty() && !c.name.empty()) name.one_of(known.environments, "environment");
+  if (const Node* p = r.take("params")) c.params = *p;
+  const bool ok = !c.name.empty() && (known.environments.empty() || check_choice(c.name, known.environments, "").empty());
+  if (known.env_params && ok)
+    r.section("params", "knobs of the environment (keel list environments)", [&](Reader& s) { known.env_params(s, c.name); });
+  r.field("max_turns", c.max_turns, "policy turns per episode").ge(1).le(64);
+  r.field("max_tokens", c.max_tokens, "response-side token budget per episode (policy turns and observations)").ge(1);
+  r.field("observation_role", c.observation_role, "role observations are rendered with by the chat template")
+      .one_of({"tool", "user"}, "observation role");
+  r.field("step_timeout_s", c.step_timeout_s, "deadline of one environment call (reset or step)").gt(0);
+  r.field("threads", c.threads, "environment calls run at once").ge(1);
+  r.field("reuse_kv", c.reuse_kv, "extend each episode's KV cache across turns (false: recompute it every turn)");
+}
+
 void read_batch(Reader& r, BatchSection& c) {
   r.field("prompts_per_step", c.prompts_per_step, "global prompts per RL step").ge(1);
   r.field("mini_batch_size", c.mini_batch_size, "samples per optimizer step (global)").ge(1);
@@ -180,6 +196,7 @@ void read_run_config(Reader& r, RunConfig& c, const KnownNames& known) {
   r.section("model", "policy model", [&](Reader& s) { read_model(s, c.model, known); });
   r.section("data", "prompts", [&](Reader& s) { read_data(s, c.data, known); });
   r.section("rollout", "generation", [&](Reader& s) { read_rollout(s, c.rollout); });
+  r.section("env", "multi-turn environment", [&](Reader& s) { read_env(s, c.env, known); });
   r.section("batch", "batch arithmetic (checked at load against the world size)", [&](Reader& s) { read_batch(s, c.batch); });
   r.section("learner", "learner algorithm and policy loss", [&](Reader& s) { read_learner(s, c.learner, known); });
   r.section("optim", "optimizer and schedule", [&](Reader& s) { read_optim(s, c.optim); });

@@ -72,6 +72,17 @@ struct RolloutSection {
   int max_staleness = 0;                // async: policy versions rollout may run ahead
 };
 
+struct EnvSection {                     // multi-turn episodes (trainer/env/); name "" = single-turn
+  std::string name;                     // a registered environment (keel list environments)
+  Node params;                          // its knobs, read by its factory
+  int max_turns = 4;                    // policy turns per episode
+  int max_tokens = 256;                 // response-side budget per episode: turns + observations
+  std::string observation_role = "tool"; // tool | user: how observations are rendered
+  double step_timeout_s = 10.0;         // deadline of one environment call
+  int threads = 2;                      // environment calls in flight
+  bool reuse_kv = true;                 // extend the KV cache across turns (false: recompute each turn)
+};
+
 struct BatchSection {
   int prompts_per_step = 8;             // global prompts per RL step
   int mini_batch_size = 64;             // samples per optimizer step (global)
@@ -131,6 +142,7 @@ struct RunConfig {
   ModelSection model;
   DataSection data;
   RolloutSection rollout;
+  EnvSection env;
   BatchSection batch;
   LearnerSection learner;
   OptimSection optim;
@@ -170,6 +182,9 @@ struct KnownNames {
   std::vector<std::string> tasks;
   std::vector<std::string> model_families;
   std::vector<std::string> chat_templates;
+  std::vector<std::string> environments;
+  /// Validates (reads) env.params for the named environment; may be empty.
+  std::function<void(Reader& params, const std::string& env)> env_params;
   /// Validates (reads) a reward component's scheme-specific parameters; may be empty.
   std::function<void(Reader& params, const std::string& scheme)> reward_params;
   std::vector<std::string> judge_types;

@@ -37,6 +37,9 @@ class Task {
   /// Texts a tokenizer trained on this task's text must keep as one piece each, in SentencePiece
   /// form (e.g. "▁yes", "▁no": a judge's verdict is read from one token's probability). Default none.
   virtual std::vector<std::string> tokenizer_symbols() const { return {}; }
+  /// Merged pieces a run tokenizer trained on this task's text gets beyond its characters (word-
+  /// like tasks want more than the arithmetic tasks' default).
+  virtual int tokenizer_extra_pieces() const { return 16; }
 };
 
 /// Reads the task's knobs from `data.task_params`; unknown keys are errors with file:line.

@@ -13,6 +13,7 @@
 #include "trainer/config/config.h"
 #include "trainer/credit/advantage_options.h"
 #include "trainer/data/prompt_source.h"
+#include "trainer/env/episodes.h"
 #include "trainer/loop/registries.h"
 
 namespace keel::loop {
@@ -54,6 +55,15 @@ std::unique_ptr<data::Task> built_in_task(const config::RunConfig& cfg) {
   return tasks.get(cfg.data.task).fn(r);
 }
 
+/// The run's environment factory (bad params are the loader's to report), or null.
+std::unique_ptr<env::EnvFactory> env_factory(const config::RunConfig& cfg) {
+  const auto& envs = registries().environments;
+  if (cfg.env.name.empty() || !envs.contains(cfg.env.name)) return nullptr;
+  config::Diagnostics ignored;
+  config::Reader r(cfg.env.params.is_null() ? nullptr : &cfg.env.params, "env.params", ignored);
+  return envs.get(cfg.env.name).fn(r);
+}
+
 /// The metadata fields every record of `task` carries ("answer" included when it sets one).
 std::set<std::string> meta_keys_of(const data::Task& task, int64_t seed) {
   const auto rec = task.make(static_cast<uint64_t>(seed), data::Split::kTrain, 0);
@@ -83,9 +93,10 @@ std::string producer_of(const std::string& input) {
   if (input == "hidden_states")
     return "the policy's hidden states, which the credit stage computes for an RL learner's estimator (grpo, ppo)";
   if (input == "stage_rewards")
-    return "per-stage judge scores: a prm judge under reward.judges (its steps are the stages; keel list judges)";
+    return "per-stage scores: a prm judge under reward.judges (its steps are the stages; keel list judges), or an "
+           "environment's turns (env.name)";
   if (input == "turn_ids")
-    return "the turn boundaries of multi-turn episodes, which come with environments (not yet in keel)";
+    return "the turn boundaries of multi-turn episodes: an environment (env.name; keel list environments)";
   if (input == "correct") return "a verifier that judges correctness, listed earlier in reward.components (" +
                                  correctness_verifiers() + ")";
   if (input == "prior") return "an earlier reward component (prior is the weighted sum of those listed before)";
@@ -97,13 +108,15 @@ std::string producer_of(const std::string& input) {
   if (input == "criterion_scores")
     return "per-criterion verdicts of a judge under reward.judges: type yes_no with its criteria (keel list judges)";
   if (input == "step_scores" || input == "step_ends")
-    return "per-step scores of a process reward model under reward.judges: type prm (keel list judges)";
+    return "per-step scores of a process reward model under reward.judges: type prm (keel list judges)" +
+           std::string(input == "step_ends" ? ", or an environment's turn ends (env.name)" : "");
   if (starts_with(input, "meta."))
     return "the prompt records' field '" + input.substr(5) + "': a prompts file (data.train_file) whose records "
            "carry it";
   if (starts_with(input, "extra."))
     return "RewardInput::extra['" + input.substr(6) + "']: a judge under reward.judges with output: " + input +
-           " (yes_no, reward_model), or an environment / model-side signal (not yet in keel)";
+           " (yes_no, reward_model), or an environment (env.name) that reports it: env_return, env_turn_rewards, "
+           "env_failed and each of its info keys (and <key>_turns)";
   return "nothing in keel train yet";
 }
 
@@ -154,6 +167,35 @@ std::vector<ContractError> check_contracts(const config::RunConfig& cfg) {
     if (std::find(p.begin(), p.end(), "pair_judge") != p.end()) produced.insert("pair_judge");
   }
 
+  // ---- a multi-turn environment: what it needs, what it produces ----
+  const auto envf = env_factory(cfg);
+  if (envf) {
+    if (!samples && cfg.learner.algorithm != "sft")
+      err("env.name", fmt::format("an environment plays episodes for a learner that samples (grpo, ppo) or gives "
+                                  "sft its expert episodes; learner {} does neither", cfg.learner.algorithm));
+    if (cfg.learner.algorithm == "dpo")
+      err("env.name", "online DPO on multi-turn episodes is not implemented (its pairs are single-turn)");
+    if (!envf->task().empty() && cfg.data.train_file.empty() && cfg.data.task != envf->task())
+      err("data.task", fmt::format("environment {} plays the records of task {}; set data.task: {} (got {})",
+                                   cfg.env.name, envf->task(), envf->task(), cfg.data.task));
+    if (const auto task = built_in_task(cfg)) {
+      const auto keys = meta_keys_of(*task, cfg.run.seed);
+      for (const auto& k : envf->required_meta())
+        if (!keys.count(k))
+          err("env.name", fmt::format("environment {} reads the records' field '{}', which task {} does not give",
+                                      cfg.env.name, k, cfg.data.task));
+    }
+    produced.insert("turn_ids");
+    produced.insert("step_ends");
+    produced.insert("stage_rewards");
+    produced.erase("greedy_baselines");  // ReMax's greedy pass is single-turn
+    for (const char* k : {"env_return", "env_turn_rewards", "env_failed"}) produced.insert(std::string("extra.") + k);
+    for (const auto& k : env::episode_info_keys(*envf)) {
+      produced.insert("extra." + k);
+      produced.insert("extra." + k + "_turns");
+    }
+  }
+
   // ---- the estimator against the learner and the producers ----
   if (lt.estimator && reg.estimators.contains(cfg.advantage.estimator)) {
     const std::string& est = cfg.advantage.estimator;
@@ -185,7 +227,7 @@ std::vector<ContractError> check_contracts(const config::RunConfig& cfg) {
   if (!samples && cfg.reward.components.empty()) return out;
   // A built-in task's fields are known here; a prompts file's wait for check_data_contracts.
   const auto task = built_in_task(cfg);
-  const std::string default_scheme = task ? task->verifier() : "";
+  const std::string default_scheme = envf ? "env" : task ? task->verifier() : "";
   std::optional<std::set<std::string>> meta;
   if (task) meta = meta_keys_of(*task, cfg.run.seed);
   else if (cfg.data.train_file.empty()) meta.emplace();  // an unknown task: the loader reports it
@@ -258,6 +300,13 @@ void check_data_contracts(const config::RunConfig& cfg, const data::PromptSource
   };
   check(data.train_records());
   check(data.eval_set());
+  if (const auto envf = env_factory(cfg))
+    for (const auto* records : {&data.train_records(), &data.eval_set()})
+      for (const auto& k : envf->required_meta())
+        for (const auto& rec : *records)
+          if (!rec.meta.count(k) && !(k == "answer" && !rec.answer.empty()))
+            fail("{}: the record has no field '{}', which environment {} (env.name) reads in every record", rec.id, k,
+                 cfg.env.name);
 }
 
 }  // namespace keel::loop

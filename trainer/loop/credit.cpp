@@ -46,7 +46,7 @@ at::Tensor policy_rank_metrics(RunState& c, const rollout::RolloutBatch& b) {
     return credit::response_rank_metrics(hidden, mask, v.stride, v.max_seq_len);
   };
   c.policy->train(false);
-  const learner::SequenceBatch seqs{b.prompt_ids, b.prompt_mask, b.response_ids, b.response_mask};
+  const learner::SequenceBatch seqs = learner::sequences(b);
   return learner::no_grad_logprobs(*c.policy, seqs, c.cfg.batch.micro_batch_size, lo).hidden_reduced;
 }
 
@@ -75,7 +75,7 @@ std::pair<at::Tensor, at::Tensor> policy_thr_inputs(RunState& c, const rollout::
     return torch::cat({hidden.flatten(1), q.flatten(1)}, 1);
   };
   policy.train(false);
-  const learner::SequenceBatch seqs{b.prompt_ids, b.prompt_mask, b.response_ids, b.response_mask};
+  const learner::SequenceBatch seqs = learner::sequences(b);
   const auto packed = learner::no_grad_logprobs(policy, seqs, c.cfg.batch.micro_batch_size, lo).hidden_reduced;
   const auto hidden = packed.narrow(1, 0, t * h).view({n, t, h});
   const auto q = packed.narrow(1, t * h, t * u).view({n, t, u});
@@ -139,6 +139,31 @@ StageInputs judge_stages(const rollout::RolloutBatch& b, int64_t k) {
   return out;
 }
 
+StageInputs env_stages(const rollout::RolloutBatch& b, int64_t k) {
+  TORCH_CHECK(b.turn_ids.defined() && b.env_turn_rewards.defined(), "ss_grpo: the batch has no environment turns");
+  const int64_t n = b.size(), r = b.turn_ids.size(1), t = b.env_turn_rewards.size(1);
+  StageInputs out{torch::full({n, r}, -1, torch::kLong), torch::zeros({n, k}, torch::kFloat),
+                  torch::zeros({n, k}, torch::kBool)};
+  auto ids = out.ids.accessor<int64_t, 2>();
+  auto rew = out.rewards.accessor<float, 2>();
+  auto pres = out.present.accessor<bool, 2>();
+  const auto turn = b.turn_ids.accessor<int64_t, 2>();
+  const auto tr = b.env_turn_rewards.accessor<float, 2>();
+  for (int64_t i = 0; i < n; ++i) {
+    int64_t played = 0;
+    for (int64_t j = 0; j < r; ++j)
+      if (turn[i][j] >= 0) {
+        ids[i][j] = std::min(turn[i][j], k - 1);
+        played = std::max(played, turn[i][j] + 1);
+      }
+    for (int64_t s = 0; s < std::min(played, t); ++s) {
+      rew[i][std::min(s, k - 1)] = tr[i][s];
+      pres[i][std::min(s, k - 1)] = true;
+    }
+  }
+  return out;
+}
+
 void assign_credit(RunState& c, rollout::RolloutBatch& b, const Shaped& shaped, const at::Tensor& baseline,
                    int64_t step, metrics::Metrics& m) {
   credit::AdvantageInputs ain;
@@ -168,12 +193,14 @@ void assign_credit(RunState& c, rollout::RolloutBatch& b, const Shaped& shaped, 
   if (b.pair_prefs.defined()) std::tie(ain.preference, ain.pair_judge) = judge_pair_oracles(b);
   if (c.needs_input("stage_rewards")) {
     const int64_t k = static_cast<int64_t>(std::llround(std::sqrt(static_cast<double>(c.adv_opts.ss.lambda.size()))));
-    auto st = judge_stages(b, k);
+    // The environment's turns are the stages when there is one; else a prm judge's steps.
+    auto st = b.turn_ids.defined() ? env_stages(b, k) : judge_stages(b, k);
     ain.stage_ids = st.ids;
     ain.stage_rewards = st.rewards;
     ain.stage_present = st.present;
   }
-  if (b.correct.defined()) ain.correctness = b.correct > 0.5;  // the verifiers' flag (thr's positive set)
+  if (b.correct.defined()) ain.correctness = b.correct > 0.5;
+  if (b.turn_ids.defined()) ain.turn_ids = b.turn_ids;  // multi-turn episodes (turn_grpo, r3l_opmd segments)  // the verifiers' flag (thr's positive set)
   // arena_rank and spo_winrate take a pairwise judge model's preferences (above), or compare rows by
   // their rewards when the config says judge: reward_order (inside the estimator); with neither the
   // contract check refuses the config.

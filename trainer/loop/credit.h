@@ -52,6 +52,10 @@ struct StageInputs {
   at::Tensor present;  ///< [N, K] bool
 };
 StageInputs judge_stages(const rollout::RolloutBatch& b, int64_t k);
+/// SS-GRPO's stages from a multi-turn episode's phases: turn t is stage min(t, k − 1) (its policy
+/// tokens; observations −1), its reward the environment's turn reward (a merged stage keeps its
+/// last turn's), present where the turn was played.
+StageInputs env_stages(const rollout::RolloutBatch& b, int64_t k);
 
 void assign_credit(RunState& s, rollout::RolloutBatch& b, const Shaped& shaped, const at::Tensor& baseline,
                    int64_t step, metrics::Metrics& m);

@@ -31,7 +31,12 @@ Metrics evaluate(RunState& c) {
   ro.chat_template = c.cfg.model.chat_template;
   ro.stop_token_ids = c.cfg.rollout.stop_token_ids;
   c.policy->train(false);
-  const auto greedy = rollout::generate_rollouts(*c.policy, *c.tok, prompts, ro);
+  // With an environment the evaluation plays its episodes (success = the environment's verdict).
+  const auto play = [&](const rollout::RolloutOptions& o) {
+    return c.env ? env::run_episodes(*c.policy, *c.tok, *c.env, *c.env_pool, prompts, o, c.episode)
+                 : rollout::generate_rollouts(*c.policy, *c.tok, prompts, o);
+  };
+  const auto greedy = play(ro);
   const auto g1 = score(*c.reward, greedy, c.step);
   Metrics m;
   m["eval/reward_mean"] = g1.rewards.to(torch::kFloat).mean().item<double>();
@@ -42,7 +47,7 @@ Metrics evaluate(RunState& c) {
     ro.samples_per_prompt = c.cfg.eval.k;
     ro.temperature = c.cfg.rollout.temperature > 0 ? c.cfg.rollout.temperature : 1.0;
     ro.seed = 0xEEu;  // fixed: evaluations are comparable across steps
-    const auto sampled = rollout::generate_rollouts(*c.policy, *c.tok, prompts, ro);
+    const auto sampled = play(ro);
     const auto ck = score(*c.reward, sampled, c.step).correct.to(torch::kFloat);
     auto solved = torch::zeros({static_cast<int64_t>(n)});
     solved.index_add_(0, sampled.group_ids, ck);

@@ -14,6 +14,7 @@ const Registries& registries() {
     rewards::register_builtin_reward_schemes(r.rewards);
     rewards::register_builtin_reward_models(r.rewards);
     data::register_builtin_tasks(r.tasks);
+    env::register_builtin_environments(r.environments, r.tasks);
     models::register_builtin_models(r.models);
     models::register_builtin_chat_templates(r.chat_templates);
     return r;

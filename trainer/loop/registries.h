@@ -9,6 +9,7 @@
 #include "rewards/reward.h"
 #include "trainer/credit/advantage.h"
 #include "trainer/data/task.h"
+#include "trainer/env/environment.h"
 #include "trainer/learner/dpo_loss.h"
 #include "trainer/learner/kl.h"
 #include "trainer/learner/learners.h"
@@ -26,6 +27,7 @@ struct Registries {
   data::TaskRegistry tasks{"task"};
   models::ModelRegistry models{"model family"};
   models::ChatTemplateRegistry chat_templates{"chat template"};
+  env::EnvRegistry environments{"environment"};
 };
 
 /// The built-in registries (filled on first use, then shared and immutable).

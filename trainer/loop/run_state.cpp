@@ -1,5 +1,7 @@
 #include "trainer/loop/run_state.h"
 
+#include "rewards/models/reward_model.h"
+
 #include <utility>
 
 #include <torch/torch.h>
@@ -28,7 +30,8 @@ namespace stdfs = std::filesystem;
 /// <run dir>/tokenizer/ so that a resumed run uses the same one. Returns it and its directory.
 std::pair<std::unique_ptr<models::Tokenizer>, std::string> load_run_tokenizer(const config::ModelSection& m,
                                                                               const data::PromptSource& src,
-                                                                              const stdfs::path& run_dir) {
+                                                                              const stdfs::path& run_dir,
+                                                                              const RunState& c) {
   if (!m.tokenizer.empty())
     return {models::load_tokenizer(m.tokenizer), stdfs::path(m.tokenizer).parent_path().string()};
   if (!m.path.empty()) return {models::load_tokenizer(m.path), m.path};
@@ -38,7 +41,10 @@ std::pair<std::unique_ptr<models::Tokenizer>, std::string> load_run_tokenizer(co
     if (src.task()) {
       for (uint64_t i = 0; i < 4000; ++i) {
         const auto r = src.task()->make(/*seed=*/0x70C, data::Split::kTrain, i);
-        corpus.push_back(r.prompt + src.task()->gold_response(r));
+        // With an environment: its expert episodes as the policy sees them (observations rendered
+        // by the chat template), so every piece of a conversation is in the vocabulary.
+        if (c.env) corpus.push_back(env::expert_transcript(*c.env, r, i, m.chat_template, c.episode));
+        else corpus.push_back(r.prompt + src.task()->gold_response(r));
       }
     } else {
       for (const auto& r : src.train_records()) {
@@ -48,9 +54,11 @@ std::pair<std::unique_ptr<models::Tokenizer>, std::string> load_run_tokenizer(co
         for (const char* k : {"response", "chosen", "rejected"})
           if (r.meta.count(k)) text += " " + data::meta_string(r, k);
         corpus.push_back(std::move(text));
+        if (c.env) corpus.push_back(env::expert_transcript(*c.env, r, corpus.size(), m.chat_template, c.episode));
       }
     }
-    cli::train_run_tokenizer(corpus, run_dir, src.task() ? src.task()->tokenizer_symbols() : std::vector<std::string>{});
+    cli::train_run_tokenizer(corpus, run_dir, src.task() ? src.task()->tokenizer_symbols() : std::vector<std::string>{},
+                             src.task() ? src.task()->tokenizer_extra_pieces() : 16);
   }
   const auto model_file = dir / "tokenizer.model";
   return {models::load_tokenizer(model_file.string()), dir.string()};
@@ -59,7 +67,7 @@ std::pair<std::unique_ptr<models::Tokenizer>, std::string> load_run_tokenizer(co
 /// data.format resolved: auto = sft for the SFT learner, preferences for offline DPO, else prompts.
 std::string data_format(const config::RunConfig& cfg) {
   if (cfg.data.format != "auto") return cfg.data.format;
-  if (cfg.learner.algorithm == "sft") return "sft";
+  if (cfg.learner.algorithm == "sft") return cfg.env.name.empty() ? "sft" : "prompts";  // env: expert episodes
   if (cfg.learner.algorithm == "dpo" && !cfg.dpo.online) return "preferences";
   return "prompts";
 }
@@ -131,24 +139,47 @@ void resolve_device(RunState& c, int local_rank) {
 
 void build_components(RunState& c, const rewards::RewardRegistry& reward_schemes, bool lead,
                       const std::function<void()>& barrier) {
+  // model.path may name a run directory (a chain's earlier stage): its newest checkpoint's policy.
+  // (Neither a model nor a run: kept, for the loader's error.)
+  if (!c.cfg.model.path.empty())
+    if (auto dir = rewards::resolve_model_dir(c.cfg.model.path); !dir.empty()) c.cfg.model.path = dir;
   const auto& cfg = c.cfg;
   const std::string format = data_format(cfg);
   if (c.samples() && format != "prompts")
     fail("data.format: learner {} samples responses to prompts; it needs prompt data, got format '{}'", c.algorithm,
          format);
-  if (c.is("sft") && format != "sft") fail("data.format: learner sft needs SFT data, got format '{}'", format);
+  if (c.is("sft") && format != (cfg.env.name.empty() ? "sft" : "prompts"))
+    fail("data.format: learner sft needs {}, got format '{}'",
+         cfg.env.name.empty() ? "SFT data" : "prompts (with env.name it trains on the environment's expert episodes)",
+         format);
   if (c.is("dpo") && !cfg.dpo.online && format != "preferences")
     fail("data.format: offline DPO needs preference data, got format '{}'", format);
   c.data.emplace(data::PromptSource::from_config(cfg.data, static_cast<uint64_t>(cfg.run.seed), c.reg.tasks, format));
+  if (!cfg.env.name.empty()) {
+    config::Diagnostics d;
+    config::Reader r(cfg.env.params.is_null() ? nullptr : &cfg.env.params, "env.params", d);
+    c.env = c.reg.environments.get(cfg.env.name).fn(r);
+    r.finish();
+    d.throw_if_any();
+    rewards::ScorerOptions po;
+    po.timeout_ms = cfg.env.step_timeout_s * 1000.0;
+    po.threads = cfg.env.threads;
+    c.env_pool = std::make_unique<rewards::Scorer>(po);
+    c.episode.max_turns = cfg.env.max_turns;
+    c.episode.max_tokens = cfg.env.max_tokens;
+    c.episode.observation_role = cfg.env.observation_role;
+    c.episode.reuse_kv = cfg.env.reuse_kv;
+  }
   check_data_contracts(cfg, *c.data);  // a prompts file's fields against the reward's meta.<key> needs
   // Rank 0 trains the run's tokenizer (when one is trained); the others load it.
-  if (lead) std::tie(c.tok, c.tokenizer_dir) = load_run_tokenizer(cfg.model, *c.data, c.run_dir);
+  if (lead) std::tie(c.tok, c.tokenizer_dir) = load_run_tokenizer(cfg.model, *c.data, c.run_dir, c);
   if (barrier) barrier();
-  if (!lead) std::tie(c.tok, c.tokenizer_dir) = load_run_tokenizer(cfg.model, *c.data, c.run_dir);
+  if (!lead) std::tie(c.tok, c.tokenizer_dir) = load_run_tokenizer(cfg.model, *c.data, c.run_dir, c);
   if (c.data->skipped_lines() > 0) log::warn("data: skipped {} malformed line(s)", c.data->skipped_lines());
-  if (c.samples() || c.data->task() || !cfg.reward.components.empty()) {
-    // Offline learners on files need no reward (their evaluation is on held-out pairs / loss).
-    const std::string default_scheme = c.data->task() ? c.data->task()->verifier() : "";
+  if (c.samples() || c.data->task() || c.env || !cfg.reward.components.empty()) {
+    // Offline learners on files need no reward (their evaluation is on held-out pairs / loss); with
+    // an environment its outcome is the default (the "env" scheme).
+    const std::string default_scheme = c.env ? "env" : c.data->task() ? c.data->task()->verifier() : "";
     // The judges run where this process computes: the learner's device, or a reward rank's.
     rewards::JudgeContext jc;
     jc.policy_tokenizer = c.tok.get();

@@ -22,6 +22,7 @@
 #include "models/tokenizer.h"
 #include "models/transformer.h"
 #include "rewards/composite.h"
+#include "rewards/scorer.h"
 #include "trainer/config/config.h"
 #include "trainer/credit/advantage.h"
 #include "trainer/data/prompt_source.h"
@@ -29,6 +30,7 @@
 #include "trainer/dist/communicator.h"
 #include "trainer/dist/placement.h"
 #include "trainer/dist/weight_sync.h"
+#include "trainer/env/episodes.h"
 #include "trainer/learner/data_parallel_hooks.h"
 #include "trainer/learner/dpo_loss.h"
 #include "trainer/learner/kl.h"
@@ -62,6 +64,10 @@ struct RunState {
   std::unique_ptr<torch::optim::AdamW> critic_optimizer;
   std::optional<data::PromptSource> data;
   std::unique_ptr<rewards::CompositeReward> reward;
+  // ---- multi-turn episodes (env.name set; null otherwise) ----
+  std::unique_ptr<env::EnvFactory> env;
+  std::unique_ptr<rewards::Scorer> env_pool;  ///< runs the environment calls under env.step_timeout_s
+  env::EpisodeOptions episode;
   credit::AdvantageFn estimator;
   credit::AdvantageOptions adv_opts;
   learner::PolicyLossFn loss_fn;

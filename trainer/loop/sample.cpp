@@ -65,7 +65,14 @@ rollout::RolloutBatch sample(RunState& c, int64_t step, PromptStore& prompt_stor
     }
     auto t = std::chrono::steady_clock::now();
     c.policy->train(false);
-    auto b = rollout::generate_rollouts(*c.policy, *c.tok, prompt_store.back(), ro);
+    env::EpisodeStats es;
+    auto b = c.env ? env::run_episodes(*c.policy, *c.tok, *c.env, *c.env_pool, prompt_store.back(), ro, c.episode, &es)
+                   : rollout::generate_rollouts(*c.policy, *c.tok, prompt_store.back(), ro);
+    if (c.env) {
+      es.add_metrics(m);
+      for (const auto& [k, v] : c.env->metrics()) m["env/" + k] = v;
+      if (!es.first_error.empty()) log::warn("environment {}: {}", c.cfg.env.name, es.first_error);
+    }
     b.policy_version = c.step;
     t_rollout += seconds_since(t);
     ++gen_batches;

@@ -14,6 +14,29 @@ namespace keel::loop {
 
 using metrics::Metrics;
 
+void add_episode_inputs(const rollout::RolloutBatch& b, rewards::RewardInput& in) {
+  TORCH_CHECK(b.env_info.size(1) == static_cast<int64_t>(b.env_keys.size()), "reward input: env_info has ",
+              b.env_info.size(1), " columns for ", b.env_keys.size(), " info keys");
+  for (size_t k = 0; k < b.env_keys.size(); ++k) {
+    const auto kk = static_cast<int64_t>(k);
+    in.extra[b.env_keys[k]] = b.env_info.select(1, kk).contiguous();
+    in.extra[b.env_keys[k] + "_turns"] = b.env_turn_info.select(2, kk).contiguous();
+  }
+  in.extra["env_turn_rewards"] = b.env_turn_rewards;
+  in.extra["env_return"] = b.env_turn_rewards.sum(1);
+  // The turns as steps: each turn's last policy token (−1 for turns not played), so step-wise
+  // schemes (and the "env" scheme's dense placement) see the turn boundaries.
+  const int64_t n = b.size(), t = b.env_turn_rewards.size(1), r = b.turn_ids.size(1);
+  auto ends = torch::full({n, t}, -1, torch::kLong);
+  auto ea = ends.accessor<int64_t, 2>();
+  const auto ta = b.turn_ids.accessor<int64_t, 2>();
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t j = 0; j < r; ++j)
+      if (ta[i][j] >= 0 && ta[i][j] < t) ea[i][ta[i][j]] = j;
+  in.step_ends = ends;
+  in.step_mask = ends.ge(0);
+}
+
 rewards::RewardInput reward_input(const rollout::RolloutBatch& b, int64_t step) {
   rewards::RewardInput in;
   in.prompts = b.prompt_texts;
@@ -36,6 +59,7 @@ rewards::RewardInput reward_input(const rollout::RolloutBatch& b, int64_t step) 
     if (!r->answer.empty()) j["answer"] = r->answer;
     in.metadata.push_back(std::move(j));
   }
+  if (b.env_info.defined()) add_episode_inputs(b, in);
   return in;
 }
 

@@ -22,6 +22,11 @@ namespace keel::loop {
 /// RewardInput of a batch: texts, groups, lengths, and each record's answer + meta as JSON.
 rewards::RewardInput reward_input(const rollout::RolloutBatch& b, int64_t step);
 
+/// A multi-turn batch's environment outputs as reward inputs: extra[<key>] [N] (each info key's
+/// value at the episode's last step) and extra[<key>_turns] [N, T], extra.env_turn_rewards [N, T],
+/// extra.env_return [N] (their sum), and step_ends [N, T] = each turn's last policy token.
+void add_episode_inputs(const rollout::RolloutBatch& b, rewards::RewardInput& in);
+
 /// The reward's output for the rows of `b` at learner step `step`.
 rewards::RewardOutput score(rewards::CompositeReward& reward, const rollout::RolloutBatch& b, int64_t step);
 

@@ -9,6 +9,7 @@
 #include "base/log.h"
 #include "trainer/cli/train_common.h"
 #include "trainer/dist/batch_gather.h"
+#include "models/generate.h"
 #include "trainer/loop/run_state.h"
 #include "trainer/loop/sample.h"
 #include "trainer/rollout/prompt_format.h"
@@ -82,8 +83,47 @@ learner::SupervisedOptions supervised_options(const RunState& c) {
   return so;
 }
 
+/// SFT on expert episodes of the run's environment: each record's expert conversation, trained on
+/// the expert's turns only (the observations are attended to, as in the rollout, not predicted).
+learner::SequenceBatch expert_batch(const RunState& c, const std::vector<data::PromptRecord>& records) {
+  std::vector<env::ExpertEpisode> eps;
+  size_t pw = 1, rw = 1;
+  for (size_t i = 0; i < records.size(); ++i) {
+    const uint64_t seed = data::problem_seed(static_cast<uint64_t>(c.cfg.run.seed), data::Split::kTrain,
+                                             static_cast<uint64_t>(c.step) * 100003ull + i);
+    eps.push_back(env::expert_episode(*c.tok, *c.env, records[i], seed, c.cfg.model.chat_template, c.episode));
+    pw = std::max(pw, eps.back().prompt.size());
+    rw = std::max(rw, eps.back().response.size());
+  }
+  const int64_t n = static_cast<int64_t>(eps.size()), pad = c.tok->pad_id() != models::kNoToken ? c.tok->pad_id() : 0;
+  std::vector<std::vector<int64_t>> prompts;
+  for (const auto& e : eps) prompts.push_back(e.prompt);
+  learner::SequenceBatch b;
+  std::tie(b.prompt_ids, b.prompt_mask) = models::left_pad(prompts, pad);
+  b.response_ids = torch::full({n, static_cast<int64_t>(rw)}, pad, torch::kLong);
+  b.response_mask = torch::zeros({n, static_cast<int64_t>(rw)}, torch::kLong);
+  b.response_attention = torch::zeros({n, static_cast<int64_t>(rw)}, torch::kLong);
+  auto ia = b.response_ids.accessor<int64_t, 2>();
+  auto ma = b.response_mask.accessor<int64_t, 2>();
+  auto aa = b.response_attention.accessor<int64_t, 2>();
+  for (int64_t i = 0; i < n; ++i) {
+    const auto& e = eps[static_cast<size_t>(i)];
+    for (size_t j = 0; j < e.response.size(); ++j) {
+      ia[i][static_cast<int64_t>(j)] = e.response[j];
+      ma[i][static_cast<int64_t>(j)] = e.mask[j];
+      aa[i][static_cast<int64_t>(j)] = 1;
+    }
+  }
+  return b;
+}
+
 StepOut sft_step(RunState& c, learner::NumericsGuard& guard) {
   const auto records = next_mini_batch(c);
+  if (c.env) {
+    auto r = learner::sft_update(*c.policy, *c.optimizer, expert_batch(c, records), supervised_options(c), guard,
+                                 c.opt_step);
+    return {r.metrics, r.rollback};
+  }
   std::vector<std::vector<int64_t>> responses;
   std::vector<int64_t> reserve;
   for (const auto& r : records) {

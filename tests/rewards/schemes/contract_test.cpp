@@ -70,6 +70,7 @@ const std::map<std::string, std::string> kRequiredParams = {
 /// The other modes, each with a contract of its own (scheme, params).
 const std::vector<std::pair<std::string, std::string>> kModes = {
     {"par", "{missing_refs: raw}"},
+    {"env", "{dense: true}"},
     {"sigmoid", "{input: rm_scores}"},
     {"shaping", "{shaping: lsc}"},
     {"shaping", "{shaping: par, length_penalty: {enabled: true}}"},
@@ -128,7 +129,9 @@ Tensor extra_value(const std::string& key) {
         .view({kN, 2, 2});
   if (key == "judge_logits_1" || key == "judge_logits_2")
     return torch::tensor({2.f, 0.f, 1.f, 1.f, 0.f, 3.f, -1.f, key == "judge_logits_1" ? 2.f : 0.f}).view({kN, 2});
-  if (key == "env_rewards" || key == "intrinsic_rewards" || key == "danger" || key == "spill") return steps();
+  if (key == "env_rewards" || key == "intrinsic_rewards" || key == "danger" || key == "spill" ||
+      key == "env_turn_rewards")
+    return steps();
   if (key == "message_ids") return torch::tensor({5, 5, 6, 1, 2, 3, 4, 4, 4, 9, 8, 9}, torch::kLong).view({kN, kS});
   if (key == "subtasks_completed") return torch::tensor({2.f, 1.f, 0.f, 3.f});
   if (key == "subtasks_total") return torch::tensor({5.f, 4.f, 2.f, 3.f});
@@ -204,7 +207,7 @@ std::vector<std::pair<std::string, std::string>> all_configs() {
 }
 
 TEST(RewardContracts, EveryDeclaredContractIsEnoughToScore) {
-  EXPECT_EQ(registry().size(), 44u);  // 8 verifiers + 36 schemes: a new one joins this test automatically
+  EXPECT_EQ(registry().size(), 45u);  // 8 verifiers + 37 schemes: a new one joins this test automatically
   for (const auto& cfg : all_configs()) {
     const std::string scheme = cfg.first, params = cfg.second;
     SCOPED_TRACE(scheme + " " + params);

@@ -582,8 +582,27 @@ std::vector<Case> group_c_cases() {
   return c;
 }
 
+// ---- the environment's outcome ------------------------------------------------------------------------
+
+std::vector<Case> env_cases() {
+  std::vector<Case> c;
+  // Episode returns 1, 0.5, 0.25, 2; the third episode's environment failed: failed_reward -1.
+  c.push_back({"env", "failed_reward: -1\n",
+               [] {
+                 RewardInput in = base_batch();
+                 in.extra["env_return"] = f32({1.f, 0.5f, 0.25f, 2.f});
+                 in.extra["success"] = f32({1.f, 0.f, 1.f, 1.f});
+                 in.extra["env_failed"] = f32({0.f, 0.f, 1.f, 0.f});
+                 return in;
+               },
+               [](const RewardInput&) { return f64({1.0, 0.5, -1.0, 2.0}); },
+               nullptr});
+  return c;
+}
+
 std::vector<Case> all_cases() {
   std::vector<Case> c = group_a_cases();
+  for (auto& x : env_cases()) c.push_back(std::move(x));
   for (auto& x : group_b_cases()) c.push_back(std::move(x));
   for (auto& x : group_c_cases()) c.push_back(std::move(x));
   return c;
@@ -606,7 +625,7 @@ TEST(RegisterRewardSchemes, EveryRegisteredNameHasACaseAndADescription) {
     EXPECT_FALSE(scheme_registry().get(n).description.empty()) << n;
   }
   EXPECT_EQ(cased, registered);
-  EXPECT_EQ(registered.size(), 36u);
+  EXPECT_EQ(registered.size(), 37u);
   // Beside the verifiers, without name clashes (Registry::add throws on a duplicate).
   EXPECT_EQ(full_registry().size(), registered.size() + 8u);
 }
