@@ -75,3 +75,26 @@ TEST(ChatTemplate, Errors) {
 
 }  // namespace
 }  // namespace keel::models
+
+namespace keel::models {
+namespace {
+
+TEST(ChatTemplate, ObservationTurnsContinueEachTemplate) {
+  EXPECT_EQ(render_observation("plain", "tool", "63"), "\nTool: 63\nAssistant:");
+  EXPECT_EQ(render_observation("plain", "user", "wrong"), "\nUser: wrong\nAssistant:");
+  EXPECT_EQ(render_observation("chatml", "tool", "63"),
+            "\n<|im_start|>user\n<tool_response>\n63\n</tool_response><|im_end|>\n<|im_start|>assistant\n");
+  EXPECT_EQ(render_observation("chatml", "user", "wrong"), "\n<|im_start|>user\nwrong<|im_end|>\n<|im_start|>assistant\n");
+  EXPECT_EQ(render_observation("llama3", "tool", " 63 "),
+            "<|start_header_id|>ipython<|end_header_id|>\n\n63<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n");
+  // A conversation rendered whole equals its first turns plus the observation's continuation
+  // (chatml: the assistant turn closed by <|im_end|> as the model writes it).
+  const std::string first = render_chat({{"user", "q"}}, "chatml", true) + "a<|im_end|>";
+  const std::string whole = render_chat({{"user", "q"}, {"assistant", "a"}, {"user", "wrong"}}, "chatml", true);
+  EXPECT_EQ(first + render_observation("chatml", "user", "wrong"), whole);
+  EXPECT_THROW(render_observation("plain", "system", "x"), Error);
+  EXPECT_THROW(render_observation("nope", "tool", "x"), Error);
+}
+
+}  // namespace
+}  // namespace keel::models

@@ -1,5 +1,6 @@
 #include "trainer/loop/credit.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
@@ -200,7 +201,11 @@ void assign_credit(RunState& c, rollout::RolloutBatch& b, const Shaped& shaped, 
     ain.stage_present = st.present;
   }
   if (b.correct.defined()) ain.correctness = b.correct > 0.5;
-  if (b.turn_ids.defined()) ain.turn_ids = b.turn_ids;  // multi-turn episodes (turn_grpo, r3l_opmd segments)  // the verifiers' flag (thr's positive set)
+  if (b.turn_ids.defined()) ain.turn_ids = b.turn_ids;  // multi-turn episodes (turn_grpo, r3l_opmd segments)
+  // R³L's pivot: an environment that reports info pivot_turn (the reflect-then-retry environment:
+  // the first retry's turn) gives r3l_opmd its pivot_steps; the earlier turns are masked.
+  if (const auto it = std::find(b.env_keys.begin(), b.env_keys.end(), "pivot_turn"); it != b.env_keys.end())
+    ain.pivot_steps = b.env_info.select(1, it - b.env_keys.begin()).round().to(torch::kLong);  // the verifiers' flag (thr's positive set)
   // arena_rank and spo_winrate take a pairwise judge model's preferences (above), or compare rows by
   // their rewards when the config says judge: reward_order (inside the estimator); with neither the
   // contract check refuses the config.
