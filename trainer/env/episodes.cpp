@@ -99,6 +99,7 @@ void EpisodeStats::add_metrics(std::map<std::string, double>& m) const {
   m["env/observation_token_share"] =
       static_cast<double>(observation_tokens) / std::max<double>(1.0, static_cast<double>(policy_tokens + observation_tokens));
   for (const auto& [k, v] : endings) m["env/ended/" + k] = static_cast<double>(v) / eps;
+  for (const auto& [k, v] : info_sums) m["env/per_episode/" + k] = v / eps;
   m["time/env_s"] = env_s;
   m["time/episode_decode_s"] = decode_s;
   if (decode_s > 0) m["perf/episode_tokens_per_s"] = static_cast<double>(policy_tokens) / decode_s;
@@ -309,6 +310,8 @@ rollout::RolloutBatch run_episodes(models::Transformer& policy, const models::To
       for (int64_t k = 0; k < nk64; ++k) eta[i][static_cast<int64_t>(t)][k] = static_cast<float>(r.turn_info[t][static_cast<size_t>(k)]);
     }
     ++st.endings[r.ending];
+    for (size_t t = 0; t < r.turn_info.size(); ++t)
+      for (size_t k = 0; k < nk; ++k) st.info_sums[keys[k]] += r.turn_info[t][k];
     b.finish_reasons.push_back(r.ending);
     b.response_texts.push_back(tok.decode(r.ids, /*skip_special=*/true));
   }

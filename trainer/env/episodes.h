@@ -47,9 +47,11 @@ struct EpisodeStats {
   int64_t env_errors = 0;          ///< environment calls that threw (their episodes failed)
   std::string first_error;
   std::map<std::string, int64_t> endings;  ///< done | max_turns | budget | env_failed
+  std::map<std::string, double> info_sums;  ///< per info key: Σ over turns played (e.g. tool calls, hazards)
   double decode_s = 0, env_s = 0;
-  /// Adds env/* metrics (turns per episode, timeouts, errors, observation share, endings),
-  /// time/env_s and perf/episode_tokens_per_s.
+  /// Adds env/* metrics (turns per episode, timeouts, errors, observation share, endings, each
+  /// info key's per-episode sum over its turns as env/per_episode/<key>), time/env_s and
+  /// perf/episode_tokens_per_s.
   void add_metrics(std::map<std::string, double>& m) const;
 };
 

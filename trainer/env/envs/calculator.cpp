@@ -26,6 +26,9 @@ namespace {
 struct CalcOptions {
   int64_t max_a = 9, min_b = 10, max_b = 99, max_c = 20;
   std::string tool_format = "qwen";  ///< qwen | llama3: the format the expert writes and the env parses
+  /// Share of episodes (drawn from the episode's seed) whose expert answers at once, without the
+  /// tool: an SFT warm start that calls the tool only sometimes, which RL then has to learn to do.
+  double expert_direct_share = 0.0;
 };
 
 void read_calc_options(config::Reader& r, CalcOptions& o) {
@@ -35,6 +38,8 @@ void read_calc_options(config::Reader& r, CalcOptions& o) {
   r.field("max_c", o.max_c, "largest change c (from 1)").ge(1).le(999);
   r.field("tool_format", o.tool_format, "tool-call format (the chat template's: qwen for plain / chatml, llama3)")
       .one_of({"qwen", "llama3"}, "tool format");
+  r.field("expert_direct_share", o.expert_direct_share,
+          "share of expert episodes that answer without calling the tool (environment param)").ge(0).le(1);
   if (o.min_b > o.max_b) r.error("min_b", fmt::format("min_b {} must be <= max_b {}", o.min_b, o.max_b));
 }
 
@@ -135,14 +140,16 @@ constexpr Templates kTemplates[] = {
 
 class CalculatorEnv : public Environment {
  public:
-  explicit CalculatorEnv(const CalcOptions& o) : fmt_(format_of(o.tool_format)) {}
+  explicit CalculatorEnv(const CalcOptions& o) : fmt_(format_of(o.tool_format)), direct_share_(o.expert_direct_share) {}
 
-  std::string reset(const data::PromptRecord& r, uint64_t) override {
+  std::string reset(const data::PromptRecord& r, uint64_t seed) override {
     const auto it = r.meta.find("expression");
     if (it == r.meta.end()) fail("{}: calculator: the record has no meta 'expression'", r.id);
     expression_ = nlohmann::json::parse(it->second).get<std::string>();
     answer_ = std::stoll(r.answer);
     called_ = false;
+    data::SplitMix64 rng(seed ^ 0xD1EC7ull);
+    direct_ = static_cast<double>(rng.next() >> 11) * 0x1.0p-53 < direct_share_;
     return "";
   }
 
@@ -198,7 +205,7 @@ class CalculatorEnv : public Environment {
   }
 
   std::optional<std::string> expert_action() const override {
-    if (!called_) return format_tool_call({"calc", nlohmann::json{{"expression", expression_}}.dump()}, fmt_);
+    if (!called_ && !direct_) return format_tool_call({"calc", nlohmann::json{{"expression", expression_}}.dump()}, fmt_);
     return std::to_string(answer_);
   }
 
@@ -207,6 +214,8 @@ class CalculatorEnv : public Environment {
   std::string expression_, last_result_;
   int64_t answer_ = 0;
   bool called_ = false;
+  double direct_share_ = 0.0;
+  bool direct_ = false;  ///< this episode's expert answers without the tool
 };
 
 class CalculatorFactory : public EnvFactory {
