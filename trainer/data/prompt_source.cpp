@@ -24,7 +24,7 @@ PromptSource PromptSource::from_task(std::shared_ptr<const Task> task, uint64_t 
   s.seed_ = seed;
   for (int64_t i = 0; i < eval_size; ++i) {
     s.eval_.push_back(s.task_->make(seed, Split::kEval, static_cast<uint64_t>(i)));
-    s.eval_prompts_.insert(s.eval_.back().prompt);
+    s.eval_prompts_.insert(held_out_key(s.eval_.back()));
   }
   return s;
 }
@@ -139,13 +139,26 @@ const std::vector<size_t>& PromptSource::order_for(int64_t epoch) {
   return order_;
 }
 
+std::string PromptSource::held_out_key(const PromptRecord& r) {
+  // The prompt and its answer: a task whose hidden state is not in the prompt (an environment's
+  // hidden item) has several problems per prompt text.
+  return r.prompt + '\x1f' + r.answer;
+}
+
 std::vector<PromptRecord> PromptSource::next_batch(size_t n) {
   std::vector<PromptRecord> out;
   out.reserve(n);
   if (task_) {
+    int64_t collisions = 0;
     while (out.size() < n) {
       auto r = task_->make(seed_, Split::kTrain, static_cast<uint64_t>(cursor_.position++));
-      if (!eval_prompts_.count(r.prompt)) out.push_back(std::move(r));
+      if (!eval_prompts_.count(held_out_key(r))) {
+        out.push_back(std::move(r));
+        collisions = 0;
+      } else if (++collisions == 10000) {
+        fail("data: 10000 training problems in a row are held-out ones: the task has too few distinct problems "
+             "for data.eval_size {} (lower it, or widen the task's knobs)", eval_.size());
+      }
     }
     return out;
   }

@@ -65,7 +65,9 @@ class PromptSource {
   bool shuffle_ = true;
   std::vector<PromptRecord> train_;
   std::vector<PromptRecord> eval_;
-  std::unordered_set<std::string> eval_prompts_;  ///< task mode: never train on a held-out prompt
+  std::unordered_set<std::string> eval_prompts_;  ///< task mode: never train on a held-out problem (held_out_key)
+  /// What makes a task problem held out: its prompt and answer.
+  static std::string held_out_key(const PromptRecord& r);
   std::vector<size_t> order_;
   int64_t order_epoch_ = -1;
   Cursor cursor_;
