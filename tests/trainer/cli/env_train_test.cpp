@@ -1,0 +1,155 @@
+// keel train with environments, end to end: the external-protocol example (a Python program keel
+// talks to in JSON lines) through SFT on its expert episodes and GRPO; a multi-turn run killed and
+// resumed equals the uninterrupted one; a config whose environment cannot feed its estimator is
+// refused by validate.
+#include <gtest/gtest.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <thread>
+
+#include "tests/trainer/cli/run_compare.h"
+#include "tests/trainer/cli/run_keel.h"
+
+namespace keel::testing {
+namespace {
+
+namespace stdfs = std::filesystem;
+
+bool have_python3() { return std::system("python3 -c pass > /dev/null 2>&1") == 0; }
+
+std::string count_env_run(const std::string& learner, const std::string& name, int steps) {
+  return fmt::format(R"(
+run: {{name: {}, total_steps: {}, device: cpu, seed: 2, threads: 1}}
+model:
+  init: {{hidden_size: 32, num_layers: 1, num_heads: 2, num_kv_heads: 1, intermediate_size: 64, max_position_embeddings: 128}}
+data: {{train_file: {}/configs/data/count_tiny.jsonl, eval_fraction: 0.2}}
+env:
+  name: subprocess
+  params: {{command: [python3, {}/examples/envs/count_env.py], info_keys: [success, invalid_action]}}
+  max_turns: 7
+  max_tokens: 80
+rollout: {{samples_per_prompt: 4, max_new_tokens: 3}}
+batch: {{prompts_per_step: 4, mini_batch_size: 16, micro_batch_size: 16}}
+learner: {{algorithm: {}}}
+optim: {{lr: 2.0e-3, lr_schedule: constant}}
+eval: {{every: {}, num_prompts: 12, k: 1}}
+checkpoint: {{every: 0, keep_last: 1}}
+)",
+                     name, steps, KEEL_SOURCE_DIR, KEEL_SOURCE_DIR, learner, steps);
+}
+
+TEST(TrainSlow, TheExternalEnvironmentExampleTrainsThroughKeelTrain) {
+  if (!have_python3()) GTEST_SKIP() << "no python3 for the example environment";
+  ScratchDir dir("env_external");
+  dir.write("sft.yaml", count_env_run("sft", "count_sft", 40));
+  auto r = run_keel("train sft.yaml run.output_dir=out", dir.path());
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  const auto sft = json_file_lines(dir.path() / "out/count_sft/metrics.jsonl");
+  ASSERT_EQ(sft.size(), 40u);
+  EXPECT_LT(sft.back()["sft/loss"].get<double>(), sft.front()["sft/loss"].get<double>()) << "SFT on the expert episodes learns";
+  ASSERT_TRUE(sft.back().contains("eval/pass@1")) << "the evaluation plays the example's episodes";
+
+  dir.write("rl.yaml", count_env_run("grpo", "count_rl", 4));
+  r = run_keel("train rl.yaml run.output_dir=out model.path=out/count_sft", dir.path());  // the SFT run's checkpoint
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  const auto rl = json_file_lines(dir.path() / "out/count_rl/metrics.jsonl");
+  ASSERT_EQ(rl.size(), 4u);
+  for (const auto& m : rl) {
+    EXPECT_GT(m["env/turns_mean"].get<double>(), 1.0) << "multi-turn episodes";
+    EXPECT_EQ(m["env/errors"].get<double>(), 0.0);
+    EXPECT_EQ(m["env/timeouts"].get<double>(), 0.0);
+    EXPECT_EQ(m["env/restarts"].get<double>(), 0.0) << "one child for the whole run";
+    EXPECT_EQ(m["env/failures"].get<double>(), 0.0);
+    EXPECT_TRUE(m.contains("reward/accuracy"));
+    EXPECT_TRUE(m.contains("actor/pg_loss"));
+  }
+}
+
+// A tiny calculator run from random init: junk episodes, but every piece of the multi-turn step
+// (tool calls parsed, observations appended, turn rewards) runs and must resume exactly.
+const char* kCalculatorRun = R"(
+run: {name: calc, total_steps: 4, device: cpu, seed: 3, threads: 1}
+model:
+  init: {hidden_size: 32, num_layers: 1, num_heads: 2, num_kv_heads: 1, intermediate_size: 64, max_position_embeddings: 128}
+data: {task: calculator, eval_size: 8}
+env: {name: calculator, max_turns: 3, max_tokens: 40}
+rollout: {samples_per_prompt: 4, max_new_tokens: 8}
+batch: {prompts_per_step: 2, mini_batch_size: 8, micro_batch_size: 4}
+learner: {algorithm: grpo}
+optim: {lr: 1.0e-2, lr_schedule: constant}
+advantage: {estimator: turn_grpo}
+reward: {components: [{name: env, scheme: env, params: {dense: true}}, {name: fmt, scheme: format_regex, weight: 0.5, params: {pattern: "calc"}}]}
+kl: {in_loss: true, coef: 0.01}
+eval: {every: 2, num_prompts: 8, k: 2}
+checkpoint: {every: 2, keep_last: 3}
+)";
+
+TEST(TrainSlow, AMultiTurnRunResumedAfterAKillEqualsTheUninterruptedRun) {
+  ScratchDir dir("env_resume");
+  dir.write("c.yaml", kCalculatorRun);
+  auto r = run_keel("train c.yaml run.output_dir=straight", dir.path());
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  const pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    if (chdir(dir.path().c_str()) != 0) _exit(127);
+    const int devnull = open("/dev/null", O_WRONLY);
+    dup2(devnull, 1);
+    dup2(devnull, 2);
+    execl(KEEL_BINARY, KEEL_BINARY, "train", "c.yaml", "run.output_dir=killed", "run.total_steps=200", nullptr);
+    _exit(127);
+  }
+  const auto ckpt2 = dir.path() / "killed/calc/checkpoints/step-00000002/COMPLETE";
+  const auto t0 = std::chrono::steady_clock::now();
+  while (!stdfs::exists(ckpt2) && std::chrono::steady_clock::now() - t0 < std::chrono::seconds(120))
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  kill(pid, SIGKILL);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  ASSERT_TRUE(stdfs::exists(ckpt2)) << "the run never saved step 2";
+  r = run_keel("train c.yaml run.output_dir=killed run.resume=" +
+                   (dir.path() / "killed/calc/checkpoints/step-00000002").string(),
+               dir.path());
+  expect_resumed_equals(r, dir.path() / "straight/calc", dir.path() / "killed/calc", 4, 40, "step-00000004");
+  const auto m = json_file_lines(dir.path() / "straight/calc/metrics.jsonl");
+  EXPECT_TRUE(m.back().contains("env/turns_mean"));
+}
+
+TEST(Train, ValidateRefusesWhatAnEnvironmentCannotFeed) {
+  ScratchDir dir("env_validate");
+  const std::string batch = "batch: {prompts_per_step: 2, mini_batch_size: 8, micro_batch_size: 4}\n";
+  // turn_grpo without an environment: nothing produces turn ids.
+  dir.write("a.yaml", std::string(kTinyArithmeticRun) + batch + "learner: {algorithm: grpo}\nadvantage: {estimator: turn_grpo}\n");
+  auto r = run_keel("validate a.yaml", dir.path());
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.out.find("needs turn_ids"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("env.name"), std::string::npos) << r.out;
+  // An environment made for another task's records.
+  dir.write("b.yaml", std::string(kTinyArithmeticRun) + batch + "env: {name: calculator}\nlearner: {algorithm: grpo}\n");
+  r = run_keel("validate b.yaml", dir.path());
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.out.find("set data.task: calculator"), std::string::npos) << r.out;
+  // The env scheme without an environment.
+  dir.write("c.yaml", std::string(kTinyArithmeticRun) + batch + "learner: {algorithm: grpo}\nreward: {components: [{name: e, scheme: env}]}\n");
+  r = run_keel("validate c.yaml", dir.path());
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.out.find("needs extra.env_return"), std::string::npos) << r.out;
+  // Offline DPO cannot take an environment.
+  dir.write("d.yaml", "run: {name: d}\ndata: {task: calculator}\nenv: {name: calculator}\nlearner: {algorithm: dpo}\n");
+  r = run_keel("validate d.yaml", dir.path());
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.out.find("env.name"), std::string::npos) << r.out;
+  // An unknown environment lists the known ones.
+  dir.write("e.yaml", "run: {name: e}\nenv: {name: chess}\n");
+  r = run_keel("validate e.yaml", dir.path());
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.out.find("calculator"), std::string::npos) << r.out;
+}
+
+}  // namespace
+}  // namespace keel::testing
