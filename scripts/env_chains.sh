@@ -19,20 +19,30 @@ while [ $# -gt 0 ]; do
   chains+=("$1")
   shift
 done
-all=(calculator guessing gridworld retry docsearch count_env)
+all=(calculator guessing guessing_igpo gridworld retry docsearch count_env)
 [ ${#chains[@]} -gt 0 ] || chains=("${all[@]}")
 
 for c in "${chains[@]}"; do
   [ -f "configs/envs/$c.yaml" ] || { echo "env_chains: no chain '$c' (configs/envs/$c.yaml); known: ${all[*]}" >&2; exit 2; }
   start=$(date +%s)
-  rm -rf "runs/${c}_sft" "runs/$c"
-  "$keel" train "configs/envs/${c}_sft.yaml" > "runs/${c}_sft.log" 2>&1 || { tail -5 "runs/${c}_sft.log"; exit 1; }
+  # The chain's own SFT stage (configs/envs/<chain>_sft.yaml), rerun; or, for a variant such as
+  # guessing_igpo, the base chain's, reused when it has a checkpoint.
+  sft=${c}_sft
+  if [ -f "configs/envs/$sft.yaml" ]; then
+    rm -rf "runs/$sft"
+  else
+    sft=${c%_*}_sft
+  fi
+  rm -rf "runs/$c"
+  if ! compgen -G "runs/$sft/checkpoints/step-*" > /dev/null; then
+    "$keel" train "configs/envs/$sft.yaml" > "runs/$sft.log" 2>&1 || { tail -5 "runs/$sft.log"; exit 1; }
+  fi
   "$keel" train "configs/envs/$c.yaml" ${extra[@]+"${extra[@]}"} > "runs/$c.log" 2>&1 || { tail -5 "runs/$c.log"; exit 1; }
-  python3 - "$c" "$(( $(date +%s) - start ))" <<'PY'
+  python3 - "$c" "$sft" "$(( $(date +%s) - start ))" <<'PY'
 import json, sys
-name, secs = sys.argv[1], sys.argv[2]
+name, sft_name, secs = sys.argv[1], sys.argv[2], sys.argv[3]
 load = lambda run: [json.loads(l) for l in open(f"runs/{run}/metrics.jsonl")]
-sft, rl = load(f"{name}_sft"), load(name)
+sft, rl = load(sft_name), load(name)
 ev = lambda rows: [(r["step"], r.get("eval/mean@k", r.get("eval/pass@1"))) for r in rows if "eval/pass@1" in r]
 tr = [r for r in rl if "reward/accuracy" in r]
 avg = lambda rows, k: sum(r.get(k, 0.0) for r in rows) / max(1, len(rows))

@@ -247,14 +247,18 @@ std::unique_ptr<Judge> make_yes_no(config::Reader& r, const std::string& name) {
 /// Cuts responses into steps on the policy's tokens: a step ends on the last token of each run of
 /// tokens holding `delimiter` (or on every `tag` token); a response with no boundary is one step; at
 /// most max_steps per response ([interp] later ones merge into the last: the first max_steps − 1
-/// ends are kept, and the response's last end).
+/// ends are kept, and the response's last end). With `turns`, the steps are a multi-turn episode's
+/// policy turns instead (the step_ends the environment's rollout set), and a step's text runs
+/// through the observation that followed it (what the agent knew after the turn; IGPO).
 class StepCutter {
  public:
   void bind(const models::Tokenizer* tok, const std::string& delimiter, const std::string& tag, int64_t max_steps,
-            const std::string& where) {
+            const std::string& where, bool turns = false) {
     if (!tok) fail("{}: steps are cut on the policy's tokens, but the run gave this judge no tokenizer", where);
     tok_ = tok;
     max_steps_ = max_steps;
+    turns_ = turns;
+    if (turns) return;
     if (!tag.empty()) {
       const auto ids = tok->encode(tag, /*add_special=*/false, /*parse_special=*/true);
       if (ids.size() != 1)
@@ -285,6 +289,7 @@ class StepCutter {
     const int64_t n = ids.size(0);
     const auto id = ids.accessor<int64_t, 2>();
     const auto valid = mask.accessor<bool, 2>();
+    if (turns_) return cut_turns(in, ids, mask, where);
     auto ends = tag_id_ >= 0 ? step_ends_from_tag(ids, mask, tag_id_) : step_ends_from_delimiters(ids, mask, delimiter_ids_);
     ends = step_ends_with_fallback(ends, mask).to(torch::kBool).contiguous();
     const auto is_end = ends.accessor<bool, 2>();
@@ -325,7 +330,46 @@ class StepCutter {
   }
 
  private:
+  /// Steps = the environment's turns: in.step_ends [N, T] (−1 = not played); step j's text is the
+  /// response side (the policy's tokens and the observations, extra.response_attention) up to the
+  /// next turn's first token.
+  Steps cut_turns(const RewardInput& in, const at::Tensor& ids, const at::Tensor& mask, const std::string& where) const {
+    TORCH_CHECK(in.step_ends.defined(), where, " (turns: true): the batch has no turn ends; they come with an environment (env.name)");
+    const auto it = in.extra.find("response_attention");
+    TORCH_CHECK(it != in.extra.end(), where, " (turns: true): the batch has no extra.response_attention (an environment's rollout sets it)");
+    const auto seen = it->second.cpu().to(torch::kLong).sum(1);
+    const auto ends = in.step_ends.cpu().to(torch::kLong).contiguous();
+    const auto id = ids.accessor<int64_t, 2>();
+    const auto m = mask.accessor<bool, 2>();
+    const auto e = ends.accessor<int64_t, 2>();
+    const int64_t n = ids.size(0), r = ids.size(1);
+    Steps out;
+    out.ends.resize(static_cast<size_t>(n));
+    out.text.resize(static_cast<size_t>(n));
+    for (int64_t i = 0; i < n; ++i) {
+      auto& row = out.ends[static_cast<size_t>(i)];
+      for (int64_t j = 0; j < ends.size(1); ++j)
+        if (e[i][j] >= 0 && e[i][j] < r) row.push_back(e[i][j]);
+      if (static_cast<int64_t>(row.size()) > max_steps_) {
+        const int64_t last = row.back();
+        row.resize(static_cast<size_t>(max_steps_ - 1));
+        row.push_back(last);
+      }
+      out.s_max = std::max<int64_t>(out.s_max, static_cast<int64_t>(row.size()));
+      const int64_t len = std::min<int64_t>(r, seen[i].item<int64_t>());
+      for (const int64_t end : row) {
+        int64_t upto = end + 1;  // through the observation after the turn: up to the next policy token
+        while (upto < len && !m[i][upto]) ++upto;
+        std::vector<int64_t> toks;
+        for (int64_t t = 0; t < upto; ++t) toks.push_back(id[i][t]);
+        out.text[static_cast<size_t>(i)].push_back(tok_->decode(toks, /*skip_special=*/true));
+      }
+    }
+    return out;
+  }
+
   const models::Tokenizer* tok_ = nullptr;
+  bool turns_ = false;
   std::vector<int64_t> delimiter_ids_;
   int64_t tag_id_ = -1;
   int64_t max_steps_ = 32;
@@ -340,6 +384,7 @@ struct PrmJudgeOptions {
   std::string delimiter = "\n";
   std::string tag;
   int64_t max_steps = 32;
+  bool turns = false;  ///< the steps are a multi-turn episode's turns (StepCutter)
   bool signed_scores = false;  ///< write 2p − 1 in [−1, 1] (a ternary verdict's continuous form) instead of p
   double fallback = 0.5;
   double timeout_s = 0;
@@ -351,7 +396,7 @@ class PrmJudge : public Judge {
 
   void bind(const JudgeContext& ctx) override {
     if (gen_ || rm_) return;
-    steps_.bind(ctx.policy_tokenizer, o_.delimiter, o_.tag, o_.max_steps, where_);
+    steps_.bind(ctx.policy_tokenizer, o_.delimiter, o_.tag, o_.max_steps, where_, o_.turns);
     if (o_.head == "lm") {
       auto g = o_.gen;
       g.device = ctx.device;
@@ -430,6 +475,8 @@ std::unique_ptr<Judge> make_prm(config::Reader& r, const std::string& name) {
   r.field("delimiter", o.delimiter, "a step ends on the last token of each run of tokens holding this text").nonempty();
   r.field("tag", o.tag, "a step ends on every occurrence of this one-token tag (replaces delimiter)");
   r.field("max_steps", o.max_steps, "most steps scored per response (later ones merge into the last)").ge(1);
+  r.field("turns", o.turns, "the steps are a multi-turn episode's turns (an environment's), not delimiter runs");
+  if (o.turns) require_input(r, "step_ends", "turns");
   r.field("signed", o.signed_scores, "write 2p - 1 in [-1, 1] (DataPRM's verdict scale) instead of the probability p");
   read_stage_options(r, o.fallback, o.timeout_s, true);
   return std::make_unique<PrmJudge>(o, r.path().empty() ? "judge " + name : r.path());
@@ -445,6 +492,7 @@ struct GoldAnswerOptions {
   std::string delimiter = "\n";
   std::string tag;
   int64_t max_steps = 32;
+  bool turns = false;  ///< the steps are a multi-turn episode's turns (StepCutter)
   int64_t max_answer_tokens = 32;
   int64_t batch_size = 16;
 };
@@ -461,7 +509,7 @@ class GoldAnswerJudge : public Judge {
 
   void bind(const JudgeContext& ctx) override {
     if (model_) return;
-    steps_.bind(ctx.policy_tokenizer, o_.delimiter, o_.tag, o_.max_steps, where_);
+    steps_.bind(ctx.policy_tokenizer, o_.delimiter, o_.tag, o_.max_steps, where_, o_.turns);
     model_.emplace(load_judge_lm(o_.path, ctx.device));
     tok_ = models::load_tokenizer(o_.tokenizer.empty() ? o_.path : o_.tokenizer);
   }
@@ -556,6 +604,8 @@ std::unique_ptr<Judge> make_gold_answer(config::Reader& r, const std::string& na
   r.field("delimiter", o.delimiter, "a turn ends on the last token of each run of tokens holding this text").nonempty();
   r.field("tag", o.tag, "a turn ends on every occurrence of this one-token tag (replaces delimiter)");
   r.field("max_steps", o.max_steps, "most turns per response (later ones merge into the last)").ge(1);
+  r.field("turns", o.turns, "the turns are a multi-turn episode's (an environment's), each through its observation");
+  if (o.turns) require_input(r, "step_ends", "turns");
   r.field("max_answer_tokens", o.max_answer_tokens, "gold answers keep their first this many tokens").ge(1);
   r.field("batch_size", o.batch_size, "contexts per forward pass").ge(1);
   require_input(r, "meta." + o.answer_key, "answer_key");

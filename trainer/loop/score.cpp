@@ -23,6 +23,7 @@ void add_episode_inputs(const rollout::RolloutBatch& b, rewards::RewardInput& in
     in.extra[b.env_keys[k] + "_turns"] = b.env_turn_info.select(2, kk).contiguous();
   }
   in.extra["env_turn_rewards"] = b.env_turn_rewards;
+  in.extra["response_attention"] = b.response_attention;  // the observations too (judges with turns: true)
   in.extra["env_return"] = b.env_turn_rewards.sum(1);
   // The turns as steps: each turn's last policy token (−1 for turns not played), so step-wise
   // schemes (and the "env" scheme's dense placement) see the turn boundaries.

@@ -322,6 +322,50 @@ TEST_F(JudgeStage, GoldAnswerLogprobsMatchOneSequenceAtATime) {
   }
 }
 
+TEST_F(JudgeStage, GoldAnswerWithTurnsReadsEachTurnThroughItsObservation) {
+  // A multi-turn row: policy turn "3 +", the observation " 4" (not the policy's), policy turn "1";
+  // the turns end where the environment's rollout says (step_ends), and turn 1's context runs
+  // through the observation that followed it.
+  auto j = make("gold_answer", "{path: " + path("random") + ", turns: true, separator: ' Response: '}");
+  RewardInput in = batch();
+  const auto a = tok_->encode("3 +", false), b = tok_->encode(" 4", false), c = tok_->encode(" 1", false);
+  std::vector<int64_t> ids = a;
+  ids.insert(ids.end(), b.begin(), b.end());
+  ids.insert(ids.end(), c.begin(), c.end());
+  const auto n = static_cast<int64_t>(ids.size()), la = static_cast<int64_t>(a.size()), lb = static_cast<int64_t>(b.size());
+  in.response_tokens = torch::tensor(ids, torch::kLong).unsqueeze(0).repeat({6, 1});
+  in.response_mask = torch::ones({6, n}, torch::kBool);
+  in.response_mask.slice(1, la, la + lb).fill_(false);
+  in.extra["response_attention"] = torch::ones({6, n}, torch::kLong);
+  in.step_ends = torch::tensor({la - 1, n - 1}, torch::kLong).unsqueeze(0).repeat({6, 1});
+  j.impl->run(in);
+  const auto lp = in.extra.at("gold_logprobs");
+  ASSERT_EQ(lp.size(1), 3);
+  EXPECT_TRUE(torch::equal(in.step_ends[0], torch::tensor({la - 1, n - 1}, torch::kLong)));
+  auto model = models::load_pretrained(path("random"), [] {
+    models::ModelRegistry reg("model family");
+    models::register_builtin_models(reg);
+    return reg;
+  }());
+  torch::NoGradGuard ng;
+  const std::vector<int64_t> ab(ids.begin(), ids.begin() + la + lb);
+  const std::vector<std::string> prefixes = {"", tok_->decode(ab, true), tok_->decode(ids, true)};
+  const auto gold = tok_->encode(" Response: 7", /*add_special=*/false);
+  for (int64_t t = 0; t < 3; ++t) {
+    const auto ctx = tok_->encode(in.prompts[0] + prefixes[static_cast<size_t>(t)], /*add_special=*/true);
+    const auto out = models::sequence_logprobs(model, torch::tensor(ctx).unsqueeze(0), torch::ones({1, static_cast<int64_t>(ctx.size())}, torch::kLong),
+                                               torch::tensor(gold).unsqueeze(0), torch::ones({1, static_cast<int64_t>(gold.size())}, torch::kLong));
+    for (size_t k = 0; k < gold.size(); ++k)
+      EXPECT_NEAR(lp[0][t][static_cast<int64_t>(k)].item<double>(), out.logprobs[0][static_cast<int64_t>(k)].item<double>(), 1e-4)
+          << "turn " << t << " token " << k;
+  }
+  // Without turn ends (no environment) the judge says where they come from.
+  RewardInput bare = batch();
+  bare.response_tokens = in.response_tokens;
+  bare.response_mask = in.response_mask;
+  EXPECT_THROW(j.impl->run(bare), std::exception);
+}
+
 TEST_F(JudgeStage, PairwiseJudgeAsksEveryOrderedPairOfAGroup) {
   const std::string tmpl = "{prompt} A: {response} B: {other} Is the response correct? Answer:";
   auto j = make("pairwise", "{path: " + path("random") + ", robustness_suite: none, batch_size: 4, template: '" + tmpl + "'}");
