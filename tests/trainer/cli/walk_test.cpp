@@ -226,6 +226,53 @@ TEST(WalkSlow, EveryRewardSchemeThatValidatesTrains) {
   EXPECT_EQ(trained + refused, static_cast<int>(names.size()));
 }
 
+// Every environment `keel list environments` offers trains (4 steps of GRPO on its episodes, from
+// random init, with the env reward scheme) on the records it is made for.
+TEST(WalkSlow, EveryEnvironmentTrains) {
+  ScratchDir dir("walk_env");
+  const auto names = listed("environments");
+  ASSERT_GE(names.size(), 6u);
+  const std::map<std::string, std::string> data = {
+      {"calculator", "data: {task: calculator, eval_size: 4}\n"},
+      {"guessing", "data: {task: guessing, task_params: {candidates: 4}, eval_size: 4}\n"},
+      {"gridworld", "data: {task: gridworld, task_params: {size: 3, keys: 1, hazards: 1}, eval_size: 4}\n"},
+      {"docsearch", "data: {task: docsearch, eval_size: 4}\n"},
+      {"retry", "data: {task: arithmetic, task_params: {min_digits: 1, max_digits: 1}, eval_size: 4}\n"},
+      {"subprocess", std::string("data: {train_file: ") + KEEL_SOURCE_DIR + "/configs/data/count_tiny.jsonl}\n"},
+  };
+  for (const auto& env : names) {
+    SCOPED_TRACE(env);
+    ASSERT_TRUE(data.count(env)) << "a new environment joins this walk with the records it plays";
+    if (env == "subprocess" && std::system("python3 -c pass > /dev/null 2>&1") != 0) continue;
+    std::string params = env == "subprocess" ? std::string("  params: {command: [python3, ") + KEEL_SOURCE_DIR +
+                                                   "/examples/envs/count_env.py], info_keys: [success, invalid_action]}\n"
+                                             : "";
+    const std::string yaml = R"(
+run: {name: walk_env, total_steps: 4, device: cpu, seed: 5, threads: 1}
+model:
+  init: {hidden_size: 32, num_layers: 1, num_heads: 2, num_kv_heads: 1, intermediate_size: 64, max_position_embeddings: 128}
+rollout: {samples_per_prompt: 4, max_new_tokens: 6}
+batch: {prompts_per_step: 2, mini_batch_size: 8, micro_batch_size: 8}
+optim: {lr: 1.0e-3}
+eval: {every: 0}
+checkpoint: {every: 0}
+learner: {algorithm: grpo}
+reward: {components: [{name: env, scheme: env}]}
+env:
+  name: )" + env + "\n  max_turns: 3\n  max_tokens: 40\n" +
+                             params + data.at(env);
+    dir.write(env + ".yaml", yaml);
+    auto r = run_keel("validate " + env + ".yaml", dir.path());
+    ASSERT_EQ(r.exit_code, 0) << r.out;
+    r = run_keel("train " + env + ".yaml run.output_dir=out run.name=" + env, dir.path());
+    ASSERT_EQ(r.exit_code, 0) << r.out;
+    const auto lines = json_file_lines(dir.path() / "out" / env / "metrics.jsonl");
+    ASSERT_EQ(lines.size(), 4u);
+    EXPECT_GE(metric(lines.front(), "env/turns_mean"), 1.0);
+    EXPECT_EQ(metric(lines.front(), "env/errors"), 0.0);
+  }
+}
+
 /// `keel launch` of 2 colocated ranks on `name`.yaml in `dir`.
 RunResult two_ranks(const ScratchDir& dir, const std::string& name, const std::string& out) {
   return run_keel("launch --nproc-per-node 2 --master-port " + std::to_string(dist::testing::free_port()) + " -- '" +
