@@ -100,6 +100,7 @@ void EpisodeStats::add_metrics(std::map<std::string, double>& m) const {
       static_cast<double>(observation_tokens) / std::max<double>(1.0, static_cast<double>(policy_tokens + observation_tokens));
   for (const auto& [k, v] : endings) m["env/ended/" + k] = static_cast<double>(v) / eps;
   for (const auto& [k, v] : info_sums) m["env/per_episode/" + k] = v / eps;
+  for (const auto& [k, v] : info_last) m["env/last/" + k] = v / eps;
   m["time/env_s"] = env_s;
   m["time/episode_decode_s"] = decode_s;
   if (decode_s > 0) m["perf/episode_tokens_per_s"] = static_cast<double>(policy_tokens) / decode_s;
@@ -312,6 +313,7 @@ rollout::RolloutBatch run_episodes(models::Transformer& policy, const models::To
     ++st.endings[r.ending];
     for (size_t t = 0; t < r.turn_info.size(); ++t)
       for (size_t k = 0; k < nk; ++k) st.info_sums[keys[k]] += r.turn_info[t][k];
+    for (size_t k = 0; k < nk; ++k) st.info_last[keys[k]] += r.info[k];
     b.finish_reasons.push_back(r.ending);
     b.response_texts.push_back(tok.decode(r.ids, /*skip_special=*/true));
   }

@@ -48,9 +48,11 @@ struct EpisodeStats {
   std::string first_error;
   std::map<std::string, int64_t> endings;  ///< done | max_turns | budget | env_failed
   std::map<std::string, double> info_sums;  ///< per info key: Σ over turns played (e.g. tool calls, hazards)
+  std::map<std::string, double> info_last;  ///< per info key: Σ over episodes of its value at the last step
   double decode_s = 0, env_s = 0;
   /// Adds env/* metrics (turns per episode, timeouts, errors, observation share, endings, each
-  /// info key's per-episode sum over its turns as env/per_episode/<key>), time/env_s and
+  /// info key's per-episode sum over its turns as env/per_episode/<key> — for per-turn counters —
+  /// and its mean final value as env/last/<key> — for states such as subtasks_completed), time/env_s and
   /// perf/episode_tokens_per_s.
   void add_metrics(std::map<std::string, double>& m) const;
 };

@@ -119,7 +119,8 @@ void reward_loop(RunState& c) {
       t = std::chrono::steady_clock::now();
       const auto rout = score(*c.reward, b, s);
       write_scores(b, rout);
-      msg.reward_metrics = rout.metrics;
+      // The rollout rank's own metrics (an environment's env/*) stay beside the reward's.
+      for (const auto& [k, v] : rout.metrics) msg.reward_metrics[k] = v;
       msg.role_metrics["time/reward_s"] = seconds_since(t);
       msg.role_metrics["time/idle_reward_s"] = idle;
       b.records.clear();
