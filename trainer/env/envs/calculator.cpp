@@ -264,7 +264,7 @@ class CalculatorTask : public data::Task {
 void register_calculator(EnvRegistry& envs, data::TaskRegistry& tasks) {
   envs.add("calculator",
            "word problems a*b±c with a calc tool in the chat template's tool-call format; reward 1 for the right "
-           "answer (params: max_a, min_b, max_b, max_c, tool_format)",
+           "answer (params: max_a, min_b, max_b, max_c, tool_format, expert_direct_share)",
            [](config::Reader& r) -> std::unique_ptr<EnvFactory> {
              CalcOptions o;
              read_calc_options(r, o);
