@@ -104,6 +104,9 @@ void EpisodeStats::add_metrics(std::map<std::string, double>& m) const {
   m["time/env_s"] = env_s;
   m["time/episode_decode_s"] = decode_s;
   if (decode_s > 0) m["perf/episode_tokens_per_s"] = static_cast<double>(policy_tokens) / decode_s;
+  // The model's work per generated token: 1 + observations / policy tokens with the cache reused;
+  // more when every turn recomputes the conversation.
+  if (policy_tokens > 0) m["perf/episode_forwarded_per_token"] = static_cast<double>(forwarded_tokens) / static_cast<double>(policy_tokens);
 }
 
 rollout::RolloutBatch run_episodes(models::Transformer& policy, const models::Tokenizer& tok, const EnvFactory& envs,

@@ -21,6 +21,7 @@
 #include "trainer/credit/turn_grpo.h"
 #include "trainer/env/episodes.h"
 #include "trainer/learner/sequence_batch.h"
+#include "trainer/loop/credit.h"
 #include "trainer/loop/run_state.h"
 #include "trainer/loop/score.h"
 
@@ -201,6 +202,27 @@ TEST(Episodes, MasksTurnIdsObservationsRewardsAndTheLogprobContract) {
   const auto adv = credit::advantage_turn_grpo(ain, ao).advantages;
   EXPECT_TRUE(adv.masked_select(b.response_mask.eq(0)).eq(0).all().item<bool>());
   EXPECT_LT(adv.abs().max().item<float>(), 1e-6);  // every episode earned the same turn rewards
+}
+
+TEST(Episodes, TheTurnsAreSsGrpoStagesWithTheirRewards) {
+  Fixture f;
+  ScriptedFactory envs(/*done_at=*/3);
+  rewards::Scorer pool(rewards::ScorerOptions{.timeout_ms = 5000, .threads = 2});
+  EpisodeOptions eo;
+  eo.max_turns = 3;
+  eo.max_tokens = 60;
+  const auto b = run_episodes(*f.s.policy, *f.s.tok, envs, pool, records({"1+2="}), options(2), eo);
+  // Three turns, two stages: turns 1 and 2 merge into stage 1, which keeps turn 2's reward.
+  const auto st = loop::env_stages(b, 2);
+  for (int64_t i = 0; i < 2; ++i) {
+    for (int64_t t = 0; t < b.turn_ids.size(1); ++t) {
+      const int64_t turn = b.turn_ids[i][t].item<int64_t>();
+      EXPECT_EQ(st.ids[i][t].item<int64_t>(), turn < 0 ? -1 : std::min<int64_t>(turn, 1));
+    }
+    EXPECT_FLOAT_EQ(st.rewards[i][0].item<float>(), 0.25f);
+    EXPECT_FLOAT_EQ(st.rewards[i][1].item<float>(), 0.75f);
+    EXPECT_TRUE(st.present[i].all().item<bool>());
+  }
 }
 
 TEST(Episodes, AThrowingOrHangingEnvironmentFailsItsEpisodeOnlyAndIsCounted) {
