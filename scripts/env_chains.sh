@@ -44,13 +44,13 @@ name, sft_name, secs = sys.argv[1], sys.argv[2], sys.argv[3]
 load = lambda run: [json.loads(l) for l in open(f"runs/{run}/metrics.jsonl")]
 sft, rl = load(sft_name), load(name)
 ev = lambda rows: [(r["step"], r.get("eval/mean@k", r.get("eval/pass@1"))) for r in rows if "eval/pass@1" in r]
-tr = [r for r in rl if "reward/accuracy" in r]
+tr = [r for r in rl if "env/last/success" in r]  # the environment's verdict, whatever the reward
 avg = lambda rows, k: sum(r.get(k, 0.0) for r in rows) / max(1, len(rows))
 line = f"{name}: held-out success {ev(sft)[-1][1]:.3f} after SFT -> " + " ".join(f"{s}:{v:.3f}" for s, v in ev(rl))
-line += f" | train success first10 {avg(tr[:10], 'reward/accuracy'):.3f} last10 {avg(tr[-10:], 'reward/accuracy'):.3f}"
-extra = sorted(k for k in tr[0] if k.startswith("env/per_episode/") and k != "env/per_episode/env_failed")
-line += "".join(f" | {k[16:]} {avg(tr[:10], k):.2f}->{avg(tr[-10:], k):.2f}" for k in extra)
-line += f" | {avg(tr, 'perf/episode_tokens_per_s'):.0f} policy tok/s in episodes | {secs} s"
+line += f" | train success first10 {avg(tr[:10], 'env/last/success'):.3f} last10 {avg(tr[-10:], 'env/last/success'):.3f}"
+extra = sorted(k for k in tr[0] if k.startswith("env/per_episode/") and k not in ("env/per_episode/env_failed", "env/per_episode/success"))
+line += "".join(f" | {k[16:]}/episode {avg(tr[:10], k):.2f}->{avg(tr[-10:], k):.2f}" for k in extra)
+line += f" | {avg(tr, 'perf/episode_tokens_per_s'):.0f} policy tok/s in episodes | {secs} s (SFT + RL)"
 print(line)
 PY
 done

@@ -59,8 +59,9 @@ TEST(PrmCredit, AWrongMiddleStepWithTheSameOutcomeGetsDifferentTokenAdvantages) 
   ends.push_back(t - 1);
   for (int64_t r = 0; r < 2; ++r)
     for (int64_t k = 0; k < t; ++k)
-      if (std::find(ends.begin(), ends.end(), k) == ends.end())
+      if (std::find(ends.begin(), ends.end(), k) == ends.end()) {
         EXPECT_EQ(out.token_rewards[r][k].item<float>(), 0.0f) << "row " << r << " token " << k;
+      }
   // The shared first step scores the same; the differing middle step does not.
   EXPECT_FLOAT_EQ(out.token_rewards[0][ends[0]].item<float>(), out.token_rewards[1][ends[0]].item<float>());
   EXPECT_NE(out.token_rewards[0][ends[1]].item<float>(), out.token_rewards[1][ends[1]].item<float>());
