@@ -99,6 +99,18 @@ const nlohmann::json& empty_object() {
   return kEmpty;
 }
 
+/// A batch of n queued slots, every value the fallback until settled.
+std::shared_ptr<ScorerBatch> new_batch(size_t n, double fallback) {
+  auto b = std::make_shared<ScorerBatch>();
+  b->state.assign(n, SlotState::kQueued);
+  b->started.assign(n, Clock::time_point{});
+  b->worker.assign(n, -1);
+  b->result.values.assign(n, fallback);
+  b->result.status.assign(n, ScoreStatus::kOk);
+  b->remaining = n;
+  return b;
+}
+
 void settle(ScorerBatch& b, size_t i, double value, ScoreStatus status, const ScorerOptions& opt) {
   b.state[i] = SlotState::kSettled;
   b.result.status[i] = status;
@@ -214,14 +226,8 @@ ScoreResult Scorer::score(const VerifyFn& fn, const std::vector<std::string>& re
   const size_t n = responses.size();
   if (!metadata.empty() && metadata.size() != n)
     fail("reward scorer: {} metadata records for {} responses", metadata.size(), n);
-  auto b = std::make_shared<ScorerBatch>();
+  auto b = new_batch(n, opt_.fallback);
   b->fn = fn;
-  b->state.assign(n, SlotState::kQueued);
-  b->started.assign(n, Clock::time_point{});
-  b->worker.assign(n, -1);
-  b->result.values.assign(n, opt_.fallback);
-  b->result.status.assign(n, ScoreStatus::kOk);
-  b->remaining = n;
   b->responses.resize(n);
   if (!metadata.empty()) b->metadata = metadata;
 
@@ -243,14 +249,8 @@ ScoreResult Scorer::score(const VerifyFn& fn, const std::vector<std::string>& re
 }
 
 ScoreResult Scorer::run(size_t n, const std::function<double(size_t)>& task) {
-  auto b = std::make_shared<ScorerBatch>();
+  auto b = new_batch(n, opt_.fallback);
   b->task = task;
-  b->state.assign(n, SlotState::kQueued);
-  b->started.assign(n, Clock::time_point{});
-  b->worker.assign(n, -1);
-  b->result.values.assign(n, opt_.fallback);
-  b->result.status.assign(n, ScoreStatus::kOk);
-  b->remaining = n;
   std::vector<size_t> todo(n);
   for (size_t i = 0; i < n; ++i) todo[i] = i;
   dispatch(b, todo);

@@ -300,11 +300,7 @@ class StepCutter {
       auto& row = out.ends[static_cast<size_t>(i)];
       for (int64_t t = 0; t < ids.size(1); ++t)
         if (is_end[i][t]) row.push_back(t);
-      if (static_cast<int64_t>(row.size()) > max_steps_) {
-        const int64_t last = row.back();
-        row.resize(static_cast<size_t>(max_steps_ - 1));
-        row.push_back(last);
-      }
+      cap_steps(row);
       out.s_max = std::max<int64_t>(out.s_max, static_cast<int64_t>(row.size()));
       std::vector<int64_t> toks;
       int64_t prev = -1;
@@ -330,6 +326,14 @@ class StepCutter {
   }
 
  private:
+  /// At most max_steps ends: the first max_steps − 1, then the row's last (later steps merge into it).
+  void cap_steps(std::vector<int64_t>& row) const {
+    if (static_cast<int64_t>(row.size()) <= max_steps_) return;
+    const int64_t last = row.back();
+    row.resize(static_cast<size_t>(max_steps_ - 1));
+    row.push_back(last);
+  }
+
   /// Steps = the environment's turns: in.step_ends [N, T] (−1 = not played); step j's text is the
   /// response side (the policy's tokens and the observations, extra.response_attention) up to the
   /// next turn's first token.
@@ -350,11 +354,7 @@ class StepCutter {
       auto& row = out.ends[static_cast<size_t>(i)];
       for (int64_t j = 0; j < ends.size(1); ++j)
         if (e[i][j] >= 0 && e[i][j] < r) row.push_back(e[i][j]);
-      if (static_cast<int64_t>(row.size()) > max_steps_) {
-        const int64_t last = row.back();
-        row.resize(static_cast<size_t>(max_steps_ - 1));
-        row.push_back(last);
-      }
+      cap_steps(row);
       out.s_max = std::max<int64_t>(out.s_max, static_cast<int64_t>(row.size()));
       const int64_t len = std::min<int64_t>(r, seen[i].item<int64_t>());
       for (const int64_t end : row) {

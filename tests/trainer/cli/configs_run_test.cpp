@@ -55,7 +55,9 @@ TEST_P(ConfigsRunSlow, TwoSteps) {
   ASSERT_EQ(m.size(), 2u) << r.out;
   for (const auto& line : m) {
     for (const auto& [k, v] : line.items())
-      if (v.is_number_float()) EXPECT_TRUE(std::isfinite(v.get<double>())) << cfg << ": " << k;
+      if (v.is_number_float()) {
+        EXPECT_TRUE(std::isfinite(v.get<double>())) << cfg << ": " << k;
+      }
   }
   EXPECT_TRUE(stdfs::exists(dir.path() / "x" / "checkpoints" / "step-00000002" / (rm ? "model" : "policy") / "config.json"))
       << r.out;
@@ -85,7 +87,9 @@ TEST(RewardStateSlow, EvaluationLeavesTheRewardStateUntouched) {
   ASSERT_EQ(b.size(), 2u);
   EXPECT_TRUE(a[1].contains("eval/pass@1"));
   for (const auto& [k, v] : b[1].items())
-    if (k.rfind("reward/", 0) == 0 || k.rfind("actor/", 0) == 0) EXPECT_EQ(a[1].at(k), v) << k;
+    if (k.rfind("reward/", 0) == 0 || k.rfind("actor/", 0) == 0) {
+      EXPECT_EQ(a[1].at(k), v) << k;
+    }
 }
 
 INSTANTIATE_TEST_SUITE_P(Configs, ConfigsRunSlow, ::testing::ValuesIn(runnable_configs()),

@@ -94,24 +94,8 @@ TEST(TrainSlow, AMultiTurnRunResumedAfterAKillEqualsTheUninterruptedRun) {
   dir.write("c.yaml", kCalculatorRun);
   auto r = run_keel("train c.yaml run.output_dir=straight", dir.path());
   ASSERT_EQ(r.exit_code, 0) << r.out;
-  const pid_t pid = fork();
-  ASSERT_GE(pid, 0);
-  if (pid == 0) {
-    if (chdir(dir.path().c_str()) != 0) _exit(127);
-    const int devnull = open("/dev/null", O_WRONLY);
-    dup2(devnull, 1);
-    dup2(devnull, 2);
-    execl(KEEL_BINARY, KEEL_BINARY, "train", "c.yaml", "run.output_dir=killed", "run.total_steps=200", nullptr);
-    _exit(127);
-  }
   const auto ckpt2 = dir.path() / "killed/calc/checkpoints/step-00000002/COMPLETE";
-  const auto t0 = std::chrono::steady_clock::now();
-  while (!stdfs::exists(ckpt2) && std::chrono::steady_clock::now() - t0 < std::chrono::seconds(120))
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  kill(pid, SIGKILL);
-  int status = 0;
-  waitpid(pid, &status, 0);
-  ASSERT_TRUE(stdfs::exists(ckpt2)) << "the run never saved step 2";
+  ASSERT_TRUE(train_until_then_kill(dir.path(), "c.yaml", "killed", ckpt2)) << "the run never saved step 2";
   r = run_keel("train c.yaml run.output_dir=killed run.resume=" +
                    (dir.path() / "killed/calc/checkpoints/step-00000002").string(),
                dir.path());

@@ -58,7 +58,7 @@ std::vector<std::string> rl_configs() {
   std::vector<std::string> out;
   for (const auto& e : stdfs::directory_iterator(stdfs::path(KEEL_SOURCE_DIR) / "configs" / "judges")) {
     const std::string n = e.path().stem().string();
-    if (e.path().extension() != ".yaml" || n == "rm" || n.size() > 4 && n.substr(n.size() - 4) == "_sft") continue;
+    if (e.path().extension() != ".yaml" || n == "rm" || (n.size() > 4 && n.substr(n.size() - 4) == "_sft")) continue;
     out.push_back(n);
   }
   std::sort(out.begin(), out.end());
@@ -97,10 +97,14 @@ TEST_F(JudgeChainSlow, EveryRlConfigValidatesAndTrainsTwentyStepsWithItsJudges) 
     ASSERT_EQ(r.exit_code, 0) << r.out;
     const auto m = json_file_lines(dir_->path() / "runs" / run_name[1].str() / "metrics.jsonl");
     ASSERT_EQ(m.size(), 20u) << r.out;
-    if (text.find("judges:") != std::string::npos) ASSERT_FALSE(judges.empty()) << "no judge names parsed";
+    if (text.find("judges:") != std::string::npos) {
+      ASSERT_FALSE(judges.empty()) << "no judge names parsed";
+    }
     for (const auto& line : m) {
       for (const auto& [k, val] : line.items())
-        if (val.is_number_float()) EXPECT_TRUE(std::isfinite(val.get<double>())) << k;
+        if (val.is_number_float()) {
+          EXPECT_TRUE(std::isfinite(val.get<double>())) << k;
+        }
       for (const auto& j : judges) {
         const std::string p = "judge/" + j + "/";
         ASSERT_TRUE(line.contains(p + "prompts")) << line.dump();

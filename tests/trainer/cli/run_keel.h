@@ -1,14 +1,19 @@
 // Test helper: runs the keel binary in a scratch directory and captures exit code and output.
 #pragma once
 
+#include <fcntl.h>
+#include <signal.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <array>
+#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -91,5 +96,30 @@ class ScratchDir {
   }
   std::filesystem::path path_;
 };
+
+/// Starts `keel train <config> run.output_dir=<out> run.total_steps=200` in `dir` (its output to
+/// /dev/null: it cannot finish) and SIGKILLs it as soon as `marker` (a checkpoint's COMPLETE file)
+/// exists, waiting at most 120 s. Returns whether the marker appeared and the run died by the signal.
+inline bool train_until_then_kill(const std::filesystem::path& dir, const std::string& config, const std::string& out,
+                                  const std::filesystem::path& marker) {
+  const pid_t pid = fork();
+  if (pid < 0) return false;
+  if (pid == 0) {
+    if (chdir(dir.c_str()) != 0) _exit(127);
+    const int devnull = open("/dev/null", O_WRONLY);
+    dup2(devnull, 1);
+    dup2(devnull, 2);
+    const std::string out_arg = "run.output_dir=" + out;
+    execl(KEEL_BINARY, KEEL_BINARY, "train", config.c_str(), out_arg.c_str(), "run.total_steps=200", nullptr);
+    _exit(127);
+  }
+  const auto t0 = std::chrono::steady_clock::now();
+  while (!std::filesystem::exists(marker) && std::chrono::steady_clock::now() - t0 < std::chrono::seconds(120))
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  kill(pid, SIGKILL);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  return std::filesystem::exists(marker) && WIFSIGNALED(status);
+}
 
 }  // namespace keel::testing

@@ -63,25 +63,8 @@ TEST(TrainSlow, ResumeAfterKillIsExact) {
   EXPECT_TRUE(stdfs::exists(dir.path() / "straight/tiny/git_revision"));
 
   // 2) The same run (200 steps so it cannot finish), killed with SIGKILL once step 2 is saved.
-  const pid_t pid = fork();
-  ASSERT_GE(pid, 0);
-  if (pid == 0) {
-    if (chdir(dir.path().c_str()) != 0) _exit(127);
-    const int devnull = open("/dev/null", O_WRONLY);
-    dup2(devnull, 1);
-    dup2(devnull, 2);
-    execl(KEEL_BINARY, KEEL_BINARY, "train", "c.yaml", "run.output_dir=killed", "run.total_steps=200", nullptr);
-    _exit(127);
-  }
   const auto ckpt2 = dir.path() / "killed/tiny/checkpoints/step-00000002/COMPLETE";
-  const auto t0 = std::chrono::steady_clock::now();
-  while (!stdfs::exists(ckpt2) && std::chrono::steady_clock::now() - t0 < std::chrono::seconds(120))
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  kill(pid, SIGKILL);
-  int status = 0;
-  waitpid(pid, &status, 0);
-  ASSERT_TRUE(stdfs::exists(ckpt2)) << "the run never saved step 2";
-  ASSERT_TRUE(WIFSIGNALED(status));
+  ASSERT_TRUE(train_until_then_kill(dir.path(), "c.yaml", "killed", ckpt2)) << "the run never saved step 2";
 
   // 3) Resume from the step-2 checkpoint and finish at step 4 (constant lr: the schedule does
   // not depend on total_steps).

@@ -13,6 +13,7 @@
 #include "base/error.h"
 #include "base/reader.h"
 #include "trainer/data/task.h"
+#include "tests/trainer/env/env_test_util.h"
 #include "trainer/env/environment.h"
 
 namespace keel::env {
@@ -21,25 +22,11 @@ void register_gridworld(EnvRegistry& envs, data::TaskRegistry& tasks);
 
 namespace {
 
-struct Built {
-  std::unique_ptr<EnvFactory> env;
-  std::unique_ptr<data::Task> task;
-  std::vector<std::string> errors;
-};
+using testing::Built;
 
 /// The environment from `env_yaml` (env.params) and the task from `task_yaml` (data.task_params).
 Built build(const std::string& env_yaml = "{}", const std::string& task_yaml = "{}") {
-  EnvRegistry envs("environment");
-  data::TaskRegistry tasks("task");
-  register_gridworld(envs, tasks);
-  auto root = config::parse_yaml_string("env: " + env_yaml + "\ntask: " + task_yaml + "\n", "t.yaml");
-  config::Diagnostics d;
-  config::Reader r(&root, "", d);
-  Built b;
-  r.section("env", "", [&](config::Reader& s) { b.env = envs.get("gridworld").fn(s); });
-  r.section("task", "", [&](config::Reader& s) { b.task = tasks.get("gridworld").fn(s); });
-  b.errors = d.errors();
-  return b;
+  return testing::build(register_gridworld, "gridworld", env_yaml, task_yaml);
 }
 
 data::PromptRecord hand_record(const std::string& layout) {
