@@ -28,6 +28,8 @@ std::vector<std::string> runnable_configs() {
       continue;
     // The judge chains (configs/judges/) run in JudgeChainSlow: their RL configs need judges trained first.
     if (rel.rfind("configs/judges/", 0) == 0) continue;
+    // The environment chains (configs/envs/) run in EnvChainsSlow: their RL stage starts from their SFT stage.
+    if (rel.rfind("configs/envs/", 0) == 0) continue;
     out.push_back(rel);
   }
   std::sort(out.begin(), out.end());
@@ -62,6 +64,42 @@ TEST_P(ConfigsRunSlow, TwoSteps) {
   EXPECT_TRUE(stdfs::exists(dir.path() / "x" / "checkpoints" / "step-00000002" / (rm ? "model" : "policy") / "config.json"))
       << r.out;
 }
+
+/// The environment chains: configs/envs/<chain>.yaml, each with its SFT stage <chain>_sft.yaml (or,
+/// for a variant such as guessing_igpo, its base chain's).
+std::vector<std::string> env_chains() {
+  std::vector<std::string> out;
+  for (const auto& e : stdfs::directory_iterator(stdfs::path(KEEL_SOURCE_DIR) / "configs/envs")) {
+    const std::string n = e.path().stem().string();
+    if (e.path().extension() == ".yaml" && !(n.size() > 4 && n.substr(n.size() - 4) == "_sft")) out.push_back(n);
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+class EnvChainsSlow : public ::testing::TestWithParam<std::string> {};
+
+// Each chain's SFT stage trains 2 steps into runs/<its name> of a scratch directory that sees the
+// checkout's configs/ and examples/, as a user's checkout would; its RL stage then trains 2 steps
+// from there (model.path: runs/<sft>, and judges reading it).
+TEST_P(EnvChainsSlow, SftThenRlTwoStepsEach) {
+  ScratchDir dir("envchain");
+  for (const char* d : {"configs", "examples"}) stdfs::create_directory_symlink(stdfs::path(KEEL_SOURCE_DIR) / d, dir.path() / d);
+  const std::string chain = GetParam();
+  std::string sft = chain + "_sft";
+  if (!stdfs::exists(stdfs::path(KEEL_SOURCE_DIR) / "configs/envs" / (sft + ".yaml"))) sft = chain.substr(0, chain.rfind('_')) + "_sft";
+  const std::string common = " run.total_steps=2 run.threads=1 eval.num_prompts=4";
+  auto r = run_keel("train configs/envs/" + sft + ".yaml" + common + " run.output_dir=runs", dir.path());
+  ASSERT_EQ(r.exit_code, 0) << sft << "\n" << r.out;
+  r = run_keel("train configs/envs/" + chain + ".yaml" + common + " run.output_dir=out run.name=x", dir.path());
+  ASSERT_EQ(r.exit_code, 0) << chain << "\n" << r.out;
+  const auto m = json_file_lines(dir.path() / "out/x/metrics.jsonl");
+  ASSERT_EQ(m.size(), 2u) << r.out;
+  for (const auto& line : m) EXPECT_GE(line.value("env/turns_mean", 0.0), 1.0) << chain;
+}
+
+INSTANTIATE_TEST_SUITE_P(Envs, EnvChainsSlow, ::testing::ValuesIn(env_chains()),
+                         [](const ::testing::TestParamInfo<std::string>& i) { return i.param; });
 
 // Evaluation must not feed the reward's state (meanstd's running statistics here): a run that
 // evaluates every step checkpoints the same reward state, and trains the same, as one that never
