@@ -16,6 +16,7 @@
 #include <nlohmann/json.hpp>
 
 #include "base/error.h"
+#include "base/fs.h"
 #include "base/reader.h"
 #include "models/tokenizer.h"
 #include "trainer/cli/train_common.h"
@@ -308,7 +309,7 @@ TEST(DocsearchEnv, ExpertEpisodeFitsTokenBudget) {
   for (uint64_t i = 0; i < 1000; ++i)
     corpus.push_back(expert_transcript(*b.env, b.task->make(0x70C, data::Split::kTrain, i), i, "plain", eo));
   const auto dir = std::filesystem::temp_directory_path() / ("keel_docsearch_tok_" + std::to_string(::getpid()));
-  std::filesystem::remove_all(dir);
+  keel::fs::remove_tree(dir);
   const auto model = cli::train_run_tokenizer(corpus, dir, b.task->tokenizer_symbols(), b.task->tokenizer_extra_pieces());
   const auto tok = models::load_tokenizer(model.string());
   // Every question (the 32 are all among the first 400 eval records).
@@ -354,7 +355,7 @@ TEST(DocsearchEnv, ExpertEpisodeFitsTokenBudget) {
         EXPECT_EQ(w.find(sym), std::string::npos) << "'" << sym << "' inside '" << w << "'";
       }
   }
-  std::filesystem::remove_all(dir);
+  keel::fs::remove_tree(dir);
 }
 
 TEST(DocsearchTask, RecordsAreDeterministic) {

@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "base/error.h"
+#include "base/fs.h"
 #include "base/node.h"
 #include "base/reader.h"
 
@@ -77,7 +78,10 @@ class FaultyEnvScript {
     fs::create_directories(dir_);
     std::ofstream(dir_ / "faulty_env.py") << kFaultyEnv;
   }
-  ~FaultyEnvScript() { fs::remove_all(dir_); }
+  ~FaultyEnvScript() {
+    std::error_code ec;
+    keel::fs::remove_tree(dir_, ec);
+  }
   std::string dir() const { return dir_.string(); }
   /// env.params selecting it with `extra` keys ("timeout_s: 1").
   std::string params(const std::string& extra) const {
