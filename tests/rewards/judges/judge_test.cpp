@@ -61,6 +61,28 @@ class JudgeStage : public ::testing::Test {
 
   static std::string path(const std::string& m) { return (dir_->path() / m).string(); }
 
+  /// gold_answer's log-probs of row 0 (`lp` [N, S + 1, L]) equal the "random" model's, each context
+  /// (`prompt` + prefix t) scored alone, then `gold` (separator and answer).
+  static void expect_gold_logprobs(const at::Tensor& lp, const std::string& prompt, const std::vector<std::string>& prefixes,
+                                   const std::string& gold_text) {
+    auto model = models::load_pretrained(path("random"), [] {
+      models::ModelRegistry reg("model family");
+      models::register_builtin_models(reg);
+      return reg;
+    }());
+    torch::NoGradGuard ng;
+    const auto gold = tok_->encode(gold_text, /*add_special=*/false);
+    for (size_t t = 0; t < prefixes.size(); ++t) {
+      const auto ctx = tok_->encode(prompt + prefixes[t], /*add_special=*/true);
+      const auto out = models::sequence_logprobs(model, torch::tensor(ctx).unsqueeze(0), torch::ones({1, static_cast<int64_t>(ctx.size())}, torch::kLong),
+                                                 torch::tensor(gold).unsqueeze(0), torch::ones({1, static_cast<int64_t>(gold.size())}, torch::kLong));
+      for (size_t k = 0; k < gold.size(); ++k)
+        EXPECT_NEAR(lp[0][static_cast<int64_t>(t)][static_cast<int64_t>(k)].item<double>(),
+                    out.logprobs[0][static_cast<int64_t>(k)].item<double>(), 1e-4)
+            << "turn " << t << " token " << k;
+    }
+  }
+
   /// Builds a judge of `type` from a params YAML flow map; throws the collected errors.
   static BuiltJudge make(const std::string& type, const std::string& params_yaml, const std::string& name = "j") {
     config::Node root = config::parse_yaml_string("params: " + params_yaml + "\n", "judge.yaml");
@@ -303,23 +325,8 @@ TEST_F(JudgeStage, GoldAnswerLogprobsMatchOneSequenceAtATime) {
   ASSERT_EQ(lp.sizes(), (torch::IntArrayRef{6, s1, gm.size(1)}));
   EXPECT_EQ(st.prompts, 6 * s1);
   // Reference for row 0 (steps "3 +", "3 + 4 +", "3 + 4 + 1"): each context alone, then the answer.
-  auto model = models::load_pretrained(path("random"), [] {
-    models::ModelRegistry reg("model family");
-    models::register_builtin_models(reg);
-    return reg;
-  }());
-  torch::NoGradGuard ng;
-  const std::vector<std::string> prefixes = {"", "3 +", "3 + 4 +", "3 + 4 + 1"};
   ASSERT_EQ(s1, 4);
-  const auto gold = tok_->encode(" Response: 7", /*add_special=*/false);
-  for (int64_t t = 0; t < s1; ++t) {
-    const auto ctx = tok_->encode(in.prompts[0] + prefixes[static_cast<size_t>(t)], /*add_special=*/true);
-    const auto out = models::sequence_logprobs(model, torch::tensor(ctx).unsqueeze(0), torch::ones({1, static_cast<int64_t>(ctx.size())}, torch::kLong),
-                                               torch::tensor(gold).unsqueeze(0), torch::ones({1, static_cast<int64_t>(gold.size())}, torch::kLong));
-    for (size_t k = 0; k < gold.size(); ++k)
-      EXPECT_NEAR(lp[0][t][static_cast<int64_t>(k)].item<double>(), out.logprobs[0][static_cast<int64_t>(k)].item<double>(), 1e-4)
-          << "turn " << t << " token " << k;
-  }
+  expect_gold_logprobs(lp, in.prompts[0], {"", "3 +", "3 + 4 +", "3 + 4 + 1"}, " Response: 7");
 }
 
 TEST_F(JudgeStage, GoldAnswerWithTurnsReadsEachTurnThroughItsObservation) {
@@ -342,23 +349,8 @@ TEST_F(JudgeStage, GoldAnswerWithTurnsReadsEachTurnThroughItsObservation) {
   const auto lp = in.extra.at("gold_logprobs");
   ASSERT_EQ(lp.size(1), 3);
   EXPECT_TRUE(torch::equal(in.step_ends[0], torch::tensor({la - 1, n - 1}, torch::kLong)));
-  auto model = models::load_pretrained(path("random"), [] {
-    models::ModelRegistry reg("model family");
-    models::register_builtin_models(reg);
-    return reg;
-  }());
-  torch::NoGradGuard ng;
   const std::vector<int64_t> ab(ids.begin(), ids.begin() + la + lb);
-  const std::vector<std::string> prefixes = {"", tok_->decode(ab, true), tok_->decode(ids, true)};
-  const auto gold = tok_->encode(" Response: 7", /*add_special=*/false);
-  for (int64_t t = 0; t < 3; ++t) {
-    const auto ctx = tok_->encode(in.prompts[0] + prefixes[static_cast<size_t>(t)], /*add_special=*/true);
-    const auto out = models::sequence_logprobs(model, torch::tensor(ctx).unsqueeze(0), torch::ones({1, static_cast<int64_t>(ctx.size())}, torch::kLong),
-                                               torch::tensor(gold).unsqueeze(0), torch::ones({1, static_cast<int64_t>(gold.size())}, torch::kLong));
-    for (size_t k = 0; k < gold.size(); ++k)
-      EXPECT_NEAR(lp[0][t][static_cast<int64_t>(k)].item<double>(), out.logprobs[0][static_cast<int64_t>(k)].item<double>(), 1e-4)
-          << "turn " << t << " token " << k;
-  }
+  expect_gold_logprobs(lp, in.prompts[0], {"", tok_->decode(ab, true), tok_->decode(ids, true)}, " Response: 7");
   // Without turn ends (no environment) the judge says where they come from.
   RewardInput bare = batch();
   bare.response_tokens = in.response_tokens;

@@ -37,4 +37,29 @@ Built build(RegisterFn add, const std::string& name, const std::string& env_yaml
   return b;
 }
 
+/// The expert's play of `r` in a fresh environment (reset with seed 0): its actions and each step's
+/// result, until done or `max_turns`.
+struct ExpertRun {
+  std::vector<std::string> actions;
+  std::vector<StepResult> steps;
+  std::string joined() const {  ///< the actions, one a line
+    std::string s;
+    for (const auto& a : actions) s += (s.empty() ? "" : "\n") + a;
+    return s;
+  }
+};
+inline ExpertRun roll_expert(const EnvFactory& f, const data::PromptRecord& r, int max_turns) {
+  auto env = f.make();
+  env->reset(r, 0);
+  ExpertRun out;
+  while (static_cast<int>(out.steps.size()) < max_turns) {
+    const auto a = env->expert_action();
+    if (!a) break;
+    out.actions.push_back(*a);
+    out.steps.push_back(env->step(*a));
+    if (out.steps.back().done) break;
+  }
+  return out;
+}
+
 }  // namespace keel::env::testing

@@ -111,22 +111,15 @@ struct Rollout {
   std::string actions;
 };
 Rollout roll_expert(const EnvFactory& f, const data::PromptRecord& r, int max_turns) {
-  auto env = f.make();
-  env->reset(r, 0);
+  const auto run = testing::roll_expert(f, r, max_turns);
   Rollout out;
-  while (out.turns < max_turns) {
-    const auto a = env->expert_action();
-    if (!a) break;
-    out.actions += (out.actions.empty() ? "" : "\n") + *a;
-    const auto s = env->step(*a);
+  out.actions = run.joined();
+  for (const auto& s : run.steps) {
     ++out.turns;
     out.hazards += static_cast<int>(s.info.at("hazard"));
     out.reward += s.reward;
     EXPECT_EQ(s.info.at("invalid_action"), 0.0);
-    if (s.done) {
-      out.success = s.info.at("success");
-      break;
-    }
+    if (s.done) out.success = s.info.at("success");
   }
   return out;
 }

@@ -140,21 +140,14 @@ struct Rollout {
   std::string actions;
 };
 Rollout roll_expert(const EnvFactory& f, const data::PromptRecord& r, int max_turns) {
-  auto env = f.make();
-  env->reset(r, 0);
+  const auto run = testing::roll_expert(f, r, max_turns);
   Rollout out;
-  while (out.turns < max_turns) {
-    const auto a = env->expert_action();
-    if (!a) break;
-    out.actions += (out.actions.empty() ? "" : "\n") + *a;
-    const auto s = env->step(*a);
+  out.actions = run.joined();
+  for (const auto& s : run.steps) {
     ++out.turns;
     EXPECT_EQ(s.info.at("invalid_action"), 0.0);
-    if (s.done) {
-      out.success = s.info.at("success");
-      break;
-    }
-    out.question_reward += s.reward;
+    if (s.done) out.success = s.info.at("success");
+    else out.question_reward += s.reward;
   }
   return out;
 }
