@@ -98,7 +98,11 @@ void EpisodeStats::add_metrics(std::map<std::string, double>& m) const {
   m["env/errors"] = static_cast<double>(env_errors);
   m["env/observation_token_share"] =
       static_cast<double>(observation_tokens) / std::max<double>(1.0, static_cast<double>(policy_tokens + observation_tokens));
-  for (const auto& [k, v] : endings) m["env/ended/" + k] = static_cast<double>(v) / eps;
+  // Every ending kind, 0 when none ended so: ranks report the same keys.
+  for (const char* k : {"done", "max_turns", "budget", "env_failed"}) {
+    const auto it = endings.find(k);
+    m[std::string("env/ended/") + k] = it == endings.end() ? 0.0 : static_cast<double>(it->second) / eps;
+  }
   for (const auto& [k, v] : info_sums) m["env/per_episode/" + k] = v / eps;
   for (const auto& [k, v] : info_last) m["env/last/" + k] = v / eps;
   m["time/env_s"] = env_s;

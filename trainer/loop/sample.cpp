@@ -10,6 +10,7 @@
 #include "trainer/cli/train_common.h"
 #include "trainer/credit/group_filter.h"
 #include "trainer/dist/batch_gather.h"
+#include "trainer/dist/data_parallel.h"
 #include "trainer/loop/run_state.h"
 #include "trainer/loop/score.h"
 
@@ -52,7 +53,7 @@ rollout::RolloutBatch sample(RunState& c, int64_t step, PromptStore& prompt_stor
   std::vector<rollout::RolloutBatch> kept, dropped;
   int64_t kept_groups = 0, gen_batches = 0, filtered = 0;
   double t_rollout = 0, t_reward = 0;
-  Metrics reward_metrics;
+  Metrics reward_metrics, env_metrics;
   for (int attempt = 0; attempt < (filter ? cfg.filter.max_gen_batches : 1) && kept_groups < want; ++attempt) {
     prompt_store.push_back(c.data->next_batch(static_cast<size_t>(want)));
     const auto& all = prompt_store.back();  // (deque: stays valid as more are stored)
@@ -65,12 +66,13 @@ rollout::RolloutBatch sample(RunState& c, int64_t step, PromptStore& prompt_stor
     }
     auto t = std::chrono::steady_clock::now();
     c.policy->train(false);
-    env::EpisodeStats es;
+    env::EpisodeStats es;  // (several attempts: the last one's figures)
     auto b = c.env ? env::run_episodes(*c.policy, *c.tok, *c.env, *c.env_pool, prompt_store.back(), ro, c.episode, &es)
                    : rollout::generate_rollouts(*c.policy, *c.tok, prompt_store.back(), ro);
     if (c.env) {
-      es.add_metrics(m);
-      for (const auto& [k, v] : c.env->metrics()) m["env/" + k] = v;
+      env_metrics.clear();
+      es.add_metrics(env_metrics);
+      for (const auto& [k, v] : c.env->metrics()) env_metrics["env/" + k] = v;
       if (!es.first_error.empty()) log::warn("environment {}: {}", c.cfg.env.name, es.first_error);
     }
     b.policy_version = c.step;
@@ -129,6 +131,23 @@ rollout::RolloutBatch sample(RunState& c, int64_t step, PromptStore& prompt_stor
     b.group_ids = renumber_groups(b.group_ids);
   }
   if (c.comm) reduce_reward_metrics(*c.comm, reward_metrics);
+  if (!env_metrics.empty()) {
+    // Several ranks: counts add up (timeouts, errors, the factories' restarts and failures), the
+    // per-episode figures average (every rank plays as many episodes); timings stay this rank's.
+    if (c.comm) {
+      Metrics sums, means;
+      for (const auto& [k, v] : env_metrics) {
+        if (k.rfind("time/", 0) == 0 || k.rfind("perf/", 0) == 0) continue;
+        const bool count = k == "env/timeouts" || k == "env/errors" || k == "env/restarts" || k == "env/failures";
+        (count ? sums : means)[k] = v;
+      }
+      dist::all_reduce_metrics(*c.comm, sums, dist::ReduceOp::kSum);
+      dist::all_reduce_metrics(*c.comm, means, dist::ReduceOp::kMean);
+      for (auto* part : {&sums, &means})
+        for (const auto& [k, v] : *part) env_metrics[k] = v;
+    }
+    for (const auto& [k, v] : env_metrics) m[k] = v;
+  }
   for (const auto& [k, v] : reward_metrics) m[k] = v;
   m["time/rollout_s"] = t_rollout;
   if (scoring) m["time/reward_s"] = t_reward;

@@ -87,6 +87,34 @@ TEST(TrainDist, TwoRanksEqualOneRankOfflineDpo) {
   dp_equivalence("learner: {algorithm: dpo}\ndpo: {loss: sigmoid, beta: 0.1}\n", {"policy"}, 15);
 }
 
+// Multi-turn episodes: each rank plays its share of the rows (the episodes seeded by their global
+// row), so two ranks train what one does.
+TEST(TrainDist, TwoRanksEqualOneRankOnEnvironmentEpisodes) {
+  ScratchDir dir("dp_env");
+  dir.write("c.yaml", R"(
+run: {name: tiny, total_steps: 3, device: cpu, seed: 3, threads: 1}
+model:
+  init: {hidden_size: 32, num_layers: 1, num_heads: 2, num_kv_heads: 1, intermediate_size: 64, max_position_embeddings: 128}
+data: {task: calculator, eval_size: 4}
+env: {name: calculator, max_turns: 3, max_tokens: 40}
+rollout: {samples_per_prompt: 4, max_new_tokens: 8}
+batch: {prompts_per_step: 4, mini_batch_size: 8, micro_batch_size: 2, epochs: 2}
+learner: {algorithm: grpo}
+advantage: {estimator: turn_grpo}
+reward: {components: [{name: env, scheme: env, params: {dense: true}}, {name: fmt, scheme: format_regex, weight: 0.5, params: {pattern: "calc"}}]}
+optim: {lr: 1.0e-2, lr_schedule: constant}
+eval: {every: 0}
+checkpoint: {every: 0}
+)");
+  auto r = run_keel("train c.yaml run.output_dir=one", dir.path());
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  r = run_keel("launch --nproc-per-node 2 --master-port " + std::to_string(dist::testing::free_port()) + " --log-dir logs -- '" +
+                   std::string(KEEL_BINARY) + "' train c.yaml run.output_dir=two",
+               dir.path());
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  expect_same_run(dir.path() / "one/tiny", dir.path() / "two/tiny", {"policy"}, 30);
+}
+
 TEST(TrainDist, ARankThatDiesTakesTheJobDown) {
   ScratchDir dir("dpkill");
   dir.write("c.yaml", std::string(kTiny) + "learner: {algorithm: grpo}\n");
