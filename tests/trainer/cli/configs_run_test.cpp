@@ -3,8 +3,11 @@
 // like configs/data/*.jsonl resolve as they do for a user in a checkout. configs/real/ holds
 // configs for real models (validated by CliConfig.EveryConfigUnderConfigsValidates, not run);
 // configs/reference.yaml is the generated key reference; the quickstart's GRPO stage runs from its
-// SFT stage's checkpoint; configs/judges/ run as chains in judge_chain_test.cpp.
+// SFT stage's checkpoint; configs/judges/ run as chains in judge_chain_test.cpp, configs/envs/ as chains
+// here (EnvChainsSlow).
 #include <gtest/gtest.h>
+
+#include <cstdlib>
 
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -86,6 +89,10 @@ TEST_P(EnvChainsSlow, SftThenRlTwoStepsEach) {
   ScratchDir dir("envchain");
   for (const char* d : {"configs", "examples"}) stdfs::create_directory_symlink(stdfs::path(KEEL_SOURCE_DIR) / d, dir.path() / d);
   const std::string chain = GetParam();
+  if (fs::read_file(stdfs::path(KEEL_SOURCE_DIR) / "configs/envs" / (chain + ".yaml")).find("command: [python3") !=
+          std::string::npos &&
+      std::system("python3 -c pass > /dev/null 2>&1") != 0)
+    GTEST_SKIP() << "no python3 for the example environment";
   std::string sft = chain + "_sft";
   if (!stdfs::exists(stdfs::path(KEEL_SOURCE_DIR) / "configs/envs" / (sft + ".yaml"))) sft = chain.substr(0, chain.rfind('_')) + "_sft";
   const std::string common = " run.total_steps=2 run.threads=1 eval.num_prompts=4";
