@@ -341,7 +341,8 @@ class StepCutter {
     TORCH_CHECK(in.step_ends.defined(), where, " (turns: true): the batch has no turn ends; they come with an environment (env.name)");
     const auto it = in.extra.find("response_attention");
     TORCH_CHECK(it != in.extra.end(), where, " (turns: true): the batch has no extra.response_attention (an environment's rollout sets it)");
-    const auto seen = it->second.cpu().to(torch::kLong).sum(1);
+    const auto seen_t = it->second.cpu().to(torch::kLong).sum(1).contiguous();
+    const auto seen = seen_t.accessor<int64_t, 1>();
     const auto ends = in.step_ends.cpu().to(torch::kLong).contiguous();
     const auto id = ids.accessor<int64_t, 2>();
     const auto m = mask.accessor<bool, 2>();
@@ -356,7 +357,7 @@ class StepCutter {
         if (e[i][j] >= 0 && e[i][j] < r) row.push_back(e[i][j]);
       cap_steps(row);
       out.s_max = std::max<int64_t>(out.s_max, static_cast<int64_t>(row.size()));
-      const int64_t len = std::min<int64_t>(r, seen[i].item<int64_t>());
+      const int64_t len = std::min<int64_t>(r, seen[i]);
       for (const int64_t end : row) {
         int64_t upto = end + 1;  // through the observation after the turn: up to the next policy token
         while (upto < len && !m[i][upto]) ++upto;

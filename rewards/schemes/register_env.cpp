@@ -39,11 +39,14 @@ class EnvScheme : public RewardScheme {
       tok.scatter_add_(1, torch::where(valid, ends, torch::full_like(ends, r)), turns * valid.to(torch::kFloat64));
       // A failed row keeps its failed_reward on its last policy token (the sequence convention).
       out.token_rewards = tok.narrow(1, 0, r).contiguous().to(torch::kFloat32);
-      const at::Tensor last = (in.response_mask.to(torch::kLong).cpu() *
-                               torch::arange(1, r + 1, torch::kLong).unsqueeze(0)).amax(1) - 1;
+      const at::Tensor last = ((in.response_mask.to(torch::kLong).cpu() *
+                                torch::arange(1, r + 1, torch::kLong).unsqueeze(0)).amax(1) - 1).contiguous();
+      const auto la = last.accessor<int64_t, 1>();
+      const auto ba = bad.contiguous();
+      const auto bb = ba.accessor<bool, 1>();
+      auto ta = out.token_rewards.accessor<float, 2>();
       for (int64_t i = 0; i < n; ++i)
-        if (bad[i].item<bool>() && last[i].item<int64_t>() >= 0)
-          out.token_rewards[i][last[i].item<int64_t>()] = static_cast<float>(failed_reward_);
+        if (bb[i] && la[i] >= 0) ta[i][la[i]] = static_cast<float>(failed_reward_);
       out.rewards = out.token_rewards.sum(1);
     }
     if (success_) {

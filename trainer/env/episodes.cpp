@@ -21,12 +21,8 @@ using Clock = std::chrono::steady_clock;
 
 double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
-uint64_t mix(uint64_t x) {
-  x += 0x9E3779B97F4A7C15ull;
-  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
-  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
-  return x ^ (x >> 31);
-}
+/// One splitmix64 output of state x (the tasks' mixer, trainer/data/task.h).
+uint64_t mix(uint64_t x) { return data::SplitMix64(x).next(); }
 
 /// The environment's own seed of episode `row` (distinct from the sampler's stream of that row).
 uint64_t episode_seed(uint64_t seed, int64_t row) { return mix(mix(seed ^ 0xE1EC7ull) ^ static_cast<uint64_t>(row)); }
@@ -332,68 +328,56 @@ rollout::RolloutBatch run_episodes(models::Transformer& policy, const models::To
   return b;
 }
 
-namespace {
-
-/// An expert's play of one record: the first observation, then (action, observation shown next)
-/// per turn; the last turn has no observation.
-struct ExpertWalk {
-  std::string first;
-  std::vector<std::pair<std::string, std::string>> turns;
-  bool success = false;
-  bool expert = true;  ///< false: the environment had no expert action at some turn
-};
-
-ExpertWalk walk_expert(const EnvFactory& envs, const data::PromptRecord& record, uint64_t seed, const EpisodeOptions& eo) {
-  auto env = envs.make();
-  ExpertWalk w;
-  w.first = env->reset(record, seed);
-  for (int t = 0; t < eo.max_turns; ++t) {
-    const auto action = env->expert_action();
-    if (!action) {
-      w.expert = false;
-      break;
-    }
-    const auto r = env->step(*action);
-    const bool last = r.done || t + 1 == eo.max_turns;
-    w.turns.push_back({*action, last ? "" : r.observation});
-    if (r.done) {
-      const auto it = r.info.find("success");
-      w.success = it != r.info.end() && it->second > 0.5;
-    }
-    if (last) break;
-  }
-  return w;
+bool ExpertPlay::success() const {
+  if (steps.empty() || !steps.back().done) return false;
+  const auto it = steps.back().info.find("success");
+  return it != steps.back().info.end() && it->second > 0.5;
 }
 
-}  // namespace
+ExpertPlay play_expert(const EnvFactory& envs, const data::PromptRecord& record, uint64_t seed, int max_turns) {
+  auto env = envs.make();
+  ExpertPlay p;
+  p.first = env->reset(record, seed);
+  while (static_cast<int>(p.steps.size()) < max_turns) {
+    const auto action = env->expert_action();
+    if (!action) {
+      p.expert = false;
+      break;
+    }
+    p.actions.push_back(*action);
+    p.steps.push_back(env->step(*action));
+    if (p.steps.back().done) break;
+  }
+  return p;
+}
 
 std::string expert_transcript(const EnvFactory& envs, const data::PromptRecord& record, uint64_t seed,
                               const std::string& chat_template, const EpisodeOptions& eo) {
-  const auto w = walk_expert(envs, record, seed, eo);
-  std::string text = rollout::render_prompt(with_first_observation(record, w.first), chat_template);
-  for (size_t t = 0; t < w.turns.size(); ++t) {
-    text += " " + w.turns[t].first;
-    if (t + 1 < w.turns.size()) text += models::render_observation(chat_template, eo.observation_role, w.turns[t].second);
+  const auto p = play_expert(envs, record, seed, eo.max_turns);
+  std::string text = rollout::render_prompt(with_first_observation(record, p.first), chat_template);
+  for (size_t t = 0; t < p.actions.size(); ++t) {
+    text += " " + p.actions[t];
+    if (t + 1 < p.actions.size()) text += models::render_observation(chat_template, eo.observation_role, p.steps[t].observation);
   }
   return text;
 }
 
 ExpertEpisode expert_episode(const models::Tokenizer& tok, const EnvFactory& envs, const data::PromptRecord& record,
                              uint64_t seed, const std::string& chat_template, const EpisodeOptions& eo) {
-  const auto w = walk_expert(envs, record, seed, eo);
-  if (!w.expert || w.turns.empty())
+  const auto p = play_expert(envs, record, seed, eo.max_turns);
+  if (!p.expert || p.actions.empty())
     fail("{}: the environment has no expert action (SFT on expert episodes needs one)", record.id);
   ExpertEpisode ep;
-  ep.prompt = tok.encode(rollout::render_prompt(with_first_observation(record, w.first), chat_template), /*add_special=*/true);
-  ep.success = w.success;
+  ep.prompt = tok.encode(rollout::render_prompt(with_first_observation(record, p.first), chat_template), /*add_special=*/true);
+  ep.success = p.success();
   const int64_t eos = tok.eos_id();
-  for (size_t t = 0; t < w.turns.size(); ++t) {
-    auto ids = tok.encode(w.turns[t].first, /*add_special=*/false, /*parse_special=*/false);
+  for (size_t t = 0; t < p.actions.size(); ++t) {
+    auto ids = tok.encode(p.actions[t], /*add_special=*/false, /*parse_special=*/false);
     if (eos != models::kNoToken) ids.push_back(eos);
     ep.response.insert(ep.response.end(), ids.begin(), ids.end());
     ep.mask.insert(ep.mask.end(), ids.size(), 1);
-    if (t + 1 == w.turns.size()) break;
-    const auto obs = observation_ids(tok, chat_template, eo.observation_role, w.turns[t].second);
+    if (t + 1 == p.actions.size()) break;
+    const auto obs = observation_ids(tok, chat_template, eo.observation_role, p.steps[t].observation);
     ep.response.insert(ep.response.end(), obs.begin(), obs.end());
     ep.mask.insert(ep.mask.end(), obs.size(), 0);
   }

@@ -65,6 +65,17 @@ rollout::RolloutBatch run_episodes(models::Transformer& policy, const models::To
                                    const rollout::RolloutOptions& ro, const EpisodeOptions& eo,
                                    EpisodeStats* stats = nullptr);
 
+/// The expert's play of `record` in a fresh environment (reset with `seed`): its actions and each
+/// step's result, until done, `max_turns`, or a state with no expert action (expert = false).
+struct ExpertPlay {
+  std::string first;  ///< reset's first observation
+  std::vector<std::string> actions;
+  std::vector<StepResult> steps;  ///< [actions] what each action returned
+  bool expert = true;
+  bool success() const;  ///< the last step was done with info success > 0.5
+};
+ExpertPlay play_expert(const EnvFactory& envs, const data::PromptRecord& record, uint64_t seed, int max_turns);
+
 /// One expert episode of `record` (Environment::expert_action until done or max_turns), encoded as
 /// a multi-turn rollout encodes it: prompt ids, then response ids with the mask of the policy's
 /// tokens (each expert turn followed by the end-of-turn token) and the observations. Throws when

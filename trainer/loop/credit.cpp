@@ -92,12 +92,16 @@ std::pair<credit::PreferenceOracle, credit::PairJudge> judge_pair_oracles(const 
   // Each row's position in its group (batch order), the pairwise judge's column of it.
   auto pos = std::make_shared<std::vector<int64_t>>(static_cast<size_t>(n));
   std::map<int64_t, int64_t> seen;
-  for (int64_t i = 0; i < n; ++i) (*pos)[static_cast<size_t>(i)] = seen[gid[i].item<int64_t>()]++;
+  const auto ga = gid.accessor<int64_t, 1>();
+  for (int64_t i = 0; i < n; ++i) (*pos)[static_cast<size_t>(i)] = seen[ga[i]]++;
   TORCH_CHECK(prefs.dim() == 2 && prefs.size(0) == n, "pair_prefs must be [N, G] with N = ", n, ", got ", prefs.sizes());
-  const auto p = [prefs, pos](int64_t a, int64_t b) {
+  // The estimators ask O(G²) pairs per group: read a plain copy, not one tensor index per pair.
+  const int64_t cols = prefs.size(1);
+  auto vals = std::make_shared<std::vector<double>>(prefs.data_ptr<double>(), prefs.data_ptr<double>() + prefs.numel());
+  const auto p = [vals, pos, cols](int64_t a, int64_t b) {
     const int64_t col = (*pos)[static_cast<size_t>(b)];
-    TORCH_CHECK(col < prefs.size(1), "pair_prefs: a group larger than its ", prefs.size(1), " columns");
-    return prefs[a][col].item<double>();
+    TORCH_CHECK(col < cols, "pair_prefs: a group larger than its ", cols, " columns");
+    return (*vals)[static_cast<size_t>(a * cols + col)];
   };
   // SPO: P(a ≻ b) as the judge answered with a first. ArenaRL: one bidirectional match, each side's
   // score summed over both orders, J(a, b) + J(b, a) = 1 + d and 1 − d with d = P(a ≻ b) − P(b ≻ a)

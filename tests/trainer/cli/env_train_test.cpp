@@ -70,20 +70,10 @@ TEST(TrainSlow, TheExternalEnvironmentExampleTrainsThroughKeelTrain) {
   }
 }
 
-// A tiny calculator run from random init: junk episodes, but every piece of the multi-turn step
-// (tool calls parsed, observations appended, turn rewards) runs and must resume exactly.
-const char* kCalculatorRun = R"(
-run: {name: calc, total_steps: 4, device: cpu, seed: 3, threads: 1}
-model:
-  init: {hidden_size: 32, num_layers: 1, num_heads: 2, num_kv_heads: 1, intermediate_size: 64, max_position_embeddings: 128}
-data: {task: calculator, eval_size: 8}
-env: {name: calculator, max_turns: 3, max_tokens: 40}
-rollout: {samples_per_prompt: 4, max_new_tokens: 8}
+// The tiny calculator run (4 steps: run.total_steps=4 on the command line), checkpoints every 2.
+const std::string kCalculatorRun = kTinyCalculatorRun + R"(
 batch: {prompts_per_step: 2, mini_batch_size: 8, micro_batch_size: 4}
-learner: {algorithm: grpo}
 optim: {lr: 1.0e-2, lr_schedule: constant}
-advantage: {estimator: turn_grpo}
-reward: {components: [{name: env, scheme: env, params: {dense: true}}, {name: fmt, scheme: format_regex, weight: 0.5, params: {pattern: "calc"}}]}
 kl: {in_loss: true, coef: 0.01}
 eval: {every: 2, num_prompts: 8, k: 2}
 checkpoint: {every: 2, keep_last: 3}
@@ -92,15 +82,15 @@ checkpoint: {every: 2, keep_last: 3}
 TEST(TrainSlow, AMultiTurnRunResumedAfterAKillEqualsTheUninterruptedRun) {
   ScratchDir dir("env_resume");
   dir.write("c.yaml", kCalculatorRun);
-  auto r = run_keel("train c.yaml run.output_dir=straight", dir.path());
+  auto r = run_keel("train c.yaml run.output_dir=straight run.total_steps=4", dir.path());
   ASSERT_EQ(r.exit_code, 0) << r.out;
-  const auto ckpt2 = dir.path() / "killed/calc/checkpoints/step-00000002/COMPLETE";
+  const auto ckpt2 = dir.path() / "killed/tiny/checkpoints/step-00000002/COMPLETE";
   ASSERT_TRUE(train_until_then_kill(dir.path(), "c.yaml", "killed", ckpt2)) << "the run never saved step 2";
-  r = run_keel("train c.yaml run.output_dir=killed run.resume=" +
-                   (dir.path() / "killed/calc/checkpoints/step-00000002").string(),
+  r = run_keel("train c.yaml run.output_dir=killed run.total_steps=4 run.resume=" +
+                   (dir.path() / "killed/tiny/checkpoints/step-00000002").string(),
                dir.path());
-  expect_resumed_equals(r, dir.path() / "straight/calc", dir.path() / "killed/calc", 4, 40, "step-00000004");
-  const auto m = json_file_lines(dir.path() / "straight/calc/metrics.jsonl");
+  expect_resumed_equals(r, dir.path() / "straight/tiny", dir.path() / "killed/tiny", 4, 40, "step-00000004");
+  const auto m = json_file_lines(dir.path() / "straight/tiny/metrics.jsonl");
   EXPECT_TRUE(m.back().contains("env/turns_mean"));
 }
 

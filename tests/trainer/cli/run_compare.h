@@ -33,6 +33,21 @@ data:
 rollout: {samples_per_prompt: 4, max_new_tokens: 4}
 )";
 
+/// A tiny multi-turn run: the calculator environment's episodes from random init (junk turns, but
+/// every piece of the multi-turn step runs: tool calls parsed, observations appended, turn rewards,
+/// turn_grpo); the batch, optim, eval and checkpoint sections are the test's.
+inline const std::string kTinyCalculatorRun = R"(
+run: {name: tiny, total_steps: 3, device: cpu, seed: 3, threads: 1}
+model:
+  init: {hidden_size: 32, num_layers: 1, num_heads: 2, num_kv_heads: 1, intermediate_size: 64, max_position_embeddings: 128}
+data: {task: calculator, eval_size: 4}
+env: {name: calculator, max_turns: 3, max_tokens: 40}
+rollout: {samples_per_prompt: 4, max_new_tokens: 8}
+learner: {algorithm: grpo}
+advantage: {estimator: turn_grpo}
+reward: {components: [{name: env, scheme: env, params: {dense: true}}, {name: fmt, scheme: format_regex, weight: 0.5, params: {pattern: "calc"}}]}
+)";
+
 /// A stateful reward section: the verifier's reward standardised by running mean / std (meanstd's
 /// statistics are the reward state that checkpoints must carry).
 inline const std::string kStatefulReward = R"(

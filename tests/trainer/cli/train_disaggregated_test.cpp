@@ -107,17 +107,8 @@ TEST(TrainDisaggregatedDist, EnvironmentEpisodesOnTheRolloutRankEqualOneProcess)
   // The calculator's multi-turn episodes run where the rollout runs; their turns, observations and
   // environment outputs travel to the reward and learner ranks.
   ScratchDir dir("disagg_env");
-  dir.write("c.yaml", R"(
-run: {name: tiny, total_steps: 3, device: cpu, seed: 3, threads: 1}
-model:
-  init: {hidden_size: 32, num_layers: 1, num_heads: 2, num_kv_heads: 1, intermediate_size: 64, max_position_embeddings: 128}
-data: {task: calculator, eval_size: 4}
-env: {name: calculator, max_turns: 3, max_tokens: 40}
-rollout: {samples_per_prompt: 4, max_new_tokens: 8}
+  dir.write("c.yaml", kTinyCalculatorRun + R"(
 batch: {prompts_per_step: 6, mini_batch_size: 12, micro_batch_size: 2, epochs: 2}
-learner: {algorithm: grpo}
-advantage: {estimator: turn_grpo}
-reward: {components: [{name: env, scheme: env, params: {dense: true}}, {name: fmt, scheme: format_regex, weight: 0.5, params: {pattern: "calc"}}]}
 kl: {in_loss: true, coef: 0.01}
 optim: {lr: 1.0e-2, lr_schedule: constant}
 eval: {every: 0}

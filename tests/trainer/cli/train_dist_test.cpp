@@ -91,17 +91,8 @@ TEST(TrainDist, TwoRanksEqualOneRankOfflineDpo) {
 // row), so two ranks train what one does.
 TEST(TrainDist, TwoRanksEqualOneRankOnEnvironmentEpisodes) {
   ScratchDir dir("dp_env");
-  dir.write("c.yaml", R"(
-run: {name: tiny, total_steps: 3, device: cpu, seed: 3, threads: 1}
-model:
-  init: {hidden_size: 32, num_layers: 1, num_heads: 2, num_kv_heads: 1, intermediate_size: 64, max_position_embeddings: 128}
-data: {task: calculator, eval_size: 4}
-env: {name: calculator, max_turns: 3, max_tokens: 40}
-rollout: {samples_per_prompt: 4, max_new_tokens: 8}
+  dir.write("c.yaml", kTinyCalculatorRun + R"(
 batch: {prompts_per_step: 4, mini_batch_size: 8, micro_batch_size: 2, epochs: 2}
-learner: {algorithm: grpo}
-advantage: {estimator: turn_grpo}
-reward: {components: [{name: env, scheme: env, params: {dense: true}}, {name: fmt, scheme: format_regex, weight: 0.5, params: {pattern: "calc"}}]}
 optim: {lr: 1.0e-2, lr_schedule: constant}
 eval: {every: 0}
 checkpoint: {every: 0}

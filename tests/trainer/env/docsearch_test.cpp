@@ -389,11 +389,7 @@ TEST(DocsearchTask, RecordsAreDeterministic) {
 }
 
 TEST(DocsearchParams, BadValuesNameTheKey) {
-  auto has = [](const std::vector<std::string>& errors, const std::string& text) {
-    for (const auto& e : errors)
-      if (e.find(text) != std::string::npos) return true;
-    return false;
-  };
+  const auto has = testing::has_error;
   auto e = build("{k: 0, tool_format: xml, bfs: maybe, top_k: 2}").errors;
   ASSERT_EQ(e.size(), 4u);
   EXPECT_TRUE(has(e, "env.k: must be >= 1")) << e[0];

@@ -10,6 +10,7 @@
 #include "base/reader.h"
 #include "trainer/data/task.h"
 #include "trainer/env/environment.h"
+#include "trainer/env/episodes.h"
 
 namespace keel::env::testing {
 
@@ -37,28 +38,23 @@ Built build(RegisterFn add, const std::string& name, const std::string& env_yaml
   return b;
 }
 
-/// The expert's play of `r` in a fresh environment (reset with seed 0): its actions and each step's
-/// result, until done or `max_turns`.
+/// Whether one of `errors` contains `text`.
+inline bool has_error(const std::vector<std::string>& errors, const std::string& text) {
+  for (const auto& e : errors)
+    if (e.find(text) != std::string::npos) return true;
+  return false;
+}
+
+/// The expert's actions of `r` (reset with seed 0), one a line, and each step's result.
 struct ExpertRun {
-  std::vector<std::string> actions;
   std::vector<StepResult> steps;
-  std::string joined() const {  ///< the actions, one a line
-    std::string s;
-    for (const auto& a : actions) s += (s.empty() ? "" : "\n") + a;
-    return s;
-  }
+  std::string actions;
 };
 inline ExpertRun roll_expert(const EnvFactory& f, const data::PromptRecord& r, int max_turns) {
-  auto env = f.make();
-  env->reset(r, 0);
+  auto p = play_expert(f, r, 0, max_turns);
   ExpertRun out;
-  while (static_cast<int>(out.steps.size()) < max_turns) {
-    const auto a = env->expert_action();
-    if (!a) break;
-    out.actions.push_back(*a);
-    out.steps.push_back(env->step(*a));
-    if (out.steps.back().done) break;
-  }
+  for (const auto& a : p.actions) out.actions += (out.actions.empty() ? "" : "\n") + a;
+  out.steps = std::move(p.steps);
   return out;
 }
 

@@ -116,6 +116,14 @@ std::unique_ptr<rewards::CompositeReward> reward_of(const std::string& section) 
   return rewards::build_composite_reward(cfg.reward, cli::reward_registry(), "");
 }
 
+/// Three turns, `max_tokens` response-side tokens.
+EpisodeOptions episode_options(int64_t max_tokens) {
+  EpisodeOptions eo;
+  eo.max_turns = 3;
+  eo.max_tokens = max_tokens;
+  return eo;
+}
+
 rollout::RolloutOptions options(int samples) {
   rollout::RolloutOptions ro;
   ro.samples_per_prompt = samples;
@@ -130,9 +138,7 @@ TEST(Episodes, MasksTurnIdsObservationsRewardsAndTheLogprobContract) {
   Fixture f;
   ScriptedFactory envs(/*done_at=*/2);
   rewards::Scorer pool(rewards::ScorerOptions{.timeout_ms = 5000, .threads = 2});
-  EpisodeOptions eo;
-  eo.max_turns = 3;
-  eo.max_tokens = 60;
+  auto eo = episode_options(60);
   EpisodeStats st;
   const auto prompts = records({"1+2=", "3+4="});
   const auto b = run_episodes(*f.s.policy, *f.s.tok, envs, pool, prompts, options(2), eo, &st);
@@ -208,9 +214,7 @@ TEST(Episodes, TheTurnsAreSsGrpoStagesWithTheirRewards) {
   Fixture f;
   ScriptedFactory envs(/*done_at=*/3);
   rewards::Scorer pool(rewards::ScorerOptions{.timeout_ms = 5000, .threads = 2});
-  EpisodeOptions eo;
-  eo.max_turns = 3;
-  eo.max_tokens = 60;
+  auto eo = episode_options(60);
   const auto b = run_episodes(*f.s.policy, *f.s.tok, envs, pool, records({"1+2="}), options(2), eo);
   // Three turns, two stages: turns 1 and 2 merge into stage 1, which keeps turn 2's reward.
   const auto st = loop::env_stages(b, 2);
@@ -229,9 +233,7 @@ TEST(Episodes, AThrowingOrHangingEnvironmentFailsItsEpisodeOnlyAndIsCounted) {
   Fixture f;
   ScriptedFactory envs(/*done_at=*/3);
   rewards::Scorer pool(rewards::ScorerOptions{.timeout_ms = 300, .threads = 2});
-  EpisodeOptions eo;
-  eo.max_turns = 3;
-  eo.max_tokens = 60;
+  auto eo = episode_options(60);
   EpisodeStats st;
   const auto t0 = std::chrono::steady_clock::now();
   const auto b = run_episodes(*f.s.policy, *f.s.tok, envs, pool, records({"1+2=", "boom", "hang"}), options(1), eo, &st);
@@ -258,9 +260,7 @@ TEST(Episodes, ReusingTheCacheSamplesWhatRecomputingDoesWithLessWork) {
   Fixture f;
   ScriptedFactory envs(3);
   rewards::Scorer pool(rewards::ScorerOptions{.timeout_ms = 5000, .threads = 2});
-  EpisodeOptions eo;
-  eo.max_turns = 3;
-  eo.max_tokens = 60;
+  auto eo = episode_options(60);
   EpisodeStats reuse, recompute;
   const auto prompts = records({"1+2=", "3+4=", "5+6="});
   const auto a = run_episodes(*f.s.policy, *f.s.tok, envs, pool, prompts, options(2), eo, &reuse);
@@ -294,9 +294,7 @@ TEST(Episodes, TheTokenBudgetEndsAnEpisode) {
 TEST(Episodes, ExpertEpisodeEncodesTurnsObservationsAndTheMask) {
   Fixture f;
   ScriptedFactory envs(2);
-  EpisodeOptions eo;
-  eo.max_turns = 3;
-  eo.max_tokens = 60;
+  auto eo = episode_options(60);
   const auto prompts = records({"1+2="});
   const auto ep = expert_episode(*f.s.tok, envs, prompts[0], 1, "plain", eo);
   EXPECT_TRUE(ep.success);

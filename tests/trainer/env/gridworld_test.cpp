@@ -113,7 +113,7 @@ struct Rollout {
 Rollout roll_expert(const EnvFactory& f, const data::PromptRecord& r, int max_turns) {
   const auto run = testing::roll_expert(f, r, max_turns);
   Rollout out;
-  out.actions = run.joined();
+  out.actions = run.actions;
   for (const auto& s : run.steps) {
     ++out.turns;
     out.hazards += static_cast<int>(s.info.at("hazard"));
@@ -268,11 +268,7 @@ TEST(GridworldEnv, BadRecordsNameTheRecord) {
 }
 
 TEST(GridworldParams, BadValuesNameTheKey) {
-  auto has = [](const std::vector<std::string>& errors, const std::string& text) {
-    for (const auto& e : errors)
-      if (e.find(text) != std::string::npos) return true;
-    return false;
-  };
+  const auto has = testing::has_error;
   auto e = build("{subtask_reward: -0.5, hazard_end: true}").errors;
   ASSERT_EQ(e.size(), 2u);
   EXPECT_TRUE(has(e, "env.subtask_reward: must be >= 0")) << e[0];

@@ -142,7 +142,7 @@ struct Rollout {
 Rollout roll_expert(const EnvFactory& f, const data::PromptRecord& r, int max_turns) {
   const auto run = testing::roll_expert(f, r, max_turns);
   Rollout out;
-  out.actions = run.joined();
+  out.actions = run.actions;
   for (const auto& s : run.steps) {
     ++out.turns;
     EXPECT_EQ(s.info.at("invalid_action"), 0.0);
@@ -236,11 +236,7 @@ TEST(GuessingEnv, CustomItemsAndRecordErrors) {
 }
 
 TEST(GuessingParams, BadValuesNameTheKey) {
-  auto has = [](const std::vector<std::string>& errors, const std::string& text) {
-    for (const auto& e : errors)
-      if (e.find(text) != std::string::npos) return true;
-    return false;
-  };
+  const auto has = testing::has_error;
   auto e = build("{info_weight: -1, max_questions: 0, max_question: 3}").errors;
   ASSERT_EQ(e.size(), 3u);
   EXPECT_TRUE(has(e, "env.info_weight: must be >= 0")) << e[0];

@@ -189,7 +189,6 @@ class CalculatorEnv : public Environment {
         results += (results.empty() ? "" : "\n") + res;
       }
       out.observation = results;
-      last_result_ = results;
       return out;
     }
     const auto v = first_integer(p.text);
@@ -211,7 +210,7 @@ class CalculatorEnv : public Environment {
 
  private:
   ToolFormat fmt_;
-  std::string expression_, last_result_;
+  std::string expression_;
   int64_t answer_ = 0;
   bool called_ = false;
   double direct_share_ = 0.0;
