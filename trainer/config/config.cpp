@@ -16,7 +16,8 @@ void read_run(Reader& r, RunSection& c) {
   r.field("threads", c.threads, "intra-op CPU threads; 0 = all cores").ge(0);
   r.field("log_level", c.log_level, "console log level").one_of({"trace", "debug", "info", "warn", "error"}, "log level");
   r.field("log_all_ranks", c.log_all_ranks, "log from every rank, not only rank 0");
-  r.field("resume", c.resume, "none | auto (newest complete checkpoint) | a checkpoint directory").nonempty();
+  r.field("resume", c.resume, "none | auto (newest complete checkpoint that verifies) | a checkpoint directory").nonempty();
+  r.field("overwrite", c.overwrite, "a fresh run (resume none) may replace the checkpoints another run left in the run directory");
 }
 
 void read_model(Reader& r, ModelSection& c, const KnownNames& known) {
@@ -110,6 +111,8 @@ void read_optim(Reader& r, OptimSection& c) {
   r.field("grad_clip", c.grad_clip, "max global gradient norm; 0 = off").ge(0);
   r.field("rollback_after", c.rollback_after,
           "non-finite loss/grad steps are skipped; this many in a row roll back to the last good checkpoint").ge(1);
+  r.field("max_rollbacks", c.max_rollbacks,
+          "rollbacks to the same checkpoint (each resumes on new data and a new seed) before the run stops with an error").ge(1);
 }
 
 void read_critic(Reader& r, CriticSection& c) {

@@ -26,6 +26,7 @@ struct RunSection {
   std::string log_level = "info";       // trace | debug | info | warn | error
   bool log_all_ranks = false;
   std::string resume = "none";          // none | auto | <checkpoint dir>
+  bool overwrite = false;               // a fresh run may replace another run's checkpoints in the run dir
 };
 
 struct ModelInitSection {  // random initialisation when model.path is empty
@@ -101,6 +102,7 @@ struct OptimSection {
   double adam_eps = 1e-8;
   double grad_clip = 1.0;               // 0 = off
   int rollback_after = 3;               // consecutive non-finite steps before rolling back
+  int max_rollbacks = 3;                // rollbacks to one checkpoint before the run stops
 };
 
 struct CriticSection {
