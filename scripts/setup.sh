@@ -10,6 +10,7 @@ pkgs=(
   nlohmann-json3-dev libcli11-dev libgtest-dev libgmock-dev libbenchmark-dev libgloo-dev
   libprotobuf-dev protobuf-compiler
   python3-torch python3-matplotlib python3-numpy
+  python3-jinja2
 )
 
 sudo_cmd=()

@@ -47,10 +47,10 @@ TEST(ChatTemplate, PlainExact) {
 }
 
 TEST(ChatTemplate, RegistryNamesAndDescriptions) {
-  EXPECT_EQ(chat_template_names(), (std::vector<std::string>{"chatml", "llama3", "plain"}));
+  EXPECT_EQ(chat_template_names(), (std::vector<std::string>{"chatml", "llama3", "mistral", "plain"}));
   ChatTemplateRegistry r("chat template");
   register_builtin_chat_templates(r);
-  EXPECT_EQ(r.size(), 3u);
+  EXPECT_EQ(r.size(), 4u);
   for (const std::string& n : r.names()) EXPECT_FALSE(r.get(n).description.empty()) << n;
   EXPECT_THROW(register_builtin_chat_templates(r), keel::Error);  // duplicates are rejected
 }
@@ -61,7 +61,7 @@ TEST(ChatTemplate, Errors) {
     FAIL() << "expected keel::Error";
   } catch (const keel::Error& e) {
     EXPECT_THAT(e.what(), testing::HasSubstr("unknown chat template 'chatm'"));
-    EXPECT_THAT(e.what(), testing::HasSubstr("chatml, llama3, plain"));
+    EXPECT_THAT(e.what(), testing::HasSubstr("chatml, llama3, mistral, plain"));
   }
   try {
     render_chat({{"user", "x"}, {"robot", "y"}}, "chatml", true);

@@ -79,7 +79,8 @@ int run_cli(int argc, char** argv) {
   g->add_option("prompts", gen.prompts, "prompt JSONL ({prompt | messages | prompt_ids, id?} per line)")->required();
   g->add_option("-o,--output", gen.output, "completions JSONL (default: stdout)");
   g->add_option("--tokenizer", gen.tokenizer, "tokenizer file or directory (default: the model's)");
-  g->add_option("--chat-template", gen.chat_template, "plain | chatml | llama3");
+  g->add_option("--chat-template", gen.chat_template,
+                "plain | chatml | llama3 | mistral | model (the model directory's own) | auto (its own, else plain)");
   g->add_option("--max-new-tokens", gen.max_new_tokens, "response length limit")->check(CLI::PositiveNumber);
   g->add_option("--temperature", gen.temperature, "0 = greedy")->check(CLI::NonNegativeNumber);
   g->add_option("--top-k", gen.top_k, "0 = off")->check(CLI::NonNegativeNumber);
@@ -98,7 +99,8 @@ int run_cli(int argc, char** argv) {
       ->required();
   lp->add_option("-o,--output", lpa.output, "output JSONL (default: stdout)");
   lp->add_option("--tokenizer", lpa.tokenizer, "tokenizer file or directory (default: the model's)");
-  lp->add_option("--chat-template", lpa.chat_template, "plain | chatml | llama3");
+  lp->add_option("--chat-template", lpa.chat_template,
+                 "plain | chatml | llama3 | mistral | model (the model directory's own) | auto (its own, else plain)");
   lp->add_option("--temperature", lpa.temperature, "logits are divided by this")->check(CLI::PositiveNumber);
   lp->add_flag("--skip-bad-lines", lpa.skip_bad_lines, "skip (and count) malformed or too-long records instead of failing");
   lp->add_option("--device", lpa.device, "auto | cpu | cuda (auto: CUDA when usable)");

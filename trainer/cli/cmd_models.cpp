@@ -193,7 +193,7 @@ int run_generate(const GenerateArgs& a) {
   torch::NoGradGuard ng;
   auto l = load_model_and_tokenizer(a.model, a.tokenizer, a.device);
   ModelInputOptions io;
-  io.chat_template = a.chat_template;
+  io.chat_template = models::resolve_chat_template(a.chat_template, models::chat_template_dir(a.model, a.tokenizer));
   io.vocab_size = usable_vocab(l);
   io.context_length = l.model.config().max_position_embeddings;
   io.max_new_tokens = a.max_new_tokens;
@@ -248,7 +248,7 @@ int run_logprobs(const LogprobsArgs& a) {
   torch::NoGradGuard ng;
   auto l = load_model_and_tokenizer(a.model, a.tokenizer, a.device);
   ModelInputOptions io;
-  io.chat_template = a.chat_template;
+  io.chat_template = models::resolve_chat_template(a.chat_template, models::chat_template_dir(a.model, a.tokenizer));
   io.with_completion = true;
   io.vocab_size = usable_vocab(l);
   io.context_length = l.model.config().max_position_embeddings;

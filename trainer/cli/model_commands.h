@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "models/chat_template.h"
+
 namespace keel::models {
 class Tokenizer;
 }
@@ -19,7 +21,7 @@ struct GenerateArgs {
   std::string prompts;        ///< prompt JSONL
   std::string output;         ///< completions JSONL ("" or "-" = stdout)
   std::string tokenizer;      ///< "" = the model directory's
-  std::string chat_template = "plain";
+  std::string chat_template = "plain";  ///< auto | model | a built-in (models::resolve_chat_template)
   int64_t max_new_tokens = 64;
   double temperature = 1.0;   ///< 0 = greedy
   int64_t top_k = 0;
@@ -38,7 +40,7 @@ struct LogprobsArgs {
   std::string input;          ///< {prompt | messages | prompt_ids, completion | completion_ids} JSONL
   std::string output;
   std::string tokenizer;
-  std::string chat_template = "plain";
+  std::string chat_template = "plain";  ///< auto | model | a built-in (models::resolve_chat_template)
   double temperature = 1.0;
   bool skip_bad_lines = false;
   std::string device = "auto";  ///< auto | cpu | cuda (fp32 either way)
@@ -66,7 +68,7 @@ struct ModelInput {
 };
 
 struct ModelInputOptions {
-  std::string chat_template = "plain";  ///< for text prompts; token ids are used as given
+  models::ChatTemplate chat_template{"plain"};  ///< for text prompts; token ids are used as given
   bool with_completion = false;         ///< logprobs: each record needs completion | completion_ids
   int64_t vocab_size = 0;               ///< token ids must lie in [0, vocab_size)
   int64_t context_length = 0;           ///< prompt + completion + max_new_tokens must fit (0 = unchecked)

@@ -73,9 +73,9 @@ void settle_failures(const rewards::ScoreResult& res, const std::vector<size_t>&
 }
 
 /// The ids of an observation as the chat template shows it.
-std::vector<int64_t> observation_ids(const models::Tokenizer& tok, const std::string& chat_template,
+std::vector<int64_t> observation_ids(const models::Tokenizer& tok, const models::ChatTemplate& chat_template,
                                      const std::string& role, const std::string& text) {
-  return tok.encode(models::render_observation(chat_template, role, text), /*add_special=*/false,
+  return tok.encode(chat_template.render_observation(role, text), /*add_special=*/false,
                     /*parse_special=*/true);
 }
 
@@ -352,18 +352,18 @@ ExpertPlay play_expert(const EnvFactory& envs, const data::PromptRecord& record,
 }
 
 std::string expert_transcript(const EnvFactory& envs, const data::PromptRecord& record, uint64_t seed,
-                              const std::string& chat_template, const EpisodeOptions& eo) {
+                              const models::ChatTemplate& chat_template, const EpisodeOptions& eo) {
   const auto p = play_expert(envs, record, seed, eo.max_turns);
   std::string text = rollout::render_prompt(with_first_observation(record, p.first), chat_template);
   for (size_t t = 0; t < p.actions.size(); ++t) {
     text += " " + p.actions[t];
-    if (t + 1 < p.actions.size()) text += models::render_observation(chat_template, eo.observation_role, p.steps[t].observation);
+    if (t + 1 < p.actions.size()) text += chat_template.render_observation(eo.observation_role, p.steps[t].observation);
   }
   return text;
 }
 
 ExpertEpisode expert_episode(const models::Tokenizer& tok, const EnvFactory& envs, const data::PromptRecord& record,
-                             uint64_t seed, const std::string& chat_template, const EpisodeOptions& eo) {
+                             uint64_t seed, const models::ChatTemplate& chat_template, const EpisodeOptions& eo) {
   const auto p = play_expert(envs, record, seed, eo.max_turns);
   if (!p.expert || p.actions.empty())
     fail("{}: the environment has no expert action (SFT on expert episodes needs one)", record.id);

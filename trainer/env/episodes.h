@@ -89,8 +89,8 @@ struct ExpertEpisode {
 /// The expert episode as text, for training a run's tokenizer: the rendered prompt, then each
 /// expert action and rendered observation. Falls back to "" past the point the expert stops.
 std::string expert_transcript(const EnvFactory& envs, const data::PromptRecord& record, uint64_t seed,
-                              const std::string& chat_template, const EpisodeOptions& eo);
+                              const models::ChatTemplate& chat_template, const EpisodeOptions& eo);
 ExpertEpisode expert_episode(const models::Tokenizer& tok, const EnvFactory& envs, const data::PromptRecord& record,
-                             uint64_t seed, const std::string& chat_template, const EpisodeOptions& eo);
+                             uint64_t seed, const models::ChatTemplate& chat_template, const EpisodeOptions& eo);
 
 }  // namespace keel::env

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "models/chat_template.h"
 #include "trainer/rollout/rollout_batch.h"
 
 namespace keel::models {
@@ -24,7 +25,7 @@ struct RolloutOptions {
   double top_p = 1.0;
   std::vector<int64_t> stop_token_ids;
   int batch_size = 64;        ///< rows decoded together
-  std::string chat_template = "plain";
+  models::ChatTemplate chat_template{"plain"};  ///< the run's (rollout::load_chat_template)
   uint64_t seed = 0;          ///< per call; rows draw from (seed, first_row + row)
   int64_t first_row = 0;      ///< global index of this call's first row (data-parallel ranks)
 };
