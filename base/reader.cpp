@@ -53,18 +53,31 @@ bool parse_int64(const std::string& s, int64_t& out) {
   return true;
 }
 
+/// YAML's spellings of infinity and NaN (with any sign), which strtod would also take.
+bool non_finite_spelling(std::string s) {
+  if (!s.empty() && (s[0] == '-' || s[0] == '+')) s.erase(0, 1);
+  if (!s.empty() && s[0] == '.') s.erase(0, 1);
+  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return s == "inf" || s == "infinity" || s == "nan";
+}
+
+bool decimal_chars(const std::string& s) {
+  for (char c : s)
+    if (!(std::isdigit(static_cast<unsigned char>(c)) || c == '.' || c == 'e' || c == 'E' || c == '-' || c == '+'))
+      return false;
+  return true;
+}
+
+/// A finite decimal number. No config value means "unbounded" through .inf, and an infinite lr or
+/// temperature only turns into NaN losses steps later, so infinities and NaN are refused here,
+/// once for every field (parse_value(double) names them).
 bool parse_double(const std::string& s, double& out) {
   if (s.empty()) return false;
-  if (s == ".inf" || s == ".Inf" || s == "inf") { out = INFINITY; return true; }
-  if (s == "-.inf" || s == "-.Inf" || s == "-inf") { out = -INFINITY; return true; }
   errno = 0;
   char* end = nullptr;
   const double v = std::strtod(s.c_str(), &end);
   if (errno == ERANGE || *end != '\0' || std::isnan(v)) return false;
-  // strtod accepts "nan", "0x1p3", "infinity": keep to decimal numbers.
-  for (char c : s)
-    if (!(std::isdigit(static_cast<unsigned char>(c)) || c == '.' || c == 'e' || c == 'E' || c == '-' || c == '+'))
-      return false;
+  if (!decimal_chars(s)) return false;  // strtod accepts "nan", "0x1p3", "infinity"
   out = v;
   return true;
 }
@@ -113,6 +126,10 @@ std::string parse_value(const Node& n, int& out) {
 std::string parse_value(const Node& n, double& out) {
   double v = 0;
   if (n.is_scalar() && !n.quoted() && parse_double(n.text(), v)) { out = v; return ""; }
+  if (n.is_scalar() && !n.quoted() && non_finite_spelling(n.text()))
+    return fmt::format("expected a finite number, got {}", got(n));
+  if (n.is_scalar() && !n.quoted() && decimal_chars(n.text()) && std::isinf(std::strtod(n.text().c_str(), nullptr)))
+    return fmt::format("expected a finite number, got {} (beyond the range of a double)", got(n));
   return fmt::format("expected a number, got {}", got(n));
 }
 
@@ -145,7 +162,7 @@ std::string format_value(const std::string& v) {
       plain = false;
   int64_t i;
   double d;
-  if (plain && (parse_int64(v, i) || parse_double(v, d) || v == "true" || v == "false" || v == "null" ||
+  if (plain && (parse_int64(v, i) || parse_double(v, d) || non_finite_spelling(v) || v == "true" || v == "false" || v == "null" ||
                 v == "yes" || v == "no" || v == "on" || v == "off"))
     plain = false;
   if (plain) return v;

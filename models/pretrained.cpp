@@ -13,6 +13,7 @@
 #include "models/transformer_impl.h"
 #include "base/error.h"
 #include "base/fs.h"
+#include "base/hub_name.h"
 
 namespace keel::models {
 namespace {
@@ -59,6 +60,7 @@ const std::vector<std::string>& tokenizer_file_names() {
 }
 
 Transformer load_pretrained(const std::string& dir, const ModelRegistry& registry, const LoadOptions& opts) {
+  if (looks_like_hub_name(dir)) fail("model directory {}", hub_name_message(dir, "give"));
   if (!fs::is_directory(dir)) fail("{}: not a model directory", dir);
   const ModelConfig cfg = load_model_config(dir, registry);
   const auto tensors = load_safetensors_dir(dir);

@@ -10,6 +10,7 @@
 #include "models/tokenizer_sentencepiece.h"
 #include "models/tokenizer_unicode.h"
 #include "base/error.h"
+#include "base/hub_name.h"
 
 namespace keel::models {
 
@@ -18,6 +19,7 @@ std::unique_ptr<Tokenizer> load_tokenizer(const std::string& path) {
   std::error_code ec;
   const fs::path p(path);
   if (path.empty()) fail("tokenizer path is empty");
+  if (looks_like_hub_name(path)) fail("tokenizer path {}", hub_name_message(path, "give"));
   if (!fs::exists(p, ec)) fail("tokenizer path '{}' does not exist", path);
   if (fs::is_directory(p, ec)) {
     if (fs::exists(p / "tokenizer.json", ec)) return load_hf_tokenizer_json((p / "tokenizer.json").string());

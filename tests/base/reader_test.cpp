@@ -90,5 +90,29 @@ TEST(ConfigReader, YamlSyntaxErrorNamesFileAndLine) {
   }
 }
 
+// `temperature: .inf`, `lr: .inf` passed validate and only broke training steps later: every
+// floating-point field refuses infinities and NaN, in the file and in overrides, in lists too.
+TEST(ConfigReader, NumbersMustBeFinite) {
+  for (const char* v : {".inf", "-.inf", ".Inf", "+.inf", "inf", "infinity", ".nan", ".NaN", "nan"}) {
+    const auto e = errors_of(std::string("s:\n  lr: ") + v + "\n");
+    ASSERT_EQ(e.size(), 1u) << v;
+    EXPECT_EQ(e[0], fmt::format("t.yaml:2: s.lr: expected a finite number, got '{}'", v));
+  }
+  auto e = errors_of("s:\n  lr: 1e400\n");
+  ASSERT_EQ(e.size(), 1u);
+  EXPECT_EQ(e[0], "t.yaml:2: s.lr: expected a finite number, got '1e400' (beyond the range of a double)");
+  e = errors_of("s:\n  lr: 0.5\n", nullptr, {"s.lr=.inf"});
+  ASSERT_EQ(e.size(), 1u);
+  EXPECT_EQ(e[0], "override s.lr=.inf: s.lr: expected a finite number, got '.inf'");
+  Node root = parse_yaml_string("xs: [1.0, .inf]\n", "t.yaml");
+  std::vector<double> xs;
+  EXPECT_EQ(parse_value(*root.find("xs"), xs), "item 1: expected a finite number, got '.inf'");
+  // A string field still takes the text, and prints it quoted so it reads back as a string.
+  std::string str;
+  EXPECT_EQ(parse_value(*parse_yaml_string("a: .inf\n", "t.yaml").find("a"), str), "");
+  EXPECT_EQ(str, ".inf");
+  EXPECT_EQ(format_value(str), "\".inf\"");
+}
+
 }  // namespace
 }  // namespace keel::config

@@ -1,6 +1,7 @@
 #include "trainer/checkpoint/trainer_state.h"
 
 #include <array>
+#include <cstdint>
 #include <string_view>
 
 #include <torch/optim/optimizer.h>
@@ -31,6 +32,11 @@ int64_t read_int(const nlohmann::json& obj, const std::string& key, const stdfs:
          key);
   if (!it->is_number_integer())
     fail("{}: key '{}{}' must be an integer, got {}", file.string(), where, key, it->dump());
+  // Every counter counts up from 0: a negative one (or one past int64, which get<int64_t> would
+  // wrap to a negative) would resume the loop before its start.
+  if (it->is_number_unsigned() ? it->get<uint64_t>() > static_cast<uint64_t>(INT64_MAX) : it->get<int64_t>() < 0)
+    fail("{}: key '{}{}' must be an integer >= 0 (a counter), got {} (a corrupt or hand-edited trainer state)",
+         file.string(), where, key, it->dump());
   return it->get<int64_t>();
 }
 

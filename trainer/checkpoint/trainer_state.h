@@ -46,7 +46,8 @@ void write_trainer_state(const std::filesystem::path& staging_dir, const Trainer
 
 /// Reads dir/trainer_state.json. Every key other than the common ones lands in extras. Throws
 /// keel::Error naming the file and the key when the file is not JSON, a common key or one of
-/// `required_extras` is missing, or a common key has the wrong type.
+/// `required_extras` is missing, or a common key has the wrong type or is negative (every counter
+/// counts up from 0).
 TrainerState read_trainer_state(const std::filesystem::path& dir, const std::vector<std::string>& required_extras = {});
 
 /// Saves `opt`'s state (a torch OutputArchive) to `file`; make_adamw(..., file) loads it back.

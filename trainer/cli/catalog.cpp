@@ -16,6 +16,7 @@
 #include "trainer/learner/policy_loss.h"
 #include "trainer/loop/contracts.h"
 #include "trainer/loop/registries.h"
+#include "trainer/loop/resources.h"
 
 namespace keel::cli {
 
@@ -85,6 +86,7 @@ config::KnownNames known_names() {
     credit::read_advantage_subsections(r, o);
   };
   k.contracts = loop::report_contracts;
+  k.resources = loop::report_resources;
   return k;
 }
 

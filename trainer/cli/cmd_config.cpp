@@ -5,6 +5,7 @@
 #include "trainer/cli/catalog.h"
 #include "trainer/cli/commands.h"
 #include "base/error.h"
+#include "trainer/loop/resources.h"
 
 namespace keel::cli {
 
@@ -29,10 +30,10 @@ int run_validate(const ConfigArgs& a) {
   const auto& d = cfg.derived;
   std::cout << fmt::format(
       "{}: ok ({} {}, world size {}: rollout batch {} = {} prompts x {} samples, {} mini-batch(es) per epoch, "
-      "{} gradient-accumulation step(s) per mini-batch on each of {} learner rank(s))\n",
+      "{} gradient-accumulation step(s) per mini-batch on each of {} learner rank(s); memory: {})\n",
       a.config, cfg.learner.algorithm, cfg.advantage.estimator, d.world_size, d.rollout_batch,
       cfg.batch.prompts_per_step, cfg.rollout.samples_per_prompt, d.mini_batches_per_epoch, d.grad_accum_steps,
-      d.learner_ranks);
+      d.learner_ranks, loop::memory_summary(cfg));
   return 0;
 }
 

@@ -12,6 +12,7 @@
 
 #include "models/compat.h"
 #include "models/fused_cpu_kernels.h"
+#include "base/log.h"
 #include "base/startup_env.h"
 
 namespace keel::cli {
@@ -67,6 +68,12 @@ double measure_matmul_gflops(int n, int reps) {
 }
 
 void init_threads(int requested) {
+  const int hardware = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  if (requested > hardware) {
+    // More intra-op threads than hardware threads only contend (1000 on 2 cores: a step ~50x slower).
+    log::warn("run.threads {} is more than this machine's {} hardware threads: using {}", requested, hardware, hardware);
+    requested = hardware;
+  }
   if (requested > 0) {
     at::set_num_threads(requested);
   } else if (!std::getenv("OMP_NUM_THREADS")) {

@@ -12,8 +12,8 @@ std::string blas_description();
 std::string kernel_path_description();
 /// One line: keel, LibTorch, CUDA, NCCL, BLAS, threads, CPU kernels.
 std::string system_summary();
-/// Sets LibTorch's intra-op threads: `requested` if > 0, else every hardware thread unless
-/// OMP_NUM_THREADS is set (tests set it to 1).
+/// Sets LibTorch's intra-op threads: `requested` if > 0 (capped, with a warning, at the hardware
+/// threads), else every hardware thread unless OMP_NUM_THREADS is set (tests set it to 1).
 void init_threads(int requested);
 /// Best-of-`reps` fp32 n x n matmul throughput.
 double measure_matmul_gflops(int n, int reps);

@@ -48,7 +48,14 @@ void read_kl(Reader& r, KlSection& c, const KnownNames& known) {
   auto est = r.field("estimator", c.estimator, "KL estimator; a trailing + is the straight-through form");
   if (!known.kl_estimators.empty()) est.one_of(known.kl_estimators, "KL estimator");
   else est.one_of({"k1", "k2", "k3", "k1+", "k2+", "k3+", "abs"}, "KL estimator");
-  r.field("coef", c.coef, "KL coefficient (initial value for the adaptive controller)").ge(0);
+  auto coef = r.field("coef", c.coef, "KL coefficient (initial value for the adaptive controller); one other than "
+                      "the default or 0 needs in_loss or in_reward").ge(0);
+  // Without either switch no KL term exists: a coefficient chosen would silently do nothing. The
+  // default itself is no choice (print-config and reference.yaml write every key, and reload).
+  if (coef.present() && c.coef != 0 && c.coef != KlSection{}.coef && !c.in_loss && !c.in_reward)
+    r.error("coef", fmt::format("{} is set but neither {} nor {} is true, so no KL term would be computed: set one of "
+                                "them to true, or drop the coefficient (or set it to 0)",
+                                format_value(c.coef), r.path_of("in_loss"), r.path_of("in_reward")));
   r.field("controller", c.controller, "KL coefficient controller").one_of({"fixed", "adaptive"}, "KL controller");
   r.field("target", c.target, "adaptive controller: target KL").gt(0);
   r.field("horizon", c.horizon, "adaptive controller: horizon").gt(0);

@@ -16,7 +16,7 @@ CLI::App* add_launch_command(CLI::App& app, LaunchOptions& opt) {
   sub->add_option("--log-dir", opt.log_dir, "per-rank logs <dir>/rank_<N>.log")->capture_default_str();
   sub->add_option("--grace-s", opt.grace_s, "seconds between SIGTERM and SIGKILL when stopping ranks")
       ->capture_default_str();
-  sub->add_option("command", opt.command, "the program each rank runs, with its arguments (after --)")->required();
+  sub->add_option("command", opt.command, "the program each rank runs, with its arguments (after --); a bare keel is this keel")->required();
   return sub;
 }
 

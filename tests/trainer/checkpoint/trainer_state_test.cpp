@@ -130,6 +130,26 @@ TEST_F(TrainerStateTest, MalformedFileErrorsNameTheFile) {
   EXPECT_NE(msg.find(file), std::string::npos) << msg;
 }
 
+// A hand-edited `"step": -5` resumed training at step -4; counters past int64 wrapped to negatives.
+TEST_F(TrainerStateTest, NegativeCountersAreRefused) {
+  const auto file = (dir_ / kTrainerStateFile).string();
+  for (const char* bad : {R"({"step": -5, "opt_step": 5, "data_cursor": {"epoch": 1, "position": 0}, "skipped_steps": 0})",
+                          R"({"step": 5, "opt_step": -1, "data_cursor": {"epoch": 1, "position": 0}, "skipped_steps": 0})",
+                          R"({"step": 5, "opt_step": 5, "data_cursor": {"epoch": 1, "position": -3}, "skipped_steps": 0})",
+                          R"({"step": 5, "opt_step": 5, "data_cursor": {"epoch": 1, "position": 0}, "skipped_steps": 18446744073709551615})"}) {
+    fs::write_file_atomic(dir_ / kTrainerStateFile, bad);
+    const auto msg = read_error();
+    EXPECT_NE(msg.find(file), std::string::npos) << msg;
+    EXPECT_NE(msg.find("must be an integer >= 0"), std::string::npos) << bad << "\n" << msg;
+  }
+  fs::write_file_atomic(dir_ / kTrainerStateFile,
+                        R"({"step": 5, "opt_step": -1, "data_cursor": {"epoch": 1, "position": 0}, "skipped_steps": 0})");
+  EXPECT_NE(read_error().find("key 'opt_step' must be an integer >= 0"), std::string::npos) << read_error();
+  fs::write_file_atomic(dir_ / kTrainerStateFile,
+                        R"({"step": 0, "opt_step": 0, "data_cursor": {"epoch": 0, "position": 0}, "skipped_steps": 0})");
+  EXPECT_EQ(read_error(), "");
+}
+
 TEST_F(TrainerStateTest, AnExtraMayNotShadowACommonKey) {
   TrainerState st;
   st.extras["step"] = 99;

@@ -74,5 +74,18 @@ TEST(CreditConfig, KlEstimatorAbsIsKnown) {
   EXPECT_NE(load_error("kl: {estimator: l1}\n").find("kl.estimator: unknown KL estimator 'l1'"), std::string::npos);
 }
 
+// kl.coef=0.05 with neither kl.in_loss nor kl.in_reward trained without any KL term, silently.
+TEST(CreditConfig, KlCoefWithoutAKlTermIsAnError) {
+  EXPECT_EQ(load_error("kl:\n  coef: 0.05\n"),
+            "c.yaml:2: kl.coef: 0.05 is set but neither kl.in_loss nor kl.in_reward is true, so no KL term would be "
+            "computed: set one of them to true, or drop the coefficient (or set it to 0)");
+  EXPECT_EQ(load_error("kl: {coef: 0.05, in_loss: true}\n"), "");
+  EXPECT_EQ(load_error("kl: {coef: 0.05, in_reward: true}\n"), "");
+  EXPECT_EQ(load_error("kl: {coef: 0}\n"), "");  // "no KL", said explicitly
+  // The default as print-config writes it (every key) reloads.
+  EXPECT_EQ(load_error("kl: {coef: " + format_value(KlSection{}.coef) + ", in_loss: false, in_reward: false}\n"), "");
+  EXPECT_EQ(load_error("kl: {estimator: k3}\n"), "");  // the default coefficient alone is not a request
+}
+
 }  // namespace
 }  // namespace keel::config
