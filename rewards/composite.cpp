@@ -75,6 +75,7 @@ RewardOutput CompositeReward::score(const RewardInput& in) {
       if (k.rfind("scorer/", 0) == 0) out.metrics[k] += v;
       else out.metrics["reward/" + c.name + "/" + k] = v;
     }
+    for (const auto& [kind, msg] : part.failures) out.failures[c.name + "/" + kind] = msg;
     if (part.correct.defined()) {
       TORCH_CHECK(part.correct.dim() == 1 && part.correct.size(0) == n, "reward scheme '", c.scheme,
                   "' must return correct of shape [", n, "], got ", part.correct.sizes());

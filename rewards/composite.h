@@ -13,8 +13,10 @@
 // correctness the verifiers among them reported in RewardInput::correct (AND over them; the signal
 // "correct"). The output's `correct` is that AND over every component that reports one. Metrics:
 // reward/<name>/{mean,std,min,max}, reward/total/{mean,std,min,max}, the component's own metrics
-// under reward/<name>/..., scorer/{timeouts,errors,malformed} summed over components, and
-// scorer/stuck_workers (threads ever retired by the shared scorer, a gauge).
+// under reward/<name>/... (a verifier's reward/<name>/error_share: the share of its calls that
+// threw or timed out), scorer/{timeouts,errors,malformed} summed over components, and
+// scorer/stuck_workers (threads ever retired by the shared scorer, a gauge). Each component's first
+// failure message of each kind lands in RewardOutput::failures as "<name>/<kind>".
 //
 // The run's judges (reward.judges, rewards/judges/judge.h) run first, on a copy of the input, and
 // the components read what they wrote (criterion_scores, step_scores, rm_scores, extra.<key>);

@@ -120,6 +120,10 @@ struct RewardOutput {
   /// Scalars for logging, under namespaced keys ("scorer/timeouts", "par/mean_refs"). CompositeReward
   /// prefixes them with "reward/<component>/" except "scorer/*", which it sums across components.
   std::map<std::string, double> metrics;
+  /// The first message of each kind of failure in this batch, by kind ("error": a verifier threw or
+  /// returned a non-finite value; "timeout"; "malformed": a text no verifier was asked about), for
+  /// the trainer to log once per kind. CompositeReward keys them "<component>/<kind>".
+  std::map<std::string, std::string> failures;
 };
 
 /// Checkpointable state of a stateful scheme (running mean/std, min/max, per-task history, EMA

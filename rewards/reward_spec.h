@@ -37,6 +37,8 @@ struct RewardSpec {
   int threads = 0;                        // scorer thread pool; 0 = cores
   int64_t max_bytes = int64_t{1} << 20;   // longer responses are malformed (fallback reward)
   int64_t max_stuck_workers = 64;         // retired (stuck) verifier threads before the scorer stops
+  double warn_error_share = 0.25;         // warn when a component's verifier fails on more of a step's samples
+  int max_all_error_steps = 3;            // stop after this many steps in a row where a verifier failed on all; 0 = never
 };
 
 }  // namespace keel::rewards

@@ -236,7 +236,13 @@ ScoreResult Scorer::score(const VerifyFn& fn, const std::vector<std::string>& re
   std::vector<size_t> todo;
   for (size_t i = 0; i < n; ++i) {
     const std::string& r = responses[i];
-    if (r.empty() || static_cast<int64_t>(r.size()) > opt_.max_bytes || !valid_utf8(r)) {
+    const char* why = r.empty()                                          ? "an empty response"
+                      : static_cast<int64_t>(r.size()) > opt_.max_bytes ? "a response over reward.max_bytes"
+                      : !valid_utf8(r)                                   ? "a response that is not valid UTF-8"
+                                                                         : nullptr;
+    if (why) {
+      if (b->result.first_malformed.empty())
+        b->result.first_malformed = fmt::format("{} ({} bytes)", why, r.size());
       settle(*b, i, 0.0, ScoreStatus::kMalformed, opt_);
     } else {
       b->responses[i] = r;

@@ -58,6 +58,7 @@ struct ScoreResult {
   int64_t errors = 0;
   int64_t malformed = 0;
   std::string first_error;             ///< the first exception message of this batch ("" if none)
+  std::string first_malformed;         ///< why the first malformed text was ("" if none)
 };
 
 /// True when `s` is well-formed UTF-8 (no overlongs, no surrogates, nothing above U+10FFFF).

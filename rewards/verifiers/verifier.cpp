@@ -1,6 +1,7 @@
 // VerifierReward: a VerifyFn run over the batch on the shared Scorer.
 #include "rewards/verifiers/verifier.h"
 
+#include <fmt/format.h>
 #include <torch/torch.h>
 
 namespace keel::rewards {
@@ -34,6 +35,15 @@ RewardOutput VerifierReward::score(const RewardInput& in) {
   }
   add_scorer_metrics(r, out.metrics);
   out.metrics["scorer/stuck_workers"] = static_cast<double>(scorer_->stuck_workers());
+  // The share of the verifier's calls that failed (malformed texts never reach it: a policy that
+  // emits nothing is not a broken verifier), what the trainer's error watch reads.
+  const int64_t calls = n - r.malformed;
+  out.metrics["error_share"] = calls > 0 ? static_cast<double>(r.errors + r.timeouts) / static_cast<double>(calls) : 0.0;
+  if (r.errors > 0) out.failures["error"] = r.first_error.empty() ? "(no message)" : r.first_error;
+  if (r.timeouts > 0)
+    out.failures["timeout"] = fmt::format("a verifier call ran past the deadline of {} ms (reward.timeout_ms)",
+                                          scorer_->options().timeout_ms);
+  if (r.malformed > 0) out.failures["malformed"] = r.first_malformed;
   return out;
 }
 

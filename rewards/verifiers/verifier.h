@@ -20,8 +20,10 @@ class VerifierReward : public RewardScheme {
   VerifierReward(std::string name, VerifyFn fn, std::optional<double> correct_value = std::nullopt);
 
   /// rewards [N] float32 = fn(response_i, meta_i), fallback where the scorer settles otherwise;
-  /// metrics scorer/{timeouts,errors,malformed} (this batch) and scorer/stuck_workers (the scorer's
-  /// lifetime count); detail "status" [N] int64 (ScoreStatus values).
+  /// metrics scorer/{timeouts,errors,malformed} (this batch), scorer/stuck_workers (the scorer's
+  /// lifetime count) and error_share (errors + timeouts over the calls made, malformed texts not
+  /// being calls); failures: the first message of each kind; detail "status" [N] int64 (ScoreStatus
+  /// values).
   RewardOutput score(const RewardInput& in) override;
   /// Uses ctx.scorer when given; otherwise a private Scorer with default options is made on first use.
   void bind(const RewardContext& ctx) override;

@@ -169,6 +169,40 @@ TEST(CompositeReward, DeadlineAndFallbackComeFromTheConfig) {
   EXPECT_EQ(out.metrics.at("scorer/stuck_workers"), 2.0);
 }
 
+// Issue 22 item 5: what the trainer needs to make a failing verifier loud — each component's share
+// of failed verifier calls (reward/<name>/error_share; malformed texts are not calls) and the first
+// message of each kind of failure, keyed "<name>/<kind>".
+TEST(CompositeReward, FailuresAreReportedByComponentWithTheirFirstMessage) {
+  const RewardRegistry reg = test_registry();
+  auto c = build_composite_reward(read_section(R"(reward:
+  timeout_ms: 20
+  threads: 2
+  components:
+    - {scheme: match_choice, name: choice}
+    - {scheme: slow_verifier, name: slow}
+)"),
+                                  reg);
+  const json bad = json{{"answer", "zz"}};  // not a choice letter: match_choice throws on every call
+  const RewardOutput out = c->score(testing::make_input({"A", "slow", ""}, {bad, bad, bad}));
+  EXPECT_DOUBLE_EQ(out.metrics.at("reward/choice/error_share"), 1.0);  // 2 calls, 2 errors ("" is malformed)
+  EXPECT_NEAR(out.metrics.at("reward/slow/error_share"), 0.5, 1e-12);  // 2 calls, 1 timeout
+  EXPECT_EQ(out.metrics.at("scorer/errors"), 2.0);
+  ASSERT_TRUE(out.failures.count("choice/error"));
+  EXPECT_NE(out.failures.at("choice/error").find("must be a choice letter among"), std::string::npos)
+      << out.failures.at("choice/error");
+  EXPECT_EQ(out.failures.at("choice/malformed"), "an empty response (0 bytes)");
+  EXPECT_EQ(out.failures.at("slow/timeout"), "a verifier call ran past the deadline of 20 ms (reward.timeout_ms)");
+  EXPECT_FALSE(out.failures.count("slow/error"));
+  // The watch's limits: read and range-checked with the rest of the section.
+  const auto spec = read_section("reward:\n  warn_error_share: 0.5\n  max_all_error_steps: 0\n");
+  EXPECT_DOUBLE_EQ(spec.warn_error_share, 0.5);
+  EXPECT_EQ(spec.max_all_error_steps, 0);
+  EXPECT_EQ(RewardSpec{}.max_all_error_steps, 3);
+  const std::string err = error_of([] { read_section("reward:\n  warn_error_share: 1.5\n  max_all_error_steps: -1\n"); });
+  EXPECT_NE(err.find("reward.warn_error_share: must be <= 1.0, got 1.5"), std::string::npos) << err;
+  EXPECT_NE(err.find("reward.max_all_error_steps: must be >= 0, got -1"), std::string::npos) << err;
+}
+
 TEST(CompositeReward, LaterComponentsSeePriorRewardsAndTokenRewardsAreWeighted) {
   const RewardRegistry reg = test_registry();
   auto c = build_composite_reward(read_section(R"(reward:

@@ -51,10 +51,16 @@ void read_reward(Reader& r, RewardSection& c, const KnownNames& known) {
          });
   r.field("fallback", c.fallback, "reward when a verifier times out, throws or meets malformed text");
   r.field("timeout_ms", c.timeout_ms, "per-sample deadline of rule-based scoring").gt(0);
-  r.field("threads", c.threads, "scorer thread pool size; 0 = all cores").ge(0);
+  r.field("threads", c.threads, "scorer thread pool size; 0 = all cores").ge(0).le(kMaxThreads);
   r.field("max_bytes", c.max_bytes, "responses longer than this many bytes are malformed (get the fallback)").ge(1);
   r.field("max_stuck_workers", c.max_stuck_workers,
           "verifier threads retired past the deadline before the scorer stops running verifiers").ge(1);
+  r.field("warn_error_share", c.warn_error_share,
+          "warn when a component's verifier fails (throws, or runs past timeout_ms) on more than this share of a "
+          "step's samples; each kind of failure's first message is logged once either way").ge(0).le(1);
+  r.field("max_all_error_steps", c.max_all_error_steps,
+          "stop the run with an error after this many steps in a row where a component's verifier failed on every "
+          "sample it scored; 0 = never stop").ge(0);
 }
 
 }  // namespace keel::config

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <functional>
 #include <iosfwd>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -26,10 +27,31 @@ struct JsonlScan {
   std::vector<std::string> skipped_reasons;  ///< the first few, "SOURCE:LINE: why"
 };
 
-/// Calls fn(object, "SOURCE:LINE") for every non-blank line of `in` (a trailing \r dropped). A line
-/// that is not a JSON object, or for which fn throws BadLine (or a keel::Error, whose message
-/// already names the line), fails with that message followed by `skip_hint` — or, with
-/// skip_bad_lines, is counted and skipped. A read error fails naming `source`.
+/// One line of a JSONL file, as scan_jsonl hands it to its callback.
+struct JsonlLine {
+  const nlohmann::json& object;
+  const std::string& where;  ///< "SOURCE:LINE"
+  /// The text as written of each top-level field holding a non-integer number (a float, or an
+  /// integer too large for 64 bits, which nlohmann keeps as a double): answers are compared as
+  /// text, so "1.50" or a 30-digit integer must not come back as "1.5" or "1.2345678901234568e+29".
+  const std::map<std::string, std::string>& number_text;
+};
+
+struct ScanOptions {
+  bool skip_bad_lines = false;
+  std::string skip_hint;       ///< appended to the message of a bad line that is not skipped
+  int64_t max_line_bytes = 0;  ///< a longer line is a bad line (never held in memory whole); 0 = no limit
+  std::string max_line_key;    ///< the config key that sets max_line_bytes, for its message
+};
+
+/// Calls fn(line) for every non-blank line of `in` (a trailing \r dropped). A line that is not a
+/// JSON object (a syntax error, a number out of a double's range), that is longer than
+/// max_line_bytes, or for which fn throws BadLine (or a keel::Error, whose message already names
+/// the line), fails with that message followed by `skip_hint` — or, with skip_bad_lines, is
+/// counted and skipped. A read error fails naming `source`.
+JsonlScan scan_jsonl(std::istream& in, const std::string& source, const ScanOptions& opt,
+                     const std::function<void(const JsonlLine& line)>& fn);
+/// The same with the object and "SOURCE:LINE" only, and no line limit.
 JsonlScan scan_jsonl(std::istream& in, const std::string& source, bool skip_bad_lines, const std::string& skip_hint,
                      const std::function<void(const nlohmann::json& o, const std::string& where)>& fn);
 
@@ -42,7 +64,17 @@ struct JsonlOptions {
   bool skip_bad_lines = false;
   std::string prompt_key = "prompt";      ///< or "messages" (list of {role, content})
   std::string answer_key = "answer";
+  /// How the gold answer is cut from answer_key's text (a number is taken as written): none (the
+  /// whole text) | gsm8k (the text after the last "####", trimmed) | regex (answer_regex's first
+  /// capture group at its first match). A text it finds nothing in is a bad line.
+  std::string answer_extract = "none";
+  std::string answer_regex;
+  int64_t max_record_bytes = int64_t{8} << 20;  ///< a longer line is a bad line (data.max_record_bytes); 0 = no limit
 };
+
+/// The gold answer cut from `text` by opt.answer_extract (see JsonlOptions); throws BadLine naming
+/// opt.answer_key when there is none. A bad answer_regex is keel::Error.
+std::string extract_answer(const std::string& text, const JsonlOptions& opt);
 
 template <typename Record>
 struct Loaded {

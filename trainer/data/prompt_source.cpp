@@ -102,6 +102,11 @@ PromptSource PromptSource::from_config(const config::DataSection& c, uint64_t se
   }
   JsonlOptions o;
   o.skip_bad_lines = c.skip_bad_lines;
+  o.prompt_key = c.prompt_key;
+  o.answer_key = c.answer_key;
+  o.answer_extract = c.answer_extract;
+  o.answer_regex = c.answer_regex;
+  o.max_record_bytes = c.max_record_bytes;
   auto train = load_as_prompts(c.train_file, o, format);
   std::vector<PromptRecord> eval;
   int64_t skipped = train.skipped;
@@ -124,6 +129,41 @@ PromptSource PromptSource::from_config(const config::DataSection& c, uint64_t se
   auto s = from_records(std::move(train.records), std::move(eval), seed, c.shuffle);
   s.skipped_ = skipped;
   return s;
+}
+
+void PromptSource::reject_records(RecordCheck why_not, bool skip, const std::string& hint, int64_t task_probe) {
+  int64_t failed = 0, checked = 0;
+  std::string first;
+  // Keeps the records that fit; the first reason and the count for the error.
+  const auto keep_fitting = [&](std::vector<PromptRecord>& records) {
+    std::vector<PromptRecord> kept;
+    for (auto& r : records) {
+      ++checked;
+      std::string why = why_not(r);
+      if (why.empty()) {
+        kept.push_back(std::move(r));
+        continue;
+      }
+      if (first.empty()) first = std::move(why);
+      ++failed;
+    }
+    records = std::move(kept);
+  };
+  keep_fitting(eval_);
+  std::vector<PromptRecord> probe;
+  if (task_) {
+    for (int64_t i = 0; i < task_probe; ++i) probe.push_back(task_->make(seed_, Split::kTrain, static_cast<uint64_t>(i)));
+    keep_fitting(probe);
+  } else {
+    keep_fitting(train_);
+  }
+  if (failed > 0 && !skip)
+    fail("{} ({} of the {} records checked do not fit){}", first, failed, checked, hint);
+  if (task_ ? probe.empty() : train_.empty())
+    fail("data: no training record fits ({} of {} checked do not; the first: {})", failed, checked, first);
+  rejected_ += failed;
+  if (first_rejection_.empty()) first_rejection_ = first;
+  if (task_) check_ = std::move(why_not);
 }
 
 const std::vector<size_t>& PromptSource::order_for(int64_t epoch) {
@@ -150,8 +190,19 @@ std::vector<PromptRecord> PromptSource::next_batch(size_t n) {
   out.reserve(n);
   if (task_) {
     int64_t collisions = 0;
+    int64_t misfits = 0;
     while (out.size() < n) {
       auto r = task_->make(seed_, Split::kTrain, static_cast<uint64_t>(cursor_.position++));
+      if (check_) {
+        if (std::string why = check_(r); !why.empty()) {
+          if (first_rejection_.empty()) first_rejection_ = std::move(why);
+          ++rejected_;
+          if (++misfits == 10000)
+            fail("data: 10000 training problems in a row do not fit; the first: {}", first_rejection_);
+          continue;
+        }
+        misfits = 0;
+      }
       if (!eval_prompts_.count(held_out_key(r))) {
         out.push_back(std::move(r));
         collisions = 0;

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <unordered_set>
@@ -49,6 +50,21 @@ class PromptSource {
 
   /// The task in task mode, else nullptr.
   const Task* task() const { return task_.get(); }
+  /// Why a record cannot be trained on ("" when it can), e.g. its tokens exceed the model's context.
+  using RecordCheck = std::function<std::string(const PromptRecord&)>;
+  /// Applies `why_not` to the records. File mode: every training and held-out record, now. Task
+  /// mode: the held-out set and the first `task_probe` training problems now, and every problem
+  /// next_batch draws later. A record that fails now is a keel::Error naming it (its reason, how
+  /// many fail, then `hint`) unless `skip`, which drops and counts it (rejected()); an empty
+  /// training set is an error either way. A problem drawn later is always skipped and counted (an
+  /// endless stream has others, and a run must never die over one record). Checked records are
+  /// dropped in a fixed order, so every rank and every resume sees the same data.
+  void reject_records(RecordCheck why_not, bool skip, const std::string& hint, int64_t task_probe = 64);
+  /// Records reject_records() dropped so far (task mode: grows as problems are drawn).
+  int64_t rejected() const { return rejected_; }
+  /// The first reason reject_records() gave ("" when none).
+  const std::string& first_rejection() const { return first_rejection_; }
+
   /// Malformed lines skipped while loading (file mode with skip_bad_lines).
   int64_t skipped_lines() const { return skipped_; }
   /// Training prompts per epoch (file mode), 0 for an endless task stream.
@@ -72,6 +88,9 @@ class PromptSource {
   int64_t order_epoch_ = -1;
   Cursor cursor_;
   int64_t skipped_ = 0;
+  RecordCheck check_;  ///< task mode: applied to each drawn problem (reject_records)
+  int64_t rejected_ = 0;
+  std::string first_rejection_;
 };
 
 /// A string-valued meta field of a record (JSON text decoded); throws keel::Error naming the

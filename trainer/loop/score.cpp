@@ -7,6 +7,7 @@
 #include <torch/torch.h>
 
 #include "base/error.h"
+#include "base/log.h"
 #include "trainer/dist/communicator.h"
 #include "trainer/dist/data_parallel.h"
 
@@ -139,6 +140,56 @@ void reduce_reward_metrics(dist::Communicator& comm, Metrics& m) {
     ranks.push_back(std::move(r));
   }
   m = combine_reward_metrics(ranks);
+}
+
+ScoreWatch::ScoreWatch(double warn_error_share, int max_all_error_steps)
+    : warn_error_share_(warn_error_share), max_all_error_steps_(max_all_error_steps) {}
+
+void ScoreWatch::log_failures(const rewards::RewardOutput& out) {
+  for (const auto& [key, msg] : out.failures) {
+    if (!logged_.insert(key).second) continue;
+    const auto slash = key.rfind('/');
+    const std::string component = key.substr(0, slash), kind = key.substr(slash + 1);
+    if (kind == "malformed") {
+      log::info("reward component '{}': first malformed text (scored reward.fallback, no verifier call): {}",
+                component, msg);
+      continue;
+    }
+    first_error_.try_emplace(component, msg);
+    log::warn("reward component '{}': first verifier {} (the sample scored reward.fallback): {}", component, kind, msg);
+  }
+}
+
+void ScoreWatch::check_step(int64_t step, const metrics::Metrics& reward_metrics) {
+  const std::string prefix = "reward/", suffix = "/error_share";
+  for (const auto& [key, share] : reward_metrics) {
+    if (key.size() <= prefix.size() + suffix.size() || key.rfind(prefix, 0) != 0 ||
+        key.compare(key.size() - suffix.size(), suffix.size(), suffix) != 0)
+      continue;
+    const std::string component = key.substr(prefix.size(), key.size() - prefix.size() - suffix.size());
+    const auto first = first_error_.find(component);
+    const std::string first_error =
+        first != first_error_.end() ? first->second : "(not scored in this process: see the scoring ranks' log)";
+    int& run = all_error_run_[component];
+    run = share >= 1.0 - 1e-9 ? run + 1 : 0;
+    if (share > warn_error_share_) {
+      // At the first step of a stretch above the threshold, then every 50 steps of it.
+      auto& w = warned_[component];
+      if (w.last_above != step - 1 || step - w.last_warned >= 50) {
+        log::warn("step {}: reward component '{}': the verifier failed on {:.0f}% of its calls (over "
+                  "reward.warn_error_share {}); those samples scored reward.fallback; first error: {}",
+                  step, component, 100.0 * share, warn_error_share_, first_error);
+        w.last_warned = step;
+      }
+      w.last_above = step;
+    }
+    if (max_all_error_steps_ > 0 && run >= max_all_error_steps_)
+      fail("reward component '{}': the verifier failed on every sample for {} steps in a row (steps {}-{}; "
+           "reward.max_all_error_steps {}), so the run learns nothing from it; first error: {}\n"
+           "HINT: fix the verifier or the record fields it reads (data.answer_key, the metadata its params name), "
+           "or set reward.max_all_error_steps: 0 to train on regardless",
+           component, run, step - run + 1, step, max_all_error_steps_, first_error);
+  }
 }
 
 RewardStateRestorer::RewardStateRestorer(rewards::CompositeReward* r) : reward_(r && r->stateful() ? r : nullptr) {

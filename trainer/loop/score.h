@@ -7,6 +7,9 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
+#include <set>
+#include <string>
 #include <vector>
 
 #include "rewards/composite.h"
@@ -43,6 +46,38 @@ metrics::Metrics combine_reward_metrics(const std::vector<metrics::Metrics>& ran
 /// combine_reward_metrics over the ranks of `comm` (colocated placement). The key sets must match
 /// across ranks (all_reduce_metrics checks that first).
 void reduce_reward_metrics(dist::Communicator& comm, metrics::Metrics& m);
+
+/// Makes a broken verifier loud (reward.warn_error_share, reward.max_all_error_steps): each
+/// component's first message of each kind of failure is logged once; a step where a component's
+/// verifier failed (threw, or ran past the deadline) on more than warn_error_share of its calls
+/// warns; max_all_error_steps steps in a row where it failed on all of them stop the run. Without
+/// this a verifier failing on every sample trains on the fallback reward in silence.
+class ScoreWatch {
+ public:
+  /// max_all_error_steps 0 = never stop.
+  explicit ScoreWatch(double warn_error_share = 0.25, int max_all_error_steps = 3);
+
+  /// Logs each "<component>/<kind>" of out.failures not logged before: a warning with its message
+  /// (information only for malformed texts, which are the policy's, not the verifier's).
+  void log_failures(const rewards::RewardOutput& out);
+
+  /// One step's reward metrics, every rank's combined (reward/<component>/error_share, a mean over
+  /// equal shares of rows): warns above warn_error_share, and throws keel::Error naming the
+  /// component, the steps and its first error after max_all_error_steps steps in a row at 100%.
+  void check_step(int64_t step, const metrics::Metrics& reward_metrics);
+
+ private:
+  double warn_error_share_;
+  int max_all_error_steps_;
+  std::set<std::string> logged_;                    ///< failure keys already logged
+  std::map<std::string, std::string> first_error_;  ///< component -> its first error / timeout message
+  std::map<std::string, int> all_error_run_;        ///< component -> steps in a row at 100%
+  struct Warned {
+    int64_t last_above = -1;   ///< the last step above warn_error_share
+    int64_t last_warned = -1;  ///< the step of the last warning
+  };
+  std::map<std::string, Warned> warned_;  ///< by component
+};
 
 /// Evaluation scores with the training reward but must leave no trace in it: a stateful scheme
 /// (running statistics, ONI's online models and label caches) is put back, for the rest of the run
