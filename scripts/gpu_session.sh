@@ -43,9 +43,9 @@ step "HF parity"
 step "quickstart on CUDA"
 if [ -x "$b/keel" ]; then
   runs=/tmp/keel_runs
-  timeout 60 "$b/keel" train configs/quickstart_sft.yaml run.device=cuda run.output_dir=$runs 2>&1 | tail -8
+  timeout 60 "$b/keel" train configs/quickstart_sft.yaml run.device=cuda run.output_dir=$runs run.overwrite=true 2>&1 | tail -8
   sft=$(ls -d $runs/quickstart_sft/checkpoints/step-* 2>/dev/null | sort | tail -n 1)
-  [ -n "$sft" ] && timeout 80 "$b/keel" train configs/quickstart.yaml run.device=cuda run.output_dir=$runs \
+  [ -n "$sft" ] && timeout 80 "$b/keel" train configs/quickstart.yaml run.device=cuda run.output_dir=$runs run.overwrite=true \
     model.path="$sft/policy" 2>&1 | tail -12
   cp $runs/quickstart_sft/metrics.jsonl "$out/cuda_sft_metrics.jsonl" 2>/dev/null
   cp $runs/quickstart/metrics.jsonl "$out/cuda_grpo_metrics.jsonl" 2>/dev/null

@@ -57,7 +57,7 @@ for c in "${chains[@]}"; do
     rm_shaping|reward_model)
       judge judge_rm train-rm configs/judges/rm.yaml ;;
   esac
-  "$keel" train "configs/judges/$c.yaml" ${extra[@]+"${extra[@]}"}
+  "$keel" train "configs/judges/$c.yaml" run.overwrite=true ${extra[@]+"${extra[@]}"}
   name=$(sed -n 's/^run: {name: \([a-z0-9_]*\).*/\1/p' "configs/judges/$c.yaml")
   /usr/bin/python3 - "runs/$name/metrics.jsonl" "$c" <<'PY'
 import json, sys

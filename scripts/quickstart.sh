@@ -10,9 +10,10 @@ scripts/setup.sh
 scripts/build.sh
 keel=${KEEL_BUILD_DIR:-build}/keel
 "$keel" version
-"$keel" train configs/quickstart_sft.yaml "$@"
+# run.overwrite: the quickstart may be run again over its own earlier runs.
+"$keel" train configs/quickstart_sft.yaml run.overwrite=true "$@"
 sft_ckpt=$(ls -d runs/quickstart_sft/checkpoints/step-* | sort | tail -n 1)
-"$keel" train configs/quickstart.yaml model.path="$sft_ckpt/policy" "$@"
+"$keel" train configs/quickstart.yaml model.path="$sft_ckpt/policy" run.overwrite=true "$@"
 plot=$(scripts/plot_metrics runs/quickstart/metrics.jsonl)
 echo
 # Held-out accuracy of the SFT checkpoint (its last eval) and of the GRPO policy (its last eval),

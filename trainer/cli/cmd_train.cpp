@@ -4,6 +4,7 @@
 #include <utility>
 #include <vector>
 
+#include "base/stop_signal.h"
 #include "trainer/cli/catalog.h"
 #include "trainer/cli/commands.h"
 #include "trainer/config/config.h"
@@ -12,6 +13,7 @@
 namespace keel::cli {
 
 int run_train(const ConfigArgs& a, const std::vector<std::string>& argv) {
+  stop::install_handlers();  // before the config and data load: a signal then stops after step 1
   loop::TrainJob job;
   config::LoadOptions lopt;
   lopt.overrides = a.overrides;

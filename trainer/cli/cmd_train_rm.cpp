@@ -140,12 +140,13 @@ std::vector<Pair> tokenize_pairs(const std::vector<data::PreferenceRecord>& recs
                                  int64_t& truncated) {
   std::vector<Pair> out;
   const auto& c = s.cfg;
+  const models::ChatTemplate chat_template = rollout::load_chat_template(c.model);
   for (const auto& r : recs) {
     data::PromptRecord pr;
     pr.id = r.id;
     pr.prompt = r.prompt;
     for (const auto& m : r.messages) pr.messages.push_back(m);
-    const std::string prompt = rollout::render_prompt(pr, c.model.chat_template);
+    const std::string prompt = rollout::render_prompt(pr, chat_template);
     Pair p;
     p.id = r.id;
     p.chosen = rewards::reward_model_sequence(*s.tok, prompt, r.chosen, 0);
@@ -527,7 +528,7 @@ bool setup_model(State& s, checkpoint::CheckpointManager& mgr, const models::Mod
 stdfs::path train_loop(State& s, checkpoint::CheckpointManager& mgr, const models::ModelRegistry& reg,
                        const Metrics& data_metrics, bool resumed) {
   const auto& cfg = s.cfg;
-  learner::NumericsGuard guard(cfg.optim.rollback_after);
+  learner::NumericsGuard guard(cfg.optim.rollback_after, cfg.optim.max_rollbacks);
   if (resumed) guard.resume_from(s.loaded_skipped_steps);
   std::unique_ptr<metrics::JsonlWriter> jsonl;
   if (cfg.metrics.jsonl) jsonl = std::make_unique<metrics::JsonlWriter>(s.run_dir / "metrics.jsonl", resumed ? s.step : -1);
@@ -542,8 +543,13 @@ stdfs::path train_loop(State& s, checkpoint::CheckpointManager& mgr, const model
     const auto t = std::chrono::steady_clock::now();
     auto [m, verdict] = train_step(s, guard);
     if (verdict == learner::NumericsGuard::Verdict::kRollback) {
-      const auto last = mgr.latest();
+      const auto last = mgr.latest_verified();
       if (!last) fail("{} consecutive non-finite steps and no checkpoint to roll back to", cfg.optim.rollback_after);
+      if (!guard.may_roll_back())
+        fail("non-finite steps again after {} rollback(s) to {} with no finite step since (last: loss {}, gradient norm "
+             "{}; optim.max_rollbacks {}): stopping. Lower optim.lr or check the data",
+             guard.rollbacks_in_a_row(), last->string(), guard.last_bad_loss(), guard.last_bad_grad_norm(),
+             cfg.optim.max_rollbacks);
       log::warn("{} consecutive non-finite steps: rolling back to {}", cfg.optim.rollback_after, last->string());
       load_checkpoint(s, *last, reg);
       guard.after_rollback();

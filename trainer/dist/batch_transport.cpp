@@ -43,9 +43,20 @@ void send_batch(Communicator& comm, const BatchMessage& msg, int dst) {
     if ((b.*f.member).defined()) comm.send((b.*f.member).contiguous(), dst);
 }
 
+void send_stop_marker(Communicator& comm, int sig, int dst) {
+  TORCH_CHECK(sig > 0, "send_stop_marker: signal ", sig);
+  comm.send(torch::tensor({static_cast<int64_t>(sig)}, torch::kLong), dst);
+}
+
 BatchMessage recv_batch(Communicator& comm, int src) {
   const auto& fields = rollout::tensor_fields();
   const auto head = comm.recv(src);
+  if (head.numel() == 1) {  // a stop marker (send_stop_marker)
+    BatchMessage stop;
+    stop.stop_signal = static_cast<int>(head.to(torch::kCPU).item<int64_t>());
+    if (stop.stop_signal <= 0) fail("recv_batch: a stop marker with signal {} from rank {}", stop.stop_signal, src);
+    return stop;
+  }
   constexpr int64_t kHead = 4;  // step, version, reward / role metric counts; then the fields
   if (head.numel() != kHead + static_cast<int64_t>(fields.size()))
     fail("recv_batch: a header of {} entries from rank {}, expected {} (mismatched keel builds?)", head.numel(), src,

@@ -25,10 +25,17 @@ struct BatchMessage {
   /// The sending scorer's stateful-reward state after scoring these rows (checkpoint steps only;
   /// else empty), as checkpoint::encode_reward_state bytes.
   std::string reward_state;
+  /// Not 0: no rows — the sender stops (the learners stopped the run on this signal; see
+  /// send_stop_marker).
+  int stop_signal = 0;
 };
 
 /// Sends `msg` to member `dst` of `comm`; the receiver calls recv_batch(comm, <this rank>).
 void send_batch(Communicator& comm, const BatchMessage& msg, int dst);
 BatchMessage recv_batch(Communicator& comm, int src);
+
+/// Sends, in place of a batch, the marker that the run stops on signal `sig` (> 0): recv_batch
+/// returns a message with only stop_signal set.
+void send_stop_marker(Communicator& comm, int sig, int dst);
 
 }  // namespace keel::dist

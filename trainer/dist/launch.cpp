@@ -43,6 +43,16 @@ void on_signal(int sig) {
   errno = saved;
 }
 
+/// The program file a rank execs: a bare `keel` is the running keel (/proc/self/exe), so that the
+/// README's `keel launch -- keel train ...` works without keel on PATH and runs the launcher's own
+/// build; any other command is looked up on PATH as given.
+std::string program_file(const std::string& command) {
+  if (command != "keel") return command;
+  std::error_code ec;
+  const auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
+  return ec ? command : self.string();
+}
+
 void write_all(int fd, const std::string& s) {
   size_t done = 0;
   while (done < s.size()) {
@@ -75,6 +85,8 @@ struct Rank {
   pid_t pid = -1;
   bool alive = false;
   int status = 0;
+  int stopped_by = 0;      ///< the signal that stopped it (SIGSTOP, SIGTSTP, ...), 0 while it runs
+  int was_stopped_by = 0;  ///< the same, kept after the launcher continued it to take it down
   int log_fd = -1;
   Stream out, err;
 };
@@ -196,7 +208,8 @@ class Launcher {
     std::vector<char*> argv;
     for (const auto& a : o_.command) argv.push_back(const_cast<char*>(a.c_str()));
     argv.push_back(nullptr);
-    const std::string exec_error = fmt::format("keel launch: cannot run '{}': ", o_.command[0]);
+    const std::string program = program_file(o_.command[0]);
+    const std::string exec_error = fmt::format("keel launch: cannot run '{}': ", program);
     const pid_t parent = ::getpid();
 
     // SIGINT/SIGTERM stay blocked across fork() until the child has the default handlers back:
@@ -218,7 +231,7 @@ class Launcher {
       if (::getppid() != parent) ::_exit(125);  // the launcher died before prctl took effect
       ::dup2(out[1], STDOUT_FILENO);
       ::dup2(err[1], STDERR_FILENO);
-      ::execvpe(argv[0], argv.data(), envp.data());
+      ::execvpe(program.c_str(), argv.data(), envp.data());
       const int e = errno;
       [[maybe_unused]] auto n1 = ::write(STDERR_FILENO, exec_error.data(), exec_error.size());
       const char* msg = ::strerror(e);
@@ -265,7 +278,20 @@ class Launcher {
 
   void kill_all(int sig) {
     for (const auto& r : ranks_)
-      if (r.alive) ::kill(-r.pid, sig);
+      if (r.alive) {
+        ::kill(-r.pid, sig);
+        if (r.stopped_by != 0) ::kill(-r.pid, SIGCONT);  // a stopped rank acts on the signal only once continued
+      }
+  }
+
+  /// " (rank N, pid P, was stopped by signal S ...: the likely cause)" for each stopped rank, or "".
+  std::string stopped_ranks_note() const {
+    std::string note;
+    for (const auto& r : ranks_)
+      if (r.was_stopped_by != 0)
+        note += fmt::format("; rank {} (pid {}) had been stopped by signal {} ({}) and stopped responding: the likely cause",
+                            r.rank, r.pid, r.was_stopped_by, ::strsignal(r.was_stopped_by));
+    return note;
   }
 
   void reap_blocking() {
@@ -298,13 +324,17 @@ class Launcher {
         if (fds[0].revents & POLLIN) {
           unsigned char sig = 0;
           while (::read(sig_read_, &sig, 1) == 1) {
-            if (interrupted_ == 0) {
-              interrupted_ = sig;
-              message(fmt::format("received signal {} ({}), forwarding it to the ranks", static_cast<int>(sig),
-                                  ::strsignal(sig)));
-            }
             kill_all(sig);
-            if (!shutting_down_) begin_shutdown(sig);
+            if (interrupted_ == 0) {
+              // The first: keel train ranks finish their step, checkpoint it and exit on their own
+              // (a scheduler's preemption grace covers that), so no SIGKILL timer yet.
+              interrupted_ = sig;
+              message(fmt::format("received signal {} ({}), forwarded to the ranks; waiting for them to stop (a second "
+                                  "signal stops them at once)", static_cast<int>(sig), ::strsignal(sig)));
+            } else if (!shutting_down_) {
+              message(fmt::format("received signal {} again: the ranks stop at once", static_cast<int>(sig)));
+              begin_shutdown(sig);
+            }
           }
         }
         for (size_t i = 1; i < fds.size(); ++i)
@@ -327,8 +357,8 @@ class Launcher {
     }
     if (interrupted_ != 0) return 128 + interrupted_;
     if (failed_ != nullptr) {
-      message(fmt::format("failed: rank {} (local rank {}, pid {}) {}", failed_->rank, failed_->rank - first_rank(),
-                          failed_->pid, describe_status(failed_->status)));
+      message(fmt::format("failed: rank {} (local rank {}, pid {}) {}{}", failed_->rank, failed_->rank - first_rank(),
+                          failed_->pid, describe_status(failed_->status), stopped_ranks_note()));
       return 1;
     }
     return 0;
@@ -339,11 +369,32 @@ class Launcher {
   void reap() {
     for (auto& r : ranks_) {
       if (!r.alive) continue;
-      const pid_t got = ::waitpid(r.pid, &r.status, WNOHANG);
+      int st = 0;
+      const pid_t got = ::waitpid(r.pid, &st, WNOHANG | WUNTRACED | WCONTINUED);
       if (got != r.pid) continue;
+      // A stopped rank (SIGSTOP, a debugger, a suspended terminal job) hangs the others until their
+      // collectives time out, and they, not it, would fail first: say which one it is.
+      if (WIFSTOPPED(st)) {
+        r.stopped_by = r.was_stopped_by = WSTOPSIG(st);
+        message(fmt::format("rank {} (pid {}) is stopped by signal {} ({}); the other ranks wait for it until "
+                            "dist.timeout_s (SIGCONT {} resumes it)",
+                            r.rank, r.pid, r.stopped_by, ::strsignal(r.stopped_by), r.pid));
+        continue;
+      }
+      if (WIFCONTINUED(st)) {
+        if (r.stopped_by != 0 && !shutting_down_) {
+          message(fmt::format("rank {} (pid {}) continues", r.rank, r.pid));
+          r.was_stopped_by = 0;
+        }
+        r.stopped_by = 0;
+        continue;
+      }
+      r.status = st;
       r.alive = false;
+      r.stopped_by = 0;
       const bool ok = WIFEXITED(r.status) && WEXITSTATUS(r.status) == 0;
-      if (!ok && failed_ == nullptr && !shutting_down_) {
+      // While the ranks stop on a forwarded signal they exit non-zero (128 + the signal) on their own.
+      if (!ok && failed_ == nullptr && !shutting_down_ && interrupted_ == 0) {
         failed_ = &r;
         message(fmt::format("rank {} (pid {}) {}; stopping the other ranks", r.rank, r.pid, describe_status(r.status)));
         begin_shutdown(SIGTERM);

@@ -23,7 +23,7 @@ struct LaunchOptions {
   int master_port = 29500;
   std::string log_dir = "launch_logs";  ///< per-rank logs <log_dir>/rank_<N>.log (stdout+stderr)
   double grace_s = 5;                   ///< SIGTERM -> SIGKILL delay when taking ranks down
-  std::vector<std::string> command;     ///< program and arguments (PATH is searched)
+  std::vector<std::string> command;     ///< program and arguments (PATH is searched; a bare "keel" is this keel)
   std::vector<std::pair<std::string, std::string>> env;  ///< extra variables for every rank
   int out_fd = 1;                       ///< where prefixed stdout lines go
   int err_fd = 2;                       ///< where prefixed stderr lines and launcher messages go
@@ -35,7 +35,8 @@ struct LaunchOptions {
 /// Returns 0 when every rank exits 0. When a rank exits non-zero or dies by a signal, the others
 /// get SIGTERM, then SIGKILL after grace_s, and the result is 1 with a message on err_fd naming
 /// the rank and its exit status / signal. SIGINT/SIGTERM sent to the launcher are forwarded to
-/// every rank (SIGKILL after grace_s) and the result is 128 + the signal number.
+/// every rank and the launcher waits for them to exit (keel train checkpoints first); a second
+/// signal is forwarded too and SIGKILL follows after grace_s. The result is 128 + the first signal.
 /// Throws keel::Error for invalid options or an unusable log directory.
 int run_launch(const LaunchOptions& opt);
 

@@ -11,6 +11,7 @@
 #include "models/pretrained.h"
 #include "trainer/checkpoint/checkpoint_manager.h"
 #include "trainer/checkpoint/reward_state_io.h"
+#include "trainer/checkpoint/run_dir.h"
 #include "trainer/checkpoint/trainer_state.h"
 #include "trainer/dist/batch_transport.h"
 #include "trainer/dist/string_blob.h"
@@ -85,9 +86,30 @@ void load_reward_state(RunState& c, const stdfs::path& dir) {
   load_reward_state(c, dir, checkpoint::read_trainer_state(dir));
 }
 
-void save_checkpoint(RunState& c, checkpoint::CheckpointManager& mgr, const learner::NumericsGuard& guard,
+namespace {
+
+/// The first parameter of `m` holding a NaN or infinity, or "".
+std::string first_non_finite(models::Transformer& m) {
+  torch::NoGradGuard ng;
+  for (const auto& [name, p] : m.named_parameters())
+    if (!torch::isfinite(p).all().item<bool>()) return name;
+  return "";
+}
+
+}  // namespace
+
+bool save_checkpoint(RunState& c, checkpoint::CheckpointManager& mgr, const learner::NumericsGuard& guard,
                      const std::vector<std::string>& reward_states) {
+  // Weights that are not finite would make every later rollback (and resume) land on a broken model
+  // again: such a checkpoint is not written.
+  for (auto* m : {c.policy ? &*c.policy : nullptr, c.critic ? &*c.critic : nullptr})
+    if (m)
+      if (const auto bad = first_non_finite(*m); !bad.empty()) {
+        log::warn("checkpoint of step {} not written: parameter {} holds NaN or infinite values", c.step, bad);
+        return false;
+      }
   const auto staging = mgr.begin(c.step);
+  fs::write_file_atomic(staging / checkpoint::kCheckpointConfig, c.resolved_yaml);
   models::SaveOptions so;
   so.tokenizer_dir = c.tokenizer_dir;
   models::save_pretrained(*c.policy, (staging / "policy").string(), so);
@@ -113,9 +135,12 @@ void save_checkpoint(RunState& c, checkpoint::CheckpointManager& mgr, const lear
   checkpoint::write_trainer_state(staging, st);
   const auto final_dir = mgr.commit(staging, c.step);
   log::info("checkpoint: {}", final_dir.string());
+  return true;
 }
 
-void load_checkpoint(RunState& c, const stdfs::path& dir) {
+namespace {
+
+void load_checkpoint_files(RunState& c, const stdfs::path& dir) {
   const auto& reg = c.reg.models;
   models::LoadOptions lo;
   if (c.ppo() && c.cfg.critic.mode == "value_head") lo.heads = models::HeadOptions{true, true, false};
@@ -137,6 +162,18 @@ void load_checkpoint(RunState& c, const stdfs::path& dir) {
     c.kl_ctl->load_state(st.extras.at("kl_controller").get<std::map<std::string, double>>());
   c.est_state = st.extras.at("estimator_state").get<credit::EstimatorState>();
   load_reward_state(c, dir, st);
+}
+
+}  // namespace
+
+void load_checkpoint(RunState& c, const stdfs::path& dir) {
+  try {
+    load_checkpoint_files(c, dir);
+  } catch (const Error&) {
+    throw;
+  } catch (const std::exception& e) {  // a LibTorch or JSON error deep in a reader: name the checkpoint
+    fail("{}: cannot load the checkpoint: {}", dir.string(), e.what());
+  }
 }
 
 }  // namespace keel::loop

@@ -46,7 +46,8 @@ void attach_reward_state(const RunState& s, dist::BatchMessage& msg, int64_t ste
 std::vector<std::string> checkpoint_reward_states(RunState& s);
 
 /// Writes checkpoint s.step through `mgr` (rank 0).
-void save_checkpoint(RunState& s, checkpoint::CheckpointManager& mgr, const learner::NumericsGuard& guard,
+/// Returns false, with a warning, when the weights are not finite (nothing is written then).
+bool save_checkpoint(RunState& s, checkpoint::CheckpointManager& mgr, const learner::NumericsGuard& guard,
                      const std::vector<std::string>& reward_states);
 
 /// Loads the models, counters, data cursor, KL controller, estimator and reward state of checkpoint

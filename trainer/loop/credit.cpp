@@ -214,13 +214,18 @@ void assign_credit(RunState& c, rollout::RolloutBatch& b, const Shaped& shaped, 
   // their rewards when the config says judge: reward_order (inside the estimator); with neither the
   // contract check refuses the config.
   auto aout = c.estimator(ain, c.adv_opts);
-  // Fault injection for the rollback test: KEEL_TEST_INJECT_NAN_STEP=k poisons step k's
-  // advantages once per process.
+  // Fault injection for the rollback tests: KEEL_TEST_INJECT_NAN_STEP=k poisons step k's
+  // advantages once per process; "k+" poisons every step from k on (a run that cannot recover).
   static bool injected = false;
-  if (const char* inj = std::getenv("KEEL_TEST_INJECT_NAN_STEP"); inj && !injected && std::atoll(inj) == step) {
-    aout.advantages = aout.advantages * std::numeric_limits<float>::quiet_NaN();
-    injected = true;
-    log::warn("KEEL_TEST_INJECT_NAN_STEP: poisoned the advantages of step {}", step);
+  if (const char* inj = std::getenv("KEEL_TEST_INJECT_NAN_STEP")) {
+    const std::string spec = inj;
+    const bool from = !spec.empty() && spec.back() == '+';
+    const int64_t at = std::atoll(spec.c_str());
+    if (from ? step >= at : (!injected && step == at)) {
+      aout.advantages = aout.advantages * std::numeric_limits<float>::quiet_NaN();
+      injected = true;
+      log::warn("KEEL_TEST_INJECT_NAN_STEP: poisoned the advantages of step {}", step);
+    }
   }
   b.advantages = aout.advantages.to(torch::kFloat);
   b.returns = aout.returns.defined() ? aout.returns.to(torch::kFloat) : aout.returns;

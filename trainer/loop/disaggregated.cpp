@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <deque>
+#include <thread>
 
 #include <torch/torch.h>
 
@@ -13,10 +14,12 @@
 #include "trainer/cli/train_common.h"
 #include "trainer/dist/batch_transport.h"
 #include "trainer/loop/checkpoint_io.h"
+#include "trainer/loop/fit_data.h"
 #include "trainer/loop/run_state.h"
 #include "trainer/loop/sample.h"
 #include "trainer/loop/score.h"
 #include "trainer/loop/step.h"
+#include "trainer/loop/stop.h"
 #include "trainer/loop/sync.h"
 #include "trainer/rollout/staleness.h"
 
@@ -35,6 +38,8 @@ void send_to_learners(RunState& c, const dist::BatchMessage& msg) {
 }  // namespace
 
 void maybe_test_exit(int global_rank, int64_t step) {
+  if (const char* e = std::getenv("KEEL_TEST_STEP_SLEEP_MS"))  // slow steps, for the signal tests
+    std::this_thread::sleep_for(std::chrono::milliseconds(std::atoll(e)));
   if (const char* e = std::getenv("KEEL_TEST_EXIT_AT")) {
     int r = -1;
     long long s_at = -1;
@@ -45,7 +50,7 @@ void maybe_test_exit(int global_rank, int64_t step) {
   }
 }
 
-void rollout_loop(RunState& c) {
+int rollout_loop(RunState& c) {
   const auto& cfg = c.cfg;
   const auto& pl = *c.placement;
   const int64_t total = cfg.run.total_steps;
@@ -78,6 +83,10 @@ void rollout_loop(RunState& c) {
     maybe_test_exit(c.global_rank, s);
     auto t = std::chrono::steady_clock::now();
     if (s > first) {
+      if (const int sig = receive_stop_decision(c)) {  // the learners stopped after step s-1
+        if (!scoring) dist::send_stop_marker(*c.world_comm, sig, pl.source_of_rollout(c.rank));
+        return sig;
+      }
       sync_weights(c);  // version s-1
       version = s - 1;
     }
@@ -95,9 +104,10 @@ void rollout_loop(RunState& c) {
     // Generate ahead while the learner trains on batch s (async), up to max_staleness batches.
     while (next <= std::min(total, s + cfg.rollout.max_staleness + lag)) generate(next++);
   }
+  return 0;
 }
 
-void reward_loop(RunState& c) {
+int reward_loop(RunState& c) {
   const auto& cfg = c.cfg;
   const auto& pl = *c.placement;
   const int64_t want = cfg.batch.prompts_per_step, per = want / pl.rollouts;
@@ -110,6 +120,12 @@ void reward_loop(RunState& c) {
       auto t = std::chrono::steady_clock::now();
       auto msg = dist::recv_batch(*c.world_comm, pl.rollout_rank(i));
       idle += seconds_since(t);
+      if (msg.stop_signal != 0) {  // the learners stopped the run: every rollout rank served sends one
+        for (const int j : served)
+          if (j > i && dist::recv_batch(*c.world_comm, pl.rollout_rank(j)).stop_signal == 0)
+            fail("reward rank {}: rollout rank {} sent rows after another stopped the run", c.global_rank, pl.rollout_rank(j));
+        return msg.stop_signal;
+      }
       if (msg.step != s)
         fail("reward rank {}: rows of step {} from rollout rank {} where step {} was due", c.global_rank, msg.step,
              pl.rollout_rank(i), s);
@@ -118,6 +134,7 @@ void reward_loop(RunState& c) {
       for (int64_t r = 0; r < b.size(); ++r) b.records.push_back(&prompts[static_cast<size_t>(i * per + g[r])]);
       t = std::chrono::steady_clock::now();
       const auto rout = score(*c.reward, b, s);
+      c.score_watch.log_failures(rout);
       write_scores(b, rout);
       // The rollout rank's own metrics (an environment's env/*) stay beside the reward's.
       for (const auto& [k, v] : rout.metrics) msg.reward_metrics[k] = v;
@@ -130,6 +147,7 @@ void reward_loop(RunState& c) {
       idle = seconds_since(t);
     }
   }
+  return 0;
 }
 
 StepOut disaggregated_learner_step(RunState& c, learner::NumericsGuard& guard, int64_t step) {
@@ -137,6 +155,7 @@ StepOut disaggregated_learner_step(RunState& c, learner::NumericsGuard& guard, i
   const auto& pl = *c.placement;
   Metrics m;
   c.data->next_batch(static_cast<size_t>(cfg.batch.prompts_per_step));  // the cursor checkpoints save
+  add_data_metrics(c, m);
   std::vector<rollout::RolloutBatch> parts;
   std::vector<Metrics> reward_parts;
   Metrics role;
@@ -156,7 +175,9 @@ StepOut disaggregated_learner_step(RunState& c, learner::NumericsGuard& guard, i
     reward_parts.push_back(std::move(msg.reward_metrics));
     for (const auto& [k, v] : msg.role_metrics) role[k] += v / pl.rollouts;  // mean over the rollout shares
   }
-  for (const auto& [k, v] : combine_reward_metrics(reward_parts)) m[k] = v;
+  const Metrics reward_metrics = combine_reward_metrics(reward_parts);
+  c.score_watch.check_step(step, reward_metrics);
+  for (const auto& [k, v] : reward_metrics) m[k] = v;
   for (const auto& [k, v] : role) m[k] = v;
   m["time/idle_learner_s"] = idle;
   if (c.last_sync) weight_sync_metrics(*c.last_sync, m);

@@ -24,17 +24,21 @@ namespace keel::loop {
 struct RunState;
 
 /// KEEL_TEST_EXIT_AT=<world rank>:<step> makes that rank die (exit 3) as the step starts, mid-job
-/// for the others (the rank-failure tests; every placement).
+/// for the others (the rank-failure tests; every placement). KEEL_TEST_STEP_SLEEP_MS=<ms> makes
+/// every step start that much later (the signal tests need a step in flight).
 void maybe_test_exit(int global_rank, int64_t step);
 
 /// A rollout rank: generate (and score, without reward ranks) its share of each step's prompts,
-/// send it on, take part in the weight broadcasts. Returns when the last step's share is sent.
-void rollout_loop(RunState& s);
+/// send it on, take part in the weight broadcasts. Returns when the last step's share is sent (0),
+/// or the signal the learners stopped the run on (before a weight broadcast; trainer/loop/stop.h),
+/// after passing the stop on to the reward rank it feeds.
+int rollout_loop(RunState& s);
 
 /// A reward rank: score the shares of the rollout ranks it serves (i % reward_ranks == its index),
 /// step by step, and send them to every learner rank. Every rank derives the step's prompt list
-/// from the seed, so the rows' records are pointed at this rank's own copy.
-void reward_loop(RunState& s);
+/// from the seed, so the rows' records are pointed at this rank's own copy. Returns 0 after the last
+/// step, or the signal of the stop markers its rollout ranks sent when the learners stopped the run.
+int reward_loop(RunState& s);
 
 /// A learner rank's step: receive every rollout rank's scored share (in rollout order, so the batch
 /// has one process's row order), drop rows staler than max_staleness, then rl_learn on the whole

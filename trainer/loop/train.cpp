@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstring>
 #include <memory>
 #include <utility>
 
@@ -9,6 +10,7 @@
 
 #include "base/error.h"
 #include "base/log.h"
+#include "base/stop_signal.h"
 #include "trainer/checkpoint/checkpoint_manager.h"
 #include "trainer/checkpoint/run_dir.h"
 #include "trainer/cli/system_info.h"
@@ -20,6 +22,7 @@
 #include "trainer/loop/evaluate.h"
 #include "trainer/loop/run_state.h"
 #include "trainer/loop/step.h"
+#include "trainer/loop/stop.h"
 #include "trainer/loop/sync.h"
 #include "trainer/loop/update.h"
 #include "trainer/metrics/metrics.h"
@@ -28,6 +31,43 @@ namespace keel::loop {
 
 using cli::seconds_since;
 using metrics::Metrics;
+
+namespace {
+
+/// The numerics guard asked for a rollback: the newest checkpoint that verifies is restored
+/// (weights, optimizers, estimator, KL and reward state) but the step count and the data cursor
+/// stay, so training goes on with the next batches and their sampling seeds instead of replaying
+/// the ones that failed (and metrics.jsonl never gets a step twice). More than optim.max_rollbacks
+/// rollbacks with no finite step between them stop the run with the cause.
+void roll_back(RunState& c, checkpoint::CheckpointManager& mgr, learner::NumericsGuard& guard, Metrics& m) {
+  const auto& o = c.cfg.optim;
+  const std::string cause = fmt::format("{} consecutive non-finite steps (the last: loss {}, gradient norm {}, at step {})",
+                                        o.rollback_after, guard.last_bad_loss(), guard.last_bad_grad_norm(), c.step + 1);
+  const auto last = mgr.latest_verified();
+  if (!last) fail("{} and no checkpoint to roll back to: lower optim.lr, check the data, or save earlier "
+                  "(checkpoint.every)", cause);
+  if (!guard.may_roll_back())
+    fail("{}, after {} rollback(s) with no finite step since (optim.max_rollbacks {}; the newest checkpoint: {}): the "
+         "trouble is not one bad batch; stopping. Lower optim.lr, check the data, or resume from an older checkpoint "
+         "with run.resume=<dir>",
+         cause, guard.rollbacks_in_a_row(), o.max_rollbacks, last->string());
+  const int64_t step = c.step;
+  const auto cursor = c.data->cursor();
+  load_checkpoint(c, *last);
+  place_models(c);
+  c.policy->set_gradient_checkpointing(c.cfg.model.activation_checkpointing);
+  if (c.critic) c.critic->set_gradient_checkpointing(c.cfg.model.activation_checkpointing);
+  replicate_models(c);
+  make_optimizers(c, last);
+  guard.after_rollback();
+  log::warn("{}: rolled back to {}; going on with the next batches (rollback {} of at most {} in a row)", cause,
+            last->string(), guard.rollbacks_in_a_row(), o.max_rollbacks);
+  c.step = step;
+  c.data->restore(cursor);
+  m["actor/rolled_back"] = 1;
+}
+
+}  // namespace
 
 int train(TrainJob job, const rewards::RewardRegistry& reward_schemes) {
   RunState c;
@@ -49,6 +89,7 @@ int train(TrainJob job, const rewards::RewardRegistry& reward_schemes) {
   const auto learner_barrier = [&] {  // the ranks that train (all of them when colocated)
     if (c.comm) c.comm->barrier();
   };
+  stop::install_handlers();  // SIGTERM / SIGINT: finish the step, checkpoint, exit 128 + signal
   log::init(log::parse_level(job.log_level.empty() ? cfg.run.log_level : job.log_level), c.global_rank, world_size,
             cfg.run.log_all_ranks);
   cli::init_threads(cfg.run.threads);
@@ -58,18 +99,24 @@ int train(TrainJob job, const rewards::RewardRegistry& reward_schemes) {
               job.config_name, cfg.rollout.max_staleness);
 
   c.run_dir = std::filesystem::path(cfg.run.output_dir) / cfg.run.name;
-  if (lead) checkpoint::prepare_run_dir(c.run_dir, c.resolved_yaml, job.argv);
+  checkpoint::CheckpointManager mgr(c.run_dir / "checkpoints", cfg.checkpoint.keep_last);
+  std::optional<checkpoint::RunDirLock> run_dir_lock;  // one job per run directory
+  if (lead) {
+    run_dir_lock.emplace(c.run_dir);
+    if (cfg.run.resume == "none") checkpoint::prepare_fresh_run(c.run_dir, mgr.complete(), cfg.run.overwrite);
+    checkpoint::prepare_run_dir(c.run_dir, c.resolved_yaml, job.argv);
+  }
   barrier();
   log::info("{} | device {}{} | learner {} | run dir {}", cli::system_summary(), c.device.str(),
             c.autocast ? " (bf16 autocast)" : "", c.algorithm, c.run_dir.string());
 
   // ---- the run state: components from registries, models (resumed or new), optimizers ---------
   build_components(c, reward_schemes, lead, barrier);
-  checkpoint::CheckpointManager mgr(c.run_dir / "checkpoints", cfg.checkpoint.keep_last);
   if (lead)
     if (const int n = mgr.discard_incomplete()) log::warn("removed {} interrupted checkpoint(s)", n);
   barrier();
   const auto resume = mgr.resolve_resume(cfg.run.resume);
+  if (resume) checkpoint::check_resume_matches(*resume, c.resolved_yaml);
   if (resume && !learner_role) load_reward_state(c, *resume);  // scoring ranks (learners: in load_checkpoint)
   build_models(c, resume);
   if (learner_role) replicate_models(c);
@@ -90,17 +137,16 @@ int train(TrainJob job, const rewards::RewardRegistry& reward_schemes) {
                 static_cast<double>(ws.bytes) / 1e6, ws.seconds);
     }
     if (c.role != dist::Role::kLearner) {
-      if (c.role == dist::Role::kRollout) rollout_loop(c);
-      else reward_loop(c);
+      const int stop_sig = c.role == dist::Role::kRollout ? rollout_loop(c) : reward_loop(c);
       barrier();  // stay until the learners are done (rank 0 hosts the rendezvous store)
-      log::info("{} rank {}: done", dist::role_name(c.role), c.rank);
-      return 0;
+      log::info("{} rank {}: {}", dist::role_name(c.role), c.rank, stop_sig ? "stopped with the learners" : "done");
+      return stop_sig ? stop::exit_status(stop_sig) : 0;
     }
   }
   const auto& o = cfg.optim;
   make_optimizers(c, resume);
   set_update_options(c);
-  learner::NumericsGuard guard(o.rollback_after);
+  learner::NumericsGuard guard(o.rollback_after, o.max_rollbacks);
   if (resume) guard.resume_from(c.loaded_skipped_steps);
 
   std::unique_ptr<metrics::JsonlWriter> jsonl;
@@ -122,26 +168,7 @@ int train(TrainJob job, const rewards::RewardRegistry& reward_schemes) {
     else if (c.is("sft")) out = sft_step(c, guard);
     else if (cfg.dpo.online) out = dpo_online_step(c, guard, step, {});
     else out = dpo_offline_step(c, guard);
-    if (out.rollback) {
-      const auto last = mgr.latest();
-      if (!last) fail("{} consecutive non-finite steps and no checkpoint to roll back to", o.rollback_after);
-      log::warn("{} consecutive non-finite steps: rolling back to {}", o.rollback_after, last->string());
-      const auto cursor = c.data->cursor();
-      load_checkpoint(c, *last);
-      place_models(c);
-      c.policy->set_gradient_checkpointing(cfg.model.activation_checkpointing);
-      if (c.critic) c.critic->set_gradient_checkpointing(cfg.model.activation_checkpointing);
-      replicate_models(c);
-      make_optimizers(c, last);
-      guard.after_rollback();
-      if (!disagg) continue;  // the steps after the checkpoint run again
-      // INTERPRETATION: disaggregated, the rollout and reward ranks are not rewound. The learners
-      // take the checkpoint's weights, optimizer and estimator state but keep the step count and
-      // data cursor; this step's broadcast hands the restored weights to the rollout ranks, and
-      // the batches of the failed steps are consumed, not replayed.
-      c.data->restore(cursor);
-      out.metrics["actor/rolled_back"] = 1;
-    }
+    if (out.rollback) roll_back(c, mgr, guard, out.metrics);
     Metrics& m = out.metrics;
     m["time/step_s"] = seconds_since(t0);
     const double tokens = m.count("perf/response_tokens") ? m["perf/response_tokens"]
@@ -162,14 +189,28 @@ int train(TrainJob job, const rewards::RewardRegistry& reward_schemes) {
     if (tb) tb->write(step, m);
     if (step % cfg.metrics.console_every == 0 || step == cfg.run.total_steps)
       log::info("{}", metrics::progress_line(step, cfg.run.total_steps, m, seconds_since(loop_t0), steps_here));
-    if (checkpoint_step(cfg, step)) {
+    // A stop signal on any rank stops them all after this step, with a checkpoint of it.
+    const int stop_sig = step < cfg.run.total_steps ? agree_on_stop(c) : 0;  // the last step just finishes
+    if (checkpoint_step(cfg, step) || stop_sig != 0) {
       const auto reward_states = checkpoint_reward_states(c);  // colocated: a collective
       if (lead) save_checkpoint(c, mgr, guard, reward_states);
       learner_barrier();  // a rollback on any rank must find the checkpoint complete
     }
+    if (stop_sig != 0) {
+      log::warn("stopped by signal {} ({}) after step {} with its checkpoint; resume with run.resume=auto", stop_sig,
+                ::strsignal(stop_sig), step);
+      if (disagg) {
+        if (lead) send_stop_decision(c, stop_sig);
+        barrier();  // the other roles stop too
+      }
+      return stop::exit_status(stop_sig);
+    }
     // Version `step` to the rollout ranks — after the checkpoint, so that a rollout rank dying here
     // leaves this step saved. Not after the last step (the rollout ranks are done).
-    if (disagg && lead && step < cfg.run.total_steps) c.last_sync = sync_weights(c);
+    if (disagg && lead && step < cfg.run.total_steps) {
+      send_stop_decision(c, 0);
+      c.last_sync = sync_weights(c);
+    }
   }
   log::info("done: checkpoint {} | metrics {} | plot: scripts/plot_metrics {}",
             mgr.latest() ? (*mgr.latest() / "policy").string() : std::string("(none)"),

@@ -135,6 +135,24 @@ TEST(LaunchDist, RanksIgnoringSigtermAreKilled) {
   EXPECT_TRUE(contains(err, "sending SIGKILL")) << err;
 }
 
+// A stopped rank hangs the others until they time out and fail; the launcher names the stopped one
+// as it stops and again as the likely cause when another rank fails, and still takes it down.
+TEST(LaunchDist, AStoppedRankIsNamed) {
+  Scratch s;
+  auto o = s.options(2, "if [ \"$RANK\" = 1 ]; then kill -STOP $$; sleep 60; fi; sleep 1; exit 5");
+  o.grace_s = 0.5;
+  const auto t0 = std::chrono::steady_clock::now();
+  const int rc = run_launch(o);
+  EXPECT_EQ(rc, 1);
+  EXPECT_LT(seconds_since(t0), 10.0);
+  const std::string err = s.err();
+  EXPECT_TRUE(contains(err, "rank 1 (pid ")) << err;
+  EXPECT_TRUE(contains(err, "is stopped by signal 19 (Stopped (signal))")) << err;
+  EXPECT_TRUE(contains(err, "failed: rank 0 (local rank 0, pid ")) << err;
+  EXPECT_TRUE(contains(err, "had been stopped by signal 19 (Stopped (signal)) and stopped responding: the likely cause"))
+      << err;
+}
+
 TEST(LaunchDist, CommandThatCannotRun) {
   Scratch s;
   auto o = s.options(2, "");
