@@ -1,7 +1,10 @@
 // Section readers, batch arithmetic and the loader (see config.h).
 #include "trainer/config/config.h"
 
+#include <regex>
+
 #include "base/error.h"
+#include "base/hub_name.h"
 
 namespace keel::config {
 
@@ -13,18 +16,29 @@ void read_run(Reader& r, RunSection& c) {
   r.field("seed", c.seed, "seed of every RNG (data order, sampling, init)").ge(0);
   r.field("total_steps", c.total_steps, "RL steps to train").ge(1);
   r.field("device", c.device, "where to run").one_of({"auto", "cpu", "cuda"}, "device");
-  r.field("threads", c.threads, "intra-op CPU threads; 0 = all cores").ge(0);
+  r.field("threads", c.threads, "intra-op CPU threads; 0 = all cores; more than the machine's hardware threads are "
+          "capped to them with a warning").ge(0).le(kMaxThreads);
   r.field("log_level", c.log_level, "console log level").one_of({"trace", "debug", "info", "warn", "error"}, "log level");
   r.field("log_all_ranks", c.log_all_ranks, "log from every rank, not only rank 0");
   r.field("resume", c.resume, "none | auto (newest complete checkpoint that verifies) | a checkpoint directory").nonempty();
   r.field("overwrite", c.overwrite, "a fresh run (resume none) may replace the checkpoints another run left in the run directory");
+  r.field("skip_memory_check", c.skip_memory_check, "run even when the memory estimate (keel validate prints it) "
+          "exceeds this machine's available RAM, or the GPU's memory on CUDA");
 }
 
 void read_model(Reader& r, ModelSection& c, const KnownNames& known) {
   r.field("path", c.path, "HF model directory (config.json + safetensors); empty = random init from model.init");
   r.field("tokenizer", c.tokenizer, "tokenizer file or directory; empty = the model directory's");
-  auto tmpl = r.field("chat_template", c.chat_template, "chat template");
-  if (!known.chat_templates.empty()) tmpl.one_of(known.chat_templates, "chat template");
+  auto tmpl = r.field("chat_template", c.chat_template, "chat template: auto = the model directory's own Jinja template "
+                      "(tokenizer_config.json) when it has one, else plain; model = the directory's own (required); "
+                      "or a built-in");
+  if (!known.chat_templates.empty()) {
+    std::vector<std::string> choices = {"auto", "model"};
+    choices.insert(choices.end(), known.chat_templates.begin(), known.chat_templates.end());
+    tmpl.one_of(choices, "chat template");
+  }
+  r.field("enable_thinking", c.enable_thinking, "enable_thinking passed to the model's own chat template (Qwen3: "
+          "false renders an empty <think></think>); auto = not passed").one_of({"auto", "true", "false"}, "setting");
   r.field("dtype", c.dtype, "parameter/compute dtype; auto = bfloat16 autocast on CUDA, float32 on CPU")
       .one_of({"auto", "float32", "bfloat16"}, "dtype");
   r.field("activation_checkpointing", c.activation_checkpointing, "recompute activations in backward");
@@ -63,6 +77,36 @@ void read_data(Reader& r, DataSection& c, const KnownNames& known) {
   r.field("eval_size", c.eval_size, "held-out prompts of a built-in task").ge(0);
   r.field("skip_bad_lines", c.skip_bad_lines, "skip and count malformed JSONL lines instead of failing");
   r.field("shuffle", c.shuffle, "shuffle prompts each epoch (seeded by run.seed)");
+  r.field("prompt_key", c.prompt_key, "field of a record holding its prompt: a string, or a list of {role, content} "
+          "messages (a record without it may give 'messages')").nonempty();
+  r.field("answer_key", c.answer_key, "field of a prompt record holding its gold answer, what verifiers read as "
+          "metadata 'answer' (e.g. GSM8K: answer, with answer_extract gsm8k)").nonempty();
+  r.field("answer_extract", c.answer_extract, "how the gold answer is cut from answer_key's text (a number is taken as "
+          "written): none = the whole text; gsm8k = the text after the last '####', trimmed; regex = capture group 1 "
+          "of answer_regex's first match; a record it finds nothing in is a bad line")
+      .one_of({"none", "gsm8k", "regex"}, "answer extraction");
+  r.field("answer_regex", c.answer_regex, "answer_extract regex: an ECMAScript pattern with a capture group");
+  if (c.answer_extract == "regex") {
+    if (c.answer_regex.empty()) {
+      r.error("answer_regex", "answer_extract regex needs a pattern with a capture group, e.g. 'answer: (\\S+)'");
+    } else {
+      try {
+        if (std::regex(c.answer_regex).mark_count() < 1)
+          r.error("answer_regex", fmt::format("'{}' has no capture group: the answer is capture group 1", c.answer_regex));
+      } catch (const std::regex_error& e) {
+        r.error("answer_regex", fmt::format("'{}' is not a valid ECMAScript regex ({})", c.answer_regex, e.what()));
+      }
+    }
+  } else if (!c.answer_regex.empty()) {
+    r.error("answer_regex", fmt::format("is only read with answer_extract regex, got answer_extract {}", c.answer_extract));
+  }
+  r.field("too_long", c.too_long, "a record whose tokens do not fit the model's context (its templated prompt plus "
+          "the response side: rollout.max_new_tokens, env.max_tokens with an environment, an SFT response or the "
+          "longer DPO answer, each with EOS): error = refuse the data at load naming the record; skip = drop and "
+          "count it (logged, and data/skipped_too_long in the first step's metrics)")
+      .one_of({"error", "skip"}, "too-long policy");
+  r.field("max_record_bytes", c.max_record_bytes, "a JSONL line longer than this is a bad line (an error naming "
+          "file:line, or skipped with skip_bad_lines); 0 = no limit").ge(0);
 }
 
 void read_rollout(Reader& r, RolloutSection& c) {
@@ -88,7 +132,7 @@ void read_env(Reader& r, EnvSection& c, const KnownNames& known) {
   r.field("observation_role", c.observation_role, "role observations are rendered with by the chat template")
       .one_of({"tool", "user"}, "observation role");
   r.field("step_timeout_s", c.step_timeout_s, "deadline of one environment call (reset or step)").gt(0);
-  r.field("threads", c.threads, "environment calls run at once").ge(1);
+  r.field("threads", c.threads, "environment calls run at once").ge(1).le(kMaxThreads);
   r.field("reuse_kv", c.reuse_kv, "extend each episode's KV cache across turns (false: recompute it every turn)");
 }
 
@@ -171,6 +215,16 @@ void derive_batch(Reader& r, RunConfig& cfg, int world_size) {
     d.rollout_ranks = world_size;
   }
   d.rollout_batch = static_cast<int64_t>(b.prompts_per_step) * cfg.rollout.samples_per_prompt;
+  // Rows of a batch are counted in int down the line (and 2^31 rows are terabytes of tokens): the
+  // products of two int keys are checked here, in int64, before anything multiplies them again.
+  if (d.rollout_batch > INT32_MAX)
+    r.error("batch", fmt::format("the rollout batch prompts_per_step {} x rollout.samples_per_prompt {} = {} sequences "
+                                 "is more than {}", b.prompts_per_step, cfg.rollout.samples_per_prompt, d.rollout_batch,
+                                 INT32_MAX));
+  if (static_cast<double>(cfg.eval.num_prompts) * cfg.eval.k > INT32_MAX &&
+      (!cfg.data.train_file.empty() || static_cast<double>(cfg.data.eval_size) * cfg.eval.k > INT32_MAX))
+    r.error("eval", fmt::format("num_prompts {} x k {} samples per evaluation is more than {}", cfg.eval.num_prompts,
+                                cfg.eval.k, INT32_MAX));
   if (b.prompts_per_step % d.rollout_ranks != 0)
     r.error("batch", fmt::format("prompts_per_step {} does not divide among {} rollout ranks", b.prompts_per_step, d.rollout_ranks));
   if (cfg.learner.algorithm == "dpo" || cfg.learner.algorithm == "sft" || cfg.learner.algorithm == "rm") {
@@ -222,6 +276,11 @@ void read_run_config(Reader& r, RunConfig& c, const KnownNames& known) {
     r.error("overlong", fmt::format("overlong.buffer_len {} must be <= rollout.max_new_tokens {}: the penalty ramps "
                                     "over the last buffer_len tokens before the maximum length",
                                     c.overlong.buffer_len, c.rollout.max_new_tokens));
+  // A hub name would fail only at load, blaming the tokenizer it could not find. A first component
+  // naming the runs' directory is a chain's earlier run (trained later), not a hub name.
+  const std::string& mp = c.model.path;
+  if (r.node() && looks_like_hub_name(mp) && mp.substr(0, mp.find('/')) != c.run.output_dir)
+    r.diagnostics().error(source_of(*r.node(), "model.path"), "model.path", hub_name_message(mp, "model.path:"));
   if (c.learner.algorithm == "dpo" && c.dpo.online && c.rollout.samples_per_prompt < 2)
     r.error("rollout", fmt::format("online DPO pairs the best and worst of each prompt's samples: "
                                    "rollout.samples_per_prompt must be >= 2, got {}", c.rollout.samples_per_prompt));
@@ -237,6 +296,7 @@ RunConfig load_config_node(Node root, const LoadOptions& opt, const KnownNames& 
   if (opt.world_size < 1) fail("world size must be >= 1, got {}", opt.world_size);
   if (diag.ok()) derive_batch(r, cfg, opt.world_size);
   if (diag.ok() && known.contracts) known.contracts(cfg, root, diag);
+  if (diag.ok() && known.resources) known.resources(cfg, root, diag);
   diag.throw_if_any();
   return cfg;
 }

@@ -16,6 +16,10 @@
 
 namespace keel::config {
 
+/// The most threads any thread-count key accepts (run.threads, env.threads, reward.threads): a
+/// sane bound far above any machine keel runs on; a million threads hung in pool creation.
+inline constexpr int kMaxThreads = 1024;
+
 struct RunSection {
   std::string name = "quickstart";      // run name; the run directory is <output_dir>/<name>
   std::string output_dir = "runs";
@@ -27,6 +31,7 @@ struct RunSection {
   bool log_all_ranks = false;
   std::string resume = "none";          // none | auto | <checkpoint dir>
   bool overwrite = false;               // a fresh run may replace another run's checkpoints in the run dir
+  bool skip_memory_check = false;       // run even when the memory estimate exceeds this machine's
 };
 
 struct ModelInitSection {  // random initialisation when model.path is empty
@@ -44,7 +49,8 @@ struct ModelInitSection {  // random initialisation when model.path is empty
 struct ModelSection {
   std::string path;                     // HF model directory (config.json + safetensors); "" = init
   std::string tokenizer;                // tokenizer file/dir; "" = the model directory's
-  std::string chat_template = "plain";  // plain | chatml | llama3
+  std::string chat_template = "auto";   // auto (the model's own, else plain) | model | plain | chatml | llama3 | mistral
+  std::string enable_thinking = "auto";  // auto (not passed) | true | false: a model's own template's enable_thinking
   std::string dtype = "auto";           // auto | float32 | bfloat16
   bool activation_checkpointing = false;
   ModelInitSection init;
@@ -60,6 +66,12 @@ struct DataSection {
   int64_t eval_size = 128;              // held-out prompts for built-in tasks
   bool skip_bad_lines = false;
   bool shuffle = true;
+  std::string prompt_key = "prompt";    // the field holding the prompt (a string or {role, content} messages)
+  std::string answer_key = "answer";    // the field holding the gold answer (prompts format)
+  std::string answer_extract = "none";  // none | gsm8k | regex: how the answer is cut from its text
+  std::string answer_regex;             // answer_extract regex: the answer is capture group 1
+  std::string too_long = "error";       // error | skip: records whose tokens do not fit the model's context
+  int64_t max_record_bytes = int64_t{8} << 20;  // a longer JSONL line is a bad line; 0 = no limit
 };
 
 struct RolloutSection {
@@ -201,6 +213,10 @@ struct KnownNames {
   /// the diagnostics at the YAML key that asked for it; may be empty. Called once the config read
   /// cleanly, so `keel validate` and `keel train` refuse the same configs.
   std::function<void(const RunConfig& cfg, const Node& root, Diagnostics& diag)> contracts;
+  /// Checks what the run asks of this machine (the memory estimate against its RAM or GPU memory;
+  /// trainer/loop/resources.h), reporting into the diagnostics; may be empty. Called after
+  /// `contracts`, once the config read cleanly.
+  std::function<void(const RunConfig& cfg, const Node& root, Diagnostics& diag)> resources;
 };
 
 struct LoadOptions {

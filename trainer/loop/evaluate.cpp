@@ -28,7 +28,7 @@ Metrics evaluate(RunState& c) {
   ro.max_new_tokens = c.cfg.rollout.max_new_tokens;
   ro.temperature = 0;
   ro.batch_size = c.cfg.rollout.batch_size;
-  ro.chat_template = c.cfg.model.chat_template;
+  ro.chat_template = c.chat_template;
   ro.stop_token_ids = c.cfg.rollout.stop_token_ids;
   c.policy->train(false);
   // With an environment the evaluation plays its episodes (success = the environment's verdict).

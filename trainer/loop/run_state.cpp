@@ -17,6 +17,7 @@
 #include "trainer/learner/policy_loss.h"
 #include "trainer/loop/checkpoint_io.h"
 #include "trainer/loop/contracts.h"
+#include "trainer/loop/fit_data.h"
 
 namespace keel::loop {
 
@@ -43,7 +44,7 @@ std::pair<std::unique_ptr<models::Tokenizer>, std::string> load_run_tokenizer(co
         const auto r = src.task()->make(/*seed=*/0x70C, data::Split::kTrain, i);
         // With an environment: its expert episodes as the policy sees them (observations rendered
         // by the chat template), so every piece of a conversation is in the vocabulary.
-        if (c.env) corpus.push_back(env::expert_transcript(*c.env, r, i, m.chat_template, c.episode));
+        if (c.env) corpus.push_back(env::expert_transcript(*c.env, r, i, c.chat_template, c.episode));
         else corpus.push_back(r.prompt + src.task()->gold_response(r));
       }
     } else {
@@ -54,7 +55,7 @@ std::pair<std::unique_ptr<models::Tokenizer>, std::string> load_run_tokenizer(co
         for (const char* k : {"response", "chosen", "rejected"})
           if (r.meta.count(k)) text += " " + data::meta_string(r, k);
         corpus.push_back(std::move(text));
-        if (c.env) corpus.push_back(env::expert_transcript(*c.env, r, corpus.size(), m.chat_template, c.episode));
+        if (c.env) corpus.push_back(env::expert_transcript(*c.env, r, corpus.size(), c.chat_template, c.episode));
       }
     }
     cli::train_run_tokenizer(corpus, run_dir, src.task() ? src.task()->tokenizer_symbols() : std::vector<std::string>{},
@@ -171,6 +172,10 @@ void build_components(RunState& c, const rewards::RewardRegistry& reward_schemes
     c.episode.reuse_kv = cfg.env.reuse_kv;
   }
   check_data_contracts(cfg, *c.data);  // a prompts file's fields against the reward's meta.<key> needs
+  // The chat template first: a model's own is parsed (and refused, naming its line) before any
+  // work, and the tokenizer trained for a random-init run sees episodes in its format.
+  c.chat_template = rollout::load_chat_template(cfg.model);
+  if (c.chat_template.jinja()) log::info("chat template: {}", c.chat_template.describe());
   // Rank 0 trains the run's tokenizer (when one is trained); the others load it.
   if (lead) std::tie(c.tok, c.tokenizer_dir) = load_run_tokenizer(cfg.model, *c.data, c.run_dir, c);
   if (barrier) barrier();
@@ -192,9 +197,12 @@ void build_components(RunState& c, const rewards::RewardRegistry& reward_schemes
     else
       recs.assign(c.data->train_records().begin(), c.data->train_records().begin() +
                                                        static_cast<std::ptrdiff_t>(std::min<size_t>(3, c.data->train_records().size())));
-    for (const auto& r : recs) jc.probes.push_back({rollout::render_prompt(r, cfg.model.chat_template), r.answer});
+    for (const auto& r : recs) jc.probes.push_back({rollout::render_prompt(r, c.chat_template), r.answer});
     c.reward = rewards::build_composite_reward(cfg.reward, reward_schemes, default_scheme, jc);
+    c.score_watch = ScoreWatch(cfg.reward.warn_error_share, cfg.reward.max_all_error_steps);
   }
+  // Every record against the model's context now, not at the step that would draw it.
+  fit_data_to_context(c);
   {
     c.estimator = c.reg.estimators.get(cfg.advantage.estimator).fn;
     c.adv_opts = credit::advantage_options_from(cfg.advantage);

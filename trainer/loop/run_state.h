@@ -37,6 +37,7 @@
 #include "trainer/learner/rl_update.h"
 #include "trainer/loop/contracts.h"
 #include "trainer/loop/registries.h"
+#include "trainer/loop/score.h"
 
 namespace torch::optim {
 class AdamW;
@@ -56,6 +57,8 @@ struct RunState {
   std::string algorithm;  ///< learner.algorithm
   std::unique_ptr<models::Tokenizer> tok;
   std::string tokenizer_dir;  ///< copied into checkpoints
+  /// model.chat_template resolved (the model directory's own Jinja template under auto / model).
+  models::ChatTemplate chat_template{"plain"};
   std::optional<models::Transformer> policy;
   std::optional<models::Transformer> reference;
   /// PPO with critic.mode separate: its own model and optimizer (value_head: the policy's head).
@@ -64,6 +67,9 @@ struct RunState {
   std::unique_ptr<torch::optim::AdamW> critic_optimizer;
   std::optional<data::PromptSource> data;
   std::unique_ptr<rewards::CompositeReward> reward;
+  ScoreWatch score_watch;  ///< the reward's failures (reward.warn_error_share, reward.max_all_error_steps)
+  int64_t data_rejected_seen = 0;  ///< data->rejected() when last reported (trainer/loop/fit_data.h)
+  bool data_warned_drawn = false;  ///< a drawn task problem was skipped as too long, and said so
   // ---- multi-turn episodes (env.name set; null otherwise) ----
   std::unique_ptr<env::EnvFactory> env;
   std::unique_ptr<rewards::Scorer> env_pool;  ///< runs the environment calls under env.step_timeout_s

@@ -29,7 +29,7 @@ rollout::RolloutOptions train_rollout_options(const RunState& c, int64_t step, i
   ro.top_p = cfg.rollout.top_p;
   ro.stop_token_ids = cfg.rollout.stop_token_ids;
   ro.batch_size = cfg.rollout.batch_size;
-  ro.chat_template = cfg.model.chat_template;
+  ro.chat_template = c.chat_template;
   ro.seed = static_cast<uint64_t>(cfg.run.seed) * 1000003ull + static_cast<uint64_t>(step) +
             static_cast<uint64_t>(attempt) * 0x9E3779B97F4A7C15ull;
   return ro;
@@ -85,6 +85,7 @@ rollout::RolloutBatch sample(RunState& c, int64_t step, PromptStore& prompt_stor
     }
     t = std::chrono::steady_clock::now();
     const auto rout = score(*c.reward, b, step);
+    c.score_watch.log_failures(rout);
     write_scores(b, rout);
     if (attempt == 0) reward_metrics = rout.metrics;
     t_reward += seconds_since(t);
@@ -131,6 +132,9 @@ rollout::RolloutBatch sample(RunState& c, int64_t step, PromptStore& prompt_stor
     b.group_ids = renumber_groups(b.group_ids);
   }
   if (c.comm) reduce_reward_metrics(*c.comm, reward_metrics);
+  // Colocated, every rank holds the same combined metrics, so all stop together; disaggregated,
+  // the learners watch (disaggregated_learner_step).
+  if (scoring && !c.placement) c.score_watch.check_step(step, reward_metrics);
   if (!env_metrics.empty()) {
     // Several ranks: counts add up (timeouts, errors, the factories' restarts and failures), the
     // per-episode figures average (every rank plays as many episodes); timings stay this rank's.

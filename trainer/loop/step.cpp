@@ -12,6 +12,7 @@
 #include "trainer/dist/data_parallel.h"
 #include "trainer/learner/sequence_batch.h"
 #include "trainer/loop/credit.h"
+#include "trainer/loop/fit_data.h"
 #include "trainer/loop/run_state.h"
 #include "trainer/loop/sample.h"
 #include "trainer/loop/shape.h"
@@ -110,6 +111,7 @@ StepOut rl_step(RunState& c, learner::NumericsGuard& guard, int64_t step) {
   Metrics m;
   PromptStore store;  // the records b points to
   auto b = sample(c, step, store, m);
+  add_data_metrics(c, m);
   return rl_learn(c, guard, step, std::move(b), std::move(m), /*global=*/false);
 }
 

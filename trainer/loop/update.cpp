@@ -10,6 +10,7 @@
 #include "trainer/cli/train_common.h"
 #include "trainer/dist/batch_gather.h"
 #include "models/generate.h"
+#include "trainer/loop/fit_data.h"
 #include "trainer/loop/run_state.h"
 #include "trainer/loop/sample.h"
 #include "trainer/rollout/prompt_format.h"
@@ -24,7 +25,7 @@ std::vector<std::vector<int64_t>> encode_prompts(const RunState& c, const std::v
   std::vector<std::vector<int64_t>> out;
   const int64_t ctx = c.policy->config().max_position_embeddings;
   for (size_t i = 0; i < records.size(); ++i)
-    out.push_back(rollout::encode_prompt(records[i], *c.tok, c.cfg.model.chat_template, ctx, reserve[i]));
+    out.push_back(rollout::encode_prompt(records[i], *c.tok, c.chat_template, ctx, reserve[i]));
   return out;
 }
 
@@ -91,7 +92,7 @@ learner::SequenceBatch expert_batch(const RunState& c, const std::vector<data::P
   for (size_t i = 0; i < records.size(); ++i) {
     const uint64_t seed = data::problem_seed(static_cast<uint64_t>(c.cfg.run.seed), data::Split::kTrain,
                                              static_cast<uint64_t>(c.step) * 100003ull + i);
-    eps.push_back(env::expert_episode(*c.tok, *c.env, records[i], seed, c.cfg.model.chat_template, c.episode));
+    eps.push_back(env::expert_episode(*c.tok, *c.env, records[i], seed, c.chat_template, c.episode));
     pw = std::max(pw, eps.back().prompt.size());
     rw = std::max(rw, eps.back().response.size());
   }
@@ -122,6 +123,7 @@ StepOut sft_step(RunState& c, learner::NumericsGuard& guard) {
   if (c.env) {
     auto r = learner::sft_update(*c.policy, *c.optimizer, expert_batch(c, records), supervised_options(c), guard,
                                  c.opt_step);
+    add_data_metrics(c, r.metrics);
     return {r.metrics, r.rollback};
   }
   std::vector<std::vector<int64_t>> responses;
@@ -133,6 +135,7 @@ StepOut sft_step(RunState& c, learner::NumericsGuard& guard) {
   }
   const auto batch = learner::collate(encode_prompts(c, records, reserve), responses);
   auto r = learner::sft_update(*c.policy, *c.optimizer, batch, supervised_options(c), guard, c.opt_step);
+  add_data_metrics(c, r.metrics);
   return {r.metrics, r.rollback};
 }
 
@@ -161,12 +164,14 @@ StepOut dpo_offline_step(RunState& c, learner::NumericsGuard& guard) {
   const auto [chosen, rejected] = encode_pairs(c, records, [step](size_t) { return step; });
   auto r = learner::dpo_update(*c.policy, c.reference ? &*c.reference : nullptr, *c.optimizer, chosen, rejected,
                                c.dpo_fn, c.dpo_opts, supervised_options(c), guard, c.opt_step);
+  add_data_metrics(c, r.metrics);
   return {r.metrics, r.rollback};
 }
 
 StepOut dpo_online_step(RunState& c, learner::NumericsGuard& guard, int64_t step, metrics::Metrics m) {
   PromptStore store;
   auto b = sample(c, step, store, m);
+  add_data_metrics(c, m);
   std::vector<int64_t> best, worst;
   const int64_t groups = b.group_ids.max().item<int64_t>() + 1;
   for (int64_t g = 0; g < groups; ++g) {
