@@ -119,6 +119,15 @@ std::vector<int64_t> steps_of(const stdfs::path& metrics) {
 
 std::string ckpt(int64_t step) { return fmt::format("step-{:08d}", step); }
 
+/// `keel launch` arguments running `keel train c.yaml <train_args>` on `nproc` ranks (logs in logs/).
+std::vector<std::string> launch_train(int nproc, const std::vector<std::string>& train_args) {
+  std::vector<std::string> a{"launch", "--nproc-per-node", std::to_string(nproc), "--grace-s", "0.5", "--master-port",
+                             std::to_string(dist::testing::free_port()), "--log-dir", "logs", "--", KEEL_BINARY,
+                             "train", "c.yaml"};
+  a.insert(a.end(), train_args.begin(), train_args.end());
+  return a;
+}
+
 // SIGTERM mid-run: the step in flight finishes, its checkpoint is written (0 steps lost), the exit
 // status is 143; resuming from it equals the uninterrupted run.
 TEST(RunLifecycleSlow, SigtermCheckpointsTheStepAndResumesExactly) {
@@ -261,10 +270,7 @@ TEST(RunLifecycleDist, SigtermToTheLauncherStopsEveryRankAfterOneStep) {
   ScratchDir dir("sigterm_launch");
   dir.write("c.yaml", kTinyEnd);
   const auto metrics = dir.path() / "runs/tiny/metrics.jsonl";
-  Background bg(dir.path(),
-                {"launch", "--nproc-per-node", "2", "--grace-s", "0.2", "--master-port",
-                 std::to_string(dist::testing::free_port()), "--log-dir", "logs", "--", KEEL_BINARY, "train", "c.yaml",
-                 "run.total_steps=100000", "batch.prompts_per_step=4"},
+  Background bg(dir.path(), launch_train(2, {"run.total_steps=100000", "batch.prompts_per_step=4"}),
                 dir.path() / "bg.log");
   ASSERT_TRUE(wait_for(bg, [&] { return line_count(metrics) >= 2; })) << bg.output();
   bg.signal(SIGTERM);
@@ -295,10 +301,8 @@ TEST(RunLifecycleDist, SigtermStopsADisaggregatedJob) {
   dir.write("c.yaml", kTinyEnd);
   const auto metrics = dir.path() / "runs/tiny/metrics.jsonl";
   Background bg(dir.path(),
-                {"launch", "--nproc-per-node", "3", "--grace-s", "0.2", "--master-port",
-                 std::to_string(dist::testing::free_port()), "--log-dir", "logs", "--", KEEL_BINARY, "train", "c.yaml",
-                 "run.total_steps=100000", "dist.placement=disaggregated", "dist.learner_ranks=1",
-                 "dist.rollout_ranks=1", "dist.reward_ranks=1", "run.log_all_ranks=true"},
+                launch_train(3, {"run.total_steps=100000", "dist.placement=disaggregated", "dist.learner_ranks=1",
+                                 "dist.rollout_ranks=1", "dist.reward_ranks=1", "run.log_all_ranks=true"}),
                 dir.path() / "bg.log");
   ASSERT_TRUE(wait_for(bg, [&] { return line_count(metrics) >= 2; })) << bg.output();
   bg.signal(SIGTERM);
@@ -330,10 +334,7 @@ TEST(RunLifecycleDist, AStoppedRankIsNamedAsTheCause) {
   ScratchDir dir("sigstop");
   dir.write("c.yaml", kTinyEnd);
   const auto metrics = dir.path() / "runs/tiny/metrics.jsonl";
-  Background bg(dir.path(),
-                {"launch", "--nproc-per-node", "2", "--grace-s", "0.5", "--master-port",
-                 std::to_string(dist::testing::free_port()), "--log-dir", "logs", "--", KEEL_BINARY, "train", "c.yaml",
-                 "run.total_steps=100000", "batch.prompts_per_step=4", "dist.timeout_s=5"},
+  Background bg(dir.path(), launch_train(2, {"run.total_steps=100000", "batch.prompts_per_step=4", "dist.timeout_s=5"}),
                 dir.path() / "bg.log");
   ASSERT_TRUE(wait_for(bg, [&] { return line_count(metrics) >= 1; })) << bg.output();
   const pid_t rank1 = child_with_rank(bg.pid(), 1);

@@ -6,20 +6,14 @@
 
 #include "base/error.h"
 #include "base/reader.h"
+#include "tests/trainer/config/config_test_util.h"
 
 namespace keel::config {
 namespace {
 
 /// "" when `yaml` (as c.yaml, with `overrides`) loads, else the loader's message.
 std::string load_error(const std::string& yaml, const std::vector<std::string>& overrides = {}) {
-  try {
-    LoadOptions opt;
-    opt.overrides = overrides;
-    load_config_node(parse_yaml_string(yaml, "c.yaml"), opt, KnownNames{});
-    return "";
-  } catch (const keel::Error& e) {
-    return e.what();
-  }
+  return testing::load_error(yaml, nullptr, overrides);
 }
 
 // 2^30 prompts x 8 samples is 2^33 rows: past what the rows' int counters hold.

@@ -8,21 +8,12 @@
 #include "base/error.h"
 #include "trainer/config/config.h"
 #include "base/reader.h"
+#include "tests/trainer/config/config_test_util.h"
 
 namespace keel::config {
 namespace {
 
-/// Loads `yaml` (as c.yaml) with the built-in fallback name lists; "" when it loads, else the
-/// loader's message (one line per error).
-std::string load_error(const std::string& yaml, RunConfig* out = nullptr) {
-  try {
-    RunConfig cfg = load_config_node(parse_yaml_string(yaml, "c.yaml"), LoadOptions{}, KnownNames{});
-    if (out) *out = cfg;
-    return "";
-  } catch (const keel::Error& e) {
-    return e.what();
-  }
-}
+using testing::load_error;
 
 TEST(CreditConfig, DpoSigmoidWithLabelSmoothingIsAnError) {
   EXPECT_EQ(load_error("learner: {algorithm: dpo}\ndpo:\n  loss: sigmoid\n  label_smoothing: 0.1\n"),

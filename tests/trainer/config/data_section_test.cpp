@@ -7,19 +7,12 @@
 
 #include "base/error.h"
 #include "base/reader.h"
+#include "tests/trainer/config/config_test_util.h"
 
 namespace keel::config {
 namespace {
 
-std::string load_error(const std::string& yaml, RunConfig* out = nullptr) {
-  try {
-    RunConfig cfg = load_config_node(parse_yaml_string(yaml, "c.yaml"), LoadOptions{}, KnownNames{});
-    if (out) *out = cfg;
-    return "";
-  } catch (const keel::Error& e) {
-    return e.what();
-  }
-}
+using testing::load_error;
 
 TEST(DataSection, RecordKeysAndAnswerExtractionLoad) {
   RunConfig cfg;

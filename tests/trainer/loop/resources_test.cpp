@@ -13,25 +13,17 @@
 
 #include "base/fs.h"
 #include "models/model_config.h"
+#include "tests/models/test_util.h"
 #include "models/transformer.h"
 #include "trainer/config/config.h"
 
 namespace keel::loop {
 namespace {
 
+/// The tests' tiny model, tied or not.
 models::ModelConfig model_config(const std::string& family, bool tied) {
-  models::ModelConfig c;
-  c.model_type = family;
-  c.hidden_size = 32;
-  c.num_hidden_layers = 2;
-  c.num_attention_heads = 4;
-  c.num_key_value_heads = 2;
-  c.head_dim = 8;
-  c.intermediate_size = 48;
-  c.vocab_size = 70;
-  c.max_position_embeddings = 64;
+  auto c = models::testing::tiny_config(family);
   c.tie_word_embeddings = tied;
-  c.eos_token_ids = {1};
   return c;
 }
 
