@@ -85,6 +85,7 @@ constexpr const char* kOdinLengthTensor = "length_head.weight";
 /// Copyable before a model exists (ensemble members start from copies of the data-only state).
 struct State {
   config::RunConfig cfg;
+  std::string resolved_yaml;  ///< the resolved config: saved in checkpoints, compared on resume
   stdfs::path run_dir;
   std::shared_ptr<models::Tokenizer> tok;
   std::string tokenizer_dir;
@@ -243,6 +244,7 @@ torch::Tensor fresh_length_head(const models::Transformer& model) {
 
 void save_checkpoint(State& s, checkpoint::CheckpointManager& mgr, const learner::NumericsGuard& guard) {
   const auto staging = mgr.begin(s.step);
+  fs::write_file_atomic(staging / checkpoint::kCheckpointConfig, s.resolved_yaml);
   models::SaveOptions so;
   so.tokenizer_dir = s.tokenizer_dir;
   models::save_pretrained(*s.model, (staging / "model").string(), so);
@@ -502,6 +504,7 @@ bool setup_model(State& s, checkpoint::CheckpointManager& mgr, const models::Mod
   if (const int n = mgr.discard_incomplete()) log::warn("removed {} interrupted checkpoint(s)", n);
   const auto resume = mgr.resolve_resume(s.cfg.run.resume);
   if (resume) {
+    checkpoint::check_resume_matches(*resume, s.resolved_yaml);
     load_checkpoint(s, *resume, reg);
     log::info("resumed from {} (step {})", resume->string(), s.step);
   } else {
@@ -600,7 +603,14 @@ int run_train_rm(const ConfigArgs& a, const std::vector<std::string>& argv) {
   init_threads(cfg.run.threads);
   torch::manual_seed(cfg.run.seed);
   s.run_dir = stdfs::path(cfg.run.output_dir) / cfg.run.name;
-  checkpoint::prepare_run_dir(s.run_dir, config::render_yaml(doc, false), argv);
+  s.resolved_yaml = config::render_yaml(doc, false);
+  // One job per run directory, and no fresh run over another run's checkpoints (as keel train).
+  checkpoint::RunDirLock run_dir_lock(s.run_dir);
+  if (cfg.run.resume == "none")
+    checkpoint::prepare_fresh_run(
+        s.run_dir, checkpoint::CheckpointManager(s.run_dir / "checkpoints", cfg.checkpoint.keep_last).complete(),
+        cfg.run.overwrite);
+  checkpoint::prepare_run_dir(s.run_dir, s.resolved_yaml, argv);
   log::info("{} | device cpu | run dir {}", system_summary(), s.run_dir.string());
 
   // ---- tokenizer, data ------------------------------------------------------------------------

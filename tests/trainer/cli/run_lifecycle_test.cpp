@@ -264,6 +264,25 @@ TEST(RunLifecycleSlow, RunDirectoriesAreNotShared) {
   EXPECT_NE(r.out.find("in use by another keel train (pid "), std::string::npos) << r.out;
 }
 
+// keel train-rm keeps the same run-directory rules: no fresh run over another run's checkpoints
+// without run.overwrite, no resume into another model shape.
+TEST(RunLifecycleSlow, TrainRmRunDirectoriesAreNotShared) {
+  ScratchDir dir("rundir_rm");
+  const std::string cfg = std::string(KEEL_SOURCE_DIR) + "/configs/learners/rm.yaml";
+  const std::string base = "train-rm '" + cfg + "' data.train_file=" + KEEL_SOURCE_DIR +
+                           "/configs/data/prefs_tiny.jsonl run.total_steps=2 eval.every=0 run.threads=1";
+  auto r = run_keel(base, dir.path());
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  r = run_keel(base, dir.path());
+  EXPECT_EQ(r.exit_code, 1) << r.out;
+  EXPECT_NE(r.out.find("holds 1 checkpoint(s) of an earlier run"), std::string::npos) << r.out;
+  r = run_keel(base + " run.resume=auto run.total_steps=3 model.init.hidden_size=32 model.init.intermediate_size=88", dir.path());
+  EXPECT_EQ(r.exit_code, 1) << r.out;
+  EXPECT_NE(r.out.find("model.init.hidden_size: 64 -> 32"), std::string::npos) << r.out;
+  r = run_keel(base + " run.overwrite=true", dir.path());
+  EXPECT_EQ(r.exit_code, 0) << r.out;
+}
+
 // Under `keel launch`, SIGTERM to the launcher reaches every rank; they stop after the same step,
 // rank 0 checkpoints it, the launcher waits for them (no SIGKILL) and exits 143, and the run resumes.
 TEST(RunLifecycleDist, SigtermToTheLauncherStopsEveryRankAfterOneStep) {
