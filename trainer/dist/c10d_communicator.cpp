@@ -8,7 +8,11 @@
 #include "trainer/dist/communicator.h"
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <mutex>
 #include <thread>
 
 #include <fmt/ranges.h>
@@ -96,17 +100,118 @@ Described read_header(const at::Tensor& header) {
   return d;
 }
 
+std::atomic<int64_t> g_progress{0};
+
+// Heartbeats through the store. A rank that stops (SIGSTOP, a debugger) or hangs makes the others
+// time out in their next collective, and they, not it, fail first: the failure must name it. Each
+// rank's own store client sets keel/hb/<rank> = "<wall ms> <progress>" every second from a thread;
+// a failed collective reads every rank's and names those silent for more than kSilentMs (stopped,
+// dead, or cut off) and those whose progress (the training step, note_progress) is behind this
+// rank's (stuck in a step while their thread still beats).
+class Heartbeats {
+ public:
+  static constexpr int64_t kSilentMs = 3000;
+
+  Heartbeats(const RendezvousInfo& info, std::chrono::milliseconds store_timeout) : rank_(info.rank), world_(info.world_size) {
+    c10d::TCPStoreOptions o;
+    o.port = static_cast<std::uint16_t>(info.master_port);
+    o.isServer = false;
+    o.numWorkers = c10::nullopt;
+    o.waitWorkers = false;
+    o.timeout = store_timeout;
+    store_ = c10::make_intrusive<c10d::TCPStore>(info.master_addr, o);
+    store_->setTimeout(std::chrono::milliseconds(2000));  // a report must not wait as long as a collective
+    beat();
+    thread_ = std::thread([this] { run(); });
+  }
+  ~Heartbeats() {
+    {
+      std::lock_guard<std::mutex> lk(wake_mu_);
+      stop_ = true;
+    }
+    wake_.notify_all();
+    thread_.join();
+  }
+
+  /// "" or "; heartbeats: rank 1 silent for 31.2 s (stopped, hung or gone), ..." for this rank's error.
+  std::string report() {
+    std::vector<std::string> notes;
+    try {
+      const int64_t now = wall_ms(), mine = g_progress.load();
+      std::lock_guard<std::mutex> lk(store_mu_);
+      for (int r = 0; r < world_; ++r) {
+        if (r == rank_) continue;
+        const std::string key = fmt::format("keel/hb/{}", r);
+        if (!store_->check({key})) continue;
+        const auto v = store_->get(key);
+        int64_t ms = 0, progress = 0;
+        if (std::sscanf(std::string(v.begin(), v.end()).c_str(), "%lld %lld", reinterpret_cast<long long*>(&ms),
+                        reinterpret_cast<long long*>(&progress)) != 2)
+          continue;
+        if (now - ms > kSilentMs)
+          notes.push_back(fmt::format("rank {} silent for {:.1f} s (stopped, hung or gone; at step {})", r,
+                                      static_cast<double>(now - ms) / 1000.0, progress));
+        else if (progress < mine)
+          notes.push_back(fmt::format("rank {} alive but at step {} (this rank: {}), stuck there", r, progress, mine));
+      }
+    } catch (const std::exception&) {
+      notes.push_back("(the store is unreachable: rank 0, which hosts it, may be the one that stopped)");
+    }
+    if (notes.empty()) return "";
+    return fmt::format("; heartbeats: {}", fmt::join(notes, "; "));
+  }
+
+ private:
+  static int64_t wall_ms() {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+        .count();
+  }
+  void beat() {
+    const std::string v = fmt::format("{} {}", wall_ms(), g_progress.load());
+    std::lock_guard<std::mutex> lk(store_mu_);
+    store_->set(fmt::format("keel/hb/{}", rank_), std::vector<uint8_t>(v.begin(), v.end()));
+  }
+  void run() {
+    std::unique_lock<std::mutex> lk(wake_mu_);
+    while (!wake_.wait_for(lk, std::chrono::seconds(1), [this] { return stop_; })) {
+      lk.unlock();
+      try {
+        beat();
+      } catch (const std::exception&) {  // rank 0 gone (job ending): the next beat tries again
+      }
+      lk.lock();
+    }
+  }
+
+  int rank_, world_;
+  StorePtr store_;
+  std::mutex store_mu_;  // one request at a time on the client's socket
+  std::mutex wake_mu_;
+  std::condition_variable wake_;
+  bool stop_ = false;
+  std::thread thread_;
+};
+
+std::mutex g_heartbeats_mu;
+Heartbeats* g_heartbeats = nullptr;  // the world communicator's, while it lives
+
+std::string heartbeat_report() {
+  std::lock_guard<std::mutex> lk(g_heartbeats_mu);
+  return g_heartbeats != nullptr ? g_heartbeats->report() : "";
+}
+
 // A c10d / Gloo failure (timeout, peer gone) rethrown with the operation and the rank, without
-// c10's C++ backtrace.
+// c10's C++ backtrace, and what the heartbeats say of the other ranks.
 template <typename Fn>
 auto guarded(const char* op, int rank, int size, Fn&& fn) -> decltype(fn()) {
   try {
     return fn();
   } catch (const c10::Error& e) {
-    throw std::runtime_error(fmt::format("keel::dist: {} failed on rank {} of {}: {}", op, rank, size,
-                                         e.what_without_backtrace()));
+    throw std::runtime_error(fmt::format("keel::dist: {} failed on rank {} of {}: {}{}", op, rank, size,
+                                         e.what_without_backtrace(), heartbeat_report()));
   } catch (const std::exception& e) {  // gloo::IoException (a peer died: connection closed / reset)
-    throw std::runtime_error(fmt::format("keel::dist: {} failed on rank {} of {}: {}", op, rank, size, e.what()));
+    throw std::runtime_error(
+        fmt::format("keel::dist: {} failed on rank {} of {}: {}{}", op, rank, size, e.what(), heartbeat_report()));
   }
 }
 
@@ -125,10 +230,22 @@ class C10dWork final : public CommWork {
 class C10dCommunicator final : public Communicator {
  public:
   C10dCommunicator(StorePtr root_store, std::string prefix, BackendPtr pg, int rank, std::vector<int> global_ranks,
-                   std::string backend, at::Device device, BackendFactory factory)
+                   std::string backend, at::Device device, BackendFactory factory,
+                   std::unique_ptr<Heartbeats> heartbeats = nullptr)
       : root_store_(std::move(root_store)), prefix_(std::move(prefix)), pg_(std::move(pg)), rank_(rank),
         global_ranks_(std::move(global_ranks)), backend_(std::move(backend)), device_(device),
-        factory_(std::move(factory)) {}
+        factory_(std::move(factory)), heartbeats_(std::move(heartbeats)) {
+    if (heartbeats_) {
+      std::lock_guard<std::mutex> lk(g_heartbeats_mu);
+      g_heartbeats = heartbeats_.get();
+    }
+  }
+  ~C10dCommunicator() override {
+    if (heartbeats_) {
+      std::lock_guard<std::mutex> lk(g_heartbeats_mu);
+      if (g_heartbeats == heartbeats_.get()) g_heartbeats = nullptr;
+    }
+  }
 
   int rank() const override { return rank_; }
   int size() const override { return static_cast<int>(global_ranks_.size()); }
@@ -292,6 +409,7 @@ class C10dCommunicator final : public Communicator {
   at::Device device_;
   BackendFactory factory_;
   int64_t groups_made_ = 0;
+  std::unique_ptr<Heartbeats> heartbeats_;  ///< the world communicator's only
 };
 
 // Rank 0 hosts the TCPStore; the others connect, retrying until the deadline. The retry loop is
@@ -461,8 +579,16 @@ std::unique_ptr<Communicator> init_communicator(const RendezvousInfo& info, cons
                           [&] { return factory(pg_store, info.rank, info.world_size); });
   std::vector<int> global(info.world_size);
   for (int r = 0; r < info.world_size; ++r) global[r] = r;
+  std::unique_ptr<Heartbeats> heartbeats;
+  try {
+    heartbeats = std::make_unique<Heartbeats>(info, timeout);
+  } catch (const std::exception& e) {  // diagnostics only: the job runs without them
+    std::fprintf(stderr, "keel::dist: rank %d runs without heartbeats: %s\n", info.rank, e.what());
+  }
   return std::make_unique<C10dCommunicator>(store, prefix, std::move(pg), info.rank, std::move(global), backend,
-                                            device, std::move(factory));
+                                            device, std::move(factory), std::move(heartbeats));
 }
+
+void note_progress(int64_t step) { g_progress.store(step); }
 
 }  // namespace keel::dist

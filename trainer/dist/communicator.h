@@ -85,10 +85,16 @@ CommOptions comm_options(const config::DistSection& dist);
 /// Rendezvous through a TCPStore at info.master_addr:master_port (rank 0 hosts it), then the
 /// world communicator. Every rank announces itself in the store and waits for all others until
 /// opt.timeout_s; if some never arrive it throws keel::Error listing the missing ranks (a rank
-/// that cannot reach rank 0's store reports rank 0 as missing) — it never hangs.
+/// that cannot reach rank 0's store reports rank 0 as missing) — it never hangs. With several
+/// ranks, each beats every second through the store; a collective that fails (a timeout, a peer
+/// gone) names the ranks silent for over 3 s or behind in note_progress().
 std::unique_ptr<Communicator> init_communicator(const RendezvousInfo& info, const CommOptions& opt);
 
 /// A one-member communicator (no sockets): every collective is the identity.
 std::unique_ptr<Communicator> make_single_process_communicator();
+
+/// This rank's progress (the learner step it is in), published with its heartbeats: a failed
+/// collective names the ranks that went silent or stayed behind (see init_communicator).
+void note_progress(int64_t step);
 
 }  // namespace keel::dist

@@ -80,6 +80,7 @@ int rollout_loop(RunState& c) {
     queue.push_back(std::move(p));
   };
   for (int64_t s = first; s <= total; ++s) {
+    dist::note_progress(s);
     maybe_test_exit(c.global_rank, s);
     auto t = std::chrono::steady_clock::now();
     if (s > first) {
@@ -113,6 +114,7 @@ int reward_loop(RunState& c) {
   const int64_t want = cfg.batch.prompts_per_step, per = want / pl.rollouts;
   double idle = 0;
   for (int64_t s = c.step + 1; s <= cfg.run.total_steps; ++s) {
+    dist::note_progress(s);
     maybe_test_exit(c.global_rank, s);
     const auto prompts = c.data->next_batch(static_cast<size_t>(want));
     const auto served = pl.rollouts_of_reward(c.rank);

@@ -160,6 +160,7 @@ int train(TrainJob job, const rewards::RewardRegistry& reward_schemes) {
   int64_t steps_here = 0;
   while (c.step < cfg.run.total_steps) {
     const int64_t step = c.step + 1;
+    dist::note_progress(step);  // published with this rank's heartbeats
     maybe_test_exit(c.global_rank, step);
     const auto t0 = std::chrono::steady_clock::now();
     StepOut out;

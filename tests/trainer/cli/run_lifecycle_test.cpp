@@ -16,6 +16,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <random>
+#include <regex>
 #include <set>
 #include <thread>
 
@@ -348,7 +349,8 @@ pid_t child_with_rank(pid_t parent, int rank) {
 }
 
 // A rank stopped by SIGSTOP mid-run: rank 0 times out in a collective after dist.timeout_s and
-// fails first, and the launcher names the stopped rank as the likely cause.
+// fails first; its error names rank 1 from the heartbeats (silent), and the launcher names the
+// stopped rank as the likely cause.
 TEST(RunLifecycleDist, AStoppedRankIsNamedAsTheCause) {
   ScratchDir dir("sigstop");
   dir.write("c.yaml", kTinyEnd);
@@ -366,6 +368,9 @@ TEST(RunLifecycleDist, AStoppedRankIsNamedAsTheCause) {
   EXPECT_NE(out.find(fmt::format("rank 1 (pid {}) had been stopped by signal 19 (Stopped (signal)) and stopped "
                                  "responding: the likely cause", rank1)),
             std::string::npos)
+      << out;
+  EXPECT_TRUE(std::regex_search(out, std::regex("\\[rank 0\\] .*failed on rank 0 of 2: .*; heartbeats: rank 1 silent for "
+                                                "[0-9.]+ s \\(stopped, hung or gone; at step [0-9]+\\)")))
       << out;
 }
 
