@@ -19,7 +19,7 @@ while [ $# -gt 0 ]; do
   chains+=("$1")
   shift
 done
-all=(calculator guessing guessing_igpo gridworld retry docsearch count_env)
+all=(calculator guessing guessing_igpo gridworld gridworld_oni retry docsearch count_env)
 [ ${#chains[@]} -gt 0 ] || chains=("${all[@]}")
 
 for c in "${chains[@]}"; do

@@ -5,6 +5,7 @@
 
 #include <torch/torch.h>
 
+#include "base/checksum.h"
 #include "base/error.h"
 #include "models/chat_template.h"
 #include "models/decode_session.h"
@@ -54,6 +55,7 @@ struct Row {
   std::vector<int64_t> ids, mask, turn;
   std::vector<float> lp;
   std::vector<double> turn_rewards;             // [turns played]
+  std::vector<int64_t> turn_messages;           // [turns played] message_id of the step's observation
   std::vector<std::vector<double>> turn_info;   // [turns played][K]
   std::vector<double> info;                     // [K] latest values
 };
@@ -80,6 +82,12 @@ std::vector<int64_t> observation_ids(const models::Tokenizer& tok, const models:
 }
 
 }  // namespace
+
+int64_t message_id(const std::string& text) {
+  const uint64_t h = checksum::xxh64(text.data(), text.size());
+  // xor-fold the top 11 bits into the low 53: every id is an exact float64 (and a non-negative int64).
+  return static_cast<int64_t>((h ^ (h >> 53)) & ((1ull << 53) - 1));
+}
 
 std::vector<std::string> episode_info_keys(const EnvFactory& f) {
   auto keys = f.info_keys();
@@ -213,6 +221,9 @@ rollout::RolloutBatch run_episodes(models::Transformer& policy, const models::To
         ++st.turns;
         row.turn_rewards.push_back(0.0);
         row.turn_info.emplace_back(nk, 0.0);
+        // INTERPRETATION: a turn the environment never answered (cut by the budget, or the
+        // environment failed) showed the empty message.
+        row.turn_messages.push_back(message_id(""));
         if (cut) {
           row.done = true;
           row.ending = "budget";
@@ -240,6 +251,9 @@ rollout::RolloutBatch run_episodes(models::Transformer& policy, const models::To
         }
         const StepResult& r = sh->results[i];
         row.turn_rewards.back() = r.reward;
+        // INTERPRETATION: ONI's message m_t (NetHack's message line after the action) is the
+        // observation text this step returned — the final one too, which the policy never sees.
+        row.turn_messages.back() = message_id(r.observation);
         for (size_t k = 0; k < nk; ++k) {
           const auto it = r.info.find(keys[k]);
           if (it != r.info.end()) row.info[k] = it->second;
@@ -288,6 +302,7 @@ rollout::RolloutBatch run_episodes(models::Transformer& policy, const models::To
   b.env_info = torch::zeros({nn, nk64}, torch::kFloat);
   b.env_turn_info = torch::zeros({nn, tt, nk64}, torch::kFloat);
   b.env_turn_rewards = torch::zeros({nn, tt}, torch::kFloat);
+  b.env_turn_message_ids = torch::full({nn, tt}, -1, torch::kLong);
   auto ia = b.response_ids.accessor<int64_t, 2>();
   auto ma = b.response_mask.accessor<int64_t, 2>();
   auto aa = b.response_attention.accessor<int64_t, 2>();
@@ -296,6 +311,7 @@ rollout::RolloutBatch run_episodes(models::Transformer& policy, const models::To
   auto ea = b.env_info.accessor<float, 2>();
   auto eta = b.env_turn_info.accessor<float, 3>();
   auto era = b.env_turn_rewards.accessor<float, 2>();
+  auto mia = b.env_turn_message_ids.accessor<int64_t, 2>();
   for (int64_t i = 0; i < nn; ++i) {
     Row& r = rows[static_cast<size_t>(i)];
     if (r.failed) r.info[k_failed] = 1.0;
@@ -311,6 +327,7 @@ rollout::RolloutBatch run_episodes(models::Transformer& policy, const models::To
     for (int64_t k = 0; k < nk64; ++k) ea[i][k] = static_cast<float>(r.info[static_cast<size_t>(k)]);
     for (size_t t = 0; t < r.turn_rewards.size(); ++t) {
       era[i][static_cast<int64_t>(t)] = static_cast<float>(r.turn_rewards[t]);
+      mia[i][static_cast<int64_t>(t)] = r.turn_messages[t];
       for (int64_t k = 0; k < nk64; ++k) eta[i][static_cast<int64_t>(t)][k] = static_cast<float>(r.turn_info[t][static_cast<size_t>(k)]);
     }
     ++st.endings[r.ending];

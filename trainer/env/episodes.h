@@ -6,7 +6,8 @@
 // the environment says done, env.max_turns, or the episode's token budget.
 // In the RolloutBatch the response holds the whole conversation after the prompt: the policy's
 // tokens (response_mask 1, turn_ids = the turn) and the observations (response_mask 0, turn_ids −1,
-// old log-prob 0), all of it in response_attention — what the learner attends to.
+// old log-prob 0), all of it in response_attention — what the learner attends to. Per turn: the
+// environment's reward, its info values and the id of the observation it returned (ONI's message).
 // An environment that throws or overruns the deadline ends its episode as failed (env_failed = 1,
 // counted), never stalls the step; the others go on.
 // Deliberately not here: the environments (trainer/env/envs/), their rewards' use (the "env" reward
@@ -36,6 +37,12 @@ struct EpisodeOptions {
 
 /// The info keys a batch carries: the factory's, then "env_failed" (1 where the environment failed).
 std::vector<std::string> episode_info_keys(const EnvFactory& f);
+
+/// A stable id of an observation text (RolloutBatch::env_turn_message_ids), for ONI's per-episode
+/// message counts N(m_t) (Zheng et al., arXiv 2410.23022): the text's XXH64 folded to 53 bits, so the
+/// id survives the float64 the reward schemes read their signals as. Equal texts, equal ids; the
+/// same on every rank and run. Two texts share an id with probability ~2^-53.
+int64_t message_id(const std::string& text);
 
 struct EpisodeStats {
   int64_t episodes = 0;

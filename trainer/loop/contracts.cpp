@@ -113,6 +113,10 @@ std::string producer_of(const std::string& input) {
   if (starts_with(input, "meta."))
     return "the prompt records' field '" + input.substr(5) + "': a prompts file (data.train_file) whose records "
            "carry it";
+  if (input == "extra.message_ids")
+    return "the message ids of an environment's turns (env.name; keel list environments): each turn's observation, "
+           "hashed, which ONI counts within the episode";
+  if (input == "extra.env_rewards") return "an environment's per-turn rewards (env.name; keel list environments)";
   if (starts_with(input, "extra."))
     return "RewardInput::extra['" + input.substr(6) + "']: a judge under reward.judges with output: " + input +
            " (yes_no, reward_model), or an environment (env.name) that reports it: env_return, env_turn_rewards, "
@@ -189,7 +193,8 @@ std::vector<ContractError> check_contracts(const config::RunConfig& cfg) {
     produced.insert("step_ends");
     produced.insert("stage_rewards");
     produced.erase("greedy_baselines");  // ReMax's greedy pass is single-turn
-    for (const char* k : {"env_return", "env_turn_rewards", "env_failed"}) produced.insert(std::string("extra.") + k);
+    for (const char* k : {"env_return", "env_turn_rewards", "env_failed", "env_rewards", "message_ids"})
+      produced.insert(std::string("extra.") + k);
     for (const auto& k : env::episode_info_keys(*envf)) {
       produced.insert("extra." + k);
       produced.insert("extra." + k + "_turns");

@@ -26,6 +26,10 @@ void add_episode_inputs(const rollout::RolloutBatch& b, rewards::RewardInput& in
   in.extra["env_turn_rewards"] = b.env_turn_rewards;
   in.extra["response_attention"] = b.response_attention;  // the observations too (judges with turns: true)
   in.extra["env_return"] = b.env_turn_rewards.sum(1);
+  // ONI's inputs under the names the `oni` scheme reads by default: r_env,t per turn, and the id of
+  // each turn's message, which it counts within the episode (one row = one episode).
+  in.extra["env_rewards"] = b.env_turn_rewards;
+  if (b.env_turn_message_ids.defined()) in.extra["message_ids"] = b.env_turn_message_ids;
   // The turns as steps: each turn's last policy token (−1 for turns not played), so step-wise
   // schemes (and the "env" scheme's dense placement) see the turn boundaries.
   const int64_t n = b.size(), t = b.env_turn_rewards.size(1), r = b.turn_ids.size(1);

@@ -27,7 +27,9 @@ rewards::RewardInput reward_input(const rollout::RolloutBatch& b, int64_t step);
 
 /// A multi-turn batch's environment outputs as reward inputs: extra[<key>] [N] (each info key's
 /// value at the episode's last step) and extra[<key>_turns] [N, T], extra.env_turn_rewards [N, T],
-/// extra.env_return [N] (their sum), and step_ends [N, T] = each turn's last policy token.
+/// extra.env_return [N] (their sum), and step_ends [N, T] = each turn's last policy token. For ONI:
+/// extra.env_rewards [N, T] (= env_turn_rewards) and extra.message_ids [N, T] int64 (each turn's
+/// observation id, env::message_id).
 void add_episode_inputs(const rollout::RolloutBatch& b, rewards::RewardInput& in);
 
 /// The reward's output for the rows of `b` at learner step `step`.

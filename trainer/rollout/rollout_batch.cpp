@@ -31,7 +31,7 @@ const std::vector<TensorField>& tensor_fields() {
       {&RolloutBatch::pair_prefs, L::kRow, false},
       {&RolloutBatch::response_attention, L::kResponse, false}, {&RolloutBatch::turn_ids, L::kResponse, false, -1.0},
       {&RolloutBatch::env_info, L::kRow, false},           {&RolloutBatch::env_turn_info, L::kRow, false},
-      {&RolloutBatch::env_turn_rewards, L::kRow, false},
+      {&RolloutBatch::env_turn_rewards, L::kRow, false},   {&RolloutBatch::env_turn_message_ids, L::kRow, false, -1.0},
   };
   return fields;
 }

@@ -40,6 +40,9 @@ struct RolloutBatch {
   /// info_keys(), in order); [N, T, K] per turn (T = env.max_turns, 0 past the episode's end);
   /// [N, T] each turn's environment reward.
   at::Tensor env_info, env_turn_info, env_turn_rewards;
+  /// [N, T] int64 the id of the observation each turn's step returned (env::message_id: equal texts,
+  /// equal ids); −1 past the episode's end. What ONI counts N(m_t) with (the `oni` reward scheme).
+  at::Tensor env_turn_message_ids;
   std::vector<std::string> env_keys;  ///< the K info keys of env_info's columns
   /// [N] int64 policy version of each row (disaggregated placement: set by the rollout rank, carried
   /// to the learner for the staleness check of async rollouts); undefined elsewhere.

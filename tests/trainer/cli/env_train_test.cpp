@@ -1,7 +1,7 @@
 // keel train with environments, end to end: the external-protocol example (a Python program keel
 // talks to in JSON lines) through SFT on its expert episodes and GRPO; a multi-turn run killed and
 // resumed equals the uninterrupted one; a config whose environment cannot feed its estimator is
-// refused by validate.
+// refused by validate; ONI is accepted only where an environment reports message ids.
 #include <gtest/gtest.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -123,6 +123,24 @@ TEST(Train, ValidateRefusesWhatAnEnvironmentCannotFeed) {
   r = run_keel("validate e.yaml", dir.path());
   EXPECT_NE(r.exit_code, 0);
   EXPECT_NE(r.out.find("calculator"), std::string::npos) << r.out;
+}
+
+// ONI counts each turn's message within its episode: validate refuses the oni scheme where no
+// environment reports message ids (naming env.name), and accepts it, intrinsic reward from an info
+// series, with one.
+TEST(Train, ValidateAcceptsOniOnlyWithAnEnvironmentsMessageIds) {
+  ScratchDir dir("env_oni");
+  const std::string batch = "batch: {prompts_per_step: 2, mini_batch_size: 8, micro_batch_size: 4}\n";
+  const std::string oni = "learner: {algorithm: grpo}\nreward: {components: [{name: o, scheme: oni, params: {c_llm: 0.4, "
+                          "intrinsic: extra.subtasks_completed_turns}}]}\n";
+  dir.write("a.yaml", std::string(kTinyArithmeticRun) + batch + oni);
+  auto r = run_keel("validate a.yaml", dir.path());
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.out.find("needs extra.message_ids"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("env.name"), std::string::npos) << r.out;
+  dir.write("b.yaml", "run: {name: b, device: cpu}\ndata: {task: gridworld}\nenv: {name: gridworld}\n" + batch + oni);
+  r = run_keel("validate b.yaml", dir.path());
+  EXPECT_EQ(r.exit_code, 0) << r.out;
 }
 
 }  // namespace

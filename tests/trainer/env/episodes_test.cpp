@@ -1,6 +1,6 @@
 // Tests for trainer/env/episodes: the multi-turn rollout on hand-made episodes of a scripted
 // environment (fixed observations, rewards and info per turn) with a tiny random-init policy —
-// masks, turn ids, observation tokens, per-turn rewards and info, the log-prob contract over the
+// masks, turn ids, observation tokens, per-turn rewards, info and message ids (ONI's counts), the log-prob contract over the
 // whole conversation, reward placement at turn ends, failing and hanging environments, KV reuse
 // against recomputation, and the expert episode's encoding.
 #include <gtest/gtest.h>
@@ -67,6 +67,35 @@ class ScriptedFactory : public EnvFactory {
 
  private:
   int done_at_;
+};
+
+/// Returns `messages[t]` as turn t's observation (never done), reward 1 on a "key" turn (else 0)
+/// and info {bonus: 1}: ONI's inputs by hand.
+class MessageEnv : public Environment {
+ public:
+  explicit MessageEnv(std::vector<std::string> messages) : messages_(std::move(messages)) {}
+  std::string reset(const data::PromptRecord&, uint64_t) override { return ""; }
+  StepResult step(const std::string&) override {
+    StepResult s;
+    s.observation = messages_[std::min(t_++, messages_.size() - 1)];
+    s.reward = s.observation == "key" ? 1.0 : 0.0;
+    s.info = {{"bonus", 1.0}};
+    return s;
+  }
+
+ private:
+  std::vector<std::string> messages_;
+  size_t t_ = 0;
+};
+
+class MessageFactory : public EnvFactory {
+ public:
+  explicit MessageFactory(std::vector<std::string> messages) : messages_(std::move(messages)) {}
+  std::unique_ptr<Environment> make() const override { return std::make_unique<MessageEnv>(messages_); }
+  std::vector<std::string> info_keys() const override { return {"bonus"}; }
+
+ private:
+  std::vector<std::string> messages_;
 };
 
 const std::string kRun = R"(
@@ -210,6 +239,44 @@ TEST(Episodes, MasksTurnIdsObservationsRewardsAndTheLogprobContract) {
   EXPECT_LT(adv.abs().max().item<float>(), 1e-6);  // every episode earned the same turn rewards
 }
 
+// ONI (Zheng et al., arXiv 2410.23022) on the episode path: each turn's observation id reaches the
+// `oni` scheme, which counts it within the episode. Turn 1 is the worked example (c_ext 0.1, c_llm
+// 0.4, beta 3, r_env 0, r_int 1, the second occurrence of "wall"): 0.4 / 2^3 = 0.05.
+TEST(Episodes, OniCountsEachTurnsObservationWithinItsEpisode) {
+  Fixture f;
+  MessageFactory envs({"wall", "wall", "key"});
+  rewards::Scorer pool(rewards::ScorerOptions{.timeout_ms = 5000, .threads = 2});
+  const auto prompts = records({"1+2=", "3+4="});  // the batch points at them
+  const auto b = run_episodes(*f.s.policy, *f.s.tok, envs, pool, prompts, options(2), episode_options(60));
+  ASSERT_EQ(b.size(), 4);
+  const auto want = torch::tensor({message_id("wall"), message_id("wall"), message_id("key")}, torch::kLong);
+  EXPECT_NE(message_id("wall"), message_id("key"));
+  EXPECT_LT(message_id("wall"), int64_t{1} << 53) << "exact as the float64 the schemes read";
+  auto in = loop::reward_input(b, 0);
+  for (int64_t i = 0; i < 4; ++i) {
+    ASSERT_EQ(b.finish_reasons[static_cast<size_t>(i)], "max_turns");
+    EXPECT_TRUE(torch::equal(b.env_turn_message_ids[i], want)) << b.env_turn_message_ids[i];
+    EXPECT_TRUE(in.step_mask[i].all().item<bool>());
+  }
+  EXPECT_TRUE(torch::equal(in.extra.at("message_ids"), b.env_turn_message_ids));
+  EXPECT_TRUE(torch::equal(in.extra.at("env_rewards"), b.env_turn_rewards));
+  const std::string oni = "reward: {components: [{name: oni, scheme: oni, params: {c_ext: 0.1, c_llm: 0.4, beta: 3, "
+                          "intrinsic: extra.bonus_turns}}]}";
+  // wall (N 1): 0.4 / 1 = 0.4; wall (N 2): 0.4 / 8 = 0.05; key (N 1, r_env 1): 0.1 + 0.4 = 0.5.
+  auto out = reward_of(oni)->score(in);
+  for (int64_t i = 0; i < 4; ++i) EXPECT_NEAR(out.rewards[i].item<double>(), 0.95, 1e-6) << i;
+  // The first two turns alone: the worked example's 0.05 on top of the first wall's 0.4.
+  in.step_mask.select(1, 2).fill_(false);
+  out = reward_of(oni)->score(in);
+  for (int64_t i = 0; i < 4; ++i) EXPECT_NEAR(out.rewards[i].item<double>(), 0.45, 1e-6) << i;
+  // Counts restart with each episode (row): a batch of one-turn episodes pays every wall in full.
+  auto eo = episode_options(60);
+  eo.max_turns = 1;
+  const auto one = run_episodes(*f.s.policy, *f.s.tok, envs, pool, prompts, options(1), eo);
+  out = reward_of(oni)->score(loop::reward_input(one, 0));
+  for (int64_t i = 0; i < 2; ++i) EXPECT_NEAR(out.rewards[i].item<double>(), 0.4, 1e-6) << i;
+}
+
 TEST(Episodes, TheTurnsAreSsGrpoStagesWithTheirRewards) {
   Fixture f;
   ScriptedFactory envs(/*done_at=*/3);
@@ -236,7 +303,8 @@ TEST(Episodes, AThrowingOrHangingEnvironmentFailsItsEpisodeOnlyAndIsCounted) {
   auto eo = episode_options(60);
   EpisodeStats st;
   const auto t0 = std::chrono::steady_clock::now();
-  const auto b = run_episodes(*f.s.policy, *f.s.tok, envs, pool, records({"1+2=", "boom", "hang"}), options(1), eo, &st);
+  const auto prompts = records({"1+2=", "boom", "hang"});  // the batch points to them (reward_input below)
+  const auto b = run_episodes(*f.s.policy, *f.s.tok, envs, pool, prompts, options(1), eo, &st);
   const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   EXPECT_LT(s, 1.4) << "the hanging environment must not stall the batch";
   EXPECT_EQ(st.env_errors, 1);
