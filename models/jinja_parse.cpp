@@ -6,6 +6,8 @@
 // template keel cannot render fails when it is loaded, not half-way through a run.
 #include "models/jinja_ast.h"
 
+#include <algorithm>
+#include <initializer_list>
 #include <cctype>
 #include <set>
 
@@ -496,23 +498,21 @@ class Parser {
     return e;
   }
 
-  ExprPtr or_expr() {
-    ExprPtr e = and_expr();
-    while (is_name("or")) {
-      ++i_;
-      e = binary(Expr::Kind::kOr, "or", std::move(e), and_expr());
+  // One precedence level: a left-associative chain `operand (op operand)*` over `ops` (symbols
+  // such as "+" or names such as "or"); "or" / "and" make their short-circuit kinds.
+  ExprPtr left_chain(ExprPtr (Parser::*operand)(), std::initializer_list<const char*> ops) {
+    ExprPtr e = (this->*operand)();
+    for (;;) {
+      const auto it = std::find_if(ops.begin(), ops.end(), [&](const char* op) { return is_op(op) || is_name(op); });
+      if (it == ops.end()) return e;
+      const std::string op = next().text;
+      const auto kind = op == "or" ? Expr::Kind::kOr : op == "and" ? Expr::Kind::kAnd : Expr::Kind::kBinary;
+      e = binary(kind, op, std::move(e), (this->*operand)());
     }
-    return e;
   }
 
-  ExprPtr and_expr() {
-    ExprPtr e = not_expr();
-    while (is_name("and")) {
-      ++i_;
-      e = binary(Expr::Kind::kAnd, "and", std::move(e), not_expr());
-    }
-    return e;
-  }
+  ExprPtr or_expr() { return left_chain(&Parser::and_expr, {"or"}); }
+  ExprPtr and_expr() { return left_chain(&Parser::not_expr, {"and"}); }
 
   ExprPtr not_expr() {
     if (is_name("not")) {
@@ -546,41 +546,11 @@ class Parser {
     }
   }
 
-  ExprPtr math1() {
-    ExprPtr e = concat();
-    while (is_op("+") || is_op("-")) {
-      std::string op = next().text;
-      e = binary(Expr::Kind::kBinary, op, std::move(e), concat());
-    }
-    return e;
-  }
-
-  ExprPtr concat() {
-    ExprPtr e = math2();
-    while (is_op("~")) {
-      ++i_;
-      e = binary(Expr::Kind::kBinary, "~", std::move(e), math2());
-    }
-    return e;
-  }
-
-  ExprPtr math2() {
-    ExprPtr e = power();
-    while (is_op("*") || is_op("/") || is_op("//") || is_op("%")) {
-      std::string op = next().text;
-      e = binary(Expr::Kind::kBinary, op, std::move(e), power());
-    }
-    return e;
-  }
-
-  ExprPtr power() {
-    ExprPtr e = unary(true);
-    while (is_op("**")) {
-      ++i_;
-      e = binary(Expr::Kind::kBinary, "**", std::move(e), unary(true));
-    }
-    return e;
-  }
+  ExprPtr math1() { return left_chain(&Parser::concat, {"+", "-"}); }
+  ExprPtr concat() { return left_chain(&Parser::math2, {"~"}); }
+  ExprPtr math2() { return left_chain(&Parser::power, {"*", "/", "//", "%"}); }
+  ExprPtr power() { return left_chain(&Parser::filtered_unary, {"**"}); }
+  ExprPtr filtered_unary() { return unary(true); }
 
   ExprPtr unary(bool with_filter) {
     Depth d(*this);

@@ -44,6 +44,8 @@ CheckpointManager::CheckpointManager(stdfs::path root, int keep_last) : root_(st
   if (keep_last_ < 1) fail("checkpoint.keep_last must be >= 1, got {}", keep_last_);
 }
 
+stdfs::path CheckpointManager::dir_of(int64_t step) const { return root_ / dir_name(step); }
+
 std::optional<int64_t> CheckpointManager::step_of(const stdfs::path& dir) {
   const std::string name = dir.filename().string();
   if (name.rfind(kPrefix, 0) != 0) return std::nullopt;
@@ -68,7 +70,7 @@ stdfs::path CheckpointManager::commit(const stdfs::path& staging, int64_t step) 
   fs::write_file_atomic(staging / kManifest, manifest_of(staging));
   fs::write_file_atomic(staging / kMarker, fmt::format("step {}\n", step));
   fs::fsync_path(staging);
-  const auto final_dir = root_ / dir_name(step);
+  const auto final_dir = dir_of(step);
   std::error_code ec;
   if (stdfs::exists(final_dir)) keel::fs::remove_tree(final_dir, ec);
   fs::rename_dir_atomic(staging, final_dir);

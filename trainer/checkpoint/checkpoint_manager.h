@@ -42,6 +42,8 @@ class CheckpointManager {
   /// checkpoint that verifies (keel::Error otherwise, naming it and the problem).
   std::optional<std::filesystem::path> resolve_resume(const std::string& resume) const;
 
+  /// The directory checkpoint `step` has under the root (whether or not it exists).
+  std::filesystem::path dir_of(int64_t step) const;
   /// "step-00000012" -> 12.
   static std::optional<int64_t> step_of(const std::filesystem::path& dir);
   static bool is_complete(const std::filesystem::path& dir);

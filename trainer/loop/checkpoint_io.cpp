@@ -88,10 +88,15 @@ void load_reward_state(RunState& c, const stdfs::path& dir) {
 
 namespace {
 
-/// The first parameter of `m` holding a NaN or infinity, or "".
+/// The first parameter of `m` holding a NaN or infinity, or "". One device sync for the whole
+/// model; the parameters are walked by name only when some value is not finite.
 std::string first_non_finite(models::Transformer& m) {
   torch::NoGradGuard ng;
-  for (const auto& [name, p] : m.named_parameters())
+  const auto named = m.named_parameters();
+  std::vector<at::Tensor> finite;
+  for (const auto& [name, p] : named) finite.push_back(torch::isfinite(p).all());
+  if (finite.empty() || torch::stack(finite).all().item<bool>()) return "";
+  for (const auto& [name, p] : named)
     if (!torch::isfinite(p).all().item<bool>()) return name;
   return "";
 }

@@ -80,23 +80,18 @@ bool computes_on_cuda(const config::RunConfig& cfg) {
 
 }  // namespace
 
+config::ModelShape shape_of(const models::ModelConfig& m) {
+  return config::ModelShape{m.vocab_size, m.hidden_size, m.num_hidden_layers, m.num_attention_heads,
+                            m.num_key_value_heads, m.head_dim, m.intermediate_size, m.tie_word_embeddings};
+}
+
 std::optional<config::ModelShape> model_shape(const config::RunConfig& cfg) {
   // A random-init model's vocabulary is the run tokenizer's, trained later: the estimate's floor.
   if (cfg.model.path.empty()) return config::init_model_shape(cfg.model.init, 0);
   const std::string dir = rewards::resolve_model_dir(cfg.model.path);
   if (dir.empty()) return std::nullopt;
   try {
-    const auto m = models::load_model_config(dir, registries().models);
-    config::ModelShape s;
-    s.vocab_size = m.vocab_size;
-    s.hidden_size = m.hidden_size;
-    s.num_layers = m.num_hidden_layers;
-    s.num_heads = m.num_attention_heads;
-    s.num_kv_heads = m.num_key_value_heads;
-    s.head_dim = m.head_dim;
-    s.intermediate_size = m.intermediate_size;
-    s.tie_word_embeddings = m.tie_word_embeddings;
-    return s;
+    return shape_of(models::load_model_config(dir, registries().models));
   } catch (const Error&) {
     return std::nullopt;  // the model loader names what is wrong with it when the run starts
   }

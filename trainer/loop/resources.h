@@ -16,7 +16,14 @@ class Node;
 class Diagnostics;
 }  // namespace keel::config
 
+namespace keel::models {
+struct ModelConfig;
+}
+
 namespace keel::loop {
+
+/// The sizes of a loaded model config that the memory estimate reads.
+config::ModelShape shape_of(const models::ModelConfig& m);
 
 /// model.path's config.json shape (a keel run directory resolves to its newest checkpoint), or
 /// model.init's; nullopt when model.path has no readable config.json yet (its loader reports that).

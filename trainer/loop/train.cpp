@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <functional>
 #include <memory>
 #include <utility>
 
@@ -34,6 +35,33 @@ using metrics::Metrics;
 
 namespace {
 
+namespace stdfs = std::filesystem;
+
+/// A checkpoint chosen by `find` on member 0 of `comm` only — verifying one reads every byte of it
+/// — and handed to the other members: a step directory of `mgr` by its step, any other directory
+/// as `explicit_dir` (run.resume's), or none. Without `comm` (one process) just find().
+std::optional<stdfs::path> decided_by_first_rank(dist::Communicator* comm, const checkpoint::CheckpointManager& mgr,
+                                                 const std::function<std::optional<stdfs::path>()>& find,
+                                                 const std::string& explicit_dir) {
+  const bool first = !comm || comm->rank() == 0;
+  std::optional<stdfs::path> found;
+  if (first) found = find();
+  if (!comm || comm->size() == 1) return found;
+  int64_t kind = 0, step = 0;  // 0 none, 1 mgr's step directory, 2 explicit_dir
+  if (found) {
+    const auto s = checkpoint::CheckpointManager::step_of(*found);
+    kind = s && found->parent_path() == mgr.root() ? 1 : 2;
+    step = s.value_or(0);
+  }
+  auto t = torch::tensor({kind, step}, torch::kLong).to(comm->device());
+  comm->broadcast(t, 0);
+  t = t.cpu();
+  if (first) return found;
+  if (t[0].item<int64_t>() == 0) return std::nullopt;
+  if (t[0].item<int64_t>() == 1) return mgr.dir_of(t[1].item<int64_t>());
+  return stdfs::path(explicit_dir);
+}
+
 /// The numerics guard asked for a rollback: the newest checkpoint that verifies is restored
 /// (weights, optimizers, estimator, KL and reward state) but the step count and the data cursor
 /// stay, so training goes on with the next batches and their sampling seeds instead of replaying
@@ -43,7 +71,7 @@ void roll_back(RunState& c, checkpoint::CheckpointManager& mgr, learner::Numeric
   const auto& o = c.cfg.optim;
   const std::string cause = fmt::format("{} consecutive non-finite steps (the last: loss {}, gradient norm {}, at step {})",
                                         o.rollback_after, guard.last_bad_loss(), guard.last_bad_grad_norm(), c.step + 1);
-  const auto last = mgr.latest_verified();
+  const auto last = decided_by_first_rank(c.comm.get(), mgr, [&] { return mgr.latest_verified(); }, "");
   if (!last) fail("{} and no checkpoint to roll back to: lower optim.lr, check the data, or save earlier "
                   "(checkpoint.every)", cause);
   if (!guard.may_roll_back())
@@ -115,7 +143,8 @@ int train(TrainJob job, const rewards::RewardRegistry& reward_schemes) {
   if (lead)
     if (const int n = mgr.discard_incomplete()) log::warn("removed {} interrupted checkpoint(s)", n);
   barrier();
-  const auto resume = mgr.resolve_resume(cfg.run.resume);
+  const auto resume =
+      decided_by_first_rank(all, mgr, [&] { return mgr.resolve_resume(cfg.run.resume); }, cfg.run.resume);
   if (resume) checkpoint::check_resume_matches(*resume, c.resolved_yaml);
   if (resume && !learner_role) load_reward_state(c, *resume);  // scoring ranks (learners: in load_checkpoint)
   build_models(c, resume);

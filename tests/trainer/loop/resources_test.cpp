@@ -27,11 +27,6 @@ models::ModelConfig model_config(const std::string& family, bool tied) {
   return c;
 }
 
-config::ModelShape shape_of(const models::ModelConfig& c) {
-  return config::ModelShape{c.vocab_size, c.hidden_size, c.num_hidden_layers, c.num_attention_heads,
-                            c.num_key_value_heads, c.head_dim, c.intermediate_size, c.tie_word_embeddings};
-}
-
 double numel(const models::Transformer& m) {
   double n = 0;
   for (const auto& p : m.parameters()) n += static_cast<double>(p.numel());
@@ -65,7 +60,9 @@ TEST(Resources, CpuBudgetIsTheAvailableRamSharedByTheRanks) {
   cfg.derived.world_size = 3;
   const auto b = memory_budget(cfg, /*cuda=*/false);
   EXPECT_GT(b.bytes, 1e6);
-  if (!std::getenv("LOCAL_WORLD_SIZE")) EXPECT_EQ(b.ranks, 3);
+  if (!std::getenv("LOCAL_WORLD_SIZE")) {
+    EXPECT_EQ(b.ranks, 3);
+  }
   EXPECT_EQ(b.what, "RAM available on this machine");
 }
 
