@@ -490,6 +490,38 @@ KEEL_ISA_KERNEL(attention_rows,
                  int64_t s, int64_t d, float scale),
                 (q, q_stride, k, k_stride, v, v_stride, mask, mask_stride, out, out_stride, scores, rows, s, d, scale))
 
+[[gnu::always_inline]] inline void paged_attention_rows_body(const float* q, int64_t rows, const float* k_pool,
+                                                             const float* v_pool, int64_t block_stride,
+                                                             const int32_t* table, int64_t block_size,
+                                                             int64_t first_key, int64_t s, int64_t d, float scale,
+                                                             float* out, float* scores) {
+  const int64_t n = s - first_key;
+  for (int64_t r = 0; r < rows; ++r, q += d, out += d) {
+    for (int64_t j = first_key; j < s; ++j)
+      scores[j - first_key] =
+          dot(q, k_pool + table[j / block_size] * block_stride + (j % block_size) * d, d) * scale;
+    const float m = row_max(scores, n);
+    float sum = 0;
+    for (int64_t j = 0; j < n; ++j) {
+      const float e = exp_poly(scores[j] - m);
+      scores[j] = e;
+      sum += e;
+    }
+    const float inv = 1.0f / sum;
+    for (int64_t i = 0; i < d; ++i) out[i] = 0.0f;
+    for (int64_t j = first_key; j < s; ++j) {
+      const float p = scores[j - first_key] * inv;
+      const float* vj = v_pool + table[j / block_size] * block_stride + (j % block_size) * d;
+      for (int64_t i = 0; i < d; ++i) out[i] += p * vj[i];
+    }
+  }
+}
+KEEL_ISA_KERNEL(paged_attention_rows,
+                (const float* q, int64_t rows, const float* k_pool, const float* v_pool, int64_t block_stride,
+                 const int32_t* table, int64_t block_size, int64_t first_key, int64_t s, int64_t d, float scale,
+                 float* out, float* scores),
+                (q, rows, k_pool, v_pool, block_stride, table, block_size, first_key, s, d, scale, out, scores))
+
 [[gnu::always_inline]] inline void adamw_elements_body(float* p, const float* g, float* m, float* v, int64_t n,
                                                        const AdamWCoefficients& c) {
   for (int64_t i = 0; i < n; ++i) {

@@ -120,6 +120,16 @@ void attention_rows(const float* q, int64_t q_stride, const float* k, int64_t k_
                     int64_t v_stride, const float* mask, int64_t mask_stride, float* out, int64_t out_stride,
                     float* scores, int64_t rows, int64_t s, int64_t d, float scale);
 
+/// Attention of `rows` query rows (the query heads that share one key/value head, rows of width d,
+/// contiguous) over the keys first_key .. s - 1 of one sequence in a paged KV cache: key j lives
+/// in block table[j / block_size] at row j % block_size, i.e. at k_pool + table[..] * block_stride
+/// + (j % block_size) * d (k_pool / v_pool already offset to the key/value head). Causal by
+/// construction (the query is the last key). out rows of width d, contiguous; scores: scratch of
+/// s - first_key floats. Same arithmetic as attention_rows without a mask.
+void paged_attention_rows(const float* q, int64_t rows, const float* k_pool, const float* v_pool, int64_t block_stride,
+                          const int32_t* table, int64_t block_size, int64_t first_key, int64_t s, int64_t d,
+                          float scale, float* out, float* scores);
+
 /// n elements of one AdamW update (see AdamWCoefficients).
 void adamw_elements(float* p, const float* g, float* m, float* v, int64_t n, const AdamWCoefficients& c);
 

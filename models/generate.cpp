@@ -1,6 +1,7 @@
 // Batched KV-cache generation. See generate.h.
 #include "models/generate.h"
 
+#include <algorithm>
 #include <limits>
 #include <set>
 
@@ -23,6 +24,14 @@ uint64_t splitmix64(uint64_t x) {
 constexpr double kNegInf = -std::numeric_limits<double>::infinity();
 
 }  // namespace
+
+std::vector<int64_t> row_limits(const SamplingOptions& opts, int64_t n) {
+  if (opts.row_max_new_tokens.empty()) return std::vector<int64_t>(static_cast<size_t>(std::max<int64_t>(n, 1)), opts.max_new_tokens);
+  TORCH_CHECK(static_cast<int64_t>(opts.row_max_new_tokens.size()) == n, "generate: row_max_new_tokens has ",
+              opts.row_max_new_tokens.size(), " entries for ", n, " rows");
+  for (auto m : opts.row_max_new_tokens) TORCH_CHECK(m >= 0, "generate: row_max_new_tokens must be >= 0, got ", m);
+  return opts.row_max_new_tokens;
+}
 
 at::Generator row_generator(uint64_t seed, int64_t row) {
   return at::detail::createCPUGenerator(splitmix64(seed ^ splitmix64(static_cast<uint64_t>(row))));
@@ -104,6 +113,8 @@ GenerateOutput generate(Transformer& model, const at::Tensor& prompt_ids, const 
   torch::NoGradGuard no_grad;
   const auto dev = model.device();
   const int64_t n = prompt_ids.size(0), p = prompt_ids.size(1);
+  const auto row_max = row_limits(opts, n);
+  const int64_t max_new = *std::max_element(row_max.begin(), row_max.end());
   const bool greedy = opts.greedy || opts.temperature <= 0;
   const double lp_temperature = opts.temperature > 0 ? opts.temperature : 1.0;
   const auto& eos_list = opts.eos_token_ids.empty() ? model.config().eos_token_ids : opts.eos_token_ids;
@@ -118,15 +129,17 @@ GenerateOutput generate(Transformer& model, const at::Tensor& prompt_ids, const 
   for (int64_t i = 0; i < n; ++i) gens.push_back(row_generator(opts.seed, opts.first_row + i));
 
   auto mask = out.prompt_mask.to(dev);
-  auto cache = model.make_cache(n, p + opts.max_new_tokens);
+  auto cache = model.make_cache(n, p + max_new);
   auto hidden = model.forward_hidden(out.prompt_ids.to(dev), mask, {}, &cache).select(1, -1);  // [N, H]
   auto logits = model.lm_logits(hidden).to(torch::kFloat);                                      // [N, V]
 
   std::vector<at::Tensor> tokens, logprobs, alive;
   std::vector<bool> finished(static_cast<size_t>(n), false);
-  auto finished_dev = torch::zeros({n}, torch::TensorOptions().dtype(torch::kBool).device(dev));
+  for (int64_t i = 0; i < n; ++i) finished[static_cast<size_t>(i)] = row_max[static_cast<size_t>(i)] == 0;
+  auto finished_dev = torch::tensor(std::vector<uint8_t>(finished.begin(), finished.end()), torch::kUInt8)
+                          .to(dev, torch::kBool);
   const auto pad = torch::full({n}, opts.pad_token_id, torch::TensorOptions().dtype(torch::kLong).device(dev));
-  for (int64_t step = 0; step < opts.max_new_tokens; ++step) {
+  for (int64_t step = 0; step < max_new; ++step) {
     auto u = torch::empty({n}, torch::kDouble);
     if (!greedy) {
       auto ua = u.accessor<double, 1>();
@@ -148,10 +161,11 @@ GenerateOutput generate(Transformer& model, const at::Tensor& prompt_ids, const 
       if (!finished[s]) {
         if (eos.count(ta[i])) finished[s] = true, out.finish_reasons[s] = FinishReason::kEos;
         else if (stop.count(ta[i])) finished[s] = true, out.finish_reasons[s] = FinishReason::kStopToken;
+        else if (step + 1 >= row_max[s]) finished[s] = true;  // kLength
       }
       all_done = all_done && finished[s];
     }
-    if (all_done || step + 1 == opts.max_new_tokens) break;
+    if (all_done || step + 1 == max_new) break;
     std::vector<uint8_t> fin_bytes(finished.begin(), finished.end());
     finished_dev = torch::tensor(fin_bytes, torch::kUInt8).to(dev, torch::kBool);
     mask = torch::cat({mask, torch::ones({n, 1}, mask.options())}, 1);

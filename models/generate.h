@@ -27,6 +27,9 @@ const char* finish_reason_name(FinishReason r);
 
 struct SamplingOptions {
   int64_t max_new_tokens = 64;
+  /// Per-row limits (size N): row i stops with kLength after row_max_new_tokens[i] tokens (then
+  /// max_new_tokens is not used). Empty = max_new_tokens for every row.
+  std::vector<int64_t> row_max_new_tokens;
   double temperature = 1.0;  ///< <= 0 means greedy
   int64_t top_k = 0;         ///< keep the k most likely tokens (ties kept); 0 = off
   double top_p = 1.0;        ///< keep the smallest set with mass >= top_p; 1 = off
@@ -61,6 +64,9 @@ GenerateOutput generate(Transformer& model, const at::Tensor& prompt_ids, const 
                         const SamplingOptions& opts);
 GenerateOutput generate(Transformer& model, const std::vector<std::vector<int64_t>>& prompts,
                         const SamplingOptions& opts);
+
+/// Each row's max_new_tokens (row_max_new_tokens, checked against n rows, or max_new_tokens).
+std::vector<int64_t> row_limits(const SamplingOptions& opts, int64_t n);
 
 /// The CPU generator row `row` draws its uniforms from under `seed` (SamplingOptions::seed and
 /// first_row + i): generate() and DecodeSession share it, so their rows sample alike.

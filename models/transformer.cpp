@@ -99,8 +99,8 @@ namespace {
 at::Tensor apply_linear(const torch::nn::Linear& l, const at::Tensor& x) { return linear(x, l->weight, l->bias); }
 }  // namespace
 
-at::Tensor AttentionImpl::forward(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,
-                                  const at::Tensor& mask, at::Tensor* k_cache, at::Tensor* v_cache, int64_t past) {
+std::tuple<at::Tensor, at::Tensor, at::Tensor> AttentionImpl::project(const at::Tensor& x, const at::Tensor& cos,
+                                                                       const at::Tensor& sin) {
   const int64_t b = x.size(0), t = x.size(1);
   // Rotary on [B, T, H, D] (the projections' own layout, so the fused kernel reads it in order),
   // then heads in front of time.
@@ -108,6 +108,13 @@ at::Tensor AttentionImpl::forward(const at::Tensor& x, const at::Tensor& cos, co
   auto k = rotary(apply_linear(k_proj, x).view({b, t, num_kv_heads, head_dim}), cos, sin)
                .transpose(1, 2);                                                   // [B, Hkv, T, D]
   auto v = apply_linear(v_proj, x).view({b, t, num_kv_heads, head_dim}).transpose(1, 2);  // [B, Hkv, T, D]
+  return {q, k, v};
+}
+
+at::Tensor AttentionImpl::forward(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,
+                                  const at::Tensor& mask, at::Tensor* k_cache, at::Tensor* v_cache, int64_t past) {
+  const int64_t b = x.size(0), t = x.size(1);
+  auto [q, k, v] = project(x, cos, sin);
   if (k_cache != nullptr) {
     k_cache->narrow(2, past, t).copy_(k);
     v_cache->narrow(2, past, t).copy_(v);
@@ -273,15 +280,6 @@ struct CheckpointedLayer : public torch::autograd::Function<CheckpointedLayer> {
 }  // namespace
 
 // ---- Transformer handle ------------------------------------------------------------------------
-
-namespace {
-// [interp] Forwards over at most this many tokens (B * T) run single-threaded (BLAS and ATen,
-// compat::SingleThreaded): a decode step of up to 32 sequences. Larger ones (prefill, training)
-// keep all threads, which pay off for big matmuls. The exception is the weight-bound linear
-// layer of up to 4 rows (models::linear), which still splits over the held-back threads while
-// other cores are idle.
-constexpr int64_t kSmallForwardTokens = 32;
-}  // namespace
 
 Transformer::Transformer(const ModelConfig& cfg, const HeadOptions& heads)
     : cfg_(cfg), heads_(heads), impl_(std::make_shared<TransformerImpl>(cfg, heads)) {}

@@ -37,6 +37,13 @@ struct KVCache {
   int64_t capacity() const { return k.empty() ? 0 : k[0].size(2); }
 };
 
+/// [interp] Forwards over at most this many tokens (B * T) run single-threaded (BLAS and ATen,
+/// compat::SingleThreaded): a decode step of up to 32 sequences. Larger ones (prefill, training)
+/// keep all threads, which pay off for big matmuls. The exception is the weight-bound linear
+/// layer of up to 4 rows (models::linear), which still splits over the held-back threads while
+/// other cores are idle.
+inline constexpr int64_t kSmallForwardTokens = 32;
+
 /// Which heads the model carries.
 struct HeadOptions {
   bool lm_head = true;       ///< logits; with tie_word_embeddings it reuses model.embed_tokens.weight

@@ -38,6 +38,11 @@ struct AttentionImpl : torch::nn::Module {
   /// k_cache/v_cache [B, Hkv, capacity, D] or undefined; past = filled slots.
   at::Tensor forward(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin, const at::Tensor& mask,
                      at::Tensor* k_cache, at::Tensor* v_cache, int64_t past);
+  /// The projections of x [B, T, H] with rotary applied to q and k: q [B, Hq, T, D], k and v
+  /// [B, Hkv, T, D] (heads moved in front of time as views of the [B, T, heads, D] layout). The
+  /// first half of forward; the paged decode step (rollout_engine.cpp) runs the rest its own way.
+  std::tuple<at::Tensor, at::Tensor, at::Tensor> project(const at::Tensor& x, const at::Tensor& cos,
+                                                         const at::Tensor& sin);
   torch::nn::Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
   int64_t num_heads, num_kv_heads, head_dim;
 };

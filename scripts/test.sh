@@ -30,7 +30,7 @@ ctest --output-on-failure --timeout 900 -j "$jobs" "$@"
 # rank-equivalence tests run again under each other path (KEEL_ISA=avx2 | baseline ...).
 # KEEL_TEST_ISA_PATHS=0 skips this step.
 if [ "${KEEL_TEST_ISA_PATHS:-1}" != 0 ]; then
-  isa_tests='^(FusedCpu|Transformer|Generate|LossAgg)\.|^TrainDist\.TwoRanksEqualOneRank|^TrainDisaggregatedDist\.Synchronous'
+  isa_tests='^(FusedCpu|Transformer|Generate|LossAgg|PagedAttention|RolloutEngine)\.|^TrainDist\.TwoRanksEqualOneRank|^TrainDisaggregatedDist\.Synchronous'
   main_isa=$(./keel version | sed -n 's/^CPU kernels: \([a-z0-9]*\).*/\1/p')
   for isa in $(./keel version --kernel-paths); do
     [ "$isa" = "$main_isa" ] && continue
