@@ -480,7 +480,7 @@ class Engine {
         }
         // Full: preempt the newest other row (or this one, if it is the newest).
         TORCH_CHECK(active_.size() > 1, "rollout engine: the KV pool (", pool_.size(), " blocks of ", bs,
-                    " tokens) cannot hold one sequence of ", s.cached + 1, " tokens; raise the pool size");
+                    " tokens) cannot hold one sequence of ", s.cached + 1, " tokens; raise the pool size (rollout.kv_blocks)");
         const int64_t victim = active_.back();
         preempt(victim);
         active_.pop_back();

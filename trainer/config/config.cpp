@@ -118,6 +118,16 @@ void read_rollout(Reader& r, RolloutSection& c) {
   r.field("stop_token_ids", c.stop_token_ids, "extra token ids that end a response (EOS always does)").ge(0);
   r.field("batch_size", c.batch_size, "sequences decoded together").ge(1);
   r.field("max_staleness", c.max_staleness, "async rollout: policy versions rollout may run ahead; 0 = synchronous").ge(0);
+  r.field("engine", c.engine, "generation engine: paged = paged KV cache, the samples of a prompt prefill once, "
+          "continuous batching (batch_size rows decode together, a finished row's slot refilled at once); static = "
+          "one left-padded batch of batch_size rows with a dense cache, every row waits for the longest")
+      .one_of({"paged", "static"}, "rollout engine");
+  r.field("kv_block_size", c.kv_block_size, "paged engine: tokens per KV-cache block").ge(1).le(4096);
+  r.field("kv_blocks", c.kv_blocks, "paged engine: blocks in the KV pool; 0 = enough for batch_size rows of the "
+          "longest prompt plus max_new_tokens (what the static engine allocates). A smaller pool preempts the newest "
+          "rows and recomputes them later; one too small for a single sequence is an error").ge(0);
+  r.field("prefix_cache", c.prefix_cache, "paged engine: prompts that open with the same tokens (a system prompt, "
+          "a few-shot header) share those full blocks instead of computing them again");
 }
 
 void read_env(Reader& r, EnvSection& c, const KnownNames& known) {

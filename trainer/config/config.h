@@ -83,6 +83,10 @@ struct RolloutSection {
   std::vector<int64_t> stop_token_ids;
   int batch_size = 64;                  // sequences decoded together
   int max_staleness = 0;                // async: policy versions rollout may run ahead
+  std::string engine = "paged";         // paged | static: the generation engine (models/rollout_engine.h)
+  int kv_block_size = 16;               // paged: tokens per KV block
+  int64_t kv_blocks = 0;                // paged: blocks in the pool; 0 = batch_size rows of the longest sequence
+  bool prefix_cache = true;             // paged: share full prompt blocks across prompts by content
 };
 
 struct EnvSection {                     // multi-turn episodes (trainer/env/); name "" = single-turn

@@ -102,9 +102,14 @@ MemoryEstimate estimate_memory(const RunConfig& cfg, const std::optional<ModelSh
     if (rollouts || evals) {
       // One decode chunk's KV cache: K and V per layer for every row of the chunk.
       const double chunk = std::min(d(cfg.rollout.batch_size), std::max(rollouts ? rows : 0.0, evals ? eval_rows : 0.0));
-      e.parts.push_back({"KV cache of one decode chunk",
-                         2 * d(s.num_layers) * d(s.num_kv_heads) * d(s.head_dim) * seq * chunk * act,
-                         {"rollout.batch_size", "rollout.max_new_tokens"}});
+      const double per_token = 2 * d(s.num_layers) * d(s.num_kv_heads) * d(s.head_dim) * act;
+      if (cfg.rollout.engine == "paged" && cfg.rollout.kv_blocks > 0)
+        e.parts.push_back({"KV block pool of the paged engine",
+                           per_token * d(cfg.rollout.kv_blocks) * d(cfg.rollout.kv_block_size),
+                           {"rollout.kv_blocks", "rollout.kv_block_size"}});
+      else  // the static engine's chunk; the paged engine's default pool is as large (at most)
+        e.parts.push_back({"KV cache of one decode chunk", per_token * seq * chunk,
+                           {"rollout.batch_size", "rollout.max_new_tokens"}});
     }
     // One micro-batch's logits (and their log-softmax) plus the activations backward keeps.
     const double per_layer = cfg.model.activation_checkpointing ? d(s.hidden_size)

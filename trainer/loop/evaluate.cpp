@@ -8,6 +8,7 @@
 #include "trainer/learner/dpo_loss.h"
 #include "trainer/learner/sequence_batch.h"
 #include "trainer/loop/run_state.h"
+#include "trainer/loop/sample.h"
 #include "trainer/loop/score.h"
 #include "trainer/loop/update.h"
 #include "trainer/rollout/rollout.h"
@@ -28,6 +29,7 @@ Metrics evaluate(RunState& c) {
   ro.max_new_tokens = c.cfg.rollout.max_new_tokens;
   ro.temperature = 0;
   ro.batch_size = c.cfg.rollout.batch_size;
+  set_engine_options(ro, c.cfg.rollout);
   ro.chat_template = c.chat_template;
   ro.stop_token_ids = c.cfg.rollout.stop_token_ids;
   c.policy->train(false);

@@ -19,6 +19,13 @@ namespace keel::loop {
 using cli::seconds_since;
 using metrics::Metrics;
 
+void set_engine_options(rollout::RolloutOptions& ro, const config::RolloutSection& c) {
+  ro.paged = c.engine == "paged";
+  ro.engine.block_size = c.kv_block_size;
+  ro.engine.num_blocks = c.kv_blocks;
+  ro.engine.prefix_cache = c.prefix_cache;
+}
+
 rollout::RolloutOptions train_rollout_options(const RunState& c, int64_t step, int attempt) {
   const auto& cfg = c.cfg;
   rollout::RolloutOptions ro;
@@ -29,6 +36,7 @@ rollout::RolloutOptions train_rollout_options(const RunState& c, int64_t step, i
   ro.top_p = cfg.rollout.top_p;
   ro.stop_token_ids = cfg.rollout.stop_token_ids;
   ro.batch_size = cfg.rollout.batch_size;
+  set_engine_options(ro, cfg.rollout);
   ro.chat_template = c.chat_template;
   ro.seed = static_cast<uint64_t>(cfg.run.seed) * 1000003ull + static_cast<uint64_t>(step) +
             static_cast<uint64_t>(attempt) * 0x9E3779B97F4A7C15ull;
@@ -53,6 +61,7 @@ rollout::RolloutBatch sample(RunState& c, int64_t step, PromptStore& prompt_stor
   std::vector<rollout::RolloutBatch> kept, dropped;
   int64_t kept_groups = 0, gen_batches = 0, filtered = 0;
   double t_rollout = 0, t_reward = 0;
+  models::EngineStats engine, engine_sum;
   Metrics reward_metrics, env_metrics;
   for (int attempt = 0; attempt < (filter ? cfg.filter.max_gen_batches : 1) && kept_groups < want; ++attempt) {
     prompt_store.push_back(c.data->next_batch(static_cast<size_t>(want)));
@@ -68,7 +77,12 @@ rollout::RolloutBatch sample(RunState& c, int64_t step, PromptStore& prompt_stor
     c.policy->train(false);
     env::EpisodeStats es;  // (several attempts: the last one's figures)
     auto b = c.env ? env::run_episodes(*c.policy, *c.tok, *c.env, *c.env_pool, prompt_store.back(), ro, c.episode, &es)
-                   : rollout::generate_rollouts(*c.policy, *c.tok, prompt_store.back(), ro);
+                   : rollout::generate_rollouts(*c.policy, *c.tok, prompt_store.back(), ro, &engine);
+    engine_sum.prefill_tokens += engine.prefill_tokens;
+    engine_sum.reused_tokens += engine.reused_tokens;
+    engine_sum.preemptions += engine.preemptions;
+    engine_sum.peak_blocks = std::max(engine_sum.peak_blocks, engine.peak_blocks);
+    engine_sum.block_bytes = engine.block_bytes;
     if (c.env) {
       env_metrics.clear();
       es.add_metrics(env_metrics);
@@ -154,6 +168,14 @@ rollout::RolloutBatch sample(RunState& c, int64_t step, PromptStore& prompt_stor
   }
   for (const auto& [k, v] : reward_metrics) m[k] = v;
   m["time/rollout_s"] = t_rollout;
+  if (!c.env && cfg.rollout.engine == "paged") {
+    // This rank's paged-engine figures (perf/: its own, like timings; they depend on how the rows
+    // fall on ranks), over the step's generation attempts (the peak: the largest).
+    m["perf/rollout_prefill_tokens"] = static_cast<double>(engine_sum.prefill_tokens);
+    m["perf/rollout_reused_prompt_tokens"] = static_cast<double>(engine_sum.reused_tokens);
+    m["perf/rollout_preemptions"] = static_cast<double>(engine_sum.preemptions);
+    m["perf/rollout_kv_peak_mib"] = static_cast<double>(engine_sum.peak_kv_bytes()) / (1 << 20);
+  }
   if (scoring) m["time/reward_s"] = t_reward;
   if (filter) {
     m["filter/gen_batches"] = static_cast<double>(gen_batches);

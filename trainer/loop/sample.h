@@ -15,6 +15,10 @@
 #include "trainer/rollout/rollout.h"
 #include "trainer/rollout/rollout_batch.h"
 
+namespace keel::config {
+struct RolloutSection;
+}
+
 namespace keel::loop {
 
 struct RunState;
@@ -22,6 +26,10 @@ struct RunState;
 /// The prompt records a sampled batch points to (RolloutBatch::records): keep it alive with the
 /// batch. (A deque: earlier entries stay put as more are stored.)
 using PromptStore = std::deque<std::vector<data::PromptRecord>>;
+
+/// The rollout section's engine choice and paged-engine options (engine, kv_block_size,
+/// kv_blocks, prefix_cache) into `ro`: what training and evaluation rollouts decode with.
+void set_engine_options(rollout::RolloutOptions& ro, const config::RolloutSection& c);
 
 /// Rollout options of training step `step`, generation attempt `attempt` (dynamic sampling).
 rollout::RolloutOptions train_rollout_options(const RunState& s, int64_t step, int attempt);

@@ -10,7 +10,8 @@
 namespace keel::rollout {
 
 RolloutBatch generate_rollouts(models::Transformer& policy, const models::Tokenizer& tok,
-                               const std::vector<data::PromptRecord>& prompts, const RolloutOptions& opt) {
+                               const std::vector<data::PromptRecord>& prompts, const RolloutOptions& opt,
+                               models::EngineStats* stats) {
   torch::NoGradGuard ng;
   const int64_t ctx = policy.config().max_position_embeddings;
   const int64_t pad = tok.pad_id() != models::kNoToken ? tok.pad_id() : 0;
@@ -37,10 +38,20 @@ RolloutBatch generate_rollouts(models::Transformer& policy, const models::Tokeni
   if (tok.eos_id() != models::kNoToken) so.eos_token_ids = {tok.eos_id()};
   so.pad_token_id = pad;
 
-  // Decode in chunks of batch_size rows, then stitch (prompts re-padded to the global width).
+  // Paged: one call, batch_size rows decoding at a time. Static: chunks of batch_size rows, then
+  // stitched (prompts re-padded to the global width).
   std::vector<models::GenerateOutput> parts;
   int64_t max_p = 0, max_r = 0;
-  for (size_t start = 0; start < rows.size(); start += static_cast<size_t>(opt.batch_size)) {
+  if (opt.paged) {
+    so.seed = opt.seed * 1000003ull;
+    so.first_row = opt.first_row;
+    auto eo = opt.engine;
+    eo.max_batch = opt.batch_size;
+    parts.push_back(models::generate_paged(policy, rows, so, eo, stats));
+    max_p = parts.back().prompt_ids.size(1);
+    max_r = parts.back().response_ids.size(1);
+  }
+  for (size_t start = 0; !opt.paged && start < rows.size(); start += static_cast<size_t>(opt.batch_size)) {
     const size_t end = std::min(rows.size(), start + static_cast<size_t>(opt.batch_size));
     std::vector<std::vector<int64_t>> chunk(rows.begin() + static_cast<long>(start), rows.begin() + static_cast<long>(end));
     // One seed for the whole call and global row indexes: chunking (and splitting rows across

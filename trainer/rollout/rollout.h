@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "models/chat_template.h"
+#include "models/rollout_engine.h"
 #include "trainer/rollout/rollout_batch.h"
 
 namespace keel::models {
@@ -25,13 +26,17 @@ struct RolloutOptions {
   double top_p = 1.0;
   std::vector<int64_t> stop_token_ids;
   int batch_size = 64;        ///< rows decoded together
+  bool paged = true;          ///< the paged, continuously batched engine (rollout_engine.h); false = generate()
+  models::EngineOptions engine;  ///< its options (max_batch is batch_size)
   models::ChatTemplate chat_template{"plain"};  ///< the run's (rollout::load_chat_template)
   uint64_t seed = 0;          ///< per call; rows draw from (seed, first_row + row)
   int64_t first_row = 0;      ///< global index of this call's first row (data-parallel ranks)
 };
 
 /// Samples `samples_per_prompt` responses for each prompt. Group id g = index of the prompt.
+/// With the paged engine, `stats` (if given) receives its figures (models::EngineStats).
 RolloutBatch generate_rollouts(models::Transformer& policy, const models::Tokenizer& tok,
-                               const std::vector<data::PromptRecord>& prompts, const RolloutOptions& opt);
+                               const std::vector<data::PromptRecord>& prompts, const RolloutOptions& opt,
+                               models::EngineStats* stats = nullptr);
 
 }  // namespace keel::rollout
