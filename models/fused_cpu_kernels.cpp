@@ -496,10 +496,15 @@ KEEL_ISA_KERNEL(attention_rows,
                                                              int64_t first_key, int64_t s, int64_t d, float scale,
                                                              float* out, float* scores) {
   const int64_t n = s - first_key;
+  const int64_t first_block = first_key / block_size, end_block = (s + block_size - 1) / block_size;
   for (int64_t r = 0; r < rows; ++r, q += d, out += d) {
-    for (int64_t j = first_key; j < s; ++j)
-      scores[j - first_key] =
-          dot(q, k_pool + table[j / block_size] * block_stride + (j % block_size) * d, d) * scale;
+    // Block by block: keys j0 .. j1 - 1 of block b are rows j0 - b * block_size .. of its storage.
+    float* sc = scores;
+    for (int64_t b = first_block; b < end_block; ++b) {
+      const int64_t j0 = std::max(first_key, b * block_size), j1 = std::min(s, (b + 1) * block_size);
+      const float* kb = k_pool + table[b] * block_stride + (j0 - b * block_size) * d;
+      for (int64_t j = j0; j < j1; ++j, kb += d) *sc++ = dot(q, kb, d) * scale;
+    }
     const float m = row_max(scores, n);
     float sum = 0;
     for (int64_t j = 0; j < n; ++j) {
@@ -509,10 +514,14 @@ KEEL_ISA_KERNEL(attention_rows,
     }
     const float inv = 1.0f / sum;
     for (int64_t i = 0; i < d; ++i) out[i] = 0.0f;
-    for (int64_t j = first_key; j < s; ++j) {
-      const float p = scores[j - first_key] * inv;
-      const float* vj = v_pool + table[j / block_size] * block_stride + (j % block_size) * d;
-      for (int64_t i = 0; i < d; ++i) out[i] += p * vj[i];
+    sc = scores;
+    for (int64_t b = first_block; b < end_block; ++b) {
+      const int64_t j0 = std::max(first_key, b * block_size), j1 = std::min(s, (b + 1) * block_size);
+      const float* vb = v_pool + table[b] * block_stride + (j0 - b * block_size) * d;
+      for (int64_t j = j0; j < j1; ++j, vb += d) {
+        const float p = *sc++ * inv;
+        for (int64_t i = 0; i < d; ++i) out[i] += p * vb[i];
+      }
     }
   }
 }

@@ -2,6 +2,7 @@
 #include "models/rollout_engine.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <deque>
 #include <limits>
@@ -27,6 +28,9 @@ int64_t dense_kv_bytes(const Transformer& model, int64_t n, int64_t capacity) {
 namespace {
 
 constexpr int32_t kNoBlock = -1;
+/// Most cache slots (rows x padded length) of one prefill forward: big enough for efficient
+/// matmuls, small enough that the transient dense cache stays a fraction of the pool.
+constexpr int64_t kPrefillTokens = 2048;
 
 /// The KV blocks of every layer: k[l], v[l] [num_blocks, Hkv, block_size, D], reference counts, a
 /// free list, and the prefix cache (full blocks found by the chain hash of their tokens).
@@ -164,6 +168,7 @@ struct Sequence {
   FinishReason reason = FinishReason::kLength;
   bool preempted = false;
   bool admitted = false;           // counted off its group's pending rows
+  uint64_t parent = 0;             // prefix-cache chain hash of its held full blocks
 };
 
 /// The prompt shared by identical rows: prefilled once, its blocks held until every row of the
@@ -173,6 +178,7 @@ struct Group {
   int64_t pending = 0;  // rows not yet admitted
   std::vector<int32_t> blocks;
   at::Tensor logits;    // [V] after the prompt
+  bool prefilling = false;  // a row of it waits in the batch being prefilled
 };
 
 bool paged_fast_path(const at::Tensor& t) { return t.device().is_cpu() && t.scalar_type() == at::kFloat; }
@@ -296,7 +302,7 @@ class Engine {
         if (*groups_[static_cast<size_t>(cand)].prompt == p) g = cand;
       if (g < 0) {
         g = static_cast<int64_t>(groups_.size());
-        groups_.push_back(Group{&p, 0, {}, {}});
+        groups_.push_back(Group{&p, 0, {}, {}, false});
         by_hash[h].push_back(g);
       }
       group_of[static_cast<size_t>(i)] = g;
@@ -320,8 +326,12 @@ class Engine {
       TORCH_CHECK(!active_.empty(), "rollout engine: the KV pool (", pool_.size(), " blocks of ", pool_.block_size(),
                   " tokens) cannot hold one sequence of ", done_[static_cast<size_t>(queue_.front())].tokens.size(),
                   " tokens; raise the pool size (rollout.kv_blocks)");
+      auto t0 = std::chrono::steady_clock::now();
       sample_and_retire();
+      auto t1 = std::chrono::steady_clock::now();
       if (!active_.empty()) decode_step();
+      stats_.sample_seconds += std::chrono::duration<double>(t1 - t0).count();
+      stats_.decode_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t1).count();
     }
     return assemble(prompts);
   }
@@ -329,109 +339,243 @@ class Engine {
  private:
   Sequence& seq(int64_t i) { return done_[static_cast<size_t>(i)]; }
 
-  /// Fills free slots from the queue while the pool has room for the next sequence.
+  /// Fills free slots from the queue while the pool has room. Another sample of a prefilled
+  /// prompt shares its blocks; the other rows are prefilled together (prefill_rows), except that
+  /// a row whose prompt, or whose next full block, is being computed by a row already in the batch
+  /// waits for that batch and then shares or finds those blocks in the prefix cache.
   void admit() {
-    while (!queue_.empty() && static_cast<int64_t>(active_.size()) < eo_.max_batch) {
-      const int64_t i = queue_.front();
-      auto& s = seq(i);
-      auto& g = groups_[static_cast<size_t>(s.group)];
-      if (!s.preempted && g.logits.defined()) {
-        // Another sample of a prefilled prompt: share its blocks (copy-on-write at the first write).
-        s.blocks = g.blocks;
-        for (int32_t b : s.blocks) pool_.retain(b);
-        s.cached = s.prompt_len;
-        s.logits = g.logits;
-        stats_.reused_tokens += s.prompt_len;
-      } else {
-        if (!prefill(s)) return;  // no room now: wait for running sequences to finish or be preempted
-        s.preempted = false;
-        if (g.pending > 1 && !g.logits.defined() && s.cached == s.prompt_len) {
-          g.blocks = s.blocks;
-          for (int32_t b : g.blocks) pool_.retain(b);
-          g.logits = s.logits;
+    for (;;) {
+      std::vector<int64_t> batch, deferred;  // batch: rows to prefill, their prefix-cache hits held
+      std::set<uint64_t> computing;          // chain hashes of the full prompt blocks the batch computes
+      int64_t batch_blocks = 0;              // blocks the batch still needs
+      const int64_t bs = pool_.block_size();
+      while (!queue_.empty() &&
+             static_cast<int64_t>(active_.size() + batch.size() + deferred.size()) < eo_.max_batch) {
+        const int64_t i = queue_.front();
+        auto& s = seq(i);
+        auto& g = groups_[static_cast<size_t>(s.group)];
+        if (!s.preempted && g.logits.defined()) {
+          // Another sample of a prefilled prompt: share its blocks (copy-on-write at the first write).
+          s.blocks = g.blocks;
+          for (int32_t b : s.blocks) pool_.retain(b);
+          s.cached = s.prompt_len;
+          s.logits = g.logits;
+          stats_.reused_tokens += s.prompt_len;
+          queue_.pop_front();
+          activate(i);
+          continue;
         }
+        if (!s.preempted && g.prefilling) {
+          deferred.push_back(i);
+          queue_.pop_front();
+          continue;
+        }
+        const int64_t need = lookup_prefix(s);
+        const auto n = static_cast<int64_t>(s.tokens.size());
+        const int64_t hit = static_cast<int64_t>(s.blocks.size());
+        if (eo_.prefix_cache && (hit + 1) * bs <= n - 1 &&
+            computing.count(BlockPool::chain_hash(s.parent, s.tokens.data() + hit * bs, bs)) != 0) {
+          pool_.release_all(s.blocks);
+          s.cached = 0;
+          deferred.push_back(i);
+          queue_.pop_front();
+          continue;
+        }
+        if (!pool_.can_allocate(batch_blocks + need)) {  // no room now: wait for rows to finish
+          pool_.release_all(s.blocks);
+          s.cached = 0;
+          break;
+        }
+        if (eo_.prefix_cache) {
+          uint64_t h = s.parent;
+          for (int64_t j = hit; (j + 1) * bs <= std::min(n, s.prompt_len); ++j)
+            computing.insert(h = BlockPool::chain_hash(h, s.tokens.data() + j * bs, bs));
+        }
+        batch_blocks += need;
+        batch.push_back(i);
+        queue_.pop_front();
+        if (!s.preempted) g.prefilling = true;
       }
-      queue_.pop_front();
-      active_.push_back(i);
-      if (!s.admitted && --g.pending == 0) {
-        pool_.release_all(g.blocks);
-        g.logits = at::Tensor();
-      }
-      s.admitted = true;
+      const bool progress = !batch.empty();
+      prefill_rows(batch);
+      for (auto it = deferred.rbegin(); it != deferred.rend(); ++it) queue_.push_front(*it);
+      if (deferred.empty() || !progress) return;
     }
   }
 
-  /// Runs s.tokens through the model into fresh blocks (full blocks the prefix cache already
-  /// holds are reused, not recomputed) and leaves the next token's logits in s.logits. False, with
-  /// nothing held, when the pool cannot hold it now.
-  bool prefill(Sequence& s) {
+  /// Takes row i into the batch once its next token's logits are in s.logits: the first sample of a
+  /// prompt with more to come lends the group its blocks, the last one admitted releases them.
+  void activate(int64_t i) {
+    auto& s = seq(i);
+    auto& g = groups_[static_cast<size_t>(s.group)];
+    if (!s.admitted) {
+      s.admitted = true;
+      --g.pending;
+    }
+    if (g.pending > 0 && !g.logits.defined() && s.cached == s.prompt_len) {
+      g.blocks = s.blocks;
+      for (int32_t b : g.blocks) pool_.retain(b);
+      g.logits = s.logits;
+    }
+    if (g.pending == 0) {
+      pool_.release_all(g.blocks);
+      g.logits = at::Tensor();
+    }
+    if (!s.preempted) g.prefilling = false;
+    s.preempted = false;
+    active_.push_back(i);
+  }
+
+  /// The full blocks of s.tokens the prefix cache holds, retained into s.blocks (s.cached = their
+  /// tokens; at least the last token is left to compute: it gives the next token's logits).
+  /// Returns the blocks still to allocate.
+  int64_t lookup_prefix(Sequence& s) {
     const auto n = static_cast<int64_t>(s.tokens.size());
     const int64_t bs = pool_.block_size();
-    const int64_t need = (n + bs - 1) / bs;
-    std::vector<int32_t> blocks;
-    uint64_t parent = 0;
+    s.blocks.clear();
+    s.parent = 0;
     if (eo_.prefix_cache) {
-      // At least the last token is computed: it gives the next token's logits.
       for (int64_t j = 0; (j + 1) * bs <= n - 1; ++j) {
-        const uint64_t h = BlockPool::chain_hash(parent, s.tokens.data() + j * bs, bs);
-        const int32_t b = pool_.lookup(h, parent, s.tokens.data() + j * bs);
+        const uint64_t h = BlockPool::chain_hash(s.parent, s.tokens.data() + j * bs, bs);
+        const int32_t b = pool_.lookup(h, s.parent, s.tokens.data() + j * bs);
         if (b == kNoBlock) break;
-        blocks.push_back(b);
-        parent = h;
+        s.blocks.push_back(b);
+        s.parent = h;
       }
     }
-    const auto hit = static_cast<int64_t>(blocks.size());
-    if (!pool_.can_allocate(need - hit)) {
-      pool_.release_all(blocks);
-      return false;
-    }
-    for (int64_t j = hit; j < need; ++j) blocks.push_back(pool_.allocate());
-    const int64_t past = hit * bs;
-    // A dense cache of this one sequence: the reused blocks copied in, the rest computed.
-    auto cache = model_.make_cache(1, n);
-    for (size_t l = 0; l < cache.k.size(); ++l)
-      for (int64_t j = 0; j < hit; ++j) {
-        cache.k[l][0].narrow(1, j * bs, bs).copy_(pool_.k[l][blocks[static_cast<size_t>(j)]]);
-        cache.v[l][0].narrow(1, j * bs, bs).copy_(pool_.v[l][blocks[static_cast<size_t>(j)]]);
+    s.cached = static_cast<int64_t>(s.blocks.size()) * bs;
+    return (n + bs - 1) / bs - static_cast<int64_t>(s.blocks.size());
+  }
+
+  /// Prefills `rows` (their prefix-cache blocks held in s.blocks, s.cached tokens) in left-padded
+  /// sub-batches of similar length, each one forward over a dense cache: the held blocks copied in,
+  /// the rest of each row computed and then written to fresh blocks. A row the pool cannot take
+  /// after all goes back to the front of the queue.
+  void prefill_rows(std::vector<int64_t> rows) {
+    if (rows.empty()) return;
+    const auto t0 = std::chrono::steady_clock::now();
+    const auto fresh = [&](int64_t i) { return static_cast<int64_t>(seq(i).tokens.size()) - seq(i).cached; };
+    std::stable_sort(rows.begin(), rows.end(), [&](int64_t x, int64_t y) { return fresh(x) < fresh(y); });
+    size_t begin = 0;
+    while (begin < rows.size()) {
+      // Grow the sub-batch while padding stays under a quarter of the computed tokens and the
+      // dense cache under kPrefillTokens slots.
+      size_t end = begin + 1;
+      int64_t real = fresh(rows[begin]), past = seq(rows[begin]).cached;
+      for (; end < rows.size(); ++end) {
+        const int64_t t = fresh(rows[end]);
+        const int64_t p = std::max(past, seq(rows[end]).cached);
+        const auto count = static_cast<int64_t>(end - begin + 1);
+        if (count * t > (real + t) * 5 / 4 || count * (p + t) > kPrefillTokens) break;
+        real += t;
+        past = p;
       }
-    cache.length = past;
+      prefill_batch(std::vector<int64_t>(rows.begin() + static_cast<long>(begin), rows.begin() + static_cast<long>(end)));
+      begin = end;
+    }
+    stats_.prefill_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  }
+
+  void prefill_batch(std::vector<int64_t> rows) {
+    const int64_t bs = pool_.block_size();
+    // Allocate every row's blocks first; one that does not fit returns to the queue.
+    for (auto it = rows.begin(); it != rows.end();) {
+      auto& s = seq(*it);
+      const auto n = static_cast<int64_t>(s.tokens.size());
+      const int64_t hit = static_cast<int64_t>(s.blocks.size());
+      bool ok = true;
+      for (int64_t j = hit; j < (n + bs - 1) / bs && ok; ++j) {
+        const int32_t b = pool_.allocate();
+        if (b == kNoBlock) ok = false;
+        else s.blocks.push_back(b);
+      }
+      if (ok) {
+        ++it;
+        continue;
+      }
+      pool_.release_all(s.blocks);
+      s.cached = 0;
+      if (!s.preempted) groups_[static_cast<size_t>(s.group)].prefilling = false;
+      queue_.push_front(*it);
+      it = rows.erase(it);
+    }
+    if (rows.empty()) return;
+    const auto b = static_cast<int64_t>(rows.size());
+    int64_t pc = 0, tmax = 0;
+    for (int64_t i : rows) {
+      pc = std::max(pc, seq(i).cached);
+      tmax = std::max(tmax, static_cast<int64_t>(seq(i).tokens.size()) - seq(i).cached);
+    }
+    // Row r: its held tokens at slots [pc - past, pc), its new ones at [pc + tmax - t, pc + tmax).
+    auto ids = torch::full({b, tmax}, opts_.pad_token_id, torch::kLong);
+    auto mask = torch::zeros({b, pc + tmax}, torch::kLong);
+    auto ia = ids.accessor<int64_t, 2>();
+    auto ma = mask.accessor<int64_t, 2>();
+    auto cache = model_.make_cache(b, pc + tmax);
+    stats_.peak_prefill_cache_bytes = std::max(stats_.peak_prefill_cache_bytes, dense_kv_bytes(model_, b, pc + tmax));
+    for (int64_t r = 0; r < b; ++r) {
+      const auto& s = seq(rows[static_cast<size_t>(r)]);
+      const auto n = static_cast<int64_t>(s.tokens.size());
+      const int64_t past = s.cached, t = n - past;
+      for (int64_t k = 0; k < t; ++k) ia[r][tmax - t + k] = s.tokens[static_cast<size_t>(past + k)];
+      for (int64_t k = pc - past; k < pc; ++k) ma[r][k] = 1;
+      for (int64_t k = pc + tmax - t; k < pc + tmax; ++k) ma[r][k] = 1;
+      for (size_t l = 0; l < cache.k.size(); ++l)
+        for (int64_t j = 0; j < past / bs; ++j) {
+          const int32_t blk = s.blocks[static_cast<size_t>(j)];
+          cache.k[l][r].narrow(1, pc - past + j * bs, bs).copy_(pool_.k[l][blk]);
+          cache.v[l][r].narrow(1, pc - past + j * bs, bs).copy_(pool_.v[l][blk]);
+        }
+    }
+    cache.length = pc;
     const auto dev = model_.device();
-    auto ids = torch::tensor(std::vector<int64_t>(s.tokens.begin() + past, s.tokens.end()), torch::kLong)
-                   .to(dev)
-                   .unsqueeze(0);
-    auto hidden = model_.forward_hidden(ids, {}, {}, &cache).select(1, -1);  // [1, H]
-    s.logits = model_.lm_logits(hidden).to(torch::kFloat).squeeze(0);       // [V]
-    for (size_t l = 0; l < cache.k.size(); ++l)
-      for (int64_t j = hit; j < need; ++j) {
-        const int64_t cnt = std::min(bs, n - j * bs);
-        pool_.k[l][blocks[static_cast<size_t>(j)]].narrow(1, 0, cnt).copy_(cache.k[l][0].narrow(1, j * bs, cnt));
-        pool_.v[l][blocks[static_cast<size_t>(j)]].narrow(1, 0, cnt).copy_(cache.v[l][0].narrow(1, j * bs, cnt));
-      }
-    if (eo_.prefix_cache)
-      for (int64_t j = hit; (j + 1) * bs <= std::min(n, s.prompt_len); ++j) {
-        const uint64_t h = BlockPool::chain_hash(parent, s.tokens.data() + j * bs, bs);
-        pool_.insert(blocks[static_cast<size_t>(j)], h, parent, s.tokens.data() + j * bs);
-        parent = h;
-      }
-    stats_.prefill_tokens += n - past;
-    stats_.reused_tokens += past;
-    s.blocks = std::move(blocks);
-    s.cached = n;
-    return true;
+    auto hidden = model_.forward_hidden(ids.to(dev), mask.to(dev), {}, &cache).select(1, -1);  // [b, H]
+    auto logits = model_.lm_logits(hidden).to(torch::kFloat);                                 // [b, V]
+    for (int64_t r = 0; r < b; ++r) {
+      const int64_t i = rows[static_cast<size_t>(r)];
+      auto& s = seq(i);
+      const auto n = static_cast<int64_t>(s.tokens.size());
+      const int64_t past = s.cached, t = n - past, hit = past / bs;
+      for (size_t l = 0; l < cache.k.size(); ++l)
+        for (int64_t j = hit; j < (n + bs - 1) / bs; ++j) {
+          const int64_t cnt = std::min(bs, n - j * bs), slot = pc + tmax - t + (j * bs - past);
+          const int32_t blk = s.blocks[static_cast<size_t>(j)];
+          pool_.k[l][blk].narrow(1, 0, cnt).copy_(cache.k[l][r].narrow(1, slot, cnt));
+          pool_.v[l][blk].narrow(1, 0, cnt).copy_(cache.v[l][r].narrow(1, slot, cnt));
+        }
+      if (eo_.prefix_cache)
+        for (int64_t j = hit; (j + 1) * bs <= std::min(n, s.prompt_len); ++j) {
+          const uint64_t h = BlockPool::chain_hash(s.parent, s.tokens.data() + j * bs, bs);
+          pool_.insert(s.blocks[static_cast<size_t>(j)], h, s.parent, s.tokens.data() + j * bs);
+          s.parent = h;
+        }
+      stats_.prefill_tokens += t;
+      stats_.reused_tokens += past;
+      s.logits = logits[r];
+      s.cached = n;
+      activate(i);
+    }
   }
 
   /// Samples the next token of every active row from its logits; retires the rows that stop.
   void sample_and_retire() {
     const auto a = static_cast<int64_t>(active_.size());
-    std::vector<at::Tensor> rows;
-    rows.reserve(static_cast<size_t>(a));
-    int64_t from_step = 0;
-    for (int64_t i : active_) {
-      auto& s = seq(i);
-      if (s.logits.defined()) rows.push_back(s.logits.unsqueeze(0));
-      else rows.push_back(step_logits_.narrow(0, from_step++, 1));
+    // Rows that decoded come first in active_ (in step_logits_'s order), rows just admitted after.
+    int64_t admitted = 0;
+    for (int64_t i : active_) admitted += seq(i).logits.defined() ? 1 : 0;
+    at::Tensor logits;  // [A, V]
+    if (admitted == 0) {
+      logits = step_logits_;
+    } else {
+      std::vector<at::Tensor> rows;
+      rows.reserve(static_cast<size_t>(a));
+      int64_t from_step = 0;
+      for (int64_t i : active_) {
+        auto& s = seq(i);
+        rows.push_back(s.logits.defined() ? s.logits.unsqueeze(0) : step_logits_.narrow(0, from_step++, 1));
+      }
+      logits = torch::cat(rows, 0);
     }
-    auto logits = torch::cat(rows, 0);  // [A, V]
     auto u = torch::empty({a}, torch::kDouble);
     if (!greedy_) {
       auto ua = u.accessor<double, 1>();

@@ -45,7 +45,15 @@ struct EngineStats {
   int64_t pool_blocks = 0;        ///< the pool's size
   int64_t peak_blocks = 0;        ///< most blocks held at once (prefix cache included)
   int64_t block_bytes = 0;        ///< keys + values of one block over all layers
-  int64_t peak_kv_bytes() const { return peak_blocks * block_bytes; }
+  double prefill_seconds = 0;     ///< wall time in prefills
+  double decode_seconds = 0;      ///< wall time in decode steps (slot reservation included)
+  double sample_seconds = 0;      ///< wall time sampling the next tokens
+  /// The largest dense cache a prefill forward used (rows x padded length slots, freed after
+  /// its keys and values are copied into blocks; kept under 2048 slots unless one row is longer).
+  int64_t peak_prefill_cache_bytes = 0;
+  /// Peak KV memory: the blocks held at their peak plus the largest transient prefill cache (an
+  /// upper bound: the two peaks need not coincide).
+  int64_t peak_kv_bytes() const { return peak_blocks * block_bytes + peak_prefill_cache_bytes; }
 };
 
 /// Samples responses for `prompts` (non-empty token lists) like generate(model, prompts, opts) and

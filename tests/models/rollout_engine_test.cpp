@@ -214,7 +214,8 @@ TEST(RolloutEngine, SharedPrefixesPrefillOnce) {
   EXPECT_EQ(st.decode_steps, 1);
   EXPECT_EQ(st.decode_tokens, 3);
   EXPECT_EQ(st.block_bytes, 2 * 2 * 2 * 4 * 8 * 4);  // K and V, 2 layers, 2 kv heads, 4 slots, head_dim 8, fp32
-  EXPECT_EQ(st.peak_kv_bytes(), 5 * st.block_bytes);
+  EXPECT_EQ(st.peak_prefill_cache_bytes, dense_kv_bytes(m, 1, 8));  // the prompt's transient dense cache
+  EXPECT_EQ(st.peak_kv_bytes(), 5 * st.block_bytes + st.peak_prefill_cache_bytes);
 
   const std::vector<int64_t> header = {5, 6, 7, 8, 9, 10, 11, 12};
   const auto prompts = random_prompts(50, 8, {10, 12, 11}, header);

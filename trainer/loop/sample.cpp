@@ -83,6 +83,7 @@ rollout::RolloutBatch sample(RunState& c, int64_t step, PromptStore& prompt_stor
     engine_sum.preemptions += engine.preemptions;
     engine_sum.peak_blocks = std::max(engine_sum.peak_blocks, engine.peak_blocks);
     engine_sum.block_bytes = engine.block_bytes;
+    engine_sum.peak_prefill_cache_bytes = std::max(engine_sum.peak_prefill_cache_bytes, engine.peak_prefill_cache_bytes);
     if (c.env) {
       env_metrics.clear();
       es.add_metrics(env_metrics);
