@@ -291,6 +291,20 @@ at::Tensor small_attention(const at::Tensor& q, const at::Tensor& k, const at::T
   return out;
 }
 
+at::Tensor empty_on_huge_pages(at::IntArrayRef sizes, at::ScalarType dtype) {
+  constexpr int64_t kPage = int64_t{2} << 20;
+  int64_t numel = 1;
+  for (auto s : sizes) numel *= s;
+  const int64_t bytes = std::max<int64_t>(1, numel * static_cast<int64_t>(c10::elementSize(dtype)));
+  const int64_t arena_bytes = (bytes + kPage - 1) / kPage * kPage;
+  void* mem = std::aligned_alloc(static_cast<size_t>(kPage), static_cast<size_t>(arena_bytes));
+  if (mem == nullptr) return torch::empty(sizes, torch::TensorOptions().dtype(dtype));
+#ifdef MADV_HUGEPAGE
+  madvise(mem, static_cast<size_t>(arena_bytes), MADV_HUGEPAGE);
+#endif
+  return torch::from_blob(mem, sizes, [](void* q) { std::free(q); }, torch::TensorOptions().dtype(dtype));
+}
+
 bool pack_on_huge_pages(const std::vector<at::Tensor>& params, int64_t min_bytes) {
   if (params.empty()) return false;
   const auto dtype = params.front().scalar_type();

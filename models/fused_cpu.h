@@ -73,6 +73,12 @@ at::Tensor small_attention(const at::Tensor& q, const at::Tensor& k, const at::T
 /// it packed.
 bool pack_on_huge_pages(const std::vector<at::Tensor>& params, int64_t min_bytes = int64_t{8} << 20);
 
+/// An uninitialised fp32/any-dtype CPU tensor of `sizes` on 2 MiB-aligned memory advised as huge
+/// pages (madvise MADV_HUGEPAGE; advice only), for buffers read in many small scattered pieces:
+/// the paged KV cache's blocks (rollout_engine.cpp), where 4 KiB pages cost a TLB miss per block
+/// and head. Pages are committed on first touch, as with any allocation.
+at::Tensor empty_on_huge_pages(at::IntArrayRef sizes, at::ScalarType dtype);
+
 /// at::parallel_for's split over ATen's intra-op threads (at::get_num_threads(); one inside a
 /// parallel region), run by models/parallel.h: in keel's sources, which are not compiled with
 /// OpenMP, at::parallel_for itself runs every range on the calling thread.

@@ -42,9 +42,15 @@ class BlockPool {
   BlockPool(const Transformer& model, int64_t num_blocks, int64_t block_size) : bs_(block_size) {
     const auto& c = model.config();
     const auto opts = torch::TensorOptions().dtype(model.dtype()).device(model.device());
+    const std::vector<int64_t> shape = {num_blocks, c.num_key_value_heads, block_size, c.head_dim};
     for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
-      k.push_back(torch::empty({num_blocks, c.num_key_value_heads, block_size, c.head_dim}, opts));
-      v.push_back(torch::empty({num_blocks, c.num_key_value_heads, block_size, c.head_dim}, opts));
+      if (opts.device().is_cpu()) {  // blocks are read in scattered pieces: 2 MiB pages
+        k.push_back(empty_on_huge_pages(shape, model.dtype()));
+        v.push_back(empty_on_huge_pages(shape, model.dtype()));
+      } else {
+        k.push_back(torch::empty(shape, opts));
+        v.push_back(torch::empty(shape, opts));
+      }
     }
     refs_.assign(static_cast<size_t>(num_blocks), 0);
     hash_.assign(static_cast<size_t>(num_blocks), 0);
