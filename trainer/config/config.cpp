@@ -291,6 +291,14 @@ void read_run_config(Reader& r, RunConfig& c, const KnownNames& known) {
   const std::string& mp = c.model.path;
   if (r.node() && looks_like_hub_name(mp) && mp.substr(0, mp.find('/')) != c.run.output_dir)
     r.diagnostics().error(source_of(*r.node(), "model.path"), "model.path", hub_name_message(mp, "model.path:"));
+  // A pool that cannot hold one response (plus at least one prompt token) fails every rollout.
+  const auto& ro = c.rollout;
+  if (ro.engine == "paged" && ro.kv_blocks > 0 &&
+      ro.kv_blocks * ro.kv_block_size < static_cast<int64_t>(ro.max_new_tokens) + 1)
+    r.error("rollout", fmt::format("kv_blocks {} x kv_block_size {} = {} tokens cannot hold one sequence of a prompt "
+                                   "and max_new_tokens {}: raise kv_blocks (0 = sized from batch_size)",
+                                   ro.kv_blocks, ro.kv_block_size, ro.kv_blocks * ro.kv_block_size,
+                                   ro.max_new_tokens));
   if (c.learner.algorithm == "dpo" && c.dpo.online && c.rollout.samples_per_prompt < 2)
     r.error("rollout", fmt::format("online DPO pairs the best and worst of each prompt's samples: "
                                    "rollout.samples_per_prompt must be >= 2, got {}", c.rollout.samples_per_prompt));

@@ -49,10 +49,12 @@ TEST(TrainEngines, PagedTrainsAsStaticEvenWhenItPreempts) {
   EXPECT_GT(preemptions, 0);
 }
 
+// 3 blocks of 2 tokens pass validate (they hold max_new_tokens 4 and a prompt token) but not a
+// real prompt of about 6 tokens and its response: the first rollout stops the run, naming the key.
 TEST(TrainEngines, APoolTooSmallForOneSequenceIsAClearError) {
   ScratchDir dir("engines_small");
   dir.write("c.yaml", kRun);
-  const auto r = run_keel("train c.yaml rollout.kv_block_size=2 rollout.kv_blocks=2", dir.path());
+  const auto r = run_keel("train c.yaml rollout.kv_block_size=2 rollout.kv_blocks=3", dir.path());
   EXPECT_NE(r.exit_code, 0);
   EXPECT_NE(r.out.find("cannot hold one sequence"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("rollout.kv_blocks"), std::string::npos) << r.out;

@@ -92,6 +92,11 @@ const BadConfig kBad[] = {
     {"DpoSigmoidWithLabelSmoothing", "learner:\n  algorithm: dpo\ndpo:\n  loss: sigmoid\n  label_smoothing: 0.1\n", "",
      "keel: error: c.yaml:5: dpo.label_smoothing: only dpo.loss cdpo and robust use label smoothing, got 0.1 with "
      "dpo.loss sigmoid; for label-smoothed DPO set dpo.loss: cdpo\n"},
+    {"KvPoolTooSmall", "rollout:\n  max_new_tokens: 40\n  kv_block_size: 8\n  kv_blocks: 5\n", "",
+     "keel: error: c.yaml:1: rollout: kv_blocks 5 x kv_block_size 8 = 40 tokens cannot hold one sequence of a prompt "
+     "and max_new_tokens 40: raise kv_blocks (0 = sized from batch_size)\n"},
+    {"UnknownEngine", "rollout:\n  engine: vllm\n", "",
+     "keel: error: c.yaml:2: rollout.engine: unknown rollout engine 'vllm' (known: paged, static)\n"},
     {"GrpoSingletonMoved", "advantage:\n  grpo:\n    singleton: zero\n", "",
      "keel: error: c.yaml:3: advantage.grpo.singleton: moved to advantage.singleton, one rule for every grouped "
      "estimator (error | zero | raw): write the key under advantage instead of advantage.grpo\n"},
