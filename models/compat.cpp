@@ -23,6 +23,11 @@
 
 namespace keel::compat {
 
+void set_blas_threads(int n) {
+  static const auto set = reinterpret_cast<void (*)(int)>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"));
+  if (set != nullptr && n > 0) set(n);
+}
+
 SingleThreadedBlas::SingleThreadedBlas(bool enable) {
   static const auto set = reinterpret_cast<void (*)(int)>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"));
   static const auto get = reinterpret_cast<int (*)()>(dlsym(RTLD_DEFAULT, "openblas_get_num_threads"));

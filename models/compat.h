@@ -50,6 +50,10 @@ class TwiceDifferentiableAttention {
   bool prev_;
 };
 
+/// OpenBLAS's own thread count (openblas_set_num_threads; OpenBLAS-pthread keeps a pool of its
+/// own that ATen's at::set_num_threads does not reach). No-op for other BLAS libraries.
+void set_blas_threads(int n);
+
 /// While alive, OpenBLAS runs each call single-threaded in the calling thread (OpenBLAS-pthread
 /// otherwise hands every sgemm/sgemv to its own thread pool). For many small matmuls (a decode
 /// step: M = batch rows) that handoff dominates, and on a loaded machine each one waits for the

@@ -75,7 +75,11 @@ void init_threads(int requested) {
     requested = hardware;
   }
   if (requested > 0) {
+    // run.threads bounds BLAS too: OpenBLAS-pthread's pool ignores ATen's setting, and a run on
+    // 1 thread whose matmuls split over 2 rounds differently under some OpenBLAS kernels (its
+    // Haswell ones, pinned by OPENBLAS_CORETYPE) than the same run with another rank layout.
     at::set_num_threads(requested);
+    compat::set_blas_threads(requested);
   } else if (!std::getenv("OMP_NUM_THREADS")) {
     // LibTorch defaults to physical cores (1 on a 2-vCPU VM); BLAS and ATen scale to all threads.
     at::set_num_threads(static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
