@@ -15,7 +15,7 @@
 #include "base/error.h"
 #include "models/compat.h"
 #include "models/fused_cpu.h"
-#include "models/transformer_impl.h"
+#include "models/paged_kv.h"
 
 namespace keel::models {
 
@@ -27,154 +27,15 @@ int64_t dense_kv_bytes(const Transformer& model, int64_t n, int64_t capacity) {
 
 namespace {
 
-constexpr int32_t kNoBlock = -1;
-/// Most cache slots (rows x padded length) of one prefill forward: big enough for efficient
-/// matmuls, small enough that the transient dense cache stays a fraction of the pool.
-constexpr int64_t kPrefillTokens = 2048;
-
-/// The KV blocks of every layer: k[l], v[l] [num_blocks, Hkv, block_size, D], reference counts, a
-/// free list, and the prefix cache (full blocks found by the chain hash of their tokens).
-/// Free blocks are handed out lowest id first and freed ones reused first, so the blocks ever
-/// written are ids 0 .. peak - 1: the pool is allocated uninitialised (on CPU the pages of blocks
-/// never used are never touched) and its real footprint is the peak, which stats report.
-class BlockPool {
- public:
-  BlockPool(const Transformer& model, int64_t num_blocks, int64_t block_size) : bs_(block_size) {
-    const auto& c = model.config();
-    const auto opts = torch::TensorOptions().dtype(model.dtype()).device(model.device());
-    const std::vector<int64_t> shape = {num_blocks, c.num_key_value_heads, block_size, c.head_dim};
-    for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
-      if (opts.device().is_cpu()) {  // blocks are read in scattered pieces: 2 MiB pages
-        k.push_back(empty_on_huge_pages(shape, model.dtype()));
-        v.push_back(empty_on_huge_pages(shape, model.dtype()));
-      } else {
-        k.push_back(torch::empty(shape, opts));
-        v.push_back(torch::empty(shape, opts));
-      }
-    }
-    refs_.assign(static_cast<size_t>(num_blocks), 0);
-    hash_.assign(static_cast<size_t>(num_blocks), 0);
-    for (int64_t b = num_blocks - 1; b >= 0; --b) free_.push_back(static_cast<int32_t>(b));
-  }
-
-  int64_t block_size() const { return bs_; }
-  int64_t size() const { return static_cast<int64_t>(refs_.size()); }
-  int64_t used() const { return size() - static_cast<int64_t>(free_.size()); }
-  int64_t peak() const { return peak_; }
-
-  /// A block with one reference, or kNoBlock when none is free and no cached block can be evicted.
-  int32_t allocate() {
-    if (free_.empty()) evict_one();
-    if (free_.empty()) return kNoBlock;
-    const int32_t b = free_.back();
-    free_.pop_back();
-    refs_[static_cast<size_t>(b)] = 1;
-    peak_ = std::max(peak_, used());
-    return b;
-  }
-  /// Whether `n` blocks could be allocated now (free ones plus evictable cached ones).
-  bool can_allocate(int64_t n) const {
-    int64_t avail = static_cast<int64_t>(free_.size());
-    for (int32_t b : cached_)
-      if (avail >= n) break;
-      else if (refs_[static_cast<size_t>(b)] == 1) ++avail;
-    return avail >= n;
-  }
-  void retain(int32_t b) { ++refs_[static_cast<size_t>(b)]; }
-  void release(int32_t b) {
-    auto& r = refs_[static_cast<size_t>(b)];
-    TORCH_INTERNAL_ASSERT(r > 0, "rollout engine: block ", b, " released twice");
-    if (--r == 0) free_.push_back(b);
-  }
-  void release_all(std::vector<int32_t>& blocks) {
-    for (int32_t b : blocks) release(b);
-    blocks.clear();
-  }
-  int32_t refs(int32_t b) const { return refs_[static_cast<size_t>(b)]; }
-
-  /// Copy-on-write: a private copy of `b` (keys and values of every layer), one reference moved to
-  /// it; kNoBlock when the pool is full.
-  int32_t copy_for_write(int32_t b) {
-    const int32_t c = allocate();
-    if (c == kNoBlock) return c;
-    for (size_t l = 0; l < k.size(); ++l) {
-      k[l][c].copy_(k[l][b]);
-      v[l][c].copy_(v[l][b]);
-    }
-    release(b);
-    return c;
-  }
-
-  // ---- prefix cache ----
-  /// Chain hash of a full block: its tokens, seeded with the hash of the blocks before it.
-  static uint64_t chain_hash(uint64_t parent, const int64_t* tokens, int64_t n) {
-    return checksum::xxh64(tokens, static_cast<size_t>(n) * sizeof(int64_t), parent ^ 0x6b65656c70726678ull) | 1ull;
-  }
-  /// The cached block holding `tokens` after the chain `parent`, retained; kNoBlock if none.
-  int32_t lookup(uint64_t h, uint64_t parent, const int64_t* tokens) {
-    auto it = by_hash_.find(h);
-    if (it == by_hash_.end()) return kNoBlock;
-    const auto& e = entries_[it->second];
-    if (e.parent != parent || !std::equal(e.tokens.begin(), e.tokens.end(), tokens)) return kNoBlock;
-    retain(it->second);
-    return it->second;
-  }
-  /// Registers full block `b` (the cache takes a reference, released on eviction).
-  void insert(int32_t b, uint64_t h, uint64_t parent, const int64_t* tokens) {
-    if (by_hash_.count(h) != 0 || hash_[static_cast<size_t>(b)] != 0) return;
-    by_hash_[h] = b;
-    hash_[static_cast<size_t>(b)] = h;
-    entries_[b] = Entry{parent, std::vector<int64_t>(tokens, tokens + bs_)};
-    retain(b);
-    cached_.push_back(b);
-  }
-
-  std::vector<at::Tensor> k, v;  // per layer [num_blocks, Hkv, block_size, D]
-
- private:
-  struct Entry {
-    uint64_t parent;
-    std::vector<int64_t> tokens;
-  };
-  /// Drops the oldest cached block that only the cache holds.
-  void evict_one() {
-    for (auto it = cached_.begin(); it != cached_.end(); ++it) {
-      const int32_t b = *it;
-      if (refs_[static_cast<size_t>(b)] != 1) continue;
-      by_hash_.erase(hash_[static_cast<size_t>(b)]);
-      entries_.erase(b);
-      hash_[static_cast<size_t>(b)] = 0;
-      cached_.erase(it);
-      release(b);
-      return;
-    }
-  }
-
-  int64_t bs_;
-  int64_t peak_ = 0;
-  std::vector<int32_t> refs_;
-  std::vector<uint64_t> hash_;  // 0 = not in the prefix cache
-  std::vector<int32_t> free_;   // a stack: back() is handed out next
-  std::deque<int32_t> cached_;  // prefix-cache blocks, oldest first
-  std::unordered_map<uint64_t, int32_t> by_hash_;
-  std::unordered_map<int32_t, Entry> entries_;
-};
-
 /// One row of the output in flight.
-struct Sequence {
+struct Sequence : PagedSeq {
   int64_t row = 0;
   int64_t group = 0;
   int64_t limit = 0;               // its max_new_tokens
-  std::vector<int64_t> tokens;     // prompt, then every sampled token
-  int64_t prompt_len = 0;
   std::vector<float> logprobs;     // of the sampled tokens
-  std::vector<int32_t> blocks;     // block table
-  int64_t cached = 0;              // tokens whose keys/values are in the blocks
-  at::Tensor logits;               // [V] fp32: the next token's, when it has them from a prefill
   FinishReason reason = FinishReason::kLength;
   bool preempted = false;
   bool admitted = false;           // counted off its group's pending rows
-  uint64_t parent = 0;             // prefix-cache chain hash of its held full blocks
 };
 
 /// The prompt shared by identical rows: prefilled once, its blocks held until every row of the
@@ -271,20 +132,17 @@ class Engine {
  public:
   Engine(Transformer& model, const std::vector<std::vector<int64_t>>& prompts, const SamplingOptions& opts,
          const EngineOptions& eo, EngineStats& stats)
-      : model_(model), m_(*model.impl()), cfg_(model.config()), opts_(opts), eo_(eo), stats_(stats),
-        pool_(model, pool_blocks(model, prompts, opts, eo), eo.block_size) {
+      : model_(model), opts_(opts), eo_(eo), stats_(stats),
+        kv_(model, pool_blocks(prompts, opts, eo), eo.block_size, eo.prefix_cache, stats) {
     greedy_ = opts.greedy || opts.temperature <= 0;
     lp_temperature_ = opts.temperature > 0 ? opts.temperature : 1.0;
-    const auto& eos = opts.eos_token_ids.empty() ? cfg_.eos_token_ids : opts.eos_token_ids;
+    const auto& eos = opts.eos_token_ids.empty() ? model.config().eos_token_ids : opts.eos_token_ids;
     eos_.insert(eos.begin(), eos.end());
     stop_.insert(opts.stop_token_ids.begin(), opts.stop_token_ids.end());
-    stats_.pool_blocks = pool_.size();
-    stats_.block_bytes = dense_kv_bytes(model, 1, eo.block_size);
   }
 
-  static int64_t pool_blocks(const Transformer& model, const std::vector<std::vector<int64_t>>& prompts,
-                             const SamplingOptions& opts, const EngineOptions& eo) {
-    (void)model;
+  static int64_t pool_blocks(const std::vector<std::vector<int64_t>>& prompts, const SamplingOptions& opts,
+                             const EngineOptions& eo) {
     if (eo.num_blocks > 0) return eo.num_blocks;
     size_t p = 1;
     for (const auto& x : prompts) p = std::max(p, x.size());
@@ -329,8 +187,9 @@ class Engine {
     }
     while (!queue_.empty() || !active_.empty()) {
       admit();
-      TORCH_CHECK(!active_.empty(), "rollout engine: the KV pool (", pool_.size(), " blocks of ", pool_.block_size(),
-                  " tokens) cannot hold one sequence of ", done_[static_cast<size_t>(queue_.front())].tokens.size(),
+      TORCH_CHECK(!active_.empty(), "rollout engine: the KV pool (", kv_.pool().size(), " blocks of ",
+                  kv_.pool().block_size(), " tokens) cannot hold one sequence of ",
+                  done_[static_cast<size_t>(queue_.front())].tokens.size(),
                   " tokens; raise the pool size (rollout.kv_blocks)");
       auto t0 = std::chrono::steady_clock::now();
       sample_and_retire();
@@ -346,15 +205,16 @@ class Engine {
   Sequence& seq(int64_t i) { return done_[static_cast<size_t>(i)]; }
 
   /// Fills free slots from the queue while the pool has room. Another sample of a prefilled
-  /// prompt shares its blocks; the other rows are prefilled together (prefill_rows), except that
-  /// a row whose prompt, or whose next full block, is being computed by a row already in the batch
-  /// waits for that batch and then shares or finds those blocks in the prefix cache.
+  /// prompt shares its blocks; the other rows are prefilled together (PagedKV::prefill), except
+  /// that a row whose prompt, or whose next full block, is being computed by a row already in the
+  /// batch waits for that batch and then shares or finds those blocks in the prefix cache.
   void admit() {
+    auto& pool = kv_.pool();
+    const int64_t bs = pool.block_size();
     for (;;) {
       std::vector<int64_t> batch, deferred;  // batch: rows to prefill, their prefix-cache hits held
       std::set<uint64_t> computing;          // chain hashes of the full prompt blocks the batch computes
       int64_t batch_blocks = 0;              // blocks the batch still needs
-      const int64_t bs = pool_.block_size();
       while (!queue_.empty() &&
              static_cast<int64_t>(active_.size() + batch.size() + deferred.size()) < eo_.max_batch) {
         const int64_t i = queue_.front();
@@ -363,7 +223,7 @@ class Engine {
         if (!s.preempted && g.logits.defined()) {
           // Another sample of a prefilled prompt: share its blocks (copy-on-write at the first write).
           s.blocks = g.blocks;
-          for (int32_t b : s.blocks) pool_.retain(b);
+          for (int32_t b : s.blocks) pool.retain(b);
           s.cached = s.prompt_len;
           s.logits = g.logits;
           stats_.reused_tokens += s.prompt_len;
@@ -376,23 +236,21 @@ class Engine {
           queue_.pop_front();
           continue;
         }
-        const int64_t need = lookup_prefix(s);
+        const int64_t need = kv_.lookup_prefix(s);
         const auto n = static_cast<int64_t>(s.tokens.size());
         const int64_t hit = static_cast<int64_t>(s.blocks.size());
-        if (eo_.prefix_cache && (hit + 1) * bs <= n - 1 &&
+        if (kv_.prefix_cache() && (hit + 1) * bs <= std::min(n - 1, s.prompt_len) &&
             computing.count(BlockPool::chain_hash(s.parent, s.tokens.data() + hit * bs, bs)) != 0) {
-          pool_.release_all(s.blocks);
-          s.cached = 0;
+          kv_.release(s);
           deferred.push_back(i);
           queue_.pop_front();
           continue;
         }
-        if (!pool_.can_allocate(batch_blocks + need)) {  // no room now: wait for rows to finish
-          pool_.release_all(s.blocks);
-          s.cached = 0;
+        if (!pool.can_allocate(batch_blocks + need)) {  // no room now: wait for rows to finish
+          kv_.release(s);
           break;
         }
-        if (eo_.prefix_cache) {
+        if (kv_.prefix_cache()) {
           uint64_t h = s.parent;
           for (int64_t j = hit; (j + 1) * bs <= std::min(n, s.prompt_len); ++j)
             computing.insert(h = BlockPool::chain_hash(h, s.tokens.data() + j * bs, bs));
@@ -403,15 +261,34 @@ class Engine {
         if (!s.preempted) g.prefilling = true;
       }
       const bool progress = !batch.empty();
-      prefill_rows(batch);
+      prefill(batch);
       for (auto it = deferred.rbegin(); it != deferred.rend(); ++it) queue_.push_front(*it);
       if (deferred.empty() || !progress) return;
+    }
+  }
+
+  /// Prefills `rows` and activates them; a row the pool cannot take after all goes back to the
+  /// front of the queue, holding nothing.
+  void prefill(const std::vector<int64_t>& rows) {
+    std::vector<PagedSeq*> ptrs;
+    for (int64_t i : rows) ptrs.push_back(&seq(i));
+    const auto refused = kv_.prefill(ptrs, opts_.pad_token_id);
+    for (int64_t i : rows) {
+      auto& s = seq(i);
+      if (std::find(refused.begin(), refused.end(), &s) == refused.end()) {
+        activate(i);
+        continue;
+      }
+      kv_.release(s);
+      if (!s.preempted) groups_[static_cast<size_t>(s.group)].prefilling = false;
+      queue_.push_front(i);
     }
   }
 
   /// Takes row i into the batch once its next token's logits are in s.logits: the first sample of a
   /// prompt with more to come lends the group its blocks, the last one admitted releases them.
   void activate(int64_t i) {
+    auto& pool = kv_.pool();
     auto& s = seq(i);
     auto& g = groups_[static_cast<size_t>(s.group)];
     if (!s.admitted) {
@@ -420,147 +297,16 @@ class Engine {
     }
     if (g.pending > 0 && !g.logits.defined() && s.cached == s.prompt_len) {
       g.blocks = s.blocks;
-      for (int32_t b : g.blocks) pool_.retain(b);
+      for (int32_t b : g.blocks) pool.retain(b);
       g.logits = s.logits;
     }
     if (g.pending == 0) {
-      pool_.release_all(g.blocks);
+      pool.release_all(g.blocks);
       g.logits = at::Tensor();
     }
     if (!s.preempted) g.prefilling = false;
     s.preempted = false;
     active_.push_back(i);
-  }
-
-  /// The full blocks of s.tokens the prefix cache holds, retained into s.blocks (s.cached = their
-  /// tokens; at least the last token is left to compute: it gives the next token's logits).
-  /// Returns the blocks still to allocate.
-  int64_t lookup_prefix(Sequence& s) {
-    const auto n = static_cast<int64_t>(s.tokens.size());
-    const int64_t bs = pool_.block_size();
-    s.blocks.clear();
-    s.parent = 0;
-    if (eo_.prefix_cache) {
-      for (int64_t j = 0; (j + 1) * bs <= n - 1; ++j) {
-        const uint64_t h = BlockPool::chain_hash(s.parent, s.tokens.data() + j * bs, bs);
-        const int32_t b = pool_.lookup(h, s.parent, s.tokens.data() + j * bs);
-        if (b == kNoBlock) break;
-        s.blocks.push_back(b);
-        s.parent = h;
-      }
-    }
-    s.cached = static_cast<int64_t>(s.blocks.size()) * bs;
-    return (n + bs - 1) / bs - static_cast<int64_t>(s.blocks.size());
-  }
-
-  /// Prefills `rows` (their prefix-cache blocks held in s.blocks, s.cached tokens) in left-padded
-  /// sub-batches of similar length, each one forward over a dense cache: the held blocks copied in,
-  /// the rest of each row computed and then written to fresh blocks. A row the pool cannot take
-  /// after all goes back to the front of the queue.
-  void prefill_rows(std::vector<int64_t> rows) {
-    if (rows.empty()) return;
-    const auto t0 = std::chrono::steady_clock::now();
-    const auto fresh = [&](int64_t i) { return static_cast<int64_t>(seq(i).tokens.size()) - seq(i).cached; };
-    std::stable_sort(rows.begin(), rows.end(), [&](int64_t x, int64_t y) { return fresh(x) < fresh(y); });
-    size_t begin = 0;
-    while (begin < rows.size()) {
-      // Grow the sub-batch while padding stays under a quarter of the computed tokens and the
-      // dense cache under kPrefillTokens slots.
-      size_t end = begin + 1;
-      int64_t real = fresh(rows[begin]), past = seq(rows[begin]).cached;
-      for (; end < rows.size(); ++end) {
-        const int64_t t = fresh(rows[end]);
-        const int64_t p = std::max(past, seq(rows[end]).cached);
-        const auto count = static_cast<int64_t>(end - begin + 1);
-        if (count * t > (real + t) * 5 / 4 || count * (p + t) > kPrefillTokens) break;
-        real += t;
-        past = p;
-      }
-      prefill_batch(std::vector<int64_t>(rows.begin() + static_cast<long>(begin), rows.begin() + static_cast<long>(end)));
-      begin = end;
-    }
-    stats_.prefill_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  }
-
-  void prefill_batch(std::vector<int64_t> rows) {
-    const int64_t bs = pool_.block_size();
-    // Allocate every row's blocks first; one that does not fit returns to the queue.
-    for (auto it = rows.begin(); it != rows.end();) {
-      auto& s = seq(*it);
-      const auto n = static_cast<int64_t>(s.tokens.size());
-      const int64_t hit = static_cast<int64_t>(s.blocks.size());
-      bool ok = true;
-      for (int64_t j = hit; j < (n + bs - 1) / bs && ok; ++j) {
-        const int32_t b = pool_.allocate();
-        if (b == kNoBlock) ok = false;
-        else s.blocks.push_back(b);
-      }
-      if (ok) {
-        ++it;
-        continue;
-      }
-      pool_.release_all(s.blocks);
-      s.cached = 0;
-      if (!s.preempted) groups_[static_cast<size_t>(s.group)].prefilling = false;
-      queue_.push_front(*it);
-      it = rows.erase(it);
-    }
-    if (rows.empty()) return;
-    const auto b = static_cast<int64_t>(rows.size());
-    int64_t pc = 0, tmax = 0;
-    for (int64_t i : rows) {
-      pc = std::max(pc, seq(i).cached);
-      tmax = std::max(tmax, static_cast<int64_t>(seq(i).tokens.size()) - seq(i).cached);
-    }
-    // Row r: its held tokens at slots [pc - past, pc), its new ones at [pc + tmax - t, pc + tmax).
-    auto ids = torch::full({b, tmax}, opts_.pad_token_id, torch::kLong);
-    auto mask = torch::zeros({b, pc + tmax}, torch::kLong);
-    auto ia = ids.accessor<int64_t, 2>();
-    auto ma = mask.accessor<int64_t, 2>();
-    auto cache = model_.make_cache(b, pc + tmax);
-    stats_.peak_prefill_cache_bytes = std::max(stats_.peak_prefill_cache_bytes, dense_kv_bytes(model_, b, pc + tmax));
-    for (int64_t r = 0; r < b; ++r) {
-      const auto& s = seq(rows[static_cast<size_t>(r)]);
-      const auto n = static_cast<int64_t>(s.tokens.size());
-      const int64_t past = s.cached, t = n - past;
-      for (int64_t k = 0; k < t; ++k) ia[r][tmax - t + k] = s.tokens[static_cast<size_t>(past + k)];
-      for (int64_t k = pc - past; k < pc; ++k) ma[r][k] = 1;
-      for (int64_t k = pc + tmax - t; k < pc + tmax; ++k) ma[r][k] = 1;
-      for (size_t l = 0; l < cache.k.size(); ++l)
-        for (int64_t j = 0; j < past / bs; ++j) {
-          const int32_t blk = s.blocks[static_cast<size_t>(j)];
-          cache.k[l][r].narrow(1, pc - past + j * bs, bs).copy_(pool_.k[l][blk]);
-          cache.v[l][r].narrow(1, pc - past + j * bs, bs).copy_(pool_.v[l][blk]);
-        }
-    }
-    cache.length = pc;
-    const auto dev = model_.device();
-    auto hidden = model_.forward_hidden(ids.to(dev), mask.to(dev), {}, &cache).select(1, -1);  // [b, H]
-    auto logits = model_.lm_logits(hidden).to(torch::kFloat);                                 // [b, V]
-    for (int64_t r = 0; r < b; ++r) {
-      const int64_t i = rows[static_cast<size_t>(r)];
-      auto& s = seq(i);
-      const auto n = static_cast<int64_t>(s.tokens.size());
-      const int64_t past = s.cached, t = n - past, hit = past / bs;
-      for (size_t l = 0; l < cache.k.size(); ++l)
-        for (int64_t j = hit; j < (n + bs - 1) / bs; ++j) {
-          const int64_t cnt = std::min(bs, n - j * bs), slot = pc + tmax - t + (j * bs - past);
-          const int32_t blk = s.blocks[static_cast<size_t>(j)];
-          pool_.k[l][blk].narrow(1, 0, cnt).copy_(cache.k[l][r].narrow(1, slot, cnt));
-          pool_.v[l][blk].narrow(1, 0, cnt).copy_(cache.v[l][r].narrow(1, slot, cnt));
-        }
-      if (eo_.prefix_cache)
-        for (int64_t j = hit; (j + 1) * bs <= std::min(n, s.prompt_len); ++j) {
-          const uint64_t h = BlockPool::chain_hash(s.parent, s.tokens.data() + j * bs, bs);
-          pool_.insert(s.blocks[static_cast<size_t>(j)], h, s.parent, s.tokens.data() + j * bs);
-          s.parent = h;
-        }
-      stats_.prefill_tokens += t;
-      stats_.reused_tokens += past;
-      s.logits = logits[r];
-      s.cached = n;
-      activate(i);
-    }
   }
 
   /// Samples the next token of every active row from its logits; retires the rows that stop.
@@ -605,32 +351,22 @@ class Engine {
       else if (stop_.count(ta[r]) != 0) s.reason = FinishReason::kStopToken;
       else if (static_cast<int64_t>(s.logprobs.size()) >= s.limit) s.reason = FinishReason::kLength;
       else end = false;
-      if (end) pool_.release_all(s.blocks);
+      if (end) kv_.release(s);
       else still.push_back(i);
     }
     active_ = std::move(still);
   }
 
-  /// Makes room for every active row's next key/value (a new block at a block boundary, a private
-  /// copy of a shared block), preempting the most recently admitted rows while the pool is full.
+  /// Makes room for every active row's next key/value, preempting the most recently admitted rows
+  /// while the pool is full.
   void reserve_slots() {
     for (size_t r = 0; r < active_.size(); ++r) {
       auto& s = seq(active_[r]);
-      const int64_t bs = pool_.block_size();
-      const auto j = static_cast<size_t>(s.cached / bs);
-      for (;;) {
-        int32_t b = kNoBlock;
-        if (j == s.blocks.size()) b = pool_.allocate();
-        else if (pool_.refs(s.blocks[j]) > 1) b = pool_.copy_for_write(s.blocks[j]);
-        else break;
-        if (b != kNoBlock) {
-          if (j == s.blocks.size()) s.blocks.push_back(b);
-          else s.blocks[j] = b;
-          break;
-        }
+      while (!kv_.reserve_slot(s)) {
         // Full: preempt the newest other row (or this one, if it is the newest).
-        TORCH_CHECK(active_.size() > 1, "rollout engine: the KV pool (", pool_.size(), " blocks of ", bs,
-                    " tokens) cannot hold one sequence of ", s.cached + 1, " tokens; raise the pool size (rollout.kv_blocks)");
+        TORCH_CHECK(active_.size() > 1, "rollout engine: the KV pool (", kv_.pool().size(), " blocks of ",
+                    kv_.pool().block_size(), " tokens) cannot hold one sequence of ", s.cached + 1,
+                    " tokens; raise the pool size (rollout.kv_blocks)");
         const int64_t victim = active_.back();
         preempt(victim);
         active_.pop_back();
@@ -641,8 +377,7 @@ class Engine {
 
   void preempt(int64_t i) {
     auto& s = seq(i);
-    pool_.release_all(s.blocks);
-    s.cached = 0;
+    kv_.release(s);
     s.logits = at::Tensor();
     s.preempted = true;
     queue_.push_front(i);
@@ -652,71 +387,10 @@ class Engine {
   /// One forward of every active row's last sampled token over the paged cache.
   void decode_step() {
     reserve_slots();
-    const auto a = static_cast<int64_t>(active_.size());
-    if (a == 0) return;
-    const auto dev = model_.device();
-    const int64_t bs = pool_.block_size();
-    std::vector<int64_t> ids(static_cast<size_t>(a)), pos(static_cast<size_t>(a)), lengths(static_cast<size_t>(a));
-    std::vector<const std::vector<int32_t>*> tables(static_cast<size_t>(a));
-    std::vector<int64_t> slot_block(static_cast<size_t>(a)), slot_off(static_cast<size_t>(a));
-    for (int64_t r = 0; r < a; ++r) {
-      auto& s = seq(active_[static_cast<size_t>(r)]);
-      const auto ur = static_cast<size_t>(r);
-      ids[ur] = s.tokens.back();
-      pos[ur] = s.cached;
-      lengths[ur] = s.cached + 1;
-      tables[ur] = &s.blocks;
-      slot_block[ur] = s.blocks[static_cast<size_t>(s.cached / bs)];
-      slot_off[ur] = s.cached % bs;
-    }
-    const compat::SingleThreaded serial(dev.is_cpu() && a <= kSmallForwardTokens);
-    const compat::CudaAutocast ac(dev, model_.autocast().value_or(at::kBFloat16), model_.autocast().has_value());
-    const auto long_opts = torch::TensorOptions().dtype(torch::kLong);
-    auto pos_t = torch::tensor(pos, long_opts).to(dev).unsqueeze(1);  // [A, 1]
-    auto [cos, sin] = rope_cos_sin(m_.inv_freq, pos_t);
-    auto x = m_.model->embed_tokens(torch::tensor(ids, long_opts).to(dev).unsqueeze(1));  // [A, 1, H]
-    cos = cos.to(x.scalar_type());
-    sin = sin.to(x.scalar_type());
-    at::Tensor blk_t, off_t;
-    for (int64_t l = 0; l < cfg_.num_hidden_layers; ++l) {
-      auto& layer = m_.model->layer_list[static_cast<size_t>(l)];
-      auto& attn = *layer->self_attn;
-      auto [q, k, v] = attn.project(layer->input_layernorm(x), cos, sin);  // [A, H*, 1, D]
-      auto& kp = pool_.k[static_cast<size_t>(l)];
-      auto& vp = pool_.v[static_cast<size_t>(l)];
-      write_slots(kp, k, slot_block, slot_off, blk_t, off_t);
-      write_slots(vp, v, slot_block, slot_off, blk_t, off_t);
-      const int64_t window = cfg_.layer_uses_sliding_window(l) ? cfg_.sliding_window : 0;
-      auto o = paged_attention(q.squeeze(2), kp, vp, tables, lengths, window);  // [A, Hq, D]
-      auto h = x + linear(o.reshape({a, 1, attn.num_heads * attn.head_dim}), attn.o_proj->weight, attn.o_proj->bias);
-      x = h + layer->mlp(layer->post_attention_layernorm(h));
-    }
-    step_logits_ = model_.lm_logits(m_.model->norm(x)).select(1, 0).to(torch::kFloat);  // [A, V]
-    for (int64_t i : active_) ++seq(i).cached;
-    stats_.decode_tokens += a;
-    ++stats_.decode_steps;
-  }
-
-  /// pool[slot_block[r], :, slot_off[r], :] = kv[r, :, 0, :] for each row r.
-  static void write_slots(at::Tensor& pool, const at::Tensor& kv, const std::vector<int64_t>& blocks,
-                          const std::vector<int64_t>& offs, at::Tensor& blk_t, at::Tensor& off_t) {
-    const int64_t a = kv.size(0), hkv = kv.size(1), d = kv.size(3), bs = pool.size(2);
-    if (paged_fast_path(pool) && pool.is_contiguous()) {
-      const auto src = kv.contiguous();  // [A, Hkv, 1, D]
-      const float* sp = src.data_ptr<float>();
-      float* pp = pool.data_ptr<float>();
-      for (int64_t r = 0; r < a; ++r)
-        for (int64_t g = 0; g < hkv; ++g)
-          std::copy_n(sp + (r * hkv + g) * d, d,
-                      pp + ((blocks[static_cast<size_t>(r)] * hkv + g) * bs + offs[static_cast<size_t>(r)]) * d);
-      return;
-    }
-    if (!blk_t.defined()) {
-      blk_t = torch::tensor(blocks, torch::kLong).to(pool.device());
-      off_t = torch::tensor(offs, torch::kLong).to(pool.device());
-    }
-    using torch::indexing::Slice;
-    pool.index_put_({blk_t, Slice(), off_t}, kv.squeeze(2).to(pool.scalar_type()));
+    if (active_.empty()) return;
+    std::vector<PagedSeq*> rows;
+    for (int64_t i : active_) rows.push_back(&seq(i));
+    step_logits_ = kv_.decode(rows);
   }
 
   GenerateOutput assemble(const std::vector<std::vector<int64_t>>& prompts) {
@@ -739,17 +413,15 @@ class Engine {
       }
       out.finish_reasons.push_back(s.reason);
     }
-    stats_.peak_blocks = pool_.peak();
+    stats_.peak_blocks = kv_.pool().peak();
     return out;
   }
 
   Transformer& model_;
-  TransformerImpl& m_;
-  const ModelConfig& cfg_;
   const SamplingOptions& opts_;
   const EngineOptions& eo_;
   EngineStats& stats_;
-  BlockPool pool_;
+  PagedKV kv_;
   bool greedy_ = false;
   double lp_temperature_ = 1.0;
   std::set<int64_t> eos_, stop_;
