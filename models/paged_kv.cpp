@@ -247,21 +247,24 @@ void PagedKV::prefill_batch(const std::vector<PagedSeq*>& rows, int64_t pad_id) 
     pc = std::max(pc, s->cached);
     tmax = std::max(tmax, static_cast<int64_t>(s->tokens.size()) - s->cached);
   }
-  // Row r: its held tokens at slots [pc - past, pc), its new ones at [pc + tmax - t, pc + tmax);
-  // the slots between are holes (mask 0), which positions and attention skip.
+  // Row r: its held tokens at slots [pc - past, pc), its new ones right after, at [pc, pc + t):
+  // one contiguous run (so that a sliding window, which counts slots, counts positions), holes
+  // (mask 0) before and after it. Its next-token logits are those of slot pc + t - 1.
   auto ids = torch::full({b, tmax}, pad_id, torch::kLong);
   auto mask = torch::zeros({b, pc + tmax}, torch::kLong);
   auto ia = ids.accessor<int64_t, 2>();
   auto ma = mask.accessor<int64_t, 2>();
+  auto last = torch::empty({b}, torch::kLong);  // each row's last new token's column
+  auto lasta = last.accessor<int64_t, 1>();
   auto cache = model_.make_cache(b, pc + tmax);
   stats_.peak_prefill_cache_bytes = std::max(stats_.peak_prefill_cache_bytes, dense_kv_bytes(model_, b, pc + tmax));
   for (int64_t r = 0; r < b; ++r) {
     const auto& s = *rows[static_cast<size_t>(r)];
     const auto n = static_cast<int64_t>(s.tokens.size());
     const int64_t past = s.cached, t = n - past;
-    for (int64_t k = 0; k < t; ++k) ia[r][tmax - t + k] = s.tokens[static_cast<size_t>(past + k)];
-    for (int64_t k = pc - past; k < pc; ++k) ma[r][k] = 1;
-    for (int64_t k = pc + tmax - t; k < pc + tmax; ++k) ma[r][k] = 1;
+    for (int64_t k = 0; k < t; ++k) ia[r][k] = s.tokens[static_cast<size_t>(past + k)];
+    for (int64_t k = pc - past; k < pc + t; ++k) ma[r][k] = 1;
+    lasta[r] = t - 1;
     for (size_t l = 0; l < cache.k.size(); ++l)
       for (int64_t j = 0; j < blocks_for(past, bs); ++j) {
         const int64_t cnt = std::min(bs, past - j * bs);
@@ -272,7 +275,8 @@ void PagedKV::prefill_batch(const std::vector<PagedSeq*>& rows, int64_t pad_id) 
   }
   cache.length = pc;
   const auto dev = model_.device();
-  auto hidden = model_.forward_hidden(ids.to(dev), mask.to(dev), {}, &cache).select(1, -1);  // [b, H]
+  auto hidden = model_.forward_hidden(ids.to(dev), mask.to(dev), {}, &cache);  // [b, tmax, H]
+  hidden = hidden.gather(1, last.to(dev).view({b, 1, 1}).expand({b, 1, hidden.size(2)})).squeeze(1);  // [b, H]
   auto logits = model_.lm_logits(hidden).to(torch::kFloat);                                 // [b, V]
   for (int64_t r = 0; r < b; ++r) {
     auto& s = *rows[static_cast<size_t>(r)];
@@ -281,7 +285,7 @@ void PagedKV::prefill_batch(const std::vector<PagedSeq*>& rows, int64_t pad_id) 
     for (size_t l = 0; l < cache.k.size(); ++l)
       for (int64_t j = past / bs; j < blocks_for(n, bs); ++j) {
         const int64_t from = std::max(past, j * bs), to = std::min(n, (j + 1) * bs);
-        const int64_t slot = pc + tmax - t + (from - past);
+        const int64_t slot = pc + (from - past);
         const int32_t blk = s.blocks[static_cast<size_t>(j)];
         pool_.k[l][blk].narrow(1, from - j * bs, to - from).copy_(cache.k[l][r].narrow(1, slot, to - from));
         pool_.v[l][blk].narrow(1, from - j * bs, to - from).copy_(cache.v[l][r].narrow(1, slot, to - from));

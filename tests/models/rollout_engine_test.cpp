@@ -232,6 +232,36 @@ TEST(RolloutEngine, SharedPrefixesPrefillOnce) {
   EXPECT_TRUE(torch::equal(g.response_ids, want.response_ids));
 }
 
+// A sliding-window model through batched prefills whose rows hold different numbers of tokens
+// (prefix-cache hits of a shared header, tails of several lengths, preempted rows recomputed):
+// each row's tokens stay one contiguous run in the prefill's scratch cache, so the window counts
+// positions and the log-probs are still the learner's.
+TEST(RolloutEngine, SlidingWindowThroughPrefixHitsAndPreemption) {
+  auto m = make_model("mistral", 21, /*tie=*/false, /*window=*/3);
+  SamplingOptions o;
+  o.max_new_tokens = 8;
+  o.temperature = 0.9;
+  o.seed = 4;
+  o.eos_token_ids = {1000};
+  const std::vector<int64_t> header = {5, 6, 7, 8, 9, 10, 11, 12};
+  const auto rows = repeat_rows(random_prompts(50, 21, {9, 14, 11, 10, 13}, header), 2);
+  const auto want = generate(m, rows, o);
+  for (int64_t blocks : {int64_t{0}, int64_t{12}}) {
+    SCOPED_TRACE("blocks " + std::to_string(blocks));
+    EngineStats st;
+    const auto got = generate_paged(m, rows, o, EngineOptions{.max_batch = 4, .block_size = 4, .num_blocks = blocks}, &st);
+    EXPECT_GT(st.reused_tokens, 0);
+    if (blocks > 0) {
+      EXPECT_GT(st.preemptions, 0);
+    }
+    torch::NoGradGuard ng;
+    const auto tf = sequence_logprobs(m, got.prompt_ids, got.prompt_mask, got.response_ids, got.response_mask,
+                                      {.temperature = 0.9});
+    EXPECT_TRUE(torch::allclose(got.logprobs, tf.logprobs, 0, 1e-5)) << (got.logprobs - tf.logprobs).abs().max().item<double>();
+    EXPECT_TRUE(torch::equal(got.response_ids, want.response_ids));
+  }
+}
+
 // A pool too small for every admitted row preempts the newest and recomputes it later: the rows
 // sample the same tokens as with a pool that never runs out. One too small for a single sequence
 // is an error that names the numbers.
