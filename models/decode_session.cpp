@@ -1,79 +1,102 @@
-// Multi-turn decoding with a KV cache kept across turns. See decode_session.h.
+// Multi-turn decoding over the paged KV cache, kept across turns. See decode_session.h.
 #include "models/decode_session.h"
 
+#include <algorithm>
+#include <map>
 #include <set>
 
 #include <torch/torch.h>
 
-#include "base/error.h"
+#include "models/paged_kv.h"
 
 namespace keel::models {
 
-namespace {
-
-at::Tensor bool_tensor(const std::vector<bool>& v, const at::Device& dev) {
-  std::vector<uint8_t> bytes(v.begin(), v.end());
-  return torch::tensor(bytes, torch::kUInt8).to(dev, torch::kBool);
-}
-
-}  // namespace
+struct DecodeSession::Paged {
+  Paged(Transformer& model, int64_t blocks, int64_t block_size)
+      : kv(model, blocks, block_size, /*prefix_cache=*/false, stats) {}
+  EngineStats stats;  // (declared before kv, which keeps a reference)
+  PagedKV kv;
+  std::vector<PagedSeq> rows;
+  std::vector<at::Tensor> next;  // [N] each row's next-token logits [V] fp32 (undefined: none yet)
+};
 
 DecodeSession::DecodeSession(Transformer& model, const std::vector<std::vector<int64_t>>& prompts,
-                             const SamplingOptions& opts, bool reuse_cache)
-    : model_(model), opts_(opts), reuse_(reuse_cache), seq_(prompts) {
+                             const SamplingOptions& opts, bool reuse_cache, int64_t block_size)
+    : model_(model), opts_(opts), reuse_(reuse_cache) {
   TORCH_CHECK(!prompts.empty(), "DecodeSession: no prompts");
   for (size_t i = 0; i < prompts.size(); ++i) TORCH_CHECK(!prompts[i].empty(), "DecodeSession: prompt ", i, " is empty");
   TORCH_CHECK(opts.top_p > 0 && opts.top_p <= 1, "DecodeSession: top_p must be in (0, 1], got ", opts.top_p);
   TORCH_CHECK(opts.top_k >= 0, "DecodeSession: top_k must be >= 0, got ", opts.top_k);
-  for (int64_t l = 0; l < model.config().num_hidden_layers; ++l)
-    if (model.config().layer_uses_sliding_window(l))
-      fail("multi-turn decoding: layer {} of the model uses a sliding window, which the cache's holes would "
-           "distort; not supported", l);
-  for (size_t i = 0; i < prompts.size(); ++i) gens_.push_back(row_generator(opts.seed, opts.first_row + static_cast<int64_t>(i)));
-  prefill_all();
-}
-
-void DecodeSession::prefill_all() {
+  TORCH_CHECK(block_size >= 1, "DecodeSession: block_size must be >= 1, got ", block_size);
+  // A first pool for the prompts and a few blocks of each row's turns; it doubles when full.
+  int64_t blocks = 0;
+  for (const auto& p : prompts) blocks += (static_cast<int64_t>(p.size()) + block_size - 1) / block_size + 2;
   torch::NoGradGuard ng;
-  const auto dev = model_.device();
-  auto [ids, mask] = left_pad(seq_, opts_.pad_token_id);
-  cache_ = model_.make_cache(rows(), ids.size(1) + 16);
-  mask_ = mask.to(dev);
-  const auto hidden = model_.forward_hidden(ids.to(dev), mask_, {}, &cache_).select(1, -1);
-  logits_ = model_.lm_logits(hidden).to(torch::kFloat);
-  forwarded_ += mask.sum().item<int64_t>();
+  p_ = std::make_unique<Paged>(model, blocks, block_size);
+  p_->rows.resize(prompts.size());
+  p_->next.resize(prompts.size());
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    p_->rows[i].tokens = prompts[i];
+    p_->rows[i].prompt_len = static_cast<int64_t>(prompts[i].size());
+    gens_.push_back(row_generator(opts.seed, opts.first_row + static_cast<int64_t>(i)));
+  }
+  // Identical prompts prefill once: the first row of each computes, the others share its blocks.
+  std::map<std::vector<int64_t>, size_t> first;
+  std::vector<size_t> compute, copies;
+  for (size_t i = 0; i < prompts.size(); ++i)
+    if (first.emplace(prompts[i], i).second) compute.push_back(i);
+    else copies.push_back(i);
+  prefill(compute);
+  for (size_t i : copies) {
+    const auto& src = p_->rows[first.at(prompts[i])];
+    auto& row = p_->rows[i];
+    row.blocks = src.blocks;
+    for (int32_t b : row.blocks) p_->kv.pool().retain(b);
+    row.cached = src.cached;
+    p_->next[i] = p_->next[first.at(prompts[i])];
+    p_->stats.reused_tokens += row.cached;
+  }
+}
+
+DecodeSession::~DecodeSession() = default;
+
+int64_t DecodeSession::rows() const { return static_cast<int64_t>(p_->rows.size()); }
+const std::vector<int64_t>& DecodeSession::sequence(int64_t i) const { return p_->rows[static_cast<size_t>(i)].tokens; }
+int64_t DecodeSession::forwarded_tokens() const { return p_->stats.prefill_tokens + p_->stats.decode_tokens; }
+const EngineStats& DecodeSession::stats() const {
+  p_->stats.peak_blocks = p_->kv.pool().peak();
+  return p_->stats;
+}
+
+void DecodeSession::prefill(const std::vector<size_t>& rows) {
+  std::vector<PagedSeq*> todo;
+  for (size_t i : rows) todo.push_back(&p_->rows[i]);
+  while (!todo.empty()) {
+    todo = p_->kv.prefill(todo, opts_.pad_token_id);
+    if (!todo.empty()) p_->kv.pool().grow(2 * p_->kv.pool().size());  // a session is never preempted: grow
+  }
+  for (size_t i : rows) {
+    p_->next[i] = p_->rows[i].logits;
+    p_->rows[i].logits = at::Tensor();
+  }
+}
+
+void DecodeSession::recompute_all() {
+  std::vector<size_t> all;
+  for (size_t i = 0; i < p_->rows.size(); ++i) {
+    p_->kv.release(p_->rows[i]);
+    all.push_back(i);
+  }
+  prefill(all);
   stale_ = false;
-}
-
-void DecodeSession::ensure_capacity(int64_t extra) {
-  const int64_t need = cache_.length + extra;
-  if (need <= cache_.capacity()) return;
-  const int64_t cap = std::max(need, cache_.capacity() * 2);
-  for (auto* layers : {&cache_.k, &cache_.v})
-    for (auto& t : *layers) {
-      auto grown = torch::zeros({t.size(0), t.size(1), cap, t.size(3)}, t.options());
-      grown.narrow(2, 0, cache_.length).copy_(t.narrow(2, 0, cache_.length));
-      t = grown;
-    }
-}
-
-void DecodeSession::feed(const at::Tensor& ids, const at::Tensor& new_mask, const at::Tensor& has_new) {
-  const auto dev = model_.device();
-  ensure_capacity(ids.size(1));
-  mask_ = torch::cat({mask_, new_mask.to(dev)}, 1);
-  const auto hidden = model_.forward_hidden(ids.to(dev), mask_, {}, &cache_).select(1, -1);
-  const auto logits = model_.lm_logits(hidden).to(torch::kFloat);
-  logits_ = torch::where(has_new.to(dev).unsqueeze(1), logits, logits_);
-  forwarded_ += new_mask.sum().item<int64_t>();
 }
 
 DecodeSession::Turn DecodeSession::generate_turn(const std::vector<bool>& active, int64_t max_new_tokens) {
   TORCH_CHECK(static_cast<int64_t>(active.size()) == rows(), "generate_turn: ", active.size(), " flags for ", rows(), " rows");
   TORCH_CHECK(max_new_tokens >= 1, "generate_turn: max_new_tokens must be >= 1");
   torch::NoGradGuard ng;
-  if (!reuse_ && stale_) prefill_all();  // the naive baseline: the whole conversation again
-  const auto dev = model_.device();
-  const int64_t n = rows();
+  if (!reuse_ && stale_) recompute_all();  // the naive baseline: the whole conversation again
+  const auto n = static_cast<size_t>(rows());
   const bool greedy = opts_.greedy || opts_.temperature <= 0;
   const double lp_temperature = opts_.temperature > 0 ? opts_.temperature : 1.0;
   const auto& eos_list = opts_.eos_token_ids.empty() ? model_.config().eos_token_ids : opts_.eos_token_ids;
@@ -81,75 +104,64 @@ DecodeSession::Turn DecodeSession::generate_turn(const std::vector<bool>& active
   const std::set<int64_t> stop(opts_.stop_token_ids.begin(), opts_.stop_token_ids.end());
 
   Turn out;
-  out.tokens.resize(static_cast<size_t>(n));
-  out.logprobs.resize(static_cast<size_t>(n));
-  out.reasons.assign(static_cast<size_t>(n), FinishReason::kLength);
+  out.tokens.resize(n);
+  out.logprobs.resize(n);
+  out.reasons.assign(n, FinishReason::kLength);
   std::vector<bool> alive = active;
   for (int64_t step = 0; step < max_new_tokens; ++step) {
-    bool any = false;
-    for (bool a : alive) any = any || a;
-    if (!any) break;
-    auto u = torch::zeros({n}, torch::kDouble);
+    std::vector<size_t> live;
+    for (size_t i = 0; i < n; ++i)
+      if (alive[i]) live.push_back(i);
+    if (live.empty()) break;
+    std::vector<at::Tensor> rows_logits;
+    for (size_t i : live) rows_logits.push_back(p_->next[i]);
+    const auto logits = torch::stack(rows_logits);  // [A, V]
+    const auto a = static_cast<int64_t>(live.size());
+    auto u = torch::zeros({a}, torch::kDouble);
     if (!greedy) {
       auto ua = u.accessor<double, 1>();
-      for (int64_t i = 0; i < n; ++i)
-        if (alive[static_cast<size_t>(i)]) ua[i] = next_uniform(gens_[static_cast<size_t>(i)]);
+      for (int64_t r = 0; r < a; ++r) ua[r] = next_uniform(gens_[live[static_cast<size_t>(r)]]);
     }
-    const auto tok = sample_tokens(logits_, u, opts_).to(torch::kCPU);  // [N]
-    const auto lp = torch::log_softmax(logits_ / lp_temperature, -1)
-                        .gather(1, tok.to(dev).unsqueeze(1))
-                        .squeeze(1)
-                        .to(torch::kCPU);
-    const auto ta = tok.accessor<int64_t, 1>();
+    const auto tok = sample_tokens(logits, u, opts_);
+    const auto lp = torch::log_softmax(logits / lp_temperature, -1).gather(1, tok.unsqueeze(1)).squeeze(1).to(torch::kCPU);
+    const auto tok_cpu = tok.to(torch::kCPU);
+    const auto ta = tok_cpu.accessor<int64_t, 1>();
     const auto la = lp.accessor<float, 1>();
-    auto ids = torch::full({n, 1}, opts_.pad_token_id, torch::kLong);
-    auto ia = ids.accessor<int64_t, 2>();
-    const std::vector<bool> fed = alive;
-    for (int64_t i = 0; i < n; ++i) {
-      const auto s = static_cast<size_t>(i);
-      if (!alive[s]) continue;
-      out.tokens[s].push_back(ta[i]);
-      out.logprobs[s].push_back(la[i]);
-      seq_[s].push_back(ta[i]);
-      ia[i][0] = ta[i];
-      if (eos.count(ta[i])) alive[s] = false, out.reasons[s] = FinishReason::kEos;
-      else if (stop.count(ta[i])) alive[s] = false, out.reasons[s] = FinishReason::kStopToken;
+    std::vector<PagedSeq*> fed;
+    for (int64_t r = 0; r < a; ++r) {
+      const size_t i = live[static_cast<size_t>(r)];
+      out.tokens[i].push_back(ta[r]);
+      out.logprobs[i].push_back(la[r]);
+      auto& row = p_->rows[i];
+      row.tokens.push_back(ta[r]);
+      if (eos.count(ta[r])) alive[i] = false, out.reasons[i] = FinishReason::kEos;
+      else if (stop.count(ta[r])) alive[i] = false, out.reasons[i] = FinishReason::kStopToken;
+      fed.push_back(&row);
     }
-    const auto fed_t = bool_tensor(fed, torch::kCPU);
-    feed(ids, fed_t.to(torch::kLong).unsqueeze(1), fed_t);
+    for (auto* row : fed)
+      while (!p_->kv.reserve_slot(*row)) p_->kv.pool().grow(2 * p_->kv.pool().size());
+    const auto next = p_->kv.decode(fed);  // [A, V]
+    for (int64_t r = 0; r < a; ++r) p_->next[live[static_cast<size_t>(r)]] = next[r];
   }
   return out;
 }
 
 void DecodeSession::append(const std::vector<std::vector<int64_t>>& tokens) {
   TORCH_CHECK(static_cast<int64_t>(tokens.size()) == rows(), "append: ", tokens.size(), " lists for ", rows(), " rows");
-  size_t width = 0;
+  std::vector<size_t> extended;
   for (size_t i = 0; i < tokens.size(); ++i) {
-    width = std::max(width, tokens[i].size());
-    seq_[i].insert(seq_[i].end(), tokens[i].begin(), tokens[i].end());
+    if (tokens[i].empty()) continue;
+    auto& row = p_->rows[i];
+    row.tokens.insert(row.tokens.end(), tokens[i].begin(), tokens[i].end());
+    extended.push_back(i);
   }
-  if (width == 0) return;
+  if (extended.empty()) return;
   if (!reuse_) {
     stale_ = true;  // recomputed with the whole conversation at the next turn
     return;
   }
   torch::NoGradGuard ng;
-  const int64_t n = rows(), w = static_cast<int64_t>(width);
-  auto ids = torch::full({n, w}, opts_.pad_token_id, torch::kLong);
-  auto mask = torch::zeros({n, w}, torch::kLong);
-  std::vector<bool> has(static_cast<size_t>(n), false);
-  auto ia = ids.accessor<int64_t, 2>();
-  auto ma = mask.accessor<int64_t, 2>();
-  for (int64_t i = 0; i < n; ++i) {
-    const auto& row = tokens[static_cast<size_t>(i)];
-    const int64_t off = w - static_cast<int64_t>(row.size());  // right-aligned: the last column is the newest token
-    for (size_t j = 0; j < row.size(); ++j) {
-      ia[i][off + static_cast<int64_t>(j)] = row[j];
-      ma[i][off + static_cast<int64_t>(j)] = 1;
-    }
-    has[static_cast<size_t>(i)] = !row.empty();
-  }
-  feed(ids, mask, bool_tensor(has, torch::kCPU));
+  prefill(extended);
 }
 
 }  // namespace keel::models
