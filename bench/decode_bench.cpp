@@ -31,6 +31,7 @@
 #include <vector>
 
 #include "base/startup_env.h"
+#include "bench/bench_model.h"
 #include "models/generate.h"
 #include "models/model_config.h"
 #include "models/transformer.h"
@@ -93,22 +94,6 @@ Args parse(int argc, char** argv) {
   return a;
 }
 
-ModelConfig bench_config(const Args& a) {
-  ModelConfig c;
-  c.model_type = "llama";
-  c.hidden_size = a.hidden;
-  c.num_hidden_layers = a.layers;
-  c.num_attention_heads = a.hidden / 64;
-  c.num_key_value_heads = a.hidden / 128;
-  c.head_dim = 64;
-  c.intermediate_size = 1376 * a.hidden / 512;
-  c.vocab_size = a.vocab;
-  c.max_position_embeddings = 4096;
-  c.rms_norm_eps = 1e-5;
-  c.rope_theta = 10000.0;
-  c.tie_word_embeddings = false;
-  return c;  // no eos_token_ids: nothing stops early
-}
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -160,7 +145,7 @@ int main(int argc, char** argv) {
   keel::startup::use_fast_library_settings(argv);  // as keel's own main() does
   const Args a = parse(argc, argv);
   at::set_num_threads(a.threads);
-  const ModelConfig cfg = bench_config(a);
+  const ModelConfig cfg = keel::bench::llama_bench_config(a.hidden, a.layers, a.vocab);
   torch::manual_seed(1234);
   Transformer model(cfg);
   model.train(false);

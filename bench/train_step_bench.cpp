@@ -39,6 +39,7 @@
 #include <vector>
 
 #include "base/startup_env.h"
+#include "bench/bench_model.h"
 #include "models/model_config.h"
 #include "models/safetensors.h"
 #include "models/fused_cpu.h"
@@ -89,22 +90,6 @@ Args parse(int argc, char** argv) {
   return a;
 }
 
-ModelConfig bench_config(const Args& a) {
-  ModelConfig c;
-  c.model_type = "llama";
-  c.vocab_size = 8192;
-  c.hidden_size = 512;
-  c.num_hidden_layers = a.layers;
-  c.num_attention_heads = 8;
-  c.num_key_value_heads = 4;
-  c.head_dim = 64;
-  c.intermediate_size = 1376;
-  c.max_position_embeddings = 4096;
-  c.rms_norm_eps = 1e-5;
-  c.rope_theta = 10000.0;
-  c.tie_word_embeddings = false;
-  return c;
-}
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -131,7 +116,7 @@ int main(int argc, char** argv) {
   keel::startup::use_fast_library_settings(argv);  // as keel's own main() does
   const Args a = parse(argc, argv);
   at::set_num_threads(a.threads);
-  const ModelConfig cfg = bench_config(a);
+  const ModelConfig cfg = keel::bench::llama_bench_config(512, a.layers, 8192);
 
   torch::manual_seed(0);
   Transformer model(cfg);

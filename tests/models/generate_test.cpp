@@ -13,28 +13,8 @@
 namespace keel::models {
 namespace {
 
-using testing::randomize;
-using testing::tiny_config;
-
-std::vector<std::vector<int64_t>> sample_prompts(int64_t vocab, uint64_t seed, std::vector<size_t> lens) {
-  std::mt19937 rng(static_cast<uint32_t>(seed));
-  std::vector<std::vector<int64_t>> out;
-  for (size_t n : lens) {
-    std::vector<int64_t> p;
-    for (size_t i = 0; i < n; ++i) p.push_back(3 + static_cast<int64_t>(rng() % static_cast<uint32_t>(vocab - 3)));
-    out.push_back(p);
-  }
-  return out;
-}
-
-Transformer make_model(const std::string& type, uint64_t seed, bool tie = false, int64_t window = 0) {
-  auto c = tiny_config(type);
-  c.tie_word_embeddings = tie;
-  c.sliding_window = window;
-  Transformer m(c);
-  randomize(m, seed);
-  return m;
-}
+using testing::random_prompts;
+using testing::tiny_model;
 
 // Slow teacher forcing: each response token scored by a fresh full forward over its unpadded prefix.
 at::Tensor slow_logprobs(Transformer& m, const GenerateOutput& g, double temperature) {
@@ -62,11 +42,11 @@ TEST(Generate, LogprobContract) {
   const std::vector<std::string> types = {"llama", "qwen2", "mistral"};
   for (uint64_t seed = 0; seed < 12; ++seed) {
     SCOPED_TRACE("seed " + std::to_string(seed));
-    auto m = make_model(types[seed % 3], seed, /*tie=*/seed % 2, /*window=*/seed % 3 == 2 ? 3 : 0);
+    auto m = tiny_model(types[seed % 3], seed, /*tie=*/seed % 2, /*window=*/seed % 3 == 2 ? 3 : 0);
     SamplingOptions o;
     o.max_new_tokens = 7;
     o.seed = seed;
-    const auto g = generate(m, sample_prompts(50, seed, {3, 6, 1, 4}), o);
+    const auto g = generate(m, random_prompts(50, seed, {3, 6, 1, 4}), o);
     torch::NoGradGuard ng;
     const auto tf = sequence_logprobs(m, g.prompt_ids, g.prompt_mask, g.response_ids, g.response_mask);
     EXPECT_TRUE(torch::allclose(g.logprobs, tf.logprobs, 0, 1e-5)) << (g.logprobs - tf.logprobs).abs().max().item<double>();
@@ -80,14 +60,14 @@ TEST(Generate, LogprobContract) {
 // At another temperature the sampler reports log_softmax(logits / T) — what sequence_logprobs(T) gives —
 // also with top-k / top-p truncation (the [interp] in generate.h).
 TEST(Generate, LogprobContractAtTemperatureWithTruncation) {
-  auto m = make_model("qwen2", 5);
+  auto m = tiny_model("qwen2", 5);
   SamplingOptions o;
   o.max_new_tokens = 6;
   o.temperature = 0.7;
   o.top_k = 10;
   o.top_p = 0.9;
   o.seed = 3;
-  const auto g = generate(m, sample_prompts(50, 5, {2, 5, 3}), o);
+  const auto g = generate(m, random_prompts(50, 5, {2, 5, 3}), o);
   torch::NoGradGuard ng;
   const auto tf = sequence_logprobs(m, g.prompt_ids, g.prompt_mask, g.response_ids, g.response_mask,
                                     {.temperature = 0.7, .entropy = true});
@@ -104,8 +84,8 @@ TEST(Generate, LogprobContractAtTemperatureWithTruncation) {
 }
 
 TEST(Generate, SequenceLogprobsIsDifferentiable) {
-  auto m = make_model("llama", 2);
-  auto [ids, mask] = left_pad(sample_prompts(50, 2, {2, 4}), 0);
+  auto m = tiny_model("llama", 2);
+  auto [ids, mask] = left_pad(random_prompts(50, 2, {2, 4}), 0);
   auto resp = torch::randint(0, 50, {2, 3}, torch::kLong);
   auto lp = sequence_logprobs(m, ids, mask, resp, torch::ones({2, 3}, torch::kLong)).logprobs;
   lp.sum().backward();
@@ -113,8 +93,8 @@ TEST(Generate, SequenceLogprobsIsDifferentiable) {
 }
 
 TEST(Generate, SeededAndReproducible) {
-  auto m = make_model("qwen2", 1);
-  const auto prompts = sample_prompts(50, 1, {4, 2, 5});
+  auto m = tiny_model("qwen2", 1);
+  const auto prompts = random_prompts(50, 1, {4, 2, 5});
   SamplingOptions o;
   o.max_new_tokens = 8;
   o.eos_token_ids = {999};  // never sampled: all rows run to max_new_tokens
@@ -140,8 +120,8 @@ TEST(Generate, SeededAndReproducible) {
 // first_row: rows 1..2 generated alone with first_row = 1 sample exactly what they sample in the
 // whole batch (how chunked rollouts and data-parallel ranks stay equal to one call).
 TEST(Generate, FirstRowOffsetsTheRowSeeds) {
-  auto m = make_model("llama", 3);
-  const auto prompts = sample_prompts(50, 3, {4, 2, 5});
+  auto m = tiny_model("llama", 3);
+  const auto prompts = random_prompts(50, 3, {4, 2, 5});
   SamplingOptions o;
   o.max_new_tokens = 6;
   o.eos_token_ids = {999};
@@ -159,8 +139,8 @@ TEST(Generate, FirstRowOffsetsTheRowSeeds) {
 // Greedy decoding picks the argmax of full recomputation at every step, and a batched, padded row
 // decodes exactly like the same prompt alone.
 TEST(Generate, GreedyMatchesFullRecomputeAndPaddingInvariant) {
-  auto m = make_model("mistral", 8, false, /*window=*/4);
-  const auto prompts = sample_prompts(50, 8, {5, 1, 3});
+  auto m = tiny_model("mistral", 8, false, /*window=*/4);
+  const auto prompts = random_prompts(50, 8, {5, 1, 3});
   SamplingOptions o;
   o.greedy = true;
   o.max_new_tokens = 6;
@@ -183,8 +163,8 @@ TEST(Generate, GreedyMatchesFullRecomputeAndPaddingInvariant) {
 // EOS / stop tokens end each row at the first occurrence (token kept, padding after), rows that
 // never hit one end with kLength; the batch stops when all rows are done.
 TEST(Generate, StopConditions) {
-  auto m = make_model("llama", 4);
-  const auto prompts = sample_prompts(50, 4, {3, 6, 2, 4});
+  auto m = tiny_model("llama", 4);
+  const auto prompts = random_prompts(50, 4, {3, 6, 2, 4});
   SamplingOptions o;
   o.greedy = true;
   o.max_new_tokens = 10;
@@ -338,7 +318,7 @@ TEST(Generate, SampleTokensFrequenciesAndEdgeCases) {
 }
 
 TEST(Generate, InputErrors) {
-  auto m = make_model("llama", 0);
+  auto m = tiny_model("llama", 0);
   EXPECT_THROW(left_pad({{1, 2}, {}}, 0), c10::Error);
   auto ids = torch::ones({1, 3}, torch::kLong);
   auto right_padded = torch::tensor({{1, 1, 0}});
@@ -356,10 +336,10 @@ namespace {
 // contract holds on the device. Skipped without CUDA.
 TEST(GenerateGpu, MatchesCpuAndKeepsLogprobContract) {
   if (!compat::cuda_available()) GTEST_SKIP() << "no CUDA device";
-  auto cpu = make_model("qwen2", 21);
+  auto cpu = tiny_model("qwen2", 21);
   auto gpu = cpu.clone();
   gpu.to(at::Device(at::kCUDA, 0));
-  const auto prompts = sample_prompts(50, 21, {4, 1, 6});
+  const auto prompts = random_prompts(50, 21, {4, 1, 6});
   SamplingOptions greedy;
   greedy.greedy = true;
   greedy.max_new_tokens = 6;

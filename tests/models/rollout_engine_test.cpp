@@ -12,36 +12,15 @@
 #include <numeric>
 #include <random>
 
+#include "models/compat.h"
 #include "models/logprobs.h"
 #include "tests/models/test_util.h"
 
 namespace keel::models {
 namespace {
 
-using testing::randomize;
-using testing::tiny_config;
-
-std::vector<std::vector<int64_t>> random_prompts(int64_t vocab, uint64_t seed, const std::vector<size_t>& lens,
-                                                 const std::vector<int64_t>& header = {}) {
-  std::mt19937 rng(static_cast<uint32_t>(seed));
-  std::vector<std::vector<int64_t>> out;
-  for (size_t n : lens) {
-    std::vector<int64_t> p = header;
-    while (p.size() < n) p.push_back(3 + static_cast<int64_t>(rng() % static_cast<uint32_t>(vocab - 3)));
-    out.push_back(p);
-  }
-  return out;
-}
-
-Transformer make_model(const std::string& type, uint64_t seed, bool tie = false, int64_t window = 0) {
-  auto c = tiny_config(type);
-  c.tie_word_embeddings = tie;
-  c.sliding_window = window;
-  Transformer m(c);
-  randomize(m, seed);
-  m.train(false);
-  return m;
-}
+using testing::random_prompts;
+using testing::tiny_model;
 
 /// Each prompt `samples` times, adjacent (as the rollout lays out a group).
 std::vector<std::vector<int64_t>> repeat_rows(const std::vector<std::vector<int64_t>>& prompts, int samples) {
@@ -102,7 +81,7 @@ TEST(RolloutEngine, LogprobContract) {
   const std::vector<std::string> types = {"llama", "qwen2", "mistral"};
   for (uint64_t seed = 0; seed < 9; ++seed) {
     SCOPED_TRACE("seed " + std::to_string(seed));
-    auto m = make_model(types[seed % 3], seed, /*tie=*/seed % 2, /*window=*/seed % 3 == 2 ? 3 : 0);
+    auto m = tiny_model(types[seed % 3], seed, /*tie=*/seed % 2, /*window=*/seed % 3 == 2 ? 3 : 0);
     SamplingOptions o;
     o.max_new_tokens = 9;
     o.seed = seed;
@@ -121,7 +100,7 @@ TEST(RolloutEngine, SameTokensAsTheStaticEngine) {
   const std::vector<std::string> types = {"llama", "qwen2", "mistral"};
   for (uint64_t seed = 0; seed < 9; ++seed) {
     SCOPED_TRACE("seed " + std::to_string(seed));
-    auto m = make_model(types[seed % 3], 100 + seed, /*tie=*/seed % 2 == 0);
+    auto m = tiny_model(types[seed % 3], 100 + seed, /*tie=*/seed % 2 == 0);
     SamplingOptions o;
     o.max_new_tokens = 12;
     o.seed = 1000 + seed;
@@ -141,7 +120,7 @@ TEST(RolloutEngine, SameTokensAsTheStaticEngine) {
 
 // Per-row lengths (both engines), EOS and stop tokens end rows with their reason.
 TEST(RolloutEngine, RowLimitsAndStops) {
-  auto m = make_model("llama", 3);
+  auto m = tiny_model("llama", 3);
   SamplingOptions o;
   o.max_new_tokens = 100;  // not used: every row has its own limit
   o.row_max_new_tokens = {0, 1, 4, 7, 2};
@@ -179,7 +158,7 @@ TEST(RolloutEngine, RowLimitsAndStops) {
 //   step 4: r1 r3     step 5: r3 (r1 done; r4 admitted and done after its first token)
 // 5 steps, 7 decode tokens (= sum of limit - 1), 5 prefills of the prompts' tokens.
 TEST(RolloutEngine, ContinuousBatchingRefillsFreedSlots) {
-  auto m = make_model("qwen2", 4);
+  auto m = tiny_model("qwen2", 4);
   SamplingOptions o;
   o.row_max_new_tokens = {1, 5, 2, 3, 1};
   o.eos_token_ids = {1000};
@@ -201,7 +180,7 @@ TEST(RolloutEngine, ContinuousBatchingRefillsFreedSlots) {
 //  - prompts sharing an 8-token header (2 full blocks): the first computes 10 tokens, the next ones
 //    only their tails (12 - 8 and 11 - 8), the header's 8 tokens reused by each.
 TEST(RolloutEngine, SharedPrefixesPrefillOnce) {
-  auto m = make_model("llama", 6);
+  auto m = tiny_model("llama", 6);
   SamplingOptions o;
   o.max_new_tokens = 2;
   o.eos_token_ids = {1000};
@@ -237,7 +216,7 @@ TEST(RolloutEngine, SharedPrefixesPrefillOnce) {
 // each row's tokens stay one contiguous run in the prefill's scratch cache, so the window counts
 // positions and the log-probs are still the learner's.
 TEST(RolloutEngine, SlidingWindowThroughPrefixHitsAndPreemption) {
-  auto m = make_model("mistral", 21, /*tie=*/false, /*window=*/3);
+  auto m = tiny_model("mistral", 21, /*tie=*/false, /*window=*/3);
   SamplingOptions o;
   o.max_new_tokens = 8;
   o.temperature = 0.9;
@@ -266,7 +245,7 @@ TEST(RolloutEngine, SlidingWindowThroughPrefixHitsAndPreemption) {
 // sample the same tokens as with a pool that never runs out. One too small for a single sequence
 // is an error that names the numbers.
 TEST(RolloutEngine, PreemptionRecomputesAndKeepsTheTokens) {
-  auto m = make_model("mistral", 9);
+  auto m = tiny_model("mistral", 9);
   SamplingOptions o;
   o.max_new_tokens = 14;
   o.temperature = 0.9;
@@ -294,7 +273,7 @@ TEST(RolloutEngine, PreemptionRecomputesAndKeepsTheTokens) {
 // The default pool is what the static engine would allocate for max_batch rows; a GRPO-shaped
 // batch (shared prompts, lengths that vary) peaks far below it.
 TEST(RolloutEngine, DefaultPoolAndPeakAgainstTheDenseCache) {
-  auto m = make_model("llama", 11);
+  auto m = tiny_model("llama", 11);
   SamplingOptions o;
   o.max_new_tokens = 24;
   o.eos_token_ids = {1000};
@@ -311,7 +290,7 @@ TEST(RolloutEngine, DefaultPoolAndPeakAgainstTheDenseCache) {
 }
 
 TEST(RolloutEngine, InputErrors) {
-  auto m = make_model("llama", 1);
+  auto m = tiny_model("llama", 1);
   SamplingOptions o;
   EXPECT_THROW(generate_paged(m, {}, o, {}), c10::Error);
   EXPECT_THROW(generate_paged(m, {{}}, o, {}), c10::Error);
@@ -319,6 +298,32 @@ TEST(RolloutEngine, InputErrors) {
   EXPECT_THROW(generate_paged(m, {{3}}, o, EngineOptions{.block_size = 0}), c10::Error);
   o.row_max_new_tokens = {1, 2};
   EXPECT_THROW(generate_paged(m, {{3}}, o, {}), c10::Error);
+}
+
+// On CUDA (skipped without a device): the pool lives on the GPU, slots are written with index_put_
+// and attention gathers each row's blocks (paged_attention_reference); greedy rows match the CPU
+// engine's and the log-probs stay the learner's.
+TEST(RolloutEngineGpu, MatchesCpuAndKeepsLogprobContract) {
+  if (!compat::cuda_available()) GTEST_SKIP() << "no CUDA device";
+  auto cpu = tiny_model("mistral", 23, /*tie=*/false, /*window=*/3);
+  auto gpu = cpu.clone();
+  const auto dev = at::Device(at::kCUDA, 0);
+  gpu.to(dev);
+  const auto rows = repeat_rows(random_prompts(50, 23, {4, 9, 6}), 3);
+  SamplingOptions greedy;
+  greedy.greedy = true;
+  greedy.max_new_tokens = 8;
+  const EngineOptions eo{.max_batch = 4, .block_size = 4, .num_blocks = 14};
+  EXPECT_TRUE(torch::equal(generate_paged(cpu, rows, greedy, eo).response_ids,
+                           generate_paged(gpu, rows, greedy, eo).response_ids));
+  SamplingOptions o;
+  o.max_new_tokens = 8;
+  o.seed = 5;
+  const auto g = generate_paged(gpu, rows, o, eo);
+  torch::NoGradGuard ng;
+  const auto tf = sequence_logprobs(gpu, g.prompt_ids.to(dev), g.prompt_mask.to(dev), g.response_ids.to(dev),
+                                    g.response_mask.to(dev));
+  EXPECT_TRUE(torch::allclose(g.logprobs, tf.logprobs.cpu(), 0, 1e-4));
 }
 
 }  // namespace

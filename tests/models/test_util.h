@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <random>
 #include <string>
+#include <vector>
 
 #include <torch/torch.h>
 
@@ -65,6 +66,31 @@ inline void randomize(Transformer& m, uint64_t seed) {
     else r = 0.2 * r;
     p.copy_(r);
   }
+}
+
+/// Random prompts of the given lengths (ids 3 .. vocab - 1 from a seeded mt19937), each opening
+/// with `header`.
+inline std::vector<std::vector<int64_t>> random_prompts(int64_t vocab, uint64_t seed, const std::vector<size_t>& lens,
+                                                        const std::vector<int64_t>& header = {}) {
+  std::mt19937 rng(static_cast<uint32_t>(seed));
+  std::vector<std::vector<int64_t>> out;
+  for (size_t n : lens) {
+    std::vector<int64_t> p = header;
+    while (p.size() < n) p.push_back(3 + static_cast<int64_t>(rng() % static_cast<uint32_t>(vocab - 3)));
+    out.push_back(p);
+  }
+  return out;
+}
+
+/// A tiny randomized model of a family (tiny_config, randomize), optionally with tied embeddings
+/// and a sliding window.
+inline Transformer tiny_model(const std::string& type, uint64_t seed, bool tie = false, int64_t window = 0) {
+  auto c = tiny_config(type);
+  c.tie_word_embeddings = tie;
+  c.sliding_window = window;
+  Transformer m(c);
+  randomize(m, seed);
+  return m;
 }
 
 }  // namespace keel::models::testing
