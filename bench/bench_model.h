@@ -6,7 +6,10 @@
 
 #include <cstdint>
 
+#include <torch/torch.h>
+
 #include "models/model_config.h"
+#include "models/transformer.h"
 
 namespace keel::bench {
 
@@ -25,6 +28,16 @@ inline models::ModelConfig llama_bench_config(int64_t hidden, int64_t layers, in
   c.rope_theta = 10000.0;
   c.tie_word_embeddings = false;
   return c;
+}
+
+/// The bench model: random init from torch seed 1234, eval mode; *params gets its parameter count.
+inline models::Transformer make_bench_model(const models::ModelConfig& cfg, int64_t* params) {
+  torch::manual_seed(1234);
+  models::Transformer model(cfg);
+  model.train(false);
+  *params = 0;
+  for (const auto& p : model.parameters()) *params += p.numel();
+  return model;
 }
 
 }  // namespace keel::bench

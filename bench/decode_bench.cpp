@@ -146,11 +146,8 @@ int main(int argc, char** argv) {
   const Args a = parse(argc, argv);
   at::set_num_threads(a.threads);
   const ModelConfig cfg = keel::bench::llama_bench_config(a.hidden, a.layers, a.vocab);
-  torch::manual_seed(1234);
-  Transformer model(cfg);
-  model.train(false);
   int64_t n_params = 0;
-  for (const auto& p : model.parameters()) n_params += p.numel();
+  Transformer model = keel::bench::make_bench_model(cfg, &n_params);
   std::printf("decode_bench: llama layout, hidden %lld, %lld layers, %lld/%lld heads (head_dim 64), "
               "intermediate %lld, vocab %lld, untied, %lld parameters (%.1fM), fp32, threads %d\n",
               (long long)cfg.hidden_size, (long long)cfg.num_hidden_layers, (long long)cfg.num_attention_heads,
