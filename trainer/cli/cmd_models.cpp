@@ -9,6 +9,7 @@
 #include <torch/torch.h>
 
 #include "models/generate.h"
+#include "models/rollout_engine.h"
 #include "models/logprobs.h"
 #include "models/model_config.h"
 #include "models/pretrained.h"
@@ -214,12 +215,17 @@ int run_generate(const GenerateArgs& a) {
   for (const auto& in : inputs)
     for (int s = 0; s < a.samples; ++s) rows.push_back(&in);
   std::string out_text;
-  for (size_t start = 0; start < rows.size(); start += static_cast<size_t>(a.batch_size)) {
-    const size_t end = std::min(rows.size(), start + static_cast<size_t>(a.batch_size));
+  {
+    // The paged engine (models/rollout_engine.h): batch_size rows decode together, a finished
+    // row's slot refilled at once, the samples of a record prefill its prompt once. Row i draws
+    // from (seed, i).
+    const size_t start = 0;
     std::vector<std::vector<int64_t>> batch;
-    for (size_t i = start; i < end; ++i) batch.push_back(rows[i]->prompt);
-    so.seed = a.seed + start;  // rows draw from (seed, row): batches get distinct streams
-    const auto g = models::generate(l.model, batch, so);
+    for (const auto* r : rows) batch.push_back(r->prompt);
+    so.seed = a.seed;
+    models::EngineOptions eo;
+    eo.max_batch = a.batch_size;
+    const auto g = models::generate_paged(l.model, batch, so, eo);
     for (size_t i = 0; i < batch.size(); ++i) {
       const auto row = static_cast<int64_t>(i);
       const int64_t n = g.response_mask[row].sum().item<int64_t>();
