@@ -46,6 +46,45 @@ void parse_qwen2(const ConfigJson& j, ModelConfig& cfg) {
   }
 }
 
+void parse_qwen3(const ConfigJson& j, ModelConfig& cfg) {
+  // Qwen3Attention: bias=config.attention_bias on q, k, v AND o_proj (default false); q_norm /
+  // k_norm (Qwen3RMSNorm over head_dim) on q and k before RoPE; the MLP has no bias. head_dim is
+  // explicit in Qwen3's configs (128 where hidden / heads is 64 or 80).
+  cfg.attention_bias = j.get_bool_or("attention_bias", false);
+  cfg.o_proj_bias = cfg.attention_bias;
+  cfg.mlp_bias = false;
+  cfg.qk_norm = true;
+  // As Qwen3Config's default layer_types: sliding_attention for layers >= max_window_layers when
+  // use_sliding_window. An explicit layer_types must have that shape (full layers, then sliding).
+  cfg.sliding_window = 0;
+  if (j.get_bool_or("use_sliding_window", false) && j.has("sliding_window")) {
+    cfg.sliding_window = j.get_int("sliding_window");
+    cfg.sliding_window_first_layer = j.get_int_or("max_window_layers", 0);
+  }
+  if (j.has("layer_types")) {
+    const auto types = j.get_string_list("layer_types");
+    int64_t first = static_cast<int64_t>(types.size());
+    for (size_t i = 0; i < types.size(); ++i)
+      if (types[i] == "sliding_attention") {
+        first = static_cast<int64_t>(i);
+        break;
+      }
+    for (size_t i = 0; i < types.size(); ++i) {
+      const bool sliding = static_cast<int64_t>(i) >= first;
+      if (types[i] != (sliding ? "sliding_attention" : "full_attention"))
+        fail("{}: layer_types[{}] is '{}': keel runs full_attention layers followed by sliding_attention ones", j.path(),
+             i, types[i]);
+    }
+    if (first < static_cast<int64_t>(types.size())) {
+      if (!j.has("sliding_window")) fail("{}: layer_types has sliding_attention layers but no sliding_window", j.path());
+      cfg.sliding_window = j.get_int("sliding_window");
+      cfg.sliding_window_first_layer = first;
+    } else {
+      cfg.sliding_window = 0;
+    }
+  }
+}
+
 void parse_mistral(const ConfigJson& j, ModelConfig& cfg) {
   cfg.attention_bias = false;
   cfg.o_proj_bias = false;
@@ -119,6 +158,18 @@ std::vector<int64_t> ConfigJson::get_int_list_or_empty(const std::string& key) c
   }
   return out;
 }
+std::vector<std::string> ConfigJson::get_string_list(const std::string& key) const {
+  if (!has(key)) fail("{}: missing required field '{}'", path_, key);
+  const auto& v = impl_->j[key];
+  if (!v.is_array()) fail("{}: field '{}' must be a list of strings, got {}", path_, key, v.dump());
+  std::vector<std::string> out;
+  for (const auto& e : v) {
+    if (!e.is_string()) fail("{}: field '{}' must contain only strings, got {}", path_, key, v.dump());
+    out.push_back(e.get<std::string>());
+  }
+  return out;
+}
+
 ConfigJson ConfigJson::object(const std::string& key) const {
   if (!has(key)) fail("{}: missing required field '{}'", path_, key);
   const auto& v = impl_->j[key];
@@ -133,6 +184,8 @@ void register_builtin_models(ModelRegistry& registry) {
                parse_llama);
   registry.add("qwen2", "Qwen2 / Qwen2.5: Llama layout with q/k/v bias; sliding window on layers >= max_window_layers",
                parse_qwen2);
+  registry.add("qwen3", "Qwen3 (dense): Llama layout with RMSNorm on each q / k head before RoPE, optional attention_bias; "
+               "sliding window on layers >= max_window_layers", parse_qwen3);
   registry.add("mistral", "Mistral: Llama layout with an optional sliding window on every layer", parse_mistral);
 }
 
@@ -251,6 +304,7 @@ ModelConfig load_model_config(const std::string& path, const ModelRegistry& regi
 std::string model_architecture_prefix(const std::string& model_type) {
   if (model_type == "llama") return "Llama";
   if (model_type == "qwen2") return "Qwen2";
+  if (model_type == "qwen3") return "Qwen3";
   if (model_type == "mistral") return "Mistral";
   std::string s = model_type;
   if (!s.empty()) s[0] = static_cast<char>(std::toupper(static_cast<unsigned char>(s[0])));
@@ -311,6 +365,15 @@ std::string model_config_to_json(const ModelConfig& c, const std::string& archit
       j["sliding_window"] = c.sliding_window;
       j["max_window_layers"] = c.sliding_window_first_layer;
     }
+  } else if (c.model_type == "qwen3") {
+    if (c.attention_bias != c.o_proj_bias)
+      fail("model config: qwen3 cannot express q/k/v bias without o_proj bias in config.json");
+    j["attention_bias"] = c.attention_bias;
+    j["head_dim"] = c.head_dim;
+    j["use_sliding_window"] = c.sliding_window > 0;
+    j["sliding_window"] = c.sliding_window > 0 ? json(c.sliding_window) : json(nullptr);
+    j["max_window_layers"] = c.sliding_window > 0 ? c.sliding_window_first_layer : c.num_hidden_layers;
+    j.erase("layer_types");  // derived again from the keys above when read back
   } else if (c.model_type == "mistral") {
     j["sliding_window"] = c.sliding_window > 0 ? json(c.sliding_window) : json(nullptr);
   }

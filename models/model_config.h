@@ -30,7 +30,7 @@ struct RopeScaling {
 };
 
 struct ModelConfig {
-  std::string model_type;  ///< registry key: llama | qwen2 | mistral
+  std::string model_type;  ///< registry key: llama | qwen2 | qwen3 | mistral
   std::vector<std::string> architectures;  ///< e.g. {"Qwen2ForCausalLM"}; informs which heads to load
   int64_t hidden_size = 0;
   int64_t num_hidden_layers = 0;
@@ -47,6 +47,7 @@ struct ModelConfig {
   bool attention_bias = false;  ///< bias on q/k/v_proj (qwen2 always; llama "attention_bias")
   bool o_proj_bias = false;     ///< bias on o_proj (llama "attention_bias" applies here too)
   bool mlp_bias = false;        ///< bias on gate/up/down_proj (llama "mlp_bias")
+  bool qk_norm = false;         ///< RMSNorm over each head of q and k before RoPE (qwen3: q_norm / k_norm)
   int64_t sliding_window = 0;   ///< 0: full causal attention; else keys with q - k < window
   int64_t sliding_window_first_layer = 0;  ///< layers >= this use the window (qwen2 max_window_layers)
   std::optional<int64_t> bos_token_id;
@@ -80,6 +81,8 @@ class ConfigJson {
   std::string get_string_or(const std::string& key, const std::string& fallback) const;
   /// An int or a list of ints (eos_token_id); empty when absent or null.
   std::vector<int64_t> get_int_list_or_empty(const std::string& key) const;
+  /// A list of strings (required).
+  std::vector<std::string> get_string_list(const std::string& key) const;
   /// A nested object's accessor (keel::Error if absent or not an object); path shows "file: key".
   ConfigJson object(const std::string& key) const;
   const std::string& text() const { return text_; }

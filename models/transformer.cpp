@@ -92,6 +92,10 @@ AttentionImpl::AttentionImpl(const ModelConfig& c)
   k_proj = register_module("k_proj", torch::nn::Linear(LinearOptions(c.hidden_size, num_kv_heads * head_dim).bias(c.attention_bias)));
   v_proj = register_module("v_proj", torch::nn::Linear(LinearOptions(c.hidden_size, num_kv_heads * head_dim).bias(c.attention_bias)));
   o_proj = register_module("o_proj", torch::nn::Linear(LinearOptions(num_heads * head_dim, c.hidden_size).bias(c.o_proj_bias)));
+  if (c.qk_norm) {
+    q_norm = register_module("q_norm", RMSNorm(head_dim, c.rms_norm_eps));
+    k_norm = register_module("k_norm", RMSNorm(head_dim, c.rms_norm_eps));
+  }
 }
 
 namespace {
@@ -104,9 +108,14 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> AttentionImpl::project(const at::
   const int64_t b = x.size(0), t = x.size(1);
   // Rotary on [B, T, H, D] (the projections' own layout, so the fused kernel reads it in order),
   // then heads in front of time.
-  auto q = rotary(apply_linear(q_proj, x).view({b, t, num_heads, head_dim}), cos, sin).transpose(1, 2);  // [B, Hq, T, D]
-  auto k = rotary(apply_linear(k_proj, x).view({b, t, num_kv_heads, head_dim}), cos, sin)
-               .transpose(1, 2);                                                   // [B, Hkv, T, D]
+  auto q = apply_linear(q_proj, x).view({b, t, num_heads, head_dim});
+  auto k = apply_linear(k_proj, x).view({b, t, num_kv_heads, head_dim});
+  if (!q_norm.is_empty()) {  // Qwen3: RMSNorm over each head's D before RoPE
+    q = q_norm(q);
+    k = k_norm(k);
+  }
+  q = rotary(q, cos, sin).transpose(1, 2);  // [B, Hq, T, D]
+  k = rotary(k, cos, sin).transpose(1, 2);  // [B, Hkv, T, D]
   auto v = apply_linear(v_proj, x).view({b, t, num_kv_heads, head_dim}).transpose(1, 2);  // [B, Hkv, T, D]
   return {q, k, v};
 }

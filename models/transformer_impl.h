@@ -44,6 +44,7 @@ struct AttentionImpl : torch::nn::Module {
   std::tuple<at::Tensor, at::Tensor, at::Tensor> project(const at::Tensor& x, const at::Tensor& cos,
                                                          const at::Tensor& sin);
   torch::nn::Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
+  RMSNorm q_norm{nullptr}, k_norm{nullptr};  // qwen3 (ModelConfig::qk_norm): over each head, before RoPE
   int64_t num_heads, num_kv_heads, head_dim;
 };
 TORCH_MODULE(Attention);

@@ -43,6 +43,12 @@ def make_config(family):
         cls = transformers.Qwen2Config
         kw = dict(num_key_value_heads=2, tie_word_embeddings=True, use_sliding_window=False)
         rope = {"rope_type": "default", "rope_theta": 1000000.0}
+    elif family == "qwen3":
+        # q/k RMSNorm per head, no bias, an explicit head_dim unlike hidden / heads (as Qwen3's 128).
+        cls = transformers.Qwen3Config
+        kw = dict(num_key_value_heads=2, tie_word_embeddings=True, head_dim=32, attention_bias=False,
+                  use_sliding_window=False)
+        rope = {"rope_type": "default", "rope_theta": 1000000.0}
     else:
         cls = transformers.MistralConfig
         kw = dict(num_key_value_heads=1, tie_word_embeddings=False, sliding_window=8)
@@ -112,11 +118,11 @@ def main():
     ids, mask = inputs()
     report = {"torch": torch.__version__, "transformers": transformers.__version__, "tolerance": TOL}
     ok = True
-    for fam in ("llama", "qwen2", "mistral"):
+    for fam in ("llama", "qwen2", "qwen3", "mistral"):
         try:
             cfg = make_config(fam)
             model = load_model(cfg)
-            randomize(model, {"llama": 1, "qwen2": 2, "mistral": 3}[fam])
+            randomize(model, {"llama": 1, "qwen2": 2, "qwen3": 4, "mistral": 3}[fam])
             d = os.path.join(work, "hf_" + fam)
             model.save_pretrained(d)  # safetensors
             # keel's safetensors reader takes float tensors only: ids and mask travel as exact fp32.
@@ -135,7 +141,7 @@ def main():
     report["keel_test_rc"] = r.returncode
     report["keel_test_lines"] = [l for l in r.stdout.splitlines() if l.startswith("[parity]")]
     ok &= r.returncode == 0
-    for fam in ("llama", "qwen2", "mistral"):
+    for fam in ("llama", "qwen2", "qwen3", "mistral"):
         kd = os.path.join(work, "keel_" + fam)
         try:
             model = load_model(kd)

@@ -1,7 +1,7 @@
 // Parity with Hugging Face transformers, and CUDA mixed precision. Both need what CI lacks:
 //
 // HfParityGpu: driven by scripts/hf_parity.py on a machine with PyTorch + transformers. The script
-// writes, for each of llama / qwen2 / mistral, an HF model directory made by transformers
+// writes, for each of llama / qwen2 / qwen3 / mistral, an HF model directory made by transformers
 // ($KEEL_HF_PARITY_DIR/hf_<family>), inputs (ids + a left-padded attention mask) and transformers'
 // fp32 logits. This test loads each directory into keel (CPU, and CUDA when present), compares the
 // logits at every real position (max abs difference <= 1e-4), then writes a keel-initialised model
@@ -46,7 +46,7 @@ TEST(HfParityGpu, LogitsMatchTransformersBothWays) {
   const fs::path root(root_env);
   const auto reg = registry();
   int checked = 0;
-  for (const std::string family : {"llama", "qwen2", "mistral"}) {
+  for (const std::string family : {"llama", "qwen2", "qwen3", "mistral"}) {
     const auto hf_dir = root / ("hf_" + family);
     if (!fs::exists(hf_dir)) continue;
     SCOPED_TRACE(family);

@@ -39,9 +39,9 @@ ModelRegistry registry() {
 
 ModelConfig parse(const json& j) { return parse_model_config(j.dump(), "/m/config.json", registry()); }
 
-TEST(ModelConfig, RegistryHasTheThreeFamilies) {
+TEST(ModelConfig, RegistryHasTheFourFamilies) {
   const auto r = registry();
-  EXPECT_EQ(r.names(), (std::vector<std::string>{"llama", "mistral", "qwen2"}));
+  EXPECT_EQ(r.names(), (std::vector<std::string>{"llama", "mistral", "qwen2", "qwen3"}));
   ModelRegistry r2("model family");
   register_builtin_models(r2);
   EXPECT_THROW(register_builtin_models(r2), Error);  // duplicates
@@ -155,6 +155,44 @@ TEST(ModelConfig, Qwen2HasQkvBiasAndLayerWindow) {
   EXPECT_TRUE(c.layer_uses_sliding_window(1));
 }
 
+// Qwen3-0.6B's config.json fields that matter (head_dim 128 with hidden 1024 / 16 heads, no bias,
+// layer_types of transformers >= 4.53): q/k RMSNorm on, biases per attention_bias, o_proj too.
+TEST(ModelConfig, Qwen3HasQkNormExplicitHeadDimAndLayerTypes) {
+  auto j = base_json("qwen3");
+  j["architectures"] = {"Qwen3ForCausalLM"};
+  j["head_dim"] = 32;  // hidden 64 / 8 heads would be 8
+  j["attention_bias"] = false;
+  j["use_sliding_window"] = false;
+  j["sliding_window"] = nullptr;
+  j["max_window_layers"] = 2;
+  j["layer_types"] = {"full_attention", "full_attention"};
+  auto c = parse(j);
+  EXPECT_TRUE(c.qk_norm);
+  EXPECT_EQ(c.head_dim, 32);
+  EXPECT_FALSE(c.attention_bias);
+  EXPECT_FALSE(c.o_proj_bias);
+  EXPECT_FALSE(c.mlp_bias);
+  EXPECT_EQ(c.sliding_window, 0);
+  j["attention_bias"] = true;
+  j["sliding_window"] = 8;
+  j["layer_types"] = {"full_attention", "sliding_attention"};
+  c = parse(j);
+  EXPECT_TRUE(c.attention_bias);
+  EXPECT_TRUE(c.o_proj_bias);
+  EXPECT_FALSE(c.layer_uses_sliding_window(0));
+  EXPECT_TRUE(c.layer_uses_sliding_window(1));
+  EXPECT_EQ(c.sliding_window, 8);
+  j["layer_types"] = {"sliding_attention", "full_attention"};
+  try {
+    parse(j);
+    ADD_FAILURE() << "no error for interleaved layer_types";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("/m/config.json: layer_types[1] is 'full_attention'"), std::string::npos)
+        << e.what();
+  }
+  EXPECT_FALSE(parse(base_json("qwen2")).qk_norm);
+}
+
 TEST(ModelConfig, MistralSlidingWindow) {
   auto j = base_json("mistral");
   j["sliding_window"] = 16;
@@ -187,7 +225,7 @@ struct BadCase {
 
 TEST(ModelConfig, ErrorsNameFileAndField) {
   const std::vector<BadCase> cases = {
-      {"unknown type", [](json& j) { j["model_type"] = "gpt2"; }, "unknown model_type 'gpt2' (known: llama, mistral, qwen2)"},
+      {"unknown type", [](json& j) { j["model_type"] = "gpt2"; }, "unknown model_type 'gpt2' (known: llama, mistral, qwen2, qwen3)"},
       {"no type", [](json& j) { j.erase("model_type"); }, "missing required field 'model_type'"},
       {"no hidden", [](json& j) { j.erase("hidden_size"); }, "missing required field 'hidden_size'"},
       {"no layers", [](json& j) { j.erase("num_hidden_layers"); }, "missing required field 'num_hidden_layers'"},
@@ -230,7 +268,7 @@ TEST(ModelConfig, ErrorsNameFileAndField) {
 }
 
 TEST(ModelConfig, JsonRoundTrip) {
-  for (const std::string type : {"llama", "qwen2", "mistral"}) {
+  for (const std::string type : {"llama", "qwen2", "qwen3", "mistral"}) {
     SCOPED_TRACE(type);
     auto j = base_json(type);
     j["custom_key"] = "kept";
@@ -255,6 +293,7 @@ TEST(ModelConfig, JsonRoundTrip) {
     EXPECT_EQ(b.bos_token_id, a.bos_token_id);
     EXPECT_EQ(b.torch_dtype, a.torch_dtype);
     EXPECT_EQ(b.tie_word_embeddings, a.tie_word_embeddings);
+    EXPECT_EQ(b.qk_norm, a.qk_norm);
   }
 }
 

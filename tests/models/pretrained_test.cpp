@@ -42,7 +42,7 @@ at::Tensor sample_ids(int64_t vocab) {
 }
 
 TEST(Pretrained, SaveLoadGivesIdenticalLogits) {
-  for (const std::string type : {"llama", "qwen2", "mistral"}) {
+  for (const std::string type : {"llama", "qwen2", "qwen3", "mistral"}) {
     for (bool tie : {false, true}) {
       SCOPED_TRACE(type + (tie ? " tied" : " untied"));
       TempDir dir;

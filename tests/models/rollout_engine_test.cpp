@@ -78,10 +78,10 @@ TEST(PagedAttention, HandCheckedValues) {
 // THE LOG-PROB CONTRACT through the engine: small blocks and few slots, so that rows finish, are
 // refilled, share prompt blocks and copy them on write; families, tied embeddings, sliding windows.
 TEST(RolloutEngine, LogprobContract) {
-  const std::vector<std::string> types = {"llama", "qwen2", "mistral"};
+  const std::vector<std::string> types = {"llama", "qwen2", "mistral", "qwen3"};
   for (uint64_t seed = 0; seed < 9; ++seed) {
     SCOPED_TRACE("seed " + std::to_string(seed));
-    auto m = tiny_model(types[seed % 3], seed, /*tie=*/seed % 2, /*window=*/seed % 3 == 2 ? 3 : 0);
+    auto m = tiny_model(types[seed % 4], seed, /*tie=*/seed % 2, /*window=*/seed % 4 == 2 ? 3 : 0);
     SamplingOptions o;
     o.max_new_tokens = 9;
     o.seed = seed;

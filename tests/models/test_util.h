@@ -51,6 +51,7 @@ inline ModelConfig tiny_config(const std::string& model_type = "llama") {
   c.eos_token_ids = {2};
   c.bos_token_id = 1;
   if (model_type == "qwen2") c.attention_bias = true;
+  if (model_type == "qwen3") c.qk_norm = true;
   return c;
 }
 

@@ -86,6 +86,11 @@ at::Tensor reference_logits(const Transformer& m, const at::Tensor& ids, const a
         k[t] = linear(pre + ".self_attn.k_proj", h).view({c.num_key_value_heads, D});
         v[t] = linear(pre + ".self_attn.v_proj", h).view({c.num_key_value_heads, D});
         const int64_t pos = position_ids[b][t].item<int64_t>();
+        if (c.qk_norm) {  // Qwen3: RMSNorm over each head before RoPE
+          for (int64_t hh = 0; hh < Hq; ++hh) q[t][hh] = rmsnorm(pre + ".self_attn.q_norm.weight", q[t][hh].clone());
+          for (int64_t hh = 0; hh < c.num_key_value_heads; ++hh)
+            k[t][hh] = rmsnorm(pre + ".self_attn.k_norm.weight", k[t][hh].clone());
+        }
         for (int64_t hh = 0; hh < Hq; ++hh) q[t][hh] = rope(q[t][hh].clone(), pos);
         for (int64_t hh = 0; hh < c.num_key_value_heads; ++hh) k[t][hh] = rope(k[t][hh].clone(), pos);
       }
@@ -147,8 +152,8 @@ std::pair<at::Tensor, at::Tensor> padded_batch(const std::vector<int64_t>& lens,
 // A random tiny config from `seed`: families, head layouts, bias, ties, rope scalings, windows.
 ModelConfig random_config(uint64_t seed) {
   std::mt19937 rng(static_cast<uint32_t>(seed));
-  const std::vector<std::string> families = {"llama", "qwen2", "mistral"};
-  auto c = tiny_config(families[rng() % 3]);
+  const std::vector<std::string> families = {"llama", "qwen2", "mistral", "qwen3"};
+  auto c = tiny_config(families[rng() % 4]);
   const int64_t heads[] = {2, 4};
   c.num_attention_heads = heads[rng() % 2];
   c.num_key_value_heads = (rng() % 2) ? c.num_attention_heads : 1 + (c.num_attention_heads == 4);  // MHA or GQA
@@ -156,8 +161,8 @@ ModelConfig random_config(uint64_t seed) {
   c.head_dim = (rng() % 2) ? 8 : 4;
   c.hidden_size = (rng() % 2) ? 32 : 16;
   c.tie_word_embeddings = rng() % 2;
-  c.attention_bias = c.model_type == "qwen2" || (c.model_type == "llama" && rng() % 2);
-  c.o_proj_bias = c.model_type == "llama" && c.attention_bias;
+  c.attention_bias = c.model_type == "qwen2" || ((c.model_type == "llama" || c.model_type == "qwen3") && rng() % 2);
+  c.o_proj_bias = (c.model_type == "llama" || c.model_type == "qwen3") && c.attention_bias;
   c.mlp_bias = c.model_type == "llama" && rng() % 2;
   c.rope_theta = (rng() % 2) ? 10000.0 : 100.0;
   switch (rng() % 3) {
@@ -167,7 +172,7 @@ ModelConfig random_config(uint64_t seed) {
   }
   if (c.model_type != "llama" && rng() % 2) {
     c.sliding_window = 2 + rng() % 3;
-    c.sliding_window_first_layer = c.model_type == "qwen2" ? 1 : 0;
+    c.sliding_window_first_layer = c.model_type == "qwen2" || c.model_type == "qwen3" ? 1 : 0;
   }
   return c;
 }
@@ -196,6 +201,13 @@ TEST(Transformer, HfParameterNames) {
   EXPECT_FALSE(t.named_parameters().count("lm_head.weight"));
   EXPECT_EQ(t.named_parameters().at("score.weight").sizes(), (at::IntArrayRef{1, 32}));
   EXPECT_EQ(t.named_parameters().at("value_head.weight").sizes(), (at::IntArrayRef{1, 32}));
+  // Qwen3: a q_norm and a k_norm of head_dim per layer, no q/k/v bias by default.
+  Transformer q3(tiny_config("qwen3"));
+  const auto named = q3.named_parameters();
+  EXPECT_EQ(named.at("model.layers.1.self_attn.q_norm.weight").sizes(), (at::IntArrayRef{8}));
+  EXPECT_EQ(named.at("model.layers.1.self_attn.k_norm.weight").sizes(), (at::IntArrayRef{8}));
+  EXPECT_FALSE(named.count("model.layers.0.self_attn.q_proj.bias"));
+  EXPECT_EQ(named.size(), names.size() - 6 + 4);  // qwen2's 6 q/k/v biases out, 4 norms in
 }
 
 TEST(Transformer, RopeInvFreqMatchesScalarFormulas) {

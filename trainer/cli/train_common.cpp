@@ -33,6 +33,7 @@ models::ModelConfig init_config(const config::ModelSection& m, const models::Tok
   if (tok.pad_id() != models::kNoToken) c.pad_token_id = tok.pad_id();
   else if (tok.eos_id() != models::kNoToken) c.pad_token_id = tok.eos_id();
   if (i.family == "qwen2") c.attention_bias = true;
+  if (i.family == "qwen3") c.qk_norm = true;  // (and no bias, as Qwen3Config's default)
   return c;
 }
 

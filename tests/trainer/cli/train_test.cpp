@@ -11,6 +11,7 @@
 #include <sstream>
 #include <thread>
 
+#include "models/pretrained.h"
 #include "tests/trainer/cli/run_compare.h"
 #include "tests/trainer/cli/run_keel.h"
 #include "base/fs.h"
@@ -128,6 +129,26 @@ TEST(TrainSlow, TensorBoardEventsMirrorMetricsJsonl) {
   ASSERT_EQ(r.exit_code, 0) << r.out;
   ASSERT_EQ(json_file_lines(dir.path() / "runs/tiny/metrics.jsonl").size(), 2u);
   EXPECT_GT(expect_tfevents_mirror_jsonl(dir.path() / "runs/tiny"), 20u);
+}
+
+// Every family `keel list models` offers trains from model.init; the checkpoint is an HF
+// directory of that family (Qwen3's q_norm / k_norm included) that loads back.
+TEST(Train, EveryModelFamilyTrainsFromInit) {
+  for (const std::string family : {"llama", "qwen2", "qwen3", "mistral"}) {
+    SCOPED_TRACE(family);
+    ScratchDir dir("family_" + family);
+    dir.write("c.yaml", kTinyGrpo);
+    const auto r = run_keel("train c.yaml run.total_steps=2 checkpoint.every=2 eval.every=0 model.init.family=" + family,
+                            dir.path());
+    ASSERT_EQ(r.exit_code, 0) << r.out;
+    const auto ckpt = dir.path() / "runs/tiny/checkpoints/step-00000002/policy";
+    const auto cfg = nlohmann::json::parse(fs::read_file(ckpt / "config.json"));
+    EXPECT_EQ(cfg["model_type"], family);
+    models::ModelRegistry reg("model family");
+    models::register_builtin_models(reg);
+    const auto m = models::load_pretrained(ckpt.string(), reg);
+    EXPECT_EQ(m.named_parameters().count("model.layers.0.self_attn.q_norm.weight"), family == "qwen3" ? 1u : 0u);
+  }
 }
 
 TEST(Train, BadConfigFailsBeforeTraining) {
