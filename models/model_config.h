@@ -99,7 +99,7 @@ class ConfigJson {
 using ModelFamilyFn = std::function<void(const ConfigJson& j, ModelConfig& cfg)>;
 using ModelRegistry = Registry<ModelFamilyFn>;
 
-/// Adds llama, qwen2, mistral.
+/// Adds llama, qwen2, qwen3, mistral.
 void register_builtin_models(ModelRegistry& registry);
 
 /// The fields every family shares (sizes, rope, ids, dtype); called before the family parser.

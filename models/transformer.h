@@ -1,4 +1,4 @@
-// Transformer: keel's decoder-only model (Llama / Qwen2 / Mistral layout) behind a narrow handle.
+// Transformer: keel's decoder-only model (Llama / Qwen2 / Qwen3 / Mistral layout) behind a narrow handle.
 // RMSNorm, RoPE (HF rotate_half convention; linear and llama3 scaling), GQA, SwiGLU, optional
 // q/k/v (and o / MLP) bias, tied or untied embeddings, optional sliding window, a KV cache, and
 // left-padded batches through attention_mask + position_ids. Heads: the LM head, a scalar value
