@@ -23,13 +23,20 @@
 
 namespace keel::compat {
 
+namespace {
+using BlasSetFn = void (*)(int);
+BlasSetFn openblas_set() {  // null unless OpenBLAS is the BLAS
+  static const auto fn = reinterpret_cast<BlasSetFn>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"));
+  return fn;
+}
+}  // namespace
+
 void set_blas_threads(int n) {
-  static const auto set = reinterpret_cast<void (*)(int)>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"));
-  if (set != nullptr && n > 0) set(n);
+  if (openblas_set() != nullptr && n > 0) openblas_set()(n);
 }
 
 SingleThreadedBlas::SingleThreadedBlas(bool enable) {
-  static const auto set = reinterpret_cast<void (*)(int)>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"));
+  const auto set = openblas_set();
   static const auto get = reinterpret_cast<int (*)()>(dlsym(RTLD_DEFAULT, "openblas_get_num_threads"));
   if (!enable || set == nullptr || get == nullptr || at::in_parallel_region()) return;
   prev_ = get();

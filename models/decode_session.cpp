@@ -98,7 +98,6 @@ DecodeSession::Turn DecodeSession::generate_turn(const std::vector<bool>& active
   if (!reuse_ && stale_) recompute_all();  // the naive baseline: the whole conversation again
   const auto n = static_cast<size_t>(rows());
   const bool greedy = opts_.greedy || opts_.temperature <= 0;
-  const double lp_temperature = opts_.temperature > 0 ? opts_.temperature : 1.0;
   const auto& eos_list = opts_.eos_token_ids.empty() ? model_.config().eos_token_ids : opts_.eos_token_ids;
   const std::set<int64_t> eos(eos_list.begin(), eos_list.end());
   const std::set<int64_t> stop(opts_.stop_token_ids.begin(), opts_.stop_token_ids.end());
@@ -123,7 +122,7 @@ DecodeSession::Turn DecodeSession::generate_turn(const std::vector<bool>& active
       for (int64_t r = 0; r < a; ++r) ua[r] = next_uniform(gens_[live[static_cast<size_t>(r)]]);
     }
     const auto tok = sample_tokens(logits, u, opts_);
-    const auto lp = torch::log_softmax(logits / lp_temperature, -1).gather(1, tok.unsqueeze(1)).squeeze(1).to(torch::kCPU);
+    const auto lp = sampled_logprobs(logits, tok, opts_).to(torch::kCPU);
     const auto tok_cpu = tok.to(torch::kCPU);
     const auto ta = tok_cpu.accessor<int64_t, 1>();
     const auto la = lp.accessor<float, 1>();

@@ -291,25 +291,35 @@ at::Tensor small_attention(const at::Tensor& q, const at::Tensor& k, const at::T
   return out;
 }
 
-at::Tensor empty_on_huge_pages(at::IntArrayRef sizes, at::ScalarType dtype) {
+namespace {
+/// A 1-D CPU tensor of at least `bytes` bytes (rounded up to 2 MiB pages) on 2 MiB-aligned memory
+/// advised as huge pages, uninitialised; undefined when the allocation fails.
+at::Tensor huge_page_arena(int64_t bytes, at::ScalarType dtype) {
   constexpr int64_t kPage = int64_t{2} << 20;
+  const int64_t arena_bytes = (std::max<int64_t>(1, bytes) + kPage - 1) / kPage * kPage;
+  void* mem = std::aligned_alloc(static_cast<size_t>(kPage), static_cast<size_t>(arena_bytes));
+  if (mem == nullptr) return {};
+#ifdef MADV_HUGEPAGE
+  madvise(mem, static_cast<size_t>(arena_bytes), MADV_HUGEPAGE);  // advice only: no error if refused
+#endif
+  return torch::from_blob(mem, {arena_bytes / static_cast<int64_t>(c10::elementSize(dtype))},
+                          [](void* q) { std::free(q); }, torch::TensorOptions().dtype(dtype));
+}
+}  // namespace
+
+at::Tensor empty_on_huge_pages(at::IntArrayRef sizes, at::ScalarType dtype) {
   int64_t numel = 1;
   for (auto s : sizes) numel *= s;
-  const int64_t bytes = std::max<int64_t>(1, numel * static_cast<int64_t>(c10::elementSize(dtype)));
-  const int64_t arena_bytes = (bytes + kPage - 1) / kPage * kPage;
-  void* mem = std::aligned_alloc(static_cast<size_t>(kPage), static_cast<size_t>(arena_bytes));
-  if (mem == nullptr) return torch::empty(sizes, torch::TensorOptions().dtype(dtype));
-#ifdef MADV_HUGEPAGE
-  madvise(mem, static_cast<size_t>(arena_bytes), MADV_HUGEPAGE);
-#endif
-  return torch::from_blob(mem, sizes, [](void* q) { std::free(q); }, torch::TensorOptions().dtype(dtype));
+  auto arena = huge_page_arena(numel * static_cast<int64_t>(c10::elementSize(dtype)), dtype);
+  if (!arena.defined()) return torch::empty(sizes, torch::TensorOptions().dtype(dtype));
+  return arena.narrow(0, 0, numel).view(sizes);
 }
 
 bool pack_on_huge_pages(const std::vector<at::Tensor>& params, int64_t min_bytes) {
   if (params.empty()) return false;
   const auto dtype = params.front().scalar_type();
   const int64_t esize = static_cast<int64_t>(params.front().element_size());
-  constexpr int64_t kAlign = 64, kPage = int64_t{2} << 20;
+  constexpr int64_t kAlign = 64;
   int64_t bytes = 0;
   std::vector<int64_t> offsets;
   for (const auto& p : params) {
@@ -318,14 +328,8 @@ bool pack_on_huge_pages(const std::vector<at::Tensor>& params, int64_t min_bytes
     bytes += (p.numel() * esize + kAlign - 1) / kAlign * kAlign;
   }
   if (bytes < min_bytes) return false;
-  const int64_t arena_bytes = (bytes + kPage - 1) / kPage * kPage;
-  void* mem = std::aligned_alloc(static_cast<size_t>(kPage), static_cast<size_t>(arena_bytes));
-  if (mem == nullptr) return false;
-#ifdef MADV_HUGEPAGE
-  madvise(mem, static_cast<size_t>(arena_bytes), MADV_HUGEPAGE);  // advice only: no error if refused
-#endif
-  auto arena = torch::from_blob(mem, {arena_bytes / esize}, [](void* q) { std::free(q); },
-                                torch::TensorOptions().dtype(dtype));
+  const auto arena = huge_page_arena(bytes, dtype);
+  if (!arena.defined()) return false;
   torch::NoGradGuard no_grad;
   for (size_t i = 0; i < params.size(); ++i) {
     const auto& p = params[i];

@@ -100,6 +100,11 @@ at::Tensor sample_tokens(const at::Tensor& logits, const at::Tensor& uniforms, c
   return torch::searchsorted(cdf, x, /*out_int32=*/false, /*right=*/true).squeeze(1).clamp_max(v - 1);
 }
 
+at::Tensor sampled_logprobs(const at::Tensor& logits, const at::Tensor& tokens, const SamplingOptions& opts) {
+  const double t = opts.temperature > 0 ? opts.temperature : 1.0;
+  return torch::log_softmax(logits / t, -1).gather(1, tokens.unsqueeze(1)).squeeze(1);
+}
+
 GenerateOutput generate(Transformer& model, const at::Tensor& prompt_ids, const at::Tensor& prompt_mask,
                         const SamplingOptions& opts) {
   TORCH_CHECK(prompt_ids.dim() == 2 && prompt_mask.sizes() == prompt_ids.sizes(), "generate: prompt_ids ",
@@ -116,7 +121,6 @@ GenerateOutput generate(Transformer& model, const at::Tensor& prompt_ids, const 
   const auto row_max = row_limits(opts, n);
   const int64_t max_new = *std::max_element(row_max.begin(), row_max.end());
   const bool greedy = opts.greedy || opts.temperature <= 0;
-  const double lp_temperature = opts.temperature > 0 ? opts.temperature : 1.0;
   const auto& eos_list = opts.eos_token_ids.empty() ? model.config().eos_token_ids : opts.eos_token_ids;
   const std::set<int64_t> eos(eos_list.begin(), eos_list.end());
   const std::set<int64_t> stop(opts.stop_token_ids.begin(), opts.stop_token_ids.end());
@@ -146,7 +150,7 @@ GenerateOutput generate(Transformer& model, const at::Tensor& prompt_ids, const 
       for (int64_t i = 0; i < n; ++i) ua[i] = next_uniform(gens[static_cast<size_t>(i)]);
     }
     auto tok = sample_tokens(logits, u, opts);  // [N]
-    auto lp = torch::log_softmax(logits / lp_temperature, -1).gather(1, tok.unsqueeze(1)).squeeze(1);
+    auto lp = sampled_logprobs(logits, tok, opts);
     tok = torch::where(finished_dev, pad, tok);
     lp = torch::where(finished_dev, torch::zeros_like(lp), lp);
     tokens.push_back(tok);

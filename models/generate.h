@@ -74,6 +74,11 @@ at::Generator row_generator(uint64_t seed, int64_t row);
 /// A uniform double in [0, 1) from `g` (53 random bits).
 double next_uniform(at::Generator& g);
 
+/// The reported log-probs of sampled tokens [N] for logits [N, V]: log_softmax(logits / T) at
+/// each token, T = opts.temperature, or 1 when greedy (temperature <= 0); see the header comment.
+/// What generate(), the paged engine and DecodeSession report.
+at::Tensor sampled_logprobs(const at::Tensor& logits, const at::Tensor& tokens, const SamplingOptions& opts);
+
 /// One sampling step on fp32 logits [N, V]: temperature, top-k, top-p, then inverse-CDF sampling
 /// with uniforms [N] (CPU double, in [0, 1)). Returns tokens [N] int64. Exposed for tests.
 at::Tensor sample_tokens(const at::Tensor& logits, const at::Tensor& uniforms, const SamplingOptions& opts);

@@ -127,13 +127,11 @@ void BlockPool::evict_one() {
 
 namespace {
 
-bool fast_cpu(const at::Tensor& t) { return t.device().is_cpu() && t.scalar_type() == at::kFloat && t.is_contiguous(); }
-
 /// pool[blocks[r], :, offs[r], :] = kv[r, :, 0, :] for each row r.
 void write_slots(at::Tensor& pool, const at::Tensor& kv, const std::vector<int64_t>& blocks,
                  const std::vector<int64_t>& offs, at::Tensor& blk_t, at::Tensor& off_t) {
   const int64_t a = kv.size(0), hkv = kv.size(1), d = kv.size(3), bs = pool.size(2);
-  if (fast_cpu(pool)) {
+  if (fused_cpu_tensor(pool)) {
     const auto src = kv.contiguous();  // [A, Hkv, 1, D]
     const float* sp = src.data_ptr<float>();
     float* pp = pool.data_ptr<float>();

@@ -19,6 +19,21 @@
 
 namespace keel::models {
 
+void EngineStats::add(const EngineStats& o) {
+  prefill_tokens += o.prefill_tokens;
+  reused_tokens += o.reused_tokens;
+  decode_tokens += o.decode_tokens;
+  decode_steps += o.decode_steps;
+  preemptions += o.preemptions;
+  pool_blocks = std::max(pool_blocks, o.pool_blocks);
+  peak_blocks = std::max(peak_blocks, o.peak_blocks);
+  block_bytes = std::max(block_bytes, o.block_bytes);
+  peak_prefill_cache_bytes = std::max(peak_prefill_cache_bytes, o.peak_prefill_cache_bytes);
+  prefill_seconds += o.prefill_seconds;
+  decode_seconds += o.decode_seconds;
+  sample_seconds += o.sample_seconds;
+}
+
 int64_t dense_kv_bytes(const Transformer& model, int64_t n, int64_t capacity) {
   const auto& c = model.config();
   return 2 * c.num_hidden_layers * n * c.num_key_value_heads * capacity * c.head_dim *
@@ -48,7 +63,6 @@ struct Group {
   bool prefilling = false;  // a row of it waits in the batch being prefilled
 };
 
-bool paged_fast_path(const at::Tensor& t) { return t.device().is_cpu() && t.scalar_type() == at::kFloat; }
 
 }  // namespace
 
@@ -97,12 +111,12 @@ at::Tensor paged_attention(const at::Tensor& q, const at::Tensor& k_pool, const 
               "paged_attention: q [A, Hq, D] ", q.sizes(), " and pools [blocks, Hkv, block_size, D] ", k_pool.sizes());
   TORCH_CHECK(static_cast<int64_t>(tables.size()) == q.size(0) && static_cast<int64_t>(lengths.size()) == q.size(0),
               "paged_attention: one block table and length per row");
-  if (!(paged_fast_path(q) && paged_fast_path(k_pool) && k_pool.is_contiguous() && v_pool.is_contiguous()) ||
+  const auto qc = q.contiguous();
+  if (!(fused_cpu_tensor(qc) && fused_cpu_tensor(k_pool) && fused_cpu_tensor(v_pool)) ||
       compat::TwiceDifferentiableAttention::active())
     return paged_attention_reference(q, k_pool, v_pool, tables, lengths, window);
   const int64_t a = q.size(0), hq = q.size(1), d = q.size(2), hkv = k_pool.size(1), bs = k_pool.size(2);
   const int64_t rep = hq / hkv;
-  const auto qc = q.contiguous();
   auto out = torch::empty({a, hq, d}, q.options());
   const float *qp = qc.data_ptr<float>(), *kp = k_pool.data_ptr<float>(), *vp = v_pool.data_ptr<float>();
   float* op = out.data_ptr<float>();
@@ -132,10 +146,9 @@ class Engine {
  public:
   Engine(Transformer& model, const std::vector<std::vector<int64_t>>& prompts, const SamplingOptions& opts,
          const EngineOptions& eo, EngineStats& stats)
-      : model_(model), opts_(opts), eo_(eo), stats_(stats),
+      : opts_(opts), eo_(eo), stats_(stats),
         kv_(model, pool_blocks(prompts, opts, eo), eo.block_size, eo.prefix_cache, stats) {
     greedy_ = opts.greedy || opts.temperature <= 0;
-    lp_temperature_ = opts.temperature > 0 ? opts.temperature : 1.0;
     const auto& eos = opts.eos_token_ids.empty() ? model.config().eos_token_ids : opts.eos_token_ids;
     eos_.insert(eos.begin(), eos.end());
     stop_.insert(opts.stop_token_ids.begin(), opts.stop_token_ids.end());
@@ -334,7 +347,7 @@ class Engine {
       for (int64_t r = 0; r < a; ++r) ua[r] = next_uniform(gens_[static_cast<size_t>(active_[static_cast<size_t>(r)])]);
     }
     auto tok = sample_tokens(logits, u, opts_);
-    auto lp = torch::log_softmax(logits / lp_temperature_, -1).gather(1, tok.unsqueeze(1)).squeeze(1);
+    auto lp = sampled_logprobs(logits, tok, opts_);
     tok = tok.to(torch::kCPU);
     lp = lp.to(torch::kCPU);
     const auto ta = tok.accessor<int64_t, 1>();
@@ -417,13 +430,11 @@ class Engine {
     return out;
   }
 
-  Transformer& model_;
   const SamplingOptions& opts_;
   const EngineOptions& eo_;
   EngineStats& stats_;
   PagedKV kv_;
   bool greedy_ = false;
-  double lp_temperature_ = 1.0;
   std::set<int64_t> eos_, stop_;
   std::vector<Sequence> done_;  // every row's state, by row
   std::vector<Group> groups_;

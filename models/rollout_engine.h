@@ -54,6 +54,8 @@ struct EngineStats {
   /// Peak KV memory: the blocks held at their peak plus the largest transient prefill cache (an
   /// upper bound: the two peaks need not coincide).
   int64_t peak_kv_bytes() const { return peak_blocks * block_bytes + peak_prefill_cache_bytes; }
+  /// Folds in another call's figures: counts and times add up, peaks take the larger.
+  void add(const EngineStats& o);
 };
 
 /// Samples responses for `prompts` (non-empty token lists) like generate(model, prompts, opts) and

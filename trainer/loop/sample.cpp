@@ -78,12 +78,7 @@ rollout::RolloutBatch sample(RunState& c, int64_t step, PromptStore& prompt_stor
     env::EpisodeStats es;  // (several attempts: the last one's figures)
     auto b = c.env ? env::run_episodes(*c.policy, *c.tok, *c.env, *c.env_pool, prompt_store.back(), ro, c.episode, &es)
                    : rollout::generate_rollouts(*c.policy, *c.tok, prompt_store.back(), ro, &engine);
-    engine_sum.prefill_tokens += engine.prefill_tokens;
-    engine_sum.reused_tokens += engine.reused_tokens;
-    engine_sum.preemptions += engine.preemptions;
-    engine_sum.peak_blocks = std::max(engine_sum.peak_blocks, engine.peak_blocks);
-    engine_sum.block_bytes = engine.block_bytes;
-    engine_sum.peak_prefill_cache_bytes = std::max(engine_sum.peak_prefill_cache_bytes, engine.peak_prefill_cache_bytes);
+    engine_sum.add(engine);
     if (c.env) {
       env_metrics.clear();
       es.add_metrics(env_metrics);

@@ -40,27 +40,27 @@ RolloutBatch generate_rollouts(models::Transformer& policy, const models::Tokeni
 
   // Paged: one call, batch_size rows decoding at a time. Static: chunks of batch_size rows, then
   // stitched (prompts re-padded to the global width).
+  // One seed for the whole call and global row indexes: chunking (and splitting rows across ranks)
+  // does not change what a row samples.
+  so.seed = opt.seed * 1000003ull;
   std::vector<models::GenerateOutput> parts;
-  int64_t max_p = 0, max_r = 0;
   if (opt.paged) {
-    so.seed = opt.seed * 1000003ull;
     so.first_row = opt.first_row;
     auto eo = opt.engine;
     eo.max_batch = opt.batch_size;
     parts.push_back(models::generate_paged(policy, rows, so, eo, stats));
-    max_p = parts.back().prompt_ids.size(1);
-    max_r = parts.back().response_ids.size(1);
+  } else {
+    for (size_t start = 0; start < rows.size(); start += static_cast<size_t>(opt.batch_size)) {
+      const size_t end = std::min(rows.size(), start + static_cast<size_t>(opt.batch_size));
+      so.first_row = opt.first_row + static_cast<int64_t>(start);
+      parts.push_back(models::generate(
+          policy, {rows.begin() + static_cast<long>(start), rows.begin() + static_cast<long>(end)}, so));
+    }
   }
-  for (size_t start = 0; !opt.paged && start < rows.size(); start += static_cast<size_t>(opt.batch_size)) {
-    const size_t end = std::min(rows.size(), start + static_cast<size_t>(opt.batch_size));
-    std::vector<std::vector<int64_t>> chunk(rows.begin() + static_cast<long>(start), rows.begin() + static_cast<long>(end));
-    // One seed for the whole call and global row indexes: chunking (and splitting rows across
-    // ranks) does not change what a row samples.
-    so.seed = opt.seed * 1000003ull;
-    so.first_row = opt.first_row + static_cast<int64_t>(start);
-    parts.push_back(models::generate(policy, chunk, so));
-    max_p = std::max(max_p, parts.back().prompt_ids.size(1));
-    max_r = std::max(max_r, parts.back().response_ids.size(1));
+  int64_t max_p = 0, max_r = 0;
+  for (const auto& g : parts) {
+    max_p = std::max(max_p, g.prompt_ids.size(1));
+    max_r = std::max(max_r, g.response_ids.size(1));
   }
   std::vector<at::Tensor> pid, pm, rid, rm, lp;
   for (auto& g : parts) {
