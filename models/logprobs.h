@@ -34,6 +34,11 @@ struct LogprobOptions {
   /// turn episodes: response_mask marks the policy's tokens only). Undefined = response_mask. It
   /// must be a prefix mask (the conversation, then padding).
   at::Tensor response_attention;
+  /// Padding-free: the rows' real tokens (prompt and seen response) are packed into one sequence
+  /// row (Transformer::forward_hidden_packed), and the heads run only at the positions that
+  /// predict a response_mask token. Same results as the padded pass within fp32 rounding; the
+  /// cost is the batch's real tokens instead of N * (P + R).
+  bool padding_free = false;
 };
 
 struct SequenceLogprobs {

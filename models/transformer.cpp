@@ -120,10 +120,44 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> AttentionImpl::project(const at::
   return {q, k, v};
 }
 
+at::Tensor AttentionImpl::varlen_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                                           const at::Tensor& segments, double scale) const {
+  // What flash-attn's varlen kernels do for verl / TRL padding-free batches, one sequence at a
+  // time: the cost is sum(len^2), not (sum len)^2, and no token sees another sequence.
+  const int64_t rep = num_heads / num_kv_heads;
+  const auto* lens = segments.data_ptr<int64_t>();
+  std::vector<at::Tensor> outs;
+  outs.reserve(static_cast<size_t>(segments.numel()));
+  int64_t o = 0;
+  for (int64_t i = 0; i < segments.numel(); ++i) {
+    const int64_t len = lens[i];
+    auto qs = q.narrow(2, o, len);
+    auto ks = k.narrow(2, o, len);
+    auto vs = v.narrow(2, o, len);
+    if (rep > 1) {  // HF repeat_kv
+      ks = ks.unsqueeze(2).expand({1, num_kv_heads, rep, len, head_dim}).reshape({1, num_heads, len, head_dim});
+      vs = vs.unsqueeze(2).expand({1, num_kv_heads, rep, len, head_dim}).reshape({1, num_heads, len, head_dim});
+    }
+    at::Tensor m;  // a sliding layer's window only matters once the sequence is longer than it
+    if (window > 0 && len > window)
+      m = build_attention_mask(torch::ones({1, len}, torch::TensorOptions().dtype(torch::kLong).device(q.device())), 0,
+                               len, window, q.scalar_type());
+    outs.push_back(compat::scaled_dot_product_attention(qs, ks, vs, m, /*is_causal=*/!m.defined(), scale));
+    o += len;
+  }
+  return outs.size() == 1 ? outs[0] : torch::cat(outs, 2);
+}
+
 at::Tensor AttentionImpl::forward(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,
-                                  const at::Tensor& mask, at::Tensor* k_cache, at::Tensor* v_cache, int64_t past) {
+                                  const at::Tensor& mask, at::Tensor* k_cache, at::Tensor* v_cache, int64_t past,
+                                  const at::Tensor& segments) {
   const int64_t b = x.size(0), t = x.size(1);
   auto [q, k, v] = project(x, cos, sin);
+  if (segments.defined()) {
+    const double scale = 1.0 / std::sqrt(static_cast<double>(head_dim));
+    const auto out = varlen_attention(q, k, v, segments, scale);  // [1, Hq, T, D]
+    return apply_linear(o_proj, out.transpose(1, 2).reshape({b, t, num_heads * head_dim}));
+  }
   if (k_cache != nullptr) {
     k_cache->narrow(2, past, t).copy_(k);
     v_cache->narrow(2, past, t).copy_(v);
@@ -179,8 +213,9 @@ DecoderLayerImpl::DecoderLayerImpl(const ModelConfig& c) {
 }
 
 at::Tensor DecoderLayerImpl::forward(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,
-                                     const at::Tensor& mask, at::Tensor* k_cache, at::Tensor* v_cache, int64_t past) {
-  auto h = x + self_attn->forward(input_layernorm(x), cos, sin, mask, k_cache, v_cache, past);
+                                     const at::Tensor& mask, at::Tensor* k_cache, at::Tensor* v_cache, int64_t past,
+                                     const at::Tensor& segments) {
+  auto h = x + self_attn->forward(input_layernorm(x), cos, sin, mask, k_cache, v_cache, past, segments);
   return h + mlp(post_attention_layernorm(h));
 }
 
@@ -189,6 +224,7 @@ DecoderImpl::DecoderImpl(const ModelConfig& c) {
   torch::nn::ModuleList layers;
   for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
     layer_list.emplace_back(c);
+    if (c.layer_uses_sliding_window(i)) layer_list.back()->self_attn->window = c.sliding_window;
     layers->push_back(layer_list.back());
   }
   register_module("layers", layers);
@@ -260,15 +296,15 @@ struct CheckpointedLayer : public torch::autograd::Function<CheckpointedLayer> {
   static at::Tensor unwrap_mask(const at::Tensor& m) { return m.numel() == 0 ? at::Tensor() : m; }
 
   static at::Tensor forward(torch::autograd::AutogradContext* ctx, at::Tensor x, at::Tensor cos, at::Tensor sin,
-                            at::Tensor mask, int64_t layer_ptr) {
+                            at::Tensor mask, at::Tensor segments, int64_t layer_ptr) {
     ctx->saved_data["layer"] = layer_ptr;
     // Backward runs outside the caller's autocast region: the recomputation re-enters it so that
     // it reproduces the forward (torch.utils.checkpoint does the same).
     ctx->saved_data["autocast"] = compat::CudaAutocast::enabled() && x.is_cuda();
     ctx->saved_data["autocast_dtype"] = static_cast<int64_t>(compat::CudaAutocast::dtype());
-    ctx->save_for_backward({x, cos, sin, mask});
+    ctx->save_for_backward({x, cos, sin, mask, segments});
     auto* layer = reinterpret_cast<DecoderLayerImpl*>(layer_ptr);
-    return layer->forward(x, cos, sin, unwrap_mask(mask), nullptr, nullptr, 0);
+    return layer->forward(x, cos, sin, unwrap_mask(mask), nullptr, nullptr, 0, unwrap_mask(segments));
   }
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
                                                  torch::autograd::variable_list grad_out) {
@@ -280,10 +316,10 @@ struct CheckpointedLayer : public torch::autograd::Function<CheckpointedLayer> {
       torch::AutoGradMode enable(true);
       const compat::CudaAutocast ac(x.device(), static_cast<at::ScalarType>(ctx->saved_data["autocast_dtype"].toInt()),
                                     ctx->saved_data["autocast"].toBool());
-      out = layer->forward(x, saved[1], saved[2], unwrap_mask(saved[3]), nullptr, nullptr, 0);
+      out = layer->forward(x, saved[1], saved[2], unwrap_mask(saved[3]), nullptr, nullptr, 0, unwrap_mask(saved[4]));
     }
     torch::autograd::backward({out}, {grad_out[0]});
-    return {x.grad(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
+    return {x.grad(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
   }
 };
 }  // namespace
@@ -324,6 +360,31 @@ at::Tensor Transformer::forward_hidden(const at::Tensor& input_ids, const at::Te
   return decode(impl_->model->embed_tokens(input_ids), attention_mask, pos, cache, /*allow_checkpointing=*/true);
 }
 
+at::Tensor Transformer::forward_hidden_packed(const at::Tensor& input_ids, const std::vector<int64_t>& seq_lens) {
+  TORCH_CHECK(input_ids.dim() == 2 && input_ids.size(0) == 1, "forward_hidden_packed: input_ids must be [1, T], got ",
+              input_ids.sizes());
+  TORCH_CHECK(!seq_lens.empty(), "forward_hidden_packed: no sequences");
+  int64_t total = 0;
+  for (const int64_t len : seq_lens) {
+    TORCH_CHECK(len >= 1, "forward_hidden_packed: a sequence of length ", len);
+    total += len;
+  }
+  TORCH_CHECK(total == input_ids.size(1), "forward_hidden_packed: the lengths sum to ", total, ", input_ids has ",
+              input_ids.size(1), " tokens");
+  const auto dev = input_ids.device();
+  // Positions restart at 0 for every sequence (as HF's position_ids for padding-free batches).
+  std::vector<int64_t> pos_host;
+  pos_host.reserve(static_cast<size_t>(total));
+  for (const int64_t len : seq_lens)
+    for (int64_t j = 0; j < len; ++j) pos_host.push_back(j);
+  const auto pos = torch::tensor(pos_host, torch::kLong).to(dev).unsqueeze(0);
+  const auto segments = torch::tensor(seq_lens, torch::kLong);  // stays on the CPU: read on the host
+  const compat::SingleThreaded serial(dev.is_cpu() && total <= kSmallForwardTokens);
+  const compat::CudaAutocast ac(dev, autocast_.value_or(at::kBFloat16), autocast_.has_value());
+  return decode(impl_->model->embed_tokens(input_ids), at::Tensor(), pos, nullptr, /*allow_checkpointing=*/true,
+                segments);
+}
+
 at::Tensor Transformer::forward_hidden_from_embeds(const at::Tensor& embeds, const at::Tensor& attention_mask) {
   TORCH_CHECK(embeds.dim() == 3 && embeds.size(2) == cfg_.hidden_size, "forward_hidden_from_embeds: embeds must be [B, T, ",
               cfg_.hidden_size, "], got ", embeds.sizes());
@@ -341,7 +402,7 @@ at::Tensor Transformer::forward_hidden_from_embeds(const at::Tensor& embeds, con
 }
 
 at::Tensor Transformer::decode(at::Tensor x, const at::Tensor& attention_mask, const at::Tensor& pos, KVCache* cache,
-                               bool allow_checkpointing) {
+                               bool allow_checkpointing, const at::Tensor& segments) {
   const int64_t b = x.size(0), t = x.size(1);
   const int64_t past = cache != nullptr ? cache->length : 0;
   const int64_t s = past + t;
@@ -357,7 +418,9 @@ at::Tensor Transformer::decode(at::Tensor x, const at::Tensor& attention_mask, c
                                              : torch::ones({b, s}, torch::TensorOptions().dtype(torch::kLong).device(dev));
   at::Tensor full_mask = plain ? at::Tensor() : build_attention_mask(keys, past, t, 0, x.scalar_type());
   at::Tensor window_mask;
-  if (cfg_.sliding_window > 0) window_mask = build_attention_mask(keys, past, t, cfg_.sliding_window, x.scalar_type());
+  // Packed sequences build their (window) masks per sequence in the attention (varlen_attention).
+  if (cfg_.sliding_window > 0 && !segments.defined())
+    window_mask = build_attention_mask(keys, past, t, cfg_.sliding_window, x.scalar_type());
 
   const bool ckpt = allow_checkpointing && checkpointing_ && cache == nullptr && is_training() && torch::GradMode::is_enabled();
   for (int64_t i = 0; i < cfg_.num_hidden_layers; ++i) {
@@ -365,11 +428,12 @@ at::Tensor Transformer::decode(at::Tensor x, const at::Tensor& attention_mask, c
     const auto& mask = cfg_.layer_uses_sliding_window(i) ? window_mask : full_mask;
     if (ckpt) {
       const at::Tensor mask_arg = mask.defined() ? mask : torch::empty({0}, x.options());
-      x = CheckpointedLayer::apply(x, cos, sin, mask_arg, reinterpret_cast<int64_t>(layer.get()));
+      const at::Tensor seg_arg = segments.defined() ? segments : torch::empty({0}, torch::kLong);
+      x = CheckpointedLayer::apply(x, cos, sin, mask_arg, seg_arg, reinterpret_cast<int64_t>(layer.get()));
     } else if (cache != nullptr) {
       x = layer->forward(x, cos, sin, mask, &cache->k[static_cast<size_t>(i)], &cache->v[static_cast<size_t>(i)], past);
     } else {
-      x = layer->forward(x, cos, sin, mask, nullptr, nullptr, 0);
+      x = layer->forward(x, cos, sin, mask, nullptr, nullptr, 0, segments);
     }
   }
   if (cache != nullptr) cache->length = s;

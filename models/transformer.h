@@ -63,6 +63,11 @@ class Transformer {
   /// new tokens are written at slots [cache->length, +T) and cache->length advances.
   at::Tensor forward_hidden(const at::Tensor& input_ids, const at::Tensor& attention_mask = {},
                             const at::Tensor& position_ids = {}, KVCache* cache = nullptr);
+  /// Padding-free (varlen) forward: input_ids [1, T] holds sequences back to back, seq_lens their
+  /// lengths (each >= 1, summing to T). Each sequence gets positions 0 .. len - 1 and attends only
+  /// within itself, so its hidden states equal those of running it alone; the cost is its real
+  /// tokens (verl's use_remove_padding, TRL's padding_free). Final-normed hidden states [1, T, H].
+  at::Tensor forward_hidden_packed(const at::Tensor& input_ids, const std::vector<int64_t>& seq_lens);
   /// forward_hidden from input embeddings [B, T, H] (e.g. embed_tokens(ids), perturbed) instead of
   /// ids: no cache, positions from attention_mask [B, T]. For gradients w.r.t. the embeddings (the
   /// reward model's gradient penalty); it never checkpoints layers, since the reentrant
@@ -132,10 +137,10 @@ class Transformer {
   std::shared_ptr<TransformerImpl> impl() const { return impl_; }
 
  private:
-  /// The decoder layers and final norm over x [B, T, H] (the one body of forward_hidden and
-  /// forward_hidden_from_embeds).
+  /// The decoder layers and final norm over x [B, T, H] (the one body of forward_hidden,
+  /// forward_hidden_packed and forward_hidden_from_embeds; segments: see AttentionImpl::forward).
   at::Tensor decode(at::Tensor x, const at::Tensor& attention_mask, const at::Tensor& pos, KVCache* cache,
-                    bool allow_checkpointing);
+                    bool allow_checkpointing, const at::Tensor& segments = {});
 
   ModelConfig cfg_;
   HeadOptions heads_;

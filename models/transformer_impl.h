@@ -36,8 +36,11 @@ struct AttentionImpl : torch::nn::Module {
   explicit AttentionImpl(const ModelConfig& cfg);
   /// x [B, T, H]; cos/sin [B, T, D]; mask [B, 1, T, S] or undefined (= causal, no padding);
   /// k_cache/v_cache [B, Hkv, capacity, D] or undefined; past = filled slots.
+  /// segments (padding-free batches, Transformer::forward_hidden_packed): int64 CPU [K], the
+  /// lengths of the sequences packed back to back in x [1, T]; each attends causally within
+  /// itself only (and within `window` when this layer slides). Then mask and cache are unused.
   at::Tensor forward(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin, const at::Tensor& mask,
-                     at::Tensor* k_cache, at::Tensor* v_cache, int64_t past);
+                     at::Tensor* k_cache, at::Tensor* v_cache, int64_t past, const at::Tensor& segments = {});
   /// The projections of x [B, T, H] with rotary applied to q and k: q [B, Hq, T, D], k and v
   /// [B, Hkv, T, D] (heads moved in front of time as views of the [B, T, heads, D] layout). The
   /// first half of forward; the paged decode step (rollout_engine.cpp) runs the rest its own way.
@@ -46,6 +49,15 @@ struct AttentionImpl : torch::nn::Module {
   torch::nn::Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
   RMSNorm q_norm{nullptr}, k_norm{nullptr};  // qwen3 (ModelConfig::qk_norm): over each head, before RoPE
   int64_t num_heads, num_kv_heads, head_dim;
+  /// This layer's sliding window (0 = full attention); read by the packed path, which builds its
+  /// masks per sequence (the padded path gets its mask from Transformer::decode).
+  int64_t window = 0;
+
+ private:
+  /// Causal attention of each packed sequence within itself: q [1, Hq, T, D], k / v [1, Hkv, T, D]
+  /// -> [1, Hq, T, D].
+  at::Tensor varlen_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                              const at::Tensor& segments, double scale) const;
 };
 TORCH_MODULE(Attention);
 
@@ -59,7 +71,7 @@ TORCH_MODULE(MLP);
 struct DecoderLayerImpl : torch::nn::Module {
   explicit DecoderLayerImpl(const ModelConfig& cfg);
   at::Tensor forward(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin, const at::Tensor& mask,
-                     at::Tensor* k_cache, at::Tensor* v_cache, int64_t past);
+                     at::Tensor* k_cache, at::Tensor* v_cache, int64_t past, const at::Tensor& segments = {});
   Attention self_attn{nullptr};
   MLP mlp{nullptr};
   RMSNorm input_layernorm{nullptr}, post_attention_layernorm{nullptr};

@@ -92,6 +92,54 @@ TEST(Generate, SequenceLogprobsIsDifferentiable) {
   EXPECT_TRUE(m.named_parameters().at("model.embed_tokens.weight").grad().defined());
 }
 
+// Padding-free sequence_logprobs equals the padded pass: log-probs, entropy, values, the hidden
+// summary at every real position, and the gradients, with multi-turn response_attention (seen
+// observation tokens that are not the policy's) and a row whose response is empty.
+TEST(Generate, PaddingFreeLogprobsMatchThePaddedPass) {
+  const std::vector<std::string> types = {"llama", "qwen2", "mistral", "qwen3"};
+  for (uint64_t seed = 0; seed < 8; ++seed) {
+    SCOPED_TRACE("seed " + std::to_string(seed));
+    auto m = tiny_model(types[seed % 4], seed, /*tie=*/seed % 2, /*window=*/seed % 3 == 2 ? 3 : 0);
+    m.add_value_head();
+    m.train(true);
+    auto [pids, pmask] = left_pad(random_prompts(50, seed, {3, 6, 1, 4}), 0);
+    auto gen = at::detail::createCPUGenerator(seed);
+    const auto rids = at::randint(1, 50, {4, 6}, gen, torch::kLong);
+    // Seen lengths 6, 4, 0, 5; the policy's tokens are a subset (row 1: an observation at 1..2).
+    const auto seen = torch::tensor({1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 0}, torch::kLong)
+                          .view({4, 6});
+    const auto rmask = torch::tensor({1, 1, 1, 1, 1, 1, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 0, 0}, torch::kLong)
+                           .view({4, 6});
+    LogprobOptions o;
+    o.temperature = 0.8;
+    o.entropy = true;
+    o.values = true;
+    o.response_attention = seen;
+    o.hidden_reduce = [](const at::Tensor& hidden, const at::Tensor&) { return hidden.flatten(1); };
+    const auto run = [&](bool packed) {
+      for (auto& p : m.parameters()) p.mutable_grad() = at::Tensor();
+      o.padding_free = packed;
+      auto out = sequence_logprobs(m, pids, pmask, rids, rmask, o);
+      (out.logprobs.sum() + 0.3 * out.entropy.sum() + 0.1 * out.values.pow(2).sum()).backward();
+      std::map<std::string, at::Tensor> g;
+      for (auto& [n, p] : m.named_parameters()) g[n] = p.grad().clone();
+      return std::make_pair(out, g);
+    };
+    const auto [padded, g_padded] = run(false);
+    const auto [packed, g_packed] = run(true);
+    EXPECT_TRUE(torch::allclose(packed.logprobs, padded.logprobs, 0, 1e-5));
+    EXPECT_TRUE(torch::allclose(packed.entropy, padded.entropy, 0, 1e-5));
+    EXPECT_TRUE(torch::allclose(packed.values, padded.values, 0, 1e-5));
+    EXPECT_TRUE((packed.logprobs.narrow(0, 2, 1) == 0).all().item<bool>());  // the empty response
+    // The summary: equal wherever the padded pass reads a real token (prompt end and seen prefix).
+    const auto real = torch::cat({torch::ones({4, 1}, torch::kLong), seen.narrow(1, 0, 5)}, 1).to(torch::kFloat);
+    const auto hp = padded.hidden_reduced.view({4, 6, -1}) * real.unsqueeze(-1);
+    EXPECT_TRUE(torch::allclose(packed.hidden_reduced.view({4, 6, -1}), hp, 0, 1e-5));
+    for (const auto& [n, g] : g_padded)  // fp32 sums in another order: relative to the largest entry
+      EXPECT_LE((g_packed.at(n) - g).abs().max().item<double>(), 2e-5 * (1 + g.abs().max().item<double>())) << n;
+  }
+}
+
 TEST(Generate, SeededAndReproducible) {
   auto m = tiny_model("qwen2", 1);
   const auto prompts = random_prompts(50, 1, {4, 2, 5});
