@@ -150,6 +150,13 @@ void read_batch(Reader& r, BatchSection& c) {
   r.field("prompts_per_step", c.prompts_per_step, "global prompts per RL step").ge(1);
   r.field("mini_batch_size", c.mini_batch_size, "samples per optimizer step (global)").ge(1);
   r.field("micro_batch_size", c.micro_batch_size, "samples per forward/backward on one rank").ge(1);
+  r.field("padding_free", c.padding_free,
+          "learner passes pack the rows' real tokens into one sequence row (varlen attention), so a micro-batch "
+          "costs its real tokens, not rows x longest row (verl use_remove_padding, TRL padding_free)");
+  r.field("max_tokens_per_micro_batch", c.max_tokens_per_micro_batch,
+          "0 = off; else a micro-batch also stops before its real tokens (prompt + response) exceed this, a longer "
+          "row going alone (verl ppo_max_token_len_per_gpu); the loss is the same, only the memory bound changes")
+      .ge(0);
   r.field("epochs", c.epochs, "passes over each rollout batch (PPO epochs)").ge(1);
 }
 
@@ -247,6 +254,9 @@ void derive_batch(Reader& r, RunConfig& cfg, int world_size) {
   } else {
     d.mini_batches_per_epoch = d.rollout_batch / b.mini_batch_size;
   }
+  if (cfg.learner.algorithm == "rm" && (b.padding_free || b.max_tokens_per_micro_batch > 0))
+    r.error("batch", "padding_free and max_tokens_per_micro_batch shape the policy learners' passes (grpo, ppo, dpo, "
+                     "sft, ...); reward-model training (learner rm) pads its pairs: leave them unset");
   const int64_t per_pass = static_cast<int64_t>(b.micro_batch_size) * d.learner_ranks;
   if (b.mini_batch_size % per_pass != 0 || b.mini_batch_size / per_pass < 1) {
     r.error("batch", fmt::format("mini_batch_size {} is not a whole number (>= 1) of micro_batch_size {} x {} learner "

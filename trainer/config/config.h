@@ -104,6 +104,8 @@ struct BatchSection {
   int prompts_per_step = 8;             // global prompts per RL step
   int mini_batch_size = 64;             // samples per optimizer step (global)
   int micro_batch_size = 16;            // samples per forward/backward on one rank
+  bool padding_free = false;            // pack each micro-batch's real tokens into one row (varlen attention)
+  int64_t max_tokens_per_micro_batch = 0;  // > 0: also cap a micro-batch's real tokens (a longer row goes alone)
   int epochs = 1;                       // passes over each rollout batch
 };
 

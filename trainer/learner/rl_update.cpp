@@ -7,6 +7,7 @@
 #include "models/logprobs.h"
 #include "models/transformer.h"
 #include "trainer/learner/loss_agg.h"
+#include "trainer/learner/sequence_batch.h"
 
 namespace keel::learner {
 
@@ -66,6 +67,9 @@ RlUpdateResult rl_update(models::Transformer& policy, torch::optim::Optimizer& o
   policy.train(true);
   if (separate_critic) critic->model->train(true);
   auto params = policy.parameters();
+  const at::Tensor tokens = o.max_tokens_per_micro_batch > 0
+                                ? row_tokens(b.prompt_mask, b.response_mask, b.response_attention)
+                                : at::Tensor();
   RlUpdateResult res;
   std::map<std::string, double> sums;
   int64_t mini_batches = 0;
@@ -87,9 +91,10 @@ RlUpdateResult rl_update(models::Transformer& policy, torch::optim::Optimizer& o
       double loss_total = 0;
       std::map<std::string, double> mb;
       int micro = 0;
-      for (int64_t u0 = m0; u0 < m1; u0 += o.micro_batch_size) {
-        const auto s = slice_rows(b, u0, std::min(m1, u0 + o.micro_batch_size), policy.device());
+      for (const auto& [u0, u1] : micro_batches(tokens, m0, m1, o.micro_batch_size, o.max_tokens_per_micro_batch)) {
+        const auto s = slice_rows(b, u0, u1, policy.device());
         models::LogprobOptions lo;
+        lo.padding_free = o.padding_free;
         lo.temperature = o.temperature;
         lo.entropy = true;
         lo.values = shared_critic;
@@ -117,6 +122,7 @@ RlUpdateResult rl_update(models::Transformer& policy, torch::optim::Optimizer& o
             models::LogprobOptions co;
             co.values = true;
             co.logprobs = false;
+            co.padding_free = o.padding_free;
             co.response_attention = s.rattn;
             vin.values = models::sequence_logprobs(*critic->model, s.pids, s.pmask, s.rids, s.rmask, co).values;
           }

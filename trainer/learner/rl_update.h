@@ -35,6 +35,8 @@ struct RlUpdateOptions {
   int micro_batch_size = 16;     ///< rows per forward/backward
   double grad_clip = 1.0;        ///< 0 = off (the norm is still measured)
   double temperature = 1.0;      ///< the sampler's temperature (log-probs are recomputed under it)
+  bool padding_free = false;     ///< forwards over the rows' real tokens only (LogprobOptions::padding_free)
+  int64_t max_tokens_per_micro_batch = 0;  ///< > 0: micro-batches also capped in real tokens (micro_batches())
   PolicyLossOptions loss;
   LrScheduleOptions lr;
   /// Data-parallel ranks: null = one process. With W ranks each rank passes its own rows and

@@ -26,6 +26,36 @@ SequenceBatch SequenceBatch::to(const at::Device& device) const {
   return {on(prompt_ids), on(prompt_mask), on(response_ids), on(response_mask), on(response_attention)};
 }
 
+std::vector<std::pair<int64_t, int64_t>> micro_batches(const at::Tensor& row_tokens, int64_t lo, int64_t hi,
+                                                       int64_t max_rows, int64_t max_tokens) {
+  TORCH_CHECK(max_rows > 0, "micro_batches: max_rows must be > 0");
+  std::vector<std::pair<int64_t, int64_t>> out;
+  if (max_tokens <= 0) {
+    for (int64_t s = lo; s < hi; s += max_rows) out.emplace_back(s, std::min(hi, s + max_rows));
+    return out;
+  }
+  const auto tok = row_tokens.to(torch::kLong).cpu().contiguous();
+  TORCH_CHECK(tok.dim() == 1 && tok.size(0) >= hi, "micro_batches: row_tokens ", tok.sizes(), " does not cover row ", hi - 1);
+  const auto* t = tok.data_ptr<int64_t>();
+  int64_t s = lo, sum = 0;
+  for (int64_t i = lo; i < hi; ++i) {
+    if (i > s && (i - s == max_rows || sum + t[i] > max_tokens)) {
+      out.emplace_back(s, i);
+      s = i;
+      sum = 0;
+    }
+    sum += t[i];
+  }
+  if (hi > lo) out.emplace_back(s, hi);
+  return out;
+}
+
+at::Tensor row_tokens(const at::Tensor& prompt_mask, const at::Tensor& response_mask,
+                      const at::Tensor& response_attention) {
+  const auto& seen = response_attention.defined() ? response_attention : response_mask;
+  return (prompt_mask.to(torch::kLong).sum(1) + seen.to(torch::kLong).sum(1)).cpu();
+}
+
 SequenceBatch sequences(const rollout::RolloutBatch& b) {
   return {b.prompt_ids, b.prompt_mask, b.response_ids, b.response_mask, b.response_attention};
 }

@@ -38,6 +38,17 @@ struct SequenceBatch {
 models::SequenceLogprobs no_grad_logprobs(models::Transformer& model, const SequenceBatch& b, int64_t micro,
                                           const models::LogprobOptions& opts = {});
 
+/// Micro-batches over rows [lo, hi): consecutive runs of at most max_rows rows and, when
+/// max_tokens > 0, of at most max_tokens tokens (row_tokens [N] int64: a row's real tokens, prompt
+/// and seen response); a row longer than max_tokens goes alone. Half-open [begin, end) pairs.
+std::vector<std::pair<int64_t, int64_t>> micro_batches(const at::Tensor& row_tokens, int64_t lo, int64_t hi,
+                                                       int64_t max_rows, int64_t max_tokens);
+
+/// Real tokens of each row [N] int64 on the CPU: prompt_mask's plus the seen response's
+/// (response_attention when defined, else response_mask).
+at::Tensor row_tokens(const at::Tensor& prompt_mask, const at::Tensor& response_mask,
+                      const at::Tensor& response_attention);
+
 /// The RolloutBatch's sequences (prompt, response, response_attention), for no-grad passes.
 SequenceBatch sequences(const rollout::RolloutBatch& b);
 

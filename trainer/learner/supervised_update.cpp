@@ -6,6 +6,7 @@
 
 #include "models/logprobs.h"
 #include "models/transformer.h"
+#include "trainer/learner/sequence_batch.h"
 
 namespace keel::learner {
 
@@ -46,9 +47,13 @@ StepResult sft_update(models::Transformer& policy, torch::optim::Optimizer& opti
   policy.train(true);
   optimizer.zero_grad();
   double loss_total = 0;
-  for (int64_t s = 0; s < n; s += o.micro_batch_size) {
-    const auto mb = batch.rows(s, std::min(n, s + o.micro_batch_size)).to(policy.device());
+  const at::Tensor row_tok = o.max_tokens_per_micro_batch > 0
+                                 ? row_tokens(batch.prompt_mask, batch.response_mask, batch.response_attention)
+                                 : at::Tensor();
+  for (const auto& [s, e] : micro_batches(row_tok, 0, n, o.micro_batch_size, o.max_tokens_per_micro_batch)) {
+    const auto mb = batch.rows(s, e).to(policy.device());
     models::LogprobOptions lo;
+    lo.padding_free = o.padding_free;
     lo.response_attention = mb.response_attention;  // multi-turn: the observations are seen, not trained on
     const auto lp = models::sequence_logprobs(policy, mb.prompt_ids, mb.prompt_mask, mb.response_ids,
                                               mb.response_mask, lo).logprobs;
@@ -78,12 +83,18 @@ StepResult dpo_update(models::Transformer& policy, models::Transformer* referenc
   double loss_total = 0;
   std::map<std::string, double> sums;
   int micro = 0;
-  for (int64_t s = 0; s < n; s += o.micro_batch_size) {
-    const int64_t e = std::min(n, s + o.micro_batch_size);
+  const at::Tensor pair_tok =
+      o.max_tokens_per_micro_batch > 0
+          ? row_tokens(chosen.prompt_mask, chosen.response_mask, chosen.response_attention) +
+                row_tokens(rejected.prompt_mask, rejected.response_mask, rejected.response_attention)
+          : at::Tensor();
+  models::LogprobOptions lo;
+  lo.padding_free = o.padding_free;
+  for (const auto& [s, e] : micro_batches(pair_tok, 0, n, o.micro_batch_size, o.max_tokens_per_micro_batch)) {
     const auto c = chosen.rows(s, e).to(policy.device()), r = rejected.rows(s, e).to(policy.device());
     DpoInputs in;
-    const auto seq = [](models::Transformer& m, const SequenceBatch& b) {
-      const auto lp = models::sequence_logprobs(m, b.prompt_ids, b.prompt_mask, b.response_ids, b.response_mask);
+    const auto seq = [&lo](models::Transformer& m, const SequenceBatch& b) {
+      const auto lp = models::sequence_logprobs(m, b.prompt_ids, b.prompt_mask, b.response_ids, b.response_mask, lo);
       return sequence_logp(lp.logprobs, b.response_mask);
     };
     in.chosen_logp = seq(policy, c);

@@ -31,6 +31,8 @@ namespace keel::learner {
 
 struct SupervisedOptions {
   int micro_batch_size = 16;  ///< rows (SFT) or pairs (DPO) per forward/backward
+  bool padding_free = false;  ///< forwards over the rows' real tokens only (LogprobOptions::padding_free)
+  int64_t max_tokens_per_micro_batch = 0;  ///< > 0: micro-batches also capped in real tokens (a DPO pair's two rows count)
   double grad_clip = 1.0;     ///< 0 = off (the norm is still measured)
   LrScheduleOptions lr;
   const DataParallelHooks* dp = nullptr;  ///< several ranks, each with its rows (null: one process)

@@ -43,6 +43,7 @@ at::Tensor policy_rank_metrics(RunState& c, const rollout::RolloutBatch& b) {
   const auto& v = c.adv_opts.verl;
   models::LogprobOptions lo;
   lo.logprobs = false;
+  lo.padding_free = c.cfg.batch.padding_free;
   lo.hidden_reduce = [&v](const at::Tensor& hidden, const at::Tensor& mask) {
     return credit::response_rank_metrics(hidden, mask, v.stride, v.max_seq_len);
   };
@@ -70,6 +71,7 @@ std::pair<at::Tensor, at::Tensor> policy_thr_inputs(RunState& c, const rollout::
   int64_t h = 0;
   models::LogprobOptions lo;
   lo.logprobs = false;
+  lo.padding_free = c.cfg.batch.padding_free;
   lo.hidden_reduce = [&](const at::Tensor& hidden, const at::Tensor&) {
     h = hidden.size(2);
     const auto q = torch::softmax(policy.lm_logits(hidden).to(torch::kFloat) / temp, -1).index_select(2, vocab_dev);

@@ -68,7 +68,9 @@ Metrics evaluate_pairs(RunState& c) {
   const auto [cb, rb] = encode_pairs(c, records, [](size_t i) { return static_cast<uint64_t>(i); });
   c.policy->train(false);
   const auto seq = [&](models::Transformer& m, const learner::SequenceBatch& b) {
-    return learner::sequence_logp(learner::no_grad_logprobs(m, b, c.cfg.batch.micro_batch_size).logprobs,
+    models::LogprobOptions lo;
+    lo.padding_free = c.cfg.batch.padding_free;
+    return learner::sequence_logp(learner::no_grad_logprobs(m, b, c.cfg.batch.micro_batch_size, lo).logprobs,
                                   b.response_mask);
   };
   auto margin = seq(*c.policy, cb) - seq(*c.policy, rb);

@@ -284,6 +284,8 @@ void set_update_options(RunState& c) {
   u.epochs = cfg.batch.epochs;
   u.mini_batch_size = cfg.batch.mini_batch_size;
   u.micro_batch_size = cfg.batch.micro_batch_size;
+  u.padding_free = cfg.batch.padding_free;
+  u.max_tokens_per_micro_batch = cfg.batch.max_tokens_per_micro_batch;
   u.grad_clip = o.grad_clip;
   u.temperature = cfg.rollout.temperature > 0 ? cfg.rollout.temperature : 1.0;
   u.loss = learner::policy_loss_options(cfg.learner, cfg.kl);

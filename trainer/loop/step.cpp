@@ -28,6 +28,7 @@ using metrics::Metrics;
 at::Tensor reference_logprobs(RunState& c, const rollout::RolloutBatch& b) {
   models::LogprobOptions lo;
   lo.temperature = c.update.temperature;
+  lo.padding_free = c.cfg.batch.padding_free;
   return learner::no_grad_logprobs(*c.reference, learner::sequences(b), c.cfg.batch.micro_batch_size, lo).logprobs;
 }
 
@@ -37,6 +38,7 @@ at::Tensor critic_values(RunState& c, models::Transformer& critic, const rollout
   models::LogprobOptions lo;
   lo.values = true;
   lo.logprobs = false;
+  lo.padding_free = c.cfg.batch.padding_free;
   return learner::no_grad_logprobs(critic, learner::sequences(b), c.cfg.batch.micro_batch_size, lo).values;
 }
 

@@ -78,6 +78,8 @@ learner::RlUpdateResult update_policy(RunState& c, const rollout::RolloutBatch& 
 learner::SupervisedOptions supervised_options(const RunState& c) {
   learner::SupervisedOptions so;
   so.micro_batch_size = c.cfg.batch.micro_batch_size;
+  so.padding_free = c.cfg.batch.padding_free;
+  so.max_tokens_per_micro_batch = c.cfg.batch.max_tokens_per_micro_batch;
   so.grad_clip = c.cfg.optim.grad_clip;
   so.lr = c.update.lr;
   if (c.comm) so.dp = &c.dp_hooks;
