@@ -119,6 +119,37 @@ void write_file_atomic(const std::filesystem::path& p, std::string_view contents
   write_atomic_with(p, [&](int fd, const std::string& tmp) { write_all(fd, contents.data(), contents.size(), tmp); });
 }
 
+void write_dir_atomic(const std::filesystem::path& dir, const std::function<void(const std::filesystem::path& tmp)>& fill,
+                      std::string_view what) {
+  namespace stdfs = std::filesystem;
+  const stdfs::path target = stdfs::absolute(dir).lexically_normal();
+  const stdfs::path parent = target.parent_path();
+  static std::atomic<uint64_t> counter{0};
+  const std::string tag = std::to_string(::getpid()) + "." + std::to_string(counter++);
+  const stdfs::path tmp = parent / ("." + target.filename().string() + ".tmp." + tag);
+  try {
+    stdfs::create_directories(parent);
+    stdfs::create_directory(tmp);
+    fill(tmp);
+    if (stdfs::exists(target)) {
+      const stdfs::path old = parent / ("." + target.filename().string() + ".old." + tag);
+      stdfs::rename(target, old);
+      stdfs::rename(tmp, target);
+      remove_tree(old);
+    } else {
+      stdfs::rename(tmp, target);
+    }
+  } catch (const stdfs::filesystem_error& e) {
+    std::error_code ec;
+    remove_tree(tmp, ec);
+    fail("{}: saving the {} failed: {}", dir.string(), what, e.what());
+  } catch (...) {
+    std::error_code ec;
+    remove_tree(tmp, ec);
+    throw;
+  }
+}
+
 void rename_dir_atomic(const std::filesystem::path& from, const std::filesystem::path& to) {
   if (std::filesystem::exists(to)) fail("{}: already exists", to.string());
   if (::rename(from.c_str(), to.c_str()) != 0)

@@ -38,6 +38,13 @@ void fsync_path(const std::filesystem::path& p);
 std::uintmax_t remove_tree(const std::filesystem::path& p, std::error_code& ec) noexcept;
 std::uintmax_t remove_tree(const std::filesystem::path& p);
 
+/// Writes directory `dir` whole: fill(tmp) writes its files into a fresh hidden sibling, which then
+/// takes dir's place (an old dir is moved aside first and removed after), so a crash leaves the old
+/// or the new directory, never a half-written one. A failure removes the temp and rethrows;
+/// filesystem errors become keel::Error naming `dir` and `what`.
+void write_dir_atomic(const std::filesystem::path& dir, const std::function<void(const std::filesystem::path& tmp)>& fill,
+                      std::string_view what);
+
 /// Atomically renames directory `from` to `to` (which must not exist) and fsyncs the parent.
 void rename_dir_atomic(const std::filesystem::path& from, const std::filesystem::path& to);
 

@@ -353,7 +353,7 @@ at::Tensor PagedKV::decode(const std::vector<PagedSeq*>& rows) {
     write_slots(vp, v, slot_block, slot_off, blk_t, off_t);
     const int64_t window = cfg.layer_uses_sliding_window(l) ? cfg.sliding_window : 0;
     auto o = paged_attention(q.squeeze(2), kp, vp, tables, lengths, window);  // [A, Hq, D]
-    auto h = x + linear(o.reshape({a, 1, attn.num_heads * attn.head_dim}), attn.o_proj->weight, attn.o_proj->bias);
+    auto h = x + attn.output(o.reshape({a, 1, attn.num_heads * attn.head_dim}));
     x = h + layer->mlp(layer->post_attention_layernorm(h));
   }
   auto logits = model_.lm_logits(m.model->norm(x)).select(1, 0).to(torch::kFloat);  // [A, V]

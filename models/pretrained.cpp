@@ -138,14 +138,7 @@ void write_weights(const Transformer& model, const std::map<std::string, at::Ten
 }  // namespace
 
 void save_pretrained(const Transformer& model, const std::string& dir, const SaveOptions& opts) {
-  const fs::path target = fs::absolute(fs::path(dir)).lexically_normal();
-  const fs::path parent = target.parent_path();
-  fs::create_directories(parent);
-  std::random_device rd;
-  const std::string tag = fmt::format("{}.{:x}", ::getpid(), rd());
-  const fs::path tmp = parent / fmt::format(".{}.tmp.{}", target.filename().string(), tag);
-  fs::create_directory(tmp);
-  try {
+  keel::fs::write_dir_atomic(fs::path(dir), [&](const fs::path& tmp) {
     ModelConfig cfg = model.config();
     std::map<std::string, at::Tensor> tensors = model.state_dict();
     const at::ScalarType dtype = opts.dtype.value_or(model.dtype());
@@ -182,26 +175,7 @@ void save_pretrained(const Transformer& model, const std::string& dir, const Sav
         }
       }
     }
-    // Swap into place: the old directory (if any) is moved aside first and removed only after the
-    // new one is in place, so a crash leaves either the old or the new directory under `dir`
-    // (plus a stray hidden temp to clean up), never a half-written one.
-    if (fs::exists(target)) {
-      const fs::path old = parent / fmt::format(".{}.old.{}", target.filename().string(), tag);
-      fs::rename(target, old);
-      fs::rename(tmp, target);
-      keel::fs::remove_tree(old);
-    } else {
-      fs::rename(tmp, target);
-    }
-  } catch (const fs::filesystem_error& e) {
-    std::error_code ec;
-    keel::fs::remove_tree(tmp, ec);
-    fail("{}: saving the model failed: {}", dir, e.what());
-  } catch (...) {
-    std::error_code ec;
-    keel::fs::remove_tree(tmp, ec);
-    throw;
-  }
+  }, "model");
 }
 
 }  // namespace keel::models

@@ -2,6 +2,7 @@
 // (transformer.h). Follows HF's modeling_llama.py / modeling_qwen2.py / modeling_mistral.py.
 #include "models/transformer.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <numbers>
@@ -103,20 +104,30 @@ namespace {
 at::Tensor apply_linear(const torch::nn::Linear& l, const at::Tensor& x) { return linear(x, l->weight, l->bias); }
 }  // namespace
 
+at::Tensor lora_linear(const torch::nn::Linear& l, const at::Tensor& x, const LoraAdapter& ad, const LoraState* st,
+                       bool training) {
+  auto y = apply_linear(l, x);
+  if (st == nullptr || !st->enabled || !ad.a.defined()) return y;
+  // LoRA eq. 3: h = W0 x + (alpha / r) B A x; PEFT applies its dropout to the adapter's input only.
+  const auto h = st->opts.dropout > 0 && training ? torch::dropout(x, st->opts.dropout, /*train=*/true) : x;
+  return y + torch::linear(torch::linear(h, ad.a), ad.b) * st->scale;
+}
+
 std::tuple<at::Tensor, at::Tensor, at::Tensor> AttentionImpl::project(const at::Tensor& x, const at::Tensor& cos,
                                                                        const at::Tensor& sin) {
   const int64_t b = x.size(0), t = x.size(1);
   // Rotary on [B, T, H, D] (the projections' own layout, so the fused kernel reads it in order),
   // then heads in front of time.
-  auto q = apply_linear(q_proj, x).view({b, t, num_heads, head_dim});
-  auto k = apply_linear(k_proj, x).view({b, t, num_kv_heads, head_dim});
+  const bool tr = is_training();
+  auto q = lora_linear(q_proj, x, lora[0], lora_state, tr).view({b, t, num_heads, head_dim});
+  auto k = lora_linear(k_proj, x, lora[1], lora_state, tr).view({b, t, num_kv_heads, head_dim});
   if (!q_norm.is_empty()) {  // Qwen3: RMSNorm over each head's D before RoPE
     q = q_norm(q);
     k = k_norm(k);
   }
   q = rotary(q, cos, sin).transpose(1, 2);  // [B, Hq, T, D]
   k = rotary(k, cos, sin).transpose(1, 2);  // [B, Hkv, T, D]
-  auto v = apply_linear(v_proj, x).view({b, t, num_kv_heads, head_dim}).transpose(1, 2);  // [B, Hkv, T, D]
+  auto v = lora_linear(v_proj, x, lora[2], lora_state, tr).view({b, t, num_kv_heads, head_dim}).transpose(1, 2);
   return {q, k, v};
 }
 
@@ -156,7 +167,7 @@ at::Tensor AttentionImpl::forward(const at::Tensor& x, const at::Tensor& cos, co
   if (segments.defined()) {
     const double scale = 1.0 / std::sqrt(static_cast<double>(head_dim));
     const auto out = varlen_attention(q, k, v, segments, scale);  // [1, Hq, T, D]
-    return apply_linear(o_proj, out.transpose(1, 2).reshape({b, t, num_heads * head_dim}));
+    return output(out.transpose(1, 2).reshape({b, t, num_heads * head_dim}));
   }
   if (k_cache != nullptr) {
     k_cache->narrow(2, past, t).copy_(k);
@@ -171,7 +182,7 @@ at::Tensor AttentionImpl::forward(const at::Tensor& x, const at::Tensor& cos, co
     // A decode step (a few query rows, the keys and values read from the cache in place; no
     // autograd): one fused pass per row, already in o_proj's layout [B, T, Hq, D].
     auto fused = small_attention(q, k, v, mask, scale);
-    if (fused.defined()) return apply_linear(o_proj, fused.view({b, t, num_heads * head_dim}));
+    if (fused.defined()) return output(fused.view({b, t, num_heads * head_dim}));
   }
   at::Tensor out;  // [B, Hq, T, D]
   if (rep > 1 && mask.defined() && x.device().is_cpu()) {
@@ -191,7 +202,7 @@ at::Tensor AttentionImpl::forward(const at::Tensor& x, const at::Tensor& cos, co
     // An undefined mask means plain causal attention with T == S (no cache, no padding).
     out = compat::scaled_dot_product_attention(q, k, v, mask, /*is_causal=*/!mask.defined(), scale);
   }
-  return apply_linear(o_proj, out.transpose(1, 2).reshape({b, t, num_heads * head_dim}));
+  return output(out.transpose(1, 2).reshape({b, t, num_heads * head_dim}));
 }
 
 MLPImpl::MLPImpl(const ModelConfig& c) {
@@ -202,7 +213,10 @@ MLPImpl::MLPImpl(const ModelConfig& c) {
 }
 
 at::Tensor MLPImpl::forward(const at::Tensor& x) {
-  return apply_linear(down_proj, swiglu(apply_linear(gate_proj, x), apply_linear(up_proj, x)));
+  const bool tr = is_training();
+  return lora_linear(down_proj,
+                     swiglu(lora_linear(gate_proj, x, lora[0], lora_state, tr), lora_linear(up_proj, x, lora[1], lora_state, tr)),
+                     lora[2], lora_state, tr);
 }
 
 DecoderLayerImpl::DecoderLayerImpl(const ModelConfig& c) {
@@ -282,6 +296,26 @@ void TransformerImpl::add_reward_head() {
   init_linear(score, cfg.initializer_range);
 }
 
+// ---- LoRA adapters switch -----------------------------------------------------------------------
+namespace {
+/// Sets LoraState::enabled for one forward and restores it after (no-op without adapters).
+class AdapterScope {
+ public:
+  AdapterScope(LoraState* s, bool on) : s_(s), prev_(s != nullptr && s->enabled) {
+    if (s_ != nullptr) s_->enabled = on;
+  }
+  ~AdapterScope() {
+    if (s_ != nullptr) s_->enabled = prev_;
+  }
+  AdapterScope(const AdapterScope&) = delete;
+  AdapterScope& operator=(const AdapterScope&) = delete;
+
+ private:
+  LoraState* s_;
+  bool prev_;
+};
+}  // namespace
+
 // ---- activation checkpointing ------------------------------------------------------------------
 // LibTorch's C++ API (1.13 and 2.x) has no torch.utils.checkpoint. This is the reentrant variant:
 // forward runs the layer without building a graph; backward recomputes it with grad enabled from
@@ -302,8 +336,11 @@ struct CheckpointedLayer : public torch::autograd::Function<CheckpointedLayer> {
     // it reproduces the forward (torch.utils.checkpoint does the same).
     ctx->saved_data["autocast"] = compat::CudaAutocast::enabled() && x.is_cuda();
     ctx->saved_data["autocast_dtype"] = static_cast<int64_t>(compat::CudaAutocast::dtype());
-    ctx->save_for_backward({x, cos, sin, mask, segments});
     auto* layer = reinterpret_cast<DecoderLayerImpl*>(layer_ptr);
+    // The recomputation runs after the forward's AdapterScope has ended: it re-enters the same setting.
+    const auto* lora = layer->self_attn->lora_state;
+    ctx->saved_data["lora_on"] = lora == nullptr || lora->enabled;
+    ctx->save_for_backward({x, cos, sin, mask, segments});
     return layer->forward(x, cos, sin, unwrap_mask(mask), nullptr, nullptr, 0, unwrap_mask(segments));
   }
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
@@ -314,6 +351,7 @@ struct CheckpointedLayer : public torch::autograd::Function<CheckpointedLayer> {
     at::Tensor out;
     {
       torch::AutoGradMode enable(true);
+      const AdapterScope adapters(layer->self_attn->lora_state, ctx->saved_data["lora_on"].toBool());
       const compat::CudaAutocast ac(x.device(), static_cast<at::ScalarType>(ctx->saved_data["autocast_dtype"].toInt()),
                                     ctx->saved_data["autocast"].toBool());
       out = layer->forward(x, saved[1], saved[2], unwrap_mask(saved[3]), nullptr, nullptr, 0, unwrap_mask(saved[4]));
@@ -357,6 +395,7 @@ at::Tensor Transformer::forward_hidden(const at::Tensor& input_ids, const at::Te
 
   const compat::SingleThreaded serial(dev.is_cpu() && b * t <= kSmallForwardTokens);  // see compat.h
   const compat::CudaAutocast ac(dev, autocast_.value_or(at::kBFloat16), autocast_.has_value());
+  const AdapterScope adapters(impl_->lora.get(), adapters_enabled_);
   return decode(impl_->model->embed_tokens(input_ids), attention_mask, pos, cache, /*allow_checkpointing=*/true);
 }
 
@@ -381,6 +420,7 @@ at::Tensor Transformer::forward_hidden_packed(const at::Tensor& input_ids, const
   const auto segments = torch::tensor(seq_lens, torch::kLong);  // stays on the CPU: read on the host
   const compat::SingleThreaded serial(dev.is_cpu() && total <= kSmallForwardTokens);
   const compat::CudaAutocast ac(dev, autocast_.value_or(at::kBFloat16), autocast_.has_value());
+  const AdapterScope adapters(impl_->lora.get(), adapters_enabled_);
   return decode(impl_->model->embed_tokens(input_ids), at::Tensor(), pos, nullptr, /*allow_checkpointing=*/true,
                 segments);
 }
@@ -398,6 +438,7 @@ at::Tensor Transformer::forward_hidden_from_embeds(const at::Tensor& embeds, con
                        ? position_ids_from_mask(attention_mask)
                        : torch::arange(t, torch::TensorOptions().dtype(torch::kLong).device(dev)).unsqueeze(0).expand({b, t});
   const compat::CudaAutocast ac(dev, autocast_.value_or(at::kBFloat16), autocast_.has_value());
+  const AdapterScope adapters(impl_->lora.get(), adapters_enabled_);
   return decode(embeds, attention_mask, pos, nullptr, /*allow_checkpointing=*/false);
 }
 
@@ -423,6 +464,10 @@ at::Tensor Transformer::decode(at::Tensor x, const at::Tensor& attention_mask, c
     window_mask = build_attention_mask(keys, past, t, cfg_.sliding_window, x.scalar_type());
 
   const bool ckpt = allow_checkpointing && checkpointing_ && cache == nullptr && is_training() && torch::GradMode::is_enabled();
+  // A frozen embedding (LoRA) gives the first checkpointed layer an input that needs no gradient,
+  // and autograd would then never call its backward, so the adapters inside would get none: the
+  // input is made a leaf that requires grad (HF's enable_input_require_grads, for the same reason).
+  if (ckpt && !x.requires_grad()) x = x.detach().requires_grad_(true);
   for (int64_t i = 0; i < cfg_.num_hidden_layers; ++i) {
     auto& layer = m.model->layer_list[static_cast<size_t>(i)];
     const auto& mask = cfg_.layer_uses_sliding_window(i) ? window_mask : full_mask;
@@ -500,7 +545,14 @@ void Transformer::add_reward_head() {
   heads_.reward_head = true;
 }
 
-std::vector<at::Tensor> Transformer::parameters() const { return impl_->parameters(); }
+std::vector<at::Tensor> Transformer::parameters() const {
+  auto all = impl_->parameters();
+  if (!impl_->lora) return all;
+  std::vector<at::Tensor> trained;
+  for (auto& p : all)
+    if (p.requires_grad()) trained.push_back(p);
+  return trained;
+}
 
 std::map<std::string, at::Tensor> Transformer::named_parameters() const {
   std::map<std::string, at::Tensor> out;
@@ -508,11 +560,92 @@ std::map<std::string, at::Tensor> Transformer::named_parameters() const {
   return out;
 }
 
-std::map<std::string, at::Tensor> Transformer::state_dict() const { return named_parameters(); }
+namespace {
+bool is_adapter_name(const std::string& name) { return name.find(".lora_") != std::string::npos; }
+}  // namespace
+
+std::map<std::string, at::Tensor> Transformer::base_state_dict() const {
+  std::map<std::string, at::Tensor> out;
+  for (auto& [name, p] : named_parameters())
+    if (!is_adapter_name(name)) out.emplace(name, p);
+  return out;
+}
+
+std::map<std::string, at::Tensor> Transformer::state_dict() const {
+  auto out = base_state_dict();
+  if (!impl_->lora) return out;
+  torch::NoGradGuard g;
+  const double scale = impl_->lora->scale;
+  const auto adapters = adapter_parameters();
+  for (const auto& [name, a] : adapters) {
+    if (!name.ends_with(".lora_A")) continue;
+    const std::string module = name.substr(0, name.size() - 7);
+    const auto& b = adapters.at(module + ".lora_B");
+    auto& w = out.at(module + ".weight");
+    w = w.detach() + torch::mm(b.detach().to(torch::kFloat), a.detach().to(torch::kFloat)).mul_(scale).to(w.scalar_type());
+  }
+  return out;
+}
+
+std::map<std::string, at::Tensor> Transformer::adapter_parameters() const {
+  std::map<std::string, at::Tensor> out;
+  for (auto& [name, p] : named_parameters())
+    if (is_adapter_name(name)) out.emplace(name, p);
+  return out;
+}
+
+bool Transformer::has_lora() const { return impl_->lora != nullptr; }
+
+const LoraOptions& Transformer::lora_options() const {
+  TORCH_CHECK(impl_->lora, "lora_options: this model carries no adapters");
+  return impl_->lora->opts;
+}
+
+Transformer Transformer::without_adapters() const {
+  Transformer t = *this;
+  t.adapters_enabled_ = false;
+  return t;
+}
+
+void Transformer::add_lora(const LoraOptions& opts, uint64_t seed) {
+  if (impl_->lora) fail("model.lora: the model already carries LoRA adapters");
+  if (opts.rank < 1) fail("model.lora.rank: expected >= 1, got {}", opts.rank);
+  const auto targets = opts.targets("model.lora.target_modules");
+  auto& m = *impl_;
+  m.lora = std::make_unique<LoraState>(LoraState{opts, opts.scale(), true});
+  torch::NoGradGuard g;
+  for (auto& p : m.parameters()) p.set_requires_grad(false);  // the base is frozen
+  if (m.value_head) m.value_head->weight.set_requires_grad(true);  // heads train (PEFT's modules_to_save)
+  if (m.score) m.score->weight.set_requires_grad(true);
+  auto gen = at::detail::createCPUGenerator(seed);
+  const auto attach = [&](torch::nn::Linear& l, const std::string& name, LoraAdapter& ad) {
+    if (std::find(targets.begin(), targets.end(), name) == targets.end()) return;
+    const int64_t out = l->weight.size(0), in = l->weight.size(1);
+    // nn.Linear's (and PEFT's lora_A) init: kaiming_uniform_(a = sqrt(5)) = U(-1/sqrt(in), 1/sqrt(in)).
+    const double bound = 1.0 / std::sqrt(static_cast<double>(in));
+    auto a = torch::empty({opts.rank, in}, torch::kFloat).uniform_(-bound, bound, gen).to(l->weight.options());
+    auto b = torch::zeros({out, opts.rank}, l->weight.options());
+    ad.a = l->register_parameter("lora_A", a);
+    ad.b = l->register_parameter("lora_B", b);
+  };
+  for (auto& layer : m.model->layer_list) {
+    auto& attn = *layer->self_attn;
+    attn.lora_state = m.lora.get();
+    attach(attn.q_proj, "q_proj", attn.lora[0]);
+    attach(attn.k_proj, "k_proj", attn.lora[1]);
+    attach(attn.v_proj, "v_proj", attn.lora[2]);
+    attach(attn.o_proj, "o_proj", attn.lora[3]);
+    auto& mlp = *layer->mlp;
+    mlp.lora_state = m.lora.get();
+    attach(mlp.gate_proj, "gate_proj", mlp.lora[0]);
+    attach(mlp.up_proj, "up_proj", mlp.lora[1]);
+    attach(mlp.down_proj, "down_proj", mlp.lora[2]);
+  }
+}
 
 void Transformer::load_state_dict(const std::map<std::string, at::Tensor>& tensors, const std::string& where,
                                   bool allow_missing_heads) {
-  const auto params = named_parameters();
+  const auto params = base_state_dict();  // adapters load through models/lora.h
   torch::NoGradGuard g;
   for (const auto& [name, p] : params) {
     auto it = tensors.find(name);

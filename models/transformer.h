@@ -22,6 +22,7 @@
 
 #include <torch/types.h>
 
+#include "models/lora_options.h"
 #include "models/model_config.h"
 
 namespace keel::models {
@@ -84,8 +85,8 @@ class Transformer {
   /// real token (see last_token_values).
   at::Tensor rewards(const at::Tensor& hidden) const;
 
-  /// A deep copy (own parameters, same config, heads, device, dtype). Copying a Transformer handle
-  /// instead shares the parameters, like a torch::nn ModuleHolder.
+  /// A deep copy (own parameters, same config, heads, device, dtype; adapters merged into a plain
+  /// model). Copying a Transformer handle instead shares the parameters, like a torch::nn ModuleHolder.
   Transformer clone() const;
   /// Sets requires_grad on every parameter (false: a frozen reference / reward model).
   void set_requires_grad(bool on);
@@ -99,11 +100,31 @@ class Transformer {
   void add_value_head();
   void add_reward_head();
 
-  /// All trainable parameters (for an optimizer), HF names.
+  /// All trainable parameters (for an optimizer, gradient reduction and clipping, weight sync):
+  /// every parameter, or with LoRA adapters the adapters and the value / reward heads.
   std::vector<at::Tensor> parameters() const;
+  /// Every parameter, HF names (adapters as <projection>.lora_A / .lora_B).
   std::map<std::string, at::Tensor> named_parameters() const;
-  /// Tensors as written to model.safetensors (lm_head.weight left out when tied).
+  /// Tensors as written to model.safetensors (lm_head.weight left out when tied). With adapters:
+  /// each adapted weight merged, W + (alpha / r) B A (a plain HF model, what export writes).
   std::map<std::string, at::Tensor> state_dict() const;
+  /// state_dict without merging: the frozen base of a LoRA model.
+  std::map<std::string, at::Tensor> base_state_dict() const;
+
+  /// LoRA (models/lora.h): adapters A [r, in] (PEFT's init, kaiming-uniform with a = sqrt(5), drawn
+  /// from `seed`) and B [out, r] = 0 on every targeted projection of every layer; the base
+  /// (embeddings, decoder, lm_head) stops requiring grad, value / reward heads keep training.
+  /// Once per model; errors name model.lora.
+  void add_lora(const LoraOptions& opts, uint64_t seed);
+  bool has_lora() const;
+  const LoraOptions& lora_options() const;  ///< has_lora() only
+  /// The adapters' parameters by name (empty without LoRA).
+  std::map<std::string, at::Tensor> adapter_parameters() const;
+  /// A handle on the same parameters whose forwards leave the adapters out: the base model, e.g.
+  /// the frozen reference of a LoRA run without a second copy. (The paged engine and DecodeSession
+  /// drive the layers themselves and always apply the adapters.)
+  Transformer without_adapters() const;
+  bool adapters_enabled() const { return adapters_enabled_; }
   /// Copies `tensors` into the parameters. Every parameter must be present with its exact shape;
   /// unexpected names are errors except rotary inv_freq buffers and a tied lm_head.weight.
   /// Tensors of heads this model does not carry (lm_head / score / value_head) are ignored.
@@ -148,6 +169,7 @@ class Transformer {
   bool checkpointing_ = false;
   std::optional<at::ScalarType> autocast_;
   std::string source_dir_;
+  bool adapters_enabled_ = true;
 };
 
 /// values [B, T] at each row's last position where mask [B, T] is 1 -> [B]. A row with no 1 is an error.

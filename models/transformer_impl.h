@@ -5,8 +5,12 @@
 // Hkv key/value heads, D head_dim, I intermediate, V vocab.
 #pragma once
 
+#include <array>
+#include <memory>
+
 #include <torch/nn.h>
 
+#include "models/lora_options.h"
 #include "models/model_config.h"
 #include "models/transformer.h"
 
@@ -23,6 +27,25 @@ std::pair<at::Tensor, at::Tensor> rope_cos_sin(const at::Tensor& inv_freq, const
 /// meaningless and ignored by callers. attention_mask [B, S] 0/1.
 at::Tensor build_attention_mask(const at::Tensor& attention_mask, int64_t past, int64_t t, int64_t window,
                                 at::ScalarType dtype);
+
+/// One projection's LoRA adapter (undefined tensors = none): a [r, in], b [out, r], registered on
+/// the projection's Linear module as "lora_A" / "lora_B".
+struct LoraAdapter {
+  at::Tensor a, b;
+};
+
+/// The model's adapters' shared settings. `enabled` is what the current forward uses: the
+/// Transformer handle sets it for the duration of each forward (a handle from without_adapters()
+/// runs the base model on the same parameters).
+struct LoraState {
+  LoraOptions opts;
+  double scale = 0;
+  bool enabled = true;
+};
+
+/// W x + b, plus scale * B A dropout(x) when `ad` is set and the adapters are enabled.
+at::Tensor lora_linear(const torch::nn::Linear& l, const at::Tensor& x, const LoraAdapter& ad, const LoraState* st,
+                       bool training);
 
 struct RMSNormImpl : torch::nn::Module {
   RMSNormImpl(int64_t dim, double eps);
@@ -52,6 +75,10 @@ struct AttentionImpl : torch::nn::Module {
   /// This layer's sliding window (0 = full attention); read by the packed path, which builds its
   /// masks per sequence (the padded path gets its mask from Transformer::decode).
   int64_t window = 0;
+  /// o_proj of the attention output [..., Hq * D] (LoRA-aware; the paged decode step calls it too).
+  at::Tensor output(const at::Tensor& attn) { return lora_linear(o_proj, attn, lora[3], lora_state, is_training()); }
+  std::array<LoraAdapter, 4> lora;     ///< q, k, v, o (Transformer::add_lora)
+  LoraState* lora_state = nullptr;
 
  private:
   /// Causal attention of each packed sequence within itself: q [1, Hq, T, D], k / v [1, Hkv, T, D]
@@ -65,6 +92,8 @@ struct MLPImpl : torch::nn::Module {
   explicit MLPImpl(const ModelConfig& cfg);
   at::Tensor forward(const at::Tensor& x);  // down(silu(gate(x)) * up(x)), [B, T, H]
   torch::nn::Linear gate_proj{nullptr}, up_proj{nullptr}, down_proj{nullptr};
+  std::array<LoraAdapter, 3> lora;  ///< gate, up, down (Transformer::add_lora)
+  LoraState* lora_state = nullptr;
 };
 TORCH_MODULE(MLP);
 
@@ -97,6 +126,7 @@ struct TransformerImpl : torch::nn::Module {
   torch::nn::Linear score{nullptr};       // reward head [1, H]
   torch::nn::Linear value_head{nullptr};  // critic head [1, H]
   at::Tensor inv_freq;                    // [D/2] fp32, not a parameter
+  std::unique_ptr<LoraState> lora;        // set by Transformer::add_lora
 };
 
 }  // namespace keel::models
