@@ -2,6 +2,7 @@
 #include "models/lora.h"
 
 #include <algorithm>
+#include <array>
 #include <filesystem>
 
 #include <fmt/ranges.h>
@@ -22,6 +23,9 @@ constexpr const char* kWeightsFile = "adapter_model.safetensors";
 
 /// PEFT's key for a keel adapter parameter: base_model.model.<module>.lora_A.weight.
 std::string peft_key(const std::string& name) { return "base_model.model." + name + ".weight"; }
+
+/// Heads that train beside the adapters (PEFT's modules_to_save), by parameter name.
+constexpr std::array<const char*, 2> kHeads = {"value_head.weight", "score.weight"};
 }  // namespace
 
 std::vector<std::string> LoraOptions::targets(const std::string& where) const {
@@ -72,6 +76,14 @@ void save_adapter(const Transformer& model, const std::string& dir, const std::s
   const auto& o = model.lora_options();
   std::map<std::string, at::Tensor> tensors;
   for (const auto& [name, p] : model.adapter_parameters()) tensors.emplace(peft_key(name), p.detach().to(at::kCPU));
+  // Trained heads go along (PEFT stores modules_to_save as base_model.model.<name>).
+  std::vector<std::string> heads;
+  const auto params = model.named_parameters();
+  for (const char* h : kHeads)
+    if (const auto it = params.find(h); it != params.end()) {
+      tensors.emplace(std::string("base_model.model.") + h, it->second.detach().to(at::kCPU));
+      heads.push_back(std::string(h).substr(0, std::string(h).size() - 7));  // without ".weight"
+    }
   nlohmann::ordered_json cfg;
   cfg["peft_type"] = "LORA";
   cfg["task_type"] = "CAUSAL_LM";
@@ -80,6 +92,7 @@ void save_adapter(const Transformer& model, const std::string& dir, const std::s
   cfg["lora_alpha"] = o.alpha;
   cfg["lora_dropout"] = o.dropout;
   cfg["target_modules"] = o.targets("save_adapter");
+  cfg["modules_to_save"] = heads.empty() ? nlohmann::ordered_json(nullptr) : nlohmann::ordered_json(heads);
   cfg["bias"] = "none";
   cfg["fan_in_fan_out"] = false;
   cfg["use_rslora"] = false;
@@ -96,7 +109,18 @@ void load_adapter(Transformer& model, const std::string& dir) {
   const auto path = stdfs::path(dir) / kWeightsFile;
   const auto tensors = load_safetensors(path.string());
   torch::NoGradGuard g;
-  const auto params = model.adapter_parameters();
+  auto params = model.adapter_parameters();
+  for (const auto& [key, t] : tensors)  // saved heads the model carries (a fresh head otherwise stays)
+    for (const char* h : kHeads)
+      if (key == std::string("base_model.model.") + h) {
+        const auto all = model.named_parameters();
+        const auto it = all.find(h);
+        if (it == all.end())
+          fail("{}: tensor '{}' is a head this model does not carry", path.string(), key);
+        if (t.sizes() != it->second.sizes())
+          fail("{}: '{}' has shape {}, the model's is {}", path.string(), key, c10::str(t.sizes()), c10::str(it->second.sizes()));
+        it->second.copy_(t);
+      }
   for (const auto& [name, p] : params) {
     const auto it = tensors.find(peft_key(name));
     if (it == tensors.end()) fail("{}: missing adapter tensor '{}' (shape {})", path.string(), peft_key(name), c10::str(p.sizes()));
@@ -108,6 +132,7 @@ void load_adapter(Transformer& model, const std::string& dir) {
   for (const auto& [key, t] : tensors) {
     bool known = false;
     for (const auto& [name, p] : params) known = known || peft_key(name) == key;
+    for (const char* h : kHeads) known = known || key == std::string("base_model.model.") + h;
     if (!known)
       fail("{}: unexpected tensor '{}' (shape {}): not an adapter of this model's target modules", path.string(), key,
            c10::str(t.sizes()));

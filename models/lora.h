@@ -20,7 +20,8 @@ LoraOptions read_adapter_config(const std::string& dir);
 
 /// Writes `model`'s adapters as a PEFT adapter directory (adapter_config.json,
 /// adapter_model.safetensors), atomically (a temp directory renamed into place).
-/// base_model_name_or_path is written as given.
+/// base_model_name_or_path is written as given. Trained heads (value_head, score) are saved with
+/// them as PEFT modules_to_save (base_model.model.value_head.weight) and loaded back by load_adapter.
 void save_adapter(const Transformer& model, const std::string& dir, const std::string& base_model_name_or_path = "");
 
 /// Loads a PEFT adapter directory into a model that carries adapters of the same rank and targets

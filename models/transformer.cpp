@@ -573,7 +573,7 @@ std::map<std::string, at::Tensor> Transformer::base_state_dict() const {
 
 std::map<std::string, at::Tensor> Transformer::state_dict() const {
   auto out = base_state_dict();
-  if (!impl_->lora) return out;
+  if (!impl_->lora || !adapters_enabled_) return out;  // a without_adapters() handle is the base
   torch::NoGradGuard g;
   const double scale = impl_->lora->scale;
   const auto adapters = adapter_parameters();

@@ -106,7 +106,8 @@ class Transformer {
   /// Every parameter, HF names (adapters as <projection>.lora_A / .lora_B).
   std::map<std::string, at::Tensor> named_parameters() const;
   /// Tensors as written to model.safetensors (lm_head.weight left out when tied). With adapters:
-  /// each adapted weight merged, W + (alpha / r) B A (a plain HF model, what export writes).
+  /// each adapted weight merged, W + (alpha / r) B A (a plain HF model, what export writes);
+  /// from a without_adapters() handle, the base.
   std::map<std::string, at::Tensor> state_dict() const;
   /// state_dict without merging: the frozen base of a LoRA model.
   std::map<std::string, at::Tensor> base_state_dict() const;

@@ -91,6 +91,7 @@ int run_cli(int argc, char** argv) {
   g->add_flag("--logprobs", gen.with_logprobs, "include per-token log-probs");
   g->add_flag("--skip-bad-lines", gen.skip_bad_lines, "skip (and count) malformed or too-long records instead of failing");
   g->add_option("--device", gen.device, "auto | cpu | cuda (auto: CUDA when usable)");
+  g->add_option("--adapter", gen.adapter, "PEFT LoRA adapter directory to apply on the model (e.g. a checkpoint's policy_adapter/)");
 
   LogprobsArgs lpa;
   auto* lp = app.add_subcommand("logprobs", "teacher-forced per-token log-probs of {prompt, completion} JSONL");
@@ -104,6 +105,7 @@ int run_cli(int argc, char** argv) {
   lp->add_option("--temperature", lpa.temperature, "logits are divided by this")->check(CLI::PositiveNumber);
   lp->add_flag("--skip-bad-lines", lpa.skip_bad_lines, "skip (and count) malformed or too-long records instead of failing");
   lp->add_option("--device", lpa.device, "auto | cpu | cuda (auto: CUDA when usable)");
+  lp->add_option("--adapter", lpa.adapter, "PEFT LoRA adapter directory to apply on the model (e.g. a checkpoint's policy_adapter/)");
 
   TokenizeArgs tka;
   auto* tk = app.add_subcommand("tokenize", "print the ids and pieces of a text, or tokenize a JSONL file of texts");

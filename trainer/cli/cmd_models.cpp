@@ -12,6 +12,7 @@
 #include "models/rollout_engine.h"
 #include "models/logprobs.h"
 #include "models/model_config.h"
+#include "models/lora.h"
 #include "models/pretrained.h"
 #include "models/tokenizer.h"
 #include "trainer/cli/model_commands.h"
@@ -143,7 +144,8 @@ struct Loaded {
 
 /// --device: the commands compute in fp32 on either device, so that `keel logprobs` stays comparable
 /// with the sampler's log-probs (the log-prob contract).
-Loaded load_model_and_tokenizer(const std::string& model_dir, const std::string& tokenizer, const std::string& device) {
+Loaded load_model_and_tokenizer(const std::string& model_dir, const std::string& tokenizer, const std::string& device,
+                                const std::string& adapter) {
   models::ModelRegistry reg("model family");
   models::register_builtin_models(reg);
   models::LoadOptions lo;
@@ -153,7 +155,12 @@ Loaded load_model_and_tokenizer(const std::string& model_dir, const std::string&
   std::error_code ec;
   std::unique_ptr<models::Tokenizer> tok;
   if (std::filesystem::exists(model_dir, ec)) tok = load_command_tokenizer(model_dir, tokenizer);
-  return Loaded{models::load_pretrained(model_dir, reg, lo), std::move(tok)};
+  Loaded l{models::load_pretrained(model_dir, reg, lo), std::move(tok)};
+  if (!adapter.empty()) {  // --adapter: the base model with a PEFT LoRA adapter on top
+    l.model.add_lora(models::read_adapter_config(adapter), 0);
+    models::load_adapter(l.model, adapter);
+  }
+  return l;
 }
 
 /// Ids must index both the tokenizer (decode) and the embedding (which may have padding rows).
@@ -192,7 +199,7 @@ std::string tokenize_jsonl(const models::Tokenizer& tok, std::istream& in, const
 
 int run_generate(const GenerateArgs& a) {
   torch::NoGradGuard ng;
-  auto l = load_model_and_tokenizer(a.model, a.tokenizer, a.device);
+  auto l = load_model_and_tokenizer(a.model, a.tokenizer, a.device, a.adapter);
   ModelInputOptions io;
   io.chat_template = models::resolve_chat_template(a.chat_template, models::chat_template_dir(a.model, a.tokenizer));
   io.vocab_size = usable_vocab(l);
@@ -252,7 +259,7 @@ int run_generate(const GenerateArgs& a) {
 
 int run_logprobs(const LogprobsArgs& a) {
   torch::NoGradGuard ng;
-  auto l = load_model_and_tokenizer(a.model, a.tokenizer, a.device);
+  auto l = load_model_and_tokenizer(a.model, a.tokenizer, a.device, a.adapter);
   ModelInputOptions io;
   io.chat_template = models::resolve_chat_template(a.chat_template, models::chat_template_dir(a.model, a.tokenizer));
   io.with_completion = true;

@@ -32,6 +32,7 @@ struct GenerateArgs {
   bool with_logprobs = false;
   bool skip_bad_lines = false;  ///< skip (and count) bad lines instead of failing
   std::string device = "auto";  ///< auto | cpu | cuda (fp32 either way)
+  std::string adapter;          ///< PEFT LoRA adapter directory applied on the model ("" = none)
 };
 int run_generate(const GenerateArgs& a);
 
@@ -44,6 +45,7 @@ struct LogprobsArgs {
   double temperature = 1.0;
   bool skip_bad_lines = false;
   std::string device = "auto";  ///< auto | cpu | cuda (fp32 either way)
+  std::string adapter;          ///< PEFT LoRA adapter directory applied on the model ("" = none)
 };
 int run_logprobs(const LogprobsArgs& a);
 

@@ -1,7 +1,10 @@
 // Section readers, batch arithmetic and the loader (see config.h).
 #include "trainer/config/config.h"
 
+#include <algorithm>
 #include <regex>
+
+#include <fmt/ranges.h>
 
 #include "base/error.h"
 #include "base/hub_name.h"
@@ -42,6 +45,24 @@ void read_model(Reader& r, ModelSection& c, const KnownNames& known) {
   r.field("dtype", c.dtype, "parameter/compute dtype; auto = bfloat16 autocast on CUDA, float32 on CPU")
       .one_of({"auto", "float32", "bfloat16"}, "dtype");
   r.field("activation_checkpointing", c.activation_checkpointing, "recompute activations in backward");
+  r.section("lora", "LoRA adapters on the policy's projections: the base frozen (and the reference is the base, "
+            "no second copy), only the adapters (and a value head) trained and synced; checkpoints hold the merged "
+            "model (policy/) and the adapter in PEFT's layout (policy_adapter/)", [&](Reader& s) {
+    auto& l = c.lora;
+    s.field("rank", l.rank, "adapter rank r; 0 = full fine-tuning (no adapters)").ge(0);
+    s.field("alpha", l.alpha, "scale = alpha / rank (PEFT lora_alpha)").gt(0);
+    s.field("dropout", l.dropout, "dropout on the adapters' input while training (PEFT lora_dropout)").ge(0).lt(1);
+    s.field("target_modules", l.target_modules,
+            "projections to adapt: q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj, or all-linear");
+    s.field("adapter", l.adapter, "PEFT adapter directory (adapter_config.json + adapter_model.safetensors) to start "
+            "from; its r, lora_alpha, lora_dropout and target_modules apply, and rank must be 0 or its r");
+    static const std::vector<std::string> kTargets = {"all-linear", "q_proj", "k_proj", "v_proj", "o_proj",
+                                                      "gate_proj", "up_proj", "down_proj"};
+    if (l.target_modules.empty()) s.error("target_modules", "expected at least one module (or all-linear)");
+    for (const auto& t : l.target_modules)
+      if (std::find(kTargets.begin(), kTargets.end(), t) == kTargets.end())
+        s.error("target_modules", fmt::format("unknown module '{}' (expected one of {})", t, fmt::join(kTargets, ", ")));
+  });
   r.section("init", "random initialisation (used when path is empty)", [&](Reader& s) {
     auto& m = c.init;
     auto fam = s.field("family", m.family, "model family");
@@ -254,6 +275,9 @@ void derive_batch(Reader& r, RunConfig& cfg, int world_size) {
   } else {
     d.mini_batches_per_epoch = d.rollout_batch / b.mini_batch_size;
   }
+  if (cfg.learner.algorithm == "rm" && cfg.model.lora.enabled())
+    r.error("model", "lora: reward-model training (learner rm) trains the whole model; adapters are wired into the "
+                     "policy learners (grpo, ppo, dpo, sft, ...): set model.lora.rank to 0 and leave model.lora.adapter empty");
   if (cfg.learner.algorithm == "rm" && (b.padding_free || b.max_tokens_per_micro_batch > 0))
     r.error("batch", "padding_free and max_tokens_per_micro_batch shape the policy learners' passes (grpo, ppo, dpo, "
                      "sft, ...); reward-model training (learner rm) pads its pairs: leave them unset");

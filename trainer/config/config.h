@@ -46,6 +46,15 @@ struct ModelInitSection {  // random initialisation when model.path is empty
   bool tie_word_embeddings = true;
 };
 
+struct LoraSection {                   // LoRA adapters on the policy (models/lora.h); rank 0 = full fine-tuning
+  int rank = 0;
+  double alpha = 16.0;                  // scale = alpha / rank
+  double dropout = 0.0;                 // on the adapters' input, training only
+  std::vector<std::string> target_modules = {"all-linear"};
+  std::string adapter;                  // PEFT adapter directory to start from; its adapter_config.json sets the rest
+  bool enabled() const { return rank > 0 || !adapter.empty(); }
+};
+
 struct ModelSection {
   std::string path;                     // HF model directory (config.json + safetensors); "" = init
   std::string tokenizer;                // tokenizer file/dir; "" = the model directory's
@@ -54,6 +63,7 @@ struct ModelSection {
   std::string dtype = "auto";           // auto | float32 | bfloat16
   bool activation_checkpointing = false;
   ModelInitSection init;
+  LoraSection lora;
 };
 
 struct DataSection {

@@ -70,6 +70,20 @@ double parameter_count(const ModelShape& s) {
   return embed + d(s.num_layers) * layer + h;                  // + the final norm
 }
 
+double lora_parameter_count(const ModelShape& s, const LoraSection& l) {
+  const double h = d(s.hidden_size), q = d(s.num_heads) * d(s.head_dim), kv = d(s.num_kv_heads) * d(s.head_dim),
+               i = d(s.intermediate_size);
+  const auto on = [&](const char* m) {
+    for (const auto& t : l.target_modules)
+      if (t == "all-linear" || t == m) return 1.0;
+    return 0.0;
+  };
+  // Each adapted projection [out, in] adds A [r, in] and B [out, r].
+  const double per_rank = on("q_proj") * (h + q) + on("k_proj") * (h + kv) + on("v_proj") * (h + kv) +
+                          on("o_proj") * (q + h) + (on("gate_proj") + on("up_proj")) * (h + i) + on("down_proj") * (i + h);
+  return d(std::max(1, l.rank)) * per_rank * d(s.num_layers);
+}
+
 double MemoryEstimate::total() const {
   double t = 0;
   for (const auto& p : parts) t += p.bytes;
@@ -94,9 +108,19 @@ MemoryEstimate estimate_memory(const RunConfig& cfg, const std::optional<ModelSh
     const auto& s = *shape;
     e.parameters = parameter_count(s);
     const auto mk = model_keys(cfg);
-    e.parts.push_back({fmt::format("policy weights, gradients and AdamW moments ({:.3g} parameters)", e.parameters),
-                       e.parameters * kTrainedBytesPerParam, mk});
-    if (reference) e.parts.push_back({"frozen reference model", e.parameters * kFrozenBytesPerParam, mk});
+    if (cfg.model.lora.enabled()) {
+      // LoRA: a frozen base (also the reference: the base with the adapters off) and the adapters
+      // trained (with an adapter directory, its own rank and targets apply: the config's are the estimate).
+      const double lora = lora_parameter_count(s, cfg.model.lora);
+      e.parts.push_back({fmt::format("frozen policy base ({:.3g} parameters)", e.parameters),
+                         e.parameters * kFrozenBytesPerParam, mk});
+      e.parts.push_back({fmt::format("LoRA adapters, gradients and AdamW moments ({:.3g} parameters)", lora),
+                         lora * kTrainedBytesPerParam, {"model.lora.rank", "model.lora.target_modules"}});
+    } else {
+      e.parts.push_back({fmt::format("policy weights, gradients and AdamW moments ({:.3g} parameters)", e.parameters),
+                         e.parameters * kTrainedBytesPerParam, mk});
+      if (reference) e.parts.push_back({"frozen reference model", e.parameters * kFrozenBytesPerParam, mk});
+    }
     if (cfg.learner.algorithm == "ppo" && cfg.critic.mode == "separate")
       e.parts.push_back({"separate critic with its optimizer", e.parameters * kTrainedBytesPerParam, {"critic.mode"}});
     if (rollouts || evals) {

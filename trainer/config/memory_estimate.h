@@ -16,6 +16,7 @@
 namespace keel::config {
 
 struct RunConfig;
+struct LoraSection;
 struct ModelInitSection;
 class Node;
 class Diagnostics;
@@ -38,6 +39,8 @@ ModelShape init_model_shape(const ModelInitSection& m, int64_t vocab_size);
 /// Parameters of a Llama-layout decoder (embedding, attention, SwiGLU MLP, norms, LM head unless
 /// tied), in double: a hostile shape overflows int64.
 double parameter_count(const ModelShape& s);
+/// LoRA adapter parameters of model.lora on that shape (rank x (in + out) per adapted projection).
+double lora_parameter_count(const ModelShape& s, const LoraSection& l);
 
 /// One term of the estimate: what it holds, its bytes and the config keys that drive it.
 struct MemoryPart {

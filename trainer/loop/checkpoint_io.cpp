@@ -8,6 +8,7 @@
 #include "base/error.h"
 #include "base/fs.h"
 #include "base/log.h"
+#include "models/lora.h"
 #include "models/pretrained.h"
 #include "trainer/checkpoint/checkpoint_manager.h"
 #include "trainer/checkpoint/reward_state_io.h"
@@ -117,9 +118,16 @@ bool save_checkpoint(RunState& c, checkpoint::CheckpointManager& mgr, const lear
   fs::write_file_atomic(staging / checkpoint::kCheckpointConfig, c.resolved_yaml);
   models::SaveOptions so;
   so.tokenizer_dir = c.tokenizer_dir;
-  models::save_pretrained(*c.policy, (staging / "policy").string(), so);
-  if (c.reference && c.cfg.model.path.empty())
+  models::save_pretrained(*c.policy, (staging / "policy").string(), so);  // with LoRA: merged
+  if (c.policy->has_lora()) {
+    // Resume needs the base and the adapter apart (merged weights cannot be split again): the base
+    // is model.path, or written here when the run started from random init.
+    models::save_adapter(*c.policy, (staging / "policy_adapter").string(), c.cfg.model.path);
+    if (c.cfg.model.path.empty())
+      models::save_pretrained(c.policy->without_adapters(), (staging / "policy_base").string(), so);
+  } else if (c.reference && c.cfg.model.path.empty()) {
     models::save_pretrained(*c.reference, (staging / "reference").string(), so);
+  }
   if (c.critic) models::save_pretrained(*c.critic, (staging / "critic").string(), so);
   checkpoint::save_optimizer(*c.optimizer, staging / "optimizer.pt");
   if (c.critic_optimizer) checkpoint::save_optimizer(*c.critic_optimizer, staging / "critic_optimizer.pt");
@@ -149,7 +157,14 @@ void load_checkpoint_files(RunState& c, const stdfs::path& dir) {
   const auto& reg = c.reg.models;
   models::LoadOptions lo;
   if (c.ppo() && c.cfg.critic.mode == "value_head") lo.heads = models::HeadOptions{true, true, false};
-  c.policy.emplace(models::load_pretrained((dir / "policy").string(), reg, lo));
+  if (c.cfg.model.lora.enabled()) {
+    // The frozen base, then the trained adapters (and heads) on top.
+    const std::string base = c.cfg.model.path.empty() ? (dir / "policy_base").string() : c.cfg.model.path;
+    c.policy.emplace(models::load_pretrained(base, reg, lo));
+    attach_lora(c, (dir / "policy_adapter").string());
+  } else {
+    c.policy.emplace(models::load_pretrained((dir / "policy").string(), reg, lo));
+  }
   if (stdfs::exists(dir / "reference")) c.reference.emplace(models::load_pretrained((dir / "reference").string(), reg));
   if (stdfs::exists(dir / "critic")) {
     models::LoadOptions co;

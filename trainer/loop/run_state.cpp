@@ -8,6 +8,7 @@
 
 #include "base/error.h"
 #include "base/log.h"
+#include "models/lora.h"
 #include "models/pretrained.h"
 #include "trainer/cli/train_common.h"
 #include "trainer/credit/advantage_options.h"
@@ -218,6 +219,25 @@ void build_components(RunState& c, const rewards::RewardRegistry& reward_schemes
     c.kl_ctl.emplace(learner::KlController::from_config(cfg.kl.controller, cfg.kl.coef, cfg.kl.target, cfg.kl.horizon));
 }
 
+void attach_lora(RunState& c, const std::string& adapter_dir) {
+  const auto& l = c.cfg.model.lora;
+  models::LoraOptions o;
+  o.rank = l.rank;
+  o.alpha = l.alpha;
+  o.dropout = l.dropout;
+  o.target_modules = l.target_modules;
+  if (!adapter_dir.empty()) {
+    const auto file = models::read_adapter_config(adapter_dir);
+    if (l.rank > 0 && l.rank != file.rank)
+      fail("model.lora.rank is {} but the adapter {} has r = {}: set model.lora.rank to 0 or {}", l.rank, adapter_dir,
+           file.rank, file.rank);
+    o = file;
+  }
+  // Every rank draws the same A from the run's seed (data-parallel ranks also get rank 0's by broadcast).
+  c.policy->add_lora(o, static_cast<uint64_t>(c.cfg.run.seed) ^ 0x4c6f5241ull);
+  if (!adapter_dir.empty()) models::load_adapter(*c.policy, adapter_dir);
+}
+
 void build_models(RunState& c, const std::optional<stdfs::path>& resume) {
   const auto& cfg = c.cfg;
   const bool learner_role = c.role == dist::Role::kLearner;
@@ -235,16 +255,21 @@ void build_models(RunState& c, const std::optional<stdfs::path>& resume) {
   } else {
     c.policy.emplace(cli::init_config(cfg.model, *c.tok), models::HeadOptions{true, value_head, false});
   }
-  if (c.uses_reference() && !c.reference && learner_role) {
+  if (cfg.model.lora.enabled() && c.policy && !c.policy->has_lora()) attach_lora(c, cfg.model.lora.adapter);
+  if (c.uses_reference() && !c.reference && learner_role && cfg.model.lora.enabled()) {
+    // The reference is the base: the policy's own parameters with the adapters left out.
+    c.reference.emplace(c.policy->without_adapters());
+  } else if (c.uses_reference() && !c.reference && learner_role) {
     c.reference.emplace(cfg.model.path.empty() || !resume ? c.policy->clone()
                                                           : models::load_pretrained(cfg.model.path, c.reg.models));
   }
-  if (c.reference) {
+  if (c.reference && !cfg.model.lora.enabled()) {  // a LoRA reference shares the policy's (frozen) base
     c.reference->set_requires_grad(false);
     c.reference->train(false);
   }
   if (c.ppo() && !value_head && !c.critic && learner_role) {
-    // The separate critic starts as a copy of the initial policy with a fresh value head (verl).
+    // The separate critic starts as a copy of the initial policy with a fresh value head (verl);
+    // with LoRA a full copy of the merged model (the critic is trained whole).
     c.critic.emplace(c.policy->clone());
     c.critic->add_value_head();
   }

@@ -70,7 +70,9 @@ void padding_free_equivalence(const std::string& head, const std::string& learne
       ++compared;
     }
   EXPECT_GT(compared, min_compared / 2);
-  if (means > 0 && means_move) EXPECT_GT(means_moved, 0) << "the token budget left every micro-batch as it was";
+  if (means > 0 && means_move) {
+    EXPECT_GT(means_moved, 0) << "the token budget left every micro-batch as it was";
+  }
   for (const auto& m : models) {
     expect_same_weights(dir.path() / "padded/tiny", dir.path() / "packed/tiny", m);
     expect_same_weights(dir.path() / "padded/tiny", dir.path() / "budget/tiny", m);

@@ -76,6 +76,28 @@ TEST(TrainDisaggregatedDist, SynchronousFourRanksEqualOneProcess) {
   }
 }
 
+// LoRA: the rollout rank builds the same base and adapters, and only the adapters travel (the
+// weight sync carries a small fraction of the full model's bytes); the run equals one process.
+TEST(TrainDisaggregatedDist, LoraSyncsOnlyTheAdaptersAndEqualsOneProcess) {
+  ScratchDir dir("disagg_lora");
+  dir.write("c.yaml", kTiny);
+  const std::string lora = " model.lora.rank=2 model.lora.alpha=4";
+  auto r = run_keel("train c.yaml run.output_dir=one" + lora, dir.path());
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  r = launch4(dir, std::string(kSync) + " run.output_dir=four" + lora);
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  r = launch4(dir, std::string(kSync) + " run.output_dir=full");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  const auto a = json_file_lines(dir.path() / "one/tiny/metrics.jsonl");
+  const auto b = json_file_lines(dir.path() / "four/tiny/metrics.jsonl");
+  const auto full = json_file_lines(dir.path() / "full/tiny/metrics.jsonl");
+  ASSERT_EQ(a.size(), 3u);
+  expect_same_metrics(a, b, 0, 30);
+  expect_same_weights(dir.path() / "one/tiny", dir.path() / "four/tiny", "policy");
+  ASSERT_EQ(full.size(), 3u);
+  EXPECT_LT(b[1]["sync/weight_gb"].get<double>(), 0.2 * full[1]["sync/weight_gb"].get<double>()) << b[1] << full[1];
+}
+
 // The judge stage on a reward rank: a rubric component fed by a yes/no judge scores the same on the
 // reward rank of a disaggregated run as in one process (the judge loads where it scores).
 TEST(TrainDisaggregatedDist, AJudgeOnTheRewardRankEqualsOneProcess) {

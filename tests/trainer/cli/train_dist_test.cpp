@@ -38,13 +38,14 @@ void expect_same_run(const stdfs::path& one, const stdfs::path& two, const std::
   for (const auto& m : models) expect_same_weights(one, two, m);
 }
 
-void dp_equivalence(const std::string& learner_yaml, const std::vector<std::string>& models, int min_compared = 30) {
+void dp_equivalence(const std::string& learner_yaml, const std::vector<std::string>& models, int min_compared = 30,
+                    const std::string& overrides = "") {
   ScratchDir dir("dp");
   dir.write("c.yaml", kTiny + learner_yaml);
-  auto r = run_keel("train c.yaml run.output_dir=one", dir.path());
+  auto r = run_keel("train c.yaml run.output_dir=one" + overrides, dir.path());
   ASSERT_EQ(r.exit_code, 0) << r.out;
   r = run_keel("launch --nproc-per-node 2 --master-port " + std::to_string(dist::testing::free_port()) + " --log-dir logs -- '" +
-                   std::string(KEEL_BINARY) + "' train c.yaml run.output_dir=two metrics.tensorboard=true",
+                   std::string(KEEL_BINARY) + "' train c.yaml run.output_dir=two metrics.tensorboard=true" + overrides,
                dir.path());
   ASSERT_EQ(r.exit_code, 0) << r.out;
   EXPECT_TRUE(stdfs::exists(dir.path() / "logs" / "rank_1.log")) << r.out;
@@ -61,6 +62,13 @@ TEST(TrainDist, TwoRanksEqualOneRankPpoWithASeparateCritic) {
   dp_equivalence("learner: {algorithm: ppo}\nadvantage: {estimator: gae}\ncritic: {mode: separate, lr: 1.0e-2}\n"
                  "kl: {in_reward: true, estimator: k1, coef: 0.01}\n",
                  {"policy", "critic"});
+}
+
+// LoRA: the ranks hold the same base and adapters (drawn from the run seed, then broadcast); only the
+// adapters' gradients are reduced.
+TEST(TrainDist, TwoRanksEqualOneRankGrpoWithLora) {
+  dp_equivalence("learner: {algorithm: grpo}\nkl: {in_loss: true, coef: 0.01}\n", {"policy"}, 30,
+                 " model.lora.rank=4 model.lora.alpha=8");
 }
 
 // DAPO's dynamic sampling: every rank filters each generation attempt's global rows, so the ranks

@@ -101,6 +101,28 @@ TEST(MemoryEstimate, ReferenceAndCriticAddModelCopies) {
   EXPECT_TRUE(critic);
 }
 
+// The same shape as ParameterCountByHand (h 4, q 4, kv 2, I 6, 1 layer): rank 2 on q (4 + 4) and
+// down (6 + 4) is 2 * 18 = 36 adapter parameters; all-linear: q 8, k 6, v 6, o 8, gate 10, up 10,
+// down 10 = 58 per rank, 116.
+TEST(MemoryEstimate, LoraCountsAdaptersAndNoReferenceCopy) {
+  ModelShape s{.vocab_size = 10, .hidden_size = 4, .num_layers = 1, .num_heads = 2, .num_kv_heads = 1,
+               .head_dim = 2, .intermediate_size = 6, .tie_word_embeddings = true};
+  LoraSection l;
+  l.rank = 2;
+  l.target_modules = {"q_proj", "down_proj"};
+  EXPECT_EQ(lora_parameter_count(s, l), 36);
+  l.target_modules = {"all-linear"};
+  EXPECT_EQ(lora_parameter_count(s, l), 116);
+
+  const RunConfig full = load("learner: {algorithm: grpo}\n");
+  const RunConfig lora = load("learner: {algorithm: grpo}\nmodel: {lora: {rank: 2}}\n");
+  const auto shape = init_model_shape(full.model.init, 0);
+  const double p = parameter_count(shape), a = lora_parameter_count(shape, lora.model.lora);
+  // Full fine-tuning with a reference: 16 p + 4 p. LoRA: a frozen base 4 p (the reference too) + 16 a.
+  const double diff = estimate_memory(full, shape, true, false).total() - estimate_memory(lora, shape, true, false).total();
+  EXPECT_DOUBLE_EQ(diff, 20 * p - (4 * p + 16 * a));
+}
+
 TEST(MemoryEstimate, FormatsBytes) {
   EXPECT_EQ(format_bytes(640), "640 B");
   EXPECT_EQ(format_bytes(1536), "1.5 KiB");
