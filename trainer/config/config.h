@@ -165,6 +165,7 @@ struct DistSection {
   std::string backend = "auto";         // auto | gloo | nccl
   double timeout_s = 300;
   double bucket_mb = 64;
+  std::string sharding = "none";        // none | optimizer (ZeRO-1: AdamW state sharded over the learner ranks)
 };
 
 struct RunConfig {

@@ -10,17 +10,6 @@
 
 namespace keel::learner {
 
-namespace {
-
-/// The key of a parameter in torch's optimizer state map: its TensorImpl's address as a string in
-/// LibTorch 1.13, the pointer itself in later versions.
-template <typename Key>
-Key state_key(const at::Tensor& p) {
-  if constexpr (std::is_same_v<Key, std::string>) return c10::guts::to_string(p.unsafeGetTensorImpl());
-  else return p.unsafeGetTensorImpl();
-}
-
-}  // namespace
 
 torch::Tensor FusedAdamW::step(LossClosure closure) {
   // torch's step for anything the fused kernel does not cover, decided before touching any state.
@@ -43,7 +32,7 @@ torch::Tensor FusedAdamW::step(LossClosure closure) {
     const double beta1 = std::get<0>(o.betas()), beta2 = std::get<1>(o.betas());
     for (auto& p : group.params()) {
       if (!p.grad().defined()) continue;
-      auto& slot = state()[state_key<Key>(p)];
+      auto& slot = state()[optimizer_state_key<Key>(p)];
       if (!slot) {
         auto fresh = std::make_unique<torch::optim::AdamWParamState>();
         fresh->step(0);

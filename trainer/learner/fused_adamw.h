@@ -5,9 +5,20 @@
 // other dtypes, non-contiguous tensors, amsgrad, sparse grads) takes torch's own step.
 #pragma once
 
+#include <string>
+#include <type_traits>
+
 #include <torch/optim/adamw.h>
 
 namespace keel::learner {
+
+/// The key of a parameter in torch's optimizer state map: its TensorImpl's address as a string in
+/// LibTorch 1.13, the pointer itself in later versions.
+template <typename Key>
+Key optimizer_state_key(const at::Tensor& p) {
+  if constexpr (std::is_same_v<Key, std::string>) return c10::guts::to_string(p.unsafeGetTensorImpl());
+  else return p.unsafeGetTensorImpl();
+}
 
 class FusedAdamW : public torch::optim::AdamW {
  public:

@@ -11,6 +11,7 @@
 #include "models/lora.h"
 #include "models/pretrained.h"
 #include "trainer/checkpoint/checkpoint_manager.h"
+#include "trainer/dist/sharded_adamw.h"
 #include "trainer/checkpoint/reward_state_io.h"
 #include "trainer/checkpoint/run_dir.h"
 #include "trainer/checkpoint/trainer_state.h"
@@ -104,6 +105,11 @@ std::string first_non_finite(models::Transformer& m) {
 
 }  // namespace
 
+void gather_optimizer_states(RunState& c) {
+  if (auto* s = dynamic_cast<dist::ShardedAdamW*>(c.optimizer.get())) c.optimizer_to_save = s->gather_full();
+  if (auto* s = dynamic_cast<dist::ShardedAdamW*>(c.critic_optimizer.get())) c.critic_optimizer_to_save = s->gather_full();
+}
+
 bool save_checkpoint(RunState& c, checkpoint::CheckpointManager& mgr, const learner::NumericsGuard& guard,
                      const std::vector<std::string>& reward_states) {
   // Weights that are not finite would make every later rollback (and resume) land on a broken model
@@ -129,8 +135,11 @@ bool save_checkpoint(RunState& c, checkpoint::CheckpointManager& mgr, const lear
     models::save_pretrained(*c.reference, (staging / "reference").string(), so);
   }
   if (c.critic) models::save_pretrained(*c.critic, (staging / "critic").string(), so);
-  checkpoint::save_optimizer(*c.optimizer, staging / "optimizer.pt");
-  if (c.critic_optimizer) checkpoint::save_optimizer(*c.critic_optimizer, staging / "critic_optimizer.pt");
+  // A sharded optimizer is written whole (gathered before), so a run resumes on any rank count.
+  checkpoint::save_optimizer(c.optimizer_to_save ? *c.optimizer_to_save : *c.optimizer, staging / "optimizer.pt");
+  if (c.critic_optimizer)
+    checkpoint::save_optimizer(c.critic_optimizer_to_save ? *c.critic_optimizer_to_save : *c.critic_optimizer,
+                               staging / "critic_optimizer.pt");
   checkpoint::TrainerState st;
   st.step = c.step;
   st.opt_step = c.opt_step;

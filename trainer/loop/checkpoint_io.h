@@ -45,6 +45,11 @@ void attach_reward_state(const RunState& s, dist::BatchMessage& msg, int64_t ste
 /// calls it); disaggregated learners take what arrived with the step's batch.
 std::vector<std::string> checkpoint_reward_states(RunState& s);
 
+/// With dist.sharding optimizer: every rank's slice of the optimizer states, gathered into whole
+/// ones (s.optimizer_to_save, s.critic_optimizer_to_save) for save_checkpoint — a collective, every
+/// learner rank calls it before the checkpoint; nothing when the optimizers are not sharded.
+void gather_optimizer_states(RunState& s);
+
 /// Writes checkpoint s.step through `mgr` (rank 0).
 /// Returns false, with a warning, when the weights are not finite (nothing is written then).
 bool save_checkpoint(RunState& s, checkpoint::CheckpointManager& mgr, const learner::NumericsGuard& guard,

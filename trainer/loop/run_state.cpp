@@ -13,6 +13,7 @@
 #include "trainer/cli/train_common.h"
 #include "trainer/credit/advantage_options.h"
 #include "trainer/dist/data_parallel.h"
+#include "trainer/dist/sharded_adamw.h"
 #include "trainer/rollout/prompt_format.h"
 #include "trainer/dist/rendezvous.h"
 #include "trainer/learner/policy_loss.h"
@@ -300,6 +301,15 @@ void make_optimizers(RunState& c, const std::optional<stdfs::path>& checkpoint) 
     c.critic_optimizer =
         cli::make_adamw(c.critic->parameters(), c.cfg.critic.lr, o,
                         checkpoint ? std::optional(*checkpoint / "critic_optimizer.pt") : std::nullopt);
+  if (c.cfg.dist.sharding == "optimizer" && c.comm && c.comm->size() > 1) {
+    // ZeRO-1: each rank keeps its slice of the (loaded or fresh) whole state and drops the rest.
+    const auto shard = [&](std::unique_ptr<torch::optim::AdamW>& opt, const models::Transformer& m) {
+      const auto& options = static_cast<const torch::optim::AdamWOptions&>(opt->defaults());
+      opt = std::make_unique<dist::ShardedAdamW>(*c.comm, m.parameters(), options, opt.get());
+    };
+    shard(c.optimizer, *c.policy);
+    if (c.critic_optimizer) shard(c.critic_optimizer, *c.critic);
+  }
 }
 
 void set_update_options(RunState& c) {

@@ -63,8 +63,11 @@ struct RunState {
   std::optional<models::Transformer> reference;
   /// PPO with critic.mode separate: its own model and optimizer (value_head: the policy's head).
   std::optional<models::Transformer> critic;
-  std::unique_ptr<torch::optim::AdamW> optimizer;
+  std::unique_ptr<torch::optim::AdamW> optimizer;  ///< dist.sharding optimizer: a dist::ShardedAdamW
   std::unique_ptr<torch::optim::AdamW> critic_optimizer;
+  /// Sharded optimizers' whole states, gathered for the checkpoint being written
+  /// (gather_optimizer_states); null otherwise.
+  std::unique_ptr<torch::optim::AdamW> optimizer_to_save, critic_optimizer_to_save;
   std::optional<data::PromptSource> data;
   std::unique_ptr<rewards::CompositeReward> reward;
   ScoreWatch score_watch;  ///< the reward's failures (reward.warn_error_share, reward.max_all_error_steps)

@@ -17,6 +17,7 @@
 #include "trainer/cli/system_info.h"
 #include "trainer/cli/train_common.h"
 #include "trainer/dist/rendezvous.h"
+#include "trainer/dist/sharded_adamw.h"
 #include "trainer/learner/numerics_guard.h"
 #include "trainer/loop/checkpoint_io.h"
 #include "trainer/loop/disaggregated.h"
@@ -206,6 +207,8 @@ int train(TrainJob job, const rewards::RewardRegistry& reward_schemes) {
                                                            : 0;
     if (tokens > 0) m["perf/tokens_per_s"] = tokens / std::max(1e-9, m["time/step_s"]);
     m["actor/skipped_steps"] = static_cast<double>(guard.skipped_total());
+    // This rank's AdamW moments (with dist.sharding optimizer: its slice).
+    if (c.optimizer) m["perf/optimizer_state_mib"] = static_cast<double>(dist::adamw_state_bytes(*c.optimizer)) / (1 << 20);
     c.step = step;
     ++steps_here;
     if (lead && cfg.eval.every > 0 && (step % cfg.eval.every == 0 || step == cfg.run.total_steps)) {
@@ -223,7 +226,10 @@ int train(TrainJob job, const rewards::RewardRegistry& reward_schemes) {
     const int stop_sig = step < cfg.run.total_steps ? agree_on_stop(c) : 0;  // the last step just finishes
     if (checkpoint_step(cfg, step) || stop_sig != 0) {
       const auto reward_states = checkpoint_reward_states(c);  // colocated: a collective
+      gather_optimizer_states(c);                              // sharded: a collective
       if (lead) save_checkpoint(c, mgr, guard, reward_states);
+      c.optimizer_to_save.reset();
+      c.critic_optimizer_to_save.reset();
       learner_barrier();  // a rollback on any rank must find the checkpoint complete
     }
     if (stop_sig != 0) {

@@ -38,15 +38,21 @@ void expect_same_run(const stdfs::path& one, const stdfs::path& two, const std::
   for (const auto& m : models) expect_same_weights(one, two, m);
 }
 
+RunResult launch(int ranks, const ScratchDir& dir, const std::string& train_args) {
+  return run_keel("launch --nproc-per-node " + std::to_string(ranks) + " --master-port " +
+                      std::to_string(dist::testing::free_port()) + " --log-dir logs -- '" + std::string(KEEL_BINARY) +
+                      "' train c.yaml " + train_args,
+                  dir.path());
+}
+
+/// `overrides` go to both runs; `rank_overrides` only to the multi-rank one (dist.sharding).
 void dp_equivalence(const std::string& learner_yaml, const std::vector<std::string>& models, int min_compared = 30,
-                    const std::string& overrides = "") {
+                    const std::string& overrides = "", const std::string& rank_overrides = "", int ranks = 2) {
   ScratchDir dir("dp");
   dir.write("c.yaml", kTiny + learner_yaml);
   auto r = run_keel("train c.yaml run.output_dir=one" + overrides, dir.path());
   ASSERT_EQ(r.exit_code, 0) << r.out;
-  r = run_keel("launch --nproc-per-node 2 --master-port " + std::to_string(dist::testing::free_port()) + " --log-dir logs -- '" +
-                   std::string(KEEL_BINARY) + "' train c.yaml run.output_dir=two metrics.tensorboard=true" + overrides,
-               dir.path());
+  r = launch(ranks, dir, "run.output_dir=two metrics.tensorboard=true" + overrides + rank_overrides);
   ASSERT_EQ(r.exit_code, 0) << r.out;
   EXPECT_TRUE(stdfs::exists(dir.path() / "logs" / "rank_1.log")) << r.out;
   expect_same_run(dir.path() / "one/tiny", dir.path() / "two/tiny", models, min_compared);
@@ -69,6 +75,63 @@ TEST(TrainDist, TwoRanksEqualOneRankPpoWithASeparateCritic) {
 TEST(TrainDist, TwoRanksEqualOneRankGrpoWithLora) {
   dp_equivalence("learner: {algorithm: grpo}\nkl: {in_loss: true, coef: 0.01}\n", {"policy"}, 30,
                  " model.lora.rank=4 model.lora.alpha=8");
+}
+
+// ZeRO-1 (dist.sharding: optimizer): each rank keeps the AdamW moments of its slice of the
+// parameters; the weights and metrics are those of one process, for every learner, also on 4 ranks.
+TEST(TrainDist, ShardedOptimizerEqualsOneRankGrpo) {
+  dp_equivalence("learner: {algorithm: grpo}\nkl: {in_loss: true, coef: 0.01}\n", {"policy"}, 30, "",
+                 " dist.sharding=optimizer");
+}
+
+TEST(TrainDist, ShardedOptimizerEqualsOneRankPpoWithASeparateCritic) {
+  dp_equivalence("learner: {algorithm: ppo}\nadvantage: {estimator: gae}\ncritic: {mode: separate, lr: 1.0e-2}\n",
+                 {"policy", "critic"}, 30, "", " dist.sharding=optimizer");
+}
+
+TEST(TrainDist, ShardedOptimizerEqualsOneRankSftAndDpo) {
+  dp_equivalence("learner: {algorithm: sft}\n", {"policy"}, 10, "", " dist.sharding=optimizer");
+  dp_equivalence("learner: {algorithm: dpo}\ndpo: {loss: sigmoid, beta: 0.1}\n", {"policy"}, 15, "",
+                 " dist.sharding=optimizer");
+}
+
+TEST(TrainDist, ShardedOptimizerOnFourRanksEqualsOneRank) {
+  dp_equivalence("learner: {algorithm: grpo}\n", {"policy"}, 30, "", " dist.sharding=optimizer", 4);
+}
+
+// Each rank's share of the moments (perf/optimizer_state_mib, rank 0's): a quarter on 4 ranks, up
+// to the padding of the last slice.
+TEST(TrainDist, ShardedOptimizerHoldsASliceOfTheState) {
+  ScratchDir dir("dpshard_mem");
+  dir.write("c.yaml", kTiny + "learner: {algorithm: grpo}\n");
+  auto r = launch(4, dir, "run.output_dir=none");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  r = launch(4, dir, "run.output_dir=sharded dist.sharding=optimizer");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  const auto whole = json_file_lines(dir.path() / "none/tiny/metrics.jsonl").back()["perf/optimizer_state_mib"].get<double>();
+  const auto slice = json_file_lines(dir.path() / "sharded/tiny/metrics.jsonl").back()["perf/optimizer_state_mib"].get<double>();
+  EXPECT_GT(whole, 0);
+  EXPECT_NEAR(slice / whole, 0.25, 0.01);
+}
+
+// Checkpoints of a sharded run hold the whole optimizer state: a 2-rank sharded run stopped after
+// step 2 resumes on 4 sharded ranks, and one on 1 process, to the uninterrupted 1-process run.
+TEST(TrainDist, ShardedRunsResumeOnAnotherRankCount) {
+  ScratchDir dir("dpshard_resume");
+  dir.write("c.yaml", kTiny + "learner: {algorithm: grpo}\n");
+  auto r = run_keel("train c.yaml run.output_dir=straight run.total_steps=4 checkpoint.every=1", dir.path());
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  for (const char* to : {"four", "one"}) {
+    SCOPED_TRACE(to);
+    const std::string out = std::string(" run.output_dir=") + to;
+    r = launch(2, dir, "run.total_steps=2 checkpoint.every=1 dist.sharding=optimizer" + out);
+    ASSERT_EQ(r.exit_code, 0) << r.out;
+    if (std::string(to) == "four")
+      r = launch(4, dir, "run.total_steps=4 checkpoint.every=1 dist.sharding=optimizer run.resume=auto" + out);
+    else
+      r = run_keel("train c.yaml run.total_steps=4 checkpoint.every=1 run.resume=auto" + out, dir.path());
+    expect_resumed_equals(r, dir.path() / "straight/tiny", dir.path() / to / "tiny", 4, 40, "step-00000004");
+  }
 }
 
 // DAPO's dynamic sampling: every rank filters each generation attempt's global rows, so the ranks

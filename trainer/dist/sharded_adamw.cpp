@@ -1,0 +1,153 @@
+// ZeRO-1 AdamW over the learner ranks. See sharded_adamw.h.
+#include "trainer/dist/sharded_adamw.h"
+
+#include <algorithm>
+
+#include <torch/torch.h>
+
+#include "base/error.h"
+
+namespace keel::dist {
+
+namespace {
+using StateKey = std::decay_t<decltype(std::declval<torch::optim::AdamW&>().state())>::key_type;
+
+const torch::optim::AdamWParamState* find_state(const torch::optim::AdamW& opt, const at::Tensor& p) {
+  const auto it = opt.state().find(learner::optimizer_state_key<StateKey>(p));
+  return it == opt.state().end() ? nullptr : static_cast<const torch::optim::AdamWParamState*>(it->second.get());
+}
+}  // namespace
+
+ShardedAdamW::ShardedAdamW(Communicator& comm, const std::vector<at::Tensor>& params,
+                           const torch::optim::AdamWOptions& options, const torch::optim::AdamW* full)
+    : torch::optim::AdamW(params, options), comm_(comm), params_(params) {
+  TORCH_CHECK(!options.amsgrad(), "ShardedAdamW: amsgrad is not supported");
+  for (const auto& p : params_) {
+    TORCH_CHECK(p.is_contiguous(), "ShardedAdamW: parameters must be contiguous");
+    total_ += p.numel();
+  }
+  const int64_t w = comm_.size(), r = comm_.rank();
+  slice_ = (total_ + w - 1) / w;
+  const int64_t lo = std::min(total_, r * slice_), hi = std::min(total_, lo + slice_);
+  std::vector<at::Tensor> views;
+  int64_t off = 0;
+  for (size_t i = 0; i < params_.size(); ++i) {
+    const int64_t n = params_[i].numel();
+    const int64_t a = std::max(lo, off), b = std::min(hi, off + n);
+    if (a < b) {
+      // A view of the parameter's storage: the inner optimizer updates it in place.
+      auto view = params_[i].detach().view(-1).narrow(0, a - off, b - a);
+      pieces_.push_back({i, a - off, b - a, view});
+      views.push_back(view);
+    }
+    off += n;
+  }
+  inner_ = std::make_unique<learner::FusedAdamW>(views, options);
+  if (full == nullptr) return;
+  for (const auto& pc : pieces_) {  // this rank's slice of a whole state
+    const auto* st = find_state(*full, params_[pc.param]);
+    if (st == nullptr) continue;  // never stepped
+    auto mine = std::make_unique<torch::optim::AdamWParamState>();
+    mine->step(st->step());
+    mine->exp_avg(st->exp_avg().reshape(-1).narrow(0, pc.offset, pc.length).clone());
+    mine->exp_avg_sq(st->exp_avg_sq().reshape(-1).narrow(0, pc.offset, pc.length).clone());
+    inner_->state()[learner::optimizer_state_key<StateKey>(pc.view)] = std::move(mine);
+  }
+}
+
+int64_t ShardedAdamW::shard_elements() const {
+  int64_t n = 0;
+  for (const auto& pc : pieces_) n += pc.length;
+  return n;
+}
+
+torch::Tensor ShardedAdamW::step(LossClosure closure) {
+  TORCH_CHECK(closure == nullptr, "ShardedAdamW: closures are not supported");
+  torch::NoGradGuard ng;
+  // The schedule sets the outer group's options; the inner optimizer follows them.
+  const auto& o = static_cast<const torch::optim::AdamWOptions&>(param_groups()[0].options());
+  auto& io = static_cast<torch::optim::AdamWOptions&>(inner_->param_groups()[0].options());
+  io.lr(o.lr()).betas(o.betas()).eps(o.eps()).weight_decay(o.weight_decay());
+  for (auto& pc : pieces_) {
+    const auto& g = params_[pc.param].grad();
+    pc.view.mutable_grad() = g.defined() ? g.reshape(-1).narrow(0, pc.offset, pc.length) : at::Tensor();
+  }
+  inner_->step();
+  for (auto& pc : pieces_) pc.view.mutable_grad() = at::Tensor();
+  // Every rank's slice to every rank (slices of equal size, the last one padded).
+  const auto opts = params_.empty() ? at::TensorOptions(at::kFloat) : params_.front().options();
+  auto local = torch::zeros({slice_}, opts);
+  int64_t pos = 0;
+  for (const auto& pc : pieces_) {
+    local.narrow(0, pos, pc.length).copy_(pc.view);
+    pos += pc.length;
+  }
+  const auto flat = torch::cat(comm_.all_gather(local)).narrow(0, 0, total_);
+  int64_t off = 0;
+  for (auto& p : params_) {
+    p.detach().view(-1).copy_(flat.narrow(0, off, p.numel()));
+    off += p.numel();
+  }
+  return {};
+}
+
+std::unique_ptr<torch::optim::AdamW> ShardedAdamW::gather_full() {
+  torch::NoGradGuard ng;
+  const auto& o = static_cast<const torch::optim::AdamWOptions&>(param_groups()[0].options());
+  auto full = std::make_unique<learner::FusedAdamW>(params_, o);
+  const auto opts = params_.empty() ? at::TensorOptions(at::kFloat) : params_.front().options();
+  // Moments slice by slice; each parameter's step count from the rank holding its first element
+  // (a parameter's pieces are stepped together, so they share it).
+  auto m = torch::zeros({slice_}, opts), v = torch::zeros({slice_}, opts);
+  auto steps = torch::zeros({static_cast<int64_t>(params_.size())}, opts.dtype(at::kDouble));
+  int64_t pos = 0;
+  for (const auto& pc : pieces_) {
+    if (const auto* st = find_state(*inner_, pc.view)) {
+      m.narrow(0, pos, pc.length).copy_(st->exp_avg());
+      v.narrow(0, pos, pc.length).copy_(st->exp_avg_sq());
+      if (pc.offset == 0) steps[static_cast<int64_t>(pc.param)] = static_cast<double>(st->step());
+    }
+    pos += pc.length;
+  }
+  const auto m_all = torch::cat(comm_.all_gather(m)).narrow(0, 0, total_);
+  const auto v_all = torch::cat(comm_.all_gather(v)).narrow(0, 0, total_);
+  comm_.all_reduce(steps, ReduceOp::kSum);
+  const auto steps_cpu = steps.cpu();
+  int64_t off = 0;
+  for (size_t i = 0; i < params_.size(); ++i) {
+    const auto& p = params_[i];
+    const auto step = static_cast<int64_t>(steps_cpu[static_cast<int64_t>(i)].item<double>());
+    if (step > 0) {
+      auto st = std::make_unique<torch::optim::AdamWParamState>();
+      st->step(step);
+      st->exp_avg(m_all.narrow(0, off, p.numel()).view(p.sizes()).clone());
+      st->exp_avg_sq(v_all.narrow(0, off, p.numel()).view(p.sizes()).clone());
+      full->state()[learner::optimizer_state_key<StateKey>(p)] = std::move(st);
+    }
+    off += p.numel();
+  }
+  return full;
+}
+
+int64_t ShardedAdamW::state_bytes() const { return adamw_state_bytes(*inner_); }
+
+int64_t adamw_state_bytes(const torch::optim::AdamW& opt) {
+  if (const auto* s = dynamic_cast<const ShardedAdamW*>(&opt)) return s->state_bytes();
+  int64_t bytes = 0;
+  for (const auto& [key, st] : opt.state()) {
+    const auto& a = static_cast<const torch::optim::AdamWParamState&>(*st);
+    for (const auto* t : {&a.exp_avg(), &a.exp_avg_sq()})
+      if (t->defined()) bytes += t->numel() * static_cast<int64_t>(t->element_size());
+  }
+  return bytes;
+}
+
+void ShardedAdamW::save(torch::serialize::OutputArchive&) const {
+  fail("ShardedAdamW: a sharded optimizer state is saved through gather_full() (checkpoints are unsharded)");
+}
+
+void ShardedAdamW::load(torch::serialize::InputArchive&) {
+  fail("ShardedAdamW: load a whole AdamW state and pass it to the constructor");
+}
+
+}  // namespace keel::dist
