@@ -208,7 +208,12 @@ int train(TrainJob job, const rewards::RewardRegistry& reward_schemes) {
     if (tokens > 0) m["perf/tokens_per_s"] = tokens / std::max(1e-9, m["time/step_s"]);
     m["actor/skipped_steps"] = static_cast<double>(guard.skipped_total());
     // This rank's AdamW moments (with dist.sharding optimizer: its slice).
-    if (c.optimizer) m["perf/optimizer_state_mib"] = static_cast<double>(dist::adamw_state_bytes(*c.optimizer)) / (1 << 20);
+    if (c.optimizer) {
+      m["perf/optimizer_state_mib"] = static_cast<double>(dist::adamw_state_bytes(*c.optimizer)) / (1 << 20);
+      double trained = 0;  // what the optimizer trains (the gradients are as large)
+      for (const auto& p : c.policy->parameters()) trained += static_cast<double>(p.numel() * p.element_size());
+      m["perf/trained_param_mib"] = trained / (1 << 20);
+    }
     c.step = step;
     ++steps_here;
     if (lead && cfg.eval.every > 0 && (step % cfg.eval.every == 0 || step == cfg.run.total_steps)) {
