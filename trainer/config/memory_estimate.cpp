@@ -17,8 +17,8 @@ namespace keel::config {
 namespace {
 
 // Bytes per parameter of the trained policy: fp32 weights and gradients and AdamW's two fp32
-// moments (parameters stay fp32 under CUDA's bf16 autocast too).
-constexpr double kTrainedBytesPerParam = 4 + 4 + 8;
+// moments (parameters stay fp32 under CUDA's bf16 autocast too); the moments divided by the
+// learner ranks under dist.sharding optimizer.
 // A frozen copy (the reference model): fp32 weights only.
 constexpr double kFrozenBytesPerParam = 4;
 // A stored sample's tensors per token: ids, attention and response masks (int64), behaviour and
@@ -104,6 +104,9 @@ MemoryEstimate estimate_memory(const RunConfig& cfg, const std::optional<ModelSh
                                                           : d(cfg.eval.num_prompts);
   const double eval_rows = eval_prompts * cfg.eval.k;
 
+  // dist.sharding optimizer: each learner rank holds 1/W of the AdamW moments (weights and gradients whole).
+  const double shards = cfg.dist.sharding == "optimizer" ? d(std::max(1, cfg.derived.learner_ranks)) : 1.0;
+  const double trained_bytes = 4 + 4 + 8 / shards;
   if (shape) {
     const auto& s = *shape;
     e.parameters = parameter_count(s);
@@ -115,14 +118,14 @@ MemoryEstimate estimate_memory(const RunConfig& cfg, const std::optional<ModelSh
       e.parts.push_back({fmt::format("frozen policy base ({:.3g} parameters)", e.parameters),
                          e.parameters * kFrozenBytesPerParam, mk});
       e.parts.push_back({fmt::format("LoRA adapters, gradients and AdamW moments ({:.3g} parameters)", lora),
-                         lora * kTrainedBytesPerParam, {"model.lora.rank", "model.lora.target_modules"}});
+                         lora * trained_bytes, {"model.lora.rank", "model.lora.target_modules"}});
     } else {
       e.parts.push_back({fmt::format("policy weights, gradients and AdamW moments ({:.3g} parameters)", e.parameters),
-                         e.parameters * kTrainedBytesPerParam, mk});
+                         e.parameters * trained_bytes, mk});
       if (reference) e.parts.push_back({"frozen reference model", e.parameters * kFrozenBytesPerParam, mk});
     }
     if (cfg.learner.algorithm == "ppo" && cfg.critic.mode == "separate")
-      e.parts.push_back({"separate critic with its optimizer", e.parameters * kTrainedBytesPerParam, {"critic.mode"}});
+      e.parts.push_back({"separate critic with its optimizer", e.parameters * trained_bytes, {"critic.mode"}});
     if (rollouts || evals) {
       // One decode chunk's KV cache: K and V per layer for every row of the chunk.
       const double chunk = std::min(d(cfg.rollout.batch_size), std::max(rollouts ? rows : 0.0, evals ? eval_rows : 0.0));

@@ -165,6 +165,32 @@ TEST(TrainLora, DpoAndPpoWithAValueHeadTrain) {
   EXPECT_TRUE(t.count("base_model.model.value_head.weight"));
 }
 
+// Multi-turn episodes decode through DecodeSession's paged cache, which drives the layers itself:
+// the adapters apply there too (the run's sampled log-probs are the learner's: ppo_kl stays at
+// rounding level on the first mini-batch), and they train.
+TEST(TrainLora, MultiTurnEpisodesTrain) {
+  ScratchDir dir("lora_env");
+  std::string head = kTinyCalculatorRun;
+  head.insert(head.find("model:\n") + 7, "  lora: {rank: 4, alpha: 8}\n");
+  dir.write("c.yaml", head + R"(
+batch: {prompts_per_step: 4, mini_batch_size: 16, micro_batch_size: 4, epochs: 1}
+optim: {lr: 1.0e-2, lr_schedule: constant}
+eval: {every: 0}
+checkpoint: {every: 0}
+)");
+  const auto r = run_keel("train c.yaml", dir.path());
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  const auto lines = json_file_lines(dir.path() / "runs/tiny/metrics.jsonl");
+  ASSERT_EQ(lines.size(), 3u);
+  for (const auto& l : lines) EXPECT_LT(std::abs(l["actor/ppo_kl"].get<double>()), 1e-5) << l.dump();
+  const auto a = models::load_safetensors(
+      (dir.path() / "runs/tiny/checkpoints/step-00000003/policy_adapter/adapter_model.safetensors").string());
+  double b_norm = 0;
+  for (const auto& [k, t] : a)
+    if (k.find("lora_B") != std::string::npos) b_norm += t.abs().sum().item<double>();
+  EXPECT_GT(b_norm, 0) << "B starts at 0: the adapters never trained";
+}
+
 TEST(TrainLora, ValidateRefusesWhatIsNotWired) {
   ScratchDir dir("lora_validate");
   dir.write("c.yaml", kRun);

@@ -123,6 +123,15 @@ TEST(MemoryEstimate, LoraCountsAdaptersAndNoReferenceCopy) {
   EXPECT_DOUBLE_EQ(diff, 20 * p - (4 * p + 16 * a));
 }
 
+// dist.sharding optimizer on 4 learner ranks: 4 + 4 + 8 / 4 = 10 bytes a trained parameter, not 16.
+TEST(MemoryEstimate, OptimizerShardingDividesTheMoments) {
+  RunConfig a = load("learner: {algorithm: sft}\n"), b = load("learner: {algorithm: sft}\ndist: {sharding: optimizer}\n");
+  a.derived.learner_ranks = b.derived.learner_ranks = 4;
+  const auto shape = init_model_shape(a.model.init, 0);
+  const double p = parameter_count(shape);
+  EXPECT_DOUBLE_EQ(estimate_memory(a, shape, false, false).total() - estimate_memory(b, shape, false, false).total(), 6 * p);
+}
+
 TEST(MemoryEstimate, FormatsBytes) {
   EXPECT_EQ(format_bytes(640), "640 B");
   EXPECT_EQ(format_bytes(1536), "1.5 KiB");
