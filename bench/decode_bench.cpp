@@ -31,6 +31,7 @@
 #include <vector>
 
 #include "base/startup_env.h"
+#include "bench/bench_args.h"
 #include "bench/bench_model.h"
 #include "models/generate.h"
 #include "models/model_config.h"
@@ -69,8 +70,7 @@ std::vector<int64_t> parse_list(const std::string& v) {
 
 Args parse(int argc, char** argv) {
   Args a;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    const std::string k = argv[i], v = argv[i + 1];
+  keel::bench::for_each_option(argc, argv, [&](const std::string& k, const std::string& v) {
     if (k == "--threads") a.threads = std::stoi(v);
     else if (k == "--batches") a.batches = parse_list(v);
     else if (k == "--new") a.new_tokens = std::stoll(v);
@@ -82,15 +82,9 @@ Args parse(int argc, char** argv) {
     else if (k == "--stride") a.stride = std::stoll(v);
     else if (k == "--reps") a.reps = std::stoi(v);
     else if (k == "--profile") a.profile = v;
-    else {
-      std::fprintf(stderr, "unknown option %s\n", k.c_str());
-      std::exit(2);
-    }
-  }
-  if (argc % 2 == 0) {
-    std::fprintf(stderr, "options come in pairs: --name value\n");
-    std::exit(2);
-  }
+    else return false;
+    return true;
+  });
   return a;
 }
 

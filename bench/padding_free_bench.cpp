@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "base/startup_env.h"
+#include "bench/bench_args.h"
 #include "bench/bench_model.h"
 #include "models/generate.h"
 #include "models/logprobs.h"
@@ -48,12 +49,7 @@ struct Args {
 
 Args parse(int argc, char** argv) {
   Args a;
-  if (argc % 2 == 0) {
-    std::fprintf(stderr, "options come in pairs: --name value\n");
-    std::exit(2);
-  }
-  for (int i = 1; i + 1 < argc; i += 2) {
-    const std::string k = argv[i], v = argv[i + 1];
+  keel::bench::for_each_option(argc, argv, [&](const std::string& k, const std::string& v) {
     if (k == "--threads") a.threads = std::stoi(v);
     else if (k == "--reps") a.reps = std::stoi(v);
     else if (k == "--rows") a.rows = std::stoll(v);
@@ -63,11 +59,9 @@ Args parse(int argc, char** argv) {
     else if (k == "--layers") a.layers = std::stoll(v);
     else if (k == "--hidden") a.hidden = std::stoll(v);
     else if (k == "--vocab") a.vocab = std::stoll(v);
-    else {
-      std::fprintf(stderr, "unknown option %s\n", k.c_str());
-      std::exit(2);
-    }
-  }
+    else return false;
+    return true;
+  });
   if (a.min_len < 9 || a.max_len < a.min_len || a.micro < 1 || a.rows < 1 || a.reps < 1) {
     std::fprintf(stderr, "need 9 <= --min-len <= --max-len and --rows, --micro, --reps >= 1\n");
     std::exit(2);

@@ -39,6 +39,7 @@
 #include <vector>
 
 #include "base/startup_env.h"
+#include "bench/bench_args.h"
 #include "bench/bench_model.h"
 #include "models/model_config.h"
 #include "models/safetensors.h"
@@ -66,12 +67,7 @@ struct Args {
 
 Args parse(int argc, char** argv) {
   Args a;
-  if (argc % 2 == 0) {
-    std::fprintf(stderr, "options come in pairs: --name value\n");
-    std::exit(2);
-  }
-  for (int i = 1; i + 1 < argc; i += 2) {
-    const std::string k = argv[i], v = argv[i + 1];
+  keel::bench::for_each_option(argc, argv, [&](const std::string& k, const std::string& v) {
     if (k == "--threads") a.threads = std::stoi(v);
     else if (k == "--warmup") a.warmup = std::stoi(v);
     else if (k == "--steps") a.steps = std::stoi(v);
@@ -82,11 +78,9 @@ Args parse(int argc, char** argv) {
     else if (k == "--init-dir") a.init_dir = v;
     else if (k == "--profile") a.profile = v;
     else if (k == "--lockstep") a.lockstep = v == "1";
-    else {
-      std::fprintf(stderr, "unknown option %s\n", k.c_str());
-      std::exit(2);
-    }
-  }
+    else return false;
+    return true;
+  });
   return a;
 }
 

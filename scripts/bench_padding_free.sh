@@ -16,12 +16,9 @@ THREADS=${THREADS:-2}
 BENCH_ARGS=${BENCH_ARGS:-""}
 OUT_DIR=${OUT_DIR:-$(mktemp -d /tmp/keel_bench_padding_free.XXXXXX)}
 mkdir -p "$OUT_DIR"
-
-[ -f "$build/build.ninja" ] || cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release
-lock=()
-[ -n "${KEEL_BUILD_LOCK:-}" ] && lock=(flock "$KEEL_BUILD_LOCK")
-"${lock[@]}" ninja -C "$build" -j "${KEEL_JOBS:-2}" keel padding_free_bench > "$OUT_DIR/build.log" 2>&1 || {
-  tail -30 "$OUT_DIR/build.log"; exit 1; }
+# shellcheck source=scripts/bench_build.sh
+. scripts/bench_build.sh
+bench_build keel padding_free_bench
 
 export OMP_NUM_THREADS=$THREADS OPENBLAS_NUM_THREADS=$THREADS
 cpu=$(grep -m1 '^model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')

@@ -24,12 +24,9 @@ THREADS=${THREADS:-2}
 BENCH_ARGS=${BENCH_ARGS:-""}
 OUT_DIR=${OUT_DIR:-$(mktemp -d /tmp/keel_bench_rollout.XXXXXX)}
 mkdir -p "$OUT_DIR"
-
-[ -f "$build/build.ninja" ] || cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release
-lock=()
-[ -n "${KEEL_BUILD_LOCK:-}" ] && lock=(flock "$KEEL_BUILD_LOCK")
-"${lock[@]}" ninja -C "$build" -j "${KEEL_JOBS:-2}" keel rollout_bench > "$OUT_DIR/build.log" 2>&1 || {
-  tail -30 "$OUT_DIR/build.log"; exit 1; }
+# shellcheck source=scripts/bench_build.sh
+. scripts/bench_build.sh
+bench_build keel rollout_bench
 
 export OMP_NUM_THREADS=$THREADS OPENBLAS_NUM_THREADS=$THREADS
 # What keel's executables set for themselves on this machine (rollout_bench sets it too, by re-exec

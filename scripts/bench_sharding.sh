@@ -13,10 +13,10 @@ cd "$(dirname "$0")/.."
 build=${KEEL_BUILD_DIR:-build}
 RANKS=${RANKS:-"1 2 4"}
 OUT_DIR=${OUT_DIR:-$(mktemp -d /tmp/keel_bench_sharding.XXXXXX)}
-[ -f "$build/build.ninja" ] || cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release
-lock=()
-[ -n "${KEEL_BUILD_LOCK:-}" ] && lock=(flock "$KEEL_BUILD_LOCK")
-"${lock[@]}" ninja -C "$build" -j "${KEEL_JOBS:-2}" keel > "$OUT_DIR/build.log" 2>&1 || { tail -30 "$OUT_DIR/build.log"; exit 1; }
+mkdir -p "$OUT_DIR"
+# shellcheck source=scripts/bench_build.sh
+. scripts/bench_build.sh
+bench_build keel
 keel=$(realpath "$build/keel")
 cat > "$OUT_DIR/c.yaml" <<'YAML'
 run: {name: shard, total_steps: 3, device: cpu, seed: 1, threads: 1}

@@ -25,12 +25,7 @@ at::Tensor rank_data(int k, at::IntArrayRef shape, at::ScalarType dtype = at::kF
   return at::randn(shape, gen, at::kDouble).to(dtype);
 }
 
-std::unique_ptr<Communicator> worker_comm() {
-  CommOptions o;
-  o.backend = "gloo";
-  o.timeout_s = 30;
-  return init_communicator(read_rendezvous_env(process_env()), o);
-}
+std::unique_ptr<Communicator> worker_comm() { return testing::gloo_worker_comm(30); }
 
 // ---- the worker: run inside every spawned rank -------------------------------------------------
 

@@ -35,12 +35,7 @@ using rollout::RolloutBatch;
 using testing::spawn_ranks;
 using testing::SpawnSpec;
 
-std::unique_ptr<Communicator> worker_comm() {
-  CommOptions o;
-  o.backend = "gloo";
-  o.timeout_s = 60;
-  return init_communicator(read_rendezvous_env(process_env()), o);
-}
+std::unique_ptr<Communicator> worker_comm() { return testing::gloo_worker_comm(60); }
 
 // ---- (1) one process ---------------------------------------------------------------------------
 

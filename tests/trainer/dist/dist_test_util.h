@@ -25,6 +25,9 @@
 
 #include <gtest/gtest.h>
 
+#include "trainer/dist/communicator.h"
+#include "trainer/dist/rendezvous.h"
+
 extern char** environ;
 
 namespace keel::dist::testing {
@@ -35,6 +38,14 @@ namespace keel::dist::testing {
     if (std::getenv("KEEL_DIST_TEST_WORKER") == nullptr || std::getenv("RANK") == nullptr) \
       GTEST_SKIP() << "worker of a *Dist test; runs only when spawned by one";      \
   } while (0)
+
+/// Inside a worker: this rank's Gloo communicator, from the environment spawn_ranks set.
+inline std::unique_ptr<Communicator> gloo_worker_comm(double timeout_s) {
+  CommOptions o;
+  o.backend = "gloo";
+  o.timeout_s = timeout_s;
+  return init_communicator(read_rendezvous_env(process_env()), o);
+}
 
 /// A TCP port that was free a moment ago (bind to port 0, read it back, close).
 inline int free_port() {

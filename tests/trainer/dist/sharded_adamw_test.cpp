@@ -20,12 +20,7 @@ namespace {
 using testing::spawn_ranks;
 using testing::SpawnSpec;
 
-std::unique_ptr<Communicator> worker_comm() {
-  CommOptions o;
-  o.backend = "gloo";
-  o.timeout_s = 60;
-  return init_communicator(read_rendezvous_env(process_env()), o);
-}
+std::unique_ptr<Communicator> worker_comm() { return testing::gloo_worker_comm(60); }
 
 // 35 + 3 + 24 + 11 = 73 elements: on 2 ranks slices of 37 (the [6, 4] cut), on 3 of 25 (two cuts,
 // the last slice padded by 2).
