@@ -171,6 +171,8 @@ void load_checkpoint_files(RunState& c, const stdfs::path& dir) {
     const std::string base = c.cfg.model.path.empty() ? (dir / "policy_base").string() : c.cfg.model.path;
     c.policy.emplace(models::load_pretrained(base, reg, lo));
     attach_lora(c, (dir / "policy_adapter").string());
+    // The reference is this model's base (a rollback must not keep the replaced model alive through it).
+    if (c.reference) c.reference.emplace(c.policy->without_adapters());
   } else {
     c.policy.emplace(models::load_pretrained((dir / "policy").string(), reg, lo));
   }

@@ -7,6 +7,8 @@
 // validate refuses what is not wired.
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
@@ -146,6 +148,19 @@ TEST(TrainLora, StartsFromASavedPeftAdapter) {
                dir.path());
   EXPECT_NE(r.exit_code, 0);
   EXPECT_NE(r.out.find("model.lora.rank is 8 but the adapter"), std::string::npos) << r.out;
+}
+
+// A non-finite step rolls a LoRA run back to its last checkpoint (base + adapter), and it goes on.
+TEST(TrainLora, NonFiniteStepsRollBack) {
+  ScratchDir dir("lora_nan");
+  dir.write("c.yaml", kRun);
+  const auto r = run_keel("train c.yaml run.total_steps=5 optim.rollback_after=1", dir.path(), "KEEL_TEST_INJECT_NAN_STEP=3");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_NE(r.out.find("rolled back to"), std::string::npos) << r.out;
+  const auto lines = json_file_lines(dir.path() / "runs/tiny/metrics.jsonl");
+  ASSERT_EQ(lines.size(), 5u);
+  EXPECT_EQ(lines[2].value("actor/rolled_back", 0.0), 1.0) << lines[2];
+  EXPECT_TRUE(std::isfinite(lines[4]["actor/kl_loss"].get<double>())) << lines[4];
 }
 
 TEST(TrainLora, DpoAndPpoWithAValueHeadTrain) {
