@@ -53,6 +53,7 @@
 #include "trainer/data/prompt_source.h"
 #include "trainer/learner/lr_schedule.h"
 #include "trainer/learner/numerics_guard.h"
+#include "trainer/learner/sequence_batch.h"
 #include "trainer/learner/rm_grad_penalty.h"
 #include "trainer/learner/rm_loss.h"
 #include "trainer/learner/rm_odin_loss.h"
@@ -317,19 +318,34 @@ PairForward forward_pairs(State& s, const std::vector<Pair>& pairs, const std::v
   std::vector<Seq> seqs;
   for (size_t i : idx) seqs.push_back(pairs[i].chosen);
   for (size_t i : idx) seqs.push_back(pairs[i].rejected);
-  auto [ids, mask] = models::left_pad(seqs, s.pad_id);  // [2m, P]; the last column is every row's last token
-  ids = ids.to(s.model->device());
-  mask = mask.to(s.model->device());
+  const auto dev = s.model->device();
   PairForward f;
-  torch::Tensor hidden;  // [2m, P, H]
-  if (keep_embeds) {
-    f.embeds = models::embed_tokens(*s.model, ids);
-    f.mask = mask;
-    hidden = models::forward_hidden_from_embeds(*s.model, f.embeds, mask);
+  torch::Tensor last;  // [2m, H]: each sequence's last token
+  if (s.cfg.batch.padding_free && !keep_embeds) {
+    // The sequences back to back (varlen attention); each is scored at its own last token. The
+    // gradient penalty's pass from input embeddings stays padded.
+    std::vector<int64_t> flat, lens, ends;
+    for (const auto& q : seqs) {
+      flat.insert(flat.end(), q.begin(), q.end());
+      lens.push_back(static_cast<int64_t>(q.size()));
+      ends.push_back(static_cast<int64_t>(flat.size()) - 1);
+    }
+    const auto hidden = s.model->forward_hidden_packed(torch::tensor(flat, torch::kLong).to(dev).unsqueeze(0), lens)[0];
+    last = hidden.index_select(0, torch::tensor(ends, torch::kLong).to(dev));
   } else {
-    hidden = s.model->forward_hidden(ids, mask);
+    auto [ids, mask] = models::left_pad(seqs, s.pad_id);  // [2m, P]; the last column is every row's last token
+    ids = ids.to(dev);
+    mask = mask.to(dev);
+    torch::Tensor hidden;  // [2m, P, H]
+    if (keep_embeds) {
+      f.embeds = models::embed_tokens(*s.model, ids);
+      f.mask = mask;
+      hidden = models::forward_hidden_from_embeds(*s.model, f.embeds, mask);
+    } else {
+      hidden = s.model->forward_hidden(ids, mask);
+    }
+    last = hidden.select(1, hidden.size(1) - 1);
   }
-  const auto last = hidden.select(1, hidden.size(1) - 1);  // [2m, H]
   const auto m = static_cast<int64_t>(idx.size());
   const auto r = s.model->rewards(last).to(torch::kFloat);  // [2m]
   f.rc = r.narrow(0, 0, m);
@@ -431,9 +447,15 @@ std::pair<Metrics, learner::NumericsGuard::Verdict> train_step(State& s, learner
   s.optimizer->zero_grad();
   Metrics sums;  // per-pair metrics weighted by micro-batch size; loss-like ones summed
   double loss_total = 0, base_total = 0, penalty_total = 0, grad_norm_sum = 0;
-  for (size_t st = 0; st < batch.size(); st += static_cast<size_t>(cfg.batch.micro_batch_size)) {
-    const size_t e = std::min(batch.size(), st + static_cast<size_t>(cfg.batch.micro_batch_size));
-    const std::vector<size_t> idx(batch.begin() + static_cast<long>(st), batch.begin() + static_cast<long>(e));
+  // Micro-batches of micro_batch_size pairs, also capped by batch.max_tokens_per_micro_batch (a
+  // pair's chosen and rejected tokens).
+  std::vector<int64_t> pair_tokens;
+  for (size_t i : batch) pair_tokens.push_back(static_cast<int64_t>(s.train[i].chosen.size() + s.train[i].rejected.size()));
+  const auto micro = learner::micro_batches(torch::tensor(pair_tokens, torch::kLong), 0,
+                                            static_cast<int64_t>(batch.size()), cfg.batch.micro_batch_size,
+                                            cfg.batch.max_tokens_per_micro_batch);
+  for (const auto& [st, e] : micro) {
+    const std::vector<size_t> idx(batch.begin() + st, batch.begin() + e);
     const double share = static_cast<double>(idx.size()) / n;
     const auto f = forward_pairs(s, s.train, idx, gp_on);
     auto out = pair_loss(s, f, s.train, idx, n, share);

@@ -288,9 +288,6 @@ void derive_batch(Reader& r, RunConfig& cfg, int world_size) {
   if (cfg.learner.algorithm == "rm" && cfg.model.lora.enabled())
     r.error("model", "lora: reward-model training (learner rm) trains the whole model; adapters are wired into the "
                      "policy learners (grpo, ppo, dpo, sft, ...): set model.lora.rank to 0 and leave model.lora.adapter empty");
-  if (cfg.learner.algorithm == "rm" && (b.padding_free || b.max_tokens_per_micro_batch > 0))
-    r.error("batch", "padding_free and max_tokens_per_micro_batch shape the policy learners' passes (grpo, ppo, dpo, "
-                     "sft, ...); reward-model training (learner rm) pads its pairs: leave them unset");
   const int64_t per_pass = static_cast<int64_t>(b.micro_batch_size) * d.learner_ranks;
   if (b.mini_batch_size % per_pass != 0 || b.mini_batch_size / per_pass < 1) {
     r.error("batch", fmt::format("mini_batch_size {} is not a whole number (>= 1) of micro_batch_size {} x {} learner "

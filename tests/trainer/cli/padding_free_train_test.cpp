@@ -112,15 +112,5 @@ TEST(TrainPaddingFree, MultiTurnEpisodes) {
   padding_free_equivalence(kTinyCalculatorRun, "", {"policy"}, 30, /*means_move=*/false);
 }
 
-// Reward-model training pads its pairs: the options are refused there, naming the section.
-TEST(TrainPaddingFree, RefusedForRewardModelTraining) {
-  ScratchDir dir("padfree_rm");
-  dir.write("c.yaml", kTinyArithmeticRun + kTail + "learner: {algorithm: rm}\n");
-  const auto r = run_keel("validate c.yaml batch.padding_free=true", dir.path());
-  EXPECT_NE(r.exit_code, 0) << r.out;
-  EXPECT_NE(r.out.find("batch"), std::string::npos) << r.out;
-  EXPECT_NE(r.out.find("reward-model training (learner rm) pads its pairs"), std::string::npos) << r.out;
-}
-
 }  // namespace
 }  // namespace keel::testing

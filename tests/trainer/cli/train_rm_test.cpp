@@ -16,6 +16,7 @@
 #include "models/tokenizer_sentencepiece.h"
 #include "rewards/models/reward_model.h"
 #include "tests/models/test_util.h"
+#include "tests/trainer/cli/run_compare.h"
 #include "tests/trainer/cli/run_keel.h"
 #include "base/fs.h"
 
@@ -183,6 +184,22 @@ TEST_F(TrainRmSlow, ResumeContinuesExactly) {
     for (const char* k : {"rm/loss", "rm/accuracy", "actor/grad_norm"})
       EXPECT_NEAR(a[i][k].get<double>(), b[i][k].get<double>(), 1e-6) << "step " << i + 1 << " " << k;
   EXPECT_NEAR(a[7]["eval/rm_accuracy"].get<double>(), b[7]["eval/rm_accuracy"].get<double>(), 1e-9);
+}
+
+// Padding-free pair passes (each sequence scored at its own last token) and token-capped
+// micro-batches train as the padded passes do: the same metrics (per-pair ones are weighted by
+// their micro-batch's share, so the grouping does not move them) and weights.
+TEST_F(TrainRmSlow, PaddingFreeAndATokenBudgetTrainAsPadded) {
+  const std::string base = "train-rm c.yaml run.total_steps=6 checkpoint.every=6 eval.every=3";
+  auto r = run_keel(base + " run.output_dir=padded", dir_->path());
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  r = run_keel(base + " run.output_dir=packed batch.padding_free=true batch.max_tokens_per_micro_batch=60", dir_->path());
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  const auto a = json_file_lines(dir_->path() / "padded/rm/metrics.jsonl");
+  const auto b = json_file_lines(dir_->path() / "packed/rm/metrics.jsonl");
+  ASSERT_EQ(a.size(), 6u);
+  expect_same_metrics(a, b, 0, 30);
+  expect_same_weights(dir_->path() / "padded/rm", dir_->path() / "packed/rm", "model", "step-00000006");
 }
 
 TEST_F(TrainRmSlow, MarginsFromTheJsonlAndFromAnEnsemble) {
