@@ -31,6 +31,7 @@
 #include "models/embeds_forward.h"
 #include "models/generate.h"
 #include "models/model_config.h"
+#include "models/lora.h"
 #include "models/pretrained.h"
 #include "models/safetensors.h"
 #include "models/tokenizer.h"
@@ -248,7 +249,11 @@ void save_checkpoint(State& s, checkpoint::CheckpointManager& mgr, const learner
   fs::write_file_atomic(staging / checkpoint::kCheckpointConfig, s.resolved_yaml);
   models::SaveOptions so;
   so.tokenizer_dir = s.tokenizer_dir;
-  models::save_pretrained(*s.model, (staging / "model").string(), so);
+  models::save_pretrained(*s.model, (staging / "model").string(), so);  // with LoRA: merged
+  if (s.model->has_lora()) {  // resume needs base and adapter apart (as keel train's checkpoints)
+    models::save_adapter(*s.model, (staging / "model_adapter").string(), s.cfg.model.path);
+    if (s.cfg.model.path.empty()) models::save_pretrained(s.model->without_adapters(), (staging / "model_base").string(), so);
+  }
   if (s.length_head.defined())
     models::save_safetensors((staging / "model" / kOdinLengthFile).string(), {{kOdinLengthTensor, s.length_head.detach()}},
                              {{"format", "pt"}, {"keel", "ODIN length head r_L; score.weight is the quality head r_Q"}});
@@ -266,7 +271,15 @@ void load_checkpoint(State& s, const stdfs::path& dir, const models::ModelRegist
   models::LoadOptions lo;
   lo.heads = kRewardOnly;
   lo.init_missing_heads = false;
-  s.model.emplace(models::load_pretrained((dir / "model").string(), reg, lo));
+  if (s.cfg.model.lora.enabled()) {
+    // The frozen base, then the adapters and the trained score head.
+    lo.init_missing_heads = true;
+    s.model.emplace(models::load_pretrained(s.cfg.model.path.empty() ? (dir / "model_base").string() : s.cfg.model.path,
+                                            reg, lo));
+    attach_lora(*s.model, s.cfg.model.lora, (dir / "model_adapter").string(), static_cast<uint64_t>(s.cfg.run.seed));
+  } else {
+    s.model.emplace(models::load_pretrained((dir / "model").string(), reg, lo));
+  }
   if (s.cfg.rm.variant == "odin") {
     const auto file = dir / "model" / kOdinLengthFile;
     if (!stdfs::exists(file)) fail("{}: no {} (the checkpoint was not trained with rm.variant: odin)", (dir / "model").string(), kOdinLengthFile);
@@ -537,6 +550,9 @@ bool setup_model(State& s, checkpoint::CheckpointManager& mgr, const models::Mod
     } else {
       s.model.emplace(init_config(mc, *s.tok), kRewardOnly);
     }
+    // LoRA: the base frozen, the adapters and the score head trained (ensemble members draw their
+    // adapters from their own seed).
+    if (mc.lora.enabled()) attach_lora(*s.model, mc.lora, mc.lora.adapter, static_cast<uint64_t>(s.cfg.run.seed));
     if (s.cfg.rm.variant == "odin") s.length_head = fresh_length_head(*s.model);
     s.optimizer = make_optimizer(s, std::nullopt);
   }

@@ -3,7 +3,9 @@
 #include <set>
 #include <torch/torch.h>
 
+#include "base/error.h"
 #include "models/compat.h"
+#include "models/lora.h"
 #include "models/tokenizer.h"
 #include "models/tokenizer_sentencepiece.h"
 #include "base/log.h"
@@ -46,6 +48,24 @@ at::Device select_device(const std::string& device, const std::string& what, int
     fail("{} cuda: no CUDA device is usable (LibTorch {}; `keel version` shows what it sees)", what,
          compat::torch_version());
   return at::Device(at::kCUDA, static_cast<c10::DeviceIndex>(local_rank % compat::cuda_device_count()));
+}
+
+void attach_lora(models::Transformer& model, const config::LoraSection& l, const std::string& adapter_dir,
+                 uint64_t seed) {
+  models::LoraOptions o;
+  o.rank = l.rank;
+  o.alpha = l.alpha;
+  o.dropout = l.dropout;
+  o.target_modules = l.target_modules;
+  if (!adapter_dir.empty()) {
+    const auto file = models::read_adapter_config(adapter_dir);
+    if (l.rank > 0 && l.rank != file.rank)
+      fail("model.lora.rank is {} but the adapter {} has r = {}: set model.lora.rank to 0 or {}", l.rank, adapter_dir,
+           file.rank, file.rank);
+    o = file;
+  }
+  model.add_lora(o, seed ^ 0x4c6f5241ull);
+  if (!adapter_dir.empty()) models::load_adapter(model, adapter_dir);
 }
 
 std::unique_ptr<torch::optim::AdamW> make_adamw(const std::vector<at::Tensor>& params, double lr,

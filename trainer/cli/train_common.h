@@ -21,6 +21,7 @@ class AdamW;
 }
 namespace keel::models {
 class Tokenizer;
+class Transformer;
 }
 
 namespace keel::cli {
@@ -38,6 +39,11 @@ inline double seconds_since(std::chrono::steady_clock::time_point t0) {
 at::Device select_device(const std::string& device, const std::string& what, int local_rank = 0);
 
 models::ModelConfig init_config(const config::ModelSection& m, const models::Tokenizer& tok);
+
+/// Adds model.lora's adapters to `model` (A drawn from `seed`), or, with `adapter_dir`, the options
+/// and weights (with trained heads) of that PEFT directory; model.lora.rank must then be 0 or its r.
+void attach_lora(models::Transformer& model, const config::LoraSection& lora, const std::string& adapter_dir,
+                 uint64_t seed);
 
 /// AdamW over `params` at learning rate `lr` with the optim section's betas / eps / weight decay,
 /// loading the optimizer state saved in `state_file` when given.

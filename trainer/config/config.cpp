@@ -285,9 +285,6 @@ void derive_batch(Reader& r, RunConfig& cfg, int world_size) {
                     "the learner ranks keep the whole state (set dist.sharding to none)");
   if (cfg.dist.sharding != "none" && cfg.learner.algorithm == "rm")
     r.error("dist", "sharding: reward-model training (learner rm) runs as one process");
-  if (cfg.learner.algorithm == "rm" && cfg.model.lora.enabled())
-    r.error("model", "lora: reward-model training (learner rm) trains the whole model; adapters are wired into the "
-                     "policy learners (grpo, ppo, dpo, sft, ...): set model.lora.rank to 0 and leave model.lora.adapter empty");
   const int64_t per_pass = static_cast<int64_t>(b.micro_batch_size) * d.learner_ranks;
   if (b.mini_batch_size % per_pass != 0 || b.mini_batch_size / per_pass < 1) {
     r.error("batch", fmt::format("mini_batch_size {} is not a whole number (>= 1) of micro_batch_size {} x {} learner "

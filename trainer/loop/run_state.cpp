@@ -221,22 +221,8 @@ void build_components(RunState& c, const rewards::RewardRegistry& reward_schemes
 }
 
 void attach_lora(RunState& c, const std::string& adapter_dir) {
-  const auto& l = c.cfg.model.lora;
-  models::LoraOptions o;
-  o.rank = l.rank;
-  o.alpha = l.alpha;
-  o.dropout = l.dropout;
-  o.target_modules = l.target_modules;
-  if (!adapter_dir.empty()) {
-    const auto file = models::read_adapter_config(adapter_dir);
-    if (l.rank > 0 && l.rank != file.rank)
-      fail("model.lora.rank is {} but the adapter {} has r = {}: set model.lora.rank to 0 or {}", l.rank, adapter_dir,
-           file.rank, file.rank);
-    o = file;
-  }
   // Every rank draws the same A from the run's seed (data-parallel ranks also get rank 0's by broadcast).
-  c.policy->add_lora(o, static_cast<uint64_t>(c.cfg.run.seed) ^ 0x4c6f5241ull);
-  if (!adapter_dir.empty()) models::load_adapter(*c.policy, adapter_dir);
+  cli::attach_lora(*c.policy, c.cfg.model.lora, adapter_dir, static_cast<uint64_t>(c.cfg.run.seed));
 }
 
 void build_models(RunState& c, const std::optional<stdfs::path>& resume) {

@@ -3,8 +3,8 @@
 // layout (policy_adapter/) and, for a random-init run, the base (policy_base/); `keel logprobs`
 // reads the merged directory back with the log-probs of base + adapter (<= 1e-5); a run killed
 // after a checkpoint resumes to the uninterrupted run's metrics and weights; a run started from a
-// saved adapter (model.lora.adapter) starts from that model; dpo and ppo with a value head train;
-// validate refuses what is not wired.
+// saved adapter (model.lora.adapter) starts from that model; dpo, ppo with a value head and
+// multi-turn episodes train; a non-finite step rolls back; validate checks the target modules.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -206,16 +206,13 @@ checkpoint: {every: 0}
   EXPECT_GT(b_norm, 0) << "B starts at 0: the adapters never trained";
 }
 
-TEST(TrainLora, ValidateRefusesWhatIsNotWired) {
+TEST(TrainLora, ValidateChecksTheTargetModules) {
   ScratchDir dir("lora_validate");
   dir.write("c.yaml", kRun);
   auto r = run_keel("validate c.yaml model.lora.target_modules=[q_proj,qkv]", dir.path());
   EXPECT_NE(r.exit_code, 0);
   EXPECT_NE(r.out.find("model.lora.target_modules"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("unknown module 'qkv'"), std::string::npos) << r.out;
-  r = run_keel("validate c.yaml learner.algorithm=rm", dir.path());
-  EXPECT_NE(r.exit_code, 0);
-  EXPECT_NE(r.out.find("reward-model training (learner rm) trains the whole model"), std::string::npos) << r.out;
   r = run_keel("validate c.yaml", dir.path());
   EXPECT_EQ(r.exit_code, 0) << r.out;
 }

@@ -202,6 +202,34 @@ TEST_F(TrainRmSlow, PaddingFreeAndATokenBudgetTrainAsPadded) {
   expect_same_weights(dir_->path() / "padded/rm", dir_->path() / "packed/rm", "model", "step-00000006");
 }
 
+// LoRA on a reward model: the adapters and the score head train on a frozen base; the checkpoint's
+// model/ is the merged HF classifier the reward_model scheme scores with, model_adapter/ the PEFT
+// adapter (the score head in it), model_base/ the random-init base; resume rebuilds base + adapter.
+TEST_F(TrainRmSlow, LoraTrainsAdaptersAndTheScoreHeadAndResumes) {
+  const std::string base = "train-rm c.yaml model.lora.rank=8 model.lora.alpha=16 optim.lr=1.0e-2 checkpoint.every=20";
+  auto r = run_keel(base + " run.output_dir=lora", dir_->path());
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  const auto run = dir_->path() / "lora/rm";
+  const auto lines = json_file_lines(run / "metrics.jsonl");
+  ASSERT_EQ(lines.size(), 40u);
+  EXPECT_GE(lines.back()["eval/rm_accuracy"].get<double>(), 0.85) << lines.back().dump();
+  const auto ckpt = run / "checkpoints/step-00000040";
+  const auto adapter = models::load_safetensors((ckpt / "model_adapter/adapter_model.safetensors").string());
+  EXPECT_TRUE(adapter.count("base_model.model.score.weight"));
+  EXPECT_TRUE(stdfs::exists(ckpt / "model_base/model.safetensors"));
+  expect_prefers_good(ckpt / "model");
+
+  r = run_keel(base + " run.output_dir=lora_resumed run.total_steps=20", dir_->path());
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  r = run_keel(base + " run.output_dir=lora_resumed run.resume=auto", dir_->path());
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_NE(r.out.find("resumed from"), std::string::npos) << r.out;
+  const auto b = json_file_lines(dir_->path() / "lora_resumed/rm/metrics.jsonl");
+  ASSERT_EQ(b.size(), 40u);
+  expect_same_metrics(lines, b, 0, 100);
+  expect_same_weights(run, dir_->path() / "lora_resumed/rm", "model", "step-00000040");
+}
+
 TEST_F(TrainRmSlow, MarginsFromTheJsonlAndFromAnEnsemble) {
   // Fixed margins: every pair carries "margin": 0.5 -> the loss is −logσ(Δ − 0.5), larger than without.
   auto r = run_keel("train-rm c.yaml run.total_steps=1 eval.every=0 run.output_dir=nomargin", dir_->path());
