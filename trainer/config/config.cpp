@@ -231,7 +231,7 @@ void read_dist(Reader& r, DistSection& c) {
   r.field("timeout_s", c.timeout_s, "rendezvous and collective timeout").gt(0);
   r.field("bucket_mb", c.bucket_mb, "weight-sync bucket size").gt(0);
   r.field("sharding", c.sharding, "none = every learner rank holds the whole AdamW state; optimizer = ZeRO-1: each of "
-          "the W colocated data-parallel ranks holds the moments of 1/W of the parameters and updates those, then the "
+          "the W data-parallel learner ranks holds the moments of 1/W of the parameters and updates those, then the "
           "ranks all-gather the weights (same result; checkpoints stay unsharded, so a run resumes on any rank count). "
           "Gradient and parameter sharding (ZeRO-2 / 3) are not built")
       .one_of({"none", "optimizer"}, "sharding level");
@@ -280,9 +280,6 @@ void derive_batch(Reader& r, RunConfig& cfg, int world_size) {
   } else {
     d.mini_batches_per_epoch = d.rollout_batch / b.mini_batch_size;
   }
-  if (cfg.dist.sharding != "none" && cfg.dist.placement == "disaggregated")
-    r.error("dist", "sharding: optimizer sharding runs over colocated data-parallel ranks; with placement disaggregated "
-                    "the learner ranks keep the whole state (set dist.sharding to none)");
   if (cfg.dist.sharding != "none" && cfg.learner.algorithm == "rm")
     r.error("dist", "sharding: reward-model training (learner rm) runs as one process");
   const int64_t per_pass = static_cast<int64_t>(b.micro_batch_size) * d.learner_ranks;

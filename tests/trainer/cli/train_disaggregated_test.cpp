@@ -76,6 +76,23 @@ TEST(TrainDisaggregatedDist, SynchronousFourRanksEqualOneProcess) {
   }
 }
 
+// Optimizer sharding over the 2 learner ranks of a disaggregated run: the one-process run's metrics
+// and weights, each learner holding half the moments.
+TEST(TrainDisaggregatedDist, ShardedLearnersEqualOneProcess) {
+  ScratchDir dir("disagg_shard");
+  dir.write("c.yaml", kTiny);
+  auto r = run_keel("train c.yaml run.output_dir=one", dir.path());
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  r = launch4(dir, std::string(kSync) + " run.output_dir=four dist.sharding=optimizer checkpoint.every=1");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  const auto a = json_file_lines(dir.path() / "one/tiny/metrics.jsonl");
+  const auto b = json_file_lines(dir.path() / "four/tiny/metrics.jsonl");
+  ASSERT_EQ(a.size(), 3u);
+  expect_same_metrics(a, b, 0, 30);
+  expect_same_weights(dir.path() / "one/tiny", dir.path() / "four/tiny", "policy");  // checkpoints gathered every step
+  EXPECT_NEAR(b[2]["perf/optimizer_state_mib"].get<double>() * 2, a[2]["perf/optimizer_state_mib"].get<double>(), 1e-3);
+}
+
 // LoRA: the rollout rank builds the same base and adapters, and only the adapters travel (the
 // weight sync carries a small fraction of the full model's bytes); the run equals one process.
 TEST(TrainDisaggregatedDist, LoraSyncsOnlyTheAdaptersAndEqualsOneProcess) {

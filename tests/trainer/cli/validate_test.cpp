@@ -92,11 +92,6 @@ const BadConfig kBad[] = {
     {"DpoSigmoidWithLabelSmoothing", "learner:\n  algorithm: dpo\ndpo:\n  loss: sigmoid\n  label_smoothing: 0.1\n", "",
      "keel: error: c.yaml:5: dpo.label_smoothing: only dpo.loss cdpo and robust use label smoothing, got 0.1 with "
      "dpo.loss sigmoid; for label-smoothed DPO set dpo.loss: cdpo\n"},
-    {"ShardingWithDisaggregatedLearners",
-     "dist:\n  placement: disaggregated\n  learner_ranks: 1\n  rollout_ranks: 1\n  sharding: optimizer\n",
-     "--world-size 2",
-     "keel: error: c.yaml:1: dist: sharding: optimizer sharding runs over colocated data-parallel ranks; with placement "
-     "disaggregated the learner ranks keep the whole state (set dist.sharding to none)\n"},
     {"ShardingLevelNotBuilt", "dist:\n  sharding: full\n", "",
      "keel: error: c.yaml:2: dist.sharding: unknown sharding level 'full' (known: none, optimizer)\n"},
     {"LoraUnknownTarget", "model:\n  lora:\n    rank: 4\n    target_modules: [q_proj, qkv]\n", "",
