@@ -7,7 +7,8 @@
 #    autocast, activation checkpointing under autocast, NCCL with world size 1);
 # 3. scripts/hf_parity.py: logits against transformers for llama / qwen2 / mistral, both ways;
 # 4. the quickstart (SFT then GRPO) with run.device=cuda, metrics copied to OUT_DIR;
-# 5. the CPU tests of the two binaries on this LibTorch (2.x), time-boxed.
+# 5. learner MFU in bf16 on a Qwen2.5-0.5B-shaped model: full, LoRA rank 16, checkpointed;
+# 6. the CPU tests of the two binaries on this LibTorch (2.x), time-boxed.
 # Each step is time-boxed so that one lease (at most 10 minutes a command) covers them all.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -23,7 +24,7 @@ python3 -c 'import torch, transformers; print("torch", torch.__version__, "cuda"
 
 step "build (log: build.log)"
 # -O1: about a third less compile time than Release's -O3 (the checks below are GPU-bound or tiny).
-KEEL_GPU_BUILD_ONLY=1 KEEL_GPU_TARGETS="keel models_tests trainer_tests" KEEL_BUILD_TYPE=${KEEL_BUILD_TYPE:-None} \
+KEEL_GPU_BUILD_ONLY=1 KEEL_GPU_TARGETS="keel models_tests trainer_tests learner_mfu_bench" KEEL_BUILD_TYPE=${KEEL_BUILD_TYPE:-None} \
   KEEL_CXX_FLAGS=${KEEL_CXX_FLAGS--O1} timeout "${KEEL_GPU_BUILD_S:-300}" scripts/gpu_build_and_test.sh "$bundle" >"$out/build.log" 2>&1
 echo "build rc=$?"
 grep -E "error:|CMake Error|FAILED:|undefined reference" "$out/build.log" | head -80
@@ -49,6 +50,16 @@ if [ -x "$b/keel" ]; then
     model.path="$sft/policy" 2>&1 | tail -12
   cp $runs/quickstart_sft/metrics.jsonl "$out/cuda_sft_metrics.jsonl" 2>/dev/null
   cp $runs/quickstart/metrics.jsonl "$out/cuda_grpo_metrics.jsonl" 2>/dev/null
+fi
+
+step "learner MFU (bench/learner_mfu_bench: Qwen2.5-0.5B shape, bf16 autocast, batch 8 x 1024; log: mfu.txt)"
+if [ -x "$b/bench/learner_mfu_bench" ]; then
+  for extra in "" "--lora-rank 16" "--checkpointing 1"; do
+    echo "--- $extra" >>"$out/mfu.txt"
+    # shellcheck disable=SC2086
+    timeout 90 "$b/bench/learner_mfu_bench" --device cuda $extra >>"$out/mfu.txt" 2>&1
+  done
+  grep -E "^---|^device|RESULT (step_s|tflops|mfu)" "$out/mfu.txt"
 fi
 
 step "CPU tests on this LibTorch (ctest -L cpu of the binaries built; log: ctest_cpu.log)"
