@@ -21,11 +21,24 @@ namespace {
 constexpr const char* kConfigFile = "adapter_config.json";
 constexpr const char* kWeightsFile = "adapter_model.safetensors";
 
-/// PEFT's key for a keel adapter parameter: base_model.model.<module>.lora_A.weight.
-std::string peft_key(const std::string& name) { return "base_model.model." + name + ".weight"; }
-
 /// Heads that train beside the adapters (PEFT's modules_to_save), by parameter name.
 constexpr std::array<const char*, 2> kHeads = {"value_head.weight", "score.weight"};
+
+/// PEFT's key for a parameter: base_model.model.<module>.lora_A.weight for an adapter,
+/// base_model.model.<name> for a head.
+std::string peft_key(const std::string& name) {
+  return "base_model.model." + name + (name.ends_with(".weight") ? "" : ".weight");
+}
+
+/// What a PEFT file holds for `model`, by PEFT key: every adapter, and the heads it carries.
+std::map<std::string, at::Tensor> peft_tensors(const Transformer& model) {
+  std::map<std::string, at::Tensor> out;
+  for (const auto& [name, p] : model.adapter_parameters()) out.emplace(peft_key(name), p);
+  const auto params = model.named_parameters();
+  for (const char* h : kHeads)
+    if (const auto it = params.find(h); it != params.end()) out.emplace(peft_key(h), it->second);
+  return out;
+}
 }  // namespace
 
 std::vector<std::string> LoraOptions::targets(const std::string& where) const {
@@ -75,15 +88,11 @@ void save_adapter(const Transformer& model, const std::string& dir, const std::s
   TORCH_CHECK(model.has_lora(), "save_adapter: the model carries no adapters");
   const auto& o = model.lora_options();
   std::map<std::string, at::Tensor> tensors;
-  for (const auto& [name, p] : model.adapter_parameters()) tensors.emplace(peft_key(name), p.detach().to(at::kCPU));
-  // Trained heads go along (PEFT stores modules_to_save as base_model.model.<name>).
+  for (const auto& [key, t] : peft_tensors(model)) tensors.emplace(key, t.detach().to(at::kCPU));
+  // Trained heads go along as PEFT's modules_to_save.
   std::vector<std::string> heads;
-  const auto params = model.named_parameters();
   for (const char* h : kHeads)
-    if (const auto it = params.find(h); it != params.end()) {
-      tensors.emplace(std::string("base_model.model.") + h, it->second.detach().to(at::kCPU));
-      heads.push_back(std::string(h).substr(0, std::string(h).size() - 7));  // without ".weight"
-    }
+    if (tensors.count(peft_key(h))) heads.push_back(std::string(h).substr(0, std::string(h).size() - 7));  // no ".weight"
   nlohmann::ordered_json cfg;
   cfg["peft_type"] = "LORA";
   cfg["task_type"] = "CAUSAL_LM";
@@ -108,34 +117,23 @@ void load_adapter(Transformer& model, const std::string& dir) {
   TORCH_CHECK(model.has_lora(), "load_adapter: add_lora first (read_adapter_config gives the options)");
   const auto path = stdfs::path(dir) / kWeightsFile;
   const auto tensors = load_safetensors(path.string());
+  const auto wanted = peft_tensors(model);
+  for (const auto& [key, t] : tensors)
+    if (!wanted.count(key))
+      fail("{}: unexpected tensor '{}' (shape {}): not an adapter of this model's target modules nor a head it carries",
+           path.string(), key, c10::str(t.sizes()));
   torch::NoGradGuard g;
-  auto params = model.adapter_parameters();
-  for (const auto& [key, t] : tensors)  // saved heads the model carries (a fresh head otherwise stays)
-    for (const char* h : kHeads)
-      if (key == std::string("base_model.model.") + h) {
-        const auto all = model.named_parameters();
-        const auto it = all.find(h);
-        if (it == all.end())
-          fail("{}: tensor '{}' is a head this model does not carry", path.string(), key);
-        if (t.sizes() != it->second.sizes())
-          fail("{}: '{}' has shape {}, the model's is {}", path.string(), key, c10::str(t.sizes()), c10::str(it->second.sizes()));
-        it->second.copy_(t);
-      }
-  for (const auto& [name, p] : params) {
-    const auto it = tensors.find(peft_key(name));
-    if (it == tensors.end()) fail("{}: missing adapter tensor '{}' (shape {})", path.string(), peft_key(name), c10::str(p.sizes()));
+  for (const auto& [key, p] : wanted) {
+    const auto it = tensors.find(key);
+    const bool head = key.find(".lora_") == std::string::npos;
+    if (it == tensors.end()) {
+      if (head) continue;  // a head the file does not hold keeps its fresh init
+      fail("{}: missing adapter tensor '{}' (shape {})", path.string(), key, c10::str(p.sizes()));
+    }
     if (it->second.sizes() != p.sizes())
-      fail("{}: adapter tensor '{}' has shape {}, the model's rank and sizes imply {}", path.string(), it->first,
-           c10::str(it->second.sizes()), c10::str(p.sizes()));
+      fail("{}: {} '{}' has shape {}, the model's rank and sizes imply {}", path.string(), head ? "head" : "adapter tensor",
+           key, c10::str(it->second.sizes()), c10::str(p.sizes()));
     p.copy_(it->second);
-  }
-  for (const auto& [key, t] : tensors) {
-    bool known = false;
-    for (const auto& [name, p] : params) known = known || peft_key(name) == key;
-    for (const char* h : kHeads) known = known || key == std::string("base_model.model.") + h;
-    if (!known)
-      fail("{}: unexpected tensor '{}' (shape {}): not an adapter of this model's target modules", path.string(), key,
-           c10::str(t.sizes()));
   }
 }
 

@@ -102,6 +102,14 @@ AttentionImpl::AttentionImpl(const ModelConfig& c)
 namespace {
 /// A Linear module's forward through models::linear (the decode-step fast path, fused_cpu.h).
 at::Tensor apply_linear(const torch::nn::Linear& l, const at::Tensor& x) { return linear(x, l->weight, l->bias); }
+
+/// GQA (HF repeat_kv): key / value heads [B, Hkv, S, D] repeated to [B, Hkv * rep, S, D], query
+/// head h reading key/value head h / rep.
+at::Tensor repeat_kv(const at::Tensor& t, int64_t rep) {
+  if (rep == 1) return t;
+  const int64_t b = t.size(0), hkv = t.size(1), s = t.size(2), d = t.size(3);
+  return t.unsqueeze(2).expand({b, hkv, rep, s, d}).reshape({b, hkv * rep, s, d});
+}
 }  // namespace
 
 at::Tensor lora_linear(const torch::nn::Linear& l, const at::Tensor& x, const LoraAdapter& ad, const LoraState* st,
@@ -110,7 +118,7 @@ at::Tensor lora_linear(const torch::nn::Linear& l, const at::Tensor& x, const Lo
   if (st == nullptr || !st->enabled || !ad.a.defined()) return y;
   // LoRA eq. 3: h = W0 x + (alpha / r) B A x; PEFT applies its dropout to the adapter's input only.
   const auto h = st->opts.dropout > 0 && training ? torch::dropout(x, st->opts.dropout, /*train=*/true) : x;
-  return y + torch::linear(torch::linear(h, ad.a), ad.b) * st->scale;
+  return y + torch::linear(torch::linear(h, ad.a), ad.b) * st->opts.scale();
 }
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor> AttentionImpl::project(const at::Tensor& x, const at::Tensor& cos,
@@ -142,13 +150,9 @@ at::Tensor AttentionImpl::varlen_attention(const at::Tensor& q, const at::Tensor
   int64_t o = 0;
   for (int64_t i = 0; i < segments.numel(); ++i) {
     const int64_t len = lens[i];
-    auto qs = q.narrow(2, o, len);
-    auto ks = k.narrow(2, o, len);
-    auto vs = v.narrow(2, o, len);
-    if (rep > 1) {  // HF repeat_kv
-      ks = ks.unsqueeze(2).expand({1, num_kv_heads, rep, len, head_dim}).reshape({1, num_heads, len, head_dim});
-      vs = vs.unsqueeze(2).expand({1, num_kv_heads, rep, len, head_dim}).reshape({1, num_heads, len, head_dim});
-    }
+    const auto qs = q.narrow(2, o, len);
+    const auto ks = repeat_kv(k.narrow(2, o, len), rep);
+    const auto vs = repeat_kv(v.narrow(2, o, len), rep);
     at::Tensor m;  // a sliding layer's window only matters once the sequence is longer than it
     if (window > 0 && len > window)
       m = build_attention_mask(torch::ones({1, len}, torch::TensorOptions().dtype(torch::kLong).device(q.device())), 0,
@@ -194,11 +198,8 @@ at::Tensor AttentionImpl::forward(const at::Tensor& x, const at::Tensor& cos, co
     out = compat::scaled_dot_product_attention(qg, k, v, mg, /*is_causal=*/false, scale)
               .reshape({b, num_heads, t, head_dim});
   } else {
-    if (rep > 1) {
-      // GQA (HF repeat_kv): query head h reads key/value head h / (Hq / Hkv).
-      k = k.unsqueeze(2).expand({b, num_kv_heads, rep, s, head_dim}).reshape({b, num_heads, s, head_dim});
-      v = v.unsqueeze(2).expand({b, num_kv_heads, rep, s, head_dim}).reshape({b, num_heads, s, head_dim});
-    }
+    k = repeat_kv(k, rep);
+    v = repeat_kv(v, rep);
     // An undefined mask means plain causal attention with T == S (no cache, no padding).
     out = compat::scaled_dot_product_attention(q, k, v, mask, /*is_causal=*/!mask.defined(), scale);
   }
@@ -575,7 +576,7 @@ std::map<std::string, at::Tensor> Transformer::state_dict() const {
   auto out = base_state_dict();
   if (!impl_->lora || !adapters_enabled_) return out;  // a without_adapters() handle is the base
   torch::NoGradGuard g;
-  const double scale = impl_->lora->scale;
+  const double scale = impl_->lora->opts.scale();
   const auto adapters = adapter_parameters();
   for (const auto& [name, a] : adapters) {
     if (!name.ends_with(".lora_A")) continue;
@@ -612,7 +613,7 @@ void Transformer::add_lora(const LoraOptions& opts, uint64_t seed) {
   if (opts.rank < 1) fail("model.lora.rank: expected >= 1, got {}", opts.rank);
   const auto targets = opts.targets("model.lora.target_modules");
   auto& m = *impl_;
-  m.lora = std::make_unique<LoraState>(LoraState{opts, opts.scale(), true});
+  m.lora = std::make_unique<LoraState>(LoraState{opts, true});
   torch::NoGradGuard g;
   for (auto& p : m.parameters()) p.set_requires_grad(false);  // the base is frozen
   if (m.value_head) m.value_head->weight.set_requires_grad(true);  // heads train (PEFT's modules_to_save)

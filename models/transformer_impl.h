@@ -39,7 +39,6 @@ struct LoraAdapter {
 /// runs the base model on the same parameters).
 struct LoraState {
   LoraOptions opts;
-  double scale = 0;
   bool enabled = true;
 };
 

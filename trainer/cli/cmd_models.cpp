@@ -222,36 +222,32 @@ int run_generate(const GenerateArgs& a) {
   for (const auto& in : inputs)
     for (int s = 0; s < a.samples; ++s) rows.push_back(&in);
   std::string out_text;
-  {
-    // The paged engine (models/rollout_engine.h): batch_size rows decode together, a finished
-    // row's slot refilled at once, the samples of a record prefill its prompt once. Row i draws
-    // from (seed, i).
-    const size_t start = 0;
-    std::vector<std::vector<int64_t>> batch;
-    for (const auto* r : rows) batch.push_back(r->prompt);
-    so.seed = a.seed;
-    models::EngineOptions eo;
-    eo.max_batch = a.batch_size;
-    const auto g = models::generate_paged(l.model, batch, so, eo);
-    for (size_t i = 0; i < batch.size(); ++i) {
-      const auto row = static_cast<int64_t>(i);
-      const int64_t n = g.response_mask[row].sum().item<int64_t>();
-      std::vector<int64_t> resp(static_cast<size_t>(n));
-      auto acc = g.response_ids[row];
-      for (int64_t t = 0; t < n; ++t) resp[static_cast<size_t>(t)] = acc[t].item<int64_t>();
-      json o;
-      o["id"] = json::parse(rows[start + i]->id_json);
-      o["prompt"] = rows[start + i]->prompt_text;
-      o["completion"] = l.tok->decode(resp, /*skip_special=*/true);
-      o["finish_reason"] = models::finish_reason_name(g.finish_reasons[i]);
-      o["num_tokens"] = n;
-      if (a.with_logprobs) {
-        std::vector<double> lp;
-        for (int64_t t = 0; t < n; ++t) lp.push_back(g.logprobs[row][t].item<double>());
-        o["logprobs"] = lp;
-      }
-      out_text += dump_line(o);
+  // The paged engine (models/rollout_engine.h): batch_size rows decode together, a finished
+  // row's slot refilled at once, the samples of a record prefill its prompt once. Row i draws
+  // from (seed, i).
+  std::vector<std::vector<int64_t>> batch;
+  for (const auto* r : rows) batch.push_back(r->prompt);
+  models::EngineOptions eo;
+  eo.max_batch = a.batch_size;
+  const auto g = models::generate_paged(l.model, batch, so, eo);
+  for (size_t i = 0; i < batch.size(); ++i) {
+    const auto row = static_cast<int64_t>(i);
+    const int64_t n = g.response_mask[row].sum().item<int64_t>();
+    std::vector<int64_t> resp(static_cast<size_t>(n));
+    auto acc = g.response_ids[row];
+    for (int64_t t = 0; t < n; ++t) resp[static_cast<size_t>(t)] = acc[t].item<int64_t>();
+    json o;
+    o["id"] = json::parse(rows[i]->id_json);
+    o["prompt"] = rows[i]->prompt_text;
+    o["completion"] = l.tok->decode(resp, /*skip_special=*/true);
+    o["finish_reason"] = models::finish_reason_name(g.finish_reasons[i]);
+    o["num_tokens"] = n;
+    if (a.with_logprobs) {
+      std::vector<double> lp;
+      for (int64_t t = 0; t < n; ++t) lp.push_back(g.logprobs[row][t].item<double>());
+      o["logprobs"] = lp;
     }
+    out_text += dump_line(o);
   }
   write_output(a.output, out_text);
   return 0;

@@ -8,6 +8,7 @@
 
 #include "base/error.h"
 #include "base/hub_name.h"
+#include "models/lora_options.h"  // header-only: the target names
 
 namespace keel::config {
 
@@ -56,12 +57,11 @@ void read_model(Reader& r, ModelSection& c, const KnownNames& known) {
             "projections to adapt: q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj, or all-linear");
     s.field("adapter", l.adapter, "PEFT adapter directory (adapter_config.json + adapter_model.safetensors) to start "
             "from; its r, lora_alpha, lora_dropout and target_modules apply, and rank must be 0 or its r");
-    static const std::vector<std::string> kTargets = {"all-linear", "q_proj", "k_proj", "v_proj", "o_proj",
-                                                      "gate_proj", "up_proj", "down_proj"};
     if (l.target_modules.empty()) s.error("target_modules", "expected at least one module (or all-linear)");
     for (const auto& t : l.target_modules)
-      if (std::find(kTargets.begin(), kTargets.end(), t) == kTargets.end())
-        s.error("target_modules", fmt::format("unknown module '{}' (expected one of {})", t, fmt::join(kTargets, ", ")));
+      if (t != "all-linear" && std::find(models::kLoraTargets.begin(), models::kLoraTargets.end(), t) == models::kLoraTargets.end())
+        s.error("target_modules", fmt::format("unknown module '{}' (expected one of all-linear, {})", t,
+                                              fmt::join(models::kLoraTargets, ", ")));
   });
   r.section("init", "random initialisation (used when path is empty)", [&](Reader& s) {
     auto& m = c.init;

@@ -16,9 +16,6 @@ namespace keel::config {
 
 namespace {
 
-// Bytes per parameter of the trained policy: fp32 weights and gradients and AdamW's two fp32
-// moments (parameters stay fp32 under CUDA's bf16 autocast too); the moments divided by the
-// learner ranks under dist.sharding optimizer.
 // A frozen copy (the reference model): fp32 weights only.
 constexpr double kFrozenBytesPerParam = 4;
 // A stored sample's tensors per token: ids, attention and response masks (int64), behaviour and
@@ -104,7 +101,9 @@ MemoryEstimate estimate_memory(const RunConfig& cfg, const std::optional<ModelSh
                                                           : d(cfg.eval.num_prompts);
   const double eval_rows = eval_prompts * cfg.eval.k;
 
-  // dist.sharding optimizer: each learner rank holds 1/W of the AdamW moments (weights and gradients whole).
+  // Bytes per trained parameter: fp32 weights and gradients and AdamW's two fp32 moments
+  // (parameters stay fp32 under CUDA's bf16 autocast too); under dist.sharding optimizer each
+  // learner rank holds 1/W of the moments (weights and gradients whole).
   const double shards = cfg.dist.sharding == "optimizer" ? d(std::max(1, cfg.derived.learner_ranks)) : 1.0;
   const double trained_bytes = 4 + 4 + 8 / shards;
   if (shape) {

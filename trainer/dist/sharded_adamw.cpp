@@ -22,6 +22,7 @@ ShardedAdamW::ShardedAdamW(Communicator& comm, const std::vector<at::Tensor>& pa
                            const torch::optim::AdamWOptions& options, const torch::optim::AdamW* full)
     : torch::optim::AdamW(params, options), comm_(comm), params_(params) {
   TORCH_CHECK(!options.amsgrad(), "ShardedAdamW: amsgrad is not supported");
+  TORCH_CHECK(!params.empty(), "ShardedAdamW: no parameters");
   for (const auto& p : params_) {
     TORCH_CHECK(p.is_contiguous(), "ShardedAdamW: parameters must be contiguous");
     total_ += p.numel();
@@ -74,15 +75,7 @@ torch::Tensor ShardedAdamW::step(LossClosure closure) {
   }
   inner_->step();
   for (auto& pc : pieces_) pc.view.mutable_grad() = at::Tensor();
-  // Every rank's slice to every rank (slices of equal size, the last one padded).
-  const auto opts = params_.empty() ? at::TensorOptions(at::kFloat) : params_.front().options();
-  auto local = torch::zeros({slice_}, opts);
-  int64_t pos = 0;
-  for (const auto& pc : pieces_) {
-    local.narrow(0, pos, pc.length).copy_(pc.view);
-    pos += pc.length;
-  }
-  const auto flat = torch::cat(comm_.all_gather(local)).narrow(0, 0, total_);
+  const auto flat = all_gather_slices([](const Piece& pc) { return pc.view; });
   int64_t off = 0;
   for (auto& p : params_) {
     p.detach().view(-1).copy_(flat.narrow(0, off, p.numel()));
@@ -91,26 +84,34 @@ torch::Tensor ShardedAdamW::step(LossClosure closure) {
   return {};
 }
 
+at::Tensor ShardedAdamW::all_gather_slices(const std::function<at::Tensor(const Piece&)>& of) const {
+  // Slices of equal size, the last one padded.
+  auto local = torch::zeros({slice_}, params_.front().options());
+  int64_t pos = 0;
+  for (const auto& pc : pieces_) {
+    if (const auto t = of(pc); t.defined()) local.narrow(0, pos, pc.length).copy_(t);
+    pos += pc.length;
+  }
+  return torch::cat(comm_.all_gather(local)).narrow(0, 0, total_);
+}
+
 std::unique_ptr<torch::optim::AdamW> ShardedAdamW::gather_full() {
   torch::NoGradGuard ng;
   const auto& o = static_cast<const torch::optim::AdamWOptions&>(param_groups()[0].options());
   auto full = std::make_unique<learner::FusedAdamW>(params_, o);
-  const auto opts = params_.empty() ? at::TensorOptions(at::kFloat) : params_.front().options();
-  // Moments slice by slice; each parameter's step count from the rank holding its first element
-  // (a parameter's pieces are stepped together, so they share it).
-  auto m = torch::zeros({slice_}, opts), v = torch::zeros({slice_}, opts);
-  auto steps = torch::zeros({static_cast<int64_t>(params_.size())}, opts.dtype(at::kDouble));
-  int64_t pos = 0;
-  for (const auto& pc : pieces_) {
-    if (const auto* st = find_state(*inner_, pc.view)) {
-      m.narrow(0, pos, pc.length).copy_(st->exp_avg());
-      v.narrow(0, pos, pc.length).copy_(st->exp_avg_sq());
-      if (pc.offset == 0) steps[static_cast<int64_t>(pc.param)] = static_cast<double>(st->step());
-    }
-    pos += pc.length;
-  }
-  const auto m_all = torch::cat(comm_.all_gather(m)).narrow(0, 0, total_);
-  const auto v_all = torch::cat(comm_.all_gather(v)).narrow(0, 0, total_);
+  const auto moment = [&](bool second) {
+    return all_gather_slices([&](const Piece& pc) {
+      const auto* st = find_state(*inner_, pc.view);
+      return st == nullptr ? at::Tensor() : second ? st->exp_avg_sq() : st->exp_avg();
+    });
+  };
+  const auto m_all = moment(false), v_all = moment(true);
+  // Each parameter's step count from the rank holding its first element (a parameter's pieces are
+  // stepped together, so they share it).
+  auto steps = torch::zeros({static_cast<int64_t>(params_.size())}, params_.front().options().dtype(at::kDouble));
+  for (const auto& pc : pieces_)
+    if (const auto* st = find_state(*inner_, pc.view); st != nullptr && pc.offset == 0)
+      steps[static_cast<int64_t>(pc.param)] = static_cast<double>(st->step());
   comm_.all_reduce(steps, ReduceOp::kSum);
   const auto steps_cpu = steps.cpu();
   int64_t off = 0;

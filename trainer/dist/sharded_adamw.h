@@ -16,6 +16,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -58,6 +59,10 @@ class ShardedAdamW : public torch::optim::AdamW {
     int64_t offset, length;
     at::Tensor view;
   };
+
+  /// Every rank's slice of a flat [total] tensor, all-gathered: this rank contributes of(piece)
+  /// ([length] each, or undefined = zeros) at its pieces' places. A collective.
+  at::Tensor all_gather_slices(const std::function<at::Tensor(const Piece&)>& of) const;
 
   Communicator& comm_;
   std::vector<at::Tensor> params_;

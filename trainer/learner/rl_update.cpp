@@ -67,9 +67,7 @@ RlUpdateResult rl_update(models::Transformer& policy, torch::optim::Optimizer& o
   policy.train(true);
   if (separate_critic) critic->model->train(true);
   auto params = policy.parameters();
-  const at::Tensor tokens = o.max_tokens_per_micro_batch > 0
-                                ? row_tokens(b.prompt_mask, b.response_mask, b.response_attention)
-                                : at::Tensor();
+  const auto tokens = row_tokens(b.prompt_mask, b.response_mask, b.response_attention);
   RlUpdateResult res;
   std::map<std::string, double> sums;
   int64_t mini_batches = 0;

@@ -40,7 +40,8 @@ models::SequenceLogprobs no_grad_logprobs(models::Transformer& model, const Sequ
 
 /// Micro-batches over rows [lo, hi): consecutive runs of at most max_rows rows and, when
 /// max_tokens > 0, of at most max_tokens tokens (row_tokens [N] int64: a row's real tokens, prompt
-/// and seen response); a row longer than max_tokens goes alone. Half-open [begin, end) pairs.
+/// and seen response; read only when max_tokens > 0); a row longer than max_tokens goes alone.
+/// Half-open [begin, end) pairs.
 std::vector<std::pair<int64_t, int64_t>> micro_batches(const at::Tensor& row_tokens, int64_t lo, int64_t hi,
                                                        int64_t max_rows, int64_t max_tokens);
 

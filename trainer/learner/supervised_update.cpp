@@ -47,9 +47,7 @@ StepResult sft_update(models::Transformer& policy, torch::optim::Optimizer& opti
   policy.train(true);
   optimizer.zero_grad();
   double loss_total = 0;
-  const at::Tensor row_tok = o.max_tokens_per_micro_batch > 0
-                                 ? row_tokens(batch.prompt_mask, batch.response_mask, batch.response_attention)
-                                 : at::Tensor();
+  const auto row_tok = row_tokens(batch.prompt_mask, batch.response_mask, batch.response_attention);
   for (const auto& [s, e] : micro_batches(row_tok, 0, n, o.micro_batch_size, o.max_tokens_per_micro_batch)) {
     const auto mb = batch.rows(s, e).to(policy.device());
     models::LogprobOptions lo;
@@ -83,11 +81,8 @@ StepResult dpo_update(models::Transformer& policy, models::Transformer* referenc
   double loss_total = 0;
   std::map<std::string, double> sums;
   int micro = 0;
-  const at::Tensor pair_tok =
-      o.max_tokens_per_micro_batch > 0
-          ? row_tokens(chosen.prompt_mask, chosen.response_mask, chosen.response_attention) +
-                row_tokens(rejected.prompt_mask, rejected.response_mask, rejected.response_attention)
-          : at::Tensor();
+  const auto pair_tok = row_tokens(chosen.prompt_mask, chosen.response_mask, chosen.response_attention) +
+                        row_tokens(rejected.prompt_mask, rejected.response_mask, rejected.response_attention);
   models::LogprobOptions lo;
   lo.padding_free = o.padding_free;
   for (const auto& [s, e] : micro_batches(pair_tok, 0, n, o.micro_batch_size, o.max_tokens_per_micro_batch)) {

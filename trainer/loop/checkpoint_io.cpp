@@ -11,10 +11,11 @@
 #include "models/lora.h"
 #include "models/pretrained.h"
 #include "trainer/checkpoint/checkpoint_manager.h"
-#include "trainer/dist/sharded_adamw.h"
 #include "trainer/checkpoint/reward_state_io.h"
 #include "trainer/checkpoint/run_dir.h"
 #include "trainer/checkpoint/trainer_state.h"
+#include "trainer/cli/train_common.h"
+#include "trainer/dist/sharded_adamw.h"
 #include "trainer/dist/batch_transport.h"
 #include "trainer/dist/string_blob.h"
 #include "trainer/learner/numerics_guard.h"
@@ -105,13 +106,16 @@ std::string first_non_finite(models::Transformer& m) {
 
 }  // namespace
 
-void gather_optimizer_states(RunState& c) {
-  if (auto* s = dynamic_cast<dist::ShardedAdamW*>(c.optimizer.get())) c.optimizer_to_save = s->gather_full();
-  if (auto* s = dynamic_cast<dist::ShardedAdamW*>(c.critic_optimizer.get())) c.critic_optimizer_to_save = s->gather_full();
+GatheredOptimizers gather_optimizer_states(RunState& c) {
+  const auto gather = [](const std::unique_ptr<torch::optim::AdamW>& opt) {
+    auto* s = dynamic_cast<dist::ShardedAdamW*>(opt.get());
+    return s != nullptr ? s->gather_full() : nullptr;
+  };
+  return {gather(c.optimizer), gather(c.critic_optimizer)};
 }
 
 bool save_checkpoint(RunState& c, checkpoint::CheckpointManager& mgr, const learner::NumericsGuard& guard,
-                     const std::vector<std::string>& reward_states) {
+                     const std::vector<std::string>& reward_states, const GatheredOptimizers& gathered) {
   // Weights that are not finite would make every later rollback (and resume) land on a broken model
   // again: such a checkpoint is not written.
   for (auto* m : {c.policy ? &*c.policy : nullptr, c.critic ? &*c.critic : nullptr})
@@ -135,11 +139,9 @@ bool save_checkpoint(RunState& c, checkpoint::CheckpointManager& mgr, const lear
     models::save_pretrained(*c.reference, (staging / "reference").string(), so);
   }
   if (c.critic) models::save_pretrained(*c.critic, (staging / "critic").string(), so);
-  // A sharded optimizer is written whole (gathered before), so a run resumes on any rank count.
-  checkpoint::save_optimizer(c.optimizer_to_save ? *c.optimizer_to_save : *c.optimizer, staging / "optimizer.pt");
+  checkpoint::save_optimizer(gathered.policy ? *gathered.policy : *c.optimizer, staging / "optimizer.pt");
   if (c.critic_optimizer)
-    checkpoint::save_optimizer(c.critic_optimizer_to_save ? *c.critic_optimizer_to_save : *c.critic_optimizer,
-                               staging / "critic_optimizer.pt");
+    checkpoint::save_optimizer(gathered.critic ? *gathered.critic : *c.critic_optimizer, staging / "critic_optimizer.pt");
   checkpoint::TrainerState st;
   st.step = c.step;
   st.opt_step = c.opt_step;
@@ -170,7 +172,7 @@ void load_checkpoint_files(RunState& c, const stdfs::path& dir) {
     // The frozen base, then the trained adapters (and heads) on top.
     const std::string base = c.cfg.model.path.empty() ? (dir / "policy_base").string() : c.cfg.model.path;
     c.policy.emplace(models::load_pretrained(base, reg, lo));
-    attach_lora(c, (dir / "policy_adapter").string());
+    cli::attach_lora(*c.policy, c.cfg.model.lora, (dir / "policy_adapter").string(), static_cast<uint64_t>(c.cfg.run.seed));
     // The reference is this model's base (a rollback must not keep the replaced model alive through it).
     if (c.reference) c.reference.emplace(c.policy->without_adapters());
   } else {

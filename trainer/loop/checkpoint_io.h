@@ -1,5 +1,6 @@
-// Checkpoints of a `keel train` run: what a checkpoint holds (policy, reference when not loaded
-// from model.path, critic, optimizers, trainer_state.json: step counters, data cursor, KL
+// Checkpoints of a `keel train` run: what a checkpoint holds (policy — with LoRA merged, plus
+// policy_adapter/ and, from random init, policy_base/ —, reference when not loaded from
+// model.path, critic, optimizers (whole, also when sharded), trainer_state.json: step counters, data cursor, KL
 // controller, estimator state, skipped steps) and the stateful reward's per-scorer states — who
 // scores, how the states reach rank 0 (colocated: an all-gather; disaggregated: with the
 // checkpoint step's batches), and restoring each scorer's own.
@@ -7,9 +8,13 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <memory>
 #include <string>
 #include <vector>
 
+namespace torch::optim {
+class AdamW;
+}
 namespace keel::config {
 struct RunConfig;
 }
@@ -45,15 +50,20 @@ void attach_reward_state(const RunState& s, dist::BatchMessage& msg, int64_t ste
 /// calls it); disaggregated learners take what arrived with the step's batch.
 std::vector<std::string> checkpoint_reward_states(RunState& s);
 
-/// With dist.sharding optimizer: every rank's slice of the optimizer states, gathered into whole
-/// ones (s.optimizer_to_save, s.critic_optimizer_to_save) for save_checkpoint — a collective, every
-/// learner rank calls it before the checkpoint; nothing when the optimizers are not sharded.
-void gather_optimizer_states(RunState& s);
+/// Whole optimizer states of sharded optimizers (null for one that is not sharded).
+struct GatheredOptimizers {
+  std::unique_ptr<torch::optim::AdamW> policy, critic;
+};
 
-/// Writes checkpoint s.step through `mgr` (rank 0).
+/// With dist.sharding optimizer: every rank's slice of the optimizer states, gathered into whole
+/// ones for save_checkpoint — a collective, every learner rank calls it before the checkpoint.
+GatheredOptimizers gather_optimizer_states(RunState& s);
+
+/// Writes checkpoint s.step through `mgr` (rank 0); a sharded optimizer is written from its
+/// gathered state (`gathered`), so the run resumes on any rank count.
 /// Returns false, with a warning, when the weights are not finite (nothing is written then).
 bool save_checkpoint(RunState& s, checkpoint::CheckpointManager& mgr, const learner::NumericsGuard& guard,
-                     const std::vector<std::string>& reward_states);
+                     const std::vector<std::string>& reward_states, const GatheredOptimizers& gathered);
 
 /// Loads the models, counters, data cursor, KL controller, estimator and reward state of checkpoint
 /// `dir` (the optimizers: make_optimizers(s, dir)).

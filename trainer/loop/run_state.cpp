@@ -220,11 +220,6 @@ void build_components(RunState& c, const rewards::RewardRegistry& reward_schemes
     c.kl_ctl.emplace(learner::KlController::from_config(cfg.kl.controller, cfg.kl.coef, cfg.kl.target, cfg.kl.horizon));
 }
 
-void attach_lora(RunState& c, const std::string& adapter_dir) {
-  // Every rank draws the same A from the run's seed (data-parallel ranks also get rank 0's by broadcast).
-  cli::attach_lora(*c.policy, c.cfg.model.lora, adapter_dir, static_cast<uint64_t>(c.cfg.run.seed));
-}
-
 void build_models(RunState& c, const std::optional<stdfs::path>& resume) {
   const auto& cfg = c.cfg;
   const bool learner_role = c.role == dist::Role::kLearner;
@@ -242,7 +237,9 @@ void build_models(RunState& c, const std::optional<stdfs::path>& resume) {
   } else {
     c.policy.emplace(cli::init_config(cfg.model, *c.tok), models::HeadOptions{true, value_head, false});
   }
-  if (cfg.model.lora.enabled() && c.policy && !c.policy->has_lora()) attach_lora(c, cfg.model.lora.adapter);
+  // Every rank draws the same adapters from the run's seed (data-parallel ranks also get rank 0's by broadcast).
+  if (cfg.model.lora.enabled() && c.policy && !c.policy->has_lora())
+    cli::attach_lora(*c.policy, cfg.model.lora, cfg.model.lora.adapter, static_cast<uint64_t>(cfg.run.seed));
   if (c.uses_reference() && !c.reference && learner_role && cfg.model.lora.enabled()) {
     // The reference is the base: the policy's own parameters with the adapters left out.
     c.reference.emplace(c.policy->without_adapters());

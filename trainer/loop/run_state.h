@@ -65,9 +65,6 @@ struct RunState {
   std::optional<models::Transformer> critic;
   std::unique_ptr<torch::optim::AdamW> optimizer;  ///< dist.sharding optimizer: a dist::ShardedAdamW
   std::unique_ptr<torch::optim::AdamW> critic_optimizer;
-  /// Sharded optimizers' whole states, gathered for the checkpoint being written
-  /// (gather_optimizer_states); null otherwise.
-  std::unique_ptr<torch::optim::AdamW> optimizer_to_save, critic_optimizer_to_save;
   std::optional<data::PromptSource> data;
   std::unique_ptr<rewards::CompositeReward> reward;
   ScoreWatch score_watch;  ///< the reward's failures (reward.warn_error_share, reward.max_all_error_steps)
@@ -160,9 +157,6 @@ void build_components(RunState& s, const rewards::RewardRegistry& reward_schemes
 /// Policy, reference and critic: learners from `resume` when given, else model.path, else a random
 /// init; reward ranks hold none. Placed on s.device with activation checkpointing as configured.
 void build_models(RunState& s, const std::optional<std::filesystem::path>& resume);
-/// Adds model.lora's adapters to s.policy (from the run seed), or, with `adapter_dir`, the options
-/// and weights of that PEFT directory (model.lora.rank must be 0 or its r).
-void attach_lora(RunState& s, const std::string& adapter_dir);
 
 /// Moves every model to s.device and sets its autocast dtype (after a load or a rollback).
 void place_models(RunState& s);

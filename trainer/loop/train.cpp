@@ -231,10 +231,8 @@ int train(TrainJob job, const rewards::RewardRegistry& reward_schemes) {
     const int stop_sig = step < cfg.run.total_steps ? agree_on_stop(c) : 0;  // the last step just finishes
     if (checkpoint_step(cfg, step) || stop_sig != 0) {
       const auto reward_states = checkpoint_reward_states(c);  // colocated: a collective
-      gather_optimizer_states(c);                              // sharded: a collective
-      if (lead) save_checkpoint(c, mgr, guard, reward_states);
-      c.optimizer_to_save.reset();
-      c.critic_optimizer_to_save.reset();
+      const auto optimizers = gather_optimizer_states(c);      // sharded: a collective
+      if (lead) save_checkpoint(c, mgr, guard, reward_states, optimizers);
       learner_barrier();  // a rollback on any rank must find the checkpoint complete
     }
     if (stop_sig != 0) {
