@@ -330,9 +330,13 @@ struct CheckpointedLayer : public torch::autograd::Function<CheckpointedLayer> {
   // an empty placeholder and is turned back into an undefined tensor here.
   static at::Tensor unwrap_mask(const at::Tensor& m) { return m.numel() == 0 ? at::Tensor() : m; }
 
+  // residency_ptr: the model's LayerResidency (0 = none), index: the layer's index (see backward).
   static at::Tensor forward(torch::autograd::AutogradContext* ctx, at::Tensor x, at::Tensor cos, at::Tensor sin,
-                            at::Tensor mask, at::Tensor segments, int64_t layer_ptr) {
+                            at::Tensor mask, at::Tensor segments, int64_t layer_ptr, int64_t residency_ptr,
+                            int64_t index) {
     ctx->saved_data["layer"] = layer_ptr;
+    ctx->saved_data["residency"] = residency_ptr;
+    ctx->saved_data["index"] = index;
     // Backward runs outside the caller's autocast region: the recomputation re-enters it so that
     // it reproduces the forward (torch.utils.checkpoint does the same).
     ctx->saved_data["autocast"] = compat::CudaAutocast::enabled() && x.is_cuda();
@@ -349,6 +353,13 @@ struct CheckpointedLayer : public torch::autograd::Function<CheckpointedLayer> {
     auto saved = ctx->get_saved_variables();
     auto* layer = reinterpret_cast<DecoderLayerImpl*>(ctx->saved_data["layer"].toInt());
     auto x = saved[0].detach().requires_grad_(true);
+    // Sharded weights (LayerResidency): whole for the recomputation and its backward, the layer's
+    // gradients handed over once complete, then released. Backward runs the layers last to first,
+    // so the one needed next is index - 1.
+    auto* residency = reinterpret_cast<LayerResidency*>(ctx->saved_data["residency"].toInt());
+    if (residency != nullptr && !residency->active()) residency = nullptr;
+    const int64_t index = ctx->saved_data["index"].toInt();
+    if (residency != nullptr) residency->acquire(index, index - 1);
     at::Tensor out;
     {
       torch::AutoGradMode enable(true);
@@ -358,7 +369,12 @@ struct CheckpointedLayer : public torch::autograd::Function<CheckpointedLayer> {
       out = layer->forward(x, saved[1], saved[2], unwrap_mask(saved[3]), nullptr, nullptr, 0, unwrap_mask(saved[4]));
     }
     torch::autograd::backward({out}, {grad_out[0]});
-    return {x.grad(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
+    if (residency != nullptr) {
+      residency->gradients_ready(index);
+      residency->release(index);
+    }
+    return {x.grad(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(),
+            at::Tensor()};
   }
 };
 }  // namespace
@@ -469,22 +485,35 @@ at::Tensor Transformer::decode(at::Tensor x, const at::Tensor& attention_mask, c
   // and autograd would then never call its backward, so the adapters inside would get none: the
   // input is made a leaf that requires grad (HF's enable_input_require_grads, for the same reason).
   if (ckpt && !x.requires_grad()) x = x.detach().requires_grad_(true);
-  for (int64_t i = 0; i < cfg_.num_hidden_layers; ++i) {
+  LayerResidency* residency = m.residency != nullptr && m.residency->active() ? m.residency.get() : nullptr;
+  TORCH_CHECK(residency == nullptr || ckpt || !torch::GradMode::is_enabled() ||
+                  residency->allows_graph_without_checkpointing(),
+              "Transformer: a forward with gradients over sharded weights (dist.sharding full) needs gradient "
+              "checkpointing (model.activation_checkpointing: true), which gathers each layer again for backward");
+  const int64_t layers = cfg_.num_hidden_layers;
+  for (int64_t i = 0; i < layers; ++i) {
     auto& layer = m.model->layer_list[static_cast<size_t>(i)];
     const auto& mask = cfg_.layer_uses_sliding_window(i) ? window_mask : full_mask;
+    if (residency != nullptr) residency->acquire(i, i + 1 < layers ? i + 1 : -1);
     if (ckpt) {
       const at::Tensor mask_arg = mask.defined() ? mask : torch::empty({0}, x.options());
       const at::Tensor seg_arg = segments.defined() ? segments : torch::empty({0}, torch::kLong);
-      x = CheckpointedLayer::apply(x, cos, sin, mask_arg, seg_arg, reinterpret_cast<int64_t>(layer.get()));
+      x = CheckpointedLayer::apply(x, cos, sin, mask_arg, seg_arg, reinterpret_cast<int64_t>(layer.get()),
+                                   reinterpret_cast<int64_t>(residency), i);
     } else if (cache != nullptr) {
       x = layer->forward(x, cos, sin, mask, &cache->k[static_cast<size_t>(i)], &cache->v[static_cast<size_t>(i)], past);
     } else {
       x = layer->forward(x, cos, sin, mask, nullptr, nullptr, 0, segments);
     }
+    if (residency != nullptr) residency->release(i);
   }
   if (cache != nullptr) cache->length = s;
   return m.model->norm(x);
 }
+
+void Transformer::set_layer_residency(std::shared_ptr<LayerResidency> r) { impl_->residency = std::move(r); }
+
+LayerResidency* Transformer::layer_residency() const { return impl_->residency.get(); }
 
 at::Tensor Transformer::lm_logits(const at::Tensor& hidden) const {
   const compat::SingleThreaded serial(hidden.device().is_cpu() &&

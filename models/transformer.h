@@ -52,6 +52,26 @@ struct HeadOptions {
   bool reward_head = false;  ///< "score.weight" [1, H] (HF *ForSequenceClassification, num_labels = 1)
 };
 
+/// Where a decoder layer's weights live between uses: trainer/dist's sharded model (dist.sharding
+/// full / gradients, ZeRO-3 / 2) keeps each layer's weights (or gradients) as shards and implements
+/// this to make them whole around the layer's computation. While active(), every forward calls
+/// acquire(i, next) before layer i and release(i) after it; with gradient checkpointing the
+/// recomputing backward calls acquire(i, next), recomputes, backpropagates, then
+/// gradients_ready(i) (layer i's parameter gradients are complete for this backward) and
+/// release(i). `next` is the layer the caller will need after this one (-1: none), for
+/// prefetching. Inactive: no calls, the weights are whole.
+class LayerResidency {
+ public:
+  virtual ~LayerResidency() = default;
+  virtual bool active() const = 0;
+  /// Whether a forward that records a graph may run without gradient checkpointing (false when
+  /// release() frees weights the graph would need in backward).
+  virtual bool allows_graph_without_checkpointing() const = 0;
+  virtual void acquire(int64_t layer, int64_t next) = 0;
+  virtual void release(int64_t layer) = 0;
+  virtual void gradients_ready(int64_t layer) = 0;
+};
+
 class Transformer {
  public:
   /// A randomly initialised model (HF init: normal(0, initializer_range), norms 1, biases 0) in fp32 on CPU.
@@ -150,6 +170,11 @@ class Transformer {
   /// models/logprobs.h); logits are in the autocast dtype.
   void set_autocast(std::optional<at::ScalarType> dtype) { autocast_ = dtype; }
   std::optional<at::ScalarType> autocast() const { return autocast_; }
+
+  /// Hooks around each decoder layer (LayerResidency); null = none. Shared by every handle on these
+  /// parameters (copies, without_adapters()), not by clone().
+  void set_layer_residency(std::shared_ptr<LayerResidency> r);
+  LayerResidency* layer_residency() const;
 
   /// The directory this model was loaded from ("" if built); save_pretrained copies tokenizer files from it.
   const std::string& source_dir() const { return source_dir_; }

@@ -126,6 +126,7 @@ struct TransformerImpl : torch::nn::Module {
   torch::nn::Linear value_head{nullptr};  // critic head [1, H]
   at::Tensor inv_freq;                    // [D/2] fp32, not a parameter
   std::unique_ptr<LoraState> lora;        // set by Transformer::add_lora
+  std::shared_ptr<LayerResidency> residency;  // Transformer::set_layer_residency (shared by every handle)
 };
 
 }  // namespace keel::models

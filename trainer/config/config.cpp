@@ -232,9 +232,12 @@ void read_dist(Reader& r, DistSection& c) {
   r.field("bucket_mb", c.bucket_mb, "weight-sync bucket size").gt(0);
   r.field("sharding", c.sharding, "none = every learner rank holds the whole AdamW state; optimizer = ZeRO-1: each of "
           "the W data-parallel learner ranks holds the moments of 1/W of the parameters and updates those, then the "
-          "ranks all-gather the weights (same result; checkpoints stay unsharded, so a run resumes on any rank count). "
-          "Gradient and parameter sharding (ZeRO-2 / 3) are not built")
-      .one_of({"none", "optimizer"}, "sharding level");
+          "ranks all-gather the weights; gradients = ZeRO-2: also each layer's gradients reduce-scattered in backward, "
+          "each rank keeping 1/W; full = ZeRO-3 (FSDP): also the decoder layers' weights sharded during the update, "
+          "each layer all-gathered for its forward and backward (the next one prefetched) and freed after. gradients "
+          "and full need model.activation_checkpointing. Same result at every level; checkpoints stay unsharded, so a "
+          "run resumes on any rank count")
+      .one_of({"none", "optimizer", "gradients", "full"}, "sharding level");
 }
 
 }  // namespace
@@ -282,6 +285,22 @@ void derive_batch(Reader& r, RunConfig& cfg, int world_size) {
   }
   if (cfg.dist.sharding != "none" && cfg.learner.algorithm == "rm")
     r.error("dist", "sharding: reward-model training (learner rm) runs as one process");
+  if (cfg.dist.sharding == "gradients" || cfg.dist.sharding == "full") {
+    // The recomputing backward of activation checkpointing is where a layer's weights are gathered
+    // again and where its gradients are complete (trainer/dist/sharded_model.h).
+    const auto sharding_error = [&](const std::string& msg) {
+      if (r.node() != nullptr) r.diagnostics().error(source_of(*r.node(), "dist.sharding"), "dist.sharding", msg);
+      else r.error("dist", "sharding: " + msg);
+    };
+    if (!cfg.model.activation_checkpointing)
+      sharding_error(fmt::format("{} needs model.activation_checkpointing: true (each layer is gathered again and its "
+                                 "gradients reduce-scattered inside its recomputed backward)",
+                                 cfg.dist.sharding));
+    if (cfg.model.lora.enabled())
+      sharding_error(fmt::format("{} does not shard LoRA adapters (they are small); use dist.sharding optimizer or "
+                                 "none with model.lora",
+                                 cfg.dist.sharding));
+  }
   const int64_t per_pass = static_cast<int64_t>(b.micro_batch_size) * d.learner_ranks;
   if (b.mini_batch_size % per_pass != 0 || b.mini_batch_size / per_pass < 1) {
     r.error("batch", fmt::format("mini_batch_size {} is not a whole number (>= 1) of micro_batch_size {} x {} learner "

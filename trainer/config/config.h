@@ -165,7 +165,7 @@ struct DistSection {
   std::string backend = "auto";         // auto | gloo | nccl
   double timeout_s = 300;
   double bucket_mb = 64;
-  std::string sharding = "none";        // none | optimizer (ZeRO-1: AdamW state sharded over the learner ranks)
+  std::string sharding = "none";        // none | optimizer | gradients | full (ZeRO-1 / 2 / 3 over the learner ranks)
 };
 
 struct RunConfig {

@@ -217,14 +217,16 @@ auto guarded(const char* op, int rank, int size, Fn&& fn) -> decltype(fn()) {
 
 class C10dWork final : public CommWork {
  public:
-  C10dWork(c10::intrusive_ptr<c10d::Work> w, int rank, int size) : w_(std::move(w)), rank_(rank), size_(size) {}
+  C10dWork(c10::intrusive_ptr<c10d::Work> w, int rank, int size, const char* op)
+      : w_(std::move(w)), rank_(rank), size_(size), op_(op) {}
   void wait() override {
-    guarded("broadcast_async", rank_, size_, [&] { return w_->wait(); });
+    guarded(op_, rank_, size_, [&] { return w_->wait(); });
   }
 
  private:
   c10::intrusive_ptr<c10d::Work> w_;
   int rank_, size_;
+  const char* op_;
 };
 
 class C10dCommunicator final : public Communicator {
@@ -290,7 +292,7 @@ class C10dCommunicator final : public Communicator {
     c10d::BroadcastOptions o;
     o.rootRank = root;
     auto w = guarded("broadcast_async", rank_, size(), [&] { return pg_->broadcast(v, o); });
-    return std::make_unique<C10dWork>(std::move(w), rank_, size());
+    return std::make_unique<C10dWork>(std::move(w), rank_, size(), "broadcast_async");
   }
 
   std::vector<at::Tensor> all_gather(const at::Tensor& t) override {
@@ -307,6 +309,38 @@ class C10dCommunicator final : public Communicator {
     std::vector<at::Tensor> inputs{bytes};
     guarded("all_gather", rank_, size(), [&] { return pg_->allgather(outputs, inputs)->wait(); });
     for (auto& o : outputs[0]) out.push_back(from_bytes(o, t.scalar_type(), t.sizes()));
+    return out;
+  }
+
+  std::unique_ptr<CommWork> all_gather_into_async(const at::Tensor& t, at::Tensor& out) override {
+    check_tensor(t, "all_gather_into_async");
+    check_tensor(out, "all_gather_into_async");
+    const int64_t n = t.numel();
+    TORCH_CHECK(t.is_contiguous() && out.is_contiguous() && out.numel() == n * size() &&
+                    out.scalar_type() == t.scalar_type(),
+                "keel::dist::all_gather_into_async: a contiguous [n] input and a contiguous [", size(),
+                " * n] output of its dtype, got ", t.sizes(), " and ", out.sizes(), " ", out.scalar_type());
+    // The list form (Gloo has no _allgather_base in every version): views of `out` as the outputs.
+    std::vector<std::vector<at::Tensor>> outputs(1);
+    const auto flat = out.view({-1});
+    for (int i = 0; i < size(); ++i) outputs[0].push_back(byte_view(flat.narrow(0, i * n, n)));
+    std::vector<at::Tensor> inputs{byte_view(t)};
+    auto w = guarded("all_gather_into_async", rank_, size(), [&] { return pg_->allgather(outputs, inputs); });
+    return std::make_unique<C10dWork>(std::move(w), rank_, size(), "all_gather_into_async");
+  }
+
+  at::Tensor reduce_scatter(at::Tensor& t) override {
+    check_tensor(t, "reduce_scatter");
+    // Gloo (LibTorch 1.13) has no reduce-scatter: the base class's all-reduce of `t`.
+    if (backend_ != "nccl") return Communicator::reduce_scatter(t);
+    TORCH_CHECK(t.dim() == 1 && t.numel() % size() == 0, "keel::dist::reduce_scatter: the input must be [",
+                size(), " * n], got ", t.sizes());
+    const int64_t n = t.numel() / size();
+    at::Tensor in = t.contiguous();
+    at::Tensor out = at::empty({n}, in.options());
+    c10d::ReduceScatterOptions o;
+    o.reduceOp = c10d::ReduceOp::SUM;
+    guarded("reduce_scatter", rank_, size(), [&] { return pg_->_reduce_scatter_base(out, in, o)->wait(); });
     return out;
   }
 

@@ -7,6 +7,9 @@
 namespace keel::dist {
 
 namespace {
+struct DoneWork final : CommWork {
+  void wait() override {}
+};
 
 class SingleProcessCommunicator final : public Communicator {
  public:
@@ -23,7 +26,7 @@ class SingleProcessCommunicator final : public Communicator {
   void broadcast(at::Tensor& t, int root) override { check_rank(root); }
   std::unique_ptr<CommWork> broadcast_async(at::Tensor& t, int root) override {
     check_rank(root);
-    return std::make_unique<Done>();
+    return std::make_unique<DoneWork>();
   }
   std::vector<at::Tensor> all_gather(const at::Tensor& t) override { return {t.clone()}; }
   std::vector<at::Tensor> all_gather_varsize(const at::Tensor& t) override { return {t.clone()}; }
@@ -40,14 +43,29 @@ class SingleProcessCommunicator final : public Communicator {
   }
 
  private:
-  struct Done final : CommWork {
-    void wait() override {}
-  };
   static void check_rank(int r) { TORCH_CHECK(r == 0, "keel::dist: rank ", r, " does not exist in a 1-rank job"); }
   std::vector<int> ranks_{0};
 };
 
 }  // namespace
+
+std::unique_ptr<CommWork> Communicator::all_gather_into_async(const at::Tensor& t, at::Tensor& out) {
+  const int64_t n = t.numel();
+  TORCH_CHECK(out.is_contiguous() && out.numel() == n * size() && out.scalar_type() == t.scalar_type(),
+              "keel::dist::all_gather_into_async: out must be a contiguous [", size(), " * ", n, "] ", t.scalar_type(),
+              " tensor, got ", out.sizes(), " ", out.scalar_type());
+  const auto parts = all_gather(t.reshape({-1}));
+  for (int i = 0; i < size(); ++i) out.narrow(0, i * n, n).copy_(parts[static_cast<size_t>(i)]);
+  return std::make_unique<DoneWork>();
+}
+
+at::Tensor Communicator::reduce_scatter(at::Tensor& t) {
+  TORCH_CHECK(t.dim() == 1 && t.numel() % size() == 0, "keel::dist::reduce_scatter: the input must be [",
+              size(), " * n], got ", t.sizes());
+  all_reduce(t, ReduceOp::kSum);
+  const int64_t n = t.numel() / size();
+  return t.narrow(0, rank() * n, n).clone();
+}
 
 CommOptions comm_options(const config::DistSection& dist) {
   CommOptions o;

@@ -1,8 +1,8 @@
 // The communicator: the small interface through which the rest of keel talks to other ranks.
 // Implemented over LibTorch's c10d (ProcessGroupGloo on CPU, ProcessGroupNCCL on CUDA builds) in
 // communicator.cpp, the only place that sees c10d headers. It is deliberately not a general
-// distributed framework: no reduce-scatter, no async collectives except broadcast (what bucketed
-// weight sync pipelines), no tensor-parallel helpers.
+// distributed framework: async collectives only where keel overlaps them (broadcast for bucketed
+// weight sync, all-gather for sharded parameters' prefetch), no tensor-parallel helpers.
 //
 // Ranks in every call are ranks *of this communicator* (0 .. size()-1); global_ranks() maps them to
 // world ranks. Every collective must be called by every member in the same order, as in c10d.
@@ -55,6 +55,16 @@ class Communicator {
   virtual std::vector<at::Tensor> all_gather(const at::Tensor& t) = 0;
   /// Shapes (even ranks) may differ between members, dtypes may not; [i] = member i's `t`.
   virtual std::vector<at::Tensor> all_gather_varsize(const at::Tensor& t) = 0;
+  /// all_gather into one buffer, started without waiting: out [size() * n] (contiguous, same dtype)
+  /// receives member i's `t` [n] at [i*n, (i+1)*n) once wait() returns; both must stay alive until
+  /// then. The default runs all_gather synchronously (the c10d communicator overrides it).
+  virtual std::unique_ptr<CommWork> all_gather_into_async(const at::Tensor& t, at::Tensor& out);
+  /// Reduce-scatter (sum): t [size() * n] on every member; returns this member's slice
+  /// [rank()*n, (rank()+1)*n) of the sum over the members. `t` is scratch space: its contents are
+  /// unspecified afterwards. The default all-reduces `t` in place and keeps the slice (right, with
+  /// twice a ring reduce-scatter's traffic; Gloo has no reduce-scatter in LibTorch 1.13); the c10d
+  /// communicator overrides it with NCCL's.
+  virtual at::Tensor reduce_scatter(at::Tensor& t);
   /// Point to point of any shape: the receiver learns dtype and shape from a header sent first.
   virtual void send(const at::Tensor& t, int dst) = 0;
   virtual at::Tensor recv(int src) = 0;

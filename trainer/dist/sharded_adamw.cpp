@@ -6,6 +6,7 @@
 #include <torch/torch.h>
 
 #include "base/error.h"
+#include "trainer/dist/sharded_model.h"
 
 namespace keel::dist {
 
@@ -134,6 +135,7 @@ int64_t ShardedAdamW::state_bytes() const { return adamw_state_bytes(*inner_); }
 
 int64_t adamw_state_bytes(const torch::optim::AdamW& opt) {
   if (const auto* s = dynamic_cast<const ShardedAdamW*>(&opt)) return s->state_bytes();
+  if (const auto* s = dynamic_cast<const ShardedModel*>(&opt)) return s->state_bytes();
   int64_t bytes = 0;
   for (const auto& [key, st] : opt.state()) {
     const auto& a = static_cast<const torch::optim::AdamWParamState&>(*st);

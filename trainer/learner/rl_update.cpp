@@ -1,11 +1,13 @@
 #include "trainer/learner/rl_update.h"
 
 #include <cmath>
+#include <optional>
 
 #include <torch/torch.h>
 
 #include "models/logprobs.h"
 #include "models/transformer.h"
+#include "trainer/learner/gradient_shards.h"
 #include "trainer/learner/loss_agg.h"
 #include "trainer/learner/sequence_batch.h"
 
@@ -64,6 +66,10 @@ RlUpdateResult rl_update(models::Transformer& policy, torch::optim::Optimizer& o
     TORCH_CHECK(shared_critic || (critic->optimizer && critic->opt_step),
                 "rl_update: a separate critic needs its optimizer and step counter");
   }
+  // Sharded optimizers (dist.sharding gradients / full): the weights sharded for this update only.
+  const UpdateScope sharded(optimizer);
+  std::optional<UpdateScope> critic_sharded;
+  if (separate_critic) critic_sharded.emplace(*critic->optimizer);
   policy.train(true);
   if (separate_critic) critic->model->train(true);
   auto params = policy.parameters();
@@ -138,13 +144,11 @@ RlUpdateResult rl_update(models::Transformer& policy, torch::optim::Optimizer& o
         ++micro;
       }
       // Data-parallel: gradients summed over the ranks before the norm is taken and clipped.
-      if (o.dp != nullptr) o.dp->reduce_gradients(params);
       const double max_norm = o.grad_clip > 0 ? o.grad_clip : std::numeric_limits<double>::infinity();
-      double grad_norm = torch::nn::utils::clip_grad_norm_(params, max_norm);
+      double grad_norm = reduce_and_clip_gradients(optimizer, o.dp, params, max_norm);
       if (separate_critic) {
         const auto cparams = critic->model->parameters();
-        if (o.dp != nullptr) o.dp->reduce_gradients(cparams);
-        const double cnorm = torch::nn::utils::clip_grad_norm_(cparams, max_norm);
+        const double cnorm = reduce_and_clip_gradients(*critic->optimizer, o.dp, cparams, max_norm);
         sums["critic/grad_norm"] += cnorm;
         if (std::isfinite(cnorm)) {
           sums["critic/lr"] += scheduled_step(*critic->optimizer, critic->lr, *critic->opt_step);

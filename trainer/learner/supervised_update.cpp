@@ -6,15 +6,24 @@
 
 #include "models/logprobs.h"
 #include "models/transformer.h"
+#include "trainer/learner/gradient_shards.h"
 #include "trainer/learner/sequence_batch.h"
 
 namespace keel::learner {
 
+double reduce_and_clip_gradients(torch::optim::Optimizer& optimizer, const DataParallelHooks* dp,
+                                 const std::vector<at::Tensor>& params, double max_norm) {
+  if (auto* shards = gradient_shards(optimizer)) return shards->reduce_and_clip(max_norm);
+  if (dp != nullptr) dp->reduce_gradients(params);
+  return torch::nn::utils::clip_grad_norm_(params, max_norm);
+}
+
 StepResult guarded_step(const std::vector<at::Tensor>& params, torch::optim::Optimizer& optimizer, double loss,
-                        double grad_clip, const LrScheduleOptions& lr, NumericsGuard& guard, int64_t& opt_step) {
+                        double grad_clip, const LrScheduleOptions& lr, NumericsGuard& guard, int64_t& opt_step,
+                        const DataParallelHooks* dp) {
   StepResult r;
   const double max_norm = grad_clip > 0 ? grad_clip : std::numeric_limits<double>::infinity();
-  const double grad_norm = torch::nn::utils::clip_grad_norm_(params, max_norm);
+  const double grad_norm = reduce_and_clip_gradients(optimizer, dp, params, max_norm);
   r.metrics["actor/grad_norm"] = grad_norm;
   const auto verdict = guard.check(loss, grad_norm);
   if (verdict == NumericsGuard::Verdict::kOk) {
@@ -44,6 +53,7 @@ StepResult sft_update(models::Transformer& policy, torch::optim::Optimizer& opti
   TORCH_CHECK(o.micro_batch_size > 0, "sft_update: micro_batch_size must be > 0");
   const int64_t n = batch.size();
   const double tokens = sum_over_ranks(o, "tokens", static_cast<double>(batch.response_mask.sum().item<int64_t>()));
+  const UpdateScope sharded(optimizer);
   policy.train(true);
   optimizer.zero_grad();
   double loss_total = 0;
@@ -60,9 +70,8 @@ StepResult sft_update(models::Transformer& policy, torch::optim::Optimizer& opti
     loss.backward();
     loss_total += loss.item<double>();
   }
-  if (o.dp != nullptr) o.dp->reduce_gradients(policy.parameters());
   loss_total = sum_over_ranks(o, "loss", loss_total);
-  auto r = guarded_step(policy.parameters(), optimizer, loss_total, o.grad_clip, o.lr, guard, opt_step);
+  auto r = guarded_step(policy.parameters(), optimizer, loss_total, o.grad_clip, o.lr, guard, opt_step, o.dp);
   r.metrics["sft/loss"] = loss_total;
   r.metrics["sft/tokens"] = tokens;
   return r;
@@ -76,6 +85,7 @@ StepResult dpo_update(models::Transformer& policy, models::Transformer* referenc
   TORCH_CHECK(o.micro_batch_size > 0, "dpo_update: micro_batch_size must be > 0");
   const int64_t n = chosen.size();
   const auto ctx = DpoAggContext::count(static_cast<int64_t>(sum_over_ranks(o, "pairs", static_cast<double>(n))));
+  const UpdateScope sharded(optimizer);
   policy.train(true);
   optimizer.zero_grad();
   double loss_total = 0;
@@ -115,9 +125,8 @@ StepResult dpo_update(models::Transformer& policy, models::Transformer* referenc
     if (k == "dpo/loss") add[k] = v;
     else avg[k] = v / std::max(1, micro);
   }
-  if (o.dp != nullptr) o.dp->reduce_gradients(policy.parameters());
   reduce_scalars(o, add, avg);
-  auto res = guarded_step(policy.parameters(), optimizer, add.at("loss"), o.grad_clip, o.lr, guard, opt_step);
+  auto res = guarded_step(policy.parameters(), optimizer, add.at("loss"), o.grad_clip, o.lr, guard, opt_step, o.dp);
   add.erase("loss");
   for (const auto* m : {&add, &avg})
     for (const auto& [k, v] : *m) res.metrics[k] = v;

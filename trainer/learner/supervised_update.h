@@ -44,11 +44,13 @@ struct StepResult {
   bool rollback = false;  ///< the guard asked for a rollback
 };
 
-/// Clips the gradients of `params`, asks the guard, and on kOk sets the scheduled LR, steps the
-/// (AdamW) optimizer and advances opt_step. Gradients are zeroed afterwards either way.
+/// Sums the gradients of `params` over the ranks (dp, when set) and clips them
+/// (reduce_and_clip_gradients), asks the guard, and on kOk sets the scheduled LR, steps the (AdamW)
+/// optimizer and advances opt_step. Gradients are zeroed afterwards either way.
 /// metrics: actor/grad_norm, actor/lr (when stepped).
 StepResult guarded_step(const std::vector<at::Tensor>& params, torch::optim::Optimizer& optimizer, double loss,
-                        double grad_clip, const LrScheduleOptions& lr, NumericsGuard& guard, int64_t& opt_step);
+                        double grad_clip, const LrScheduleOptions& lr, NumericsGuard& guard, int64_t& opt_step,
+                        const DataParallelHooks* dp = nullptr);
 
 /// One SFT step: loss = −Σ log p(response tokens) / (response tokens in the mini-batch).
 /// metrics: sft/loss, sft/tokens, actor/grad_norm, actor/lr.

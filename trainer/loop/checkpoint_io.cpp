@@ -16,6 +16,7 @@
 #include "trainer/checkpoint/trainer_state.h"
 #include "trainer/cli/train_common.h"
 #include "trainer/dist/sharded_adamw.h"
+#include "trainer/dist/sharded_model.h"
 #include "trainer/dist/batch_transport.h"
 #include "trainer/dist/string_blob.h"
 #include "trainer/learner/numerics_guard.h"
@@ -108,8 +109,9 @@ std::string first_non_finite(models::Transformer& m) {
 
 GatheredOptimizers gather_optimizer_states(RunState& c) {
   const auto gather = [](const std::unique_ptr<torch::optim::AdamW>& opt) {
-    auto* s = dynamic_cast<dist::ShardedAdamW*>(opt.get());
-    return s != nullptr ? s->gather_full() : nullptr;
+    if (auto* s = dynamic_cast<dist::ShardedAdamW*>(opt.get())) return s->gather_full();
+    if (auto* s = dynamic_cast<dist::ShardedModel*>(opt.get())) return s->gather_full();
+    return std::unique_ptr<torch::optim::AdamW>();
   };
   return {gather(c.optimizer), gather(c.critic_optimizer)};
 }

@@ -55,7 +55,7 @@ struct GatheredOptimizers {
   std::unique_ptr<torch::optim::AdamW> policy, critic;
 };
 
-/// With dist.sharding optimizer: every rank's slice of the optimizer states, gathered into whole
+/// With dist.sharding optimizer / gradients / full: every rank's slice of the optimizer states, gathered into whole
 /// ones for save_checkpoint — a collective, every learner rank calls it before the checkpoint.
 GatheredOptimizers gather_optimizer_states(RunState& s);
 

@@ -14,6 +14,7 @@
 #include "trainer/credit/advantage_options.h"
 #include "trainer/dist/data_parallel.h"
 #include "trainer/dist/sharded_adamw.h"
+#include "trainer/dist/sharded_model.h"
 #include "trainer/rollout/prompt_format.h"
 #include "trainer/dist/rendezvous.h"
 #include "trainer/learner/policy_loss.h"
@@ -284,11 +285,16 @@ void make_optimizers(RunState& c, const std::optional<stdfs::path>& checkpoint) 
     c.critic_optimizer =
         cli::make_adamw(c.critic->parameters(), c.cfg.critic.lr, o,
                         checkpoint ? std::optional(*checkpoint / "critic_optimizer.pt") : std::nullopt);
-  if (c.cfg.dist.sharding == "optimizer" && c.comm && c.comm->size() > 1) {
-    // ZeRO-1: each rank keeps its slice of the (loaded or fresh) whole state and drops the rest.
+  const auto& level = c.cfg.dist.sharding;
+  if (level != "none" && c.comm && c.comm->size() > 1) {
+    // ZeRO-1 / 2 / 3: each rank keeps its slice of the (loaded or fresh) whole state and drops the rest.
     const auto shard = [&](std::unique_ptr<torch::optim::AdamW>& opt, const models::Transformer& m) {
       const auto& options = static_cast<const torch::optim::AdamWOptions&>(opt->defaults());
-      opt = std::make_unique<dist::ShardedAdamW>(*c.comm, m.parameters(), options, opt.get());
+      if (level == "optimizer")
+        opt = std::make_unique<dist::ShardedAdamW>(*c.comm, m.parameters(), options, opt.get());
+      else
+        opt = std::make_unique<dist::ShardedModel>(
+            *c.comm, m, level == "full" ? dist::ShardLevel::kFull : dist::ShardLevel::kGradients, options, opt.get());
     };
     shard(c.optimizer, *c.policy);
     if (c.critic_optimizer) shard(c.critic_optimizer, *c.critic);

@@ -18,6 +18,7 @@
 #include "trainer/cli/train_common.h"
 #include "trainer/dist/rendezvous.h"
 #include "trainer/dist/sharded_adamw.h"
+#include "trainer/dist/sharded_model.h"
 #include "trainer/learner/numerics_guard.h"
 #include "trainer/loop/checkpoint_io.h"
 #include "trainer/loop/disaggregated.h"
@@ -213,6 +214,10 @@ int train(TrainJob job, const rewards::RewardRegistry& reward_schemes) {
       double trained = 0;  // what the optimizer trains (the gradients are as large)
       for (const auto& p : c.policy->parameters()) trained += static_cast<double>(p.numel() * p.element_size());
       m["perf/trained_param_mib"] = trained / (1 << 20);
+      // Weights, gradients and AdamW moments this rank held at once at most in the step (ZeRO's model
+      // states; dist.sharding gradients / full: measured, with the gathered layers and gradients).
+      m["perf/model_state_peak_mib"] =
+          static_cast<double>(dist::take_peak_model_state_bytes(*c.optimizer, c.policy->parameters())) / (1 << 20);
     }
     c.step = step;
     ++steps_here;

@@ -93,6 +93,23 @@ TEST(TrainDisaggregatedDist, ShardedLearnersEqualOneProcess) {
   EXPECT_NEAR(b[2]["perf/optimizer_state_mib"].get<double>() * 2, a[2]["perf/optimizer_state_mib"].get<double>(), 1e-3);
 }
 
+// Full sharding (ZeRO-3) of the 2 learner ranks: the weights are whole again after each update, so
+// the bucketed weight sync to the rollout rank is unchanged; the run equals one process.
+TEST(TrainDisaggregatedDist, FullyShardedLearnersEqualOneProcess) {
+  ScratchDir dir("disagg_full");
+  dir.write("c.yaml", kTiny);
+  const std::string ckpt = " model.activation_checkpointing=true";
+  auto r = run_keel("train c.yaml run.output_dir=one" + ckpt, dir.path());
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  r = launch4(dir, std::string(kSync) + " run.output_dir=four dist.sharding=full checkpoint.every=1" + ckpt);
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  const auto a = json_file_lines(dir.path() / "one/tiny/metrics.jsonl");
+  const auto b = json_file_lines(dir.path() / "four/tiny/metrics.jsonl");
+  ASSERT_EQ(a.size(), 3u);
+  expect_same_metrics(a, b, 0, 30);
+  expect_same_weights(dir.path() / "one/tiny", dir.path() / "four/tiny", "policy");
+}
+
 // LoRA: the rollout rank builds the same base and adapters, and only the adapters travel (the
 // weight sync carries a small fraction of the full model's bytes); the run equals one process.
 TEST(TrainDisaggregatedDist, LoraSyncsOnlyTheAdaptersAndEqualsOneProcess) {

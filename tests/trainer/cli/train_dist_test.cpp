@@ -7,6 +7,7 @@
 #include <torch/torch.h>
 
 #include <chrono>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
@@ -132,6 +133,68 @@ TEST(TrainDist, ShardedRunsResumeOnAnotherRankCount) {
       r = run_keel("train c.yaml run.total_steps=4 checkpoint.every=1 run.resume=auto" + out, dir.path());
     expect_resumed_equals(r, dir.path() / "straight/tiny", dir.path() / to / "tiny", 4, 40, "step-00000004");
   }
+}
+
+// ZeRO-2 and ZeRO-3 (dist.sharding: gradients / full): each layer's gradients reduce-scattered in
+// its recomputed backward, and with full its weights gathered for each use and freed after; the
+// weights and metrics are those of one process (with the same activation checkpointing, which
+// recomputes exactly), for every learner, on 2 and 4 ranks.
+const std::string kCkpt = " model.activation_checkpointing=true";
+
+TEST(TrainDist, ShardedGradientsAndWeightsEqualOneRankGrpo) {
+  for (const char* level : {"gradients", "full"}) {
+    SCOPED_TRACE(level);
+    dp_equivalence("learner: {algorithm: grpo}\nkl: {in_loss: true, coef: 0.01}\n", {"policy"}, 30, kCkpt,
+                   std::string(" dist.sharding=") + level);
+  }
+}
+
+TEST(TrainDist, FullShardingEqualsOneRankPpoWithASeparateCritic) {
+  dp_equivalence("learner: {algorithm: ppo}\nadvantage: {estimator: gae}\ncritic: {mode: separate, lr: 1.0e-2}\n",
+                 {"policy", "critic"}, 30, kCkpt, " dist.sharding=full");
+}
+
+TEST(TrainDist, FullShardingEqualsOneRankSftAndDpo) {
+  dp_equivalence("learner: {algorithm: sft}\n", {"policy"}, 10, kCkpt, " dist.sharding=full");
+  dp_equivalence("learner: {algorithm: dpo}\ndpo: {loss: sigmoid, beta: 0.1}\n", {"policy"}, 15, kCkpt,
+                 " dist.sharding=full");
+}
+
+TEST(TrainDist, FullShardingOnFourRanksEqualsOneRank) {
+  // Two layers: the next layer's gather is prefetched while one computes.
+  dp_equivalence("learner: {algorithm: grpo}\n", {"policy"}, 30, kCkpt + " model.init.num_layers=2", " dist.sharding=full", 4);
+}
+
+// The measured peak of weights, gradients and moments per rank (perf/model_state_peak_mib, rank
+// 0's) on 4 ranks: below none's at each level, full lowest.
+TEST(TrainDist, ShardingLevelsLowerThePeakOfModelStates) {
+  ScratchDir dir("dpshard_peak");
+  dir.write("c.yaml", kTiny + "learner: {algorithm: grpo}\n");
+  std::map<std::string, double> peak;
+  for (const char* level : {"none", "optimizer", "gradients", "full"}) {
+    // Four layers: the root unit (embeddings, LM head) is then the smaller part, as in real models.
+    auto r = launch(4, dir, std::string("run.total_steps=1 model.init.num_layers=4 run.output_dir=") + level +
+                                " dist.sharding=" + level + kCkpt);
+    ASSERT_EQ(r.exit_code, 0) << r.out;
+    peak[level] = json_file_lines(dir.path() / level / "tiny/metrics.jsonl").back()["perf/model_state_peak_mib"].get<double>();
+  }
+  EXPECT_GT(peak["none"], 0);
+  EXPECT_LT(peak["optimizer"], peak["none"]);
+  EXPECT_LT(peak["gradients"], peak["optimizer"]);
+  EXPECT_LT(peak["full"], peak["gradients"]);
+}
+
+// A fully sharded run stopped after step 2 on 2 ranks resumes on 4 ranks (reshard) to the
+// uninterrupted 1-process run.
+TEST(TrainDist, FullyShardedRunResumesOnAnotherRankCount) {
+  ScratchDir dir("dpfull_resume");
+  dir.write("c.yaml", kTiny + "learner: {algorithm: grpo}\n");
+  auto r = run_keel("train c.yaml run.output_dir=straight run.total_steps=4 checkpoint.every=1" + kCkpt, dir.path());
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  r = launch(2, dir, "run.total_steps=2 checkpoint.every=1 dist.sharding=full run.output_dir=four" + kCkpt);
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  r = launch(4, dir, "run.total_steps=4 checkpoint.every=1 dist.sharding=full run.resume=auto run.output_dir=four" + kCkpt);
+  expect_resumed_equals(r, dir.path() / "straight/tiny", dir.path() / "four/tiny", 4, 40, "step-00000004");
 }
 
 // DAPO's dynamic sampling: every rank filters each generation attempt's global rows, so the ranks

@@ -92,8 +92,14 @@ const BadConfig kBad[] = {
     {"DpoSigmoidWithLabelSmoothing", "learner:\n  algorithm: dpo\ndpo:\n  loss: sigmoid\n  label_smoothing: 0.1\n", "",
      "keel: error: c.yaml:5: dpo.label_smoothing: only dpo.loss cdpo and robust use label smoothing, got 0.1 with "
      "dpo.loss sigmoid; for label-smoothed DPO set dpo.loss: cdpo\n"},
-    {"ShardingLevelNotBuilt", "dist:\n  sharding: full\n", "",
-     "keel: error: c.yaml:2: dist.sharding: unknown sharding level 'full' (known: none, optimizer)\n"},
+    {"ShardingLevelUnknown", "dist:\n  sharding: half\n", "",
+     "keel: error: c.yaml:2: dist.sharding: unknown sharding level 'half' (known: none, optimizer, gradients, full)\n"},
+    {"FullShardingWithoutCheckpointing", "dist:\n  sharding: full\n", "",
+     "keel: error: c.yaml:2: dist.sharding: full needs model.activation_checkpointing: true (each layer is gathered "
+     "again and its gradients reduce-scattered inside its recomputed backward)\n"},
+    {"GradientShardingWithLora", "model:\n  activation_checkpointing: true\n  lora: {rank: 4}\ndist:\n  sharding: gradients\n",
+     "", "keel: error: c.yaml:5: dist.sharding: gradients does not shard LoRA adapters (they are small); use "
+     "dist.sharding optimizer or none with model.lora\n"},
     {"LoraUnknownTarget", "model:\n  lora:\n    rank: 4\n    target_modules: [q_proj, qkv]\n", "",
      "keel: error: c.yaml:4: model.lora.target_modules: unknown module 'qkv' (expected one of all-linear, q_proj, "
      "k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj)\n"},

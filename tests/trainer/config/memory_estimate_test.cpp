@@ -132,6 +132,21 @@ TEST(MemoryEstimate, OptimizerShardingDividesTheMoments) {
   EXPECT_DOUBLE_EQ(estimate_memory(a, shape, false, false).total() - estimate_memory(b, shape, false, false).total(), 6 * p);
 }
 
+// dist.sharding gradients / full on 4 learner ranks: whole fp32 weights plus a quarter of the
+// gradients, fp32 master slices and moments: 4 + 16 / 4 = 8 bytes a trained parameter, not 16.
+TEST(MemoryEstimate, GradientShardingDividesGradientsMastersAndMoments) {
+  for (const char* level : {"gradients", "full"}) {
+    const std::string common = "learner: {algorithm: sft}\nmodel: {activation_checkpointing: true}\n";
+    RunConfig a = load(common), b = load(common + "dist: {sharding: " + level + "}\n");
+    a.derived.learner_ranks = b.derived.learner_ranks = 4;
+    const auto shape = init_model_shape(a.model.init, 0);
+    const double p = parameter_count(shape);
+    EXPECT_DOUBLE_EQ(estimate_memory(a, shape, false, false).total() - estimate_memory(b, shape, false, false).total(),
+                     8 * p)
+        << level;
+  }
+}
+
 TEST(MemoryEstimate, FormatsBytes) {
   EXPECT_EQ(format_bytes(640), "640 B");
   EXPECT_EQ(format_bytes(1536), "1.5 KiB");
