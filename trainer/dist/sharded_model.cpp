@@ -9,6 +9,7 @@
 #include <torch/torch.h>
 
 #include "base/error.h"
+#include "models/fused_cpu.h"
 #include "trainer/dist/sharded_adamw.h"
 
 namespace keel::dist {
@@ -39,7 +40,9 @@ void alloc_storage(const at::Tensor& flat) {
   auto st = flat.storage();
   const size_t nbytes = static_cast<size_t>(flat.numel()) * flat.element_size();
   if (st.nbytes() == nbytes) return;
-  st.set_data_ptr_noswap(st.allocator()->allocate(nbytes));
+  // A huge-page buffer (from_blob) has no allocator of its own: the device's takes over.
+  at::Allocator* alloc = st.allocator() != nullptr ? st.allocator() : c10::GetAllocator(flat.device().type());
+  st.set_data_ptr_noswap(alloc->allocate(nbytes));
   st.set_nbytes(nbytes);
 }
 bool materialized(const at::Tensor& flat) { return flat.storage().nbytes() > 0; }
@@ -108,8 +111,11 @@ ShardedModel::ShardedModel(Communicator& comm, models::Transformer model, ShardL
     for (const size_t i : u.params) u.numel += params_[i].numel();
     u.shard = std::max<int64_t>(1, (u.numel + w - 1) / w);
     if (!u.params.empty()) {
-      // The unit's parameters become views of one zero-padded flat buffer.
-      u.flat = torch::zeros({w * u.shard}, params_[u.params.front()].options().requires_grad(false));
+      // The unit's parameters become views of one zero-padded flat buffer; on the CPU on 2 MiB
+      // pages, as the model's own arena (models::pack_on_huge_pages: decode streams the weights).
+      const auto opts = params_[u.params.front()].options().requires_grad(false);
+      u.flat = opts.device().is_cpu() ? models::empty_on_huge_pages({w * u.shard}, opts.dtype().toScalarType()).zero_()
+                                      : torch::zeros({w * u.shard}, opts);
       int64_t off = 0;
       for (const size_t i : u.params) {
         auto& p = params_[i];

@@ -160,9 +160,33 @@ TEST(TrainDist, FullShardingEqualsOneRankSftAndDpo) {
                  " dist.sharding=full");
 }
 
-TEST(TrainDist, FullShardingOnFourRanksEqualsOneRank) {
+TEST(TrainDist, GradientAndFullShardingOnFourRanksEqualOneRankGrpo) {
   // Two layers: the next layer's gather is prefetched while one computes.
-  dp_equivalence("learner: {algorithm: grpo}\n", {"policy"}, 30, kCkpt + " model.init.num_layers=2", " dist.sharding=full", 4);
+  for (const char* level : {"gradients", "full"}) {
+    SCOPED_TRACE(level);
+    dp_equivalence("learner: {algorithm: grpo}\n", {"policy"}, 30, kCkpt + " model.init.num_layers=2",
+                   std::string(" dist.sharding=") + level, 4);
+  }
+}
+
+TEST(TrainDist, GradientShardingEqualsOneRankPpoSftAndDpo) {
+  dp_equivalence("learner: {algorithm: ppo}\nadvantage: {estimator: gae}\ncritic: {mode: separate, lr: 1.0e-2}\n",
+                 {"policy", "critic"}, 30, kCkpt, " dist.sharding=gradients");
+  dp_equivalence("learner: {algorithm: sft}\n", {"policy"}, 10, kCkpt, " dist.sharding=gradients");
+  dp_equivalence("learner: {algorithm: dpo}\ndpo: {loss: sigmoid, beta: 0.1}\n", {"policy"}, 15, kCkpt,
+                 " dist.sharding=gradients");
+}
+
+// Every level, every learner, on 4 ranks.
+TEST(TrainDist, EveryShardingLevelOnFourRanksEqualsOneRankForEveryLearner) {
+  for (const char* level : {"optimizer", "gradients", "full"}) {
+    SCOPED_TRACE(level);
+    const std::string shard = std::string(" dist.sharding=") + level;
+    dp_equivalence("learner: {algorithm: ppo}\nadvantage: {estimator: gae}\ncritic: {mode: separate, lr: 1.0e-2}\n",
+                   {"policy", "critic"}, 30, kCkpt, shard, 4);
+    dp_equivalence("learner: {algorithm: sft}\n", {"policy"}, 10, kCkpt, shard, 4);
+    dp_equivalence("learner: {algorithm: dpo}\ndpo: {loss: sigmoid, beta: 0.1}\n", {"policy"}, 15, kCkpt, shard, 4);
+  }
 }
 
 // The measured peak of weights, gradients and moments per rank (perf/model_state_peak_mib, rank
