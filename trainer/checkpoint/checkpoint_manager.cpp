@@ -56,8 +56,10 @@ std::optional<int64_t> CheckpointManager::step_of(const stdfs::path& dir) {
 
 bool CheckpointManager::is_complete(const stdfs::path& dir) { return stdfs::is_regular_file(dir / kMarker); }
 
+stdfs::path CheckpointManager::staging_dir(int64_t step) const { return root_ / fmt::format("{}{:08d}", kStaging, step); }
+
 stdfs::path CheckpointManager::begin(int64_t step) {
-  const auto staging = root_ / fmt::format("{}{:08d}", kStaging, step);
+  const auto staging = staging_dir(step);
   std::error_code ec;
   keel::fs::remove_tree(staging, ec);
   stdfs::create_directories(staging, ec);

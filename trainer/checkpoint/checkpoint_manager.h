@@ -22,6 +22,8 @@ class CheckpointManager {
 
   /// A fresh staging directory for `step` (replacing a stale one).
   std::filesystem::path begin(int64_t step);
+  /// Where begin(step) stages (other ranks write their shards there before the commit).
+  std::filesystem::path staging_dir(int64_t step) const;
   /// fsyncs the staged files, writes COMPLETE, renames into place (replacing an older checkpoint of
   /// the same step), prunes to keep_last. Returns the final path.
   std::filesystem::path commit(const std::filesystem::path& staging, int64_t step);

@@ -131,6 +131,37 @@ std::unique_ptr<torch::optim::AdamW> ShardedAdamW::gather_full() {
   return full;
 }
 
+std::vector<MomentSegment> ShardedAdamW::moment_segments(bool with_state) const {
+  std::vector<MomentSegment> out;
+  for (const auto& pc : pieces_) {
+    MomentSegment s{pc.param, pc.offset, pc.length, {}, {}, 0};
+    if (const auto* st = with_state ? find_state(*inner_, pc.view) : nullptr) {
+      s.exp_avg = st->exp_avg();
+      s.exp_avg_sq = st->exp_avg_sq();
+      s.step = st->step();
+    }
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
+void ShardedAdamW::load_moments(const std::vector<MomentSegment>& segments) {
+  TORCH_CHECK(segments.size() == pieces_.size(), "ShardedAdamW::load_moments: ", segments.size(), " segments for ",
+              pieces_.size(), " pieces");
+  inner_->state().clear();
+  for (size_t i = 0; i < pieces_.size(); ++i) {
+    const auto& s = segments[i];
+    TORCH_CHECK(s.param == pieces_[i].param && s.offset == pieces_[i].offset && s.length == pieces_[i].length,
+                "ShardedAdamW::load_moments: segment ", i, " is not this rank's piece");
+    if (s.step == 0) continue;
+    auto st = std::make_unique<torch::optim::AdamWParamState>();
+    st->step(s.step);
+    st->exp_avg(s.exp_avg.to(pieces_[i].view.options()).clone());
+    st->exp_avg_sq(s.exp_avg_sq.to(pieces_[i].view.options()).clone());
+    inner_->state()[learner::optimizer_state_key<StateKey>(pieces_[i].view)] = std::move(st);
+  }
+}
+
 int64_t ShardedAdamW::state_bytes() const { return adamw_state_bytes(*inner_); }
 
 int64_t adamw_state_bytes(const torch::optim::AdamW& opt) {
@@ -146,7 +177,7 @@ int64_t adamw_state_bytes(const torch::optim::AdamW& opt) {
 }
 
 void ShardedAdamW::save(torch::serialize::OutputArchive&) const {
-  fail("ShardedAdamW: a sharded optimizer state is saved through gather_full() (checkpoints are unsharded)");
+  fail("ShardedAdamW: a sharded optimizer state is saved through moment_segments() or gather_full()");
 }
 
 void ShardedAdamW::load(torch::serialize::InputArchive&) {

@@ -9,10 +9,10 @@
 // It is a torch::optim::Optimizer over the whole parameter list, so zero_grad() and the learning-
 // rate schedule (which sets the group's AdamWOptions) work as for keel's AdamW; step() expects the
 // gradients already summed over the ranks (DataParallelHooks::reduce_gradients) and is a
-// collective. Checkpoints stay unsharded: gather_full() rebuilds the whole state (a collective) as
-// an AdamW that checkpoint::save_optimizer writes as optimizer.pt, and the constructor takes this
-// rank's slice of such a state, so a run resumes on any number of ranks, sharded or not.
-// Deliberately not here: gradient and parameter sharding (ZeRO-2 / 3).
+// collective. Checkpoints are sharded (MomentShards, optimizer_shards.h: each rank writes its
+// slices' moments, read back on any number of ranks); the constructor also takes its slice of a
+// whole state (an unsharded checkpoint's optimizer.pt), and gather_full() rebuilds the whole state
+// (a collective). Gradient and parameter sharding (ZeRO-2 / 3): sharded_model.h.
 #pragma once
 
 #include <cstdint>
@@ -23,11 +23,12 @@
 #include <torch/optim/adamw.h>
 
 #include "trainer/dist/communicator.h"
+#include "trainer/dist/optimizer_shards.h"
 #include "trainer/learner/fused_adamw.h"
 
 namespace keel::dist {
 
-class ShardedAdamW : public torch::optim::AdamW {
+class ShardedAdamW : public torch::optim::AdamW, public MomentShards {
  public:
   /// `full`: an AdamW over the same parameters whose state this rank takes its slice of (a
   /// checkpoint's), or null for a fresh state. Parameters must be contiguous and stay where they
@@ -41,7 +42,10 @@ class ShardedAdamW : public torch::optim::AdamW {
   /// The whole state as an AdamW over the parameters (a collective: every rank calls it).
   std::unique_ptr<torch::optim::AdamW> gather_full();
 
-  /// Refused: a sharded state is written through gather_full() (checkpoints stay unsharded).
+  std::vector<MomentSegment> moment_segments(bool with_state) const override;
+  void load_moments(const std::vector<MomentSegment>& segments) override;
+
+  /// Refused: a sharded state is written through moment_segments() (or gather_full()).
   void save(torch::serialize::OutputArchive& archive) const override;
   void load(torch::serialize::InputArchive& archive) override;
 

@@ -296,8 +296,68 @@ std::unique_ptr<torch::optim::AdamW> ShardedModel::gather_full() {
   return out;
 }
 
+std::vector<MomentSegment> ShardedModel::moment_segments(bool with_state) const {
+  std::vector<MomentSegment> out;
+  for (const auto& u : units_) {
+    if (u.params.empty()) continue;
+    // This rank's slice [lo, hi) of the unit's flat elements, cut at its parameters' boundaries.
+    const int64_t lo = comm_.rank() * u.shard, hi = std::min(lo + u.shard, u.numel);
+    const auto* st = with_state ? find_state(*this, u.master) : nullptr;
+    int64_t off = 0;
+    for (const size_t i : u.params) {
+      const int64_t n = params_[i].numel(), a = std::max(lo, off), b = std::min(hi, off + n);
+      if (a < b) {
+        MomentSegment s{i, a - off, b - a, {}, {}, 0};
+        if (st != nullptr) {
+          s.exp_avg = st->exp_avg().narrow(0, a - lo, b - a);
+          s.exp_avg_sq = st->exp_avg_sq().narrow(0, a - lo, b - a);
+          s.step = st->step();
+        }
+        out.push_back(std::move(s));
+      }
+      off += n;
+    }
+  }
+  return out;
+}
+
+void ShardedModel::load_moments(const std::vector<MomentSegment>& segments) {
+  const auto mine = moment_segments(false);
+  TORCH_CHECK(segments.size() == mine.size(), "ShardedModel::load_moments: ", segments.size(), " segments for ",
+              mine.size());
+  state().clear();
+  size_t k = 0;
+  for (auto& u : units_) {
+    if (u.params.empty()) continue;
+    const int64_t lo = comm_.rank() * u.shard;
+    auto m = torch::zeros({u.shard}, u.master.options()), v = torch::zeros_like(m);
+    int64_t step = 0;
+    for (; k < segments.size() && k < mine.size(); ++k) {
+      const auto& s = segments[k];
+      if (std::find(u.params.begin(), u.params.end(), s.param) == u.params.end()) break;  // the next unit's
+      TORCH_CHECK(s.param == mine[k].param && s.offset == mine[k].offset && s.length == mine[k].length,
+                  "ShardedModel::load_moments: segment ", k, " is not this rank's");
+      if (s.step == 0) continue;
+      int64_t start = 0;  // the parameter's first element in the unit
+      for (const size_t i : u.params) {
+        if (i == s.param) break;
+        start += params_[i].numel();
+      }
+      m.narrow(0, start + s.offset - lo, s.length).copy_(s.exp_avg);
+      v.narrow(0, start + s.offset - lo, s.length).copy_(s.exp_avg_sq);
+      step = s.step;
+    }
+    if (step == 0) continue;
+    auto st = std::make_unique<torch::optim::AdamWParamState>();
+    st->step(step);
+    st->exp_avg(m);
+    st->exp_avg_sq(v);
+    state()[learner::optimizer_state_key<StateKey>(u.master)] = std::move(st);
+  }
+}
+
 void ShardedModel::save(torch::serialize::OutputArchive&) const {
-  fail("ShardedModel: a sharded optimizer state is saved through gather_full() (checkpoints are unsharded)");
+  fail("ShardedModel: a sharded optimizer state is saved through moment_segments() or gather_full()");
 }
 
 void ShardedModel::load(torch::serialize::InputArchive&) {

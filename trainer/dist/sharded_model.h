@@ -28,8 +28,9 @@
 // within fp32 rounding of the summation order (tests/trainer/dist/sharded_model_test.cpp).
 //
 // Needs model.activation_checkpointing: the recomputing backward is where a layer's weights are
-// gathered again and where its gradients are complete (models::LayerResidency). Checkpoints stay
-// unsharded (gather_full(), as ShardedAdamW). Deliberately not here: LoRA (its adapters are small;
+// gathered again and where its gradients are complete (models::LayerResidency). Checkpoints are
+// sharded (MomentShards: each rank writes its slices' moments, optimizer_shards.h; the weights are
+// whole outside the update and written once, as HF safetensors). Deliberately not here: LoRA (its adapters are small;
 // dist.sharding optimizer covers them), sharding the frozen reference model, and keeping weights
 // sharded outside the update (rollout needs them whole).
 #pragma once
@@ -42,6 +43,7 @@
 
 #include "models/transformer.h"
 #include "trainer/dist/communicator.h"
+#include "trainer/dist/optimizer_shards.h"
 #include "trainer/learner/fused_adamw.h"
 #include "trainer/learner/gradient_shards.h"
 
@@ -49,7 +51,7 @@ namespace keel::dist {
 
 enum class ShardLevel { kGradients, kFull };
 
-class ShardedModel : public learner::FusedAdamW, public learner::GradientShards {
+class ShardedModel : public learner::FusedAdamW, public learner::GradientShards, public MomentShards {
  public:
   /// Takes over `model`'s trainable parameters (they become views of the units' flat buffers) and
   /// installs itself as the model's LayerResidency. `full`: an AdamW over model.parameters() whose
@@ -71,7 +73,10 @@ class ShardedModel : public learner::FusedAdamW, public learner::GradientShards 
 
   /// The whole state as an AdamW over model.parameters() (a collective: every rank calls it).
   std::unique_ptr<torch::optim::AdamW> gather_full();
-  /// Refused: a sharded state is written through gather_full() (checkpoints are unsharded).
+  std::vector<MomentSegment> moment_segments(bool with_state) const override;
+  void load_moments(const std::vector<MomentSegment>& segments) override;
+
+  /// Refused: a sharded state is written through moment_segments() (or gather_full()).
   void save(torch::serialize::OutputArchive& archive) const override;
   void load(torch::serialize::InputArchive& archive) override;
 

@@ -15,8 +15,7 @@
 #include "trainer/checkpoint/run_dir.h"
 #include "trainer/checkpoint/trainer_state.h"
 #include "trainer/cli/train_common.h"
-#include "trainer/dist/sharded_adamw.h"
-#include "trainer/dist/sharded_model.h"
+#include "trainer/dist/optimizer_shards.h"
 #include "trainer/dist/batch_transport.h"
 #include "trainer/dist/string_blob.h"
 #include "trainer/learner/numerics_guard.h"
@@ -107,17 +106,27 @@ std::string first_non_finite(models::Transformer& m) {
 
 }  // namespace
 
-GatheredOptimizers gather_optimizer_states(RunState& c) {
-  const auto gather = [](const std::unique_ptr<torch::optim::AdamW>& opt) {
-    if (auto* s = dynamic_cast<dist::ShardedAdamW*>(opt.get())) return s->gather_full();
-    if (auto* s = dynamic_cast<dist::ShardedModel*>(opt.get())) return s->gather_full();
-    return std::unique_ptr<torch::optim::AdamW>();
+bool write_optimizer_shards(RunState& c, checkpoint::CheckpointManager& mgr, bool lead,
+                            const std::function<void()>& barrier) {
+  const auto* policy = dynamic_cast<const dist::MomentShards*>(c.optimizer.get());
+  if (policy == nullptr || !c.comm) return false;
+  if (lead) mgr.begin(c.step);
+  barrier();  // the staging directory exists
+  const auto staging = mgr.staging_dir(c.step);
+  const auto write = [&](const dist::MomentShards& opt, const models::Transformer& m, const std::string& prefix) {
+    std::vector<int64_t> numels;
+    for (const auto& p : m.parameters()) numels.push_back(p.numel());
+    dist::write_moment_shard(staging, prefix, c.comm->rank(), c.comm->size(), opt.moment_segments(true), numels);
   };
-  return {gather(c.optimizer), gather(c.critic_optimizer)};
+  write(*policy, *c.policy, "optimizer");
+  if (const auto* critic = dynamic_cast<const dist::MomentShards*>(c.critic_optimizer.get()))
+    write(*critic, *c.critic, "critic_optimizer");
+  barrier();  // every rank's files are written
+  return true;
 }
 
 bool save_checkpoint(RunState& c, checkpoint::CheckpointManager& mgr, const learner::NumericsGuard& guard,
-                     const std::vector<std::string>& reward_states, const GatheredOptimizers& gathered) {
+                     const std::vector<std::string>& reward_states, bool optimizer_shards) {
   // Weights that are not finite would make every later rollback (and resume) land on a broken model
   // again: such a checkpoint is not written.
   for (auto* m : {c.policy ? &*c.policy : nullptr, c.critic ? &*c.critic : nullptr})
@@ -126,7 +135,8 @@ bool save_checkpoint(RunState& c, checkpoint::CheckpointManager& mgr, const lear
         log::warn("checkpoint of step {} not written: parameter {} holds NaN or infinite values", c.step, bad);
         return false;
       }
-  const auto staging = mgr.begin(c.step);
+  // The ranks' optimizer shards are staged already: the directory is kept.
+  const auto staging = optimizer_shards ? mgr.staging_dir(c.step) : mgr.begin(c.step);
   fs::write_file_atomic(staging / checkpoint::kCheckpointConfig, c.resolved_yaml);
   models::SaveOptions so;
   so.tokenizer_dir = c.tokenizer_dir;
@@ -141,9 +151,10 @@ bool save_checkpoint(RunState& c, checkpoint::CheckpointManager& mgr, const lear
     models::save_pretrained(*c.reference, (staging / "reference").string(), so);
   }
   if (c.critic) models::save_pretrained(*c.critic, (staging / "critic").string(), so);
-  checkpoint::save_optimizer(gathered.policy ? *gathered.policy : *c.optimizer, staging / "optimizer.pt");
-  if (c.critic_optimizer)
-    checkpoint::save_optimizer(gathered.critic ? *gathered.critic : *c.critic_optimizer, staging / "critic_optimizer.pt");
+  if (!optimizer_shards) {
+    checkpoint::save_optimizer(*c.optimizer, staging / "optimizer.pt");
+    if (c.critic_optimizer) checkpoint::save_optimizer(*c.critic_optimizer, staging / "critic_optimizer.pt");
+  }
   checkpoint::TrainerState st;
   st.step = c.step;
   st.opt_step = c.opt_step;

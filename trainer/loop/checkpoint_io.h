@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -50,20 +51,20 @@ void attach_reward_state(const RunState& s, dist::BatchMessage& msg, int64_t ste
 /// calls it); disaggregated learners take what arrived with the step's batch.
 std::vector<std::string> checkpoint_reward_states(RunState& s);
 
-/// Whole optimizer states of sharded optimizers (null for one that is not sharded).
-struct GatheredOptimizers {
-  std::unique_ptr<torch::optim::AdamW> policy, critic;
-};
+/// With dist.sharding optimizer / gradients / full, every learner rank's part of checkpoint s.step:
+/// its optimizer moment shard files (dist::write_moment_shard) in the checkpoint's staging
+/// directory, which the lead rank creates first. A collective over the learner ranks (`barrier`
+/// synchronises them before and after the writes); returns whether the optimizers are sharded
+/// (then save_checkpoint writes no optimizer.pt and keeps the staged shard files).
+bool write_optimizer_shards(RunState& s, checkpoint::CheckpointManager& mgr, bool lead,
+                            const std::function<void()>& barrier);
 
-/// With dist.sharding optimizer / gradients / full: every rank's slice of the optimizer states, gathered into whole
-/// ones for save_checkpoint — a collective, every learner rank calls it before the checkpoint.
-GatheredOptimizers gather_optimizer_states(RunState& s);
-
-/// Writes checkpoint s.step through `mgr` (rank 0); a sharded optimizer is written from its
-/// gathered state (`gathered`), so the run resumes on any rank count.
+/// Writes checkpoint s.step through `mgr` (rank 0). With `optimizer_shards` the optimizers' moments
+/// are already staged by every rank (write_optimizer_shards), so the run resumes on any rank count;
+/// otherwise optimizer.pt (and critic_optimizer.pt) hold them whole.
 /// Returns false, with a warning, when the weights are not finite (nothing is written then).
 bool save_checkpoint(RunState& s, checkpoint::CheckpointManager& mgr, const learner::NumericsGuard& guard,
-                     const std::vector<std::string>& reward_states, const GatheredOptimizers& gathered);
+                     const std::vector<std::string>& reward_states, bool optimizer_shards);
 
 /// Loads the models, counters, data cursor, KL controller, estimator and reward state of checkpoint
 /// `dir` (the optimizers: make_optimizers(s, dir)).

@@ -13,6 +13,7 @@
 #include "trainer/cli/train_common.h"
 #include "trainer/credit/advantage_options.h"
 #include "trainer/dist/data_parallel.h"
+#include "trainer/dist/optimizer_shards.h"
 #include "trainer/dist/sharded_adamw.h"
 #include "trainer/dist/sharded_model.h"
 #include "trainer/rollout/prompt_format.h"
@@ -279,26 +280,44 @@ void replicate_models(RunState& c) {
 
 void make_optimizers(RunState& c, const std::optional<stdfs::path>& checkpoint) {
   const auto& o = c.cfg.optim;
-  c.optimizer = cli::make_adamw(c.policy->parameters(), o.lr, o,
-                                checkpoint ? std::optional(*checkpoint / "optimizer.pt") : std::nullopt);
-  if (c.critic)
-    c.critic_optimizer =
-        cli::make_adamw(c.critic->parameters(), c.cfg.critic.lr, o,
-                        checkpoint ? std::optional(*checkpoint / "critic_optimizer.pt") : std::nullopt);
+  // A checkpoint holds the moments whole (optimizer.pt) or as the ranks' shards of a sharded run.
+  const auto sharded_in = [&](const std::string& prefix) {
+    return checkpoint && !stdfs::exists(*checkpoint / (prefix + ".pt")) && dist::has_moment_shards(*checkpoint, prefix);
+  };
+  const auto whole_file = [&](const std::string& prefix) -> std::optional<stdfs::path> {
+    if (!checkpoint || sharded_in(prefix)) return std::nullopt;
+    return *checkpoint / (prefix + ".pt");
+  };
+  c.optimizer = cli::make_adamw(c.policy->parameters(), o.lr, o, whole_file("optimizer"));
+  if (c.critic) c.critic_optimizer = cli::make_adamw(c.critic->parameters(), c.cfg.critic.lr, o, whole_file("critic_optimizer"));
   const auto& level = c.cfg.dist.sharding;
-  if (level != "none" && c.comm && c.comm->size() > 1) {
-    // ZeRO-1 / 2 / 3: each rank keeps its slice of the (loaded or fresh) whole state and drops the rest.
-    const auto shard = [&](std::unique_ptr<torch::optim::AdamW>& opt, const models::Transformer& m) {
+  const bool shard = level != "none" && c.comm && c.comm->size() > 1;
+  const auto build = [&](std::unique_ptr<torch::optim::AdamW>& opt, const models::Transformer& m, const std::string& prefix) {
+    const auto params = m.parameters();
+    if (shard) {
+      // ZeRO-1 / 2 / 3: each rank keeps its slice of the (loaded or fresh) whole state and drops the rest.
       const auto& options = static_cast<const torch::optim::AdamWOptions&>(opt->defaults());
       if (level == "optimizer")
-        opt = std::make_unique<dist::ShardedAdamW>(*c.comm, m.parameters(), options, opt.get());
+        opt = std::make_unique<dist::ShardedAdamW>(*c.comm, params, options, opt.get());
       else
         opt = std::make_unique<dist::ShardedModel>(
             *c.comm, m, level == "full" ? dist::ShardLevel::kFull : dist::ShardLevel::kGradients, options, opt.get());
-    };
-    shard(c.optimizer, *c.policy);
-    if (c.critic_optimizer) shard(c.critic_optimizer, *c.critic);
-  }
+    }
+    if (!sharded_in(prefix)) return;
+    // A sharded checkpoint, written by any number of ranks: this rank reads what overlaps its slices
+    // (or, unsharded, the whole moments).
+    if (auto* shards = dynamic_cast<dist::MomentShards*>(opt.get())) {
+      std::vector<int64_t> numels;
+      for (const auto& p : params) numels.push_back(p.numel());
+      auto segments = shards->moment_segments(false);
+      dist::read_moment_segments(*checkpoint, prefix, numels, segments, params.front().device());
+      shards->load_moments(segments);
+    } else {
+      dist::load_whole_moments(*checkpoint, prefix, params, *opt);
+    }
+  };
+  build(c.optimizer, *c.policy, "optimizer");
+  if (c.critic_optimizer) build(c.critic_optimizer, *c.critic, "critic_optimizer");
 }
 
 void set_update_options(RunState& c) {

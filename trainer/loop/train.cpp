@@ -236,8 +236,8 @@ int train(TrainJob job, const rewards::RewardRegistry& reward_schemes) {
     const int stop_sig = step < cfg.run.total_steps ? agree_on_stop(c) : 0;  // the last step just finishes
     if (checkpoint_step(cfg, step) || stop_sig != 0) {
       const auto reward_states = checkpoint_reward_states(c);  // colocated: a collective
-      const auto optimizers = gather_optimizer_states(c);      // sharded: a collective
-      if (lead) save_checkpoint(c, mgr, guard, reward_states, optimizers);
+      const bool shards = write_optimizer_shards(c, mgr, lead, learner_barrier);  // sharded: every rank writes
+      if (lead) save_checkpoint(c, mgr, guard, reward_states, shards);
       learner_barrier();  // a rollback on any rank must find the checkpoint complete
     }
     if (stop_sig != 0) {

@@ -115,8 +115,9 @@ TEST(TrainDist, ShardedOptimizerHoldsASliceOfTheState) {
   EXPECT_NEAR(slice / whole, 0.25, 0.01);
 }
 
-// Checkpoints of a sharded run hold the whole optimizer state: a 2-rank sharded run stopped after
-// step 2 resumes on 4 sharded ranks, and one on 1 process, to the uninterrupted 1-process run.
+// Checkpoints of a sharded run hold every rank's optimizer shard, in parameter coordinates: a 2-rank
+// sharded run stopped after step 2 resumes on 4 sharded ranks, and one on 1 process (whole moments
+// assembled from the shards), to the uninterrupted 1-process run.
 TEST(TrainDist, ShardedRunsResumeOnAnotherRankCount) {
   ScratchDir dir("dpshard_resume");
   dir.write("c.yaml", kTiny + "learner: {algorithm: grpo}\n");
@@ -209,7 +210,7 @@ TEST(TrainDist, ShardingLevelsLowerThePeakOfModelStates) {
 }
 
 // A fully sharded run stopped after step 2 on 2 ranks resumes on 4 ranks (reshard) to the
-// uninterrupted 1-process run.
+// uninterrupted 1-process run; its checkpoints hold one optimizer shard file per rank.
 TEST(TrainDist, FullyShardedRunResumesOnAnotherRankCount) {
   ScratchDir dir("dpfull_resume");
   dir.write("c.yaml", kTiny + "learner: {algorithm: grpo}\n");
@@ -217,6 +218,12 @@ TEST(TrainDist, FullyShardedRunResumesOnAnotherRankCount) {
   ASSERT_EQ(r.exit_code, 0) << r.out;
   r = launch(2, dir, "run.total_steps=2 checkpoint.every=1 dist.sharding=full run.output_dir=four" + kCkpt);
   ASSERT_EQ(r.exit_code, 0) << r.out;
+  // Each rank wrote its own moments into the one checkpoint; nothing was gathered into a whole file.
+  const auto ckpt = dir.path() / "four/tiny/checkpoints/step-00000002";
+  EXPECT_TRUE(stdfs::exists(ckpt / "optimizer.shard-00000-of-00002.pt"));
+  EXPECT_TRUE(stdfs::exists(ckpt / "optimizer.shard-00001-of-00002.pt"));
+  EXPECT_FALSE(stdfs::exists(ckpt / "optimizer.pt"));
+  EXPECT_NE(fs::read_file(ckpt / "MANIFEST.json").find("optimizer.shard-00001-of-00002.pt"), std::string::npos);
   r = launch(4, dir, "run.total_steps=4 checkpoint.every=1 dist.sharding=full run.resume=auto run.output_dir=four" + kCkpt);
   expect_resumed_equals(r, dir.path() / "straight/tiny", dir.path() / "four/tiny", 4, 40, "step-00000004");
 }
