@@ -17,8 +17,6 @@ namespace keel::dist {
 namespace stdfs = std::filesystem;
 
 namespace {
-using StateKey = std::decay_t<decltype(std::declval<torch::optim::AdamW&>().state())>::key_type;
-
 /// The world size the shard files of `prefix` in `dir` were written by (0: none), checking that
 /// every rank's file is there and no other world size's.
 int shard_world(const stdfs::path& dir, const std::string& prefix) {
@@ -145,11 +143,8 @@ void load_whole_moments(const stdfs::path& dir, const std::string& prefix, const
   for (const auto& w : want) {
     if (w.step == 0) continue;
     const auto& p = params[w.param];
-    auto st = std::make_unique<torch::optim::AdamWParamState>();
-    st->step(w.step);
-    st->exp_avg(w.exp_avg.view(p.sizes()).to(p.scalar_type()));
-    st->exp_avg_sq(w.exp_avg_sq.view(p.sizes()).to(p.scalar_type()));
-    opt.state()[learner::optimizer_state_key<StateKey>(p)] = std::move(st);
+    learner::set_adamw_state(opt, p, w.step, w.exp_avg.view(p.sizes()).to(p.scalar_type()),
+                             w.exp_avg_sq.view(p.sizes()).to(p.scalar_type()));
   }
 }
 

@@ -10,14 +10,8 @@
 
 namespace keel::dist {
 
-namespace {
-using StateKey = std::decay_t<decltype(std::declval<torch::optim::AdamW&>().state())>::key_type;
-
-const torch::optim::AdamWParamState* find_state(const torch::optim::AdamW& opt, const at::Tensor& p) {
-  const auto it = opt.state().find(learner::optimizer_state_key<StateKey>(p));
-  return it == opt.state().end() ? nullptr : static_cast<const torch::optim::AdamWParamState*>(it->second.get());
-}
-}  // namespace
+using learner::adamw_state;
+using learner::set_adamw_state;
 
 ShardedAdamW::ShardedAdamW(Communicator& comm, const std::vector<at::Tensor>& params,
                            const torch::optim::AdamWOptions& options, const torch::optim::AdamW* full)
@@ -47,13 +41,10 @@ ShardedAdamW::ShardedAdamW(Communicator& comm, const std::vector<at::Tensor>& pa
   inner_ = std::make_unique<learner::FusedAdamW>(views, options);
   if (full == nullptr) return;
   for (const auto& pc : pieces_) {  // this rank's slice of a whole state
-    const auto* st = find_state(*full, params_[pc.param]);
+    const auto* st = adamw_state(*full, params_[pc.param]);
     if (st == nullptr) continue;  // never stepped
-    auto mine = std::make_unique<torch::optim::AdamWParamState>();
-    mine->step(st->step());
-    mine->exp_avg(st->exp_avg().reshape(-1).narrow(0, pc.offset, pc.length).clone());
-    mine->exp_avg_sq(st->exp_avg_sq().reshape(-1).narrow(0, pc.offset, pc.length).clone());
-    inner_->state()[learner::optimizer_state_key<StateKey>(pc.view)] = std::move(mine);
+    set_adamw_state(*inner_, pc.view, st->step(), st->exp_avg().reshape(-1).narrow(0, pc.offset, pc.length).clone(),
+                    st->exp_avg_sq().reshape(-1).narrow(0, pc.offset, pc.length).clone());
   }
 }
 
@@ -96,46 +87,11 @@ at::Tensor ShardedAdamW::all_gather_slices(const std::function<at::Tensor(const 
   return torch::cat(comm_.all_gather(local)).narrow(0, 0, total_);
 }
 
-std::unique_ptr<torch::optim::AdamW> ShardedAdamW::gather_full() {
-  torch::NoGradGuard ng;
-  const auto& o = static_cast<const torch::optim::AdamWOptions&>(param_groups()[0].options());
-  auto full = std::make_unique<learner::FusedAdamW>(params_, o);
-  const auto moment = [&](bool second) {
-    return all_gather_slices([&](const Piece& pc) {
-      const auto* st = find_state(*inner_, pc.view);
-      return st == nullptr ? at::Tensor() : second ? st->exp_avg_sq() : st->exp_avg();
-    });
-  };
-  const auto m_all = moment(false), v_all = moment(true);
-  // Each parameter's step count from the rank holding its first element (a parameter's pieces are
-  // stepped together, so they share it).
-  auto steps = torch::zeros({static_cast<int64_t>(params_.size())}, params_.front().options().dtype(at::kDouble));
-  for (const auto& pc : pieces_)
-    if (const auto* st = find_state(*inner_, pc.view); st != nullptr && pc.offset == 0)
-      steps[static_cast<int64_t>(pc.param)] = static_cast<double>(st->step());
-  comm_.all_reduce(steps, ReduceOp::kSum);
-  const auto steps_cpu = steps.cpu();
-  int64_t off = 0;
-  for (size_t i = 0; i < params_.size(); ++i) {
-    const auto& p = params_[i];
-    const auto step = static_cast<int64_t>(steps_cpu[static_cast<int64_t>(i)].item<double>());
-    if (step > 0) {
-      auto st = std::make_unique<torch::optim::AdamWParamState>();
-      st->step(step);
-      st->exp_avg(m_all.narrow(0, off, p.numel()).view(p.sizes()).clone());
-      st->exp_avg_sq(v_all.narrow(0, off, p.numel()).view(p.sizes()).clone());
-      full->state()[learner::optimizer_state_key<StateKey>(p)] = std::move(st);
-    }
-    off += p.numel();
-  }
-  return full;
-}
-
 std::vector<MomentSegment> ShardedAdamW::moment_segments(bool with_state) const {
   std::vector<MomentSegment> out;
   for (const auto& pc : pieces_) {
     MomentSegment s{pc.param, pc.offset, pc.length, {}, {}, 0};
-    if (const auto* st = with_state ? find_state(*inner_, pc.view) : nullptr) {
+    if (const auto* st = with_state ? adamw_state(*inner_, pc.view) : nullptr) {
       s.exp_avg = st->exp_avg();
       s.exp_avg_sq = st->exp_avg_sq();
       s.step = st->step();
@@ -154,11 +110,8 @@ void ShardedAdamW::load_moments(const std::vector<MomentSegment>& segments) {
     TORCH_CHECK(s.param == pieces_[i].param && s.offset == pieces_[i].offset && s.length == pieces_[i].length,
                 "ShardedAdamW::load_moments: segment ", i, " is not this rank's piece");
     if (s.step == 0) continue;
-    auto st = std::make_unique<torch::optim::AdamWParamState>();
-    st->step(s.step);
-    st->exp_avg(s.exp_avg.to(pieces_[i].view.options()).clone());
-    st->exp_avg_sq(s.exp_avg_sq.to(pieces_[i].view.options()).clone());
-    inner_->state()[learner::optimizer_state_key<StateKey>(pieces_[i].view)] = std::move(st);
+    const auto& view = pieces_[i].view;
+    set_adamw_state(*inner_, view, s.step, s.exp_avg.to(view.options()).clone(), s.exp_avg_sq.to(view.options()).clone());
   }
 }
 
@@ -177,7 +130,7 @@ int64_t adamw_state_bytes(const torch::optim::AdamW& opt) {
 }
 
 void ShardedAdamW::save(torch::serialize::OutputArchive&) const {
-  fail("ShardedAdamW: a sharded optimizer state is saved through moment_segments() or gather_full()");
+  fail("ShardedAdamW: a sharded optimizer state is saved through moment_segments() (optimizer_shards.h)");
 }
 
 void ShardedAdamW::load(torch::serialize::InputArchive&) {

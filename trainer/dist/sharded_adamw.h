@@ -11,8 +11,8 @@
 // gradients already summed over the ranks (DataParallelHooks::reduce_gradients) and is a
 // collective. Checkpoints are sharded (MomentShards, optimizer_shards.h: each rank writes its
 // slices' moments, read back on any number of ranks); the constructor also takes its slice of a
-// whole state (an unsharded checkpoint's optimizer.pt), and gather_full() rebuilds the whole state
-// (a collective). Gradient and parameter sharding (ZeRO-2 / 3): sharded_model.h.
+// whole state (an unsharded checkpoint's optimizer.pt). Gradient and parameter sharding (ZeRO-2 /
+// 3): sharded_model.h.
 #pragma once
 
 #include <cstdint>
@@ -39,13 +39,10 @@ class ShardedAdamW : public torch::optim::AdamW, public MomentShards {
   /// This rank's AdamW step on its slice, then the all-gather of every slice. A collective.
   torch::Tensor step(LossClosure closure = nullptr) override;
 
-  /// The whole state as an AdamW over the parameters (a collective: every rank calls it).
-  std::unique_ptr<torch::optim::AdamW> gather_full();
-
   std::vector<MomentSegment> moment_segments(bool with_state) const override;
   void load_moments(const std::vector<MomentSegment>& segments) override;
 
-  /// Refused: a sharded state is written through moment_segments() (or gather_full()).
+  /// Refused: a sharded state is written through moment_segments() (optimizer_shards.h).
   void save(torch::serialize::OutputArchive& archive) const override;
   void load(torch::serialize::InputArchive& archive) override;
 

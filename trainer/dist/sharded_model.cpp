@@ -14,14 +14,10 @@
 
 namespace keel::dist {
 
+using learner::adamw_state;
+using learner::set_adamw_state;
+
 namespace {
-using StateKey = std::decay_t<decltype(std::declval<torch::optim::AdamW&>().state())>::key_type;
-
-const torch::optim::AdamWParamState* find_state(const torch::optim::AdamW& opt, const at::Tensor& p) {
-  const auto it = opt.state().find(learner::optimizer_state_key<StateKey>(p));
-  return it == opt.state().end() ? nullptr : static_cast<const torch::optim::AdamWParamState*>(it->second.get());
-}
-
 /// The decoder layer a parameter name belongs to ("model.layers.<i>.…"), or -1.
 int64_t layer_of(const std::string& name) {
   static const std::string prefix = "model.layers.";
@@ -135,23 +131,20 @@ ShardedModel::ShardedModel(Communicator& comm, models::Transformer model, ShardL
   if (full != nullptr) {
     for (auto& u : units_) {
       if (u.params.empty()) continue;
-      const auto* first = find_state(*full, params_[u.params.front()]);
+      const auto* first = adamw_state(*full, params_[u.params.front()]);
       if (first == nullptr) continue;  // never stepped
       auto m = torch::zeros({w * u.shard}, u.master.options()), v = torch::zeros_like(m);
       int64_t off = 0;
       for (const size_t i : u.params) {
         const int64_t n = params_[i].numel();
-        if (const auto* st = find_state(*full, params_[i])) {
+        if (const auto* st = adamw_state(*full, params_[i])) {
           m.narrow(0, off, n).copy_(st->exp_avg().reshape(-1));
           v.narrow(0, off, n).copy_(st->exp_avg_sq().reshape(-1));
         }
         off += n;
       }
-      auto mine = std::make_unique<torch::optim::AdamWParamState>();
-      mine->step(first->step());
-      mine->exp_avg(m.narrow(0, r * u.shard, u.shard).clone());
-      mine->exp_avg_sq(v.narrow(0, r * u.shard, u.shard).clone());
-      state()[learner::optimizer_state_key<StateKey>(u.master)] = std::move(mine);
+      set_adamw_state(*this, u.master, first->step(), m.narrow(0, r * u.shard, u.shard).clone(),
+                      v.narrow(0, r * u.shard, u.shard).clone());
     }
   }
   residency_ = std::make_shared<Residency>(*this);
@@ -271,38 +264,13 @@ torch::Tensor ShardedModel::step(LossClosure closure) {
   return {};
 }
 
-std::unique_ptr<torch::optim::AdamW> ShardedModel::gather_full() {
-  torch::NoGradGuard ng;
-  const auto& o = static_cast<const torch::optim::AdamWOptions&>(param_groups().front().options());
-  auto out = std::make_unique<learner::FusedAdamW>(params_, o);
-  for (auto& u : units_) {
-    if (u.params.empty()) continue;
-    const auto* st = find_state(*this, u.master);
-    // Every rank steps every unit together, so "stepped" and the step count agree across ranks.
-    if (st == nullptr) continue;
-    const auto m = torch::cat(comm_.all_gather(st->exp_avg()));
-    const auto v = torch::cat(comm_.all_gather(st->exp_avg_sq()));
-    int64_t off = 0;
-    for (const size_t i : u.params) {
-      const auto& p = params_[i];
-      auto whole = std::make_unique<torch::optim::AdamWParamState>();
-      whole->step(st->step());
-      whole->exp_avg(m.narrow(0, off, p.numel()).view(p.sizes()).clone());
-      whole->exp_avg_sq(v.narrow(0, off, p.numel()).view(p.sizes()).clone());
-      out->state()[learner::optimizer_state_key<StateKey>(p)] = std::move(whole);
-      off += p.numel();
-    }
-  }
-  return out;
-}
-
 std::vector<MomentSegment> ShardedModel::moment_segments(bool with_state) const {
   std::vector<MomentSegment> out;
   for (const auto& u : units_) {
     if (u.params.empty()) continue;
     // This rank's slice [lo, hi) of the unit's flat elements, cut at its parameters' boundaries.
     const int64_t lo = comm_.rank() * u.shard, hi = std::min(lo + u.shard, u.numel);
-    const auto* st = with_state ? find_state(*this, u.master) : nullptr;
+    const auto* st = with_state ? adamw_state(*this, u.master) : nullptr;
     int64_t off = 0;
     for (const size_t i : u.params) {
       const int64_t n = params_[i].numel(), a = std::max(lo, off), b = std::min(hi, off + n);
@@ -347,17 +315,12 @@ void ShardedModel::load_moments(const std::vector<MomentSegment>& segments) {
       v.narrow(0, start + s.offset - lo, s.length).copy_(s.exp_avg_sq);
       step = s.step;
     }
-    if (step == 0) continue;
-    auto st = std::make_unique<torch::optim::AdamWParamState>();
-    st->step(step);
-    st->exp_avg(m);
-    st->exp_avg_sq(v);
-    state()[learner::optimizer_state_key<StateKey>(u.master)] = std::move(st);
+    if (step > 0) set_adamw_state(*this, u.master, step, m, v);
   }
 }
 
 void ShardedModel::save(torch::serialize::OutputArchive&) const {
-  fail("ShardedModel: a sharded optimizer state is saved through moment_segments() or gather_full()");
+  fail("ShardedModel: a sharded optimizer state is saved through moment_segments() (optimizer_shards.h)");
 }
 
 void ShardedModel::load(torch::serialize::InputArchive&) {

@@ -71,12 +71,10 @@ class ShardedModel : public learner::FusedAdamW, public learner::GradientShards,
   void end_update() override;
   double reduce_and_clip(double max_norm) override;
 
-  /// The whole state as an AdamW over model.parameters() (a collective: every rank calls it).
-  std::unique_ptr<torch::optim::AdamW> gather_full();
   std::vector<MomentSegment> moment_segments(bool with_state) const override;
   void load_moments(const std::vector<MomentSegment>& segments) override;
 
-  /// Refused: a sharded state is written through moment_segments() (or gather_full()).
+  /// Refused: a sharded state is written through moment_segments() (optimizer_shards.h).
   void save(torch::serialize::OutputArchive& archive) const override;
   void load(torch::serialize::InputArchive& archive) override;
 

@@ -5,6 +5,7 @@
 // other dtypes, non-contiguous tensors, amsgrad, sparse grads) takes torch's own step.
 #pragma once
 
+#include <memory>
 #include <string>
 #include <type_traits>
 
@@ -18,6 +19,25 @@ template <typename Key>
 Key optimizer_state_key(const at::Tensor& p) {
   if constexpr (std::is_same_v<Key, std::string>) return c10::guts::to_string(p.unsafeGetTensorImpl());
   else return p.unsafeGetTensorImpl();
+}
+
+/// AdamW's state of parameter `p`, or null (never stepped).
+inline const torch::optim::AdamWParamState* adamw_state(const torch::optim::AdamW& opt, const at::Tensor& p) {
+  using Key = std::decay_t<decltype(opt.state())>::key_type;
+  const auto it = opt.state().find(optimizer_state_key<Key>(p));
+  return it == opt.state().end() ? nullptr : static_cast<const torch::optim::AdamWParamState*>(it->second.get());
+}
+
+/// Sets AdamW's state of parameter `p`: `step` steps taken, moments `exp_avg` / `exp_avg_sq` (kept,
+/// not copied).
+inline void set_adamw_state(torch::optim::AdamW& opt, const at::Tensor& p, int64_t step, at::Tensor exp_avg,
+                            at::Tensor exp_avg_sq) {
+  using Key = std::decay_t<decltype(opt.state())>::key_type;
+  auto st = std::make_unique<torch::optim::AdamWParamState>();
+  st->step(step);
+  st->exp_avg(std::move(exp_avg));
+  st->exp_avg_sq(std::move(exp_avg_sq));
+  opt.state()[optimizer_state_key<Key>(p)] = std::move(st);
 }
 
 class FusedAdamW : public torch::optim::AdamW {

@@ -76,38 +76,35 @@ TEST(TrainDisaggregatedDist, SynchronousFourRanksEqualOneProcess) {
   }
 }
 
-// Optimizer sharding over the 2 learner ranks of a disaggregated run: the one-process run's metrics
-// and weights, each learner holding half the moments.
-TEST(TrainDisaggregatedDist, ShardedLearnersEqualOneProcess) {
-  ScratchDir dir("disagg_shard");
+/// The 2 learner ranks of a disaggregated run sharded at `level` (`extra` to both runs): the
+/// one-process run's metrics and weights (checkpoints written every step). Returns both runs' metrics.
+std::pair<std::vector<nlohmann::json>, std::vector<nlohmann::json>> sharded_learners_equal_one_process(
+    const std::string& level, const std::string& extra = "") {
+  ScratchDir dir("disagg_" + level);
   dir.write("c.yaml", kTiny);
-  auto r = run_keel("train c.yaml run.output_dir=one", dir.path());
-  ASSERT_EQ(r.exit_code, 0) << r.out;
-  r = launch4(dir, std::string(kSync) + " run.output_dir=four dist.sharding=optimizer checkpoint.every=1");
-  ASSERT_EQ(r.exit_code, 0) << r.out;
-  const auto a = json_file_lines(dir.path() / "one/tiny/metrics.jsonl");
-  const auto b = json_file_lines(dir.path() / "four/tiny/metrics.jsonl");
-  ASSERT_EQ(a.size(), 3u);
+  auto r = run_keel("train c.yaml run.output_dir=one" + extra, dir.path());
+  EXPECT_EQ(r.exit_code, 0) << r.out;
+  r = launch4(dir, std::string(kSync) + " run.output_dir=four checkpoint.every=1 dist.sharding=" + level + extra);
+  EXPECT_EQ(r.exit_code, 0) << r.out;
+  auto a = json_file_lines(dir.path() / "one/tiny/metrics.jsonl");
+  auto b = json_file_lines(dir.path() / "four/tiny/metrics.jsonl");
+  EXPECT_EQ(a.size(), 3u);
   expect_same_metrics(a, b, 0, 30);
-  expect_same_weights(dir.path() / "one/tiny", dir.path() / "four/tiny", "policy");  // checkpoints gathered every step
+  expect_same_weights(dir.path() / "one/tiny", dir.path() / "four/tiny", "policy");
+  return {a, b};
+}
+
+// Optimizer sharding: each learner holds half the moments.
+TEST(TrainDisaggregatedDist, ShardedLearnersEqualOneProcess) {
+  const auto [a, b] = sharded_learners_equal_one_process("optimizer");
+  ASSERT_EQ(b.size(), 3u);
   EXPECT_NEAR(b[2]["perf/optimizer_state_mib"].get<double>() * 2, a[2]["perf/optimizer_state_mib"].get<double>(), 1e-3);
 }
 
-// Full sharding (ZeRO-3) of the 2 learner ranks: the weights are whole again after each update, so
-// the bucketed weight sync to the rollout rank is unchanged; the run equals one process.
+// Full sharding (ZeRO-3): the weights are whole again after each update, so the bucketed weight
+// sync to the rollout rank is unchanged.
 TEST(TrainDisaggregatedDist, FullyShardedLearnersEqualOneProcess) {
-  ScratchDir dir("disagg_full");
-  dir.write("c.yaml", kTiny);
-  const std::string ckpt = " model.activation_checkpointing=true";
-  auto r = run_keel("train c.yaml run.output_dir=one" + ckpt, dir.path());
-  ASSERT_EQ(r.exit_code, 0) << r.out;
-  r = launch4(dir, std::string(kSync) + " run.output_dir=four dist.sharding=full checkpoint.every=1" + ckpt);
-  ASSERT_EQ(r.exit_code, 0) << r.out;
-  const auto a = json_file_lines(dir.path() / "one/tiny/metrics.jsonl");
-  const auto b = json_file_lines(dir.path() / "four/tiny/metrics.jsonl");
-  ASSERT_EQ(a.size(), 3u);
-  expect_same_metrics(a, b, 0, 30);
-  expect_same_weights(dir.path() / "one/tiny", dir.path() / "four/tiny", "policy");
+  sharded_learners_equal_one_process("full", " model.activation_checkpointing=true");
 }
 
 // LoRA: the rollout rank builds the same base and adapters, and only the adapters travel (the

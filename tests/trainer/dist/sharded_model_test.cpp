@@ -2,12 +2,12 @@
 // reduce-scatter and async all-gather it uses. On 2 and 3 ranks (units cut unevenly, padded last
 // slices), a tiny 3-layer transformer with gradient checkpointing trains 3 steps on its rows of a
 // 6-row batch, micro-batch by micro-batch, with clipping that acts and a learning rate that changes:
-// the weights, the gradient norms and the gathered AdamW state match one process running keel's
+// the weights, the gradient norms and each rank's AdamW moments match one process running keel's
 // AdamW on all 6 rows (fp32 summation order apart). Inside an update, `full` keeps the layers'
 // weights freed outside their forward / backward, and both levels hold no whole layer gradient
 // after the backward; the measured peak of model-state bytes is below the unsharded 16 bytes per
-// parameter, lower for full than for gradients; a model built from the gathered state goes on as
-// the reference does (a resume).
+// parameter, lower for full than for gradients; each rank's moments are the reference's, and a
+// model that reads them back from shard files goes on as the reference does (a resume).
 #include "trainer/dist/sharded_model.h"
 
 #include <gtest/gtest.h>
@@ -16,6 +16,7 @@
 #include "base/error.h"
 #include "tests/models/test_util.h"
 #include "tests/trainer/dist/dist_test_util.h"
+#include "tests/trainer/dist/moment_test_util.h"
 #include "trainer/learner/fused_adamw.h"
 #include "trainer/learner/gradient_shards.h"
 
@@ -123,19 +124,8 @@ void train_and_compare(Communicator& comm, ShardLevel level, int64_t* peak_out) 
   EXPECT_LE(opt->state_bytes(), 8 * (n / w + 4 * w));
   EXPECT_GE(opt->state_bytes(), 8 * (n / w));
 
-  // The whole state, gathered, is the reference's.
-  const auto full = opt->gather_full();
-  using Key = std::decay_t<decltype(ref_opt.state())>::key_type;
-  const auto rp = ref.parameters(), mp = mine.parameters();
-  for (size_t i = 0; i < rp.size(); ++i) {
-    const auto& a = static_cast<const torch::optim::AdamWParamState&>(
-        *ref_opt.state().at(learner::optimizer_state_key<Key>(rp[i])));
-    const auto& c = static_cast<const torch::optim::AdamWParamState&>(
-        *full->state().at(learner::optimizer_state_key<Key>(mp[i])));
-    EXPECT_EQ(a.step(), c.step()) << i;
-    EXPECT_TRUE(at::allclose(a.exp_avg(), c.exp_avg(), 1e-4, 1e-7)) << i;
-    EXPECT_TRUE(at::allclose(a.exp_avg_sq(), c.exp_avg_sq(), 1e-4, 1e-9)) << i;
-  }
+  // This rank's slices hold the reference's moments.
+  testing::expect_moments_match(*opt, ref_opt, ref.parameters(), 1e-4, 1e-7, 1e-9);
   EXPECT_THROW(
       {
         torch::serialize::OutputArchive a;
@@ -143,10 +133,14 @@ void train_and_compare(Communicator& comm, ShardLevel level, int64_t* peak_out) 
       },
       Error);
 
-  // A resume: a sharded model from the whole state goes on as the reference does.
+  // A resume through shard files: a sharded model reading them goes on as the reference does.
+  std::vector<int64_t> numels;
+  for (const auto& p : mine.parameters()) numels.push_back(p.numel());
+  testing::write_shards(comm, *opt, numels);
   opt.reset();
   EXPECT_EQ(mine.layer_residency(), nullptr);
-  ShardedModel resumed(comm, mine, level, options(), full.get());
+  ShardedModel resumed(comm, mine, level, options());
+  testing::read_shards(comm, resumed, numels);
   const auto b = batch(4);
   ref_opt.zero_grad();
   for (int64_t row = 0; row < kRows; ++row) backward_row(ref, b, row);
