@@ -103,14 +103,15 @@ MemoryEstimate estimate_memory(const RunConfig& cfg, const std::optional<ModelSh
 
   // Bytes per trained parameter: fp32 weights and gradients and AdamW's two fp32 moments
   // (parameters stay fp32 under CUDA's bf16 autocast too). Sharded over W learner ranks, each rank
-  // holds 1/W of the moments (optimizer), also of the gradients plus a 1/W fp32 master slice
-  // (gradients), and during the update also of the layers' weights (full; they are whole again for
-  // rollout, so the estimate keeps them whole). One layer's whole gradients are left out.
+  // holds 1/W of the moments (optimizer), also of the gradients (gradients), and during the update
+  // also of the layers' weights, with a 1/W fp32 master slice that outlives them (full; they are
+  // whole again for rollout, so the estimate keeps them whole). One layer's whole gradients are left out.
   const double w_ranks = d(std::max(1, cfg.derived.learner_ranks));
   const std::string& level = cfg.dist.sharding;
-  const double trained_bytes = level == "optimizer"                       ? 4 + 4 + 8 / w_ranks
-                               : level == "gradients" || level == "full" ? 4 + (4 + 4 + 8) / w_ranks
-                                                                         : 4 + 4 + 8;
+  const double trained_bytes = level == "optimizer"   ? 4 + 4 + 8 / w_ranks
+                               : level == "gradients" ? 4 + (4 + 8) / w_ranks
+                               : level == "full"      ? 4 + (4 + 4 + 8) / w_ranks
+                                                      : 4 + 4 + 8;
   if (shape) {
     const auto& s = *shape;
     e.parameters = parameter_count(s);

@@ -35,7 +35,7 @@ void free_storage(const at::Tensor& flat) {
 void alloc_storage(const at::Tensor& flat) {
   auto st = flat.storage();
   const size_t nbytes = static_cast<size_t>(flat.numel()) * flat.element_size();
-  if (st.nbytes() == nbytes) return;
+  if (st.nbytes() > 0) return;  // holding memory (a huge-page buffer's is larger than the tensor)
   // A huge-page buffer (from_blob) has no allocator of its own: the device's takes over.
   at::Allocator* alloc = st.allocator() != nullptr ? st.allocator() : c10::GetAllocator(flat.device().type());
   st.set_data_ptr_noswap(alloc->allocate(nbytes));
@@ -120,7 +120,10 @@ ShardedModel::ShardedModel(Communicator& comm, models::Transformer model, ShardL
         p.set_data(u.flat.narrow(0, off, n).view(p.sizes()));
         off += n;
       }
-      u.master = u.flat.narrow(0, r * u.shard, u.shard).clone();
+      // gradients: the weights stay whole, so this rank's slice of them is the master (AdamW
+      // updates it in place); full: a copy, since the flat buffer is freed.
+      const auto slice = u.flat.narrow(0, r * u.shard, u.shard);
+      u.master = level_ == ShardLevel::kFull ? slice.clone() : slice;
       masters.push_back(u.master);
     }
     units_.push_back(std::move(u));
@@ -204,10 +207,11 @@ void ShardedModel::begin_update() {
   for (size_t k = 0; k < units_.size(); ++k) {
     auto& u = units_[k];
     if (u.params.empty()) continue;
+    if (level_ != ShardLevel::kFull) continue;  // the masters are views of the weights
     // The weights may have been replaced while whole (a checkpoint loaded, a rollback): the
     // masters are taken from them again before the layers are freed.
     u.master.copy_(u.flat.narrow(0, comm_.rank() * u.shard, u.shard));
-    if (level_ == ShardLevel::kFull && k > 0) release(u);
+    if (k > 0) release(u);
   }
   active_ = true;
   peak_ = model_state_bytes();
@@ -341,7 +345,7 @@ int64_t ShardedModel::model_state_bytes() const {
   for (const auto& u : units_) {
     if (u.params.empty()) continue;
     if (materialized(u.flat)) bytes += bytes_of(u.flat);
-    bytes += bytes_of(u.master);
+    if (level_ == ShardLevel::kFull) bytes += bytes_of(u.master);  // gradients: a view of flat
     bytes += bytes_of(u.master.grad());
     for (const size_t i : u.params) bytes += bytes_of(params_[i].grad());
   }

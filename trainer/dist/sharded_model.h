@@ -6,8 +6,8 @@
 // Layout (FSDP's flat parameters): the model's trainable parameters are grouped into units, one
 // per decoder layer plus a root unit (embeddings, final norm, LM head, value / reward heads). Each
 // unit's parameters become views of one flat buffer [W * n], zero-padded to a multiple of the W
-// ranks; rank r owns elements [r*n, (r+1)*n): its AdamW moments, its fp32 master slice and its
-// gradient shard.
+// ranks; rank r owns elements [r*n, (r+1)*n): its AdamW moments, its gradient shard and its fp32
+// master slice (gradients: the slice of the whole weights itself; full: a copy that outlives them).
 //
 // One update (learner::UpdateScope, which rl_update / sft_update / dpo_update open):
 //   * forward (gradient checkpointing's, the layers' only): before layer i its unit is all-gathered
@@ -95,7 +95,7 @@ class ShardedModel : public learner::FusedAdamW, public learner::GradientShards,
     int64_t numel = 0;           ///< elements of its parameters
     int64_t shard = 0;           ///< elements per rank (numel padded to a multiple of W, over W)
     at::Tensor flat;             ///< [W * shard]; the parameters are views of it
-    at::Tensor master;           ///< [shard] this rank's slice, what AdamW updates (fp32 master)
+    at::Tensor master;           ///< [shard] this rank's slice, what AdamW updates (gradients: a view of flat; full: its own)
     bool whole = true;           ///< flat holds the weights (or their gather is in flight)
     std::unique_ptr<CommWork> pending;  ///< the in-flight gather into flat
   };
