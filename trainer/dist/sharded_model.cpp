@@ -79,10 +79,7 @@ class ShardedModel::Residency final : public models::LayerResidency {
   void release(int64_t layer) override {
     if (owner_.level_ == ShardLevel::kFull) owner_.release(owner_.layer_unit(layer));
   }
-  void gradients_ready(int64_t layer) override {
-    owner_.note_peak();
-    owner_.reduce_scatter_gradients(owner_.layer_unit(layer));
-  }
+  void gradients_ready(int64_t layer) override { owner_.reduce_scatter_gradients(owner_.layer_unit(layer)); }
 
  private:
   ShardedModel& owner_;
@@ -188,6 +185,7 @@ void ShardedModel::release(Unit& u) {
 void ShardedModel::reduce_scatter_gradients(Unit& u) {
   if (u.params.empty()) return;
   auto flat = torch::zeros({comm_.size() * u.shard}, u.master.options());
+  note_peak(bytes_of(flat));  // the unit's gradients whole, and the buffer they are reduced in
   int64_t off = 0;
   for (const size_t i : u.params) {
     auto& p = params_[i];
@@ -227,7 +225,6 @@ void ShardedModel::end_update() {
 
 double ShardedModel::reduce_and_clip(double max_norm) {
   torch::NoGradGuard ng;
-  note_peak();
   // The units with a gradient still whole on some rank (the root's; every unit's when the
   // backward did not go through the checkpointed layers): every rank must take part.
   auto flags = torch::zeros({static_cast<int64_t>(units_.size())}, torch::kFloat);
@@ -352,7 +349,7 @@ int64_t ShardedModel::model_state_bytes() const {
   return bytes;
 }
 
-void ShardedModel::note_peak() { peak_ = std::max(peak_, model_state_bytes()); }
+void ShardedModel::note_peak(int64_t transient) { peak_ = std::max(peak_, model_state_bytes() + transient); }
 
 int64_t take_peak_model_state_bytes(torch::optim::AdamW& opt, const std::vector<at::Tensor>& params) {
   if (auto* s = dynamic_cast<ShardedModel*>(&opt)) {

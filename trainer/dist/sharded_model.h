@@ -84,8 +84,8 @@ class ShardedModel : public learner::FusedAdamW, public learner::GradientShards,
   /// Bytes this rank holds now of weights (whole or master slices), gradients (whole or shards),
   /// AdamW moments and gather buffers in flight: ZeRO's "model states".
   int64_t model_state_bytes() const;
-  /// The largest model_state_bytes() seen at the points where it peaks (a unit gathered, a layer's
-  /// gradients complete before their reduce-scatter, the step) since reset_peak().
+  /// The largest model_state_bytes() seen at the points where it peaks (a unit gathered, a unit's
+  /// whole gradients with the buffer of their reduce-scatter, the step) since reset_peak().
   int64_t peak_model_state_bytes() const { return peak_; }
   void reset_peak() { peak_ = model_state_bytes(); }
 
@@ -107,7 +107,8 @@ class ShardedModel : public learner::FusedAdamW, public learner::GradientShards,
   void release(Unit& u);
   /// The unit's whole gradients reduce-scattered into its master's gradient and freed. A collective.
   void reduce_scatter_gradients(Unit& u);
-  void note_peak();
+  /// peak_ raised to model_state_bytes() plus `transient` bytes held besides.
+  void note_peak(int64_t transient = 0);
 
   Communicator& comm_;
   models::Transformer model_;

@@ -209,23 +209,35 @@ TEST(TrainDist, ShardingLevelsLowerThePeakOfModelStates) {
   EXPECT_LT(peak["full"], peak["gradients"]);
 }
 
-// A fully sharded run stopped after step 2 on 2 ranks resumes on 4 ranks (reshard) to the
-// uninterrupted 1-process run; its checkpoints hold one optimizer shard file per rank.
-TEST(TrainDist, FullyShardedRunResumesOnAnotherRankCount) {
+// A fully sharded 2-rank run killed while writing step 3's checkpoint (its staging directory left
+// with one rank's optimizer shard) resumes from step 2, on the same 2 ranks and on 4 (reshard), to
+// the uninterrupted 1-process run; its checkpoints hold one optimizer shard file per rank.
+TEST(TrainDist, FullyShardedRunKilledMidCheckpointResumesOnTheSameAndAnotherRankCount) {
   ScratchDir dir("dpfull_resume");
   dir.write("c.yaml", kTiny + "learner: {algorithm: grpo}\n");
   auto r = run_keel("train c.yaml run.output_dir=straight run.total_steps=4 checkpoint.every=1" + kCkpt, dir.path());
   ASSERT_EQ(r.exit_code, 0) << r.out;
-  r = launch(2, dir, "run.total_steps=2 checkpoint.every=1 dist.sharding=full run.output_dir=four" + kCkpt);
-  ASSERT_EQ(r.exit_code, 0) << r.out;
-  // Each rank wrote its own moments into the one checkpoint; nothing was gathered into a whole file.
-  const auto ckpt = dir.path() / "four/tiny/checkpoints/step-00000002";
-  EXPECT_TRUE(stdfs::exists(ckpt / "optimizer.shard-00000-of-00002.pt"));
-  EXPECT_TRUE(stdfs::exists(ckpt / "optimizer.shard-00001-of-00002.pt"));
-  EXPECT_FALSE(stdfs::exists(ckpt / "optimizer.pt"));
-  EXPECT_NE(fs::read_file(ckpt / "MANIFEST.json").find("optimizer.shard-00001-of-00002.pt"), std::string::npos);
-  r = launch(4, dir, "run.total_steps=4 checkpoint.every=1 dist.sharding=full run.resume=auto run.output_dir=four" + kCkpt);
-  expect_resumed_equals(r, dir.path() / "straight/tiny", dir.path() / "four/tiny", 4, 40, "step-00000004");
+  for (const int ranks : {2, 4}) {
+    SCOPED_TRACE(ranks);
+    const std::string out = " run.output_dir=to" + std::to_string(ranks);
+    r = launch(2, dir, "run.total_steps=3 checkpoint.every=1 dist.sharding=full" + out + kCkpt);
+    ASSERT_EQ(r.exit_code, 0) << r.out;
+    // Each rank wrote its own moments into the one checkpoint; nothing was gathered into a whole file.
+    const auto ckpts = dir.path() / ("to" + std::to_string(ranks)) / "tiny/checkpoints";
+    EXPECT_TRUE(stdfs::exists(ckpts / "step-00000002/optimizer.shard-00000-of-00002.pt"));
+    EXPECT_TRUE(stdfs::exists(ckpts / "step-00000002/optimizer.shard-00001-of-00002.pt"));
+    EXPECT_FALSE(stdfs::exists(ckpts / "step-00000002/optimizer.pt"));
+    EXPECT_NE(fs::read_file(ckpts / "step-00000002/MANIFEST.json").find("optimizer.shard-00001-of-00002.pt"),
+              std::string::npos);
+    // The kill: step 3's checkpoint back to an uncommitted staging directory holding rank 0's shard only.
+    const auto staging = ckpts / ".staging-step-00000003";
+    stdfs::rename(ckpts / "step-00000003", staging);
+    for (const char* f : {"COMPLETE", "MANIFEST.json", "optimizer.shard-00001-of-00002.pt"}) stdfs::remove(staging / f);
+    r = launch(ranks, dir, "run.total_steps=4 checkpoint.every=1 dist.sharding=full run.resume=auto" + out + kCkpt);
+    expect_resumed_equals(r, dir.path() / "straight/tiny", dir.path() / ("to" + std::to_string(ranks)) / "tiny", 4, 40,
+                          "step-00000004");
+    EXPECT_NE(r.out.find("step-00000002"), std::string::npos) << r.out;  // resumed from the last complete one
+  }
 }
 
 // DAPO's dynamic sampling: every rank filters each generation attempt's global rows, so the ranks
