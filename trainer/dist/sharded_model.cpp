@@ -112,6 +112,9 @@ ShardedModel::ShardedModel(Communicator& comm, models::Transformer model, ShardL
       int64_t off = 0;
       for (const size_t i : u.params) {
         auto& p = params_[i];
+        TORCH_CHECK(p.scalar_type() == u.flat.scalar_type() && p.device() == u.flat.device(),
+                    "ShardedModel: the parameters of a unit must share one dtype and device, got ", p.scalar_type(),
+                    " on ", p.device(), " beside ", u.flat.scalar_type(), " on ", u.flat.device());
         const int64_t n = p.numel();
         u.flat.narrow(0, off, n).copy_(p.detach().reshape(-1));
         p.set_data(u.flat.narrow(0, off, n).view(p.sizes()));
