@@ -96,9 +96,12 @@ TEST(TrainPaddingFree, PpoWithAValueHead) {
                            30);
 }
 
+// A pair (chosen + rejected, about 20 tokens) is over the 18-token budget, so every pair goes alone:
+// micro-batches of one pair each, against two of four, average the per-pair means the same way, and
+// dpo/* and rewards/* cannot move (they differed only by the CPU's rounding, which is no check).
 TEST(TrainPaddingFree, OfflineDpo) {
   padding_free_equivalence(kTinyArithmeticRun, "learner: {algorithm: dpo}\ndpo: {loss: sigmoid, beta: 0.1}\n",
-                           {"policy"}, 15);
+                           {"policy"}, 15, /*means_move=*/false);
 }
 
 TEST(TrainPaddingFree, Sft) {

@@ -155,6 +155,13 @@ TEST(TrainDist, FullShardingEqualsOneRankPpoWithASeparateCritic) {
                  {"policy", "critic"}, 30, kCkpt, " dist.sharding=full");
 }
 
+// The value head shared with the policy (critic.mode value_head) lives in the root unit, beside the
+// LM head.
+TEST(TrainDist, FullShardingEqualsOneRankPpoWithAValueHead) {
+  dp_equivalence("learner: {algorithm: ppo}\nadvantage: {estimator: gae}\ncritic: {mode: value_head}\n", {"policy"},
+                 30, kCkpt, " dist.sharding=full");
+}
+
 TEST(TrainDist, FullShardingEqualsOneRankSftAndDpo) {
   dp_equivalence("learner: {algorithm: sft}\n", {"policy"}, 10, kCkpt, " dist.sharding=full");
   dp_equivalence("learner: {algorithm: dpo}\ndpo: {loss: sigmoid, beta: 0.1}\n", {"policy"}, 15, kCkpt,
