@@ -68,11 +68,11 @@ class ShardedModel::Residency final : public models::LayerResidency {
   void acquire(int64_t layer, int64_t next) override {
     if (owner_.level_ != ShardLevel::kFull) return;
     auto& u = owner_.layer_unit(layer);
-    if (!u.whole) owner_.gather(u, /*wait=*/true);
+    if (!whole(u)) owner_.gather(u, /*wait=*/true);
     owner_.finish_gather(u);
     if (next >= 0) {  // prefetch: the next layer's gather runs while this one computes
       auto& v = owner_.layer_unit(next);
-      if (!v.whole) owner_.gather(v, /*wait=*/false);
+      if (!whole(v)) owner_.gather(v, /*wait=*/false);
     }
     owner_.note_peak();
   }
@@ -136,18 +136,14 @@ ShardedModel::ShardedModel(Communicator& comm, models::Transformer model, ShardL
       if (u.params.empty()) continue;
       const auto* first = adamw_state(*full, params_[u.params.front()]);
       if (first == nullptr) continue;  // never stepped
-      auto m = torch::zeros({w * u.shard}, u.master.options()), v = torch::zeros_like(m);
-      int64_t off = 0;
-      for (const size_t i : u.params) {
-        const int64_t n = params_[i].numel();
+      auto m = torch::zeros({u.shard}, u.master.options()), v = torch::zeros_like(m);
+      for_each_piece(u, [&](size_t i, int64_t offset, int64_t length, int64_t pos) {
         if (const auto* st = adamw_state(*full, params_[i])) {
-          m.narrow(0, off, n).copy_(st->exp_avg().reshape(-1));
-          v.narrow(0, off, n).copy_(st->exp_avg_sq().reshape(-1));
+          m.narrow(0, pos, length).copy_(st->exp_avg().reshape(-1).narrow(0, offset, length));
+          v.narrow(0, pos, length).copy_(st->exp_avg_sq().reshape(-1).narrow(0, offset, length));
         }
-        off += n;
-      }
-      set_adamw_state(*this, u.master, first->step(), m.narrow(0, r * u.shard, u.shard).clone(),
-                      v.narrow(0, r * u.shard, u.shard).clone());
+      });
+      set_adamw_state(*this, u.master, first->step(), m, v);
     }
   }
   residency_ = std::make_shared<Residency>(*this);
@@ -168,7 +164,6 @@ void ShardedModel::gather(Unit& u, bool wait) {
   if (u.params.empty()) return;
   alloc_storage(u.flat);
   u.pending = comm_.all_gather_into_async(u.master, u.flat);
-  u.whole = true;
   if (wait) finish_gather(u);
 }
 
@@ -179,10 +174,9 @@ void ShardedModel::finish_gather(Unit& u) {
 }
 
 void ShardedModel::release(Unit& u) {
-  if (u.params.empty() || !u.whole) return;
+  if (u.params.empty() || !whole(u)) return;
   finish_gather(u);
   free_storage(u.flat);
-  u.whole = false;
 }
 
 void ShardedModel::reduce_scatter_gradients(Unit& u) {
@@ -221,7 +215,7 @@ void ShardedModel::begin_update() {
 void ShardedModel::end_update() {
   active_ = false;
   for (auto& u : units_) {
-    if (!u.whole) gather(u, /*wait=*/false);
+    if (!u.params.empty() && !whole(u)) gather(u, /*wait=*/false);
   }
   for (auto& u : units_) finish_gather(u);
 }
@@ -259,7 +253,7 @@ torch::Tensor ShardedModel::step(LossClosure closure) {
   // The updated slices back into the units that are whole (gradients: every unit; full: the root;
   // a layer freed inside an update is gathered when next needed), all gathers in flight at once.
   for (auto& u : units_) {
-    if (u.params.empty() || !u.whole) continue;
+    if (u.params.empty() || !whole(u)) continue;
     finish_gather(u);
     gather(u, /*wait=*/false);
   }
@@ -268,59 +262,57 @@ torch::Tensor ShardedModel::step(LossClosure closure) {
   return {};
 }
 
+bool ShardedModel::whole(const Unit& u) { return materialized(u.flat); }
+
+void ShardedModel::for_each_piece(const Unit& u,
+                                  const std::function<void(size_t, int64_t, int64_t, int64_t)>& fn) const {
+  const int64_t lo = comm_.rank() * u.shard, hi = std::min(lo + u.shard, u.numel);
+  int64_t off = 0;  // the parameter's first element in the unit
+  for (const size_t i : u.params) {
+    const int64_t n = params_[i].numel(), a = std::max(lo, off), b = std::min(hi, off + n);
+    if (a < b) fn(i, a - off, b - a, a - lo);
+    off += n;
+  }
+}
+
 std::vector<MomentSegment> ShardedModel::moment_segments(bool with_state) const {
   std::vector<MomentSegment> out;
   for (const auto& u : units_) {
     if (u.params.empty()) continue;
-    // This rank's slice [lo, hi) of the unit's flat elements, cut at its parameters' boundaries.
-    const int64_t lo = comm_.rank() * u.shard, hi = std::min(lo + u.shard, u.numel);
     const auto* st = with_state ? adamw_state(*this, u.master) : nullptr;
-    int64_t off = 0;
-    for (const size_t i : u.params) {
-      const int64_t n = params_[i].numel(), a = std::max(lo, off), b = std::min(hi, off + n);
-      if (a < b) {
-        MomentSegment s{i, a - off, b - a, {}, {}, 0};
-        if (st != nullptr) {
-          s.exp_avg = st->exp_avg().narrow(0, a - lo, b - a);
-          s.exp_avg_sq = st->exp_avg_sq().narrow(0, a - lo, b - a);
-          s.step = st->step();
-        }
-        out.push_back(std::move(s));
+    for_each_piece(u, [&](size_t i, int64_t offset, int64_t length, int64_t pos) {
+      MomentSegment s{i, offset, length, {}, {}, 0};
+      if (st != nullptr) {
+        s.exp_avg = st->exp_avg().narrow(0, pos, length);
+        s.exp_avg_sq = st->exp_avg_sq().narrow(0, pos, length);
+        s.step = st->step();
       }
-      off += n;
-    }
+      out.push_back(std::move(s));
+    });
   }
   return out;
 }
 
 void ShardedModel::load_moments(const std::vector<MomentSegment>& segments) {
-  const auto mine = moment_segments(false);
-  TORCH_CHECK(segments.size() == mine.size(), "ShardedModel::load_moments: ", segments.size(), " segments for ",
-              mine.size());
   state().clear();
   size_t k = 0;
   for (auto& u : units_) {
     if (u.params.empty()) continue;
-    const int64_t lo = comm_.rank() * u.shard;
     auto m = torch::zeros({u.shard}, u.master.options()), v = torch::zeros_like(m);
     int64_t step = 0;
-    for (; k < segments.size() && k < mine.size(); ++k) {
-      const auto& s = segments[k];
-      if (std::find(u.params.begin(), u.params.end(), s.param) == u.params.end()) break;  // the next unit's
-      TORCH_CHECK(s.param == mine[k].param && s.offset == mine[k].offset && s.length == mine[k].length,
+    for_each_piece(u, [&](size_t i, int64_t offset, int64_t length, int64_t pos) {
+      TORCH_CHECK(k < segments.size() && segments[k].param == i && segments[k].offset == offset &&
+                      segments[k].length == length,
                   "ShardedModel::load_moments: segment ", k, " is not this rank's");
-      if (s.step == 0) continue;
-      int64_t start = 0;  // the parameter's first element in the unit
-      for (const size_t i : u.params) {
-        if (i == s.param) break;
-        start += params_[i].numel();
-      }
-      m.narrow(0, start + s.offset - lo, s.length).copy_(s.exp_avg);
-      v.narrow(0, start + s.offset - lo, s.length).copy_(s.exp_avg_sq);
+      const auto& s = segments[k++];
+      if (s.step == 0) return;
+      m.narrow(0, pos, length).copy_(s.exp_avg);
+      v.narrow(0, pos, length).copy_(s.exp_avg_sq);
       step = s.step;
-    }
+    });
     if (step > 0) set_adamw_state(*this, u.master, step, m, v);
   }
+  TORCH_CHECK(k == segments.size(), "ShardedModel::load_moments: ", segments.size(), " segments for ", k, " pieces");
 }
 
 void ShardedModel::save(torch::serialize::OutputArchive&) const {

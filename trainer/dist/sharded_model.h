@@ -36,6 +36,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -96,12 +97,17 @@ class ShardedModel : public learner::FusedAdamW, public learner::GradientShards,
     int64_t shard = 0;           ///< elements per rank (numel padded to a multiple of W, over W)
     at::Tensor flat;             ///< [W * shard]; the parameters are views of it
     at::Tensor master;           ///< [shard] this rank's slice, what AdamW updates (gradients: a view of flat; full: its own)
-    bool whole = true;           ///< flat holds the weights (or their gather is in flight)
     std::unique_ptr<CommWork> pending;  ///< the in-flight gather into flat
   };
   class Residency;
 
   Unit& layer_unit(int64_t layer) { return units_[static_cast<size_t>(layer + 1)]; }
+  /// Whether the unit's flat buffer holds memory: its weights are there (or their gather is in flight).
+  static bool whole(const Unit& u);
+  /// fn(param, offset, length, pos) for each piece of this rank's slice of `u`, cut at its
+  /// parameters' boundaries: elements [offset, offset + length) of params_[param], which sit at
+  /// [pos, pos + length) of the slice.
+  void for_each_piece(const Unit& u, const std::function<void(size_t, int64_t, int64_t, int64_t)>& fn) const;
   void gather(Unit& u, bool wait);
   void finish_gather(Unit& u);
   void release(Unit& u);

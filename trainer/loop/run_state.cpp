@@ -284,15 +284,19 @@ void make_optimizers(RunState& c, const std::optional<stdfs::path>& checkpoint) 
   const auto sharded_in = [&](const std::string& prefix) {
     return checkpoint && !stdfs::exists(*checkpoint / (prefix + ".pt")) && dist::has_moment_shards(*checkpoint, prefix);
   };
-  const auto whole_file = [&](const std::string& prefix) -> std::optional<stdfs::path> {
-    if (!checkpoint || sharded_in(prefix)) return std::nullopt;
+  const bool policy_shards = sharded_in("optimizer"), critic_shards = c.critic && sharded_in("critic_optimizer");
+  const auto whole_file = [&](const std::string& prefix, bool shards) -> std::optional<stdfs::path> {
+    if (!checkpoint || shards) return std::nullopt;
     return *checkpoint / (prefix + ".pt");
   };
-  c.optimizer = cli::make_adamw(c.policy->parameters(), o.lr, o, whole_file("optimizer"));
-  if (c.critic) c.critic_optimizer = cli::make_adamw(c.critic->parameters(), c.cfg.critic.lr, o, whole_file("critic_optimizer"));
+  c.optimizer = cli::make_adamw(c.policy->parameters(), o.lr, o, whole_file("optimizer", policy_shards));
+  if (c.critic)
+    c.critic_optimizer =
+        cli::make_adamw(c.critic->parameters(), c.cfg.critic.lr, o, whole_file("critic_optimizer", critic_shards));
   const auto& level = c.cfg.dist.sharding;
   const bool shard = level != "none" && c.comm && c.comm->size() > 1;
-  const auto build = [&](std::unique_ptr<torch::optim::AdamW>& opt, const models::Transformer& m, const std::string& prefix) {
+  const auto build = [&](std::unique_ptr<torch::optim::AdamW>& opt, const models::Transformer& m, const std::string& prefix,
+                         bool from_shards) {
     const auto params = m.parameters();
     if (shard) {
       // ZeRO-1 / 2 / 3: each rank keeps its slice of the (loaded or fresh) whole state and drops the rest.
@@ -303,7 +307,7 @@ void make_optimizers(RunState& c, const std::optional<stdfs::path>& checkpoint) 
         opt = std::make_unique<dist::ShardedModel>(
             *c.comm, m, level == "full" ? dist::ShardLevel::kFull : dist::ShardLevel::kGradients, options, opt.get());
     }
-    if (!sharded_in(prefix)) return;
+    if (!from_shards) return;
     // A sharded checkpoint, written by any number of ranks: this rank reads what overlaps its slices
     // (or, unsharded, the whole moments).
     if (auto* shards = dynamic_cast<dist::MomentShards*>(opt.get())) {
@@ -316,8 +320,8 @@ void make_optimizers(RunState& c, const std::optional<stdfs::path>& checkpoint) 
       dist::load_whole_moments(*checkpoint, prefix, params, *opt);
     }
   };
-  build(c.optimizer, *c.policy, "optimizer");
-  if (c.critic_optimizer) build(c.critic_optimizer, *c.critic, "critic_optimizer");
+  build(c.optimizer, *c.policy, "optimizer", policy_shards);
+  if (c.critic_optimizer) build(c.critic_optimizer, *c.critic, "critic_optimizer", critic_shards);
 }
 
 void set_update_options(RunState& c) {
