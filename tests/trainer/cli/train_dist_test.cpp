@@ -218,11 +218,13 @@ TEST(TrainDist, ShardingLevelsLowerThePeakOfModelStates) {
 
 // A fully sharded 2-rank run killed while writing step 3's checkpoint (its staging directory left
 // with one rank's optimizer shard) resumes from step 2, on the same 2 ranks and on 4 (reshard), to
-// the uninterrupted 1-process run; its checkpoints hold one optimizer shard file per rank.
+// the uninterrupted 1-process run; its checkpoints hold one optimizer shard file per rank. A
+// 1-process checkpoint resumes on 2 fully sharded ranks too.
 TEST(TrainDist, FullyShardedRunKilledMidCheckpointResumesOnTheSameAndAnotherRankCount) {
   ScratchDir dir("dpfull_resume");
   dir.write("c.yaml", kTiny + "learner: {algorithm: grpo}\n");
-  auto r = run_keel("train c.yaml run.output_dir=straight run.total_steps=4 checkpoint.every=1" + kCkpt, dir.path());
+  auto r = run_keel("train c.yaml run.output_dir=straight run.total_steps=4 checkpoint.every=1 checkpoint.keep_last=4" + kCkpt,
+                    dir.path());
   ASSERT_EQ(r.exit_code, 0) << r.out;
   for (const int ranks : {2, 4}) {
     SCOPED_TRACE(ranks);
@@ -245,6 +247,14 @@ TEST(TrainDist, FullyShardedRunKilledMidCheckpointResumesOnTheSameAndAnotherRank
                           "step-00000004");
     EXPECT_NE(r.out.find("step-00000002"), std::string::npos) << r.out;  // resumed from the last complete one
   }
+  // An unsharded run's checkpoint (a whole optimizer.pt) resumed on 2 fully sharded ranks: each takes
+  // its slices of the whole moments.
+  stdfs::copy(dir.path() / "straight", dir.path() / "fromone", stdfs::copy_options::recursive);
+  std::error_code ec;
+  for (const char* step : {"step-00000003", "step-00000004"}) fs::remove_tree(dir.path() / "fromone/tiny/checkpoints" / step, ec);
+  ASSERT_TRUE(stdfs::exists(dir.path() / "fromone/tiny/checkpoints/step-00000002/optimizer.pt"));
+  r = launch(2, dir, "run.total_steps=4 checkpoint.every=1 dist.sharding=full run.resume=auto run.output_dir=fromone" + kCkpt);
+  expect_resumed_equals(r, dir.path() / "straight/tiny", dir.path() / "fromone/tiny", 4, 40, "step-00000004");
 }
 
 // DAPO's dynamic sampling: every rank filters each generation attempt's global rows, so the ranks
