@@ -1,14 +1,15 @@
 #!/usr/bin/env python3
 """keel <-> Hugging Face transformers parity for the Llama, Qwen2 and Mistral layouts (issue: models).
 
-Needs PyTorch and transformers (a GPU machine has them; CI does not, so this is not part of ctest):
+Needs PyTorch and transformers: ctest runs it with the pinned peers venv (scripts/peers_env.sh) as
+Peers.TransformersLogitsBothWays; a GPU machine runs it with its own PyTorch (scripts/gpu_session.sh):
 
-    python3 scripts/hf_parity.py --test-bin build-gpu/tests/models_tests [--work DIR] [--json OUT.json]
+    scripts/peers/run.sh scripts/hf_parity.py --test-bin build/tests/models_tests [--work DIR] [--json OUT.json]
 
 1. For each family, transformers builds a tiny random model (weights re-drawn with a larger spread
    than HF's init so that every tensor matters), saves it with save_pretrained, and computes fp32
    logits on CPU for a batch with left padding (position ids = cumsum(mask) - 1, as in generation).
-2. The C++ test HfParityGpu (in --test-bin) loads each directory into keel, compares logits
+2. The C++ test HfParityPeer (in --test-bin) loads each directory into keel, compares logits
    (max abs difference <= 1e-4 on real positions; CPU, CUDA fp32 and CUDA bf16 autocast reported),
    then saves a keel-initialised model of the same config with keel's writer, plus keel's logits.
 3. This script loads keel's directory into transformers and compares the logits the same way.
@@ -21,9 +22,13 @@ import subprocess
 import sys
 import tempfile
 
-import torch
-import transformers
-from safetensors.torch import load_file, save_file
+# Nothing is downloaded: every model is made here.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+
+import torch  # noqa: E402
+import transformers  # noqa: E402
+from safetensors.torch import load_file, save_file  # noqa: E402
 
 TOL = 1e-4
 VOCAB, BATCH, SEQ = 256, 3, 24
@@ -112,7 +117,8 @@ def main():
     ap.add_argument("--work", default="")
     ap.add_argument("--json", default="")
     a = ap.parse_args()
-    work = a.work or tempfile.mkdtemp(prefix="keel_hf_parity_")
+    tmp = None if a.work else tempfile.TemporaryDirectory(prefix="keel_hf_parity_")
+    work = a.work or tmp.name
     os.makedirs(work, exist_ok=True)
     print(f"torch {torch.__version__}, transformers {transformers.__version__}, work dir {work}", flush=True)
     ids, mask = inputs()
@@ -136,11 +142,14 @@ def main():
             print(f"[parity] {fam}: building the transformers model FAILED: {e!r}", flush=True)
             ok = False
     env = dict(os.environ, KEEL_HF_PARITY_DIR=work)
-    r = subprocess.run([a.test_bin, "--gtest_filter=HfParityGpu.*"], env=env, capture_output=True, text=True)
+    r = subprocess.run([a.test_bin, "--gtest_filter=HfParityPeer.*"], env=env, capture_output=True, text=True)
     print(r.stdout[-6000:], r.stderr[-3000:], flush=True)
     report["keel_test_rc"] = r.returncode
     report["keel_test_lines"] = [l for l in r.stdout.splitlines() if l.startswith("[parity]")]
-    ok &= r.returncode == 0
+    ran = "[  PASSED  ] 1 test." in r.stdout
+    if not ran:
+        print("[parity] HfParityPeer did not run and pass in the test binary", flush=True)
+    ok &= r.returncode == 0 and ran
     for fam in ("llama", "qwen2", "qwen3", "mistral"):
         kd = os.path.join(work, "keel_" + fam)
         try:

@@ -1,12 +1,15 @@
-// Parity with Hugging Face transformers, and CUDA mixed precision. Both need what CI lacks:
+// Parity with Hugging Face transformers, and CUDA mixed precision.
 //
-// HfParityGpu: driven by scripts/hf_parity.py on a machine with PyTorch + transformers. The script
+// HfParityPeer: driven by scripts/hf_parity.py with PyTorch + transformers (in CI the peers venv of
+// scripts/peers_env.sh runs it as the ctest entry Peers.TransformersLogitsBothWays; on a GPU machine
+// scripts/gpu_session.sh runs it with that machine's PyTorch, and CUDA is compared too). The script
 // writes, for each of llama / qwen2 / qwen3 / mistral, an HF model directory made by transformers
 // ($KEEL_HF_PARITY_DIR/hf_<family>), inputs (ids + a left-padded attention mask) and transformers'
 // fp32 logits. This test loads each directory into keel (CPU, and CUDA when present), compares the
 // logits at every real position (max abs difference <= 1e-4), then writes a keel-initialised model
 // of the same config with keel's save_pretrained plus keel's logits (keel_<family>/), which the
-// script loads back into transformers and compares the same way. Skipped when the variable is unset.
+// script loads back into transformers and compares the same way. Suites named *Peer are not
+// discovered by ctest (tests/CMakeLists.txt); run alone, it skips when the variable is unset.
 //
 // TransformerGpu: bf16 autocast on CUDA against fp32, and activation checkpointing under autocast
 // (the recomputation must re-enter autocast). Skipped without CUDA.
@@ -18,6 +21,7 @@
 
 #include "models/compat.h"
 #include "models/logprobs.h"
+#include "models/lora.h"
 #include "models/model_config.h"
 #include "models/pretrained.h"
 #include "models/safetensors.h"
@@ -40,7 +44,7 @@ double masked_max_diff(const at::Tensor& a, const at::Tensor& b, const at::Tenso
   return (a.to(torch::kFloat).cpu() - b.to(torch::kFloat).cpu()).abs().masked_select(m.cpu()).max().item<double>();
 }
 
-TEST(HfParityGpu, LogitsMatchTransformersBothWays) {
+TEST(HfParityPeer, LogitsMatchTransformersBothWays) {
   const char* root_env = std::getenv("KEEL_HF_PARITY_DIR");
   if (root_env == nullptr || *root_env == '\0') GTEST_SKIP() << "KEEL_HF_PARITY_DIR unset (run scripts/hf_parity.py)";
   const fs::path root(root_env);
@@ -90,6 +94,54 @@ TEST(HfParityGpu, LogitsMatchTransformersBothWays) {
     ++checked;
   }
   EXPECT_GT(checked, 0) << "no hf_<family> directory under " << root;
+}
+
+// LoraParityPeer: driven by scripts/peers/peft_parity.py with PEFT. For each family the script writes
+// a transformers base model ($KEEL_PEFT_PARITY_DIR/<family>/base), a PEFT LoRA adapter on every
+// linear layer with random A and B (peft_adapter/), inputs and the PEFT model's fp32 logits. This
+// test applies the adapter to the base in keel (read_adapter_config + load_adapter) and compares
+// the logits (<= 1e-4); then it puts fresh random adapters of the same options on the base, writes
+// them with keel's save_adapter (keel_adapter/) plus keel's logits, which the script loads with
+// PeftModel.from_pretrained and compares the same way.
+TEST(LoraParityPeer, AdaptersMatchPeftBothWays) {
+  const char* root_env = std::getenv("KEEL_PEFT_PARITY_DIR");
+  if (root_env == nullptr || *root_env == '\0') GTEST_SKIP() << "KEEL_PEFT_PARITY_DIR unset (run scripts/peers/peft_parity.py)";
+  const fs::path root(root_env);
+  const auto reg = registry();
+  int checked = 0;
+  for (const auto& entry : fs::directory_iterator(root)) {
+    const auto dir = entry.path();
+    if (!fs::exists(dir / "peft_adapter")) continue;
+    SCOPED_TRACE(dir.filename().string());
+    const auto io = load_safetensors((dir / "peft_io.safetensors").string());
+    const auto ids = io.at("input_ids").to(torch::kLong), mask = io.at("attention_mask").to(torch::kLong);
+    torch::NoGradGuard ng;
+
+    // PEFT -> keel
+    auto m = load_pretrained((dir / "base").string(), reg);
+    const auto opts = read_adapter_config((dir / "peft_adapter").string());
+    m.add_lora(opts, 0);
+    load_adapter(m, (dir / "peft_adapter").string());
+    const double d = masked_max_diff(m.forward(ids, mask), io.at("logits"), mask);
+    // The adapter must matter: the base alone is far from the PEFT model's logits.
+    const double d_base = masked_max_diff(load_pretrained((dir / "base").string(), reg).forward(ids, mask),
+                                          io.at("logits"), mask);
+    std::cout << "[parity] " << dir.filename().string() << " PEFT adapter -> keel cpu fp32 max|dlogit| = " << d
+              << " (without the adapter: " << d_base << ")\n";
+    EXPECT_LE(d, 1e-4);
+    EXPECT_GT(d_base, 1e-2);
+
+    // keel -> PEFT: fresh adapters of the same options with random A and B, saved by keel.
+    auto k = load_pretrained((dir / "base").string(), reg);
+    k.add_lora(opts, 5);
+    auto gen = at::detail::createCPUGenerator(17);
+    for (auto& [name, p] : k.named_parameters())
+      if (name.find("lora_") != std::string::npos) p.copy_(0.2 * at::normal(0.0, 1.0, p.sizes(), gen));
+    save_adapter(k, (dir / "keel_adapter").string());
+    save_safetensors((dir / "keel_lora_logits.safetensors").string(), {{"logits", k.forward(ids, mask).contiguous()}});
+    ++checked;
+  }
+  EXPECT_GT(checked, 0) << "no <family>/peft_adapter directory under " << root;
 }
 
 Transformer cuda_model(bool checkpointing) {
