@@ -66,8 +66,19 @@ LoraOptions read_adapter_config(const std::string& dir) {
   if (!j.is_object()) fail("{}: expected a JSON object", where);
   if (j.contains("peft_type") && j["peft_type"] != "LORA")
     fail("{}: peft_type is {}, keel loads LORA adapters", where, j["peft_type"].dump());
-  for (const char* k : {"use_dora", "use_rslora"})
-    if (j.value(k, false)) fail("{}: {} is set; keel's adapters are plain LoRA (alpha / r)", where, k);
+  for (const char* k : {"use_dora", "use_rslora", "use_qalora", "use_bdlora", "lora_bias", "fan_in_fan_out"})
+    if (j.contains(k) && j[k].is_boolean() && j[k].get<bool>())
+      fail("{}: {} is set; keel's adapters are plain LoRA (alpha / r)", where, k);
+  // PEFT options that change which modules carry an adapter or its rank / scale: keel applies one
+  // rank and alpha to every target module of every layer, so an adapter that uses any of them would
+  // load into the wrong shapes or, worse, with the wrong scale. Refused, naming the key.
+  for (const char* k : {"rank_pattern", "alpha_pattern"})
+    if (j.contains(k) && !j[k].is_null() && !j[k].empty())
+      fail("{}: {} is {}; keel applies one r and lora_alpha to every module", where, k, j[k].dump());
+  for (const char* k : {"layers_to_transform", "layers_pattern", "exclude_modules", "layer_replication",
+                        "target_parameters", "trainable_token_indices"})
+    if (j.contains(k) && !j[k].is_null() && !(j[k].is_array() && j[k].empty()))
+      fail("{}: {} is {}; keel puts adapters on every layer's target modules and nothing else", where, k, j[k].dump());
   LoraOptions o;
   try {
     o.rank = j.at("r").get<int64_t>();

@@ -237,5 +237,33 @@ TEST(Lora, AdapterDirectoryRoundTripsInPeftLayout) {
   EXPECT_THROW((void)read_adapter_config((dir.path / "adapter").string()), Error);  // no r
 }
 
+// PEFT options that would change which modules carry adapters, or their rank or scale, are refused
+// by name; their defaults (as PEFT writes them) are accepted.
+TEST(Lora, AdapterConfigRefusesOptionsThatChangeTheMath) {
+  TempDir dir("peft_options");
+  const auto read_with = [&](const std::string& extra) {
+    fs::write_file_atomic(dir.path / "adapter_config.json",
+                          R"({"peft_type": "LORA", "r": 4, "lora_alpha": 8, "target_modules": ["q_proj"])" + extra + "}");
+    return read_adapter_config(dir.path.string());
+  };
+  EXPECT_EQ(read_with(R"(, "rank_pattern": {}, "alpha_pattern": {}, "layers_to_transform": null, "layers_pattern": null,
+      "exclude_modules": null, "use_dora": false, "lora_bias": false, "fan_in_fan_out": false, "target_parameters": null)")
+                .rank,
+            4);
+  for (const std::string& bad :
+       {R"("rank_pattern": {"q_proj": 8})", R"("alpha_pattern": {"q_proj": 2})", R"("layers_to_transform": [0])",
+        R"("layers_pattern": "layers")", R"("exclude_modules": ["layers.0.self_attn.q_proj"])", R"("use_rslora": true)",
+        R"("use_dora": true)", R"("lora_bias": true)", R"("fan_in_fan_out": true)", R"("target_parameters": ["w"])"}) {
+    SCOPED_TRACE(bad);
+    const std::string key = bad.substr(1, bad.find('"', 1) - 1);
+    try {
+      (void)read_with(", " + bad);
+      FAIL() << "accepted";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("adapter_config.json: " + key), std::string::npos) << e.what();
+    }
+  }
+}
+
 }  // namespace
 }  // namespace keel::models
