@@ -7,9 +7,12 @@ AdamW(lr 1e-4, betas (0.9, 0.95), eps 1e-8, weight decay 0.1), zero_grad before 
 Written the way HF transformers' eager LlamaModel computes it (repeat_kv, matmul / sqrt(D) +
 additive causal mask built once per forward, fp32 softmax), as a plain nn.Module: the baseline
 that keel's C++ step is compared with. Run it with Debian's /usr/bin/python3 (python3-torch,
-the same LibTorch 1.13 as keel). Not a reference for numerics beyond the step-0 loss check.
+the same LibTorch 1.13 as keel), or with the peers venv's PyTorch 2.x (scripts/peers_env.sh), there
+also under torch.compile (--compile: the model's forward and backward compiled by Inductor, whose
+C++ kernels g++ builds during the warm-up steps; AdamW stays eager, as in most training scripts).
+Not a reference for numerics beyond the step-0 loss check.
 
-  /usr/bin/python3 bench/py/train_step.py [--threads 2] [--warmup 2] [--steps 5] [--init DIR/init.safetensors] [--profile trace.json] [--lockstep 1]
+  /usr/bin/python3 bench/py/train_step.py [--threads 2] [--warmup 2] [--steps 5] [--init DIR/init.safetensors] [--profile trace.json] [--lockstep 1] [--compile]
 
 --init loads the weights and token batch written by `train_step_bench --init-dir DIR`, so the
 step-0 loss must equal keel's. Prints "RESULT key value" lines like the C++ bench.
@@ -169,6 +172,7 @@ def main():
     ap.add_argument("--init", default="")
     ap.add_argument("--profile", default="", help="chrome trace of the last step's ops")
     ap.add_argument("--lockstep", type=int, default=0, help="1: each step waits for a line on stdin")
+    ap.add_argument("--compile", action="store_true", help="torch.compile the model (PyTorch 2.x)")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
@@ -184,6 +188,7 @@ def main():
         data = torch.randint(0, VOCAB, (a.batch, a.seq + 1))
     inp, tgt = data[:, :-1].contiguous(), data[:, 1:].contiguous()
     model.train()
+    step_model = torch.compile(model) if a.compile else model
 
     n_params = sum(p.numel() for p in model.parameters())
     n_embed = model.model.embed_tokens.weight.numel()
@@ -201,7 +206,7 @@ def main():
             prof.__enter__()
         t0 = time.perf_counter()
         opt.zero_grad()
-        logits = model(inp)
+        logits = step_model(inp)
         loss = F.cross_entropy(logits.view(-1, VOCAB), tgt.view(-1))
         loss.backward()
         opt.step()
@@ -218,7 +223,8 @@ def main():
     median = times[len(times) // 2]
     peak = matmul_peak_gflops(a.peak_n, 5)
     achieved = flops / median / 1e9
-    print(f"train_step.py (PyTorch {torch.__version__} eager): {n_params} parameters ({n_params / 1e6:.2f}M); "
+    mode = "torch.compile" if a.compile else "eager"
+    print(f"train_step.py (PyTorch {torch.__version__} {mode}): {n_params} parameters ({n_params / 1e6:.2f}M); "
           f"batch {a.batch} x seq {a.seq}; threads {torch.get_num_threads()}")
     print(f"  median {median * 1e3:.1f} ms/step (min {times[0] * 1e3:.1f}); {achieved:.1f} GFLOP/s = "
           f"{100 * achieved / peak:.1f}% of the measured sgemm peak {peak:.1f} GFLOP/s")
