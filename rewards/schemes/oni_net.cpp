@@ -5,6 +5,8 @@
 #include <cmath>
 #include <cstring>
 
+#include <fmt/ranges.h>  // fmt::join (in fmt/format.h before fmt 11; the pip LibTorch bundles fmt 11+)
+
 #include <ATen/CPUGeneratorImpl.h>
 #include <torch/torch.h>
 

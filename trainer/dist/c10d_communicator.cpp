@@ -22,8 +22,9 @@
 #include <torch/torch.h>
 // ProcessGroupGloo.hpp needs gloo's own headers, which Debian's libtorch-dev has but pip wheels do
 // not ship (the library is inside libtorch_cpu all the same): without them keel has no Gloo backend
-// and says so when asked for one.
-#if defined(USE_C10D_GLOO) && __has_include(<gloo/algorithm.h>)
+// and says so when asked for one. -DKEEL_GLOO=OFF (KEEL_NO_GLOO) leaves it out where the gloo headers
+// found do not belong to the LibTorch (Debian's gloo beside a pip LibTorch: scripts/build_libtorch2.sh).
+#if defined(USE_C10D_GLOO) && !defined(KEEL_NO_GLOO) && __has_include(<gloo/algorithm.h>)
 #define KEEL_WITH_GLOO 1
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #endif

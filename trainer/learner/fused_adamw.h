@@ -6,6 +6,7 @@
 #pragma once
 
 #include <memory>
+#include <sstream>
 #include <string>
 #include <type_traits>
 
@@ -17,8 +18,14 @@ namespace keel::learner {
 /// LibTorch 1.13, the pointer itself in later versions.
 template <typename Key>
 Key optimizer_state_key(const at::Tensor& p) {
-  if constexpr (std::is_same_v<Key, std::string>) return c10::guts::to_string(p.unsafeGetTensorImpl());
-  else return p.unsafeGetTensorImpl();
+  if constexpr (std::is_same_v<Key, std::string>) {
+    // What 1.13's c10::guts::to_string (gone in 2.x) wrote: the address through an ostream.
+    std::ostringstream key;
+    key << p.unsafeGetTensorImpl();
+    return key.str();
+  } else {
+    return p.unsafeGetTensorImpl();
+  }
 }
 
 /// AdamW's state of parameter `p`, or null (never stepped).
