@@ -39,7 +39,11 @@ models::Transformer make_model() {
   return m;
 }
 
-torch::optim::AdamWOptions options() { return torch::optim::AdamWOptions(1e-2).betas({0.9, 0.95}).eps(1e-8).weight_decay(0.1); }
+// eps 1e-6: the reference and the ranks sum gradients in different orders, and AdamW moves an
+// element whose gradient nearly cancels by lr * g / (|g| + eps), so a 1e-11 summation difference
+// there moves the weight by lr * 1e-11 / eps (1.7e-5 at eps 1e-8 on an AMD avx2 machine, over the
+// 2e-6 bound below; 1e-7 at 1e-6). A sharding error moves weights by ~lr.
+torch::optim::AdamWOptions options() { return torch::optim::AdamWOptions(1e-2).betas({0.9, 0.95}).eps(1e-6).weight_decay(0.1); }
 
 void set_lr(torch::optim::Optimizer& o, double lr) {
   for (auto& g : o.param_groups()) static_cast<torch::optim::AdamWOptions&>(g.options()).lr(lr);
