@@ -34,6 +34,23 @@ endif()
 
 find_package(yaml-cpp REQUIRED)
 find_package(fmt REQUIRED)
+# A pip LibTorch ships fmt headers of its own (fmt 12 in torch 2.15) in torch/include. That
+# directory is on the include path; the system's fmt, the one keel links (libfmt), sits in an implicit
+# directory searched last. So torch's headers would win, and every fmt::format call would then miss
+# at link time (fmt::v12::vformat). A directory holding only a link to the linked fmt's headers goes
+# first. LibTorch's own headers compile against fmt 9 (as on the GPU machines, where the bundle's fmt
+# had an explicit include directory). Nothing changes where both are the same (Debian's LibTorch).
+get_target_property(_keel_fmt_inc fmt::fmt INTERFACE_INCLUDE_DIRECTORIES)
+list(GET _keel_fmt_inc 0 _keel_fmt_inc)
+get_filename_component(_keel_fmt_inc "${_keel_fmt_inc}" REALPATH)
+get_filename_component(_keel_torch_inc "${TORCH_INSTALL_PREFIX}/include" REALPATH)
+if(EXISTS "${_keel_torch_inc}/fmt" AND EXISTS "${_keel_fmt_inc}/fmt" AND NOT _keel_torch_inc STREQUAL _keel_fmt_inc)
+  set(_keel_fmt_first "${CMAKE_BINARY_DIR}/fmt-first")
+  file(MAKE_DIRECTORY "${_keel_fmt_first}")
+  file(CREATE_LINK "${_keel_fmt_inc}/fmt" "${_keel_fmt_first}/fmt" SYMBOLIC)
+  target_include_directories(keel_torch SYSTEM BEFORE INTERFACE "${_keel_fmt_first}")
+  message(STATUS "keel: LibTorch's bundled fmt headers set aside for ${_keel_fmt_inc}/fmt")
+endif()
 find_package(spdlog REQUIRED)
 find_package(nlohmann_json REQUIRED)
 find_package(CLI11 REQUIRED)

@@ -34,7 +34,8 @@ mkdir -p "$build"
 generator=(); [ -f "$build/build.ninja" ] || generator=(-G Ninja)
 cmake -S . -B "$build" "${generator[@]}" -DCMAKE_BUILD_TYPE=Release -DKEEL_GLOO=OFF \
   "-DCMAKE_PREFIX_PATH=$torch_root;$prefix" "-DCMAKE_LIBRARY_PATH=$torch_root/lib" \
-  "-DCMAKE_EXE_LINKER_FLAGS=-Wl,-rpath-link,${nvidia_libs%:}" > "$build/configure.log"
+  "-DCMAKE_EXE_LINKER_FLAGS=-Wl,-rpath-link,${nvidia_libs%:}" > "$build/configure.log" 2>&1 || {
+  tail -30 "$build/configure.log"; exit 1; }
 start=$(date +%s)
 ninja -C "$build" -k 0 -j "${KEEL_JOBS:-$(nproc)}" "$@"  # -k 0: every error in one pass
 echo "build_libtorch2: LibTorch $("$py" -c 'import torch; print(torch.__version__)') build in $build took $(( $(date +%s) - start )) s"
