@@ -7,9 +7,10 @@
 # Then run its tests with the same ctest (cd build-lt2 && ctest -L cpu ...). The wheel carries no
 # gloo headers: c10d's Gloo backend would be compiled against Debian's gloo, whose layout differs,
 # so this configuration builds without it (-DKEEL_GLOO=OFF): its dist tests are not meaningful.
-# State (2026-12-07, torch 2.15.0+cu132): every library compiles, CUDA paths included; the
-# executables do not link yet: the wheel's torch/include carries fmt 12 headers, which shadow
-# Debian's fmt 9 that keel links (undefined fmt::v12::vformat). Next: put Debian's fmt first.
+# State (2026-12-07, torch 2.15.0+cu132): every library compiles, CUDA paths included. The
+# executables first failed to link: the wheel's torch/include carries fmt 12 headers, which shadowed
+# Debian's fmt 9 that keel links (undefined fmt::v12::vformat). cmake/KeelDeps.cmake now puts the
+# linked fmt first; a full rebuild and relink with that has not been run yet.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 py=$(scripts/peers_env.sh | tail -1)
