@@ -2,6 +2,10 @@
 // Everything else in keel is written once against the helpers below.
 #pragma once
 
+#include <sstream>
+#include <string>
+#include <type_traits>
+
 #include <ATen/core/Tensor.h>
 #include <torch/version.h>
 
@@ -21,6 +25,20 @@
 #endif
 
 namespace keel::compat {
+
+/// The key of a parameter in torch's optimizer state map (Key: the map's key_type): its TensorImpl's
+/// address as a string in LibTorch 1.13, the pointer itself in later versions.
+template <typename Key>
+Key optimizer_state_key(const at::Tensor& p) {
+  if constexpr (std::is_same_v<Key, std::string>) {
+    // What 1.13's c10::guts::to_string (gone in 2.x) wrote: the address through an ostream.
+    std::ostringstream key;
+    key << p.unsafeGetTensorImpl();
+    return key.str();
+  } else {
+    return p.unsafeGetTensorImpl();
+  }
+}
 
 /// "1.13.1" etc.
 inline const char* torch_version() { return TORCH_VERSION; }

@@ -31,20 +31,14 @@ os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
 import torch  # noqa: E402
 import transformers  # noqa: E402
+from make_test_tokenizers import bytes_to_unicode  # noqa: E402  (this directory is on sys.path)
 
 VOCAB = 8192
 
 
 def write_tokenizer(d):
     """A byte-level BPE tokenizer.json of VOCAB pieces: the 256 bytes, then byte pairs (a merge each)."""
-    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
-    cs, n = bs[:], 0
-    for b in range(256):
-        if b not in bs:
-            bs.append(b)
-            cs.append(256 + n)
-            n += 1
-    char = {b: chr(c) for b, c in zip(bs, cs)}
+    char = bytes_to_unicode()
     vocab = {char[b]: b for b in range(256)}
     merges = []
     letters = [ord(c) for c in "etaoinshrdlucmfwypvbgkjqxz ETAOINSHRDLUCMFWYPVBGKJQXZ0123456789.,"]

@@ -6,32 +6,19 @@
 #pragma once
 
 #include <memory>
-#include <sstream>
 #include <string>
 #include <type_traits>
 
 #include <torch/optim/adamw.h>
 
-namespace keel::learner {
+#include "models/compat.h"
 
-/// The key of a parameter in torch's optimizer state map: its TensorImpl's address as a string in
-/// LibTorch 1.13, the pointer itself in later versions.
-template <typename Key>
-Key optimizer_state_key(const at::Tensor& p) {
-  if constexpr (std::is_same_v<Key, std::string>) {
-    // What 1.13's c10::guts::to_string (gone in 2.x) wrote: the address through an ostream.
-    std::ostringstream key;
-    key << p.unsafeGetTensorImpl();
-    return key.str();
-  } else {
-    return p.unsafeGetTensorImpl();
-  }
-}
+namespace keel::learner {
 
 /// AdamW's state of parameter `p`, or null (never stepped).
 inline const torch::optim::AdamWParamState* adamw_state(const torch::optim::AdamW& opt, const at::Tensor& p) {
   using Key = std::decay_t<decltype(opt.state())>::key_type;
-  const auto it = opt.state().find(optimizer_state_key<Key>(p));
+  const auto it = opt.state().find(compat::optimizer_state_key<Key>(p));
   return it == opt.state().end() ? nullptr : static_cast<const torch::optim::AdamWParamState*>(it->second.get());
 }
 
@@ -44,7 +31,7 @@ inline void set_adamw_state(torch::optim::AdamW& opt, const at::Tensor& p, int64
   st->step(step);
   st->exp_avg(std::move(exp_avg));
   st->exp_avg_sq(std::move(exp_avg_sq));
-  opt.state()[optimizer_state_key<Key>(p)] = std::move(st);
+  opt.state()[compat::optimizer_state_key<Key>(p)] = std::move(st);
 }
 
 class FusedAdamW : public torch::optim::AdamW {

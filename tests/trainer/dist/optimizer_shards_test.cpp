@@ -71,10 +71,10 @@ TEST(OptimizerShards, ThreeRanksReadBackOnTwoAndWhole) {
   load_whole_moments(dir.path(), "optimizer", params, opt);
   using Key = std::decay_t<decltype(opt.state())>::key_type;
   EXPECT_EQ(opt.state().size(), 2U);  // parameter 2 never stepped
-  const auto& st = static_cast<const torch::optim::AdamWParamState&>(*opt.state().at(learner::optimizer_state_key<Key>(params[1])));
+  const auto& st = static_cast<const torch::optim::AdamWParamState&>(*opt.state().at(compat::optimizer_state_key<Key>(params[1])));
   EXPECT_EQ(st.step(), 4);
   EXPECT_TRUE(at::equal(st.exp_avg(), torch::arange(0, 7, torch::kFloat) + 100.0));
-  const auto& s0 = static_cast<const torch::optim::AdamWParamState&>(*opt.state().at(learner::optimizer_state_key<Key>(params[0])));
+  const auto& s0 = static_cast<const torch::optim::AdamWParamState&>(*opt.state().at(compat::optimizer_state_key<Key>(params[0])));
   EXPECT_EQ(s0.exp_avg_sq().sizes(), params[0].sizes());
 }
 
